@@ -1,0 +1,213 @@
+//! The change model: what one CDC event means, independent of its wire format.
+
+use crate::value::Value;
+use crate::version::Version;
+use std::fmt;
+use std::sync::Arc;
+
+/// The source table a change belongs to (`source.schema`, `source.table`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    /// Source schema, e.g. `public`.
+    pub schema: String,
+    /// Source table name.
+    pub table: String,
+}
+
+impl TableId {
+    /// Builds a table id.
+    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
+        TableId {
+            schema: schema.into(),
+            table: table.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// The operation of a change event (Debezium's `op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `c`: a row was inserted.
+    Create,
+    /// `r`: a row read by the initial snapshot.
+    Read,
+    /// `u`: a row was updated.
+    Update,
+    /// `d`: a row was deleted.
+    Delete,
+    /// `t`: the table was truncated (no key, no row).
+    Truncate,
+}
+
+impl Op {
+    /// True for operations that carry a row image to upsert (`c`, `r`, `u`).
+    pub fn is_upsert(self) -> bool {
+        matches!(self, Op::Create | Op::Read | Op::Update)
+    }
+
+    /// Debezium's one-letter code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Read => "r",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Truncate => "t",
+        }
+    }
+}
+
+/// An ordered list of `(column, value)` pairs.
+///
+/// A column that is *absent* was not part of this change (for example an
+/// unchanged TOASTed column that Debezium replaced by its placeholder): the
+/// target keeps what it stores. A column present with [`Value::Null`] is a
+/// real NULL.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row {
+    /// The columns in source order.
+    pub columns: Vec<(String, Value)>,
+}
+
+impl Row {
+    /// Value of a column, if present in this change.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// True if the column is part of this change.
+    pub fn contains(&self, name: &str) -> bool {
+        self.columns.iter().any(|(n, _)| n == name)
+    }
+
+    /// Adds (or replaces) a column value.
+    pub fn set(&mut self, name: impl Into<String>, value: Value) {
+        let name = name.into();
+        match self.columns.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.columns.push((name, value)),
+        }
+    }
+
+    /// Column names in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// A column type as declared by the event's schema (Debezium/Kafka Connect
+/// types with their logical names resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    /// int8/int16 (smallint).
+    Int16,
+    /// int32.
+    Int32,
+    /// int64.
+    Int64,
+    /// float32.
+    Float32,
+    /// float64.
+    Float64,
+    /// boolean.
+    Bool,
+    /// Plain string (also enums, XML, intervals as strings).
+    Text,
+    /// Raw bytes.
+    Bytes,
+    /// `org.apache.kafka.connect.data.Decimal` with fixed scale.
+    Decimal {
+        /// `connect.decimal.precision` when the connector sent it.
+        precision: Option<u32>,
+        /// Digits after the decimal point.
+        scale: u32,
+    },
+    /// `io.debezium.data.VariableScaleDecimal` (numeric without precision).
+    VariableDecimal,
+    /// `io.debezium.time.Date`.
+    Date,
+    /// `io.debezium.time.Time`/`MicroTime`/`NanoTime`.
+    Time,
+    /// `io.debezium.time.Timestamp`/`MicroTimestamp`/`NanoTimestamp`.
+    Timestamp,
+    /// `io.debezium.time.ZonedTimestamp`.
+    TimestampTz,
+    /// `io.debezium.time.ZonedTime`.
+    TimeTz,
+    /// `io.debezium.data.Uuid`.
+    Uuid,
+    /// `io.debezium.data.Json`.
+    Json,
+    /// `io.debezium.data.Enum` (stored as text).
+    Enum,
+    /// An array of the element type.
+    Array(Box<ColumnType>),
+    /// A schema-less event: the type is inferred from the JSON value.
+    Inferred,
+}
+
+/// One column of a table schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSchema {
+    /// Column name.
+    pub name: String,
+    /// Column type.
+    pub ty: ColumnType,
+    /// Whether the column may be NULL.
+    pub optional: bool,
+}
+
+/// The row shape declared by a schema-carrying event (`schema.fields[after]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableSchema {
+    /// Columns in source order.
+    pub columns: Vec<ColumnSchema>,
+}
+
+impl TableSchema {
+    /// Looks a column up by name.
+    pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// One decoded change event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The source table.
+    pub table: TableId,
+    /// What happened.
+    pub op: Op,
+    /// Primary key columns and values (empty for truncate).
+    pub key: Row,
+    /// The row image to upsert (`after`), present for `c`, `r`, `u`.
+    pub row: Option<Row>,
+    /// The change's version; newer replaces older.
+    pub version: Version,
+    /// Declared schema of the row, when the event carried one.
+    pub schema: Option<Arc<TableSchema>>,
+}
+
+impl Change {
+    /// Canonical text identifying `(table, key)`: two changes of the same
+    /// row have the same identity, different rows different identities.
+    pub fn identity(&self) -> String {
+        let mut out = String::with_capacity(32);
+        out.push_str(&self.table.schema);
+        out.push('\u{1}');
+        out.push_str(&self.table.table);
+        for (name, value) in &self.key.columns {
+            out.push('\u{1}');
+            out.push_str(name);
+            out.push('=');
+            value.write_canonical(&mut out);
+        }
+        out
+    }
+}

@@ -1,0 +1,310 @@
+//! Decoding of Debezium PostgreSQL change events (JSON, with or without the
+//! `{"schema", "payload"}` envelope), Debezium 0.10 through 3.x.
+//!
+//! Shape differences tolerated: `source.sequence` absent (before ~1.4) or a
+//! JSON string holding an array; `snapshot` a string (`"true"`, `"last"`,
+//! ...) or a boolean; `ts_us`/`ts_ns` present or not. A record with a null
+//! value is a Kafka tombstone (log compaction marker) and decodes to `None`.
+
+mod schema;
+mod values;
+
+pub use values::{UNAVAILABLE_VALUE, unscaled_to_decimal};
+
+use crate::change::{Change, Op, Row, TableId};
+use crate::error::DecodeError;
+use crate::version::{Version, VersionSource};
+use schema::RowCodec;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How records of one topic are turned into changes.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    /// Where versions come from.
+    pub version: VersionSource,
+    /// Key columns per source table (`schema.table`), used instead of the
+    /// Kafka key; `*` applies to every table without its own entry.
+    pub key_columns: HashMap<String, Vec<String>>,
+}
+
+impl DecodeOptions {
+    fn key_columns_for(&self, table: &TableId) -> Option<&[String]> {
+        self.key_columns
+            .get(&table.to_string())
+            .or_else(|| self.key_columns.get("*"))
+            .map(Vec::as_slice)
+    }
+}
+
+/// Decodes one Kafka record. `offset` is the record's Kafka offset (used
+/// only by [`VersionSource::KafkaOffset`]). Returns `Ok(None)` for a
+/// tombstone (null value), which carries no change.
+pub fn decode(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    offset: i64,
+    opts: &DecodeOptions,
+) -> Result<Option<Change>, DecodeError> {
+    let Some(value) = value else { return Ok(None) };
+    let value: Json = serde_json::from_slice(value).map_err(|e| DecodeError::Json {
+        part: "value",
+        message: e.to_string(),
+    })?;
+    let (payload, value_schema) = unwrap_envelope(&value);
+    if payload.is_null() {
+        return Ok(None);
+    }
+    let payload = payload
+        .as_object()
+        .ok_or_else(|| field("payload", "expected an object"))?;
+
+    let op = match payload.get("op").and_then(Json::as_str) {
+        Some("c") => Op::Create,
+        Some("r") => Op::Read,
+        Some("u") => Op::Update,
+        Some("d") => Op::Delete,
+        Some("t") => Op::Truncate,
+        Some(other) => return Err(DecodeError::UnknownOp(other.to_owned())),
+        None => return Err(field("op", "missing")),
+    };
+    let source = payload
+        .get("source")
+        .ok_or_else(|| field("source", "missing"))?;
+    let table = TableId::new(
+        source
+            .get("schema")
+            .and_then(Json::as_str)
+            .ok_or_else(|| field("source.schema", "missing"))?,
+        source
+            .get("table")
+            .and_then(Json::as_str)
+            .ok_or_else(|| field("source.table", "missing"))?,
+    );
+
+    // The row codec comes from the `after` field's schema (same struct as
+    // `before`); schema-less events infer types from JSON values.
+    let row_codec = value_schema
+        .and_then(|s| s.get("fields"))
+        .and_then(Json::as_array)
+        .and_then(|fields| {
+            fields
+                .iter()
+                .find(|f| f.get("field").and_then(Json::as_str) == Some("after"))
+                .or_else(|| {
+                    fields
+                        .iter()
+                        .find(|f| f.get("field").and_then(Json::as_str) == Some("before"))
+                })
+        })
+        .map(|s| schema::parse_struct(s, "schema.after"))
+        .transpose()?;
+    let row_codec = row_codec.unwrap_or_default();
+
+    let after = match payload.get("after") {
+        Some(Json::Object(_)) if op.is_upsert() => {
+            Some(decode_row(&payload["after"], &row_codec, "after")?)
+        }
+        _ if op.is_upsert() => {
+            return Err(field("after", "an insert/update/read needs an `after` row"));
+        }
+        _ => None,
+    };
+
+    let key = if op == Op::Truncate {
+        Row::default()
+    } else {
+        decode_key(key, payload, after.as_ref(), &row_codec, &table, opts)?
+    };
+
+    let version = match &opts.version {
+        VersionSource::DebeziumLsn => lsn_version(source)?,
+        VersionSource::KafkaOffset if op != Op::Truncate => Version::new(offset.max(0) as u64, 0),
+        VersionSource::Field { field: name } if op != Op::Truncate => {
+            let image = match &after {
+                Some(row) => row.clone(),
+                None => decode_row(
+                    payload.get("before").unwrap_or(&Json::Null),
+                    &row_codec,
+                    "before",
+                )?,
+            };
+            field_version(image.get(name), name)?
+        }
+        // Truncate spans every key: only an LSN orders it against rows of
+        // other partitions. Anything else would truncate unordered.
+        _ => {
+            return Err(field(
+                "op",
+                "truncate events need `version.source: debezium_lsn`",
+            ));
+        }
+    };
+
+    Ok(Some(Change {
+        table,
+        op,
+        key,
+        row: after,
+        version,
+        schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::new(row_codec.schema)),
+    }))
+}
+
+fn field(path: &str, message: &str) -> DecodeError {
+    DecodeError::Field {
+        path: path.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Splits `{"schema": .., "payload": ..}` into (payload, schema); a bare
+/// payload has no schema.
+fn unwrap_envelope(value: &Json) -> (&Json, Option<&Json>) {
+    match value.as_object() {
+        Some(obj) if obj.contains_key("payload") && obj.contains_key("schema") => {
+            (&obj["payload"], obj.get("schema").filter(|s| !s.is_null()))
+        }
+        _ => (value, None),
+    }
+}
+
+/// Decodes a row image. Columns carrying the TOAST placeholder are left out:
+/// they are not part of this change.
+fn decode_row(json: &Json, codec: &RowCodec, part: &str) -> Result<Row, DecodeError> {
+    let obj = json
+        .as_object()
+        .ok_or_else(|| field(part, "expected an object"))?;
+    let mut row = Row {
+        columns: Vec::with_capacity(obj.len()),
+    };
+    for (name, raw) in obj {
+        if values::is_unavailable(raw) {
+            continue;
+        }
+        let value =
+            values::decode(raw, codec.codec(name)).map_err(|message| DecodeError::Field {
+                path: format!("{part}.{name}"),
+                message,
+            })?;
+        row.columns.push((name.clone(), value));
+    }
+    Ok(row)
+}
+
+/// The key: configured key columns taken from the row image (`after`, or
+/// `before` for deletes) when configured for the table, else the Kafka key.
+///
+/// With the default replica identity a delete's `before` holds the key and
+/// type-default fillers elsewhere; only key columns are ever read from it.
+fn decode_key(
+    kafka_key: Option<&[u8]>,
+    payload: &serde_json::Map<String, Json>,
+    after: Option<&Row>,
+    row_codec: &RowCodec,
+    table: &TableId,
+    opts: &DecodeOptions,
+) -> Result<Row, DecodeError> {
+    if let Some(columns) = opts.key_columns_for(table) {
+        let image = match after {
+            Some(row) => row.clone(),
+            None => decode_row(
+                payload.get("before").unwrap_or(&Json::Null),
+                row_codec,
+                "before",
+            )?,
+        };
+        let mut key = Row::default();
+        for column in columns {
+            let value = image.get(column).ok_or_else(|| {
+                field(
+                    &format!("key.{column}"),
+                    "configured key column missing from the row",
+                )
+            })?;
+            key.set(column.clone(), value.clone());
+        }
+        return Ok(key);
+    }
+    let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
+    let json: Json = serde_json::from_slice(raw).map_err(|e| DecodeError::Json {
+        part: "key",
+        message: e.to_string(),
+    })?;
+    let (payload, schema) = unwrap_envelope(&json);
+    let key_codec = match schema {
+        Some(s) => schema::parse_struct(s, "key.schema")?,
+        // Schema-less keys take the value schema's codec for the same column.
+        None => row_codec.clone(),
+    };
+    let key = decode_row(payload, &key_codec, "key")?;
+    if key.columns.is_empty() {
+        return Err(DecodeError::MissingKey(table.to_string()));
+    }
+    Ok(key)
+}
+
+/// `(commit_lsn, change_lsn)` from `source.sequence` where present (a null
+/// commit LSN, as on snapshot rows, counts as 0), else `(lsn, lsn)`: an event
+/// without a sequence (Debezium before ~1.4, or a hand-made one) orders by
+/// its LSN alone, and against sequenced events by that LSN as well. The
+/// sequence is a JSON string holding an array of two strings; some producers
+/// send a real array.
+fn lsn_version(source: &Json) -> Result<Version, DecodeError> {
+    let lsn_of = |v: &Json| -> Option<u64> {
+        match v {
+            Json::String(s) => s.parse().ok(),
+            Json::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    };
+    let sequence = match source.get("sequence") {
+        Some(Json::String(s)) => Some(
+            serde_json::from_str::<Json>(s)
+                .map_err(|_| field("source.sequence", "expected a JSON array in the string"))?,
+        ),
+        Some(Json::Array(a)) => Some(Json::Array(a.clone())),
+        _ => None,
+    };
+    if let Some(Json::Array(parts)) = sequence
+        && parts.len() == 2
+    {
+        let change =
+            lsn_of(&parts[1]).ok_or_else(|| field("source.sequence[1]", "expected an LSN"))?;
+        let commit = lsn_of(&parts[0]).unwrap_or(0);
+        return Ok(Version::new(commit, change));
+    }
+    let lsn = source
+        .get("lsn")
+        .and_then(lsn_of)
+        .ok_or_else(|| field("source.lsn", "missing: cannot version this event"))?;
+    Ok(Version::new(lsn, lsn))
+}
+
+/// A version from a configured column: integers, dates and timestamps keep
+/// their order.
+fn field_version(value: Option<&crate::Value>, name: &str) -> Result<Version, DecodeError> {
+    use crate::Value as V;
+    let path = format!("version.{name}");
+    let micros = match value {
+        Some(V::Int(i)) => *i,
+        Some(V::Timestamp(t)) => t.and_utc().timestamp_micros(),
+        Some(V::Date(d)) => d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_micros())
+            .unwrap_or(0),
+        Some(V::TimestampTz(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|e| field(&path, &format!("not an RFC 3339 timestamp: {e}")))?
+            .timestamp_micros(),
+        Some(V::Decimal(d)) => d
+            .parse()
+            .map_err(|_| field(&path, "decimal version must be an integer"))?,
+        Some(other) => return Err(field(&path, &format!("cannot order by {other:?}"))),
+        None => return Err(field(&path, "version column missing from the row image")),
+    };
+    Ok(Version::from_i64(micros))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! Decoding tests against real Debezium connector output.
+//!
+//! The fixtures live in `../shared/fixtures/debezium` (captured from other
+//! projects, not copied into this repository). When that folder is absent
+//! these tests say so and skip.
+
+use super::*;
+use crate::Value;
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> Option<Vec<u8>> {
+    let dir = std::env::var_os("SINKFLEET_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("fixtures/debezium");
+    if !dir.is_dir() {
+        eprintln!("skipping: Debezium fixtures not found at {}", dir.display());
+        return None;
+    }
+    Some(std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}")))
+}
+
+fn id_key() -> DecodeOptions {
+    let mut opts = DecodeOptions::default();
+    opts.key_columns.insert("*".into(), vec!["id".into()]);
+    opts
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[test]
+fn snapshot_with_schema_and_schema_key() {
+    let (Some(value), Some(key)) = (
+        fixture("01-read-snapshot-with-schema.value.json"),
+        fixture("01-read-snapshot-with-schema.key.json"),
+    ) else {
+        return;
+    };
+    let change = decode(Some(&key), Some(&value), 0, &DecodeOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.op, Op::Read);
+    assert_eq!(change.table, TableId::new("inventory", "customers"));
+    assert_eq!(
+        change.key.columns,
+        vec![("id".to_string(), Value::Int(1002))]
+    );
+    let row = change.row.unwrap();
+    assert_eq!(row.get("first_name"), Some(&text("George")));
+    assert_eq!(row.get("email"), Some(&text("gbailey@foobar.com")));
+    // sequence is "[null,\"36313560\"]": no commit LSN yet.
+    assert_eq!(change.version, Version::new(0, 36313560));
+    let schema = change.schema.unwrap();
+    assert_eq!(schema.column("id").unwrap().ty, crate::ColumnType::Int32);
+}
+
+#[test]
+fn update_after_snapshot_is_newer_without_sequence() {
+    let (Some(snap), Some(upd)) = (
+        fixture("02-read-snapshot-no-schema.value.json"),
+        fixture("03-update-full-before-no-schema.value.json"),
+    ) else {
+        return;
+    };
+    let opts = id_key();
+    let a = decode(None, Some(&snap), 0, &opts).unwrap().unwrap();
+    let b = decode(None, Some(&upd), 1, &opts).unwrap().unwrap();
+    assert_eq!(a.identity(), b.identity());
+    assert!(b.version > a.version);
+    assert_eq!(
+        b.row.unwrap().get("description"),
+        Some(&text("18oz carpenter hammer"))
+    );
+    assert_eq!(a.row.unwrap().get("weight"), Some(&Value::Float(1.0)));
+}
+
+#[test]
+fn create_update_delete_with_schema() {
+    let (Some(c), Some(u), Some(d)) = (
+        fixture("04-create-with-schema.value.json"),
+        fixture("05-update-full-before-with-schema.value.json"),
+        fixture("06-delete-full-before-with-schema.value.json"),
+    ) else {
+        return;
+    };
+    let opts = id_key();
+    let c = decode(None, Some(&c), 0, &opts).unwrap().unwrap();
+    let u = decode(None, Some(&u), 1, &opts).unwrap().unwrap();
+    let d = decode(None, Some(&d), 2, &opts).unwrap().unwrap();
+    assert_eq!(
+        c.row.as_ref().unwrap().get("description"),
+        Some(&text("Big 2-wheel scooter "))
+    );
+    assert_eq!(
+        u.row.as_ref().unwrap().get("weight"),
+        Some(&Value::Float(5.17))
+    );
+    assert_eq!(d.op, Op::Delete);
+    assert!(d.row.is_none());
+    assert_eq!(d.key.columns, vec![("id".to_string(), Value::Int(111))]);
+    assert!(c.version < u.version && u.version < d.version);
+}
+
+#[test]
+fn schemaless_create_update_and_default_identity_delete() {
+    let (Some(c), Some(u), Some(d), Some(full)) = (
+        fixture("07-create-no-schema.value.json"),
+        fixture("08-update-before-null-no-schema.value.json"),
+        fixture("09-delete-default-identity-no-schema.value.json"),
+        fixture("10-update-full-before-no-schema.value.json"),
+    ) else {
+        return;
+    };
+    let opts = id_key();
+    let c = decode(None, Some(&c), 0, &opts).unwrap().unwrap();
+    assert_eq!(c.version, Version::new(247967255240, 247967257096));
+    let row = c.row.unwrap();
+    // Without a schema a Debezium date is its raw day count.
+    assert_eq!(row.get("date"), Some(&Value::Int(13693)));
+    assert_eq!(row.get("addr2"), Some(&text("")));
+    let u = decode(None, Some(&u), 1, &opts).unwrap().unwrap();
+    assert_eq!(u.op, Op::Update);
+    assert_eq!(u.row.unwrap().get("town"), Some(&text("LEE-ON-THE-SOLENT")));
+    // The nulls in a default-identity `before` are fillers: only the key is read.
+    let d = decode(None, Some(&d), 2, &opts).unwrap().unwrap();
+    assert_eq!(
+        d.key.columns,
+        vec![("id".to_string(), Value::Int(50419765))]
+    );
+    assert!(d.row.is_none());
+    let full = decode(None, Some(&full), 3, &opts).unwrap().unwrap();
+    assert_eq!(full.row.unwrap().get("type"), Some(&text("terraced")));
+}
+
+#[test]
+fn decimal_and_micro_timestamp() {
+    let Some(v) = fixture("19-read-decimal-microtimestamp-with-schema.value.json") else {
+        return;
+    };
+    let mut opts = DecodeOptions::default();
+    opts.key_columns
+        .insert("public.payment".into(), vec!["payment_id".into()]);
+    let c = decode(None, Some(&v), 0, &opts).unwrap().unwrap();
+    let row = c.row.unwrap();
+    assert_eq!(row.get("amount"), Some(&Value::Decimal("2.99".into())));
+    match row.get("payment_date") {
+        Some(Value::Timestamp(t)) => assert_eq!(t.to_string(), "2007-05-14 13:44:29.996577"),
+        other => panic!("payment_date: {other:?}"),
+    }
+    assert_eq!(c.version, Version::new(31227904, 31227904));
+    assert_eq!(
+        c.schema.unwrap().column("amount").unwrap().ty,
+        crate::ColumnType::Decimal {
+            precision: Some(5),
+            scale: 2
+        }
+    );
+}
+
+#[test]
+fn arrays_enums_and_decimals() {
+    let Some(v) = fixture("20-read-array-enum-decimal-with-schema.value.json") else {
+        return;
+    };
+    let mut opts = DecodeOptions::default();
+    opts.key_columns.insert("*".into(), vec!["film_id".into()]);
+    let c = decode(None, Some(&v), 0, &opts).unwrap().unwrap();
+    let row = c.row.as_ref().unwrap();
+    assert_eq!(row.get("rental_rate"), Some(&Value::Decimal("4.99".into())));
+    assert_eq!(
+        row.get("replacement_cost"),
+        Some(&Value::Decimal("24.99".into()))
+    );
+    assert_eq!(row.get("rating"), Some(&text("G")));
+    assert_eq!(
+        row.get("special_features"),
+        Some(&Value::Array(vec![text("Trailers"), text("Commentaries")]))
+    );
+    match row.get("last_update") {
+        Some(Value::Timestamp(t)) => assert_eq!(t.to_string(), "2013-05-26 14:50:58.951"),
+        other => panic!("last_update: {other:?}"),
+    }
+    let schema = c.schema.unwrap();
+    assert_eq!(schema.column("rating").unwrap().ty, crate::ColumnType::Enum);
+    assert_eq!(
+        schema.column("special_features").unwrap().ty,
+        crate::ColumnType::Array(Box::new(crate::ColumnType::Text))
+    );
+}
+
+#[test]
+fn composite_key_delete_reads_only_key_columns() {
+    let Some(v) = fixture("21-delete-composite-pk-default-identity-with-schema.value.json") else {
+        return;
+    };
+    let mut opts = DecodeOptions::default();
+    opts.key_columns.insert(
+        "public.film_actor".into(),
+        vec!["actor_id".into(), "film_id".into()],
+    );
+    let d = decode(None, Some(&v), 0, &opts).unwrap().unwrap();
+    assert_eq!(d.op, Op::Delete);
+    assert_eq!(
+        d.key.columns,
+        vec![
+            ("actor_id".to_string(), Value::Int(1)),
+            ("film_id".to_string(), Value::Int(23))
+        ]
+    );
+    assert!(
+        d.row.is_none(),
+        "the filler last_update=0 must not become data"
+    );
+}
+
+#[test]
+fn micro_timestamp_date_and_micro_time() {
+    let Some(v) = fixture("22-read-microtimestamp-date-microtime-with-schema.value.json") else {
+        return;
+    };
+    let c = decode(None, Some(&v), 0, &id_key()).unwrap().unwrap();
+    let row = c.row.unwrap();
+    let show = |n: &str| match row.get(n) {
+        Some(Value::Timestamp(t)) => t.to_string(),
+        Some(Value::Date(d)) => d.to_string(),
+        Some(Value::Time(t)) => t.to_string(),
+        other => panic!("{n}: {other:?}"),
+    };
+    assert_eq!(show("ts"), "2022-10-14 23:55:31.989360");
+    assert_eq!(show("d"), "2022-10-14");
+    assert_eq!(show("t"), "23:55:31.989360");
+}
+
+#[test]
+fn docs_3x_create_with_boolean_snapshot_and_truncate() {
+    let (Some(c), Some(t)) = (
+        fixture("25-create-with-schema-docs-3x.value.json"),
+        fixture("26-truncate-docs-payload-only.value.json"),
+    ) else {
+        return;
+    };
+    let c = decode(None, Some(&c), 0, &id_key()).unwrap().unwrap();
+    assert_eq!(c.op, Op::Create);
+    assert_eq!(c.row.unwrap().get("first_name"), Some(&text("Anne")));
+    assert_eq!(c.version, Version::new(24023119, 24023128));
+    // Truncate has a null Kafka key and no row.
+    let t = decode(None, Some(&t), 1, &DecodeOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.op, Op::Truncate);
+    assert!(t.key.columns.is_empty());
+    // Without a sequence the LSN orders it: after 25's (24023119, 24023128).
+    assert_eq!(t.version, Version::new(46523128, 46523128));
+    assert!(t.version > c.version);
+}
+
+#[test]
+fn tombstones_and_malformed_records() {
+    let opts = id_key();
+    assert_eq!(decode(Some(b"{\"id\":1}"), None, 0, &opts).unwrap(), None);
+    assert_eq!(
+        decode(None, Some(b"{\"schema\":null,\"payload\":null}"), 0, &opts).unwrap(),
+        None
+    );
+    assert!(matches!(
+        decode(None, Some(b"{not json"), 0, &opts),
+        Err(DecodeError::Json { .. })
+    ));
+    let bad_op = br#"{"op":"x","source":{"schema":"s","table":"t","lsn":1},"after":{"id":1}}"#;
+    assert!(matches!(
+        decode(None, Some(bad_op), 0, &opts),
+        Err(DecodeError::UnknownOp(_))
+    ));
+    let no_key = br#"{"op":"c","source":{"schema":"s","table":"t","lsn":1},"after":{"id":1}}"#;
+    assert!(matches!(
+        decode(None, Some(no_key), 0, &DecodeOptions::default()),
+        Err(DecodeError::MissingKey(_))
+    ));
+}
+
+#[test]
+fn toast_placeholder_leaves_the_column_out() {
+    let v = br#"{"op":"u","source":{"schema":"s","table":"t","lsn":9},
+        "after":{"id":1,"body":"__debezium_unavailable_value","n":2}}"#;
+    let c = decode(Some(br#"{"id":1}"#), Some(v), 0, &DecodeOptions::default())
+        .unwrap()
+        .unwrap();
+    let row = c.row.unwrap();
+    assert!(!row.contains("body"));
+    assert_eq!(row.get("n"), Some(&Value::Int(2)));
+}
+
+#[test]
+fn field_and_offset_versions() {
+    let v = br#"{"op":"u","source":{"schema":"s","table":"t"},"after":{"id":1,"rev":-3}}"#;
+    let opts = DecodeOptions {
+        version: VersionSource::Field {
+            field: "rev".into(),
+        },
+        ..id_key()
+    };
+    let c = decode(None, Some(v), 0, &opts).unwrap().unwrap();
+    assert_eq!(c.version, Version::from_i64(-3));
+    let opts = DecodeOptions {
+        version: VersionSource::KafkaOffset,
+        ..id_key()
+    };
+    assert_eq!(
+        decode(None, Some(v), 42, &opts).unwrap().unwrap().version,
+        Version::new(42, 0)
+    );
+}

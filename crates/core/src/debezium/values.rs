@@ -1,0 +1,283 @@
+//! Debezium's JSON value encodings → [`Value`].
+
+use super::schema::Codec;
+use crate::value::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta};
+use serde_json::Value as Json;
+
+/// Debezium's stand-in for an unchanged TOASTed column. It means "this
+/// column is not part of the change", never a value to write.
+pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+/// The placeholder as a bytes column carries it (base64 of the text).
+const UNAVAILABLE_VALUE_BASE64: &str = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==";
+
+/// True if the JSON value is the TOAST placeholder in any of its encodings.
+pub(crate) fn is_unavailable(json: &Json) -> bool {
+    match json {
+        Json::String(s) => s == UNAVAILABLE_VALUE || s == UNAVAILABLE_VALUE_BASE64,
+        Json::Array(items) => items.len() == 1 && is_unavailable(&items[0]),
+        _ => false,
+    }
+}
+
+/// Decodes one column value; `Err` carries a message for the field error.
+pub(crate) fn decode(json: &Json, codec: &Codec) -> Result<Value, String> {
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    let wrong = |expected: &str| format!("expected {expected}, found {json}");
+    Ok(match codec {
+        Codec::Int => Value::Int(json.as_i64().ok_or_else(|| wrong("an integer"))?),
+        Codec::Float => match json {
+            Json::Number(n) => Value::Float(n.as_f64().ok_or_else(|| wrong("a number"))?),
+            Json::String(s) => Value::Float(s.parse::<f64>().map_err(|_| wrong("a number"))?),
+            _ => return Err(wrong("a number")),
+        },
+        Codec::Bool => Value::Bool(json.as_bool().ok_or_else(|| wrong("a boolean"))?),
+        Codec::Text => Value::Text(text(json)),
+        Codec::Uuid => Value::Uuid(
+            str_of(json)
+                .ok_or_else(|| wrong("a UUID string"))?
+                .to_owned(),
+        ),
+        Codec::Json => Value::Json(text(json)),
+        Codec::ZonedTimestamp => Value::TimestampTz(
+            str_of(json)
+                .ok_or_else(|| wrong("an ISO-8601 string"))?
+                .to_owned(),
+        ),
+        Codec::ZonedTime => Value::TimeTz(
+            str_of(json)
+                .ok_or_else(|| wrong("an ISO-8601 string"))?
+                .to_owned(),
+        ),
+        Codec::Bytes => Value::Bytes(base64(json)?),
+        Codec::Decimal { scale } => match json {
+            // JsonConverter's `decimal.format=NUMERIC` writes plain numbers.
+            Json::Number(n) => Value::Decimal(n.to_string()),
+            _ => Value::Decimal(unscaled_to_decimal(&base64(json)?, *scale)),
+        },
+        Codec::VariableDecimal => {
+            let scale = json
+                .get("scale")
+                .and_then(Json::as_u64)
+                .ok_or_else(|| wrong("{scale, value}"))?;
+            let bytes = base64(json.get("value").ok_or_else(|| wrong("{scale, value}"))?)?;
+            Value::Decimal(unscaled_to_decimal(&bytes, scale as u32))
+        }
+        Codec::Date => {
+            let days = json.as_i64().ok_or_else(|| wrong("days since epoch"))?;
+            Value::Date(epoch_day(days).ok_or_else(|| wrong("a date in range"))?)
+        }
+        Codec::TimeMillis => Value::Time(time_of_day(int(json)?, 1_000_000)?),
+        Codec::TimeMicros => Value::Time(time_of_day(int(json)?, 1_000)?),
+        Codec::TimeNanos => Value::Time(time_of_day(int(json)?, 1)?),
+        Codec::TimestampMillis => Value::Timestamp(timestamp(int(json)?, 1_000_000)?),
+        Codec::TimestampMicros => Value::Timestamp(timestamp(int(json)?, 1_000)?),
+        Codec::TimestampNanos => Value::Timestamp(timestamp(int(json)?, 1)?),
+        Codec::Array(item) => {
+            let items = json.as_array().ok_or_else(|| wrong("an array"))?;
+            Value::Array(
+                items
+                    .iter()
+                    .map(|i| decode(i, item))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Codec::Infer => infer(json),
+    })
+}
+
+/// Schema-less values keep their JSON type: integers, floats, booleans and
+/// strings map directly; objects are JSON documents.
+fn infer(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            // u64 above i64::MAX keeps its exact digits.
+            None if n.is_u64() => Value::Decimal(n.to_string()),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::Text(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(infer).collect()),
+        Json::Object(_) => Value::Json(json.to_string()),
+    }
+}
+
+fn str_of(json: &Json) -> Option<&str> {
+    json.as_str()
+}
+
+fn text(json: &Json) -> String {
+    match json {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn int(json: &Json) -> Result<i64, String> {
+    json.as_i64()
+        .ok_or_else(|| format!("expected an integer, found {json}"))
+}
+
+fn base64(json: &Json) -> Result<Vec<u8>, String> {
+    let s = json
+        .as_str()
+        .ok_or_else(|| format!("expected base64 text, found {json}"))?;
+    BASE64
+        .decode(s)
+        .map_err(|e| format!("invalid base64 `{s}`: {e}"))
+}
+
+/// Renders a big-endian two's-complement integer scaled by `10^-scale` as
+/// exact decimal text (arbitrary length: Postgres numerics exceed i128).
+pub fn unscaled_to_decimal(bytes: &[u8], scale: u32) -> String {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    // Magnitude as big-endian bytes (two's complement negate when negative).
+    let mut mag: Vec<u8> = bytes.to_vec();
+    if negative {
+        for b in mag.iter_mut() {
+            *b = !*b;
+        }
+        for b in mag.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+    }
+    // Repeated division by 10 of the base-256 number gives decimal digits.
+    let mut digits = Vec::new();
+    while mag.iter().any(|&b| b != 0) {
+        let mut rem: u32 = 0;
+        for b in mag.iter_mut() {
+            let cur = (rem << 8) | *b as u32;
+            *b = (cur / 10) as u8;
+            rem = cur % 10;
+        }
+        digits.push(b'0' + rem as u8);
+    }
+    if digits.is_empty() {
+        digits.push(b'0');
+    }
+    let scale = scale as usize;
+    while digits.len() <= scale {
+        digits.push(b'0');
+    }
+    digits.reverse();
+    let (int_part, frac_part) = digits.split_at(digits.len() - scale);
+    let mut out = String::with_capacity(digits.len() + 2);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(int_part).unwrap_or("0"));
+    if scale > 0 {
+        out.push('.');
+        out.push_str(std::str::from_utf8(frac_part).unwrap_or("0"));
+    }
+    out
+}
+
+fn epoch_day(days: i64) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(TimeDelta::try_days(days)?)
+}
+
+/// `value` counts units of `nanos_per_unit` nanoseconds since midnight.
+fn time_of_day(value: i64, nanos_per_unit: i64) -> Result<NaiveTime, String> {
+    let nanos = value
+        .checked_mul(nanos_per_unit)
+        .ok_or_else(|| format!("time {value} out of range"))?;
+    let secs = nanos.div_euclid(1_000_000_000);
+    let frac = nanos.rem_euclid(1_000_000_000);
+    // 24:00:00 is a valid Postgres time; chrono cannot hold it, so clamp to
+    // the last representable instant of the day rather than failing.
+    if secs >= 86_400 {
+        return NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999)
+            .ok_or_else(|| "time out of range".into());
+    }
+    NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, frac as u32)
+        .ok_or_else(|| format!("time {value} out of range"))
+}
+
+/// `value` counts units of `nanos_per_unit` since the epoch; negative values
+/// are instants before 1970 (`div_euclid` keeps the fraction positive).
+fn timestamp(value: i64, nanos_per_unit: i64) -> Result<chrono::NaiveDateTime, String> {
+    let per_sec = 1_000_000_000 / nanos_per_unit;
+    let secs = value.div_euclid(per_sec);
+    let frac_nanos = value.rem_euclid(per_sec) * nanos_per_unit;
+    DateTime::from_timestamp(secs, frac_nanos as u32)
+        .map(|dt| dt.naive_utc())
+        .ok_or_else(|| format!("timestamp {value} out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_from_unscaled_bytes() {
+        assert_eq!(
+            unscaled_to_decimal(&BASE64.decode("ASs=").unwrap(), 2),
+            "2.99"
+        );
+        assert_eq!(
+            unscaled_to_decimal(&BASE64.decode("AfM=").unwrap(), 2),
+            "4.99"
+        );
+        assert_eq!(
+            unscaled_to_decimal(&BASE64.decode("CcM=").unwrap(), 2),
+            "24.99"
+        );
+        assert_eq!(unscaled_to_decimal(&[0xFF], 0), "-1");
+        assert_eq!(unscaled_to_decimal(&[0xFE, 0xD5], 2), "-2.99");
+        assert_eq!(unscaled_to_decimal(&[0x05], 3), "0.005");
+        assert_eq!(unscaled_to_decimal(&[], 2), "0.00");
+        // 2^64 needs more than 8 bytes.
+        assert_eq!(
+            unscaled_to_decimal(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0], 0),
+            "18446744073709551616"
+        );
+    }
+
+    #[test]
+    fn negative_timestamps_are_before_1970() {
+        let t = timestamp(-1, 1_000).unwrap();
+        assert_eq!(t.to_string(), "1969-12-31 23:59:59.999999");
+        let t = timestamp(1_179_150_269_996_577, 1_000).unwrap();
+        assert_eq!(t.to_string(), "2007-05-14 13:44:29.996577");
+        assert_eq!(
+            timestamp(-1, 1).unwrap().to_string(),
+            "1969-12-31 23:59:59.999999999"
+        );
+    }
+
+    #[test]
+    fn times_and_dates() {
+        assert_eq!(
+            time_of_day(86_131_989_360, 1_000).unwrap().to_string(),
+            "23:55:31.989360"
+        );
+        assert_eq!(
+            time_of_day(1_000, 1_000_000).unwrap().to_string(),
+            "00:00:01"
+        );
+        assert_eq!(epoch_day(19279).unwrap().to_string(), "2022-10-14");
+        assert_eq!(epoch_day(-1).unwrap().to_string(), "1969-12-31");
+    }
+
+    #[test]
+    fn placeholder_in_all_encodings() {
+        assert!(is_unavailable(&Json::String(UNAVAILABLE_VALUE.into())));
+        assert!(is_unavailable(&Json::String(
+            UNAVAILABLE_VALUE_BASE64.into()
+        )));
+        assert!(is_unavailable(&serde_json::json!([UNAVAILABLE_VALUE])));
+        assert!(!is_unavailable(&Json::String("x".into())));
+        assert_eq!(BASE64.encode(UNAVAILABLE_VALUE), UNAVAILABLE_VALUE_BASE64);
+    }
+}

@@ -1,0 +1,99 @@
+//! Errors, classified by what the runtime should do about them.
+//!
+//! *Retryable* errors (a target that is down, a timeout, a serialization
+//! failure) are retried with backoff while the affected partitions stay
+//! paused. *Permanent* errors (bad data, a value the target column cannot
+//! hold) are never retried as they are: the runtime splits the batch to
+//! isolate the offending record and routes it to the dead-letter topic.
+
+use thiserror::Error;
+
+/// The class of an error that put a record into the dead-letter topic; it
+/// goes into the `sinkfleet.error.class` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The record could not be decoded (malformed JSON, unknown envelope).
+    Decode,
+    /// The target refused the change (type mismatch, constraint, identifier).
+    Apply,
+    /// The change needs a schema change the sink will not make automatically.
+    Schema,
+}
+
+impl ErrorClass {
+    /// Stable name used in headers and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Decode => "decode",
+            ErrorClass::Apply => "apply",
+            ErrorClass::Schema => "schema",
+        }
+    }
+}
+
+/// A Kafka record that cannot be turned into a [`crate::Change`].
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum DecodeError {
+    /// The value (or key) is not valid JSON.
+    #[error("invalid JSON in record {part}: {message}")]
+    Json {
+        /// `key` or `value`.
+        part: &'static str,
+        /// Parser message.
+        message: String,
+    },
+    /// A required field is missing or has the wrong JSON type.
+    #[error("field `{path}`: {message}")]
+    Field {
+        /// Dotted path of the field, e.g. `payload.source.lsn`.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The `op` is not one of c, r, u, d, t.
+    #[error("unknown op `{0}`")]
+    UnknownOp(String),
+    /// No key could be determined for a keyed operation.
+    #[error("no key: the record has no key and no key columns are configured for {0}")]
+    MissingKey(String),
+}
+
+/// An error from a sink write.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum SinkError {
+    /// Temporary: retry the same batch later (connection refused, timeout,
+    /// deadlock, serialization failure, server shutting down).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The batch cannot be applied as it is; retrying will not help.
+    #[error("permanent ({}): {message}", class.as_str())]
+    Permanent {
+        /// Why, for the dead-letter header.
+        class: ErrorClass,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+impl SinkError {
+    /// True if retrying the same write may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SinkError::Retryable(_))
+    }
+
+    /// Shorthand for a permanent apply error.
+    pub fn apply(message: impl Into<String>) -> Self {
+        SinkError::Permanent {
+            class: ErrorClass::Apply,
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for a permanent schema error.
+    pub fn schema(message: impl Into<String>) -> Self {
+        SinkError::Permanent {
+            class: ErrorClass::Schema,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The `Sink` trait: what every target promises the consumer runtime.
+
+use crate::change::Change;
+use crate::error::SinkError;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Where a record came from: topic, partition, offset.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// Kafka topic.
+    pub topic: Arc<str>,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset of the record.
+    pub offset: i64,
+}
+
+/// A decoded change with its origin, as handed to a sink.
+#[derive(Debug, Clone)]
+pub struct SinkRecord {
+    /// Origin of the record (for dead-letter headers and durable ranges).
+    pub position: Position,
+    /// The change to apply.
+    pub change: Change,
+}
+
+/// Offsets `first..=last` of one partition that a sink has made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableRange {
+    /// Kafka topic.
+    pub topic: Arc<str>,
+    /// Kafka partition.
+    pub partition: i32,
+    /// First durable offset.
+    pub first: i64,
+    /// Last durable offset (inclusive).
+    pub last: i64,
+}
+
+/// What a successful [`Sink::write`] guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every record of the batch is durable in the target now (for example
+    /// a committed Postgres transaction). The runtime may commit offsets.
+    Durable,
+    /// The records were accepted into a buffer; they become durable later
+    /// and are reported by [`Sink::flush`]. Offsets do not advance until then.
+    Buffered,
+}
+
+/// A target that applies changes as idempotent `(key, version)` upserts.
+///
+/// Contract:
+/// * **Idempotent**: applying a record twice, or an older version after a
+///   newer one, leaves the target as if only the newest had been applied.
+///   Equal versions are replays (no-op). Deletes are versioned too: a later
+///   older upsert never resurrects a deleted row.
+/// * **Durability is explicit**: `Ok(Durable)` means every record of the
+///   batch survives a crash of this process and of the target. A buffering
+///   sink returns `Ok(Buffered)` and reports durability through `flush`.
+/// * **Errors are classified**: `Retryable` means the same batch may
+///   succeed later (the runtime retries with backoff, partitions paused);
+///   `Permanent` means the batch as a whole cannot be applied (the runtime
+///   splits it to isolate the bad record for the dead-letter topic). A
+///   failed write must leave the target as if it had not been attempted or
+///   had partially applied *whole records* (replays are harmless).
+/// * Batches may hold records of many partitions and tables, in the order
+///   each partition delivered them.
+pub trait Sink: Send + 'static {
+    /// Short name for metric labels (`postgres`, `clickhouse`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Applies a batch.
+    fn write(
+        &mut self,
+        batch: &[SinkRecord],
+    ) -> impl Future<Output = Result<Durability, SinkError>> + Send;
+
+    /// Makes everything accepted so far durable and returns the ranges that
+    /// became durable since the last call. Sinks that are durable on write
+    /// return nothing.
+    fn flush(&mut self) -> impl Future<Output = Result<Vec<DurableRange>, SinkError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Forgets buffered, not yet durable records of partitions this process
+    /// no longer owns (after a revoke). Their new owner replays them.
+    fn release(&mut self, _partitions: &[(Arc<str>, i32)]) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}

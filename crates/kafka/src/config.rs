@@ -1,0 +1,178 @@
+//! Configuration of the consumer runtime (`kafka` and `worker` sections).
+
+use serde::Deserialize;
+use sinkfleet_core::backpressure::Budget;
+use std::collections::BTreeMap;
+
+/// Kafka connection and consumer group settings (`kafka:` in YAML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group id: all workers of one pipeline share it.
+    pub group_id: String,
+    /// Topics to consume (a name starting with `^` is a regex).
+    pub topics: Vec<String>,
+    /// Static membership (`group.instance.id`): a restarted worker reclaims
+    /// its partitions without a rebalance. Must be unique per process.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
+    /// Extra librdkafka properties for consumer and producer, e.g.
+    /// `security.protocol`. They override sinkfleet's defaults.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Dead-letter routing (`dead_letter:` in YAML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// Topic receiving records that cannot be decoded or applied.
+    pub topic: String,
+    /// Create the topic at start if it is missing.
+    #[serde(default = "defaults::yes")]
+    pub create_topic: bool,
+}
+
+/// Batching, budgets, retries and timeouts (`worker:` in YAML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Most records in one sink write.
+    #[serde(default = "defaults::batch_max_records")]
+    pub batch_max_records: usize,
+    /// Most payload bytes in one sink write.
+    #[serde(default = "defaults::batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// How long a partial batch waits for more records (milliseconds).
+    #[serde(default = "defaults::linger_ms")]
+    pub linger_ms: u64,
+    /// In-flight budget of one partition.
+    #[serde(default = "defaults::partition_budget")]
+    pub partition_budget: Budget,
+    /// In-flight budget of the whole process.
+    #[serde(default = "defaults::global_budget")]
+    pub global_budget: Budget,
+    /// First retry delay after a retryable sink error (milliseconds).
+    #[serde(default = "defaults::retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest retry delay (milliseconds).
+    #[serde(default = "defaults::retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// How long a revoke waits for in-flight writes (milliseconds).
+    #[serde(default = "defaults::drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// How long shutdown waits for in-flight writes (milliseconds).
+    #[serde(default = "defaults::shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    /// How often durable offsets are committed (milliseconds).
+    #[serde(default = "defaults::commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Optional rate limit protecting the target.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Rate limit per sink (governor token buckets); unset fields are unlimited.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Rows per second written to the target.
+    #[serde(default)]
+    pub rows_per_second: Option<u32>,
+    /// Write calls (batches) per second.
+    #[serde(default)]
+    pub writes_per_second: Option<u32>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            batch_max_records: defaults::batch_max_records(),
+            batch_max_bytes: defaults::batch_max_bytes(),
+            linger_ms: defaults::linger_ms(),
+            partition_budget: defaults::partition_budget(),
+            global_budget: defaults::global_budget(),
+            retry_initial_ms: defaults::retry_initial_ms(),
+            retry_max_ms: defaults::retry_max_ms(),
+            drain_timeout_ms: defaults::drain_timeout_ms(),
+            shutdown_timeout_ms: defaults::shutdown_timeout_ms(),
+            commit_interval_ms: defaults::commit_interval_ms(),
+            rate_limit: None,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Checks relations between fields: returns `(field path, problem)`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.batch_max_records == 0 {
+            problems.push(("worker.batch_max_records".into(), "must be at least 1".into()));
+        }
+        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
+            problems.push(("worker.retry_max_ms".into(), "need 0 < retry_initial_ms <= retry_max_ms".into()));
+        }
+        for (path, b) in [("worker.partition_budget", &self.partition_budget), ("worker.global_budget", &self.global_budget)] {
+            if b.high_records == 0 || b.high_bytes == 0 || b.resume_percent == 0 || b.resume_percent >= 100 {
+                problems.push((path.into(), "high marks must be > 0 and resume_percent in 1..99".into()));
+            }
+        }
+        if (self.partition_budget.high_records as usize) < self.batch_max_records.min(1) {
+            problems.push(("worker.partition_budget.high_records".into(), "below one record".into()));
+        }
+        if let Some(r) = self.rate_limit
+            && (r.rows_per_second == Some(0) || r.writes_per_second == Some(0))
+        {
+            problems.push(("worker.rate_limit".into(), "a rate of 0 would stop the sink; leave it unset".into()));
+        }
+        problems
+    }
+}
+
+mod defaults {
+    use sinkfleet_core::backpressure::Budget;
+
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn batch_max_records() -> usize {
+        5_000
+    }
+    pub fn batch_max_bytes() -> usize {
+        8 << 20
+    }
+    pub fn linger_ms() -> u64 {
+        100
+    }
+    pub fn partition_budget() -> Budget {
+        Budget {
+            high_records: 20_000,
+            high_bytes: 32 << 20,
+            resume_percent: 50,
+        }
+    }
+    pub fn global_budget() -> Budget {
+        Budget {
+            high_records: 100_000,
+            high_bytes: 128 << 20,
+            resume_percent: 50,
+        }
+    }
+    pub fn retry_initial_ms() -> u64 {
+        200
+    }
+    pub fn retry_max_ms() -> u64 {
+        30_000
+    }
+    pub fn drain_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn shutdown_timeout_ms() -> u64 {
+        15_000
+    }
+    pub fn commit_interval_ms() -> u64 {
+        1_000
+    }
+}

@@ -1,0 +1,198 @@
+//! The poll thread and the consumer context.
+//!
+//! librdkafka runs rebalance callbacks on the thread that polls. A revoke
+//! must not complete before the revoked partitions' in-flight writes are
+//! drained and their durable offsets committed, so the poll runs on its own
+//! OS thread: its revoke callback hands the partitions to the coordinator
+//! and *blocks* until the coordinator answers with the offsets to commit,
+//! commits them synchronously, then lets the revoke proceed. The thread
+//! polls continuously, so a paused or slow sink never exceeds
+//! `max.poll.interval.ms`.
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList as Tpl};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A partition: `(topic, partition)`.
+pub type PartitionId = (Arc<str>, i32);
+
+/// A record as read from Kafka, detached from librdkafka's buffers.
+#[derive(Debug)]
+pub struct Incoming {
+    /// Topic (interned).
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Record timestamp (ms since epoch), if any.
+    pub timestamp_ms: Option<i64>,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes (`None` for a Kafka tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// What the poll thread tells the coordinator.
+#[derive(Debug)]
+pub enum PollEvent {
+    /// A record.
+    Record(Incoming),
+    /// Partitions newly assigned to this process.
+    Assigned(Vec<PartitionId>),
+    /// Partitions being revoked. Answer on `reply` with the next offsets to
+    /// commit for them once their in-flight writes are drained or abandoned.
+    Revoked {
+        /// The revoked partitions.
+        partitions: Vec<PartitionId>,
+        /// Where the coordinator answers.
+        reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>,
+    },
+    /// The consumer left the group; no more events follow.
+    Closed,
+}
+
+/// High watermarks per partition, refreshed from librdkafka statistics.
+pub type HighWatermarks = Arc<Mutex<HashMap<PartitionId, i64>>>;
+
+/// Consumer context: forwards rebalances, records statistics.
+pub struct WorkerContext {
+    events: mpsc::Sender<PollEvent>,
+    drain_timeout: Duration,
+    high_watermarks: HighWatermarks,
+    topics: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl WorkerContext {
+    /// Creates the context.
+    pub fn new(events: mpsc::Sender<PollEvent>, drain_timeout: Duration, high_watermarks: HighWatermarks) -> Self {
+        WorkerContext {
+            events,
+            drain_timeout,
+            high_watermarks,
+            topics: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn intern(&self, topic: &str) -> Arc<str> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.entry(topic.to_owned()).or_insert_with(|| Arc::from(topic)).clone()
+    }
+
+    fn partitions(&self, tpl: &Tpl) -> Vec<PartitionId> {
+        tpl.elements()
+            .iter()
+            .map(|e| (self.intern(e.topic()), e.partition()))
+            .collect()
+    }
+}
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut hw = self.high_watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                if *id >= 0 && p.hi_offset >= 0 {
+                    hw.insert((self.intern(name), *id), p.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        let partitions = self.partitions(tpl);
+        metrics::counter!("sinkfleet_rebalances_total", "kind" => "revoke").increment(1);
+        tracing::info!(?partitions, "partitions revoked: draining");
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        if self.events.blocking_send(PollEvent::Revoked { partitions, reply }).is_err() {
+            return; // coordinator gone: nothing durable to add
+        }
+        // Wait for the drain (bounded: the coordinator gives up on in-flight
+        // writes after the drain timeout and answers with what is durable).
+        let offsets = match answer.recv_timeout(self.drain_timeout + Duration::from_secs(5)) {
+            Ok(offsets) => offsets,
+            Err(_) => {
+                tracing::warn!("revoke drain timed out; committing nothing for revoked partitions");
+                return;
+            }
+        };
+        if offsets.is_empty() {
+            return;
+        }
+        let mut commit = TopicPartitionList::new();
+        for ((topic, partition), next) in &offsets {
+            if let Err(e) = commit.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+                tracing::warn!(%topic, partition, error = %e, "cannot build commit list");
+            }
+        }
+        match consumer.commit(&commit, CommitMode::Sync) {
+            Ok(()) => tracing::info!(?offsets, "committed revoked partitions"),
+            Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the next owner replays (harmless)"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = self.partitions(tpl);
+                metrics::counter!("sinkfleet_rebalances_total", "kind" => "assign").increment(1);
+                tracing::info!(?partitions, "partitions assigned");
+                let _ = self.events.blocking_send(PollEvent::Assigned(partitions));
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// Runs the poll loop until `stop` is set, then leaves the group (revoking
+/// everything through the callbacks above) and reports `Closed`.
+pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBool>) {
+    let events = consumer.context().events.clone();
+    let mut unsubscribed = false;
+    loop {
+        if stop.load(Ordering::Acquire) && !unsubscribed {
+            consumer.unsubscribe();
+            unsubscribed = true;
+        }
+        if unsubscribed && consumer.assignment().map(|a| a.count() == 0).unwrap_or(true) {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(msg)) => {
+                let incoming = Incoming {
+                    topic: consumer.context().intern(msg.topic()),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    timestamp_ms: msg.timestamp().to_millis(),
+                    key: msg.key().map(<[u8]>::to_vec),
+                    value: msg.payload().map(<[u8]>::to_vec),
+                };
+                // Bounded channel: if the coordinator lags, this blocks the
+                // poll thread briefly instead of growing memory.
+                if events.blocking_send(PollEvent::Record(incoming)).is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                metrics::counter!("sinkfleet_consumer_errors_total").increment(1);
+                tracing::warn!(error = %e, "consumer error");
+            }
+        }
+    }
+    // Drop our handle before reporting, so the coordinator's drop (the
+    // last one) closes the consumer after the group was left.
+    drop(consumer);
+    let _ = events.blocking_send(PollEvent::Closed);
+}

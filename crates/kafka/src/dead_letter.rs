@@ -1,0 +1,97 @@
+//! The dead-letter producer: records that cannot be decoded or applied go
+//! to a topic, with headers saying why and where they came from, so the
+//! partition can move on without losing them.
+
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sinkfleet_core::{ErrorClass, Position};
+use std::time::Duration;
+
+/// Header names on dead-lettered records.
+pub mod headers {
+    /// `decode`, `apply` or `schema`.
+    pub const ERROR_CLASS: &str = "sinkfleet.error.class";
+    /// Human-readable reason.
+    pub const ERROR_MESSAGE: &str = "sinkfleet.error.message";
+    /// Topic the record was read from.
+    pub const TOPIC: &str = "sinkfleet.original.topic";
+    /// Partition it was read from.
+    pub const PARTITION: &str = "sinkfleet.original.partition";
+    /// Its offset there.
+    pub const OFFSET: &str = "sinkfleet.original.offset";
+}
+
+/// A record bound for the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Where it came from.
+    pub position: Position,
+    /// Original key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Original value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Why it is dead-lettered.
+    pub class: ErrorClass,
+    /// Details.
+    pub message: String,
+}
+
+/// Produces dead letters with an idempotent, `acks=all` producer.
+pub struct DeadLetterProducer {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl DeadLetterProducer {
+    /// Creates the producer (no connection is made until the first send).
+    pub fn new(client: &ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
+        let producer = client
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create()?;
+        Ok(DeadLetterProducer { producer, topic })
+    }
+
+    /// Sends one dead letter and waits for the broker's acknowledgement:
+    /// only then may the record's offset be committed.
+    pub async fn send(&self, letter: &DeadLetter) -> Result<(), rdkafka::error::KafkaError> {
+        let partition = letter.position.partition.to_string();
+        let offset = letter.position.offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: headers::ERROR_CLASS,
+                value: Some(letter.class.as_str()),
+            })
+            .insert(Header {
+                key: headers::ERROR_MESSAGE,
+                value: Some(letter.message.as_str()),
+            })
+            .insert(Header {
+                key: headers::TOPIC,
+                value: Some(&*letter.position.topic),
+            })
+            .insert(Header {
+                key: headers::PARTITION,
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: headers::OFFSET,
+                value: Some(offset.as_str()),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        if let Some(k) = &letter.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &letter.value {
+            record = record.payload(v.as_slice());
+        }
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    }
+}

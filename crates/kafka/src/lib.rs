@@ -1,0 +1,159 @@
+//! sinkfleet's Kafka consumer runtime.
+//!
+//! [`run`] consumes the configured topics in a consumer group and feeds a
+//! [`Sink`]. Guarantees:
+//! * **Offsets after durability**: a partition's committed offset only moves
+//!   over records that the sink made durable or that went to the
+//!   dead-letter topic (acknowledged). Nothing in flight is committed.
+//! * **Backpressure by pausing partitions**: in-flight records and bytes are
+//!   budgeted per partition and globally; over budget, or while the sink is
+//!   failing, partitions are paused. Polling never stops, so a slow sink
+//!   never triggers a rebalance.
+//! * **Rebalance drain**: a revoke waits (up to the drain timeout) for the
+//!   revoked partitions' in-flight writes, commits what is durable, then
+//!   releases them. No offset is committed for a partition we no longer own.
+//! * **Clean shutdown**: finish or abandon in-flight writes within the
+//!   shutdown timeout, commit, leave the group.
+
+pub mod admin;
+pub mod config;
+mod consumer;
+mod coordinator;
+pub mod dead_letter;
+mod partition;
+mod writer;
+
+pub use config::{DeadLetterConfig, KafkaConfig, RateLimit, WorkerConfig};
+pub use coordinator::Health;
+
+use consumer::{WorkerContext, poll_loop};
+use coordinator::Coordinator;
+use dead_letter::DeadLetterProducer;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sinkfleet_core::Sink;
+use sinkfleet_core::debezium::DecodeOptions;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Errors that stop the runtime at start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The Kafka client could not be created or subscribed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The dead-letter topic could not be created.
+    #[error("dead-letter topic: {0}")]
+    DeadLetterTopic(String),
+    /// An internal task failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Everything [`run`] needs besides the sink.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Kafka connection and group.
+    pub kafka: KafkaConfig,
+    /// Batching, budgets, retries.
+    pub worker: WorkerConfig,
+    /// Dead-letter routing.
+    pub dead_letter: DeadLetterConfig,
+    /// How records become changes.
+    pub decode: DecodeOptions,
+}
+
+/// The librdkafka settings shared by the consumer, the dead-letter producer
+/// and the admin client: bootstrap servers plus user properties.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in &kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn consumer_config(cfg: &RuntimeConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("group.id", &cfg.kafka.group_id)
+        // Offsets are committed by the coordinator, only over durable records.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "5000")
+        // librdkafka's prefetch queue counts against memory: keep it modest.
+        .set("queued.max.messages.kbytes", "16384");
+    if let Some(id) = &cfg.kafka.group_instance_id {
+        c.set("group.instance.id", id);
+    }
+    for (k, v) in &cfg.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Consumes until `shutdown` completes, then drains, commits and leaves the
+/// group. Returns an error only for failures at start.
+pub async fn run<S: Sink>(
+    sink: S,
+    cfg: RuntimeConfig,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RuntimeError> {
+    let client = client_config(&cfg.kafka);
+    if cfg.dead_letter.create_topic {
+        admin::ensure_topic(&client, &cfg.dead_letter.topic, 1)
+            .await
+            .map_err(RuntimeError::DeadLetterTopic)?;
+    }
+    let dead_letters = Arc::new(DeadLetterProducer::new(&client, cfg.dead_letter.topic.clone())?);
+
+    let (poll_tx, poll_rx) = mpsc::channel(4096);
+    let high_watermarks = Arc::default();
+    let context = WorkerContext::new(
+        poll_tx,
+        Duration::from_millis(cfg.worker.drain_timeout_ms),
+        Arc::clone(&high_watermarks),
+    );
+    let consumer: Arc<BaseConsumer<WorkerContext>> = Arc::new(consumer_config(&cfg).create_with_context(context)?);
+    let topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(topics = ?cfg.kafka.topics, group = %cfg.kafka.group_id, sink = sink.name(), "subscribed");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let poll_thread = {
+        let consumer = Arc::clone(&consumer);
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("kafka-poll".into())
+            .spawn(move || poll_loop(consumer, stop))
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?
+    };
+
+    let (writer_tx, writer_rx) = mpsc::channel(2);
+    let (writer_events_tx, writer_events_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(writer::run(sink, dead_letters, cfg.worker.clone(), writer_rx, writer_events_tx));
+
+    let coordinator = Coordinator::new(
+        consumer,
+        cfg.worker.clone(),
+        cfg.decode.clone(),
+        writer_tx,
+        high_watermarks,
+        Arc::clone(&health),
+        stop,
+    );
+    coordinator.run(poll_rx, writer_events_rx, shutdown).await;
+    // The coordinator dropped the writer's command channel: it ends after
+    // its current job (or right away when idle).
+    writer.abort();
+    let _ = tokio::task::spawn_blocking(move || poll_thread.join()).await;
+    tracing::info!("consumer closed");
+    Ok(())
+}

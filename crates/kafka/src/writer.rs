@@ -1,0 +1,355 @@
+//! The writer task: owns the sink and the dead-letter producer.
+//!
+//! It takes one job at a time from the coordinator and reports back which
+//! offsets became durable. Retryable sink errors are retried with
+//! exponential backoff and jitter (the coordinator keeps partitions paused
+//! meanwhile); a permanent error splits the failing slice in halves until
+//! the bad record is alone, and that record goes to the dead-letter topic.
+
+use crate::config::{RateLimit, WorkerConfig};
+use crate::dead_letter::{DeadLetter, DeadLetterProducer};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use sinkfleet_core::{Durability, DurableRange, ErrorClass, Position, Sink, SinkError, SinkRecord};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What a job's item is.
+#[derive(Debug)]
+pub enum Payload {
+    /// A decoded change for the sink.
+    Change(SinkRecord),
+    /// Nothing to apply (a Kafka tombstone): durable as soon as reached.
+    Skip,
+    /// Undecodable: straight to the dead-letter topic.
+    DeadLetter(DeadLetter),
+}
+
+/// One record of a job.
+#[derive(Debug)]
+pub struct Item {
+    /// Lowest offset this record accounts for (offsets skipped by the broker,
+    /// e.g. compaction gaps, are covered by the next record).
+    pub covers_from: i64,
+    /// Its own position.
+    pub position: Position,
+    /// Raw key (kept for dead-lettering after an apply failure).
+    pub key: Option<Vec<u8>>,
+    /// Raw value.
+    pub value: Option<Vec<u8>>,
+    /// What to do with it.
+    pub payload: Payload,
+    /// Record timestamp (ms since epoch), for lag in seconds.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Item {
+    /// Payload bytes counted against the in-flight budgets.
+    pub fn bytes(&self) -> u64 {
+        (self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)) as u64
+    }
+}
+
+/// A batch handed to the writer.
+#[derive(Debug)]
+pub struct Job {
+    /// Job id, echoed in [`WriterEvent::Done`].
+    pub id: u64,
+    /// Records in per-partition stream order.
+    pub items: Vec<Item>,
+}
+
+/// What the writer reports.
+#[derive(Debug)]
+pub enum WriterEvent {
+    /// A retryable error; the job is being retried after `backoff`.
+    Retrying {
+        /// Attempt number (1-based).
+        attempt: u32,
+        /// The error.
+        error: String,
+    },
+    /// The job is finished: these ranges are durable (or dead-lettered).
+    Done {
+        /// Job id.
+        id: u64,
+        /// Durable ranges.
+        durable: Vec<DurableRange>,
+    },
+    /// Ranges a buffering sink made durable on flush.
+    Flushed(Vec<DurableRange>),
+}
+
+/// Commands to the writer.
+#[derive(Debug)]
+pub enum WriterCommand {
+    /// Write a job.
+    Write(Job),
+    /// Flush the sink.
+    Flush,
+    /// Forget buffered records of these partitions.
+    Release(Vec<(Arc<str>, i32)>),
+}
+
+struct Limits {
+    /// Rows limiter and its bucket size (one request may not exceed it).
+    rows: Option<(DefaultDirectRateLimiter, u32)>,
+    writes: Option<DefaultDirectRateLimiter>,
+}
+
+impl Limits {
+    fn new(cfg: Option<RateLimit>) -> Self {
+        let cfg = cfg.unwrap_or_default();
+        Limits {
+            rows: cfg
+                .rows_per_second
+                .and_then(NonZeroU32::new)
+                .map(|n| (RateLimiter::direct(Quota::per_second(n)), n.get())),
+            writes: cfg
+                .writes_per_second
+                .and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::direct(Quota::per_second(n))),
+        }
+    }
+
+    async fn wait(&self, rows: usize) {
+        if let Some(writes) = &self.writes {
+            writes.until_ready().await;
+        }
+        if let Some((limiter, burst)) = &self.rows {
+            let mut left = u32::try_from(rows).unwrap_or(u32::MAX);
+            while left > 0 {
+                let n = left.min(*burst);
+                if let Some(n) = NonZeroU32::new(n) {
+                    // Cannot fail: n never exceeds the bucket size.
+                    let _ = limiter.until_n_ready(n).await;
+                }
+                left -= n;
+            }
+        }
+    }
+}
+
+/// `(covers_from, key, value)` of a change, kept to dead-letter it later.
+type RawOrigin = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The writer loop.
+pub async fn run<S: Sink>(
+    mut sink: S,
+    dead_letters: Arc<DeadLetterProducer>,
+    cfg: WorkerConfig,
+    mut commands: mpsc::Receiver<WriterCommand>,
+    events: mpsc::UnboundedSender<WriterEvent>,
+) {
+    let limits = Limits::new(cfg.rate_limit);
+    let name = sink.name();
+    while let Some(command) = commands.recv().await {
+        match command {
+            WriterCommand::Write(job) => {
+                let durable = write_job(&mut sink, &dead_letters, &cfg, &limits, job.items, &events, name).await;
+                let _ = events.send(WriterEvent::Done { id: job.id, durable });
+            }
+            WriterCommand::Flush => {
+                let mut attempt = 0;
+                loop {
+                    match sink.flush().await {
+                        Ok(ranges) => {
+                            let _ = events.send(WriterEvent::Flushed(ranges));
+                            break;
+                        }
+                        Err(e) => {
+                            attempt += 1;
+                            let _ = events.send(WriterEvent::Retrying { attempt, error: e.to_string() });
+                            tokio::time::sleep(backoff(&cfg, attempt)).await;
+                        }
+                    }
+                }
+            }
+            WriterCommand::Release(partitions) => sink.release(&partitions).await,
+        }
+    }
+}
+
+/// Exponential backoff with "equal jitter": half fixed, half random, so
+/// many workers hitting one recovering target spread out.
+fn backoff(cfg: &WorkerConfig, attempt: u32) -> Duration {
+    let exp = cfg
+        .retry_initial_ms
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+        .min(cfg.retry_max_ms);
+    let half = exp / 2;
+    Duration::from_millis(half + rand::rng().random_range(0..=half))
+}
+
+async fn write_job<S: Sink>(
+    sink: &mut S,
+    dead_letters: &DeadLetterProducer,
+    cfg: &WorkerConfig,
+    limits: &Limits,
+    items: Vec<Item>,
+    events: &mpsc::UnboundedSender<WriterEvent>,
+    name: &'static str,
+) -> Vec<DurableRange> {
+    let mut durable: Vec<(Position, i64)> = Vec::with_capacity(items.len());
+    let mut changes: Vec<SinkRecord> = Vec::new();
+    // Per change: what it covers and its raw bytes, for dead-lettering.
+    let mut change_items: Vec<RawOrigin> = Vec::new();
+    for item in items {
+        match item.payload {
+            Payload::Skip => durable.push((item.position, item.covers_from)),
+            Payload::DeadLetter(letter) => {
+                send_dead_letter(dead_letters, &letter, cfg, events).await;
+                durable.push((item.position, item.covers_from));
+            }
+            Payload::Change(record) => {
+                change_items.push((item.covers_from, item.key, item.value));
+                changes.push(record);
+            }
+        }
+    }
+
+    // Slices still to write, front first; a permanent failure replaces a
+    // slice by its two halves.
+    let mut todo: std::collections::VecDeque<std::ops::Range<usize>> = Default::default();
+    if !changes.is_empty() {
+        todo.push_back(0..changes.len());
+    }
+    while let Some(range) = todo.pop_front() {
+        let slice = &changes[range.clone()];
+        limits.wait(slice.len()).await;
+        let mut attempt = 0u32;
+        let outcome: Result<Durability, (ErrorClass, String)> = loop {
+            let started = Instant::now();
+            let result = sink.write(slice).await;
+            metrics::histogram!("sinkfleet_write_duration_seconds", "sink" => name).record(started.elapsed().as_secs_f64());
+            match result {
+                Ok(durability) => break Ok(durability),
+                Err(SinkError::Permanent { class, message }) => break Err((class, message)),
+                Err(SinkError::Retryable(error)) => {
+                    attempt += 1;
+                    metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
+                    tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
+                    let _ = events.send(WriterEvent::Retrying { attempt, error });
+                    tokio::time::sleep(backoff(cfg, attempt)).await;
+                }
+            }
+        };
+        match outcome {
+            Ok(durability) => {
+                metrics::histogram!("sinkfleet_batch_records", "sink" => name).record(slice.len() as f64);
+                if durability == Durability::Durable {
+                    for (i, record) in slice.iter().enumerate() {
+                        durable.push((record.position.clone(), change_items[range.start + i].0));
+                    }
+                }
+            }
+            Err((class, message)) if range.len() == 1 => {
+                let record = &slice[0];
+                let (covers_from, key, value) = &change_items[range.start];
+                tracing::warn!(sink = name, position = ?record.position, %message, "record dead-lettered");
+                let letter = DeadLetter {
+                    position: record.position.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                    class,
+                    message,
+                };
+                send_dead_letter(dead_letters, &letter, cfg, events).await;
+                durable.push((record.position.clone(), *covers_from));
+            }
+            Err((_, message)) => {
+                tracing::info!(sink = name, records = range.len(), %message, "permanent error: splitting batch to isolate the record");
+                let mid = range.start + range.len() / 2;
+                todo.push_front(mid..range.end);
+                todo.push_front(range.start..mid);
+            }
+        }
+    }
+    to_ranges(durable)
+}
+
+/// Sends a dead letter, retrying until the broker acknowledges it: a
+/// record's offset may only advance once it is safely in the DLQ.
+async fn send_dead_letter(
+    producer: &DeadLetterProducer,
+    letter: &DeadLetter,
+    cfg: &WorkerConfig,
+    events: &mpsc::UnboundedSender<WriterEvent>,
+) {
+    let mut attempt = 0;
+    loop {
+        match producer.send(letter).await {
+            Ok(()) => {
+                metrics::counter!("sinkfleet_records_dead_lettered_total",
+                    "topic" => letter.position.topic.to_string(), "class" => letter.class.as_str())
+                .increment(1);
+                return;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "dead-letter produce failed; retrying");
+                let _ = events.send(WriterEvent::Retrying {
+                    attempt,
+                    error: format!("dead-letter topic: {e}"),
+                });
+                tokio::time::sleep(backoff(cfg, attempt)).await;
+            }
+        }
+    }
+}
+
+/// Folds `(position, covers_from)` pairs into ranges per partition.
+fn to_ranges(mut durable: Vec<(Position, i64)>) -> Vec<DurableRange> {
+    durable.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<DurableRange> = Vec::new();
+    for (pos, from) in durable {
+        match out.last_mut() {
+            Some(last) if last.topic == pos.topic && last.partition == pos.partition && from <= last.last + 1 => {
+                last.last = last.last.max(pos.offset);
+            }
+            _ => out.push(DurableRange {
+                topic: pos.topic,
+                partition: pos.partition,
+                first: from,
+                last: pos.offset,
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_contiguous_offsets_per_partition() {
+        let t: Arc<str> = Arc::from("t");
+        let p = |partition, offset| Position {
+            topic: t.clone(),
+            partition,
+            offset,
+        };
+        let ranges = to_ranges(vec![(p(0, 5), 5), (p(0, 3), 2), (p(1, 9), 9), (p(0, 4), 4), (p(0, 8), 8)]);
+        assert_eq!(ranges.len(), 3);
+        assert_eq!((ranges[0].first, ranges[0].last), (2, 5));
+        assert_eq!((ranges[1].first, ranges[1].last), (8, 8));
+        assert_eq!(ranges[2].partition, 1);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cfg = WorkerConfig {
+            retry_initial_ms: 100,
+            retry_max_ms: 1000,
+            ..WorkerConfig::default()
+        };
+        for attempt in 1..30 {
+            let d = backoff(&cfg, attempt).as_millis() as u64;
+            assert!(d <= 1000);
+        }
+        assert!(backoff(&cfg, 1).as_millis() >= 50);
+    }
+}

@@ -1,0 +1,159 @@
+//! Configuration of the Postgres sink (`sink.postgres` in the YAML file).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// How deletes are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// The row stays with the deleted flag set and the delete's version.
+    #[default]
+    Soft,
+    /// The row is removed; `(key, version)` is kept in a tombstone table for
+    /// `tombstone_retention_secs` so a late older insert cannot resurrect it.
+    Hard,
+}
+
+/// How a batch reaches Postgres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WritePath {
+    /// One `INSERT .. SELECT FROM unnest($1::text[], ..) ON CONFLICT ..`
+    /// statement per column set (chosen by measurement, see the README).
+    #[default]
+    Unnest,
+    /// `COPY` into a temporary staging table, then the same merge statement.
+    Copy,
+}
+
+/// `sink.postgres` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkConfig {
+    /// Connection URL, e.g. `postgres://user:pass@host:5432/db`.
+    pub url: String,
+    /// Connections in the pool (one batch uses one connection).
+    #[serde(default = "defaults::pool_size")]
+    pub pool_size: u32,
+    /// Schema for tables not listed in `tables`; default: the source schema.
+    #[serde(default)]
+    pub target_schema: Option<String>,
+    /// Explicit mapping `source_schema.source_table` → `target_schema.target_table`.
+    #[serde(default)]
+    pub tables: BTreeMap<String, String>,
+    /// Create a missing target table from the event's schema.
+    #[serde(default = "defaults::yes")]
+    pub create_tables: bool,
+    /// Add a nullable column for a new field; widen types safely.
+    #[serde(default = "defaults::yes")]
+    pub evolve_schema: bool,
+    /// Soft or hard deletes.
+    #[serde(default)]
+    pub delete_mode: DeleteMode,
+    /// Column holding each row's version (`numeric(39,0)`).
+    #[serde(default = "defaults::version_column")]
+    pub version_column: String,
+    /// Column holding the soft-delete flag.
+    #[serde(default = "defaults::deleted_column")]
+    pub deleted_column: String,
+    /// Schema for sinkfleet's bookkeeping (tombstones, truncations).
+    #[serde(default = "defaults::meta_schema")]
+    pub meta_schema: String,
+    /// How long hard-delete tombstones are kept (seconds). A replayed insert
+    /// older than a delete is refused only within this window.
+    #[serde(default = "defaults::tombstone_retention_secs")]
+    pub tombstone_retention_secs: u64,
+    /// Write path.
+    #[serde(default)]
+    pub write_path: WritePath,
+    /// `statement_timeout` of the sink's sessions (milliseconds).
+    #[serde(default = "defaults::statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    /// How long to wait for a connection (milliseconds).
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+impl PostgresSinkConfig {
+    /// A config with defaults for everything but the URL.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        PostgresSinkConfig {
+            url: url.into(),
+            pool_size: defaults::pool_size(),
+            target_schema: None,
+            tables: BTreeMap::new(),
+            create_tables: true,
+            evolve_schema: true,
+            delete_mode: DeleteMode::Soft,
+            version_column: defaults::version_column(),
+            deleted_column: defaults::deleted_column(),
+            meta_schema: defaults::meta_schema(),
+            tombstone_retention_secs: defaults::tombstone_retention_secs(),
+            write_path: WritePath::Unnest,
+            statement_timeout_ms: defaults::statement_timeout_ms(),
+            connect_timeout_ms: defaults::connect_timeout_ms(),
+        }
+    }
+
+    /// Checks what deserialization cannot: returns `(field path, problem)`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.url.parse::<sqlx::postgres::PgConnectOptions>() {
+            problems.push(("url".into(), e.to_string()));
+        }
+        if self.pool_size == 0 {
+            problems.push(("pool_size".into(), "must be at least 1".into()));
+        }
+        for (field, name) in [
+            ("version_column", &self.version_column),
+            ("deleted_column", &self.deleted_column),
+            ("meta_schema", &self.meta_schema),
+        ] {
+            if let Err(e) = crate::ident::Ident::new(name) {
+                problems.push((field.into(), e.to_string()));
+            }
+        }
+        if let Some(schema) = &self.target_schema
+            && let Err(e) = crate::ident::Ident::new(schema)
+        {
+            problems.push(("target_schema".into(), e.to_string()));
+        }
+        for (source, target) in &self.tables {
+            if crate::catalog::parse_qualified(target).is_err() {
+                problems.push((
+                    format!("tables.{source}"),
+                    "expected `schema.table` with valid identifiers".into(),
+                ));
+            }
+        }
+        problems
+    }
+}
+
+mod defaults {
+    pub fn pool_size() -> u32 {
+        2
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn version_column() -> String {
+        "__sinkfleet_version".into()
+    }
+    pub fn deleted_column() -> String {
+        "__sinkfleet_deleted".into()
+    }
+    pub fn meta_schema() -> String {
+        "sinkfleet".into()
+    }
+    pub fn tombstone_retention_secs() -> u64 {
+        7 * 24 * 3600
+    }
+    pub fn statement_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        5_000
+    }
+}

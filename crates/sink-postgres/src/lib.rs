@@ -1,0 +1,328 @@
+//! Postgres sink: applies change events as idempotent `(key, version)` upserts.
+//!
+//! Per batch, in one transaction:
+//! 1. group the records by target table and split them at truncates;
+//! 2. collapse each run to the newest version per key;
+//! 3. upsert the rows with `INSERT .. ON CONFLICT (pk) DO UPDATE .. WHERE
+//!    t.version < excluded.version`, delete versioned (soft or hard), apply
+//!    truncates as versioned deletes plus a per-table floor.
+//!
+//! The commit makes the whole batch durable at once, so `write` returns
+//! [`Durability::Durable`]. Table DDL (create, add column, widen) runs
+//! before the data transaction, idempotently.
+
+mod catalog;
+pub mod config;
+mod error;
+pub mod ident;
+mod sql;
+pub mod types;
+
+pub use config::{DeleteMode, PostgresSinkConfig, WritePath};
+
+use catalog::{Catalog, TableMeta};
+use error::classify;
+use ident::{Ident, QualifiedName};
+use sinkfleet_core::batch::{collapse, split_at_truncates};
+use sinkfleet_core::{Change, Durability, Op, Sink, SinkError, SinkRecord, TableId};
+use sql::RowSource;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Acquire, AssertSqlSafe, PgConnection};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// How often expired hard-delete tombstones are purged.
+const TOMBSTONE_EXPIRY_EVERY: Duration = Duration::from_secs(600);
+
+/// The Postgres sink.
+pub struct PostgresSink {
+    pool: PgPool,
+    cfg: PostgresSinkConfig,
+    catalog: Catalog,
+    meta_ready: bool,
+    last_expiry: Instant,
+}
+
+impl PostgresSink {
+    /// Creates the sink. Connections are opened lazily, so a target that is
+    /// down at start is retried like any other outage.
+    pub fn new(cfg: PostgresSinkConfig) -> Result<Self, SinkError> {
+        let options = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|e| SinkError::schema(format!("sink.postgres.url: {e}")))?
+            .application_name("sinkfleet")
+            .options([("statement_timeout", cfg.statement_timeout_ms.to_string())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.pool_size)
+            .acquire_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .connect_lazy_with(options);
+        Ok(PostgresSink {
+            pool,
+            cfg,
+            catalog: Catalog::default(),
+            meta_ready: false,
+            last_expiry: Instant::now(),
+        })
+    }
+
+    /// The target table of a source table.
+    fn target(&self, table: &TableId) -> Result<QualifiedName, SinkError> {
+        let bad = |e: ident::IdentError| SinkError::schema(e.to_string());
+        if let Some(mapped) = self.cfg.tables.get(&table.to_string()) {
+            return catalog::parse_qualified(mapped).map_err(bad);
+        }
+        Ok(QualifiedName {
+            schema: Ident::new(self.cfg.target_schema.as_deref().unwrap_or(&table.schema)).map_err(bad)?,
+            table: Ident::new(&table.table).map_err(bad)?,
+        })
+    }
+
+    async fn apply(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+        // Group by target table, keeping each table's stream order.
+        let mut order: Vec<QualifiedName> = Vec::new();
+        let mut groups: HashMap<QualifiedName, Vec<Change>> = HashMap::new();
+        for record in batch {
+            let target = self.target(&record.change.table)?;
+            groups
+                .entry(target.clone())
+                .or_insert_with(|| {
+                    order.push(target);
+                    Vec::new()
+                })
+                .push(record.change.clone());
+        }
+
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        if !self.meta_ready {
+            catalog::ensure_meta(&mut conn, &self.cfg).await?;
+            self.meta_ready = true;
+        }
+        // DDL first, outside the data transaction.
+        for name in &order {
+            let changes = &groups[name];
+            let existing = match self.catalog.tables.remove(name) {
+                Some(meta) => Some(meta),
+                None => catalog::load(&mut conn, name, &self.cfg).await?,
+            };
+            let meta = catalog::ensure_table(&mut conn, name, existing, changes, &self.cfg).await?;
+            self.catalog.tables.insert(name.clone(), meta);
+        }
+
+        let mut tx = conn.begin().await.map_err(classify)?;
+        let mut stats = Stats::default();
+        for name in &order {
+            let meta = &self.catalog.tables[name];
+            let changes = groups.remove(name).unwrap_or_default();
+            for run in split_at_truncates(changes) {
+                if run.first().is_some_and(|c| c.op == Op::Truncate) {
+                    for t in &run {
+                        apply_truncate(&mut tx, meta, t, &self.cfg).await?;
+                    }
+                    continue;
+                }
+                let submitted = run.len() as u64;
+                let applied = apply_run(&mut tx, meta, collapse(run), &self.cfg).await?;
+                stats.add(name, submitted, applied);
+            }
+        }
+        tx.commit().await.map_err(classify)?;
+        stats.publish();
+        Ok(())
+    }
+
+    async fn expire_tombstones(&mut self) {
+        if self.cfg.delete_mode != DeleteMode::Hard || self.last_expiry.elapsed() < TOMBSTONE_EXPIRY_EVERY {
+            return;
+        }
+        self.last_expiry = Instant::now();
+        for meta in self.catalog.tables.values() {
+            let sql = sql::expire_tombstones(meta);
+            if let Err(e) = sqlx::query(AssertSqlSafe(sql))
+                .bind(self.cfg.tombstone_retention_secs as f64)
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(table = %meta.name.plain(), error = %e, "tombstone expiry failed; will retry");
+            }
+        }
+    }
+}
+
+impl Sink for PostgresSink {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
+        if let Err(e) = self.apply(batch).await {
+            // After any failure the cached metadata may be stale (a table
+            // dropped or altered behind our back): reload on the next try.
+            self.catalog.tables.clear();
+            return Err(e);
+        }
+        self.expire_tombstones().await;
+        Ok(Durability::Durable)
+    }
+}
+
+/// Applied/stale counts per table for one batch.
+#[derive(Default)]
+struct Stats(HashMap<String, (u64, u64)>);
+
+impl Stats {
+    fn add(&mut self, table: &QualifiedName, submitted: u64, applied: u64) {
+        let entry = self.0.entry(table.plain()).or_default();
+        entry.0 += applied;
+        entry.1 += submitted.saturating_sub(applied);
+    }
+
+    fn publish(self) {
+        for (table, (applied, stale)) in self.0 {
+            metrics::counter!("sinkfleet_records_applied_total", "sink" => "postgres", "table" => table.clone())
+                .increment(applied);
+            metrics::counter!("sinkfleet_records_skipped_stale_total", "sink" => "postgres", "table" => table)
+                .increment(stale);
+        }
+    }
+}
+
+/// Text columns of one statement: `columns[i][row]`, plus the versions.
+struct Columns {
+    names: Vec<String>,
+    values: Vec<Vec<Option<String>>>,
+    versions: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn new(names: Vec<String>) -> Self {
+        Columns {
+            values: vec![Vec::new(); names.len()],
+            names,
+            versions: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, meta: &TableMeta, image: &sinkfleet_core::Row, change: &Change) {
+        for (i, name) in self.names.iter().enumerate() {
+            let value = image.get(name).or_else(|| change.key.get(name));
+            let ty = meta.column_type(name).unwrap_or("text");
+            self.values[i].push(value.and_then(|v| types::to_text(v, ty)));
+        }
+        self.versions.push(Some(change.version.as_u128().to_string()));
+    }
+}
+
+/// Applies one collapsed run (no truncates). Returns rows applied.
+async fn apply_run(conn: &mut PgConnection, meta: &TableMeta, mut changes: Vec<Change>, cfg: &PostgresSinkConfig) -> Result<u64, SinkError> {
+    // A stable key order keeps concurrent transactions from deadlocking.
+    changes.sort_by_cached_key(Change::identity);
+    // Upserts grouped by the set of columns they carry: a partial row (an
+    // unchanged TOAST column left out) must not overwrite what is stored.
+    let mut upserts: HashMap<Vec<usize>, Columns> = HashMap::new();
+    let mut deletes = Columns::new(meta.key.clone());
+    for change in &changes {
+        match &change.row {
+            Some(row) if change.op.is_upsert() => {
+                let present: Vec<usize> = meta
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, _))| row.contains(n) || change.key.contains(n))
+                    .map(|(i, _)| i)
+                    .collect();
+                upserts
+                    .entry(present.clone())
+                    .or_insert_with(|| Columns::new(present.iter().map(|&i| meta.columns[i].0.clone()).collect()))
+                    .push(meta, row, change);
+            }
+            _ => deletes.push(meta, &change.key, change),
+        }
+    }
+    let mut applied = 0;
+    let mut groups: Vec<Columns> = upserts.into_values().collect();
+    groups.sort_by(|a, b| a.names.cmp(&b.names));
+    for group in &groups {
+        applied += execute(conn, meta, group, cfg, Statement::Upsert).await?;
+    }
+    if !deletes.versions.is_empty() {
+        applied += execute(conn, meta, &deletes, cfg, Statement::Delete).await?;
+    }
+    Ok(applied)
+}
+
+#[derive(Clone, Copy)]
+enum Statement {
+    Upsert,
+    Delete,
+}
+
+async fn execute(conn: &mut PgConnection, meta: &TableMeta, cols: &Columns, cfg: &PostgresSinkConfig, kind: Statement) -> Result<u64, SinkError> {
+    let build = |source: &RowSource| match kind {
+        Statement::Upsert => sql::upsert(meta, &cols.names, cfg, source),
+        Statement::Delete => sql::delete(meta, cfg, source),
+    };
+    // The upsert takes the truncate floor key as $1; the delete has no $1.
+    let first_param = match kind {
+        Statement::Upsert => 2,
+        Statement::Delete => 1,
+    };
+    let result = match cfg.write_path {
+        WritePath::Unnest => {
+            let statement = build(&RowSource::Unnest { first_param })?;
+            let mut query = sqlx::query(AssertSqlSafe(statement));
+            if let Statement::Upsert = kind {
+                query = query.bind(meta.name.plain());
+            }
+            for column in &cols.values {
+                query = query.bind(column);
+            }
+            query.bind(&cols.versions).execute(&mut *conn).await
+        }
+        WritePath::Copy => {
+            let stage = "sinkfleet_stage";
+            sqlx::raw_sql(AssertSqlSafe(format!("DROP TABLE IF EXISTS {stage}; {}", sql::stage_ddl(stage, cols.names.len()))))
+                .execute(&mut *conn)
+                .await
+                .map_err(classify)?;
+            let mut data = String::with_capacity(cols.versions.len() * 64);
+            for row in 0..cols.versions.len() {
+                for column in &cols.values {
+                    types::write_copy_field(column[row].as_deref(), &mut data);
+                    data.push('\t');
+                }
+                types::write_copy_field(cols.versions[row].as_deref(), &mut data);
+                data.push('\n');
+            }
+            let mut copy = conn
+                .copy_in_raw(&format!("COPY {stage} FROM STDIN"))
+                .await
+                .map_err(classify)?;
+            copy.send(data.as_bytes()).await.map_err(classify)?;
+            copy.finish().await.map_err(classify)?;
+            let statement = build(&RowSource::Stage(stage))?;
+            let mut query = sqlx::query(AssertSqlSafe(statement));
+            if let Statement::Upsert = kind {
+                query = query.bind(meta.name.plain());
+            }
+            query.execute(&mut *conn).await
+        }
+    };
+    Ok(result.map_err(classify)?.rows_affected())
+}
+
+async fn apply_truncate(conn: &mut PgConnection, meta: &TableMeta, change: &Change, cfg: &PostgresSinkConfig) -> Result<(), SinkError> {
+    let version = change.version.as_u128().to_string();
+    let [rows, floor] = sql::truncate(meta, cfg)?;
+    sqlx::query(AssertSqlSafe(rows))
+        .bind(&version)
+        .execute(&mut *conn)
+        .await
+        .map_err(classify)?;
+    sqlx::query(AssertSqlSafe(floor))
+        .bind(&version)
+        .bind(meta.name.plain())
+        .execute(&mut *conn)
+        .await
+        .map_err(classify)?;
+    Ok(())
+}

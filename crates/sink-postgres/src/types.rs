@@ -1,0 +1,250 @@
+//! Column types and values in Postgres terms.
+//!
+//! Values travel as Postgres *text* literals (inside `text[]` parameters or
+//! COPY text rows) and are cast to the target column's type in SQL. Text is
+//! the one representation every Postgres type accepts, which keeps the sink
+//! independent of the target's exact types (domains, enums, varchar(n)...).
+
+use chrono::{DateTime, NaiveDate, TimeDelta};
+use sinkfleet_core::{ColumnType, Value};
+use std::fmt::Write;
+
+/// The Postgres type a new column gets for a declared (or inferred) type.
+pub fn pg_type(ty: &ColumnType, sample: Option<&Value>) -> String {
+    match ty {
+        ColumnType::Int16 => "smallint".into(),
+        ColumnType::Int32 => "integer".into(),
+        ColumnType::Int64 => "bigint".into(),
+        ColumnType::Float32 => "real".into(),
+        ColumnType::Float64 => "double precision".into(),
+        ColumnType::Bool => "boolean".into(),
+        ColumnType::Text | ColumnType::Enum => "text".into(),
+        ColumnType::Bytes => "bytea".into(),
+        ColumnType::Decimal {
+            precision: Some(p),
+            scale,
+        } if *p >= *scale && *p > 0 && *p <= 1000 => format!("numeric({p},{scale})"),
+        ColumnType::Decimal { .. } | ColumnType::VariableDecimal => "numeric".into(),
+        ColumnType::Date => "date".into(),
+        ColumnType::Time => "time".into(),
+        ColumnType::Timestamp => "timestamp".into(),
+        ColumnType::TimestampTz => "timestamptz".into(),
+        ColumnType::TimeTz => "timetz".into(),
+        ColumnType::Uuid => "uuid".into(),
+        ColumnType::Json => "jsonb".into(),
+        ColumnType::Array(item) => {
+            let first = match sample {
+                Some(Value::Array(items)) => items.iter().find(|v| !v.is_null()),
+                _ => None,
+            };
+            let inner = pg_type(item, first);
+            if inner.ends_with("[]") || inner == "jsonb" {
+                "jsonb".into()
+            } else {
+                format!("{inner}[]")
+            }
+        }
+        ColumnType::Inferred => match sample {
+            Some(Value::Bool(_)) => "boolean".into(),
+            Some(Value::Int(_)) => "bigint".into(),
+            Some(Value::Float(_)) => "double precision".into(),
+            Some(Value::Decimal(_)) => "numeric".into(),
+            Some(Value::Json(_)) => "jsonb".into(),
+            Some(Value::Array(items)) => {
+                let first = items.iter().find(|v| !v.is_null());
+                match first {
+                    Some(Value::Array(_)) | Some(Value::Json(_)) => "jsonb".into(),
+                    other => format!("{}[]", pg_type(&ColumnType::Inferred, other)),
+                }
+            }
+            _ => "text".into(),
+        },
+    }
+}
+
+/// Widening that keeps every stored value: `(from, to)` pairs of
+/// `format_type` names. Anything else is an incompatible change.
+pub fn widening(current: &str, wanted: &str) -> Option<&'static str> {
+    match (current, wanted) {
+        ("smallint", "integer") => Some("integer"),
+        ("smallint" | "integer", "bigint") => Some("bigint"),
+        ("real", "double precision") => Some("double precision"),
+        (c, "text") if c.starts_with("character varying") => Some("text"),
+        (c, w) if c.starts_with("numeric(") && w == "numeric" => Some("numeric"),
+        _ => None,
+    }
+}
+
+/// How the target column stores time, for coercing schema-less integers
+/// (Debezium's epoch encodings) into calendar values.
+fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
+    let Value::Int(n) = value else { return None };
+    let n = *n;
+    if target_type == "date" {
+        let d = NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(TimeDelta::try_days(n)?)?;
+        return Some(d.to_string());
+    }
+    if target_type.starts_with("timestamp") {
+        // Debezium's default (adaptive) encoding of timestamp(6) is micros.
+        let t = DateTime::from_timestamp(n.div_euclid(1_000_000), (n.rem_euclid(1_000_000) * 1000) as u32)?;
+        let text = t.naive_utc().to_string();
+        return Some(if target_type.contains("with time zone") {
+            text + "+00"
+        } else {
+            text
+        });
+    }
+    if target_type.starts_with("time") {
+        let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+            n.div_euclid(1_000_000) as u32,
+            (n.rem_euclid(1_000_000) * 1000) as u32,
+        )?;
+        return Some(t.to_string());
+    }
+    None
+}
+
+/// The Postgres text literal of `value` for a column of `target_type`
+/// (`None` is SQL NULL).
+pub fn to_text(value: &Value, target_type: &str) -> Option<String> {
+    if value.is_null() {
+        return None;
+    }
+    if let Some(coerced) = epoch_coercion(target_type, value) {
+        return Some(coerced);
+    }
+    let mut out = String::new();
+    write_text(value, &mut out);
+    Some(out)
+}
+
+fn write_text(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("NULL"),
+        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if f.is_nan() => out.push_str("NaN"),
+        Value::Float(f) if f.is_infinite() => out.push_str(if *f > 0.0 { "Infinity" } else { "-Infinity" }),
+        Value::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Decimal(s)
+        | Value::Text(s)
+        | Value::TimestampTz(s)
+        | Value::TimeTz(s)
+        | Value::Uuid(s)
+        | Value::Json(s) => out.push_str(s),
+        Value::Bytes(b) => {
+            out.push_str("\\x");
+            for byte in b {
+                let _ = write!(out, "{byte:02x}");
+            }
+        }
+        Value::Date(d) => {
+            let _ = write!(out, "{d}");
+        }
+        Value::Time(t) => {
+            let _ = write!(out, "{}", t.format("%H:%M:%S%.f"));
+        }
+        Value::Timestamp(t) => {
+            let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.f"));
+        }
+        Value::Array(items) => write_array(items, out),
+    }
+}
+
+/// Postgres array literal: `{"a","b",NULL}`; every element quoted so that
+/// commas, braces and spaces inside elements are data.
+fn write_array(items: &[Value], out: &mut String) {
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            Value::Null => out.push_str("NULL"),
+            Value::Array(inner) => write_array(inner, out),
+            other => {
+                let mut text = String::new();
+                write_text(other, &mut text);
+                out.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+}
+
+/// Appends `text` escaped for COPY's text format (`\N` is NULL).
+pub fn write_copy_field(text: Option<&str>, out: &mut String) {
+    let Some(text) = text else {
+        out.push_str("\\N");
+        return;
+    };
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_quote_every_element() {
+        let v = Value::Array(vec![Value::Text("a,b".into()), Value::Null, Value::Text("q\"\\".into())]);
+        assert_eq!(to_text(&v, "text[]").unwrap(), r#"{"a,b",NULL,"q\"\\"}"#);
+    }
+
+    #[test]
+    fn schemaless_epoch_integers_become_calendar_values() {
+        assert_eq!(to_text(&Value::Int(13693), "date").unwrap(), "2007-06-29");
+        assert_eq!(to_text(&Value::Int(13693), "bigint").unwrap(), "13693");
+        assert_eq!(
+            to_text(&Value::Int(1_665_791_731_989_360), "timestamp without time zone").unwrap(),
+            "2022-10-14 23:55:31.989360"
+        );
+    }
+
+    #[test]
+    fn special_floats_and_bytes() {
+        assert_eq!(to_text(&Value::Float(f64::NAN), "double precision").unwrap(), "NaN");
+        assert_eq!(to_text(&Value::Float(f64::NEG_INFINITY), "real").unwrap(), "-Infinity");
+        assert_eq!(to_text(&Value::Bytes(vec![0, 255]), "bytea").unwrap(), "\\x00ff");
+        assert_eq!(to_text(&Value::Null, "text"), None);
+    }
+
+    #[test]
+    fn copy_escaping() {
+        let mut out = String::new();
+        write_copy_field(Some("a\tb\\c\nd"), &mut out);
+        assert_eq!(out, "a\\tb\\\\c\\nd");
+        out.clear();
+        write_copy_field(None, &mut out);
+        assert_eq!(out, "\\N");
+    }
+
+    #[test]
+    fn type_mapping_and_widening() {
+        assert_eq!(pg_type(&ColumnType::Decimal { precision: Some(5), scale: 2 }, None), "numeric(5,2)");
+        assert_eq!(pg_type(&ColumnType::Array(Box::new(ColumnType::Text)), None), "text[]");
+        assert_eq!(pg_type(&ColumnType::Inferred, Some(&Value::Int(1))), "bigint");
+        assert_eq!(widening("integer", "bigint"), Some("bigint"));
+        assert_eq!(widening("bigint", "integer"), None);
+        assert_eq!(widening("text", "bigint"), None);
+    }
+}

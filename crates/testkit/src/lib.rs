@@ -1,0 +1,7 @@
+//! Test and demo support: build Debezium-shaped events, generate a
+//! realistic change stream together with the final state a correct sink
+//! must reach, and talk to Kafka for fixtures and assertions.
+
+pub mod debezium;
+pub mod kafka;
+pub mod workload;

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Local services for development, tests and the quickstart, on 127.0.0.1 only:
+#   PostgreSQL 15 (wal_level=logical) and tansu (Kafka-protocol broker, sqlite storage).
+#
+#   scripts/services.sh start    install what is missing, start what is not running
+#   scripts/services.sh stop     stop both (data is kept)
+#   scripts/services.sh status   show what runs
+#   scripts/services.sh env      print the connection settings as shell exports
+#
+# Idempotent: running `start` twice starts nothing twice. Ports and data
+# locations can be overridden with SINKFLEET_PG_PORT, SINKFLEET_KAFKA_PORT and
+# SINKFLEET_STATE_DIR; tools built once are kept in SINKFLEET_TOOLS_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_PORT=${SINKFLEET_PG_PORT:-55432}
+KAFKA_PORT=${SINKFLEET_KAFKA_PORT:-59092}
+STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
+TOOLS_DIR=${SINKFLEET_TOOLS_DIR:-$HOME/.local/share/sinkfleet}
+PG_BIN=/usr/lib/postgresql/15/bin
+TANSU_VERSION=0.6.0
+TANSU=$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+# Postgres refuses to run as root and its data must be reachable by the
+# `postgres` user. A checkout below a private directory (mktemp -d) is not,
+# so its cluster lives in a per-checkout directory under /var/tmp instead.
+pg_dir() {
+  local want=$STATE_DIR/postgres
+  mkdir -p "$STATE_DIR"
+  if id postgres >/dev/null 2>&1 && runuser -u postgres -- test -x "$STATE_DIR"; then
+    echo "$want"
+  else
+    echo "/var/tmp/sinkfleet-pg-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)"
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local port=$1 what=$2
+  for _ in $(seq 1 200); do port_open "$port" && return 0; sleep 0.1; done
+  log "$what did not open 127.0.0.1:$port"; return 1
+}
+
+install_postgres() {
+  if [ -x "$PG_BIN/pg_ctl" ]; then return; fi
+  log "installing PostgreSQL 15 (Debian packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null
+}
+
+install_tansu() {
+  if [ -x "$TANSU" ]; then return; fi
+  # No prebuilt binaries can be downloaded here: build it from crates.io once
+  # (~11 minutes on 2 cores) with the sqlite storage engine, and keep it.
+  log "building tansu $TANSU_VERSION (once, ~11 min) into $TOOLS_DIR"
+  mkdir -p "$TOOLS_DIR"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+    --root "$TOOLS_DIR/tansu-$TANSU_VERSION" >&2
+}
+
+start_postgres() {
+  install_postgres
+  local dir; dir=$(pg_dir)
+  if port_open "$PG_PORT"; then log "postgres already listening on 127.0.0.1:$PG_PORT"; return; fi
+  install -d -o postgres -g postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -N -E UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+    "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical \
+     -c max_replication_slots=10 -c max_wal_senders=10 -c max_connections=200" start >/dev/null
+  log "postgres started on 127.0.0.1:$PG_PORT (data $dir/data)"
+}
+
+start_kafka() {
+  install_tansu
+  local dir=$STATE_DIR/tansu
+  mkdir -p "$dir"
+  if port_open "$KAFKA_PORT"; then log "tansu already listening on 127.0.0.1:$KAFKA_PORT"; return; fi
+  # The sqlite path is relative to the working directory.
+  (cd "$dir" && nohup "$TANSU" broker \
+      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine sqlite://tansu.db >"$dir/broker.log" 2>&1 &
+   echo $! >"$dir/broker.pid")
+  wait_port "$KAFKA_PORT" tansu
+  log "tansu started on 127.0.0.1:$KAFKA_PORT (data $dir)"
+}
+
+stop_all() {
+  local dir; dir=$(pg_dir)
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null || true
+    log "postgres stopped"
+  fi
+  local pidfile=$STATE_DIR/tansu/broker.pid
+  if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
+    for _ in $(seq 1 50); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
+    log "tansu stopped"
+  fi
+  rm -f "$pidfile"
+}
+
+print_env() {
+  cat <<ENV
+export SINKFLEET_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+ENV
+}
+
+case "${1:-}" in
+  start) start_postgres; start_kafka; print_env ;;
+  stop) stop_all ;;
+  status)
+    port_open "$PG_PORT" && echo "postgres: up (127.0.0.1:$PG_PORT)" || echo "postgres: down"
+    port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down" ;;
+  env) print_env ;;
+  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: starts the local services (installing what is
+# missing), then runs every unit and integration test against them.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+eval "$(scripts/services.sh start)"
+export SINKFLEET_PG_URL SINKFLEET_KAFKA_BROKERS
+# Integration tests spawn workers and brokers' clients: on 2 cores, a few at a time.
+cargo test --workspace --locked -- --test-threads "${SINKFLEET_TEST_THREADS:-4}"

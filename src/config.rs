@@ -1,0 +1,139 @@
+//! The worker's configuration file: YAML plus environment overrides.
+//!
+//! Every section rejects unknown keys, and errors name the key's path, so a
+//! typo stops the process at start instead of being ignored. Any key can be
+//! overridden from the environment: `SINKFLEET__KAFKA__BROKERS=host:9092`
+//! sets `kafka.brokers` (double underscores separate path segments).
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Yaml};
+use serde::Deserialize;
+use sinkfleet_core::VersionSource;
+use sinkfleet_core::debezium::DecodeOptions;
+use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
+use sinkfleet_sink_postgres::PostgresSinkConfig;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kafka connection and group.
+    pub kafka: KafkaConfig,
+    /// Dead-letter routing.
+    pub dead_letter: DeadLetterConfig,
+    /// Batching, budgets, retries, timeouts.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// How records are decoded.
+    #[serde(default)]
+    pub decode: DecodeConfig,
+    /// The sink (exactly one).
+    pub sink: SinkConfig,
+    /// Metrics and health endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `decode:` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Version source for every topic.
+    #[serde(default)]
+    pub version: VersionSource,
+    /// Key columns per source table (`schema.table`, or `*`), used instead
+    /// of the Kafka key.
+    #[serde(default)]
+    pub key_columns: HashMap<String, Vec<String>>,
+}
+
+/// `sink:` section: one of the sinks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// The Postgres sink.
+    Postgres(PostgresSinkConfig),
+}
+
+/// `metrics:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+
+impl Config {
+    /// Loads `path`, applies `SINKFLEET__*` overrides, validates.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        if !path.is_file() {
+            bail!("config file {} not found", path.display());
+        }
+        let config: Config = Figment::new()
+            .merge(Yaml::file_exact(path))
+            .merge(Env::prefixed("SINKFLEET__").split("__"))
+            .extract()
+            .map_err(|e| {
+                let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+                anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
+            })
+            .with_context(|| format!("loading {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = self.worker.validate();
+        if self.kafka.topics.is_empty() {
+            problems.push(("kafka.topics".into(), "at least one topic".into()));
+        }
+        if self.kafka.topics.contains(&self.dead_letter.topic) {
+            problems.push(("dead_letter.topic".into(), "must not be one of kafka.topics".into()));
+        }
+        if let VersionSource::Field { field } = &self.decode.version
+            && field.is_empty()
+        {
+            problems.push(("decode.version.field".into(), "empty".into()));
+        }
+        if let Err(e) = self.metrics.listen.parse::<std::net::SocketAddr>() {
+            problems.push(("metrics.listen".into(), e.to_string()));
+        }
+        match &self.sink {
+            SinkConfig::Postgres(pg) => {
+                problems.extend(pg.validate().into_iter().map(|(p, m)| (format!("sink.postgres.{p}"), m)));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = problems.into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
+        bail!("invalid configuration:\n  {}", lines.join("\n  "))
+    }
+
+    /// The consumer runtime's part.
+    pub fn runtime(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            kafka: self.kafka.clone(),
+            worker: self.worker.clone(),
+            dead_letter: self.dead_letter.clone(),
+            decode: DecodeOptions {
+                version: self.decode.version.clone(),
+                key_columns: self.decode.key_columns.clone(),
+            },
+        }
+    }
+}

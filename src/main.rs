@@ -1,0 +1,86 @@
+//! `sinkfleet`: the sink worker binary. Thin by design: it parses the CLI,
+//! loads the config, and wires a sink into the Kafka runtime.
+
+mod config;
+mod observability;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::{Config, SinkConfig};
+use sinkfleet_kafka::Health;
+use sinkfleet_sink_postgres::PostgresSink;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "sinkfleet", version, about = "Idempotent CDC sink workers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a config file and exit (non-zero with the offending keys).
+    Validate {
+        /// YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a sink worker until SIGTERM/SIGINT.
+    Run {
+        /// YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    observability::init_logging();
+    match cli.command {
+        Command::Validate { config } => {
+            Config::load(&config)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(run(config))
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let health = Arc::new(Health::default());
+    observability::serve(&config.metrics.listen, Arc::clone(&health)).await?;
+    let runtime = config.runtime();
+    match config.sink {
+        SinkConfig::Postgres(pg) => {
+            let sink = PostgresSink::new(pg)?;
+            sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
