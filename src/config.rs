@@ -69,7 +69,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: default_listen() }
+        MetricsConfig {
+            listen: default_listen(),
+        }
     }
 }
 
@@ -102,7 +104,10 @@ impl Config {
             problems.push(("kafka.topics".into(), "at least one topic".into()));
         }
         if self.kafka.topics.contains(&self.dead_letter.topic) {
-            problems.push(("dead_letter.topic".into(), "must not be one of kafka.topics".into()));
+            problems.push((
+                "dead_letter.topic".into(),
+                "must not be one of kafka.topics".into(),
+            ));
         }
         if let VersionSource::Field { field } = &self.decode.version
             && field.is_empty()
@@ -114,13 +119,20 @@ impl Config {
         }
         match &self.sink {
             SinkConfig::Postgres(pg) => {
-                problems.extend(pg.validate().into_iter().map(|(p, m)| (format!("sink.postgres.{p}"), m)));
+                problems.extend(
+                    pg.validate()
+                        .into_iter()
+                        .map(|(p, m)| (format!("sink.postgres.{p}"), m)),
+                );
             }
         }
         if problems.is_empty() {
             return Ok(());
         }
-        let lines: Vec<String> = problems.into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
+        let lines: Vec<String> = problems
+            .into_iter()
+            .map(|(p, m)| format!("{p}: {m}"))
+            .collect();
         bail!("invalid configuration:\n  {}", lines.join("\n  "))
     }
 

@@ -8,67 +8,78 @@
 use crate::change::{Change, Op};
 use std::collections::HashMap;
 
-/// Reduces `changes` to one change per `(table, key)`: the newest version.
+/// Reduces `changes` to rounds of at most one change per `(table, key)`;
+/// applying the rounds in order gives the same result as applying every
+/// change. Usually there is one round holding the newest version per key.
 ///
-/// Partial rows: when the newest change is an upsert that lacks columns
-/// (unchanged TOAST values), those columns are completed from the next
-/// older upsert of the same key in the batch, so that dropping the older
-/// change does not lose values it carried. Truncates are kept in place;
-/// a truncate splits the batch (see [`split_at_truncates`]) before collapse.
+/// Partial rows (an unchanged TOAST column left out) are why there can be
+/// more: a partial newest change cannot be completed from an older change
+/// in the batch, because that older change may be a stale replay (of an
+/// earlier incarnation of the row, say) rather than its direct predecessor.
+/// So for such a key the chain from its last complete upsert or delete up
+/// to the newest stays, one change per round in version order, and the
+/// target's version condition sorts out which of them still apply.
 ///
-/// The output keeps the order of first appearance, which is deterministic
-/// for a given input (sinks sort further where lock order matters).
-pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Change> {
+/// Truncates must not be passed here (see [`split_at_truncates`]). Equal
+/// versions are replays: the later record is kept. Output order within a
+/// round is first appearance, deterministic for a given input.
+pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Vec<Change>> {
     let mut slots: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<Change> = Vec::new();
+    let mut chains: Vec<Vec<Change>> = Vec::new();
     for change in changes {
-        if change.op == Op::Truncate {
-            out.push(change);
-            continue;
-        }
         let identity = change.identity();
         match slots.get(&identity) {
             None => {
-                slots.insert(identity, out.len());
-                out.push(change);
+                slots.insert(identity, chains.len());
+                chains.push(vec![change]);
             }
-            Some(&i) => {
-                let existing = &mut out[i];
-                let (mut newer, older) = if change.version >= existing.version {
-                    (change, std::mem::replace(existing, placeholder()))
-                } else {
-                    (std::mem::replace(existing, placeholder()), change)
-                };
-                complete_partial(&mut newer, &older);
-                out[i] = newer;
+            Some(&i) => chains[i].push(change),
+        }
+    }
+    let mut rounds: Vec<Vec<Change>> = Vec::new();
+    for chain in chains {
+        for (round, change) in trim_chain(chain).into_iter().enumerate() {
+            if rounds.len() <= round {
+                rounds.push(Vec::new());
+            }
+            rounds[round].push(change);
+        }
+    }
+    rounds
+}
+
+/// One key's changes → what must still be applied, oldest first.
+fn trim_chain(mut chain: Vec<Change>) -> Vec<Change> {
+    if chain.len() == 1 {
+        return chain;
+    }
+    // Stable sort: among equal versions the later record stays last...
+    chain.sort_by_key(|c| c.version);
+    // ...and replaces the earlier ones.
+    let mut deduped: Vec<Change> = Vec::with_capacity(chain.len());
+    for change in chain {
+        match deduped.last_mut() {
+            Some(last) if last.version == change.version => *last = change,
+            _ => deduped.push(change),
+        }
+    }
+    // Columns any upsert of this key carries; an upsert lacking one is partial.
+    let mut all_columns: Vec<&str> = Vec::new();
+    for change in &deduped {
+        if let Some(row) = &change.row {
+            for name in row.names() {
+                if !all_columns.contains(&name) {
+                    all_columns.push(name);
+                }
             }
         }
     }
-    out
-}
-
-fn placeholder() -> Change {
-    Change {
-        table: crate::TableId::new("", ""),
-        op: Op::Truncate,
-        key: Default::default(),
-        row: None,
-        version: crate::Version::ZERO,
-        schema: None,
-    }
-}
-
-/// Fills columns missing from `newer`'s row with `older`'s values when both
-/// are upserts.
-fn complete_partial(newer: &mut Change, older: &Change) {
-    let (Some(row), Some(old_row)) = (newer.row.as_mut(), older.row.as_ref()) else {
-        return;
+    let complete = |c: &Change| match &c.row {
+        None => true, // a delete replaces everything
+        Some(row) => all_columns.iter().all(|n| row.contains(n)),
     };
-    for (name, value) in &old_row.columns {
-        if !row.contains(name) {
-            row.columns.push((name.clone(), value.clone()));
-        }
-    }
+    let start = deduped.iter().rposition(complete).unwrap_or(0);
+    deduped.split_off(start)
 }
 
 /// Splits changes into runs separated by truncates: `[run, truncate, run,
@@ -120,36 +131,49 @@ mod tests {
             change(1, 7, Op::Delete, &[]),
             change(1, 6, Op::Update, &[("a", Value::Int(6))]),
         ]);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].version, Version::new(7, 0));
-        assert_eq!(out[0].op, Op::Delete);
-        assert_eq!(out[1].key.get("id"), Some(&Value::Int(2)));
+        assert_eq!(out.len(), 1, "complete rows need one round");
+        let round = &out[0];
+        assert_eq!(round.len(), 2);
+        assert_eq!(round[0].version, Version::new(7, 0));
+        assert_eq!(round[0].op, Op::Delete);
+        assert_eq!(round[1].key.get("id"), Some(&Value::Int(2)));
     }
 
     #[test]
-    fn partial_newest_row_is_completed_from_older_upsert() {
-        let out = collapse(vec![
+    fn a_partial_newest_row_keeps_its_chain_from_the_last_complete_one() {
+        let full = |v, body: &str| {
             change(
                 1,
-                1,
+                v,
                 Op::Update,
                 &[
-                    ("id", Value::Int(1)),
-                    ("body", Value::Text("new".into())),
-                    ("n", Value::Int(1)),
+                    ("body", Value::Text(body.into())),
+                    ("n", Value::Int(v as i64)),
                 ],
-            ),
-            // body unchanged (TOAST placeholder) in the newer update
-            change(
-                1,
-                2,
-                Op::Update,
-                &[("id", Value::Int(1)), ("n", Value::Int(2))],
-            ),
+            )
+        };
+        // body unchanged (TOAST placeholder) in the partial updates
+        let partial = |v| change(1, v, Op::Update, &[("n", Value::Int(v as i64))]);
+        let out = collapse(vec![
+            full(1, "stale replay"),
+            full(4, "re-created"),
+            partial(6),
+            partial(5),
+            full(1, "stale replay"),
         ]);
-        let row = out[0].row.as_ref().unwrap();
-        assert_eq!(row.get("n"), Some(&Value::Int(2)));
-        assert_eq!(row.get("body"), Some(&Value::Text("new".into())));
+        let versions: Vec<Vec<u64>> = out
+            .iter()
+            .map(|r| r.iter().map(|c| c.version.major).collect())
+            .collect();
+        assert_eq!(versions, vec![vec![4], vec![5], vec![6]]);
+        // A delete also starts the chain afresh.
+        let out = collapse(vec![
+            full(1, "a"),
+            change(1, 2, Op::Delete, &[]),
+            partial(3),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0][0].op, Op::Delete);
     }
 
     #[test]

@@ -7,11 +7,18 @@ use rdkafka::error::RDKafkaErrorCode;
 use std::time::Duration;
 
 /// Creates `topic` with `partitions` partitions unless it exists.
-pub async fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32) -> Result<(), String> {
+pub async fn ensure_topic(
+    client: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics([&new], &opts).await.map_err(|e| e.to_string())?;
+    let results = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| e.to_string())?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

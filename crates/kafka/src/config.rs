@@ -109,23 +109,45 @@ impl WorkerConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         if self.batch_max_records == 0 {
-            problems.push(("worker.batch_max_records".into(), "must be at least 1".into()));
+            problems.push((
+                "worker.batch_max_records".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
-            problems.push(("worker.retry_max_ms".into(), "need 0 < retry_initial_ms <= retry_max_ms".into()));
+            problems.push((
+                "worker.retry_max_ms".into(),
+                "need 0 < retry_initial_ms <= retry_max_ms".into(),
+            ));
         }
-        for (path, b) in [("worker.partition_budget", &self.partition_budget), ("worker.global_budget", &self.global_budget)] {
-            if b.high_records == 0 || b.high_bytes == 0 || b.resume_percent == 0 || b.resume_percent >= 100 {
-                problems.push((path.into(), "high marks must be > 0 and resume_percent in 1..99".into()));
+        for (path, b) in [
+            ("worker.partition_budget", &self.partition_budget),
+            ("worker.global_budget", &self.global_budget),
+        ] {
+            if b.high_records == 0
+                || b.high_bytes == 0
+                || b.resume_percent == 0
+                || b.resume_percent >= 100
+            {
+                problems.push((
+                    path.into(),
+                    "high marks must be > 0 and resume_percent in 1..99".into(),
+                ));
             }
         }
         if (self.partition_budget.high_records as usize) < self.batch_max_records.min(1) {
-            problems.push(("worker.partition_budget.high_records".into(), "below one record".into()));
+            problems.push((
+                "worker.partition_budget.high_records".into(),
+                "below one record".into(),
+            ));
         }
         if let Some(r) = self.rate_limit
             && (r.rows_per_second == Some(0) || r.writes_per_second == Some(0))
         {
-            problems.push(("worker.rate_limit".into(), "a rate of 0 would stop the sink; leave it unset".into()));
+            problems.push((
+                "worker.rate_limit".into(),
+                "a rate of 0 would stop the sink; leave it unset".into(),
+            ));
         }
         problems
     }

@@ -72,7 +72,11 @@ pub struct WorkerContext {
 
 impl WorkerContext {
     /// Creates the context.
-    pub fn new(events: mpsc::Sender<PollEvent>, drain_timeout: Duration, high_watermarks: HighWatermarks) -> Self {
+    pub fn new(
+        events: mpsc::Sender<PollEvent>,
+        drain_timeout: Duration,
+        high_watermarks: HighWatermarks,
+    ) -> Self {
         WorkerContext {
             events,
             drain_timeout,
@@ -83,7 +87,10 @@ impl WorkerContext {
 
     fn intern(&self, topic: &str) -> Arc<str> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics.entry(topic.to_owned()).or_insert_with(|| Arc::from(topic)).clone()
+        topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| Arc::from(topic))
+            .clone()
     }
 
     fn partitions(&self, tpl: &Tpl) -> Vec<PartitionId> {
@@ -96,7 +103,10 @@ impl WorkerContext {
 
 impl ClientContext for WorkerContext {
     fn stats(&self, statistics: Statistics) {
-        let mut hw = self.high_watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut hw = self
+            .high_watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
                 if *id >= 0 && p.hi_offset >= 0 {
@@ -109,12 +119,18 @@ impl ClientContext for WorkerContext {
 
 impl ConsumerContext for WorkerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else { return };
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
         let partitions = self.partitions(tpl);
         metrics::counter!("sinkfleet_rebalances_total", "kind" => "revoke").increment(1);
         tracing::info!(?partitions, "partitions revoked: draining");
         let (reply, answer) = std_mpsc::sync_channel(1);
-        if self.events.blocking_send(PollEvent::Revoked { partitions, reply }).is_err() {
+        if self
+            .events
+            .blocking_send(PollEvent::Revoked { partitions, reply })
+            .is_err()
+        {
             return; // coordinator gone: nothing durable to add
         }
         // Wait for the drain (bounded: the coordinator gives up on in-flight
@@ -137,7 +153,9 @@ impl ConsumerContext for WorkerContext {
         }
         match consumer.commit(&commit, CommitMode::Sync) {
             Ok(()) => tracing::info!(?offsets, "committed revoked partitions"),
-            Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the next owner replays (harmless)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "commit on revoke failed; the next owner replays (harmless)")
+            }
         }
     }
 
@@ -165,7 +183,12 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBoo
             consumer.unsubscribe();
             unsubscribed = true;
         }
-        if unsubscribed && consumer.assignment().map(|a| a.count() == 0).unwrap_or(true) {
+        if unsubscribed
+            && consumer
+                .assignment()
+                .map(|a| a.count() == 0)
+                .unwrap_or(true)
+        {
             break;
         }
         match consumer.poll(Duration::from_millis(100)) {

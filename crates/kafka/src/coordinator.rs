@@ -101,7 +101,8 @@ impl Coordinator {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.linger_ms.clamp(10, 250)));
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(self.cfg.linger_ms.clamp(10, 250)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping: Option<Instant> = None;
         let mut final_commit_done = false;
@@ -130,7 +131,9 @@ impl Coordinator {
                 None => {
                     self.dispatch().await;
                     self.backpressure();
-                    if self.last_commit.elapsed() >= Duration::from_millis(self.cfg.commit_interval_ms) {
+                    if self.last_commit.elapsed()
+                        >= Duration::from_millis(self.cfg.commit_interval_ms)
+                    {
                         // Buffering sinks report durability on flush.
                         if self.inflight.is_none() {
                             let _ = self.writer.try_send(WriterCommand::Flush);
@@ -139,9 +142,14 @@ impl Coordinator {
                         self.publish_lag();
                     }
                 }
-                Some(deadline) if !final_commit_done && (self.inflight.is_none() || Instant::now() >= deadline) => {
+                Some(deadline)
+                    if !final_commit_done
+                        && (self.inflight.is_none() || Instant::now() >= deadline) =>
+                {
                     if self.inflight.is_some() {
-                        tracing::warn!("shutdown timeout: abandoning the in-flight batch (it will be replayed)");
+                        tracing::warn!(
+                            "shutdown timeout: abandoning the in-flight batch (it will be replayed)"
+                        );
                     }
                     self.commit(CommitMode::Sync).await;
                     final_commit_done = true;
@@ -159,10 +167,13 @@ impl Coordinator {
         let Some(state) = self.partitions.get_mut(&id) else {
             return; // revoked while the record was queued
         };
-        metrics::counter!("sinkfleet_records_in_total", "topic" => r.topic.to_string()).increment(1);
+        metrics::counter!("sinkfleet_records_in_total", "topic" => r.topic.to_string())
+            .increment(1);
         let covers_from = state.next_expected.unwrap_or(r.offset).min(r.offset);
         state.next_expected = Some(r.offset + 1);
-        state.watermark.get_or_insert_with(|| OffsetWatermark::new(r.offset));
+        state
+            .watermark
+            .get_or_insert_with(|| OffsetWatermark::new(r.offset));
         let position = Position {
             topic: r.topic,
             partition: r.partition,
@@ -182,7 +193,8 @@ impl Coordinator {
                 message: e.to_string(),
             }),
         };
-        let bytes = (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64;
+        let bytes =
+            (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64;
         state.pending_bytes += bytes;
         state.pending_since.get_or_insert_with(Instant::now);
         state.pending.push_back(Item {
@@ -201,7 +213,12 @@ impl Coordinator {
         }
     }
 
-    fn on_revoked(&mut self, partitions: Vec<PartitionId>, reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>, stopping: bool) {
+    fn on_revoked(
+        &mut self,
+        partitions: Vec<PartitionId>,
+        reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>,
+        stopping: bool,
+    ) {
         for id in &partitions {
             if let Some(state) = self.partitions.get_mut(id) {
                 // Not yet handed to the writer: the next owner reads them again.
@@ -210,7 +227,11 @@ impl Coordinator {
                 state.pending_since = None;
             }
         }
-        let drain = if stopping { 0 } else { self.cfg.drain_timeout_ms };
+        let drain = if stopping {
+            0
+        } else {
+            self.cfg.drain_timeout_ms
+        };
         self.revokes.push(PendingRevoke {
             partitions,
             reply,
@@ -224,10 +245,12 @@ impl Coordinator {
         let now = Instant::now();
         let mut i = 0;
         while i < self.revokes.len() {
-            let busy = self
-                .inflight
-                .as_ref()
-                .is_some_and(|job| self.revokes[i].partitions.iter().any(|p| job.load.contains_key(p)));
+            let busy = self.inflight.as_ref().is_some_and(|job| {
+                self.revokes[i]
+                    .partitions
+                    .iter()
+                    .any(|p| job.load.contains_key(p))
+            });
             if busy && !force && now < self.revokes[i].deadline {
                 i += 1;
                 continue;
@@ -242,7 +265,9 @@ impl Coordinator {
                     metrics::gauge!("sinkfleet_committed_offset", "topic" => id.0.to_string(), "partition" => id.1.to_string()).set(next as f64);
                 }
             }
-            let _ = self.writer.try_send(WriterCommand::Release(revoke.partitions.clone()));
+            let _ = self
+                .writer
+                .try_send(WriterCommand::Release(revoke.partitions.clone()));
             let _ = revoke.reply.send(offsets);
         }
     }
@@ -295,15 +320,23 @@ impl Coordinator {
         if self.inflight.is_some() || self.held {
             return;
         }
-        let (records, bytes, oldest) = self.partitions.values().fold((0usize, 0u64, None::<Instant>), |acc, p| {
-            let oldest = match (acc.2, p.pending_since) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            (acc.0 + p.pending.len(), acc.1 + p.pending_bytes, oldest)
-        });
-        let lingered = oldest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.cfg.linger_ms));
-        if records == 0 || !(records >= self.cfg.batch_max_records || bytes >= self.cfg.batch_max_bytes as u64 || lingered) {
+        let (records, bytes, oldest) =
+            self.partitions
+                .values()
+                .fold((0usize, 0u64, None::<Instant>), |acc, p| {
+                    let oldest = match (acc.2, p.pending_since) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    (acc.0 + p.pending.len(), acc.1 + p.pending_bytes, oldest)
+                });
+        let lingered =
+            oldest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.cfg.linger_ms));
+        if records == 0
+            || !(records >= self.cfg.batch_max_records
+                || bytes >= self.cfg.batch_max_bytes as u64
+                || lingered)
+        {
             return;
         }
         let mut items = Vec::with_capacity(records.min(self.cfg.batch_max_records));
@@ -314,8 +347,13 @@ impl Coordinator {
         let share = (self.cfg.batch_max_records / self.partitions.len().max(1)).max(1);
         for (pid, state) in self.partitions.iter_mut() {
             let mut n = 0;
-            while n < share && items.len() < self.cfg.batch_max_records && taken_bytes < self.cfg.batch_max_bytes as u64 {
-                let Some(item) = state.pending.pop_front() else { break };
+            while n < share
+                && items.len() < self.cfg.batch_max_records
+                && taken_bytes < self.cfg.batch_max_bytes as u64
+            {
+                let Some(item) = state.pending.pop_front() else {
+                    break;
+                };
                 let b = item.bytes();
                 state.pending_bytes -= b.min(state.pending_bytes);
                 state.inflight.records += 1;
@@ -328,12 +366,21 @@ impl Coordinator {
                 items.push(item);
                 n += 1;
             }
-            state.pending_since = if state.pending.is_empty() { None } else { Some(Instant::now()) };
+            state.pending_since = if state.pending.is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
         }
         let id = self.next_job;
         self.next_job += 1;
         self.inflight = Some(InFlight { id, load: job_load });
-        if self.writer.send(WriterCommand::Write(Job { id, items })).await.is_err() {
+        if self
+            .writer
+            .send(WriterCommand::Write(Job { id, items }))
+            .await
+            .is_err()
+        {
             tracing::error!("writer task is gone");
         }
     }
@@ -350,7 +397,14 @@ impl Coordinator {
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         for ((topic, partition), state) in self.partitions.iter_mut() {
-            match decide(state.paused, state.load(), &self.cfg.partition_budget, global, &self.cfg.global_budget, self.held) {
+            match decide(
+                state.paused,
+                state.load(),
+                &self.cfg.partition_budget,
+                global,
+                &self.cfg.global_budget,
+                self.held,
+            ) {
                 Decision::Pause => {
                     state.paused = true;
                     pause.add_partition(topic, *partition);
@@ -397,9 +451,14 @@ impl Coordinator {
         }
         let consumer = self.consumer.clone();
         let result = match mode {
-            CommitMode::Sync => tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                .await
-                .unwrap_or_else(|e| Err(rdkafka::error::KafkaError::Canceled).inspect_err(|_| tracing::error!(error = %e, "commit task failed"))),
+            CommitMode::Sync => {
+                tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(rdkafka::error::KafkaError::Canceled)
+                            .inspect_err(|_| tracing::error!(error = %e, "commit task failed"))
+                    })
+            }
             CommitMode::Async => consumer.commit(&tpl, CommitMode::Async),
         };
         match result {
@@ -417,13 +476,18 @@ impl Coordinator {
 
     /// Lag per partition from the broker's high watermark (statistics).
     fn publish_lag(&self) {
-        let hw = self.high_watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let hw = self
+            .high_watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         for (id, state) in &self.partitions {
-            let (Some(high), Some(w)) = (hw.get(id), state.watermark.as_ref()) else { continue };
+            let (Some(high), Some(w)) = (hw.get(id), state.watermark.as_ref()) else {
+                continue;
+            };
             let lag = (high - w.committable()).max(0);
             let labels = [("topic", id.0.to_string()), ("partition", id.1.to_string())];
             metrics::gauge!("sinkfleet_consumer_lag_records", &labels).set(lag as f64);

@@ -81,7 +81,8 @@ impl DeadLetterProducer {
                 key: headers::OFFSET,
                 value: Some(offset.as_str()),
             });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
         if let Some(k) = &letter.key {
             record = record.key(k.as_slice());
         }

@@ -112,7 +112,10 @@ pub async fn run<S: Sink>(
             .await
             .map_err(RuntimeError::DeadLetterTopic)?;
     }
-    let dead_letters = Arc::new(DeadLetterProducer::new(&client, cfg.dead_letter.topic.clone())?);
+    let dead_letters = Arc::new(DeadLetterProducer::new(
+        &client,
+        cfg.dead_letter.topic.clone(),
+    )?);
 
     let (poll_tx, poll_rx) = mpsc::channel(4096);
     let high_watermarks = Arc::default();
@@ -121,7 +124,8 @@ pub async fn run<S: Sink>(
         Duration::from_millis(cfg.worker.drain_timeout_ms),
         Arc::clone(&high_watermarks),
     );
-    let consumer: Arc<BaseConsumer<WorkerContext>> = Arc::new(consumer_config(&cfg).create_with_context(context)?);
+    let consumer: Arc<BaseConsumer<WorkerContext>> =
+        Arc::new(consumer_config(&cfg).create_with_context(context)?);
     let topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     tracing::info!(topics = ?cfg.kafka.topics, group = %cfg.kafka.group_id, sink = sink.name(), "subscribed");
@@ -138,7 +142,13 @@ pub async fn run<S: Sink>(
 
     let (writer_tx, writer_rx) = mpsc::channel(2);
     let (writer_events_tx, writer_events_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(writer::run(sink, dead_letters, cfg.worker.clone(), writer_rx, writer_events_tx));
+    let writer = tokio::spawn(writer::run(
+        sink,
+        dead_letters,
+        cfg.worker.clone(),
+        writer_rx,
+        writer_events_tx,
+    ));
 
     let coordinator = Coordinator::new(
         consumer,

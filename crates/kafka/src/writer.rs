@@ -148,8 +148,20 @@ pub async fn run<S: Sink>(
     while let Some(command) = commands.recv().await {
         match command {
             WriterCommand::Write(job) => {
-                let durable = write_job(&mut sink, &dead_letters, &cfg, &limits, job.items, &events, name).await;
-                let _ = events.send(WriterEvent::Done { id: job.id, durable });
+                let durable = write_job(
+                    &mut sink,
+                    &dead_letters,
+                    &cfg,
+                    &limits,
+                    job.items,
+                    &events,
+                    name,
+                )
+                .await;
+                let _ = events.send(WriterEvent::Done {
+                    id: job.id,
+                    durable,
+                });
             }
             WriterCommand::Flush => {
                 let mut attempt = 0;
@@ -161,7 +173,10 @@ pub async fn run<S: Sink>(
                         }
                         Err(e) => {
                             attempt += 1;
-                            let _ = events.send(WriterEvent::Retrying { attempt, error: e.to_string() });
+                            let _ = events.send(WriterEvent::Retrying {
+                                attempt,
+                                error: e.to_string(),
+                            });
                             tokio::time::sleep(backoff(&cfg, attempt)).await;
                         }
                     }
@@ -223,7 +238,8 @@ async fn write_job<S: Sink>(
         let outcome: Result<Durability, (ErrorClass, String)> = loop {
             let started = Instant::now();
             let result = sink.write(slice).await;
-            metrics::histogram!("sinkfleet_write_duration_seconds", "sink" => name).record(started.elapsed().as_secs_f64());
+            metrics::histogram!("sinkfleet_write_duration_seconds", "sink" => name)
+                .record(started.elapsed().as_secs_f64());
             match result {
                 Ok(durability) => break Ok(durability),
                 Err(SinkError::Permanent { class, message }) => break Err((class, message)),
@@ -238,7 +254,8 @@ async fn write_job<S: Sink>(
         };
         match outcome {
             Ok(durability) => {
-                metrics::histogram!("sinkfleet_batch_records", "sink" => name).record(slice.len() as f64);
+                metrics::histogram!("sinkfleet_batch_records", "sink" => name)
+                    .record(slice.len() as f64);
                 if durability == Durability::Durable {
                     for (i, record) in slice.iter().enumerate() {
                         durable.push((record.position.clone(), change_items[range.start + i].0));
@@ -306,7 +323,11 @@ fn to_ranges(mut durable: Vec<(Position, i64)>) -> Vec<DurableRange> {
     let mut out: Vec<DurableRange> = Vec::new();
     for (pos, from) in durable {
         match out.last_mut() {
-            Some(last) if last.topic == pos.topic && last.partition == pos.partition && from <= last.last + 1 => {
+            Some(last)
+                if last.topic == pos.topic
+                    && last.partition == pos.partition
+                    && from <= last.last + 1 =>
+            {
                 last.last = last.last.max(pos.offset);
             }
             _ => out.push(DurableRange {
@@ -332,7 +353,13 @@ mod tests {
             partition,
             offset,
         };
-        let ranges = to_ranges(vec![(p(0, 5), 5), (p(0, 3), 2), (p(1, 9), 9), (p(0, 4), 4), (p(0, 8), 8)]);
+        let ranges = to_ranges(vec![
+            (p(0, 5), 5),
+            (p(0, 3), 2),
+            (p(1, 9), 9),
+            (p(0, 4), 4),
+            (p(0, 8), 8),
+        ]);
         assert_eq!(ranges.len(), 3);
         assert_eq!((ranges[0].first, ranges[0].last), (2, 5));
         assert_eq!((ranges[1].first, ranges[1].last), (8, 8));

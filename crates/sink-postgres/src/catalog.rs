@@ -27,7 +27,10 @@ pub(crate) struct TableMeta {
 
 impl TableMeta {
     pub fn column_type(&self, name: &str) -> Option<&str> {
-        self.columns.iter().find(|(n, _)| n == name).map(|(_, t)| t.as_str())
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
     }
 }
 
@@ -81,8 +84,15 @@ pub(crate) async fn load(
     }))
 }
 
-fn tombstone_table(name: &QualifiedName, cfg: &PostgresSinkConfig) -> Result<QualifiedName, SinkError> {
-    let table = fit_name(&format!("{}__{}", name.schema.as_str(), name.table.as_str()));
+fn tombstone_table(
+    name: &QualifiedName,
+    cfg: &PostgresSinkConfig,
+) -> Result<QualifiedName, SinkError> {
+    let table = fit_name(&format!(
+        "{}__{}",
+        name.schema.as_str(),
+        name.table.as_str()
+    ));
     Ok(QualifiedName {
         schema: Ident::new(&cfg.meta_schema).map_err(|e| SinkError::schema(e.to_string()))?,
         table: Ident::new(&table).map_err(|e| SinkError::schema(e.to_string()))?,
@@ -90,7 +100,10 @@ fn tombstone_table(name: &QualifiedName, cfg: &PostgresSinkConfig) -> Result<Qua
 }
 
 /// Creates the bookkeeping schema and the truncation table.
-pub(crate) async fn ensure_meta(conn: &mut PgConnection, cfg: &PostgresSinkConfig) -> Result<(), SinkError> {
+pub(crate) async fn ensure_meta(
+    conn: &mut PgConnection,
+    cfg: &PostgresSinkConfig,
+) -> Result<(), SinkError> {
     let meta = Ident::new(&cfg.meta_schema).map_err(|e| SinkError::schema(e.to_string()))?;
     let sql = format!(
         "CREATE SCHEMA IF NOT EXISTS {meta};
@@ -191,14 +204,25 @@ pub(crate) async fn ensure_table(
             }
             let mut cols: Vec<String> = Vec::new();
             for n in &wanted {
-                let not_null = if key_columns.contains(n) { " NOT NULL" } else { "" };
-                cols.push(format!("{} {}{not_null}", Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?, wanted_type(changes, n)));
+                let not_null = if key_columns.contains(n) {
+                    " NOT NULL"
+                } else {
+                    ""
+                };
+                cols.push(format!(
+                    "{} {}{not_null}",
+                    Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?,
+                    wanted_type(changes, n)
+                ));
             }
             cols.push(format!("{version} numeric(39,0) NOT NULL"));
             cols.push(format!("{deleted} boolean NOT NULL DEFAULT false"));
             let pk = idents(&key_columns)?;
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", name.schema));
-            ddl.push(format!("CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({pk}))", cols.join(", ")));
+            ddl.push(format!(
+                "CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({pk}))",
+                cols.join(", ")
+            ));
             None
         }
         Some(meta) => {
@@ -238,7 +262,10 @@ pub(crate) async fn ensure_table(
     if !ddl.is_empty() {
         tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table");
         let sql = format!("BEGIN; {}; COMMIT;", ddl.join("; "));
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+        {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
             return Err(classify_ddl(e));
         }
@@ -251,7 +278,9 @@ pub(crate) async fn ensure_table(
     };
 
     if meta.key.is_empty() {
-        return Err(SinkError::schema(format!("{name} has no primary key: upserts need one")));
+        return Err(SinkError::schema(format!(
+            "{name} has no primary key: upserts need one"
+        )));
     }
     if !key_columns.is_empty() && !same_set(&meta.key, &key_columns) {
         return Err(SinkError::schema(format!(
@@ -266,12 +295,19 @@ pub(crate) async fn ensure_table(
     Ok(meta)
 }
 
-async fn ensure_tombstones(conn: &mut PgConnection, meta: &TableMeta, cfg: &PostgresSinkConfig) -> Result<(), SinkError> {
+async fn ensure_tombstones(
+    conn: &mut PgConnection,
+    meta: &TableMeta,
+    cfg: &PostgresSinkConfig,
+) -> Result<(), SinkError> {
     let version = Ident::new(&cfg.version_column).map_err(|e| SinkError::schema(e.to_string()))?;
     let mut cols = Vec::new();
     for k in &meta.key {
         let ty = meta.column_type(k).unwrap_or("text");
-        cols.push(format!("{} {ty} NOT NULL", Ident::new(k).map_err(|e| SinkError::schema(e.to_string()))?));
+        cols.push(format!(
+            "{} {ty} NOT NULL",
+            Ident::new(k).map_err(|e| SinkError::schema(e.to_string()))?
+        ));
     }
     let sql = format!(
         "CREATE TABLE IF NOT EXISTS {} ({}, {version} numeric(39,0) NOT NULL, deleted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY ({}))",
@@ -290,7 +326,11 @@ async fn ensure_tombstones(conn: &mut PgConnection, meta: &TableMeta, cfg: &Post
 pub(crate) fn idents(names: &[String]) -> Result<String, SinkError> {
     let mut out = Vec::with_capacity(names.len());
     for n in names {
-        out.push(Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?.to_string());
+        out.push(
+            Ident::new(n)
+                .map_err(|e| SinkError::schema(e.to_string()))?
+                .to_string(),
+        );
     }
     Ok(out.join(", "))
 }
@@ -303,7 +343,10 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 /// unique violation on the catalog) resolve on retry with fresh metadata.
 fn classify_ddl(e: sqlx::Error) -> SinkError {
     if let sqlx::Error::Database(db) = &e
-        && matches!(db.code().as_deref(), Some("42P07" | "42701" | "23505" | "42P06"))
+        && matches!(
+            db.code().as_deref(),
+            Some("42P07" | "42701" | "23505" | "42P06")
+        )
     {
         return SinkError::Retryable(format!("concurrent DDL: {db}"));
     }

@@ -19,7 +19,9 @@ fn retryable_sqlstate(code: &str) -> bool {
 pub(crate) fn classify(e: sqlx::Error) -> SinkError {
     match &e {
         sqlx::Error::Database(db) => match db.code() {
-            Some(code) if retryable_sqlstate(&code) => SinkError::Retryable(format!("{db} (SQLSTATE {code})")),
+            Some(code) if retryable_sqlstate(&code) => {
+                SinkError::Retryable(format!("{db} (SQLSTATE {code})"))
+            }
             // A table or column vanished under us: the cache is stale.
             Some(code) if matches!(code.as_ref(), "42P01" | "42703") => {
                 SinkError::Retryable(format!("{db} (SQLSTATE {code}); refreshing table metadata"))

@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn quotes_are_doubled_and_names_validated() {
         assert_eq!(Ident::new("we\"ird").unwrap().to_string(), "\"we\"\"ird\"");
-        assert_eq!(Ident::new("Robert'); DROP TABLE x;--").unwrap().to_string(), "\"Robert'); DROP TABLE x;--\"");
+        assert_eq!(
+            Ident::new("Robert'); DROP TABLE x;--").unwrap().to_string(),
+            "\"Robert'); DROP TABLE x;--\""
+        );
         assert!(Ident::new("").is_err());
         assert!(Ident::new("a\0b").is_err());
         assert!(Ident::new("line\nbreak").is_err());

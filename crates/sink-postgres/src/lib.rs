@@ -72,7 +72,8 @@ impl PostgresSink {
             return catalog::parse_qualified(mapped).map_err(bad);
         }
         Ok(QualifiedName {
-            schema: Ident::new(self.cfg.target_schema.as_deref().unwrap_or(&table.schema)).map_err(bad)?,
+            schema: Ident::new(self.cfg.target_schema.as_deref().unwrap_or(&table.schema))
+                .map_err(bad)?,
             table: Ident::new(&table.table).map_err(bad)?,
         })
     }
@@ -121,7 +122,10 @@ impl PostgresSink {
                     continue;
                 }
                 let submitted = run.len() as u64;
-                let applied = apply_run(&mut tx, meta, collapse(run), &self.cfg).await?;
+                let mut applied = 0;
+                for round in collapse(run) {
+                    applied += apply_run(&mut tx, meta, round, &self.cfg).await?;
+                }
                 stats.add(name, submitted, applied);
             }
         }
@@ -131,7 +135,9 @@ impl PostgresSink {
     }
 
     async fn expire_tombstones(&mut self) {
-        if self.cfg.delete_mode != DeleteMode::Hard || self.last_expiry.elapsed() < TOMBSTONE_EXPIRY_EVERY {
+        if self.cfg.delete_mode != DeleteMode::Hard
+            || self.last_expiry.elapsed() < TOMBSTONE_EXPIRY_EVERY
+        {
             return;
         }
         self.last_expiry = Instant::now();
@@ -208,12 +214,19 @@ impl Columns {
             let ty = meta.column_type(name).unwrap_or("text");
             self.values[i].push(value.and_then(|v| types::to_text(v, ty)));
         }
-        self.versions.push(Some(change.version.as_u128().to_string()));
+        self.versions
+            .push(Some(change.version.as_u128().to_string()));
     }
 }
 
-/// Applies one collapsed run (no truncates). Returns rows applied.
-async fn apply_run(conn: &mut PgConnection, meta: &TableMeta, mut changes: Vec<Change>, cfg: &PostgresSinkConfig) -> Result<u64, SinkError> {
+/// Applies one round of a collapsed run (one change per key, no
+/// truncates). Returns rows applied.
+async fn apply_run(
+    conn: &mut PgConnection,
+    meta: &TableMeta,
+    mut changes: Vec<Change>,
+    cfg: &PostgresSinkConfig,
+) -> Result<u64, SinkError> {
     // A stable key order keeps concurrent transactions from deadlocking.
     changes.sort_by_cached_key(Change::identity);
     // Upserts grouped by the set of columns they carry: a partial row (an
@@ -232,7 +245,9 @@ async fn apply_run(conn: &mut PgConnection, meta: &TableMeta, mut changes: Vec<C
                     .collect();
                 upserts
                     .entry(present.clone())
-                    .or_insert_with(|| Columns::new(present.iter().map(|&i| meta.columns[i].0.clone()).collect()))
+                    .or_insert_with(|| {
+                        Columns::new(present.iter().map(|&i| meta.columns[i].0.clone()).collect())
+                    })
                     .push(meta, row, change);
             }
             _ => deletes.push(meta, &change.key, change),
@@ -256,7 +271,13 @@ enum Statement {
     Delete,
 }
 
-async fn execute(conn: &mut PgConnection, meta: &TableMeta, cols: &Columns, cfg: &PostgresSinkConfig, kind: Statement) -> Result<u64, SinkError> {
+async fn execute(
+    conn: &mut PgConnection,
+    meta: &TableMeta,
+    cols: &Columns,
+    cfg: &PostgresSinkConfig,
+    kind: Statement,
+) -> Result<u64, SinkError> {
     let build = |source: &RowSource| match kind {
         Statement::Upsert => sql::upsert(meta, &cols.names, cfg, source),
         Statement::Delete => sql::delete(meta, cfg, source),
@@ -280,10 +301,13 @@ async fn execute(conn: &mut PgConnection, meta: &TableMeta, cols: &Columns, cfg:
         }
         WritePath::Copy => {
             let stage = "sinkfleet_stage";
-            sqlx::raw_sql(AssertSqlSafe(format!("DROP TABLE IF EXISTS {stage}; {}", sql::stage_ddl(stage, cols.names.len()))))
-                .execute(&mut *conn)
-                .await
-                .map_err(classify)?;
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {stage}; {}",
+                sql::stage_ddl(stage, cols.names.len())
+            )))
+            .execute(&mut *conn)
+            .await
+            .map_err(classify)?;
             let mut data = String::with_capacity(cols.versions.len() * 64);
             for row in 0..cols.versions.len() {
                 for column in &cols.values {
@@ -310,7 +334,12 @@ async fn execute(conn: &mut PgConnection, meta: &TableMeta, cols: &Columns, cfg:
     Ok(result.map_err(classify)?.rows_affected())
 }
 
-async fn apply_truncate(conn: &mut PgConnection, meta: &TableMeta, change: &Change, cfg: &PostgresSinkConfig) -> Result<(), SinkError> {
+async fn apply_truncate(
+    conn: &mut PgConnection,
+    meta: &TableMeta,
+    change: &Change,
+    cfg: &PostgresSinkConfig,
+) -> Result<(), SinkError> {
     let version = change.version.as_u128().to_string();
     let [rows, floor] = sql::truncate(meta, cfg)?;
     sqlx::query(AssertSqlSafe(rows))

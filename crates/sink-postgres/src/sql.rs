@@ -22,8 +22,13 @@ impl RowSource<'_> {
     fn sql(&self, columns: usize) -> String {
         match self {
             RowSource::Unnest { first_param } => {
-                let params: Vec<String> = (0..=columns).map(|i| format!("${}::text[]", first_param + i)).collect();
-                let names: Vec<String> = (0..columns).map(|i| format!("c{i}")).chain(["v".into()]).collect();
+                let params: Vec<String> = (0..=columns)
+                    .map(|i| format!("${}::text[]", first_param + i))
+                    .collect();
+                let names: Vec<String> = (0..columns)
+                    .map(|i| format!("c{i}"))
+                    .chain(["v".into()])
+                    .collect();
                 format!("unnest({}) AS s({})", params.join(", "), names.join(", "))
             }
             RowSource::Stage(table) => format!("{table} AS s"),
@@ -33,8 +38,14 @@ impl RowSource<'_> {
 
 /// DDL of the staging table for `columns` text columns plus the version.
 pub(crate) fn stage_ddl(table: &str, columns: usize) -> String {
-    let cols: Vec<String> = (0..columns).map(|i| format!("c{i} text")).chain(["v text".into()]).collect();
-    format!("CREATE TEMP TABLE {table} ({}) ON COMMIT DROP", cols.join(", "))
+    let cols: Vec<String> = (0..columns)
+        .map(|i| format!("c{i} text"))
+        .chain(["v text".into()])
+        .collect();
+    format!(
+        "CREATE TEMP TABLE {table} ({}) ON COMMIT DROP",
+        cols.join(", ")
+    )
 }
 
 fn ident(name: &str) -> Result<Ident, SinkError> {
@@ -50,12 +61,21 @@ fn cast(meta: &TableMeta, column: &str, i: usize) -> String {
 /// A row is written only when its version is newer than the stored one,
 /// newer than the table's last truncate, and (hard deletes) newer than a
 /// tombstone for its key. The truncate floor is parameter `$1`.
-pub(crate) fn upsert(meta: &TableMeta, columns: &[String], cfg: &PostgresSinkConfig, source: &RowSource) -> Result<String, SinkError> {
+pub(crate) fn upsert(
+    meta: &TableMeta,
+    columns: &[String],
+    cfg: &PostgresSinkConfig,
+    source: &RowSource,
+) -> Result<String, SinkError> {
     let version = ident(&cfg.version_column)?;
     let deleted = ident(&cfg.deleted_column)?;
     let meta_schema = ident(&cfg.meta_schema)?;
     let table = &meta.name;
-    let casts: Vec<String> = columns.iter().enumerate().map(|(i, c)| cast(meta, c, i)).collect();
+    let casts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cast(meta, c, i))
+        .collect();
     let mut set: Vec<String> = Vec::new();
     for c in columns.iter().filter(|c| !meta.key.contains(c)) {
         let c = ident(c)?;
@@ -69,7 +89,10 @@ pub(crate) fn upsert(meta: &TableMeta, columns: &[String], cfg: &PostgresSinkCon
     if cfg.delete_mode == DeleteMode::Hard {
         let mut on = Vec::new();
         for k in &meta.key {
-            let i = columns.iter().position(|c| c == k).ok_or_else(|| SinkError::schema(format!("key column `{k}` missing from row")))?;
+            let i = columns
+                .iter()
+                .position(|c| c == k)
+                .ok_or_else(|| SinkError::schema(format!("key column `{k}` missing from row")))?;
             on.push(format!("tb.{} = {}", ident(k)?, cast(meta, k, i)));
         }
         filter.push_str(&format!(
@@ -96,12 +119,21 @@ pub(crate) fn upsert(meta: &TableMeta, columns: &[String], cfg: &PostgresSinkCon
 /// version (inserted as a key-only row if absent, so a late older insert
 /// still loses). Hard: the row is removed if older than the delete, and
 /// `(key, version)` goes to the tombstone table.
-pub(crate) fn delete(meta: &TableMeta, cfg: &PostgresSinkConfig, source: &RowSource) -> Result<String, SinkError> {
+pub(crate) fn delete(
+    meta: &TableMeta,
+    cfg: &PostgresSinkConfig,
+    source: &RowSource,
+) -> Result<String, SinkError> {
     let version = ident(&cfg.version_column)?;
     let deleted = ident(&cfg.deleted_column)?;
     let table = &meta.name;
     let pk = idents(&meta.key)?;
-    let casts: Vec<String> = meta.key.iter().enumerate().map(|(i, c)| cast(meta, c, i)).collect();
+    let casts: Vec<String> = meta
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cast(meta, c, i))
+        .collect();
     let from = source.sql(meta.key.len());
     Ok(match cfg.delete_mode {
         DeleteMode::Soft => format!(
@@ -112,7 +144,11 @@ pub(crate) fn delete(meta: &TableMeta, cfg: &PostgresSinkConfig, source: &RowSou
             casts = casts.join(", "),
         ),
         DeleteMode::Hard => {
-            let named: Vec<String> = casts.iter().enumerate().map(|(i, c)| format!("{c} AS k{i}")).collect();
+            let named: Vec<String> = casts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} AS k{i}"))
+                .collect();
             let mut on = Vec::new();
             for (i, k) in meta.key.iter().enumerate() {
                 on.push(format!("t.{} = d.k{i}", ident(k)?));
@@ -136,7 +172,10 @@ pub(crate) fn delete(meta: &TableMeta, cfg: &PostgresSinkConfig, source: &RowSou
 
 /// A versioned truncate (`$1` = version, `$2` = target table key): rows
 /// older than the truncate go; the floor keeps late older inserts out.
-pub(crate) fn truncate(meta: &TableMeta, cfg: &PostgresSinkConfig) -> Result<[String; 2], SinkError> {
+pub(crate) fn truncate(
+    meta: &TableMeta,
+    cfg: &PostgresSinkConfig,
+) -> Result<[String; 2], SinkError> {
     let version = ident(&cfg.version_column)?;
     let deleted = ident(&cfg.deleted_column)?;
     let meta_schema = ident(&cfg.meta_schema)?;

@@ -86,7 +86,10 @@ fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
     }
     if target_type.starts_with("timestamp") {
         // Debezium's default (adaptive) encoding of timestamp(6) is micros.
-        let t = DateTime::from_timestamp(n.div_euclid(1_000_000), (n.rem_euclid(1_000_000) * 1000) as u32)?;
+        let t = DateTime::from_timestamp(
+            n.div_euclid(1_000_000),
+            (n.rem_euclid(1_000_000) * 1000) as u32,
+        )?;
         let text = t.naive_utc().to_string();
         return Some(if target_type.contains("with time zone") {
             text + "+00"
@@ -126,7 +129,9 @@ fn write_text(value: &Value, out: &mut String) {
             let _ = write!(out, "{i}");
         }
         Value::Float(f) if f.is_nan() => out.push_str("NaN"),
-        Value::Float(f) if f.is_infinite() => out.push_str(if *f > 0.0 { "Infinity" } else { "-Infinity" }),
+        Value::Float(f) if f.is_infinite() => {
+            out.push_str(if *f > 0.0 { "Infinity" } else { "-Infinity" })
+        }
         Value::Float(f) => {
             let _ = write!(out, "{f}");
         }
@@ -206,7 +211,11 @@ mod tests {
 
     #[test]
     fn arrays_quote_every_element() {
-        let v = Value::Array(vec![Value::Text("a,b".into()), Value::Null, Value::Text("q\"\\".into())]);
+        let v = Value::Array(vec![
+            Value::Text("a,b".into()),
+            Value::Null,
+            Value::Text("q\"\\".into()),
+        ]);
         assert_eq!(to_text(&v, "text[]").unwrap(), r#"{"a,b",NULL,"q\"\\"}"#);
     }
 
@@ -215,16 +224,29 @@ mod tests {
         assert_eq!(to_text(&Value::Int(13693), "date").unwrap(), "2007-06-29");
         assert_eq!(to_text(&Value::Int(13693), "bigint").unwrap(), "13693");
         assert_eq!(
-            to_text(&Value::Int(1_665_791_731_989_360), "timestamp without time zone").unwrap(),
+            to_text(
+                &Value::Int(1_665_791_731_989_360),
+                "timestamp without time zone"
+            )
+            .unwrap(),
             "2022-10-14 23:55:31.989360"
         );
     }
 
     #[test]
     fn special_floats_and_bytes() {
-        assert_eq!(to_text(&Value::Float(f64::NAN), "double precision").unwrap(), "NaN");
-        assert_eq!(to_text(&Value::Float(f64::NEG_INFINITY), "real").unwrap(), "-Infinity");
-        assert_eq!(to_text(&Value::Bytes(vec![0, 255]), "bytea").unwrap(), "\\x00ff");
+        assert_eq!(
+            to_text(&Value::Float(f64::NAN), "double precision").unwrap(),
+            "NaN"
+        );
+        assert_eq!(
+            to_text(&Value::Float(f64::NEG_INFINITY), "real").unwrap(),
+            "-Infinity"
+        );
+        assert_eq!(
+            to_text(&Value::Bytes(vec![0, 255]), "bytea").unwrap(),
+            "\\x00ff"
+        );
         assert_eq!(to_text(&Value::Null, "text"), None);
     }
 
@@ -240,9 +262,24 @@ mod tests {
 
     #[test]
     fn type_mapping_and_widening() {
-        assert_eq!(pg_type(&ColumnType::Decimal { precision: Some(5), scale: 2 }, None), "numeric(5,2)");
-        assert_eq!(pg_type(&ColumnType::Array(Box::new(ColumnType::Text)), None), "text[]");
-        assert_eq!(pg_type(&ColumnType::Inferred, Some(&Value::Int(1))), "bigint");
+        assert_eq!(
+            pg_type(
+                &ColumnType::Decimal {
+                    precision: Some(5),
+                    scale: 2
+                },
+                None
+            ),
+            "numeric(5,2)"
+        );
+        assert_eq!(
+            pg_type(&ColumnType::Array(Box::new(ColumnType::Text)), None),
+            "text[]"
+        );
+        assert_eq!(
+            pg_type(&ColumnType::Inferred, Some(&Value::Int(1))),
+            "bigint"
+        );
         assert_eq!(widening("integer", "bigint"), Some("bigint"));
         assert_eq!(widening("bigint", "integer"), None);
         assert_eq!(widening("text", "bigint"), None);

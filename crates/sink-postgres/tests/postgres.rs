@@ -13,14 +13,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 fn pg_url() -> String {
-    std::env::var("SINKFLEET_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+    std::env::var("SINKFLEET_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh target schema and a sink writing into it.
 async fn setup(mode: DeleteMode, path: WritePath) -> (PostgresSink, PgPool, String) {
-    let schema = format!("t_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+    let schema = format!(
+        "t_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    );
     let pool = PgPool::connect(&pg_url())
         .await
         .expect("Postgres is not reachable: run `scripts/services.sh start` (or scripts/test.sh)");
@@ -44,9 +49,14 @@ fn event(op: &str, id: i64, version: (u64, u64), after: Option<Value>) -> Value 
 
 fn record(value: &Value, id: i64, offset: i64) -> SinkRecord {
     let key = json!({"id": id}).to_string();
-    let change = decode(Some(key.as_bytes()), Some(value.to_string().as_bytes()), offset, &DecodeOptions::default())
-        .unwrap()
-        .unwrap();
+    let change = decode(
+        Some(key.as_bytes()),
+        Some(value.to_string().as_bytes()),
+        offset,
+        &DecodeOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
     SinkRecord {
         position: Position {
             topic: Arc::from("items"),
@@ -83,13 +93,49 @@ fn item(id: i64, name: &str, note: &str) -> Value {
 async fn newer_wins_equal_is_noop_older_is_ignored() {
     for path in [WritePath::Unnest, WritePath::Copy] {
         let (mut sink, pool, schema) = setup(DeleteMode::Soft, path).await;
-        write(&mut sink, &[record(&event("c", 1, (10, 11), Some(item(1, "v10", "a"))), 1, 0)]).await;
-        write(&mut sink, &[record(&event("u", 1, (20, 21), Some(item(1, "v20", "b"))), 1, 1)]).await;
+        write(
+            &mut sink,
+            &[record(
+                &event("c", 1, (10, 11), Some(item(1, "v10", "a"))),
+                1,
+                0,
+            )],
+        )
+        .await;
+        write(
+            &mut sink,
+            &[record(
+                &event("u", 1, (20, 21), Some(item(1, "v20", "b"))),
+                1,
+                1,
+            )],
+        )
+        .await;
         // Replay of v20 with different content would be a bug upstream; equal version is a no-op.
-        write(&mut sink, &[record(&event("u", 1, (20, 21), Some(item(1, "replayed", "x"))), 1, 2)]).await;
+        write(
+            &mut sink,
+            &[record(
+                &event("u", 1, (20, 21), Some(item(1, "replayed", "x"))),
+                1,
+                2,
+            )],
+        )
+        .await;
         // Older version after newer.
-        write(&mut sink, &[record(&event("u", 1, (15, 16), Some(item(1, "v15", "c"))), 1, 3)]).await;
-        assert_eq!(rows(&pool, &schema).await, vec![(1, Some("v20".into()), Some("b".into()))], "{path:?}");
+        write(
+            &mut sink,
+            &[record(
+                &event("u", 1, (15, 16), Some(item(1, "v15", "c"))),
+                1,
+                3,
+            )],
+        )
+        .await;
+        assert_eq!(
+            rows(&pool, &schema).await,
+            vec![(1, Some("v20".into()), Some("b".into()))],
+            "{path:?}"
+        );
     }
 }
 
@@ -107,25 +153,70 @@ async fn in_batch_collapse_keeps_newest() {
     )
     .await;
     let got = rows(&pool, &schema).await;
-    assert_eq!(got, vec![(1, Some("v30".into()), Some("a".into())), (2, Some("two".into()), Some("a".into()))]);
+    assert_eq!(
+        got,
+        vec![
+            (1, Some("v30".into()), Some("a".into())),
+            (2, Some("two".into()), Some("a".into()))
+        ]
+    );
 }
 
 async fn no_resurrection(mode: DeleteMode) {
     let (mut sink, pool, schema) = setup(mode, WritePath::Unnest).await;
-    write(&mut sink, &[record(&event("c", 1, (10, 11), Some(item(1, "v10", "a"))), 1, 0)]).await;
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 1, (10, 11), Some(item(1, "v10", "a"))),
+            1,
+            0,
+        )],
+    )
+    .await;
     write(&mut sink, &[record(&event("d", 1, (20, 21), None), 1, 1)]).await;
     // A late, older insert must not bring it back...
-    write(&mut sink, &[record(&event("c", 1, (15, 16), Some(item(1, "stale", "a"))), 1, 2)]).await;
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 1, (15, 16), Some(item(1, "stale", "a"))),
+            1,
+            2,
+        )],
+    )
+    .await;
     // ...also for a key whose delete arrived before any insert.
     write(&mut sink, &[record(&event("d", 2, (50, 51), None), 2, 3)]).await;
-    write(&mut sink, &[record(&event("c", 2, (40, 41), Some(item(2, "stale", "a"))), 2, 4)]).await;
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 2, (40, 41), Some(item(2, "stale", "a"))),
+            2,
+            4,
+        )],
+    )
+    .await;
     assert_eq!(rows(&pool, &schema).await, vec![], "{mode:?}");
     // A newer insert after the delete is a real re-create.
-    write(&mut sink, &[record(&event("c", 1, (30, 31), Some(item(1, "again", "n"))), 1, 5)]).await;
-    assert_eq!(rows(&pool, &schema).await, vec![(1, Some("again".into()), Some("n".into()))], "{mode:?}");
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 1, (30, 31), Some(item(1, "again", "n"))),
+            1,
+            5,
+        )],
+    )
+    .await;
+    assert_eq!(
+        rows(&pool, &schema).await,
+        vec![(1, Some("again".into()), Some("n".into()))],
+        "{mode:?}"
+    );
     if mode == DeleteMode::Hard {
         let sql = format!("SELECT count(*) FROM \"{schema}\".items");
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(n, 1, "hard deletes remove rows");
     }
 }
@@ -144,22 +235,52 @@ async fn delete_then_stale_insert_hard() {
 async fn toast_placeholder_keeps_stored_value() {
     for path in [WritePath::Unnest, WritePath::Copy] {
         let (mut sink, pool, schema) = setup(DeleteMode::Soft, path).await;
-        write(&mut sink, &[record(&event("c", 1, (10, 11), Some(item(1, "v10", "large text"))), 1, 0)]).await;
+        write(
+            &mut sink,
+            &[record(
+                &event("c", 1, (10, 11), Some(item(1, "v10", "large text"))),
+                1,
+                0,
+            )],
+        )
+        .await;
         let partial = json!({"id": 1, "name": "v20", "note": "__debezium_unavailable_value"});
-        write(&mut sink, &[record(&event("u", 1, (20, 21), Some(partial)), 1, 1)]).await;
-        assert_eq!(rows(&pool, &schema).await, vec![(1, Some("v20".into()), Some("large text".into()))]);
+        write(
+            &mut sink,
+            &[record(&event("u", 1, (20, 21), Some(partial)), 1, 1)],
+        )
+        .await;
+        assert_eq!(
+            rows(&pool, &schema).await,
+            vec![(1, Some("v20".into()), Some("large text".into()))]
+        );
     }
 }
 
 #[tokio::test]
 async fn new_column_mid_stream_and_safe_widening() {
     let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
-    write(&mut sink, &[record(&event("c", 1, (10, 11), Some(item(1, "a", "n"))), 1, 0)]).await;
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 1, (10, 11), Some(item(1, "a", "n"))),
+            1,
+            0,
+        )],
+    )
+    .await;
     let mut wider = item(2, "b", "n");
     wider["score"] = json!(7);
-    write(&mut sink, &[record(&event("c", 2, (20, 21), Some(wider)), 2, 1)]).await;
+    write(
+        &mut sink,
+        &[record(&event("c", 2, (20, 21), Some(wider)), 2, 1)],
+    )
+    .await;
     let sql = format!("SELECT id, score FROM \"{schema}\".items ORDER BY id");
-    let got: Vec<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&pool).await.unwrap();
+    let got: Vec<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(got, vec![(1, None), (2, Some(7))]);
 
     // An int32 column widens to bigint when events declare int64.
@@ -174,27 +295,58 @@ async fn new_column_mid_stream_and_safe_widening() {
         })
     };
     write(&mut sink, &[record(&declared("int32", 5, 30), 3, 2)]).await;
-    write(&mut sink, &[record(&declared("int64", 5_000_000_000, 40), 3, 3)]).await;
-    let sql = format!("SELECT qty::text, format_type(atttypid, atttypmod) FROM \"{schema}\".items, pg_attribute WHERE attrelid = '\"{schema}\".items'::regclass AND attname = 'qty' AND id = 3");
-    let (qty, ty): (String, String) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+    write(
+        &mut sink,
+        &[record(&declared("int64", 5_000_000_000, 40), 3, 3)],
+    )
+    .await;
+    let sql = format!(
+        "SELECT qty::text, format_type(atttypid, atttypmod) FROM \"{schema}\".items, pg_attribute WHERE attrelid = '\"{schema}\".items'::regclass AND attname = 'qty' AND id = 3"
+    );
+    let (qty, ty): (String, String) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!((qty.as_str(), ty.as_str()), ("5000000000", "bigint"));
 }
 
 #[tokio::test]
 async fn a_bad_value_fails_the_batch_permanently() {
     let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
-    write(&mut sink, &[record(&event("c", 1, (10, 11), Some(json!({"id": 1, "n": 5}))), 1, 0)]).await;
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 1, (10, 11), Some(json!({"id": 1, "n": 5}))),
+            1,
+            0,
+        )],
+    )
+    .await;
     // `n` is a bigint column now; text that is not a number cannot go in.
-    let bad = record(&event("u", 2, (20, 21), Some(json!({"id": 2, "n": "five"}))), 2, 1);
-    let good = record(&event("u", 3, (20, 21), Some(json!({"id": 3, "n": 6}))), 3, 2);
+    let bad = record(
+        &event("u", 2, (20, 21), Some(json!({"id": 2, "n": "five"}))),
+        2,
+        1,
+    );
+    let good = record(
+        &event("u", 3, (20, 21), Some(json!({"id": 3, "n": 6}))),
+        3,
+        2,
+    );
     let err = sink.write(&[good.clone(), bad.clone()]).await.unwrap_err();
     assert!(matches!(err, SinkError::Permanent { .. }), "{err:?}");
     // Nothing of the failed batch was applied; alone, the good record goes in.
     write(&mut sink, &[good]).await;
     let sql = format!("SELECT id FROM \"{schema}\".items ORDER BY id");
-    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&pool).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(ids, vec![1, 3]);
-    assert!(matches!(sink.write(&[bad]).await, Err(SinkError::Permanent { .. })));
+    assert!(matches!(
+        sink.write(&[bad]).await,
+        Err(SinkError::Permanent { .. })
+    ));
 }
 
 #[tokio::test]
@@ -204,11 +356,17 @@ async fn hostile_identifiers_are_quoted_or_refused() {
                    "after": {"id": 1, "we\"ird col": "ok"}});
     write(&mut sink, &[record(&v, 1, 0)]).await;
     let sql = format!("SELECT \"we\"\"ird col\" FROM \"{schema}\".\"x\"\"; DROP TABLE y; --\"");
-    let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap();
+    let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(got, "ok");
     let v = json!({"op": "c", "source": {"schema": "public", "table": "t", "lsn": 5},
                    "after": {"id": 1, "bad\ncolumn": 1}});
-    assert!(matches!(sink.write(&[record(&v, 1, 1)]).await, Err(SinkError::Permanent { .. })));
+    assert!(matches!(
+        sink.write(&[record(&v, 1, 1)]).await,
+        Err(SinkError::Permanent { .. })
+    ));
 }
 
 #[tokio::test]
@@ -225,16 +383,39 @@ async fn truncate_is_versioned() {
         .await;
         let t = json!({"op": "t", "source": {"schema": "public", "table": "items", "lsn": 21,
                        "sequence": "[\"20\",\"21\"]"}});
-        let change = decode(None, Some(t.to_string().as_bytes()), 2, &DecodeOptions::default()).unwrap().unwrap();
+        let change = decode(
+            None,
+            Some(t.to_string().as_bytes()),
+            2,
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+        .unwrap();
         let rec = SinkRecord {
-            position: Position { topic: Arc::from("items"), partition: 0, offset: 2 },
+            position: Position {
+                topic: Arc::from("items"),
+                partition: 0,
+                offset: 2,
+            },
             change,
         };
         write(&mut sink, &[rec]).await;
         // A late insert older than the truncate stays out.
-        write(&mut sink, &[record(&event("c", 3, (15, 16), Some(item(3, "late", "n"))), 3, 3)]).await;
+        write(
+            &mut sink,
+            &[record(
+                &event("c", 3, (15, 16), Some(item(3, "late", "n"))),
+                3,
+                3,
+            )],
+        )
+        .await;
         // Row 2 (committed after the truncate's LSN) survives.
-        assert_eq!(rows(&pool, &schema).await, vec![(2, Some("b".into()), Some("n".into()))], "{mode:?}");
+        assert_eq!(
+            rows(&pool, &schema).await,
+            vec![(2, Some("b".into()), Some("n".into()))],
+            "{mode:?}"
+        );
     }
 }
 
@@ -252,13 +433,25 @@ fn fixture(name: &str) -> Option<Vec<u8>> {
     Some(std::fs::read(dir.join(name)).unwrap())
 }
 
-fn fixture_record(value: &[u8], key: Option<&[u8]>, offset: i64, key_columns: &[&str]) -> SinkRecord {
+fn fixture_record(
+    value: &[u8],
+    key: Option<&[u8]>,
+    offset: i64,
+    key_columns: &[&str],
+) -> SinkRecord {
     let mut opts = DecodeOptions::default();
     if !key_columns.is_empty() {
-        opts.key_columns.insert("*".into(), key_columns.iter().map(|s| s.to_string()).collect());
+        opts.key_columns.insert(
+            "*".into(),
+            key_columns.iter().map(|s| s.to_string()).collect(),
+        );
     }
     SinkRecord {
-        position: Position { topic: Arc::from("fixtures"), partition: 0, offset },
+        position: Position {
+            topic: Arc::from("fixtures"),
+            partition: 0,
+            offset,
+        },
         change: decode(key, Some(value), offset, &opts).unwrap().unwrap(),
     }
 }
@@ -269,7 +462,11 @@ async fn query_text(pool: &PgPool, sql: String) -> Vec<Vec<Option<String>>> {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect())
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get::<Option<String>, _>(i))
+                .collect()
+        })
         .collect()
 }
 
@@ -314,14 +511,35 @@ async fn debezium_fixtures_reach_their_documented_state() {
     for n in &names[4..7] {
         write(&mut sink, &[fixture_record(&f[n], None, next(), &["id"])]).await;
     }
-    write(&mut sink, &[fixture_record(&f[names[7]], None, next(), &["payment_id"])]).await;
-    write(&mut sink, &[fixture_record(&f[names[8]], None, next(), &["film_id"])]).await;
-    write(&mut sink, &[fixture_record(&f[names[9]], None, next(), &["id"])]).await;
+    write(
+        &mut sink,
+        &[fixture_record(&f[names[7]], None, next(), &["payment_id"])],
+    )
+    .await;
+    write(
+        &mut sink,
+        &[fixture_record(&f[names[8]], None, next(), &["film_id"])],
+    )
+    .await;
+    write(
+        &mut sink,
+        &[fixture_record(&f[names[9]], None, next(), &["id"])],
+    )
+    .await;
 
     let q = |sql: &str| sql.replace("{s}", &format!("\"{schema}\""));
     assert_eq!(
-        query_text(&pool, q("SELECT id::text, first_name, last_name, email FROM {s}.customers")).await,
-        vec![vec![s("1002"), s("George"), s("Bailey"), s("gbailey@foobar.com")]]
+        query_text(
+            &pool,
+            q("SELECT id::text, first_name, last_name, email FROM {s}.customers")
+        )
+        .await,
+        vec![vec![
+            s("1002"),
+            s("George"),
+            s("Bailey"),
+            s("gbailey@foobar.com")
+        ]]
     );
     assert_eq!(
         query_text(&pool, q("SELECT id::text, name, description, weight::text FROM {s}.products WHERE NOT __sinkfleet_deleted ORDER BY id")).await,
@@ -329,7 +547,11 @@ async fn debezium_fixtures_reach_their_documented_state() {
         "02 then 03 updates 106; 04→05→06 leaves 111 deleted"
     );
     assert_eq!(
-        query_text(&pool, q("SELECT amount::text, payment_date::text FROM {s}.payment WHERE payment_id = 32098")).await,
+        query_text(
+            &pool,
+            q("SELECT amount::text, payment_date::text FROM {s}.payment WHERE payment_id = 32098")
+        )
+        .await,
         vec![vec![s("2.99"), s("2007-05-14 13:44:29.996577")]]
     );
     assert_eq!(
@@ -338,19 +560,39 @@ async fn debezium_fixtures_reach_their_documented_state() {
     );
     assert_eq!(
         query_text(&pool, q("SELECT ts::text, d::text, t::text FROM {s}.t")).await,
-        vec![vec![s("2022-10-14 23:55:31.98936"), s("2022-10-14"), s("23:55:31.98936")]]
+        vec![vec![
+            s("2022-10-14 23:55:31.98936"),
+            s("2022-10-14"),
+            s("23:55:31.98936")
+        ]]
     );
 
     // 25 creates public.customers row 1 (mapped into the same schema as 01's
     // inventory.customers here), 26 truncates it.
-    write(&mut sink, &[fixture_record(&f[names[10]], None, next(), &["id"])]).await;
+    write(
+        &mut sink,
+        &[fixture_record(&f[names[10]], None, next(), &["id"])],
+    )
+    .await;
     assert_eq!(
-        query_text(&pool, q("SELECT first_name FROM {s}.customers WHERE id = 1")).await,
+        query_text(
+            &pool,
+            q("SELECT first_name FROM {s}.customers WHERE id = 1")
+        )
+        .await,
         vec![vec![s("Anne")]]
     );
-    write(&mut sink, &[fixture_record(&f[names[11]], None, next(), &[])]).await;
+    write(
+        &mut sink,
+        &[fixture_record(&f[names[11]], None, next(), &[])],
+    )
+    .await;
     assert_eq!(
-        query_text(&pool, q("SELECT id::text FROM {s}.customers WHERE NOT __sinkfleet_deleted ORDER BY id")).await,
+        query_text(
+            &pool,
+            q("SELECT id::text FROM {s}.customers WHERE NOT __sinkfleet_deleted ORDER BY id")
+        )
+        .await,
         Vec::<Vec<Option<String>>>::new(),
         "26 truncates customers (01's row 1002 has an older LSN than the truncate, so it goes too)"
     );
@@ -384,11 +626,23 @@ async fn schemaless_fixtures_into_a_typed_table() {
            PRIMARY KEY (actor_id, film_id));
          INSERT INTO \"{schema}\".film_actor VALUES (1, 23, now());"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+        .execute(&pool)
+        .await
+        .unwrap();
     for (i, n) in names[..4].iter().enumerate() {
         write(&mut sink, &[fixture_record(&f[n], None, i as i64, &["id"])]).await;
     }
-    write(&mut sink, &[fixture_record(&f[names[4]], None, 9, &["actor_id", "film_id"])]).await;
+    write(
+        &mut sink,
+        &[fixture_record(
+            &f[names[4]],
+            None,
+            9,
+            &["actor_id", "film_id"],
+        )],
+    )
+    .await;
     let q = |sql: &str| sql.replace("{s}", &format!("\"{schema}\""));
     assert_eq!(
         query_text(&pool, q("SELECT id::text, price::text, date::text, type, is_new::text, addr2, locality, town FROM {s}.uk_price_paid ORDER BY id")).await,
@@ -399,5 +653,10 @@ async fn schemaless_fixtures_into_a_typed_table() {
         ],
         "09 deletes 50419765 by key only"
     );
-    assert_eq!(query_text(&pool, q("SELECT actor_id::text FROM {s}.film_actor")).await.len(), 0);
+    assert_eq!(
+        query_text(&pool, q("SELECT actor_id::text FROM {s}.film_actor"))
+            .await
+            .len(),
+        0
+    );
 }

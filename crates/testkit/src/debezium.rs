@@ -66,7 +66,11 @@ impl Table {
             payload.insert((*k).to_owned(), row.get(*k).cloned().unwrap_or(Value::Null));
         }
         let v = if with_schema {
-            let cols: Vec<&Column> = self.columns.iter().filter(|c| self.key.contains(&c.name)).collect();
+            let cols: Vec<&Column> = self
+                .columns
+                .iter()
+                .filter(|c| self.key.contains(&c.name))
+                .collect();
             let mut schema = self.row_schema(&cols, "key");
             if let Some(obj) = schema.as_object_mut() {
                 obj.remove("field");

@@ -1,12 +1,12 @@
 //! Kafka helpers for tests and the demo: create topics, produce, read back.
 
+use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::ClientConfig;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -42,10 +42,18 @@ fn client(brokers: &str) -> ClientConfig {
 
 /// Creates a topic (no-op if it exists).
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client(brokers).create().map_err(|e| e.to_string())?;
+    let admin: AdminClient<DefaultClientContext> =
+        client(brokers).create().map_err(|e| e.to_string())?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let res = admin
-        .create_topics([&NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))], &opts)
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(-1),
+            )],
+            &opts,
+        )
         .await
         .map_err(|e| e.to_string())?;
     for r in res {
@@ -84,7 +92,12 @@ pub async fn produce(brokers: &str, topic: &str, records: &[Record]) -> Result<(
                 }
                 Err((e, back)) => {
                     // Local queue full: let deliveries drain.
-                    if !matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
+                    if !matches!(
+                        e,
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull
+                        )
+                    ) {
                         return Err(e.to_string());
                     }
                     rec = back;
@@ -104,15 +117,24 @@ pub async fn produce(brokers: &str, topic: &str, records: &[Record]) -> Result<(
 }
 
 /// Reads every record of `topic` (all partitions) present within `wait`.
-pub fn read_all(brokers: &str, topic: &str, partitions: i32, wait: Duration) -> Result<Vec<ReadRecord>, String> {
+pub fn read_all(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    wait: Duration,
+) -> Result<Vec<ReadRecord>, String> {
     let consumer: BaseConsumer = client(brokers)
-        .set("group.id", format!("sinkfleet-testkit-reader-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("sinkfleet-testkit-reader-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .create()
         .map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -147,7 +169,12 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, wait: Duration) -> 
 
 /// Committed offsets of `group` for `topic` (partition → next offset; -1
 /// when nothing is committed).
-pub fn committed_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Result<HashMap<i32, i64>, String> {
+pub fn committed_offsets(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<HashMap<i32, i64>, String> {
     let consumer: BaseConsumer = client(brokers)
         .set("group.id", group)
         .create()
@@ -173,7 +200,11 @@ pub fn committed_offsets(brokers: &str, group: &str, topic: &str, partitions: i3
 }
 
 /// End offsets (next offset to be written) per partition.
-pub fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> Result<HashMap<i32, i64>, String> {
+pub fn end_offsets(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<HashMap<i32, i64>, String> {
     let consumer: BaseConsumer = client(brokers).create().map_err(|e| e.to_string())?;
     let mut out = HashMap::new();
     for p in 0..partitions {

@@ -104,7 +104,13 @@ pub fn customers_table() -> Table {
                 Some(json!({"scale": "2", "connect.decimal.precision": "12"})),
                 false,
             ),
-            col("updated_at", "int64", Some("io.debezium.time.MicroTimestamp"), None, false),
+            col(
+                "updated_at",
+                "int64",
+                Some("io.debezium.time.MicroTimestamp"),
+                None,
+                false,
+            ),
             col("bio", "string", None, None, true),
             col("tier", "string", None, None, true),
         ],
@@ -124,12 +130,18 @@ pub fn generate(opts: &Options) -> Workload {
     let mut state: BTreeMap<i64, ExpectedRow> = BTreeMap::new();
     let mut out: Vec<Emitted> = Vec::new();
     let mut lsn: u64 = 0x1_0000_0000;
-    let tier_from = opts.new_column_at.map(|f| (opts.changes as f64 * f) as usize);
+    let tier_from = opts
+        .new_column_at
+        .map(|f| (opts.changes as f64 * f) as usize);
 
     for i in 0..opts.changes {
         let key = rng.random_range(1..=opts.keys);
         let has_tier = tier_from.is_some_and(|t| i >= t);
-        let columns = if has_tier { table.columns.len() } else { table.columns.len() - 1 };
+        let columns = if has_tier {
+            table.columns.len()
+        } else {
+            table.columns.len() - 1
+        };
         lsn += 100;
         let commit = lsn;
         let change = lsn + 8;
@@ -156,7 +168,11 @@ pub fn generate(opts: &Options) -> Workload {
                     name: format!("customer-{key}-{i}"),
                     balance: cents(rng.random_range(0..10_000_000)),
                     updated_at_micros: micros,
-                    tier: if has_tier { Some(tier(i)) } else { prev.tier.clone() },
+                    tier: if has_tier {
+                        Some(tier(i))
+                    } else {
+                        prev.tier.clone()
+                    },
                     ..prev
                 };
                 ('u', Some(row), partial)
@@ -165,15 +181,38 @@ pub fn generate(opts: &Options) -> Workload {
         let value = match (&row, op) {
             (Some(r), _) => {
                 let after = encode_row(r, has_tier, partial);
-                table.value(&op.to_string(), None, Some(&after), commit, change, columns, opts.with_schema)
+                table.value(
+                    &op.to_string(),
+                    None,
+                    Some(&after),
+                    commit,
+                    change,
+                    columns,
+                    opts.with_schema,
+                )
             }
             (None, _) => {
                 // Default replica identity: before holds the key, nulls elsewhere.
                 let mut before = Map::new();
                 for c in table.columns.iter().take(columns) {
-                    before.insert(c.name.into(), if c.name == "id" { json!(key) } else { Value::Null });
+                    before.insert(
+                        c.name.into(),
+                        if c.name == "id" {
+                            json!(key)
+                        } else {
+                            Value::Null
+                        },
+                    );
                 }
-                table.value("d", Some(&before), None, commit, change, columns, opts.with_schema)
+                table.value(
+                    "d",
+                    Some(&before),
+                    None,
+                    commit,
+                    change,
+                    columns,
+                    opts.with_schema,
+                )
             }
         };
         let mut key_row = Map::new();
@@ -253,7 +292,10 @@ pub fn generate(opts: &Options) -> Workload {
     }
 
     let all_keys: Vec<i64> = (1..=opts.keys).collect();
-    let deleted = all_keys.into_iter().filter(|k| !state.contains_key(k)).collect();
+    let deleted = all_keys
+        .into_iter()
+        .filter(|k| !state.contains_key(k))
+        .collect();
     Workload {
         table,
         records: records.into_iter().map(|e| e.record).collect(),
@@ -283,7 +325,14 @@ fn encode_row(r: &ExpectedRow, has_tier: bool, partial: bool) -> Map<String, Val
     m.insert("email".into(), json!(r.email));
     m.insert("balance".into(), json!(decimal_bytes(unscaled)));
     m.insert("updated_at".into(), json!(r.updated_at_micros));
-    m.insert("bio".into(), if partial { json!(UNAVAILABLE) } else { json!(r.bio) });
+    m.insert(
+        "bio".into(),
+        if partial {
+            json!(UNAVAILABLE)
+        } else {
+            json!(r.bio)
+        },
+    );
     if has_tier {
         m.insert("tier".into(), json!(r.tier));
     }
@@ -303,7 +352,11 @@ mod tests {
         let text: Vec<String> = a
             .records
             .iter()
-            .filter_map(|r| r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()))
+            .filter_map(|r| {
+                r.value
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
             .collect();
         assert!(text.iter().any(|t| t.contains(UNAVAILABLE)));
         assert!(text.iter().any(|t| t.contains("\"tier\"")));

@@ -1,0 +1,184 @@
+//! `sinkfleet-demo`: produces a realistic Debezium change stream and checks
+//! that a sink's target ends in the expected state. Used by the quickstart
+//! and the benchmark harness.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sinkfleet_testkit::kafka;
+use sinkfleet_testkit::workload::{self, ExpectedRow, Options};
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "sinkfleet-demo",
+    about = "Produce a Debezium workload and verify the target"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        env = "SINKFLEET_KAFKA_BROKERS",
+        default_value = "127.0.0.1:59092",
+        global = true
+    )]
+    brokers: String,
+    /// Topic of the workload.
+    #[arg(long, default_value = "app.public.customers", global = true)]
+    topic: String,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 2_000, global = true)]
+    keys: i64,
+    /// Changes (before duplicates and replays).
+    #[arg(long, default_value_t = 50_000, global = true)]
+    changes: usize,
+    /// Workload seed.
+    #[arg(long, default_value_t = 7, global = true)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the topic and produce the workload.
+    Produce {
+        /// Partitions of the topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+    },
+    /// Wait until the Postgres target equals the workload's expected state.
+    Verify {
+        /// Target database.
+        #[arg(
+            long,
+            env = "SINKFLEET_PG_URL",
+            default_value = "postgres://postgres@127.0.0.1:55432/postgres"
+        )]
+        pg_url: String,
+        /// Target schema holding `customers`.
+        #[arg(long, default_value = "public")]
+        schema: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+}
+
+fn options(cli: &Cli) -> Options {
+    Options {
+        keys: cli.keys,
+        changes: cli.changes,
+        seed: cli.seed,
+        ..Options::default()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let w = workload::generate(&options(&cli));
+    match &cli.command {
+        Command::Produce { partitions } => {
+            kafka::create_topic(&cli.brokers, &cli.topic, *partitions)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let started = Instant::now();
+            kafka::produce(&cli.brokers, &cli.topic, &w.records)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "produced {} records ({} live rows expected, {} keys deleted) to {} in {:.1}s",
+                w.records.len(),
+                w.expected.len(),
+                w.deleted.len(),
+                cli.topic,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Verify {
+            pg_url,
+            schema,
+            timeout_secs,
+        } => {
+            let pool = PgPool::connect(pg_url)
+                .await
+                .context("connecting to the target")?;
+            let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+            loop {
+                let got = customers(&pool, schema).await.unwrap_or_default();
+                let matching = w
+                    .expected
+                    .iter()
+                    .filter(|(k, v)| got.get(k) == Some(v))
+                    .count();
+                let extra = got.keys().filter(|k| !w.expected.contains_key(k)).count();
+                println!(
+                    "  target: {matching}/{} rows match, {extra} unexpected",
+                    w.expected.len()
+                );
+                if matching == w.expected.len() && extra == 0 {
+                    println!(
+                        "OK: {schema}.customers equals the expected final state ({} rows)",
+                        got.len()
+                    );
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    for (k, want) in w
+                        .expected
+                        .iter()
+                        .filter(|(k, v)| got.get(k) != Some(v))
+                        .take(5)
+                    {
+                        println!(
+                            "  id {k}:\n    expected {want:?}\n    found    {:?}",
+                            got.get(k)
+                        );
+                    }
+                    bail!("target did not converge within {timeout_secs}s");
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Live rows of `<schema>.customers`, rendered like [`ExpectedRow`].
+async fn customers(pool: &PgPool, schema: &str) -> anyhow::Result<BTreeMap<i64, ExpectedRow>> {
+    let sql = format!(
+        "SELECT id, name, email, balance::text, (extract(epoch FROM updated_at) * 1000000)::bigint, bio, tier
+           FROM \"{}\".customers WHERE NOT __sinkfleet_deleted",
+        schema.replace('"', "\"\"")
+    );
+    let rows: Vec<(
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, email, balance, updated_at_micros, bio, tier)| {
+            (
+                id,
+                ExpectedRow {
+                    id,
+                    name,
+                    email,
+                    balance,
+                    updated_at_micros,
+                    bio,
+                    tier,
+                },
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,341 @@
+//! Harness for the end-to-end tests: real broker, real Postgres, the real
+//! `sinkfleet` binary as a child process.
+//!
+//! Services come from `scripts/services.sh start` (addresses from
+//! `SINKFLEET_KAFKA_BROKERS` / `SINKFLEET_PG_URL`). Every test uses its own
+//! topic, consumer group and target schema, so tests run in parallel.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use sinkfleet_testkit::kafka;
+use sinkfleet_testkit::workload::{ExpectedRow, Workload};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn brokers() -> String {
+    std::env::var("SINKFLEET_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:59092".into())
+}
+
+pub fn pg_url() -> String {
+    std::env::var("SINKFLEET_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// One pipeline under test: topic, dead-letter topic, group, target schema.
+pub struct Pipeline {
+    pub brokers: String,
+    pub pg_url: String,
+    pub topic: String,
+    pub dlq: String,
+    pub group: String,
+    pub schema: String,
+    pub partitions: i32,
+}
+
+impl Pipeline {
+    /// Creates the topics on the broker.
+    pub async fn new(name: &str, partitions: i32) -> Self {
+        let id = unique(name);
+        let p = Pipeline {
+            brokers: brokers(),
+            pg_url: pg_url(),
+            topic: format!("{id}.customers"),
+            dlq: format!("{id}.dlq"),
+            group: format!("{id}-group"),
+            schema: id,
+            partitions,
+        };
+        kafka::create_topic(&p.brokers, &p.topic, partitions)
+            .await
+            .expect("broker not reachable: run scripts/services.sh start (or scripts/test.sh)");
+        kafka::create_topic(&p.brokers, &p.dlq, 1)
+            .await
+            .expect("creating the DLQ topic");
+        p
+    }
+
+    /// The worker config; `extra_worker` and `extra_sink` are YAML lines
+    /// appended under `worker:` and `sink.postgres:`.
+    pub fn config(&self, extra_worker: &str, extra_sink: &str, metrics_port: u16) -> String {
+        format!(
+            "kafka:
+  brokers: {brokers}
+  group_id: {group}
+  topics: [{topic}]
+  properties:
+    session.timeout.ms: \"6000\"
+    heartbeat.interval.ms: \"500\"
+dead_letter:
+  topic: {dlq}
+  create_topic: false
+worker:
+  linger_ms: 50
+  batch_max_records: 1000
+  retry_initial_ms: 100
+  retry_max_ms: 1000
+{extra_worker}
+sink:
+  postgres:
+    url: {url}
+    target_schema: {schema}
+    meta_schema: {schema}_meta
+{extra_sink}
+metrics:
+  listen: 127.0.0.1:{metrics_port}
+",
+            brokers = self.brokers,
+            group = self.group,
+            topic = self.topic,
+            dlq = self.dlq,
+            url = self.pg_url,
+            schema = self.schema,
+        )
+    }
+
+    /// Starts a worker with this config.
+    pub fn spawn(&self, name: &str, config: &str, metrics_port: u16) -> Worker {
+        Worker::spawn(&format!("{}-{name}", self.schema), config, metrics_port)
+    }
+
+    pub async fn produce(&self, records: &[kafka::Record]) {
+        kafka::produce(&self.brokers, &self.topic, records)
+            .await
+            .expect("produce");
+    }
+
+    pub fn end_offsets(&self) -> HashMap<i32, i64> {
+        kafka::end_offsets(&self.brokers, &self.topic, self.partitions).expect("end offsets")
+    }
+
+    pub fn committed(&self, group: &str) -> HashMap<i32, i64> {
+        kafka::committed_offsets(&self.brokers, group, &self.topic, self.partitions)
+            .expect("committed offsets")
+    }
+
+    /// Waits until the group's committed offsets reach the end of the topic.
+    pub async fn wait_committed_to_end(&self, group: &str, timeout: Duration) {
+        let end = self.end_offsets();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let committed = self.committed(group);
+            if committed == end {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "offsets of {group} never reached the end: committed {committed:?}, end {end:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.pg_url)
+            .await
+            .expect("Postgres not reachable")
+    }
+
+    /// Waits until `<schema>.customers` equals the workload's final state.
+    pub async fn wait_converged(&self, pool: &PgPool, w: &Workload, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = customers(pool, &self.schema).await;
+            if got == w.expected {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let wrong: Vec<_> = w
+                    .expected
+                    .iter()
+                    .filter(|(k, v)| got.get(k) != Some(v))
+                    .take(3)
+                    .collect();
+                let extra: Vec<_> = got
+                    .keys()
+                    .filter(|k| !w.expected.contains_key(k))
+                    .take(3)
+                    .collect();
+                panic!(
+                    "target never converged: {} rows, {} expected; first wrong {wrong:?}; unexpected keys {extra:?}",
+                    got.len(),
+                    w.expected.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Live rows of `<schema>.customers` (empty if the table does not exist yet).
+pub async fn customers(pool: &PgPool, schema: &str) -> BTreeMap<i64, ExpectedRow> {
+    let sql = format!(
+        "SELECT id, name, email, balance::text, (extract(epoch FROM updated_at) * 1000000)::bigint, bio, tier
+           FROM \"{schema}\".customers WHERE NOT __sinkfleet_deleted"
+    );
+    let rows: Vec<(
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+    )> = match sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(_) => return BTreeMap::new(),
+    };
+    rows.into_iter()
+        .map(|(id, name, email, balance, updated_at_micros, bio, tier)| {
+            (
+                id,
+                ExpectedRow {
+                    id,
+                    name,
+                    email,
+                    balance,
+                    updated_at_micros,
+                    bio,
+                    tier,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A `sinkfleet run` child process; killed on drop.
+pub struct Worker {
+    child: Child,
+    pub log: PathBuf,
+    pub metrics_port: u16,
+}
+
+impl Worker {
+    pub fn spawn(name: &str, config: &str, metrics_port: u16) -> Worker {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let config_path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&config_path, config).expect("writing config");
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("spawning sinkfleet");
+        Worker {
+            child,
+            log,
+            metrics_port,
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        send_signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit after SIGTERM; log: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no drain, no commit, no leaving the group.
+    pub fn kill9(&mut self) {
+        send_signal(self.child.id(), "KILL");
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path from the worker's metrics endpoint: (status, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// Sum of a metric's samples whose line starts with `prefix`.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let Some((_, body)) = self.http_get("/metrics") else {
+            return 0.0;
+        };
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Signals a process through `kill(1)`, which keeps the tests free of unsafe code.
+fn send_signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Polls `check` until it is true or `timeout` passes.
+pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

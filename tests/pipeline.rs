@@ -1,0 +1,229 @@
+//! End to end: Debezium events on a real broker → `sinkfleet run` → a real
+//! Postgres. Assertions are on final table contents, committed offsets and
+//! the dead-letter topic.
+
+mod common;
+
+use common::{Pipeline, customers, free_port, wait_until};
+use serde_json::json;
+use sinkfleet_testkit::kafka::{self, Record};
+use sinkfleet_testkit::workload::{self, Options};
+use std::time::Duration;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+async fn converges(name: &str, delete_mode: &str) {
+    let p = Pipeline::new(name, 3).await;
+    let w = workload::generate(&Options {
+        keys: 300,
+        changes: 4_000,
+        seed: 11,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let port = free_port();
+    let mut worker = p.spawn(
+        "w",
+        &p.config("", &format!("    delete_mode: {delete_mode}"), port),
+        port,
+    );
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert!(
+        worker.metric("sinkfleet_records_skipped_stale_total") > 0.0,
+        "duplicates and replays were skipped as stale"
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}
+
+/// Creates, updates, TOAST-partial updates, deletes with tombstones,
+/// re-creates, a new column mid-stream, duplicates, a replayed range and
+/// swapped updates converge to the expected state, offsets to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn workload_converges_soft_deletes() {
+    converges("soft", "soft").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workload_converges_hard_deletes() {
+    converges("hard", "hard").await;
+}
+
+/// Replaying the whole topic into a converged target (a new consumer group
+/// from offset 0) leaves every row, version included, as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_topic_replay_is_harmless() {
+    let p = Pipeline::new("replay", 2).await;
+    let w = workload::generate(&Options {
+        keys: 100,
+        changes: 1_500,
+        seed: 3,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let pool = p.pool().await;
+    let snapshot = |pool: sqlx::PgPool, schema: String| async move {
+        let sql = format!(
+            "SELECT id, __sinkfleet_version::text, __sinkfleet_deleted, name, bio FROM \"{schema}\".customers ORDER BY id"
+        );
+        let rows: Vec<(i64, String, bool, Option<String>, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        rows
+    };
+    let port = free_port();
+    let mut first = p.spawn("first", &p.config("", "", port), port);
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert!(first.terminate(Duration::from_secs(30)).success());
+    let before = snapshot(pool.clone(), p.schema.clone()).await;
+
+    let replay_group = format!("{}-replay", p.group);
+    let config = p.config("", "", port).replace(&p.group, &replay_group);
+    let mut second = p.spawn("second", &config, port);
+    p.wait_committed_to_end(&replay_group, CONVERGE).await;
+    assert!(
+        second.metric("sinkfleet_records_applied_total") == 0.0,
+        "a replay applies nothing"
+    );
+    assert!(second.terminate(Duration::from_secs(30)).success());
+    assert_eq!(snapshot(pool.clone(), p.schema.clone()).await, before);
+}
+
+/// Undecodable and unappliable records go to the dead-letter topic with
+/// headers; everything else flows and offsets reach the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_records_go_to_the_dead_letter_topic() {
+    let p = Pipeline::new("poison", 1).await;
+    let key = |id: i64| Some(json!({"id": id}).to_string().into_bytes());
+    let ev = |id: i64, lsn: u64, n: serde_json::Value| Record {
+        key: key(id),
+        value: Some(
+            json!({"op": "c", "source": {"schema": "public", "table": "customers", "lsn": lsn},
+                   "after": {"id": id, "name": format!("n{id}"), "n": n}})
+            .to_string()
+            .into_bytes(),
+        ),
+    };
+    p.produce(&[
+        ev(1, 10, json!(1)),
+        Record {
+            key: key(2),
+            value: Some(b"{not json".to_vec()),
+        },
+        ev(3, 30, json!("not a number")), // `n` is a bigint column by now
+        ev(4, 40, json!(4)),
+    ])
+    .await;
+    let port = free_port();
+    let mut worker = p.spawn("w", &p.config("", "", port), port);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    let pool = p.pool().await;
+    let sql = format!("SELECT id FROM \"{}\".customers ORDER BY id", p.schema);
+    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![1, 4]);
+
+    let dead = kafka::read_all(&p.brokers, &p.dlq, 1, Duration::from_secs(3)).unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let by_offset = |o: &str| {
+        dead.iter()
+            .find(|r| r.headers["sinkfleet.original.offset"] == o)
+            .unwrap()
+    };
+    let malformed = by_offset("1");
+    assert_eq!(malformed.headers["sinkfleet.error.class"], "decode");
+    assert_eq!(malformed.headers["sinkfleet.original.topic"], p.topic);
+    assert_eq!(malformed.headers["sinkfleet.original.partition"], "0");
+    assert_eq!(malformed.value.as_deref(), Some(&b"{not json"[..]));
+    let unappliable = by_offset("2");
+    assert_eq!(unappliable.headers["sinkfleet.error.class"], "apply");
+    assert!(
+        unappliable.headers["sinkfleet.error.message"].contains("22P02"),
+        "{:?}",
+        unappliable.headers
+    );
+    assert_eq!(worker.metric("sinkfleet_records_dead_lettered_total"), 2.0);
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}
+
+/// SIGTERM mid-stream drains, commits what is durable and exits 0; a
+/// restarted worker picks up from there and nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_and_restart_mid_stream_loses_nothing() {
+    let p = Pipeline::new("restart", 3).await;
+    let w = workload::generate(&Options {
+        keys: 500,
+        changes: 6_000,
+        seed: 5,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let total: i64 = p.end_offsets().values().sum();
+    // Slow the sink down so the stop lands mid-stream.
+    let slow = "  rate_limit: { rows_per_second: 1500 }";
+    let port = free_port();
+    let mut first = p.spawn("first", &p.config(slow, "", port), port);
+    wait_until("some progress", CONVERGE, || {
+        first.metric("sinkfleet_committed_offset") > 500.0
+    })
+    .await;
+    assert!(
+        first.terminate(Duration::from_secs(30)).success(),
+        "clean exit: {}",
+        first.log_text()
+    );
+    let committed: i64 = p.committed(&p.group).values().filter(|o| **o > 0).sum();
+    assert!(
+        committed > 0 && committed < total,
+        "stopped mid-stream: committed {committed} of {total}"
+    );
+
+    let port = free_port();
+    let mut second = p.spawn("second", &p.config("", "", port), port);
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert!(second.terminate(Duration::from_secs(30)).success());
+}
+
+/// A second worker joining the group takes over some partitions; together
+/// they converge and commit everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_worker_joins_and_partitions_split() {
+    let p = Pipeline::new("scale", 4).await;
+    let w = workload::generate(&Options {
+        keys: 400,
+        changes: 6_000,
+        seed: 9,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let slow = "  rate_limit: { rows_per_second: 1500 }";
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = p.spawn("a", &p.config(slow, "", port_a), port_a);
+    wait_until("worker a consumes", CONVERGE, || {
+        a.metric("sinkfleet_records_in_total") > 0.0
+    })
+    .await;
+    let mut b = p.spawn("b", &p.config(slow, "", port_b), port_b);
+    wait_until("worker b gets partitions and consumes", CONVERGE, || {
+        b.metric("sinkfleet_records_in_total") > 0.0
+    })
+    .await;
+    assert!(
+        a.metric("sinkfleet_rebalances_total{kind=\"revoke\"}") >= 1.0,
+        "a gave partitions away"
+    );
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert!(a.terminate(Duration::from_secs(30)).success());
+    assert!(b.terminate(Duration::from_secs(30)).success());
+    assert!(customers(&pool, &p.schema).await == w.expected);
+}
