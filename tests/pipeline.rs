@@ -12,6 +12,9 @@ use std::time::Duration;
 
 const CONVERGE: Duration = Duration::from_secs(120);
 
+/// `(id, version, deleted, name, bio)`.
+type SnapshotRow = (i64, String, bool, Option<String>, Option<String>);
+
 async fn converges(name: &str, delete_mode: &str) {
     let p = Pipeline::new(name, 3).await;
     let w = workload::generate(&Options {

@@ -4,10 +4,9 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use sinkfleet_testkit::kafka;
-use sinkfleet_testkit::workload::{self, ExpectedRow, Options};
+use sinkfleet_testkit::workload::{self, Options};
+use sinkfleet_testkit::{kafka, target};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -107,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("connecting to the target")?;
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {
-                let got = customers(&pool, schema).await.unwrap_or_default();
+                let got = target::customers(&pool, schema).await.unwrap_or_default();
                 let matching = w
                     .expected
                     .iter()
@@ -144,41 +143,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Live rows of `<schema>.customers`, rendered like [`ExpectedRow`].
-async fn customers(pool: &PgPool, schema: &str) -> anyhow::Result<BTreeMap<i64, ExpectedRow>> {
-    let sql = format!(
-        "SELECT id, name, email, balance::text, (extract(epoch FROM updated_at) * 1000000)::bigint, bio, tier
-           FROM \"{}\".customers WHERE NOT __sinkfleet_deleted",
-        schema.replace('"', "\"\"")
-    );
-    let rows: Vec<(
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, email, balance, updated_at_micros, bio, tier)| {
-            (
-                id,
-                ExpectedRow {
-                    id,
-                    name,
-                    email,
-                    balance,
-                    updated_at_micros,
-                    bio,
-                    tier,
-                },
-            )
-        })
-        .collect())
 }

@@ -195,41 +195,9 @@ metrics:
 
 /// Live rows of `<schema>.customers` (empty if the table does not exist yet).
 pub async fn customers(pool: &PgPool, schema: &str) -> BTreeMap<i64, ExpectedRow> {
-    let sql = format!(
-        "SELECT id, name, email, balance::text, (extract(epoch FROM updated_at) * 1000000)::bigint, bio, tier
-           FROM \"{schema}\".customers WHERE NOT __sinkfleet_deleted"
-    );
-    let rows: Vec<(
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-    )> = match sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
+    sinkfleet_testkit::target::customers(pool, schema)
         .await
-    {
-        Ok(rows) => rows,
-        Err(_) => return BTreeMap::new(),
-    };
-    rows.into_iter()
-        .map(|(id, name, email, balance, updated_at_micros, bio, tier)| {
-            (
-                id,
-                ExpectedRow {
-                    id,
-                    name,
-                    email,
-                    balance,
-                    updated_at_micros,
-                    bio,
-                    tier,
-                },
-            )
-        })
-        .collect()
+        .unwrap_or_default()
 }
 
 /// A `sinkfleet run` child process; killed on drop.

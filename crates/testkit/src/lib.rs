@@ -4,4 +4,5 @@
 
 pub mod debezium;
 pub mod kafka;
+pub mod target;
 pub mod workload;
