@@ -70,11 +70,10 @@ async fn whole_topic_replay_is_harmless() {
         let sql = format!(
             "SELECT id, __sinkfleet_version::text, __sinkfleet_deleted, name, bio FROM \"{schema}\".customers ORDER BY id"
         );
-        let rows: Vec<(i64, String, bool, Option<String>, Option<String>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+        let rows: Vec<SnapshotRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         rows
     };
     let port = free_port();
