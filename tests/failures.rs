@@ -1,0 +1,202 @@
+//! Failure handling end to end: the target going away under load, and a
+//! worker process killed with SIGKILL.
+
+mod common;
+
+use common::{Pipeline, Worker, free_port, wait_until};
+use sinkfleet_testkit::kafka;
+use sinkfleet_testkit::workload::{self, Options};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+/// A TCP proxy in front of Postgres that the test can take down (refuse
+/// and cut every connection) and bring back, like a target outage.
+struct Proxy {
+    port: u16,
+    upstream: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let p = Proxy {
+            port: free_port(),
+            upstream: upstream.to_owned(),
+            tasks: Arc::default(),
+        };
+        p.up().await;
+        p
+    }
+
+    async fn up(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("proxy bind");
+        let upstream = self.upstream.clone();
+        let tasks = Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    fn down(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// With the target unreachable, the worker retries with backoff, pauses its
+/// partitions and reports not ready, but keeps polling: no rebalance
+/// happens even past the session timeout. When the target is back it
+/// catches up and nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn target_outage_pauses_partitions_without_a_rebalance() {
+    let p = Pipeline::new("outage", 2).await;
+    let w = workload::generate(&Options {
+        keys: 300,
+        changes: 5_000,
+        seed: 21,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let upstream = p
+        .pg_url
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = Proxy::start(&upstream).await;
+    let via_proxy = format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port);
+    let port = free_port();
+    let config = p
+        .config(
+            "  rate_limit: { rows_per_second: 2000 }",
+            "    connect_timeout_ms: 1000",
+            port,
+        )
+        .replace(&p.pg_url, &via_proxy);
+    let mut worker = p.spawn("w", &config, port);
+    wait_until("progress before the outage", CONVERGE, || {
+        worker.metric("sinkfleet_committed_offset") > 300.0
+    })
+    .await;
+
+    proxy.down();
+    wait_until(
+        "partitions paused while the target is down",
+        CONVERGE,
+        || {
+            worker.metric("sinkfleet_partitions_paused") == 2.0
+                && worker.metric("sinkfleet_write_retries_total") > 0.0
+        },
+    )
+    .await;
+    assert_eq!(worker.http_get("/readyz").map(|r| r.0), Some(503));
+    assert_eq!(worker.http_get("/healthz").map(|r| r.0), Some(200));
+    let committed_during = worker.metric("sinkfleet_committed_offset");
+    // Longer than session.timeout.ms (6 s): a consumer that stopped polling
+    // would be evicted and trigger a rebalance.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        worker.metric("sinkfleet_committed_offset"),
+        committed_during,
+        "nothing commits while down"
+    );
+    assert_eq!(
+        worker.metric("sinkfleet_rebalances_total{kind=\"assign\"}"),
+        1.0,
+        "no rebalance"
+    );
+    assert_eq!(
+        worker.metric("sinkfleet_rebalances_total{kind=\"revoke\"}"),
+        0.0,
+        "no rebalance"
+    );
+
+    proxy.up().await;
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    wait_until("ready again", CONVERGE, || {
+        worker.http_get("/readyz").map(|r| r.0) == Some(200)
+    })
+    .await;
+    assert_eq!(worker.metric("sinkfleet_partitions_paused"), 0.0);
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    proxy.down();
+}
+
+/// Two workers on a mock cluster (which, unlike tansu, evicts a member
+/// that stops heartbeating); one is SIGKILLed mid-stream: the survivor
+/// takes its partitions after the session timeout and the target still
+/// converges, with replays absorbed.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_failover_between_two_workers() {
+    let mut p = Pipeline::new("failover", 4).await;
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
+        .args([
+            "--topic",
+            &format!("{}:4", p.topic),
+            "--topic",
+            &format!("{}:1", p.dlq),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the mock cluster");
+    let mut line = String::new();
+    BufReader::new(cluster.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    p.brokers = line
+        .trim()
+        .strip_prefix("bootstrap=")
+        .expect("bootstrap line")
+        .to_owned();
+
+    let w = workload::generate(&Options {
+        keys: 400,
+        changes: 6_000,
+        seed: 13,
+        ..Options::default()
+    });
+    kafka::produce(&p.brokers, &p.topic, &w.records)
+        .await
+        .unwrap();
+    let slow = "  rate_limit: { rows_per_second: 1500 }";
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a: Worker = p.spawn("a", &p.config(slow, "", port_a), port_a);
+    let mut b: Worker = p.spawn("b", &p.config(slow, "", port_b), port_b);
+    wait_until("both workers consume", CONVERGE, || {
+        a.metric("sinkfleet_records_in_total") > 0.0 && b.metric("sinkfleet_records_in_total") > 0.0
+    })
+    .await;
+    a.kill9();
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert!(
+        b.metric("sinkfleet_rebalances_total{kind=\"assign\"}") >= 2.0,
+        "b took over a's partitions"
+    );
+    assert!(b.terminate(Duration::from_secs(30)).success());
+    drop(cluster.stdin.take());
+    let _ = cluster.wait();
+}
