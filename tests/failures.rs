@@ -1,6 +1,8 @@
 //! Failure handling end to end: the target going away under load, and a
 //! worker process killed with SIGKILL.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
 mod common;
 
 use common::{Pipeline, Worker, free_port, wait_until};
