@@ -14,7 +14,7 @@ use crate::writer::{Item, Job, Payload, WriterCommand, WriterEvent};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sinkfleet_core::backpressure::{Decision, Load, decide};
-use sinkfleet_core::debezium::{DecodeOptions, decode};
+use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::watermark::OffsetWatermark;
 use sinkfleet_core::{DurableRange, ErrorClass, Position, SinkRecord};
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ pub struct Health {
 pub(crate) struct Coordinator {
     pub consumer: Consumer_,
     pub cfg: WorkerConfig,
-    pub decode: DecodeOptions,
+    pub decoder: Decoder,
     pub partitions: HashMap<PartitionId, PartitionState>,
     pub writer: mpsc::Sender<WriterCommand>,
     pub high_watermarks: HighWatermarks,
@@ -79,7 +79,7 @@ impl Coordinator {
         Coordinator {
             consumer,
             cfg,
-            decode,
+            decoder: Decoder::new(decode),
             partitions: HashMap::new(),
             writer,
             high_watermarks,
@@ -179,7 +179,10 @@ impl Coordinator {
             partition: r.partition,
             offset: r.offset,
         };
-        let payload = match decode(r.key.as_deref(), r.value.as_deref(), r.offset, &self.decode) {
+        let payload = match self
+            .decoder
+            .decode(r.key.as_deref(), r.value.as_deref(), r.offset)
+        {
             Ok(Some(change)) => Payload::Change(SinkRecord {
                 position: position.clone(),
                 change,

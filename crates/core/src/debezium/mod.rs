@@ -38,24 +38,164 @@ impl DecodeOptions {
     }
 }
 
-/// Decodes one Kafka record. `offset` is the record's Kafka offset (used
-/// only by [`VersionSource::KafkaOffset`]). Returns `Ok(None)` for a
-/// tombstone (null value), which carries no change.
+/// Decodes one Kafka record with a throw-away [`Decoder`] (no schema
+/// cache). See [`Decoder::decode`].
 pub fn decode(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     offset: i64,
     opts: &DecodeOptions,
 ) -> Result<Option<Change>, DecodeError> {
-    let Some(value) = value else { return Ok(None) };
-    let value: Json = serde_json::from_slice(value).map_err(|e| DecodeError::Json {
-        part: "value",
-        message: e.to_string(),
-    })?;
-    let (payload, value_schema) = unwrap_envelope(&value);
-    if payload.is_null() {
-        return Ok(None);
+    Decoder::new(opts.clone()).decode(key, value, offset)
+}
+
+/// Most distinct schemas kept; a stream rarely has more than a few per table.
+const SCHEMA_CACHE_CAPACITY: usize = 1024;
+
+/// A decoder with a cache of parsed Connect schemas.
+///
+/// With `schemas.enable=true` every record repeats its full schema, and
+/// parsing it dominated decoding. The cache is keyed by the schema's raw
+/// JSON text, so a changed schema (a new column) is simply a new entry.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    opts: DecodeOptions,
+    cache: HashMap<Box<str>, Arc<RowCodec>>,
+}
+
+/// Top level of a record value, parsed lazily: field name → raw JSON.
+type TopLevel<'a> =
+    std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>;
+
+/// `(schema, payload)` of a `{"schema", "payload"}` envelope; `None` for a
+/// bare payload. A JSON null stays a raw `null`.
+fn envelope<'a>(top: &TopLevel<'a>) -> Option<(&'a str, &'a str)> {
+    Some((top.get("schema")?.get(), top.get("payload")?.get()))
+}
+
+impl Decoder {
+    /// Creates a decoder.
+    pub fn new(opts: DecodeOptions) -> Self {
+        Decoder {
+            opts,
+            cache: HashMap::new(),
+        }
     }
+
+    /// The options in use.
+    pub fn options(&self) -> &DecodeOptions {
+        &self.opts
+    }
+
+    /// The row codec for a raw schema, parsed once per distinct schema.
+    fn codec(
+        &mut self,
+        raw: &str,
+        part: &str,
+        pick: fn(&Json) -> Option<&Json>,
+    ) -> Result<Arc<RowCodec>, DecodeError> {
+        if let Some(codec) = self.cache.get(raw) {
+            return Ok(Arc::clone(codec));
+        }
+        let json: Json = serde_json::from_str(raw).map_err(|e| DecodeError::Json {
+            part: "schema",
+            message: e.to_string(),
+        })?;
+        let codec = match pick(&json) {
+            Some(s) => Arc::new(schema::parse_struct(s, part)?),
+            None => Arc::new(RowCodec::default()),
+        };
+        if self.cache.len() >= SCHEMA_CACHE_CAPACITY {
+            self.cache.clear();
+        }
+        self.cache.insert(raw.into(), Arc::clone(&codec));
+        Ok(codec)
+    }
+
+    /// Decodes one Kafka record. `offset` is the record's Kafka offset (used
+    /// only by [`VersionSource::KafkaOffset`]). Returns `Ok(None)` for a
+    /// tombstone (null value), which carries no change.
+    pub fn decode(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+    ) -> Result<Option<Change>, DecodeError> {
+        let Some(value) = value else { return Ok(None) };
+        let json_err = |part, e: serde_json::Error| DecodeError::Json {
+            part,
+            message: e.to_string(),
+        };
+        let top: TopLevel<'_> = serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
+        let (payload, row_codec): (Json, Arc<RowCodec>) = match envelope(&top) {
+            Some((_, "null")) => return Ok(None),
+            Some(("null", payload)) => (
+                serde_json::from_str(payload).map_err(|e| json_err("value", e))?,
+                Arc::new(RowCodec::default()),
+            ),
+            Some((schema, payload)) => (
+                serde_json::from_str(payload).map_err(|e| json_err("value", e))?,
+                self.codec(schema, "schema.after", value_row_schema)?,
+            ),
+            // A bare payload (schemas.enable=false).
+            _ => (
+                serde_json::from_slice(value).map_err(|e| json_err("value", e))?,
+                Arc::new(RowCodec::default()),
+            ),
+        };
+        if payload.is_null() {
+            return Ok(None);
+        }
+        let key_codec = match key {
+            Some(raw) if raw.first() == Some(&b'{') => {
+                let top: TopLevel<'_> =
+                    serde_json::from_slice(raw).map_err(|e| json_err("key", e))?;
+                match envelope(&top) {
+                    Some((schema, _)) if schema != "null" => {
+                        Some(self.codec(schema, "key.schema", whole)?)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        decode_payload(
+            key,
+            &payload,
+            &row_codec,
+            key_codec.as_deref(),
+            offset,
+            &self.opts,
+        )
+    }
+}
+
+/// A key schema is the row struct itself.
+fn whole(schema: &Json) -> Option<&Json> {
+    Some(schema)
+}
+
+/// The `after` (or `before`) struct of an envelope schema.
+fn value_row_schema(schema: &Json) -> Option<&Json> {
+    let fields = schema.get("fields")?.as_array()?;
+    fields
+        .iter()
+        .find(|f| f.get("field").and_then(Json::as_str) == Some("after"))
+        .or_else(|| {
+            fields
+                .iter()
+                .find(|f| f.get("field").and_then(Json::as_str) == Some("before"))
+        })
+}
+
+fn decode_payload(
+    key: Option<&[u8]>,
+    payload: &Json,
+    row_codec: &RowCodec,
+    key_codec: Option<&RowCodec>,
+    offset: i64,
+    opts: &DecodeOptions,
+) -> Result<Option<Change>, DecodeError> {
     let payload = payload
         .as_object()
         .ok_or_else(|| field("payload", "expected an object"))?;
@@ -83,25 +223,6 @@ pub fn decode(
             .ok_or_else(|| field("source.table", "missing"))?,
     );
 
-    // The row codec comes from the `after` field's schema (same struct as
-    // `before`); schema-less events infer types from JSON values.
-    let row_codec = value_schema
-        .and_then(|s| s.get("fields"))
-        .and_then(Json::as_array)
-        .and_then(|fields| {
-            fields
-                .iter()
-                .find(|f| f.get("field").and_then(Json::as_str) == Some("after"))
-                .or_else(|| {
-                    fields
-                        .iter()
-                        .find(|f| f.get("field").and_then(Json::as_str) == Some("before"))
-                })
-        })
-        .map(|s| schema::parse_struct(s, "schema.after"))
-        .transpose()?;
-    let row_codec = row_codec.unwrap_or_default();
-
     let after = match payload.get("after") {
         Some(Json::Object(_)) if op.is_upsert() => {
             Some(decode_row(&payload["after"], &row_codec, "after")?)
@@ -115,7 +236,15 @@ pub fn decode(
     let key = if op == Op::Truncate {
         Row::default()
     } else {
-        decode_key(key, payload, after.as_ref(), &row_codec, &table, opts)?
+        decode_key(
+            key,
+            key_codec,
+            payload,
+            after.as_ref(),
+            row_codec,
+            &table,
+            opts,
+        )?
     };
 
     let version = match &opts.version {
@@ -148,7 +277,7 @@ pub fn decode(
         key,
         row: after,
         version,
-        schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::new(row_codec.schema)),
+        schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::clone(&row_codec.schema)),
     }))
 }
 
@@ -200,6 +329,7 @@ fn decode_row(json: &Json, codec: &RowCodec, part: &str) -> Result<Row, DecodeEr
 /// type-default fillers elsewhere; only key columns are ever read from it.
 fn decode_key(
     kafka_key: Option<&[u8]>,
+    key_codec: Option<&RowCodec>,
     payload: &serde_json::Map<String, Json>,
     after: Option<&Row>,
     row_codec: &RowCodec,
@@ -208,12 +338,12 @@ fn decode_key(
 ) -> Result<Row, DecodeError> {
     if let Some(columns) = opts.key_columns_for(table) {
         let image = match after {
-            Some(row) => row.clone(),
-            None => decode_row(
+            Some(row) => std::borrow::Cow::Borrowed(row),
+            None => std::borrow::Cow::Owned(decode_row(
                 payload.get("before").unwrap_or(&Json::Null),
                 row_codec,
                 "before",
-            )?,
+            )?),
         };
         let mut key = Row::default();
         for column in columns {
@@ -232,13 +362,9 @@ fn decode_key(
         part: "key",
         message: e.to_string(),
     })?;
-    let (payload, schema) = unwrap_envelope(&json);
-    let key_codec = match schema {
-        Some(s) => schema::parse_struct(s, "key.schema")?,
-        // Schema-less keys take the value schema's codec for the same column.
-        None => row_codec.clone(),
-    };
-    let key = decode_row(payload, &key_codec, "key")?;
+    let (payload, _) = unwrap_envelope(&json);
+    // Schema-less keys take the value schema's codec for the same column.
+    let key = decode_row(payload, key_codec.unwrap_or(row_codec), "key")?;
     if key.columns.is_empty() {
         return Err(DecodeError::MissingKey(table.to_string()));
     }

@@ -3,6 +3,7 @@
 use crate::change::{ColumnSchema, ColumnType, TableSchema};
 use crate::error::DecodeError;
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 /// How a column's JSON value is decoded. Unlike [`ColumnType`] it keeps the
 /// wire unit (millis/micros/nanos), which targets do not care about.
@@ -37,9 +38,10 @@ pub(crate) enum Codec {
 }
 
 /// A parsed row schema: target-facing types plus wire codecs, by column.
+/// Shared (`Arc`) between every record that carries the same schema.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RowCodec {
-    pub schema: TableSchema,
+    pub schema: Arc<TableSchema>,
     pub codecs: Vec<Codec>,
 }
 
@@ -63,7 +65,8 @@ pub(crate) fn parse_struct(schema: &Json, path: &str) -> Result<RowCodec, Decode
             path: format!("{path}.fields"),
             message: "expected an array of fields".into(),
         })?;
-    let mut row = RowCodec::default();
+    let mut schema = TableSchema::default();
+    let mut codecs = Vec::with_capacity(fields.len());
     for field in fields {
         let name = field
             .get("field")
@@ -73,7 +76,7 @@ pub(crate) fn parse_struct(schema: &Json, path: &str) -> Result<RowCodec, Decode
                 message: "expected a field name".into(),
             })?;
         let (ty, codec) = parse_type(field);
-        row.schema.columns.push(ColumnSchema {
+        schema.columns.push(ColumnSchema {
             name: name.to_owned(),
             ty,
             optional: field
@@ -81,9 +84,12 @@ pub(crate) fn parse_struct(schema: &Json, path: &str) -> Result<RowCodec, Decode
                 .and_then(Json::as_bool)
                 .unwrap_or(true),
         });
-        row.codecs.push(codec);
+        codecs.push(codec);
     }
-    Ok(row)
+    Ok(RowCodec {
+        schema: Arc::new(schema),
+        codecs,
+    })
 }
 
 /// Maps one field schema to its column type and codec. Unknown logical
