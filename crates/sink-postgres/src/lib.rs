@@ -323,7 +323,7 @@ async fn execute(
                 .map_err(classify)?;
             copy.send(data.as_bytes()).await.map_err(classify)?;
             copy.finish().await.map_err(classify)?;
-            let statement = build(&RowSource::Stage(&stage))?;
+            let statement = build(&RowSource::Stage(stage))?;
             let mut query = sqlx::query(AssertSqlSafe(statement));
             if let Statement::Upsert = kind {
                 query = query.bind(meta.name.plain());

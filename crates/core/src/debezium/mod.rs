@@ -225,7 +225,7 @@ fn decode_payload(
 
     let after = match payload.get("after") {
         Some(Json::Object(_)) if op.is_upsert() => {
-            Some(decode_row(&payload["after"], &row_codec, "after")?)
+            Some(decode_row(&payload["after"], row_codec, "after")?)
         }
         _ if op.is_upsert() => {
             return Err(field("after", "an insert/update/read needs an `after` row"));
@@ -255,7 +255,7 @@ fn decode_payload(
                 Some(row) => row.clone(),
                 None => decode_row(
                     payload.get("before").unwrap_or(&Json::Null),
-                    &row_codec,
+                    row_codec,
                     "before",
                 )?,
             };
