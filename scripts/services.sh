@@ -23,13 +23,16 @@ TANSU=$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
+# As the postgres user, from / (it may not enter a private checkout).
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+
 # Postgres refuses to run as root and its data must be reachable by the
 # `postgres` user. A checkout below a private directory (mktemp -d) is not,
 # so its cluster lives in a per-checkout directory under /var/tmp instead.
 pg_dir() {
   local want=$STATE_DIR/postgres
   mkdir -p "$STATE_DIR"
-  if id postgres >/dev/null 2>&1 && runuser -u postgres -- test -x "$STATE_DIR"; then
+  if id postgres >/dev/null 2>&1 && as_postgres test -x "$STATE_DIR"; then
     echo "$want"
   else
     echo "/var/tmp/sinkfleet-pg-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)"
@@ -67,9 +70,9 @@ start_postgres() {
   if port_open "$PG_PORT"; then log "postgres already listening on 127.0.0.1:$PG_PORT"; return; fi
   install -d -o postgres -g postgres "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -N -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -N -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+  as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
     "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical \
      -c max_replication_slots=10 -c max_wal_senders=10 -c max_connections=200" start >/dev/null
   log "postgres started on 127.0.0.1:$PG_PORT (data $dir/data)"
@@ -80,12 +83,16 @@ start_kafka() {
   local dir=$STATE_DIR/tansu
   mkdir -p "$dir"
   if port_open "$KAFKA_PORT"; then log "tansu already listening on 127.0.0.1:$KAFKA_PORT"; return; fi
-  # The sqlite path is relative to the working directory.
-  (cd "$dir" && nohup "$TANSU" broker \
+  # The sqlite path is relative to the working directory. `cd` first, so
+  # that `$!` is tansu's own PID (not that of a backgrounded `cd && ...`).
+  (
+    cd "$dir"
+    nohup "$TANSU" broker \
       --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --storage-engine sqlite://tansu.db >"$dir/broker.log" 2>&1 &
-   echo $! >"$dir/broker.pid")
+      --storage-engine sqlite://tansu.db >broker.log 2>&1 &
+    echo $! >broker.pid
+  )
   wait_port "$KAFKA_PORT" tansu
   log "tansu started on 127.0.0.1:$KAFKA_PORT (data $dir)"
 }
@@ -93,11 +100,22 @@ start_kafka() {
 stop_all() {
   local dir; dir=$(pg_dir)
   if [ -f "$dir/data/postmaster.pid" ]; then
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null || true
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null || true
     log "postgres stopped"
   fi
-  local pidfile=$STATE_DIR/tansu/broker.pid
-  if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
+  local pidfile=$STATE_DIR/tansu/broker.pid pid=""
+  if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+  else
+    # Started by another checkout: find our broker by its exact command line.
+    pid=$(pgrep -f "$TANSU broker --listener-url tcp://127.0.0.1:$KAFKA_PORT " || true)
+  fi
+  if [ -n "$pid" ]; then
+    # tansu does not always exit on SIGTERM: give it 5 s, then SIGKILL
+    # (its sqlite storage is transactional).
+    kill $pid 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    kill -9 $pid 2>/dev/null || true
     for _ in $(seq 1 50); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
     log "tansu stopped"
   fi

@@ -90,7 +90,11 @@ impl Config {
             .merge(Env::prefixed("SINKFLEET__").split("__"))
             .extract()
             .map_err(|e| {
-                let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+                // Figment names keys with its profile (`default.`): drop it.
+                let all: Vec<String> = e
+                    .into_iter()
+                    .map(|e| e.to_string().replace("for key \"default.", "for key \""))
+                    .collect();
                 anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
             })
             .with_context(|| format!("loading {}", path.display()))?;

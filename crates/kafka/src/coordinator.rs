@@ -23,7 +23,8 @@ use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-type Consumer_ = Arc<BaseConsumer<WorkerContext>>;
+/// The consumer, shared with the poll thread (librdkafka handles are thread-safe).
+type SharedConsumer = Arc<BaseConsumer<WorkerContext>>;
 
 /// A revoke waiting for its partitions' in-flight writes.
 struct PendingRevoke {
@@ -49,14 +50,14 @@ pub struct Health {
 }
 
 pub(crate) struct Coordinator {
-    pub consumer: Consumer_,
-    pub cfg: WorkerConfig,
-    pub decoder: Decoder,
-    pub partitions: HashMap<PartitionId, PartitionState>,
-    pub writer: mpsc::Sender<WriterCommand>,
-    pub high_watermarks: HighWatermarks,
-    pub health: Arc<Health>,
-    pub stop_polling: Arc<AtomicBool>,
+    consumer: SharedConsumer,
+    cfg: WorkerConfig,
+    decoder: Decoder,
+    partitions: HashMap<PartitionId, PartitionState>,
+    writer: mpsc::Sender<WriterCommand>,
+    high_watermarks: HighWatermarks,
+    health: Arc<Health>,
+    stop_polling: Arc<AtomicBool>,
     inflight: Option<InFlight>,
     revokes: Vec<PendingRevoke>,
     next_job: u64,
@@ -68,7 +69,7 @@ pub(crate) struct Coordinator {
 impl Coordinator {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        consumer: Consumer_,
+        consumer: SharedConsumer,
         cfg: WorkerConfig,
         decode: DecodeOptions,
         writer: mpsc::Sender<WriterCommand>,
@@ -455,12 +456,16 @@ impl Coordinator {
         let consumer = self.consumer.clone();
         let result = match mode {
             CommitMode::Sync => {
-                tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                // A synchronous commit blocks: keep it off the async workers.
+                match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
                     .await
-                    .unwrap_or_else(|e| {
-                        Err(rdkafka::error::KafkaError::Canceled)
-                            .inspect_err(|_| tracing::error!(error = %e, "commit task failed"))
-                    })
+                {
+                    Ok(result) => result,
+                    Err(e) => {
+                        tracing::error!(error = %e, "commit task failed");
+                        return;
+                    }
+                }
             }
             CommitMode::Async => consumer.commit(&tpl, CommitMode::Async),
         };

@@ -99,7 +99,12 @@ impl PostgresSinkConfig {
     /// Checks what deserialization cannot: returns `(field path, problem)`.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if let Err(e) = self.url.parse::<sqlx::postgres::PgConnectOptions>() {
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            problems.push((
+                "url".into(),
+                "expected a postgres:// or postgresql:// URL".into(),
+            ));
+        } else if let Err(e) = self.url.parse::<sqlx::postgres::PgConnectOptions>() {
             problems.push(("url".into(), e.to_string()));
         }
         if self.pool_size == 0 {

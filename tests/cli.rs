@@ -1,0 +1,58 @@
+//! The command line: config validation names the offending key and stops.
+
+use std::process::Command;
+
+fn validate(config: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sinkfleet"));
+    cmd.args(["validate", "--config", config]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running sinkfleet");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn example() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/config/postgres.yaml").to_owned()
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let (code, text) = validate(&example(), &[]);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn a_typo_is_reported_with_its_path() {
+    let bad = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("typo.yaml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("linger_ms:", "lingr_ms:");
+    std::fs::write(&bad, text).unwrap();
+    let (code, text) = validate(bad.to_str().unwrap(), &[]);
+    assert_eq!(code, 2);
+    assert!(text.contains("worker.lingr_ms"), "{text}");
+    assert!(!text.contains("backtrace"), "{text}");
+}
+
+#[test]
+fn environment_overrides_are_validated_too() {
+    let (code, text) = validate(&example(), &[("SINKFLEET__WORKER__BATCH_MAX_RECORDS", "0")]);
+    assert_eq!(code, 2);
+    assert!(text.contains("worker.batch_max_records"), "{text}");
+    let (code, text) = validate(
+        &example(),
+        &[("SINKFLEET__SINK__POSTGRES__URL", "mysql://nope")],
+    );
+    assert_eq!(code, 2);
+    assert!(text.contains("sink.postgres.url"), "{text}");
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let (code, text) = validate("/nonexistent/sinkfleet.yaml", &[]);
+    assert_eq!(code, 2);
+    assert!(text.contains("not found"), "{text}");
+}
