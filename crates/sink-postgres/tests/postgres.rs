@@ -660,3 +660,68 @@ async fn schemaless_fixtures_into_a_typed_table() {
         0
     );
 }
+
+/// Every Debezium logical type lands in a fitting Postgres column with its
+/// exact value (created from the event schema).
+#[tokio::test]
+async fn logical_types_round_trip_into_created_columns() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    let f = |name: &str, ty: &str, logical: Option<&str>| {
+        let mut v = json!({"field": name, "type": ty, "optional": true});
+        if let Some(l) = logical {
+            v["name"] = json!(l);
+        }
+        v
+    };
+    let mut amount = f("amount", "bytes", Some("org.apache.kafka.connect.data.Decimal"));
+    amount["parameters"] = json!({"scale": "3", "connect.decimal.precision": "10"});
+    let fields = json!([
+        {"field": "id", "type": "int64", "optional": false},
+        f("v", "struct", Some("io.debezium.data.VariableScaleDecimal")),
+        amount,
+        f("at", "string", Some("io.debezium.time.ZonedTimestamp")),
+        f("tt", "string", Some("io.debezium.time.ZonedTime")),
+        f("u", "string", Some("io.debezium.data.Uuid")),
+        f("doc", "string", Some("io.debezium.data.Json")),
+        f("raw", "bytes", None),
+        f("old", "int64", Some("io.debezium.time.NanoTimestamp")),
+        f("ok", "boolean", None),
+        f("ratio", "float32", None),
+    ]);
+    let value = json!({
+        "schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "optional": true, "fields": fields}]},
+        "payload": {"op": "r", "source": {"schema": "public", "table": "items", "lsn": 7},
+            "after": {"id": 1, "v": {"scale": 4, "value": "/zM="}, "amount": "/////w==",
+                      "at": "2024-02-29T23:59:59.123456Z", "tt": "10:11:12.5+02:00",
+                      "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "doc": "{\"k\": [1, 2]}",
+                      "raw": "AAH/", "old": -1_000_000_001i64, "ok": true, "ratio": 0.5}}
+    });
+    write(&mut sink, &[record(&value, 1, 0)]).await;
+    let got = query_text(
+        &pool,
+        format!(
+            "SELECT v::text, amount::text, (at AT TIME ZONE 'UTC')::text, tt::text, u::text, doc->>'k', encode(raw, 'hex'),
+                    old::text, ok::text, ratio::text,
+                    format_type(a.atttypid, a.atttypmod)
+               FROM \"{schema}\".items, pg_attribute a
+              WHERE a.attrelid = '\"{schema}\".items'::regclass AND a.attname = 'amount'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![vec![
+            s("-0.0205"),                    // VariableScaleDecimal: 0xFF33 = -205, scale 4
+            s("-0.001"),                     // Decimal: -1 at scale 3
+            s("2024-02-29 23:59:59.123456"), // ZonedTimestamp
+            s("10:11:12.5+02"),              // ZonedTime
+            s("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            s("[1, 2]"),
+            s("0001ff"),
+            s("1969-12-31 23:59:59"), // -1.000000001 s: Postgres rounds nanos to micros
+            s("true"),
+            s("0.5"),
+            s("numeric(10,3)"),
+        ]]
+    );
+}
