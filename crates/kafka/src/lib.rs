@@ -160,8 +160,9 @@ pub async fn run<S: Sink>(
         stop,
     );
     coordinator.run(poll_rx, writer_events_rx, shutdown).await;
-    // The coordinator dropped the writer's command channel: it ends after
-    // its current job (or right away when idle).
+    // The coordinator is done and has committed what is durable: anything
+    // the writer still holds was abandoned and will be replayed by the
+    // partitions' next owner.
     writer.abort();
     let _ = tokio::task::spawn_blocking(move || poll_thread.join()).await;
     tracing::info!("consumer closed");

@@ -64,7 +64,7 @@ pub struct Job {
 /// What the writer reports.
 #[derive(Debug)]
 pub enum WriterEvent {
-    /// A retryable error; the job is being retried after `backoff`.
+    /// A retryable error; the same write is retried after a backoff.
     Retrying {
         /// Attempt number (1-based).
         attempt: u32,

@@ -8,7 +8,6 @@ use sinkfleet_core::debezium::{DecodeOptions, decode};
 use sinkfleet_core::{Durability, Position, Sink, SinkError, SinkRecord};
 use sinkfleet_sink_postgres::{DeleteMode, PostgresSink, PostgresSinkConfig, WritePath};
 use sqlx::{PgPool, Row};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -422,15 +421,7 @@ async fn truncate_is_versioned() {
 // ---- Real Debezium connector output (../shared/fixtures/debezium) -------
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
-    let dir = std::env::var_os("SINKFLEET_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("fixtures/debezium");
-    if !dir.is_dir() {
-        eprintln!("skipping: Debezium fixtures not found at {}", dir.display());
-        return None;
-    }
-    Some(std::fs::read(dir.join(name)).unwrap())
+    sinkfleet_testkit::fixtures::debezium(name)
 }
 
 fn fixture_record(
@@ -673,7 +664,11 @@ async fn logical_types_round_trip_into_created_columns() {
         }
         v
     };
-    let mut amount = f("amount", "bytes", Some("org.apache.kafka.connect.data.Decimal"));
+    let mut amount = f(
+        "amount",
+        "bytes",
+        Some("org.apache.kafka.connect.data.Decimal"),
+    );
     amount["parameters"] = json!({"scale": "3", "connect.decimal.precision": "10"});
     let fields = json!([
         {"field": "id", "type": "int64", "optional": false},

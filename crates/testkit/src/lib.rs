@@ -3,6 +3,7 @@
 //! must reach, and talk to Kafka for fixtures and assertions.
 
 pub mod debezium;
+pub mod fixtures;
 pub mod kafka;
 pub mod target;
 pub mod workload;

@@ -6,18 +6,9 @@
 
 use super::*;
 use crate::Value;
-use std::path::PathBuf;
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
-    let dir = std::env::var_os("SINKFLEET_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("fixtures/debezium");
-    if !dir.is_dir() {
-        eprintln!("skipping: Debezium fixtures not found at {}", dir.display());
-        return None;
-    }
-    Some(std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}")))
+    sinkfleet_testkit::fixtures::debezium(name)
 }
 
 fn id_key() -> DecodeOptions {
