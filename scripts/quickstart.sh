@@ -42,7 +42,12 @@ started=$(date +%s)
 "$BIN/sinkfleet-demo" --topic "$TOPIC" --changes "$CHANGES" --keys "$KEYS" verify --schema "$RUN" --timeout-secs 600
 elapsed=$(( $(date +%s) - started ))
 
-metric() { curl -s "127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }'; }
+# Sum of a metric's samples, read with bash alone (no curl on a fresh machine).
+metric() {
+  local text
+  text=$(exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3)
+  awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }' <<<"$text"
+}
 # Commits happen every second. The topic is new (offsets start at 0), so
 # once everything is committed the committed offsets add up to the records read.
 for _ in $(seq 1 30); do

@@ -108,7 +108,7 @@ stop_all() {
     pid=$(cat "$pidfile")
   else
     # Started by another checkout: find our broker by its exact command line.
-    pid=$(pgrep -f "$TANSU broker --listener-url tcp://127.0.0.1:$KAFKA_PORT " || true)
+    pid=$(command -v pgrep >/dev/null && pgrep -f "$TANSU broker --listener-url tcp://127.0.0.1:$KAFKA_PORT " || true)
   fi
   if [ -n "$pid" ]; then
     # tansu does not always exit on SIGTERM: give it 5 s, then SIGKILL
