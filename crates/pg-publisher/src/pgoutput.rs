@@ -322,7 +322,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, PgOutputError> {
                 b'i' => ReplicaIdentity::Index,
                 byte => {
                     return Err(PgOutputError::Unexpected {
-                        message: name_of(kind),
+                        message: "Relation",
                         byte,
                     });
                 }

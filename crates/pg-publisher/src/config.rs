@@ -1,0 +1,493 @@
+//! The publisher's configuration: a Debezium PostgreSQL connector config,
+//! as-is, plus the publisher's own settings beside it.
+//!
+//! ```yaml
+//! name: pg-source
+//! config:                      # Debezium connector properties
+//!   connector.class: io.debezium.connector.postgresql.PostgresConnector
+//!   database.hostname: 127.0.0.1
+//!   ...
+//! publisher:                   # sinkfleet's own settings
+//!   kafka: { brokers: 127.0.0.1:59092 }
+//! ```
+//!
+//! Every connector property is either supported (and applied), known to
+//! change nothing here (accepted), or refused by name at start: a property
+//! that would change the events' meaning is never silently ignored.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Properties accepted without effect on the events this publisher emits.
+const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
+    "name",
+    "tasks.max",
+    "database.server.name", // Debezium 1.x name of topic.prefix; topic.prefix wins
+    "key.converter",
+    "value.converter",
+    "include.schema.changes",
+    "snapshot.fetch.size",
+    "max.batch.size",
+    "max.queue.size",
+    "poll.interval.ms",
+    "status.update.interval.ms",
+    "slot.stream.params",
+    "errors.log.enable",
+    "errors.log.include.messages",
+];
+
+/// `publication.autocreate.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationMode {
+    /// The publication covers exactly the included tables.
+    Filtered,
+    /// `FOR ALL TABLES`.
+    AllTables,
+    /// The publication must exist already.
+    Disabled,
+}
+
+/// `snapshot.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot when the slot is created, then stream.
+    Initial,
+    /// Never snapshot (`never` / `no_data`): stream from the slot.
+    Never,
+    /// Snapshot when the slot is created, then stop.
+    InitialOnly,
+}
+
+/// The connector settings, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// `database.hostname`.
+    pub host: String,
+    /// `database.port`.
+    pub port: u16,
+    /// `database.user`.
+    pub user: String,
+    /// `database.password`.
+    pub password: String,
+    /// `database.dbname`.
+    pub dbname: String,
+    /// `topic.prefix`.
+    pub topic_prefix: String,
+    /// `slot.name` (default `debezium`).
+    pub slot_name: String,
+    /// `slot.drop.on.stop` (default false).
+    pub slot_drop_on_stop: bool,
+    /// `publication.name` (default `dbz_publication`).
+    pub publication_name: String,
+    /// `publication.autocreate.mode` (default `all_tables`).
+    pub publication_mode: PublicationMode,
+    /// `table.include.list`: anchored regexes over `schema.table`.
+    pub table_include: Vec<String>,
+    /// `table.exclude.list`.
+    pub table_exclude: Vec<String>,
+    /// `snapshot.mode` (default `initial`).
+    pub snapshot_mode: SnapshotMode,
+    /// `tombstones.on.delete` (default true).
+    pub tombstones_on_delete: bool,
+    /// `heartbeat.interval.ms` (0 = off).
+    pub heartbeat_interval_ms: u64,
+    /// `message.key.columns`: `schema.table` → key columns.
+    pub message_key_columns: BTreeMap<String, Vec<String>>,
+    /// `value.converter.schemas.enable` / `key.converter.schemas.enable`.
+    pub schemas_enable: bool,
+}
+
+/// The file: `name`, `config` (connector properties), `publisher`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherFile {
+    /// Connector name (informational).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Debezium connector properties (all values as strings or scalars).
+    pub config: BTreeMap<String, serde_yaml_scalar::Scalar>,
+    /// sinkfleet's publisher settings.
+    pub publisher: PublisherSettings,
+}
+
+/// `publisher:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherSettings {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Extra librdkafka producer properties.
+    #[serde(default)]
+    pub kafka_properties: BTreeMap<String, String>,
+    /// Partitions of topics the publisher creates (brokers without
+    /// auto-creation need them created).
+    #[serde(default = "default_partitions")]
+    pub topic_partitions: i32,
+    /// `/metrics`, `/healthz`, `/readyz` address.
+    #[serde(default = "default_listen")]
+    pub metrics_listen: String,
+}
+
+fn default_partitions() -> i32 {
+    4
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9465".into()
+}
+
+/// Scalars as Debezium properties arrive in YAML: strings, numbers, booleans.
+pub mod serde_yaml_scalar {
+    use serde::Deserialize;
+
+    /// A property value, kept as its text.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Scalar(pub String);
+
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Any {
+                S(String),
+                I(i64),
+                F(f64),
+                B(bool),
+            }
+            Ok(Scalar(match Any::deserialize(d)? {
+                Any::S(s) => s,
+                Any::I(i) => i.to_string(),
+                Any::F(f) => f.to_string(),
+                Any::B(b) => b.to_string(),
+            }))
+        }
+    }
+}
+
+/// A refused or malformed property.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config.{property}: {problem}")]
+pub struct PropertyError {
+    /// The property name.
+    pub property: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl ConnectorConfig {
+    /// Parses connector properties; returns every problem at once.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self, Vec<PropertyError>> {
+        let mut errors = Vec::new();
+        let mut err = |p: &str, m: String| {
+            errors.push(PropertyError {
+                property: p.to_owned(),
+                problem: m,
+            })
+        };
+        let get = |k: &str| props.get(k).map(String::as_str);
+        let required = |k: &str, err: &mut dyn FnMut(&str, String)| match get(k) {
+            Some(v) if !v.is_empty() || k == "database.password" => v.to_owned(),
+            _ => {
+                err(k, "required".into());
+                String::new()
+            }
+        };
+        let flag = |k: &str, default: bool, err: &mut dyn FnMut(&str, String)| match get(k) {
+            None => default,
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                err(k, format!("expected true or false, found `{other}`"));
+                default
+            }
+        };
+
+        match get("connector.class") {
+            None | Some("io.debezium.connector.postgresql.PostgresConnector") => {}
+            Some(other) => err(
+                "connector.class",
+                format!("`{other}`: only the PostgreSQL connector is provided"),
+            ),
+        }
+        match get("plugin.name") {
+            None | Some("pgoutput") => {}
+            Some(other) => err(
+                "plugin.name",
+                format!("`{other}`: only pgoutput is supported"),
+            ),
+        }
+        for (key, allowed) in [
+            ("decimal.handling.mode", &["precise"][..]),
+            (
+                "time.precision.mode",
+                &["adaptive", "adaptive_time_microseconds"][..],
+            ),
+            ("binary.handling.mode", &["bytes"][..]),
+            ("provide.transaction.metadata", &["false"][..]),
+            ("database.sslmode", &["disable", "prefer", "allow"][..]),
+            ("interval.handling.mode", &["string"][..]),
+        ] {
+            if let Some(v) = get(key)
+                && !allowed.contains(&v)
+            {
+                err(
+                    key,
+                    format!("`{v}` is not supported (supported: {})", allowed.join(", ")),
+                );
+            }
+        }
+
+        let port = match get("database.port").unwrap_or("5432").parse::<u16>() {
+            Ok(p) => p,
+            Err(_) => {
+                err("database.port", "expected a port number".into());
+                0
+            }
+        };
+        let publication_mode = match get("publication.autocreate.mode").unwrap_or("all_tables") {
+            "filtered" => PublicationMode::Filtered,
+            "all_tables" => PublicationMode::AllTables,
+            "disabled" => PublicationMode::Disabled,
+            other => {
+                err(
+                    "publication.autocreate.mode",
+                    format!("`{other}`: expected filtered, all_tables or disabled"),
+                );
+                PublicationMode::AllTables
+            }
+        };
+        let snapshot_mode = match get("snapshot.mode").unwrap_or("initial") {
+            "initial" => SnapshotMode::Initial,
+            "never" | "no_data" => SnapshotMode::Never,
+            "initial_only" => SnapshotMode::InitialOnly,
+            other => {
+                err(
+                    "snapshot.mode",
+                    format!("`{other}`: supported are initial, never, no_data, initial_only"),
+                );
+                SnapshotMode::Initial
+            }
+        };
+        let heartbeat_interval_ms = match get("heartbeat.interval.ms").unwrap_or("0").parse() {
+            Ok(v) => v,
+            Err(_) => {
+                err("heartbeat.interval.ms", "expected milliseconds".into());
+                0
+            }
+        };
+        let list = |k: &str| -> Vec<String> {
+            get(k)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut message_key_columns = BTreeMap::new();
+        if let Some(spec) = get("message.key.columns") {
+            // `schema.table:col1,col2;schema.other:col`
+            for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                match entry.split_once(':') {
+                    Some((table, cols)) if table.contains('.') && !cols.trim().is_empty() => {
+                        message_key_columns.insert(
+                            table.trim().to_owned(),
+                            cols.split(',').map(|c| c.trim().to_owned()).collect(),
+                        );
+                    }
+                    _ => err(
+                        "message.key.columns",
+                        format!("`{entry}`: expected schema.table:col1,col2"),
+                    ),
+                }
+            }
+        }
+        let slot_name = get("slot.name").unwrap_or("debezium").to_owned();
+        // The slot name goes into START_REPLICATION unquoted.
+        if slot_name.is_empty()
+            || slot_name.len() > 63
+            || !slot_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            err(
+                "slot.name",
+                format!("`{slot_name}`: use lower-case letters, digits and _ (at most 63)"),
+            );
+        }
+        let schemas_enable = flag("value.converter.schemas.enable", true, &mut err);
+        let key_schemas = flag("key.converter.schemas.enable", schemas_enable, &mut err);
+        if key_schemas != schemas_enable {
+            err(
+                "key.converter.schemas.enable",
+                "must equal value.converter.schemas.enable".into(),
+            );
+        }
+
+        let known = [
+            "connector.class",
+            "plugin.name",
+            "database.hostname",
+            "database.port",
+            "database.user",
+            "database.password",
+            "database.dbname",
+            "topic.prefix",
+            "slot.name",
+            "slot.drop.on.stop",
+            "publication.name",
+            "publication.autocreate.mode",
+            "table.include.list",
+            "table.exclude.list",
+            "snapshot.mode",
+            "tombstones.on.delete",
+            "heartbeat.interval.ms",
+            "message.key.columns",
+            "decimal.handling.mode",
+            "time.precision.mode",
+            "binary.handling.mode",
+            "provide.transaction.metadata",
+            "database.sslmode",
+            "interval.handling.mode",
+            "value.converter.schemas.enable",
+            "key.converter.schemas.enable",
+        ];
+        for key in props.keys() {
+            if !known.contains(&key.as_str()) && !ACCEPTED_WITHOUT_EFFECT.contains(&key.as_str()) {
+                err(key, "not supported by sinkfleet's publisher; remove it or see the README for the supported set".into());
+            }
+        }
+        let table_include = list("table.include.list");
+        let table_exclude = list("table.exclude.list");
+        if !table_include.is_empty() && !table_exclude.is_empty() {
+            err(
+                "table.exclude.list",
+                "cannot be combined with table.include.list (as in Debezium)".into(),
+            );
+        }
+
+        let config = ConnectorConfig {
+            host: required("database.hostname", &mut err),
+            port,
+            user: required("database.user", &mut err),
+            password: required("database.password", &mut err),
+            dbname: required("database.dbname", &mut err),
+            topic_prefix: required("topic.prefix", &mut err),
+            slot_name,
+            slot_drop_on_stop: flag("slot.drop.on.stop", false, &mut err),
+            publication_name: get("publication.name")
+                .unwrap_or("dbz_publication")
+                .to_owned(),
+            publication_mode,
+            table_include,
+            table_exclude,
+            snapshot_mode,
+            tombstones_on_delete: flag("tombstones.on.delete", true, &mut err),
+            heartbeat_interval_ms,
+            message_key_columns,
+            schemas_enable,
+        };
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether `schema.table` is captured (Debezium semantics: each list
+    /// entry is a regex that must match the whole `schema.table`).
+    pub fn captures(
+        &self,
+        schema: &str,
+        table: &str,
+        matches: impl Fn(&str, &str) -> bool,
+    ) -> bool {
+        let name = format!("{schema}.{table}");
+        if !self.table_include.is_empty() {
+            return self.table_include.iter().any(|p| matches(p, &name));
+        }
+        !self.table_exclude.iter().any(|p| matches(p, &name))
+    }
+
+    /// Topic of a table: `<topic.prefix>.<schema>.<table>`.
+    pub fn topic(&self, schema: &str, table: &str) -> String {
+        format!("{}.{schema}.{table}", self.topic_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut p: BTreeMap<String, String> = [
+            (
+                "connector.class",
+                "io.debezium.connector.postgresql.PostgresConnector",
+            ),
+            ("database.hostname", "pg"),
+            ("database.port", "5432"),
+            ("database.user", "cdc"),
+            ("database.password", "cdc"),
+            ("database.dbname", "app"),
+            ("topic.prefix", "app"),
+            ("plugin.name", "pgoutput"),
+            ("publication.autocreate.mode", "filtered"),
+            ("table.include.list", "public.orders,public.users"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            p.insert(k.to_string(), v.to_string());
+        }
+        p
+    }
+
+    #[test]
+    fn the_issue_example_runs_as_is() {
+        let c = ConnectorConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.publication_mode, PublicationMode::Filtered);
+        assert_eq!(c.table_include, vec!["public.orders", "public.users"]);
+        assert_eq!(
+            (c.slot_name.as_str(), c.publication_name.as_str()),
+            ("debezium", "dbz_publication")
+        );
+        assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
+        assert!(c.tombstones_on_delete && c.schemas_enable);
+        assert_eq!(c.topic("public", "orders"), "app.public.orders");
+    }
+
+    #[test]
+    fn semantic_properties_it_cannot_honour_are_refused_by_name() {
+        let errs = ConnectorConfig::from_properties(&props(&[
+            ("decimal.handling.mode", "double"),
+            ("transforms", "unwrap"),
+            ("slot.name", "Bad-Slot"),
+            ("snapshot.mode", "when_needed"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = errs.iter().map(|e| e.property.as_str()).collect();
+        assert!(names.contains(&"decimal.handling.mode"));
+        assert!(names.contains(&"transforms"));
+        assert!(names.contains(&"slot.name"));
+        assert!(names.contains(&"snapshot.mode"));
+    }
+
+    #[test]
+    fn message_key_columns_and_harmless_properties() {
+        let c = ConnectorConfig::from_properties(&props(&[
+            (
+                "message.key.columns",
+                "public.orders:tenant,id; public.log:seq",
+            ),
+            ("tasks.max", "1"),
+            ("name", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(c.message_key_columns["public.orders"], vec!["tenant", "id"]);
+        assert_eq!(c.message_key_columns["public.log"], vec!["seq"]);
+    }
+}
