@@ -5,5 +5,6 @@
 //! and the Debezium-compatible configuration.
 
 pub mod config;
+pub mod event;
 pub mod pgoutput;
 pub mod types;

@@ -1,0 +1,355 @@
+//! Debezium change events for one table: key, envelope, schemas.
+//!
+//! The envelope matches the Debezium PostgreSQL connector's: `before`,
+//! `after`, `source` (with `lsn` and `sequence = ["<commit_lsn>","<lsn>"]`),
+//! `op`, `ts_ms`, optionally inside `{"schema", "payload"}`. The sinks
+//! read the version from `sequence`: this publisher puts the event's own
+//! transaction commit LSN first, and snapshot rows `(snapshot_lsn, 0)`.
+
+use crate::config::ConnectorConfig;
+use crate::pgoutput::{Relation, ReplicaIdentity, TupleValue};
+use crate::types::{self, ColumnCodec, Kind};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use sinkfleet_core::debezium::UNAVAILABLE_VALUE;
+
+/// Where and when a change happened.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Database name.
+    pub db: &'a str,
+    /// Commit LSN of the transaction (snapshot: the snapshot LSN).
+    pub commit_lsn: u64,
+    /// The change's own LSN (snapshot: 0).
+    pub lsn: u64,
+    /// Transaction id.
+    pub tx_id: Option<u32>,
+    /// Commit time, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// `"true"`/`"last"` for snapshot rows, `"false"` when streaming.
+    pub snapshot: &'static str,
+}
+
+/// Why a table cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}: {reason}")]
+pub struct TableError {
+    /// `schema.table`.
+    pub table: String,
+    /// What to do about it.
+    pub reason: String,
+}
+
+/// Encodes the events of one table (one Relation message's shape).
+#[derive(Debug, Clone)]
+pub struct TableCodec {
+    /// Source schema.
+    pub schema: String,
+    /// Source table.
+    pub table: String,
+    /// Kafka topic.
+    pub topic: String,
+    columns: Vec<(String, ColumnCodec)>,
+    key: Vec<usize>,
+    prefix: String,
+    envelope_schema: Option<String>,
+    key_schema: Option<String>,
+}
+
+impl TableCodec {
+    /// Builds the codec. `primary_key` comes from the catalog;
+    /// `message.key.columns` overrides it. A table without either needs
+    /// `REPLICA IDENTITY FULL` (then every column is the key).
+    pub fn new(
+        rel: &Relation,
+        primary_key: &[String],
+        cfg: &ConnectorConfig,
+    ) -> Result<Self, TableError> {
+        let name = format!("{}.{}", rel.namespace, rel.name);
+        let err = |reason: String| TableError {
+            table: name.clone(),
+            reason,
+        };
+        let columns: Vec<(String, ColumnCodec)> = rel
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), types::codec(c.type_oid, c.type_modifier)))
+            .collect();
+        let key_names: Vec<String> = match cfg.message_key_columns.get(&name) {
+            Some(cols) => cols.clone(),
+            None if !primary_key.is_empty() => primary_key.to_vec(),
+            None if rel.replica_identity == ReplicaIdentity::Full => {
+                rel.columns.iter().map(|c| c.name.clone()).collect()
+            }
+            None => {
+                return Err(err(
+                    "has no primary key: add one, set REPLICA IDENTITY FULL, or name its key in message.key.columns".into(),
+                ));
+            }
+        };
+        let mut key = Vec::with_capacity(key_names.len());
+        for k in &key_names {
+            let i = columns
+                .iter()
+                .position(|(n, _)| n == k)
+                .ok_or_else(|| err(format!("key column `{k}` does not exist")))?;
+            key.push(i);
+        }
+        let mut codec = TableCodec {
+            schema: rel.namespace.clone(),
+            table: rel.name.clone(),
+            topic: cfg.topic(&rel.namespace, &rel.name),
+            columns,
+            key,
+            prefix: cfg.topic_prefix.clone(),
+            envelope_schema: None,
+            key_schema: None,
+        };
+        if cfg.schemas_enable {
+            codec.envelope_schema = Some(codec.build_envelope_schema().to_string());
+            codec.key_schema = Some(codec.build_key_schema().to_string());
+        }
+        Ok(codec)
+    }
+
+    fn field_schema(&self, i: usize, optional: bool) -> Value {
+        let (name, codec) = &self.columns[i];
+        let mut f = codec.schema.clone();
+        f["optional"] = json!(optional);
+        f["field"] = json!(name);
+        f
+    }
+
+    fn row_schema(&self, field: &str) -> Value {
+        let fields: Vec<Value> = (0..self.columns.len())
+            .map(|i| self.field_schema(i, !self.key.contains(&i)))
+            .collect();
+        json!({
+            "type": "struct", "fields": fields, "optional": true,
+            "name": format!("{}.{}.{}.Value", self.prefix, self.schema, self.table), "field": field,
+        })
+    }
+
+    fn build_key_schema(&self) -> Value {
+        let fields: Vec<Value> = self
+            .key
+            .iter()
+            .map(|&i| self.field_schema(i, false))
+            .collect();
+        json!({
+            "type": "struct", "fields": fields, "optional": false,
+            "name": format!("{}.{}.{}.Key", self.prefix, self.schema, self.table),
+        })
+    }
+
+    fn build_envelope_schema(&self) -> Value {
+        let s =
+            |t: &str, f: &str, optional: bool| json!({"type": t, "optional": optional, "field": f});
+        let source = json!({
+            "type": "struct", "optional": false, "field": "source",
+            "name": "io.debezium.connector.postgresql.Source",
+            "fields": [
+                s("string", "version", false), s("string", "connector", false), s("string", "name", false),
+                s("int64", "ts_ms", false), s("string", "snapshot", true), s("string", "db", false),
+                s("string", "sequence", true), s("string", "schema", false), s("string", "table", false),
+                s("int64", "txId", true), s("int64", "lsn", true), s("int64", "xmin", true),
+            ],
+        });
+        json!({
+            "type": "struct", "optional": false,
+            "name": format!("{}.{}.{}.Envelope", self.prefix, self.schema, self.table),
+            "fields": [
+                self.row_schema("before"), self.row_schema("after"), source,
+                s("string", "op", false), s("int64", "ts_ms", true),
+            ],
+        })
+    }
+
+    /// A tuple as a Debezium row object. Unchanged TOAST values become the
+    /// placeholder (sinks keep their stored value); undecodable text is
+    /// reported as an error naming the column.
+    pub fn row(&self, tuple: &[TupleValue]) -> Result<Value, TableError> {
+        let mut row = Map::with_capacity(self.columns.len());
+        for (i, (name, codec)) in self.columns.iter().enumerate() {
+            let value = match tuple.get(i) {
+                None | Some(TupleValue::Null) => Value::Null,
+                Some(TupleValue::UnchangedToast) => placeholder(&codec.kind),
+                Some(TupleValue::Text(bytes) | TupleValue::Binary(bytes)) => {
+                    let text = String::from_utf8_lossy(bytes);
+                    types::encode(&codec.kind, &text).map_err(|reason| TableError {
+                        table: format!("{}.{}", self.schema, self.table),
+                        reason: format!("column {name}: {reason}"),
+                    })?
+                }
+            };
+            row.insert(name.clone(), value);
+        }
+        Ok(Value::Object(row))
+    }
+
+    /// The Kafka key of a row (its key columns).
+    pub fn key(&self, row: &Value) -> Vec<u8> {
+        let mut payload = Map::with_capacity(self.key.len());
+        for &i in &self.key {
+            let name = &self.columns[i].0;
+            payload.insert(name.clone(), row.get(name).cloned().unwrap_or(Value::Null));
+        }
+        let payload = Value::Object(payload).to_string();
+        match &self.key_schema {
+            Some(schema) => format!("{{\"schema\":{schema},\"payload\":{payload}}}").into_bytes(),
+            None => payload.into_bytes(),
+        }
+    }
+
+    /// Whether two rows have the same key.
+    pub fn same_key(&self, a: &Value, b: &Value) -> bool {
+        self.key.iter().all(|&i| {
+            let n = &self.columns[i].0;
+            a.get(n) == b.get(n)
+        })
+    }
+
+    /// The record value of a change (`op` = c, r, u, d, t).
+    pub fn value(
+        &self,
+        op: &str,
+        before: Option<Value>,
+        after: Option<Value>,
+        src: &Source<'_>,
+    ) -> Vec<u8> {
+        let mut source = json!({
+            "version": env!("CARGO_PKG_VERSION"), "connector": "postgresql", "name": self.prefix,
+            "ts_ms": src.ts_ms, "snapshot": src.snapshot, "db": src.db,
+            "sequence": format!("[\"{}\",\"{}\"]", src.commit_lsn, src.lsn),
+            "schema": self.schema, "table": self.table,
+            "txId": src.tx_id, "lsn": if src.lsn == 0 { src.commit_lsn } else { src.lsn }, "xmin": null,
+        });
+        if src.tx_id.is_none() {
+            source["txId"] = Value::Null;
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut payload = json!({"source": source, "op": op, "ts_ms": now_ms, "transaction": null});
+        if op != "t" {
+            payload["before"] = before.unwrap_or(Value::Null);
+            payload["after"] = after.unwrap_or(Value::Null);
+        }
+        let payload = payload.to_string();
+        match &self.envelope_schema {
+            Some(schema) => format!("{{\"schema\":{schema},\"payload\":{payload}}}").into_bytes(),
+            None => payload.into_bytes(),
+        }
+    }
+}
+
+/// The TOAST placeholder in the column's own encoding.
+fn placeholder(kind: &Kind) -> Value {
+    match kind {
+        Kind::Bytes => json!(base64::engine::general_purpose::STANDARD.encode(UNAVAILABLE_VALUE)),
+        Kind::Array(_) => json!([UNAVAILABLE_VALUE]),
+        _ => json!(UNAVAILABLE_VALUE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgoutput::RelationColumn;
+    use sinkfleet_core::debezium::{DecodeOptions, decode};
+    use sinkfleet_core::{Op, Value as V, Version};
+    use std::collections::BTreeMap;
+
+    fn config(schemas: bool) -> ConnectorConfig {
+        let mut p: BTreeMap<String, String> = [
+            ("database.hostname", "h"),
+            ("database.user", "u"),
+            ("database.password", ""),
+            ("database.dbname", "app"),
+            ("topic.prefix", "app"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        p.insert("value.converter.schemas.enable".into(), schemas.to_string());
+        ConnectorConfig::from_properties(&p).unwrap()
+    }
+
+    fn relation(identity: ReplicaIdentity) -> Relation {
+        let col = |name: &str, oid, typmod| RelationColumn {
+            key: name == "id",
+            name: name.into(),
+            type_oid: oid,
+            type_modifier: typmod,
+        };
+        Relation {
+            oid: 1,
+            namespace: "public".into(),
+            name: "orders".into(),
+            replica_identity: identity,
+            columns: vec![
+                col("id", 20, -1),
+                col("amount", 1700, (10 << 16 | 2) + 4),
+                col("note", 25, -1),
+            ],
+        }
+    }
+
+    fn text(s: &str) -> TupleValue {
+        TupleValue::Text(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn events_decode_on_the_sink_side_with_the_right_version() {
+        for schemas in [true, false] {
+            let codec = TableCodec::new(
+                &relation(ReplicaIdentity::Default),
+                &["id".into()],
+                &config(schemas),
+            )
+            .unwrap();
+            let row = codec
+                .row(&[text("7"), text("12.50"), TupleValue::UnchangedToast])
+                .unwrap();
+            let src = Source {
+                db: "app",
+                commit_lsn: 900,
+                lsn: 850,
+                tx_id: Some(5),
+                ts_ms: 1,
+                snapshot: "false",
+            };
+            let key = codec.key(&row);
+            let value = codec.value("u", None, Some(row), &src);
+            let change = decode(Some(&key), Some(&value), 0, &DecodeOptions::default())
+                .unwrap()
+                .unwrap();
+            assert_eq!(change.op, Op::Update);
+            assert_eq!(change.version, Version::new(900, 850));
+            assert_eq!(change.key.get("id"), Some(&V::Int(7)));
+            let after = change.row.unwrap();
+            assert!(
+                !after.contains("note"),
+                "TOAST placeholder leaves the column out"
+            );
+            if schemas {
+                assert_eq!(after.get("amount"), Some(&V::Decimal("12.50".into())));
+            }
+        }
+    }
+
+    #[test]
+    fn tables_without_a_key_are_refused_unless_identity_full_or_configured() {
+        let err =
+            TableCodec::new(&relation(ReplicaIdentity::Default), &[], &config(true)).unwrap_err();
+        assert!(err.reason.contains("no primary key"), "{err}");
+        assert!(TableCodec::new(&relation(ReplicaIdentity::Full), &[], &config(true)).is_ok());
+        let mut cfg = config(true);
+        cfg.message_key_columns
+            .insert("public.orders".into(), vec!["note".into()]);
+        let codec = TableCodec::new(&relation(ReplicaIdentity::Default), &[], &cfg).unwrap();
+        let key = codec.key(&json!({"id": 1, "note": "n"}));
+        assert!(String::from_utf8(key).unwrap().contains("\"note\":\"n\""));
+    }
+}
