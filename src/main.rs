@@ -3,6 +3,7 @@
 
 mod config;
 mod observability;
+mod publisher_config;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run the WAL publisher (Postgres -> Kafka) until SIGTERM/SIGINT.
+    Publish {
+        /// YAML file: a Debezium connector config plus a `publisher` section.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,7 +59,11 @@ fn main() -> std::process::ExitCode {
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { config } => {
-            Config::load(&config)?;
+            if publisher_config::is_publisher_file(&config) {
+                publisher_config::load(&config)?;
+            } else {
+                Config::load(&config)?;
+            }
             println!("{}: ok", config.display());
             Ok(())
         }
@@ -64,7 +75,31 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?
                 .block_on(run(config))
         }
+        Command::Publish { config } => {
+            let (connector, settings) = publisher_config::load(&config)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(publish(connector, settings))
+        }
     }
+}
+
+async fn publish(
+    connector: sinkfleet_pg_publisher::config::ConnectorConfig,
+    settings: sinkfleet_pg_publisher::config::PublisherSettings,
+) -> anyhow::Result<()> {
+    let health = Arc::new(Health::default());
+    observability::serve(&settings.metrics_listen, Arc::clone(&health)).await?;
+    health
+        .live
+        .store(true, std::sync::atomic::Ordering::Release);
+    health
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
+    sinkfleet_pg_publisher::run(connector, settings, shutdown_signal()).await?;
+    Ok(())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -1,10 +1,217 @@
 //! pg-publisher: tails the Postgres WAL through a logical replication slot
-//! (pgoutput) and produces Debezium-compatible change events to Kafka.
+//! (pgoutput over `START_REPLICATION`, no triggers, no polling) and
+//! produces Debezium-compatible change events to Kafka.
 //!
-//! Built in steps (see the issue tracker); so far: the pgoutput decoder
-//! and the Debezium-compatible configuration.
+//! * Accepts a Debezium PostgreSQL connector config as-is ([`config`]).
+//! * Creates the publication and the slot if missing; never drops them on
+//!   stop unless `slot.drop.on.stop` says so ([`control`]).
+//! * Takes the initial snapshot inside the snapshot exported at slot
+//!   creation, so snapshot and stream meet exactly ([`snapshot`]).
+//! * Confirms a flush LSN only after Kafka acknowledged every event of
+//!   every transaction up to that commit ([`stream`]).
 
 pub mod config;
+pub mod control;
 pub mod event;
 pub mod pgoutput;
+pub mod producer;
+pub mod snapshot;
+pub mod stream;
 pub mod types;
+
+use config::{ConnectorConfig, PublisherSettings, SnapshotMode};
+use control::ControlError;
+use event::TableCodec;
+use pgwire_replication::{ReplicationClient, ReplicationConfig, TlsConfig};
+use producer::EventProducer;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+
+/// Why the publisher stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Catalog, publication, slot or table problem.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// Streaming failed.
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
+    /// The replication connection could not be set up.
+    #[error("replication connection: {0}")]
+    Replication(String),
+    /// Kafka could not be reached or refused events.
+    #[error("kafka: {0}")]
+    Kafka(String),
+}
+
+/// Session settings pinning the text format of values (walsender and
+/// snapshot alike), which [`types`] parses.
+const SESSION_OPTIONS: &str = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=postgres";
+
+/// Runs the publisher until `shutdown` completes.
+pub async fn run(
+    cfg: ConnectorConfig,
+    settings: PublisherSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PublishError> {
+    let connect = PgConnectOptions::new()
+        .host(&cfg.host)
+        .port(cfg.port)
+        .username(&cfg.user)
+        .password(&cfg.password)
+        .database(&cfg.dbname)
+        .application_name("sinkfleet-publisher");
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(connect.clone())
+        .await
+        .map_err(|source| ControlError::Sql {
+            context: "connecting to the source database",
+            source,
+        })?;
+
+    // Refuse at start, by name, any captured table that cannot be keyed.
+    let tables = control::captured_tables(&pool, &cfg).await?;
+    for table in &tables {
+        let relation = control::relation(&pool, table).await?;
+        let key = control::primary_key(&pool, table.oid).await?;
+        TableCodec::new(&relation, &key, &cfg).map_err(|e| ControlError::Refused(e.to_string()))?;
+    }
+    tracing::info!(tables = tables.len(), "captured tables");
+    control::ensure_publication(&pool, &cfg, &tables).await?;
+
+    let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
+        brokers: settings.brokers.clone(),
+        group_id: String::new(),
+        topics: Vec::new(),
+        group_instance_id: None,
+        properties: settings.kafka_properties.clone(),
+    });
+    let mut producer = EventProducer::new(client, settings.topic_partitions)
+        .map_err(|e| PublishError::Kafka(e.to_string()))?;
+
+    let existing = control::slot(&pool, &cfg).await?;
+    let repl_config = ReplicationConfig::new(
+        cfg.host.clone(),
+        cfg.user.clone(),
+        cfg.password.clone(),
+        cfg.dbname.clone(),
+        cfg.slot_name.clone(),
+        cfg.publication_name.clone(),
+    )
+    .with_port(cfg.port)
+    .with_tls(TlsConfig::disabled())
+    .with_options(SESSION_OPTIONS)
+    .with_application_name("sinkfleet-publisher")
+    // Short: an acknowledgement reaches the server within this interval.
+    .with_status_interval(Duration::from_millis(500));
+
+    let repl = match existing {
+        Some(slot) => {
+            tracing::info!(slot = %cfg.slot_name, confirmed = ?slot.confirmed_flush_lsn, "resuming from the existing slot");
+            if cfg.snapshot_mode == SnapshotMode::InitialOnly {
+                tracing::info!("snapshot.mode=initial_only and the slot exists: nothing to do");
+                return Ok(());
+            }
+            let start = pgwire_replication::Lsn::from_u64(slot.confirmed_flush_lsn.unwrap_or(0));
+            ReplicationClient::connect(repl_config.with_start_lsn(start))
+                .await
+                .map_err(|e| PublishError::Replication(e.to_string()))?
+        }
+        None => {
+            let mut repl = ReplicationClient::connect_gated(repl_config)
+                .await
+                .map_err(|e| PublishError::Replication(e.to_string()))?;
+            let rows = repl
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                    cfg.slot_name
+                ))
+                .await
+                .map_err(|e| PublishError::Replication(e.to_string()))?;
+            let field = |i: usize| {
+                rows.first()
+                    .and_then(|r| r.get(i).cloned().flatten())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            };
+            let (Some(point), Some(snapshot_name)) = (field(1), field(2)) else {
+                return Err(PublishError::Replication(
+                    "CREATE_REPLICATION_SLOT returned no snapshot".into(),
+                ));
+            };
+            let snapshot_lsn = control::parse_lsn(&point).unwrap_or(0);
+            tracing::info!(slot = %cfg.slot_name, consistent_point = %point, "slot created");
+            if cfg.snapshot_mode != SnapshotMode::Never {
+                let started = std::time::Instant::now();
+                let result = snapshot::run(
+                    &connect,
+                    &pool,
+                    &snapshot_name,
+                    snapshot_lsn,
+                    &tables,
+                    &cfg,
+                    &mut producer,
+                )
+                .await;
+                let result = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        drop(repl);
+                        drop_slot_after_failed_snapshot(&pool, &cfg).await;
+                        return Err(e.into());
+                    }
+                };
+                // Everything of the snapshot is in Kafka before the stream
+                // confirms anything past the consistent point.
+                for d in result.deliveries {
+                    if let Err(e) = snapshot::acknowledged(d).await {
+                        drop(repl);
+                        drop_slot_after_failed_snapshot(&pool, &cfg).await;
+                        return Err(PublishError::Kafka(e));
+                    }
+                }
+                tracing::info!(
+                    rows = result.rows,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "snapshot complete"
+                );
+                if cfg.snapshot_mode == SnapshotMode::InitialOnly {
+                    return Ok(());
+                }
+            }
+            repl.start()
+                .await
+                .map_err(|e| PublishError::Replication(e.to_string()))?;
+            repl
+        }
+    };
+
+    let result = stream::run(repl, pool.clone(), &cfg, &mut producer, shutdown).await;
+    if cfg.slot_drop_on_stop {
+        let _ = sqlx::query("SELECT pg_drop_replication_slot($1)")
+            .bind(&cfg.slot_name)
+            .execute(&pool)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "slot.drop.on.stop: could not drop the slot"));
+    }
+    Ok(result?)
+}
+
+/// A slot whose snapshot did not complete would make the next start skip
+/// the snapshot: drop it so the next start takes a new one.
+async fn drop_slot_after_failed_snapshot(pool: &sqlx::PgPool, cfg: &ConnectorConfig) {
+    for _ in 0..20 {
+        let dropped = sqlx::query("SELECT pg_drop_replication_slot($1)")
+            .bind(&cfg.slot_name)
+            .execute(pool)
+            .await;
+        if dropped.is_ok() {
+            tracing::warn!(slot = %cfg.slot_name, "snapshot failed: slot dropped, the next start snapshots again");
+            return;
+        }
+        // Still active until the replication connection is gone.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tracing::error!(slot = %cfg.slot_name, "snapshot failed and the slot could not be dropped: drop it by hand");
+}

@@ -267,7 +267,7 @@ pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

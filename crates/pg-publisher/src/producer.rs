@@ -1,0 +1,81 @@
+//! The Kafka side of the publisher: an idempotent, `acks=all` producer
+//! that creates topics on first use (brokers may not auto-create them).
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Producer plus the topics known to exist.
+pub struct EventProducer {
+    producer: FutureProducer,
+    client: ClientConfig,
+    partitions: i32,
+    topics: HashSet<String>,
+}
+
+impl EventProducer {
+    /// Creates the producer. Keys are partitioned with murmur2, as Java
+    /// Kafka clients (and so Debezium) do: one row always lands on the
+    /// partition Debezium would have chosen.
+    pub fn new(client: ClientConfig, partitions: i32) -> Result<Self, rdkafka::error::KafkaError> {
+        let producer = client
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("partitioner", "murmur2_random")
+            .create()?;
+        Ok(EventProducer {
+            producer,
+            client,
+            partitions,
+            topics: HashSet::new(),
+        })
+    }
+
+    /// Creates `topic` unless it was seen before.
+    pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), String> {
+        if self.topics.contains(topic) {
+            return Ok(());
+        }
+        sinkfleet_kafka::admin::ensure_topic(&self.client, topic, self.partitions).await?;
+        self.topics.insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Enqueues a record; the future resolves when the broker acknowledged it.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<DeliveryFuture, String> {
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    metrics::counter!("sinkfleet_publisher_events_total").increment(1);
+                    return Ok(delivery);
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => {
+                    // The local queue is full: wait for deliveries to drain it.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(e.to_string()),
+            }
+        }
+    }
+}

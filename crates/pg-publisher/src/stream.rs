@@ -1,0 +1,325 @@
+//! The streaming loop: pgoutput messages → Debezium events → Kafka, and
+//! the one rule that makes it lossless:
+//!
+//! **The flush LSN confirmed to Postgres only moves past a transaction's
+//! commit once Kafka acknowledged every event of that transaction and of
+//! every transaction before it.** Commits are queued in order to an
+//! "acker" task that awaits their deliveries and hands back `end_lsn`s.
+//! Outside a transaction, with nothing unacknowledged, a keepalive's
+//! `wal_end` is confirmed too, so a slot on idle tables does not hold WAL.
+
+use crate::config::ConnectorConfig;
+use crate::control;
+use crate::event::{Source, TableCodec};
+use crate::pgoutput::{self, Message};
+use crate::producer::EventProducer;
+use crate::snapshot::{acknowledged, now_ms};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
+use rdkafka::producer::DeliveryFuture;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Microseconds between 1970-01-01 and 2000-01-01 (Postgres' epoch).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Why streaming stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The replication connection failed.
+    #[error("replication: {0}")]
+    Replication(String),
+    /// A message could not be decoded.
+    #[error("pgoutput: {0}")]
+    Decode(#[from] pgoutput::PgOutputError),
+    /// Kafka refused or lost an event: nothing past it is confirmed.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// A table cannot be published, or the catalog could not be read.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A committed transaction waiting for its acknowledgements.
+struct Pending {
+    end_lsn: u64,
+    deliveries: Vec<DeliveryFuture>,
+    committed_at: Instant,
+}
+
+/// Awaits deliveries in commit order; publishes each fully acknowledged
+/// commit's `end_lsn`, or the first failure.
+async fn acker(
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    acked: watch::Sender<Result<u64, String>>,
+) {
+    while let Some(p) = queue.recv().await {
+        for d in p.deliveries {
+            if let Err(e) = acknowledged(d).await {
+                let _ = acked.send(Err(e));
+                return;
+            }
+        }
+        metrics::histogram!("sinkfleet_publisher_delivery_seconds")
+            .record(p.committed_at.elapsed().as_secs_f64());
+        let _ = acked.send(Ok(p.end_lsn));
+    }
+}
+
+/// Open transaction.
+struct Tx {
+    commit_lsn: u64,
+    xid: u32,
+    ts_ms: i64,
+    deliveries: Vec<DeliveryFuture>,
+}
+
+/// Runs until `shutdown` fires or an error occurs; on shutdown, confirms
+/// what is acknowledged and waits until the server has it.
+pub async fn run(
+    mut repl: ReplicationClient,
+    pool: PgPool,
+    cfg: &ConnectorConfig,
+    producer: &mut EventProducer,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StreamError> {
+    tokio::pin!(shutdown);
+    let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+    let (acked_tx, mut acked_rx) = watch::channel(Ok(0u64));
+    let acker = tokio::spawn(acker(queue_rx, acked_tx));
+    let mut tables: HashMap<u32, TableCodec> = HashMap::new();
+    let mut tx: Option<Tx> = None;
+    let (mut queued, mut confirmed_groups) = (0u64, 0u64);
+    let mut confirmed: u64 = 0;
+    let mut heartbeat =
+        tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval_ms.max(1000)));
+    let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+    let heartbeat_topic = format!("__debezium-heartbeat.{}", cfg.topic_prefix);
+
+    let result = loop {
+        tokio::select! {
+            event = repl.recv() => {
+                let event = match event {
+                    Ok(Some(e)) => e,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(StreamError::Replication(e.to_string())),
+                };
+                match event {
+                    ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                        tx = Some(Tx {
+                            commit_lsn: final_lsn.as_u64(),
+                            xid,
+                            ts_ms: (commit_time_micros + PG_EPOCH_MICROS) / 1000,
+                            deliveries: Vec::new(),
+                        });
+                    }
+                    ReplicationEvent::XLogData { wal_start, data, .. } => {
+                        if let Err(e) = handle(&data, wal_start.as_u64(), &mut tx, &mut tables, &pool, cfg, producer).await {
+                            break Err(e);
+                        }
+                    }
+                    ReplicationEvent::Commit { end_lsn, .. } => {
+                        let deliveries = tx.take().map(|t| t.deliveries).unwrap_or_default();
+                        queued += 1;
+                        let _ = queue_tx.send(Pending { end_lsn: end_lsn.as_u64(), deliveries, committed_at: Instant::now() });
+                    }
+                    ReplicationEvent::KeepAlive { wal_end, .. } => {
+                        // Everything committed up to wal_end was sent before
+                        // this keepalive; if all of it is acknowledged, the
+                        // slot may advance (idle tables, unpublished writes).
+                        if tx.is_none() && queued == confirmed_groups && wal_end.as_u64() > confirmed {
+                            confirmed = wal_end.as_u64();
+                            repl.update_applied_lsn(wal_end);
+                            metrics::gauge!("sinkfleet_publisher_confirmed_lsn").set(confirmed as f64);
+                        }
+                    }
+                    ReplicationEvent::Message { .. } => {}
+                    ReplicationEvent::StoppedAt { .. } => break Ok(()),
+                }
+            }
+            changed = acked_rx.changed() => {
+                if changed.is_err() { continue; }
+                let value = acked_rx.borrow_and_update().clone();
+                match value {
+                    Ok(lsn) => {
+                        confirmed_groups += 1;
+                        if lsn > confirmed {
+                            confirmed = lsn;
+                            repl.update_applied_lsn(Lsn::from_u64(lsn));
+                            metrics::gauge!("sinkfleet_publisher_confirmed_lsn").set(lsn as f64);
+                        }
+                    }
+                    Err(e) => break Err(StreamError::Kafka(e)),
+                }
+            }
+            _ = heartbeat.tick(), if cfg.heartbeat_interval_ms > 0 => {
+                let key = format!("{{\"serverName\":\"{}\"}}", cfg.topic_prefix);
+                let value = format!("{{\"ts_ms\":{}}}", now_ms());
+                if let Err(e) = producer.ensure_topic(&heartbeat_topic).await {
+                    tracing::warn!(error = %e, "heartbeat topic");
+                } else if let Err(e) = producer.send(&heartbeat_topic, Some(key.as_bytes()), Some(value.as_bytes())).await {
+                    tracing::warn!(error = %e, "heartbeat");
+                }
+            }
+            _ = lag_tick.tick() => {
+                if let Ok(Some(lag)) = control::slot_lag_bytes(&pool, &cfg.slot_name).await {
+                    metrics::gauge!("sinkfleet_publisher_slot_lag_bytes").set(lag as f64);
+                }
+            }
+            _ = &mut shutdown => break Ok(()),
+        }
+    };
+
+    // Confirm whatever became acknowledged (bounded wait), then make sure the
+    // server received it: shutdown itself sends no final status update.
+    drop(queue_tx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while confirmed_groups < queued && Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline.into(), acked_rx.changed()).await {
+            Ok(Ok(())) => {
+                if let Ok(lsn) = acked_rx.borrow_and_update().clone() {
+                    confirmed_groups += 1;
+                    confirmed = confirmed.max(lsn);
+                    repl.update_applied_lsn(Lsn::from_u64(confirmed));
+                } else {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    let metrics = repl.metrics();
+    while metrics.last_applied_lsn().as_u64() < confirmed && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(confirmed = %Lsn::from_u64(confirmed), "publisher stopping");
+    acker.abort();
+    let _ = repl.shutdown().await;
+    result
+}
+
+/// `(topic, key, value)`; a `None` value is a Kafka tombstone.
+type Outgoing = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Handles one pgoutput message inside the stream.
+async fn handle(
+    data: &[u8],
+    lsn: u64,
+    tx: &mut Option<Tx>,
+    tables: &mut HashMap<u32, TableCodec>,
+    pool: &PgPool,
+    cfg: &ConnectorConfig,
+    producer: &mut EventProducer,
+) -> Result<(), StreamError> {
+    let message = pgoutput::decode(data)?;
+    let refused = |e: crate::event::TableError| StreamError::Refused(e.to_string());
+    let relation_id = match &message {
+        Message::Relation(rel) => {
+            let key = control::primary_key(pool, rel.oid)
+                .await
+                .map_err(|e| StreamError::Refused(e.to_string()))?;
+            let codec = TableCodec::new(rel, &key, cfg).map_err(refused)?;
+            producer
+                .ensure_topic(&codec.topic)
+                .await
+                .map_err(StreamError::Kafka)?;
+            tables.insert(rel.oid, codec);
+            return Ok(());
+        }
+        Message::Insert { relation, .. }
+        | Message::Update { relation, .. }
+        | Message::Delete { relation, .. } => *relation,
+        Message::Truncate { relations, .. } => relations.first().copied().unwrap_or(0),
+        _ => return Ok(()),
+    };
+    let Some(t) = tx.as_mut() else {
+        return Err(StreamError::Refused(
+            "a change arrived outside a transaction".into(),
+        ));
+    };
+    let src = Source {
+        db: &cfg.dbname,
+        commit_lsn: t.commit_lsn,
+        lsn,
+        tx_id: Some(t.xid),
+        ts_ms: t.ts_ms,
+        snapshot: "false",
+    };
+    let codec = |oid: u32| {
+        tables
+            .get(&oid)
+            .ok_or_else(|| StreamError::Refused(format!("no Relation seen for table oid {oid}")))
+    };
+    // (topic, key, value) of the events this message becomes.
+    let mut out: Vec<Outgoing> = Vec::new();
+    match message {
+        Message::Insert { new, .. } => {
+            let c = codec(relation_id)?;
+            let after = c.row(&new).map_err(refused)?;
+            out.push((
+                c.topic.clone(),
+                Some(c.key(&after)),
+                Some(c.value("c", None, Some(after), &src)),
+            ));
+        }
+        Message::Update { old, new, .. } => {
+            let c = codec(relation_id)?;
+            let after = c.row(&new).map_err(refused)?;
+            let before = old.map(|o| c.row(&o)).transpose().map_err(refused)?;
+            match before {
+                // The key changed: a delete of the old key (and its
+                // tombstone), then a create of the new one, as Debezium does.
+                Some(b) if !c.same_key(&b, &after) => {
+                    let old_key = c.key(&b);
+                    out.push((
+                        c.topic.clone(),
+                        Some(old_key.clone()),
+                        Some(c.value("d", Some(b), None, &src)),
+                    ));
+                    if cfg.tombstones_on_delete {
+                        out.push((c.topic.clone(), Some(old_key), None));
+                    }
+                    out.push((
+                        c.topic.clone(),
+                        Some(c.key(&after)),
+                        Some(c.value("c", None, Some(after), &src)),
+                    ));
+                }
+                before => out.push((
+                    c.topic.clone(),
+                    Some(c.key(&after)),
+                    Some(c.value("u", before, Some(after), &src)),
+                )),
+            }
+        }
+        Message::Delete { old, .. } => {
+            let c = codec(relation_id)?;
+            let before = c.row(&old).map_err(refused)?;
+            let key = c.key(&before);
+            out.push((
+                c.topic.clone(),
+                Some(key.clone()),
+                Some(c.value("d", Some(before), None, &src)),
+            ));
+            if cfg.tombstones_on_delete {
+                out.push((c.topic.clone(), Some(key), None));
+            }
+        }
+        Message::Truncate { relations, .. } => {
+            for oid in relations {
+                let c = codec(oid)?;
+                out.push((c.topic.clone(), None, Some(c.value("t", None, None, &src))));
+            }
+        }
+        _ => {}
+    }
+    for (topic, key, value) in out {
+        let delivery = producer
+            .send(&topic, key.as_deref(), value.as_deref())
+            .await
+            .map_err(StreamError::Kafka)?;
+        t.deliveries.push(delivery);
+    }
+    Ok(())
+}
