@@ -74,7 +74,7 @@ start_postgres() {
   fi
   as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
     "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical \
-     -c max_replication_slots=10 -c max_wal_senders=10 -c max_connections=200" start >/dev/null
+     -c max_replication_slots=20 -c max_wal_senders=20 -c max_connections=200 -c wal_sender_timeout=10s" start >/dev/null
   log "postgres started on 127.0.0.1:$PG_PORT (data $dir/data)"
 }
 

@@ -209,13 +209,18 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(name: &str, config: &str, metrics_port: u16) -> Worker {
+        Worker::start(name, "run", config, metrics_port)
+    }
+
+    /// Runs `sinkfleet <subcommand> --config <config>`.
+    pub fn start(name: &str, subcommand: &str, config: &str, metrics_port: u16) -> Worker {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let config_path = dir.join(format!("{name}.yaml"));
         std::fs::write(&config_path, config).expect("writing config");
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-            .args(["run", "--config"])
+            .args([subcommand, "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdin(Stdio::null())
@@ -228,6 +233,11 @@ impl Worker {
             log,
             metrics_port,
         }
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// SIGTERM, then wait for a clean exit.

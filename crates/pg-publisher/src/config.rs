@@ -123,9 +123,16 @@ pub struct PublisherSettings {
     /// auto-creation need them created).
     #[serde(default = "default_partitions")]
     pub topic_partitions: i32,
+    /// Create missing topics (turn off where topics are managed elsewhere).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
     /// `/metrics`, `/healthz`, `/readyz` address.
     #[serde(default = "default_listen")]
     pub metrics_listen: String,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_partitions() -> i32 {

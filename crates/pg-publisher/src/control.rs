@@ -189,7 +189,12 @@ pub async fn ensure_publication(
 }
 
 /// `(plugin, database, wal_status, confirmed_flush_lsn)` of a slot.
-type SlotRow = (Option<String>, Option<String>, Option<String>, Option<String>);
+type SlotRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The slot's state, if it exists.
 #[derive(Debug, Clone)]

@@ -88,8 +88,9 @@ pub async fn run(
         group_instance_id: None,
         properties: settings.kafka_properties.clone(),
     });
-    let mut producer = EventProducer::new(client, settings.topic_partitions)
-        .map_err(|e| PublishError::Kafka(e.to_string()))?;
+    let mut producer =
+        EventProducer::new(client, settings.topic_partitions, settings.create_topics)
+            .map_err(|e| PublishError::Kafka(e.to_string()))?;
 
     let existing = control::slot(&pool, &cfg).await?;
     let repl_config = ReplicationConfig::new(

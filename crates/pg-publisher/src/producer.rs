@@ -11,6 +11,7 @@ pub struct EventProducer {
     producer: FutureProducer,
     client: ClientConfig,
     partitions: i32,
+    create_topics: bool,
     topics: HashSet<String>,
 }
 
@@ -18,7 +19,11 @@ impl EventProducer {
     /// Creates the producer. Keys are partitioned with murmur2, as Java
     /// Kafka clients (and so Debezium) do: one row always lands on the
     /// partition Debezium would have chosen.
-    pub fn new(client: ClientConfig, partitions: i32) -> Result<Self, rdkafka::error::KafkaError> {
+    pub fn new(
+        client: ClientConfig,
+        partitions: i32,
+        create_topics: bool,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = client
             .clone()
             .set("enable.idempotence", "true")
@@ -31,13 +36,14 @@ impl EventProducer {
             producer,
             client,
             partitions,
+            create_topics,
             topics: HashSet::new(),
         })
     }
 
     /// Creates `topic` unless it was seen before.
     pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), String> {
-        if self.topics.contains(topic) {
+        if !self.create_topics || self.topics.contains(topic) {
             return Ok(());
         }
         sinkfleet_kafka::admin::ensure_topic(&self.client, topic, self.partitions).await?;

@@ -82,10 +82,16 @@ pub async fn run(
         let labels = [("table", format!("{}.{}", table.schema, table.name))];
         metrics::gauge!("sinkfleet_publisher_snapshot_rows_total", &labels).set(total as f64);
         tracing::info!(table = %labels[0].1, rows = total, "snapshot: reading table");
+        // The type's output function, as pgoutput renders values (a plain
+        // `::text` cast differs for some types: bool gives `true`, bpchar
+        // loses its padding). format() yields '' for NULL, hence the CASE.
         let columns: Vec<String> = relation
             .columns
             .iter()
-            .map(|c| format!("{}::text", control::quote(&c.name)))
+            .map(|c| {
+                let q = control::quote(&c.name);
+                format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END")
+            })
             .collect();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DECLARE sinkfleet_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {name}",

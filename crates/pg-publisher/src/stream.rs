@@ -48,12 +48,21 @@ struct Pending {
     committed_at: Instant,
 }
 
-/// Awaits deliveries in commit order; publishes each fully acknowledged
-/// commit's `end_lsn`, or the first failure.
+/// Progress of the acker: how many commits are fully acknowledged (a
+/// running count: a `watch` keeps only the latest value) and the newest
+/// one's `end_lsn`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acked {
+    commits: u64,
+    end_lsn: u64,
+}
+
+/// Awaits deliveries in commit order; publishes progress, or the first failure.
 async fn acker(
     mut queue: mpsc::UnboundedReceiver<Pending>,
-    acked: watch::Sender<Result<u64, String>>,
+    acked: watch::Sender<Result<Acked, String>>,
 ) {
+    let mut progress = Acked::default();
     while let Some(p) = queue.recv().await {
         for d in p.deliveries {
             if let Err(e) = acknowledged(d).await {
@@ -63,7 +72,9 @@ async fn acker(
         }
         metrics::histogram!("sinkfleet_publisher_delivery_seconds")
             .record(p.committed_at.elapsed().as_secs_f64());
-        let _ = acked.send(Ok(p.end_lsn));
+        progress.commits += 1;
+        progress.end_lsn = p.end_lsn;
+        let _ = acked.send(Ok(progress));
     }
 }
 
@@ -86,7 +97,7 @@ pub async fn run(
 ) -> Result<(), StreamError> {
     tokio::pin!(shutdown);
     let (queue_tx, queue_rx) = mpsc::unbounded_channel();
-    let (acked_tx, mut acked_rx) = watch::channel(Ok(0u64));
+    let (acked_tx, mut acked_rx) = watch::channel(Ok(Acked::default()));
     let acker = tokio::spawn(acker(queue_rx, acked_tx));
     let mut tables: HashMap<u32, TableCodec> = HashMap::new();
     let mut tx: Option<Tx> = None;
@@ -142,8 +153,8 @@ pub async fn run(
                 if changed.is_err() { continue; }
                 let value = acked_rx.borrow_and_update().clone();
                 match value {
-                    Ok(lsn) => {
-                        confirmed_groups += 1;
+                    Ok(Acked { commits, end_lsn: lsn }) => {
+                        confirmed_groups = commits;
                         if lsn > confirmed {
                             confirmed = lsn;
                             repl.update_applied_lsn(Lsn::from_u64(lsn));
@@ -178,9 +189,9 @@ pub async fn run(
     while confirmed_groups < queued && Instant::now() < deadline {
         match tokio::time::timeout_at(deadline.into(), acked_rx.changed()).await {
             Ok(Ok(())) => {
-                if let Ok(lsn) = acked_rx.borrow_and_update().clone() {
-                    confirmed_groups += 1;
-                    confirmed = confirmed.max(lsn);
+                if let Ok(Acked { commits, end_lsn }) = *acked_rx.borrow_and_update() {
+                    confirmed_groups = commits;
+                    confirmed = confirmed.max(end_lsn);
                     repl.update_applied_lsn(Lsn::from_u64(confirmed));
                 } else {
                     break;

@@ -175,7 +175,7 @@ fn array_element(oid: u32) -> Option<u32> {
 pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
     let bad = |what: &str| format!("cannot read `{text}` as {what}");
     Ok(match kind {
-        Kind::Bool => json!(text == "t"),
+        Kind::Bool => json!(matches!(text, "t" | "true")),
         Kind::Int => json!(text.parse::<i64>().map_err(|_| bad("an integer"))?),
         Kind::Float => match text.parse::<f64>() {
             Ok(f) if f.is_finite() => json!(f),

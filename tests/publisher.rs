@@ -1,0 +1,467 @@
+//! The publisher end to end: a real Postgres source, the real broker, the
+//! real `sinkfleet publish` and `sinkfleet run` processes, and a target
+//! that must end identical to the source.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+mod common;
+
+use common::{Worker, brokers, free_port, pg_url, unique, wait_until};
+use sqlx::{Executor, PgPool};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONVERGE: Duration = Duration::from_secs(90);
+
+/// One source schema with its publisher identity (slot, publication,
+/// topic prefix) and the target schema the sink writes.
+struct Source {
+    pool: PgPool,
+    schema: String,
+    target: String,
+    prefix: String,
+    slot: String,
+    publication: String,
+}
+
+impl Source {
+    async fn new(name: &str) -> Source {
+        let id = unique(name);
+        let pool = PgPool::connect(&pg_url())
+            .await
+            .expect("Postgres (scripts/services.sh start)");
+        let s = Source {
+            schema: format!("src_{id}"),
+            target: format!("dst_{id}"),
+            prefix: format!("p_{id}"),
+            slot: format!("slot_{id}"),
+            publication: format!("pub_{id}"),
+            pool,
+        };
+        s.sql(&format!("CREATE SCHEMA {}", s.schema)).await;
+        s
+    }
+
+    async fn sql(&self, sql: &str) {
+        self.pool
+            .execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    async fn lsn(&self, sql: &str) -> u64 {
+        // No row (the slot does not exist yet) reads as 0.
+        let text: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap();
+        text.flatten()
+            .and_then(|t| sinkfleet_pg_publisher::control::parse_lsn(&t))
+            .unwrap_or(0)
+    }
+
+    async fn current_lsn(&self) -> u64 {
+        self.lsn("SELECT pg_current_wal_lsn()::text").await
+    }
+
+    async fn confirmed_lsn(&self) -> u64 {
+        self.lsn(&format!(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{}'",
+            self.slot
+        ))
+        .await
+    }
+
+    fn publisher_config(&self, tables: &[&str], brokers: &str, extra: &str, port: u16) -> String {
+        let include: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{}.{t}", self.schema))
+            .collect();
+        format!(
+            "name: test
+config:
+  connector.class: io.debezium.connector.postgresql.PostgresConnector
+  database.hostname: 127.0.0.1
+  database.port: {port_pg}
+  database.user: postgres
+  database.password: \"\"
+  database.dbname: postgres
+  topic.prefix: {prefix}
+  plugin.name: pgoutput
+  slot.name: {slot}
+  publication.name: {publication}
+  publication.autocreate.mode: filtered
+  table.include.list: {include}
+publisher:
+  brokers: {brokers}
+  topic_partitions: 3
+  metrics_listen: 127.0.0.1:{port}
+{extra}",
+            port_pg = pg_url()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.split('/').next())
+                .unwrap_or("55432"),
+            prefix = self.prefix,
+            slot = self.slot,
+            publication = self.publication,
+            include = include.join(","),
+        )
+    }
+
+    fn worker_config(&self, tables: &[&str], port: u16) -> String {
+        let topics: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{}.{}.{t}", self.prefix, self.schema))
+            .collect();
+        format!(
+            "kafka:
+  brokers: {brokers}
+  group_id: {prefix}-sink
+  topics: [{topics}]
+dead_letter:
+  topic: {prefix}.dlq
+worker:
+  linger_ms: 50
+sink:
+  postgres:
+    url: {url}
+    target_schema: {target}
+    meta_schema: {target}_meta
+metrics:
+  listen: 127.0.0.1:{port}
+",
+            brokers = brokers(),
+            prefix = self.prefix,
+            topics = topics.join(", "),
+            url = pg_url(),
+            target = self.target,
+        )
+    }
+
+    /// `(rows, checksum)` of a table's live rows over `columns`.
+    async fn checksum(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &str,
+        live_only: bool,
+    ) -> (i64, String) {
+        let filter = if live_only {
+            "WHERE NOT __sinkfleet_deleted"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT count(*), coalesce(md5(string_agg(concat_ws('|', {columns}), ';' ORDER BY id)), '')
+               FROM \"{schema}\".\"{table}\" {filter}"
+        );
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or((-1, String::new()))
+    }
+
+    async fn wait_identical(&self, table: &str, columns: &str) {
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let source = self.checksum(&self.schema, table, columns, false).await;
+            let target = self.checksum(&self.target, table, columns, true).await;
+            if source == target {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{table}: source {source:?} != target {target:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn cleanup(&self) {
+        for _ in 0..40 {
+            let dropped = sqlx::query(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+            )
+            .bind(&self.slot)
+            .execute(&self.pool)
+            .await;
+            if dropped.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await; // still active
+        }
+        let _ = self
+            .pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP PUBLICATION IF EXISTS {}",
+                self.publication
+            )))
+            .await;
+    }
+}
+
+const ORDERS: &str = "id, amount, placed_at, paid_at, note, md5(body), tier";
+const USERS: &str = "id, name, tags, active, uid, meta";
+
+/// Snapshot, then inserts, updates, deletes, a multi-statement transaction,
+/// an update leaving a TOASTed value unchanged, a primary-key change, a
+/// column added mid-stream and a truncate: the target ends identical.
+#[tokio::test(flavor = "multi_thread")]
+async fn source_and_target_end_identical() {
+    let src = Source::new("rt").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.orders (id bigint PRIMARY KEY, amount numeric(12,2), placed_at timestamp, paid_at timestamptz,
+                                  note text, body text);
+         ALTER TABLE {s}.orders ALTER COLUMN body SET STORAGE EXTERNAL;
+         CREATE TABLE {s}.users (id int PRIMARY KEY, name text, tags text[], active boolean, uid uuid, meta jsonb);
+         INSERT INTO {s}.orders SELECT g, g * 1.25, '2024-01-01'::timestamp + g * interval '1 min', now(), 'n' || g,
+                                       repeat(md5(g::text), 100) FROM generate_series(1, 300) g;
+         INSERT INTO {s}.users SELECT g, 'u' || g, ARRAY['x', 'y ' || g], g % 2 = 0, gen_random_uuid(),
+                                      jsonb_build_object('k', g) FROM generate_series(1, 50) g;"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let mut publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&["orders", "users"], &brokers(), "", pp),
+        pp,
+    );
+    // The snapshot has to exist before the first live change is made.
+    wait_until("slot created", CONVERGE, || {
+        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 350.0
+    })
+    .await;
+    let mut worker = Worker::spawn(
+        &format!("{}-sink", src.prefix),
+        &src.worker_config(&["orders", "users"], wp),
+        wp,
+    );
+
+    src.sql(&format!(
+        "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
+    ))
+    .await; // body TOASTed, unchanged
+    src.sql(&format!(
+        "BEGIN;
+         INSERT INTO {s}.orders (id, amount, note, body) VALUES (1001, 5, 'tx', 'b');
+         UPDATE {s}.orders SET note = 'tx2' WHERE id = 1001;
+         DELETE FROM {s}.orders WHERE id = 5;
+         COMMIT;"
+    ))
+    .await;
+    src.sql(&format!(
+        "DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
+    ))
+    .await;
+    src.sql(&format!("ALTER TABLE {s}.orders ADD COLUMN tier text"))
+        .await;
+    src.sql(&format!(
+        "UPDATE {s}.orders SET tier = 'gold' WHERE id <= 50"
+    ))
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.orders (id, amount, note, tier) VALUES (2000, 1, 'after alter', 'silver')"
+    ))
+    .await;
+    src.sql(&format!("UPDATE {s}.users SET id = id + 1000 WHERE id = 1"))
+        .await; // key change
+    src.wait_identical("users", USERS).await;
+    src.sql(&format!(
+        "TRUNCATE {s}.users; INSERT INTO {s}.users VALUES (7, 'fresh', '{{}}', true, gen_random_uuid(), '{{}}')"
+    ))
+    .await;
+
+    src.wait_identical("orders", ORDERS).await;
+    src.wait_identical("users", USERS).await;
+    let end = src.current_lsn().await;
+    wait_until("the slot confirms the last commit", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= end
+    })
+    .await;
+    assert!(
+        publisher.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        publisher.log_text()
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
+
+/// Runs a future to completion from a sync closure (used in wait_until).
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+/// With the published tables idle, writes elsewhere still let the slot's
+/// confirmed LSN advance (keepalives), so WAL does not pile up.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_slot_still_advances() {
+    let src = Source::new("idle").await;
+    let s = &src.schema;
+    src.sql(&format!("CREATE TABLE {s}.quiet (id int PRIMARY KEY); CREATE TABLE {s}.busy (id serial PRIMARY KEY, v text)"))
+        .await;
+    let pp = free_port();
+    let mut publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&["quiet"], &brokers(), "", pp),
+        pp,
+    );
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    for _ in 0..20 {
+        src.sql(&format!(
+            "INSERT INTO {s}.busy (v) VALUES (repeat('x', 1000))"
+        ))
+        .await; // not published
+    }
+    let written = src.current_lsn().await;
+    wait_until(
+        "confirmed LSN passes unpublished writes",
+        Duration::from_secs(45),
+        || futures_lite_block(src.confirmed_lsn()) >= written,
+    )
+    .await;
+    assert!(publisher.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
+
+/// A captured table without a primary key is refused at start, by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_without_a_primary_key_is_refused() {
+    let src = Source::new("nopk").await;
+    src.sql(&format!("CREATE TABLE {}.nopk (a int, b text)", src.schema))
+        .await;
+    let pp = free_port();
+    let mut publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&["nopk"], &brokers(), "", pp),
+        pp,
+    );
+    wait_until("publisher exits", CONVERGE, || publisher.exited().is_some()).await;
+    assert_eq!(publisher.exited().and_then(|s| s.code()), Some(2));
+    let log = publisher.log_text();
+    assert!(
+        log.contains(&format!("{}.nopk", src.schema)) && log.contains("no primary key"),
+        "{log}"
+    );
+    assert_eq!(src.confirmed_lsn().await, 0, "no slot was created");
+    src.cleanup().await;
+}
+
+/// The publisher is SIGKILLed under load and restarted: every change still
+/// arrives (replays absorbed by the sink's versions).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_publisher_loses_nothing() {
+    let src = Source::new("kill").await;
+    let s = src.schema.clone();
+    src.sql(&format!(
+        "CREATE TABLE {s}.events (id bigint PRIMARY KEY, v int, note text)"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let config = src.publisher_config(&["events"], &brokers(), "", pp);
+    let mut first = Worker::start(&src.prefix, "publish", &config, pp);
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    let pool = src.pool.clone();
+    let load = tokio::spawn(async move {
+        for batch in 0..60i64 {
+            let sql = format!(
+                "INSERT INTO {s}.events SELECT g, 0, 'n' FROM generate_series({}, {}) g;
+                 UPDATE {s}.events SET v = v + 1 WHERE id % 7 = {};",
+                batch * 50,
+                batch * 50 + 49,
+                batch % 7
+            );
+            pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    first.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await; // the server notices the dead walsender
+    let mut second = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
+    load.await.unwrap();
+    let mut worker = Worker::spawn(
+        &format!("{}-sink", src.prefix),
+        &src.worker_config(&["events"], wp),
+        wp,
+    );
+    src.wait_identical("events", "id, v, note").await;
+    assert!(
+        second.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        second.log_text()
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
+
+/// With the broker gone, nothing is acknowledged, so the slot's confirmed
+/// LSN stays behind the changes that could not be delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
+    let src = Source::new("ack").await;
+    let s = &src.schema;
+    src.sql(&format!("CREATE TABLE {s}.t (id int PRIMARY KEY, v text)"))
+        .await;
+    let topic = format!("{}.{s}.t", src.prefix);
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
+        .args(["--topic", &format!("{topic}:1")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(cluster.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mock = line.trim().strip_prefix("bootstrap=").unwrap().to_owned();
+    let pp = free_port();
+    let extra = "  create_topics: false\n  kafka_properties: { message.timeout.ms: \"120000\" }";
+    let mut publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&["t"], &mock, extra, pp),
+        pp,
+    );
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    src.sql(&format!("INSERT INTO {s}.t VALUES (1, 'delivered')"))
+        .await;
+    let delivered = src.current_lsn().await;
+    wait_until("delivered change confirmed", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= delivered
+    })
+    .await;
+
+    drop(cluster.stdin.take()); // the broker goes away
+    let _ = cluster.wait();
+    let before = src.confirmed_lsn().await;
+    src.sql(&format!("INSERT INTO {s}.t VALUES (2, 'stuck')"))
+        .await;
+    let stuck = src.current_lsn().await;
+    // Longer than a keepalive round (wal_sender_timeout / 2): keepalives
+    // must not move the slot past the undelivered commit either.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = src.confirmed_lsn().await;
+    assert!(
+        after < stuck,
+        "confirmed {after:X} passed the undelivered commit (WAL now {stuck:X})"
+    );
+    assert!(after >= before);
+    publisher.kill9();
+    src.cleanup().await;
+}
