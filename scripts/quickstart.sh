@@ -1,74 +1,88 @@
 #!/usr/bin/env bash
-# The main job on local defaults, end to end:
-#   1. install and start PostgreSQL 15 and a Kafka-protocol broker (tansu) on 127.0.0.1;
-#   2. produce a realistic Debezium change stream for `public.customers` (creates,
-#      updates, TOAST-partial updates, deletes with tombstones, re-creates, a column
-#      added mid-stream, duplicates, a replayed range, out-of-order updates);
-#   3. run a sinkfleet worker (config/postgres.yaml) into Postgres, showing progress;
-#   4. verify the target equals the expected final state, stop the worker with
-#      SIGTERM, and check that every offset was committed.
-# Each run uses a fresh topic, consumer group and target schema.
+# The main job on local defaults, the whole pipeline end to end:
+#   source Postgres --(sinkfleet publish)--> Kafka (tansu) --(sinkfleet run)--> target Postgres
+#  1. install and start PostgreSQL 15 and tansu on 127.0.0.1 (idempotent);
+#  2. create a demo source schema: orders (numeric, timestamptz) and products
+#     (a large TOASTed description), with rows for the initial snapshot;
+#  3. start the publisher (Debezium connector config, config/publisher.yaml)
+#     and a sink worker (config/postgres.yaml);
+#  4. run a workload: inserts, updates, deletes, price updates that leave the
+#     TOASTed description unchanged, and an ALTER TABLE ADD COLUMN halfway;
+#  5. prove the target identical to the source (row counts and a checksum per
+#     table), then stop both with SIGTERM.
+# Each run uses fresh names (schemas, topics, slot, publication, group); the
+# slot is dropped when the publisher stops (slot.drop.on.stop).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-CHANGES=${CHANGES:-50000}
-KEYS=${KEYS:-5000}
+TRANSACTIONS=${TRANSACTIONS:-3000}
 RUN=qs_$(date +%Y%m%d_%H%M%S)
-TOPIC=$RUN.public.customers
-METRICS_PORT=${METRICS_PORT:-9464}
+SRC=${RUN}_src
+DST=${RUN}_dst
+PUB_PORT=${PUB_PORT:-9465}
+SINK_PORT=${SINK_PORT:-9464}
+mkdir -p .local
 
 eval "$(scripts/services.sh start)"
 echo "== building (release)"
 cargo build --release --locked --bins -q
 BIN=target/release
 
-echo "== producing $CHANGES changes over $KEYS keys to $TOPIC"
-"$BIN/sinkfleet-demo" --topic "$TOPIC" --changes "$CHANGES" --keys "$KEYS" produce --partitions 4
+echo "== source: creating schema $SRC"
+"$BIN/sinkfleet-demo" source-setup --schema "$SRC"
 
-echo "== starting the worker (group $RUN, target schema $RUN)"
-LOG=$ROOT/.local/$RUN.worker.log
-SINKFLEET__KAFKA__TOPICS="[$TOPIC]" \
+echo "== starting the publisher (slot ${RUN}_slot, topics $RUN.$SRC.*)"
+PUB_CONFIG=.local/$RUN.publisher.yaml
+sed -e "s/^  topic.prefix: .*/  topic.prefix: $RUN/" \
+    -e "s/^  slot.name: .*/  slot.name: ${RUN}_slot\n  slot.drop.on.stop: true/" \
+    -e "s/^  publication.name: .*/  publication.name: ${RUN}_pub/" \
+    -e "s/^  table.include.list: .*/  table.include.list: $SRC.orders,$SRC.products/" \
+    -e "s/^  metrics_listen: .*/  metrics_listen: 127.0.0.1:$PUB_PORT/" \
+    config/publisher.yaml >"$PUB_CONFIG"
+"$BIN/sinkfleet" publish --config "$PUB_CONFIG" >".local/$RUN.publisher.log" 2>&1 &
+PUBLISHER=$!
+WORKER=""
+trap 'kill $PUBLISHER $WORKER 2>/dev/null || true' EXIT
+for _ in $(seq 1 240); do
+  grep -q "snapshot complete" ".local/$RUN.publisher.log" && break
+  kill -0 $PUBLISHER 2>/dev/null || { cat ".local/$RUN.publisher.log"; echo "FAIL: publisher exited" >&2; exit 1; }
+  sleep 0.5
+done
+grep "snapshot complete" ".local/$RUN.publisher.log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/^/   /'
+
+echo "== starting the sink worker (target schema $DST)"
+SINKFLEET__KAFKA__TOPICS="[$RUN.$SRC.orders, $RUN.$SRC.products]" \
 SINKFLEET__KAFKA__GROUP_ID="$RUN" \
 SINKFLEET__DEAD_LETTER__TOPIC="$RUN.dlq" \
-SINKFLEET__SINK__POSTGRES__TARGET_SCHEMA="$RUN" \
+SINKFLEET__SINK__POSTGRES__TARGET_SCHEMA="$DST" \
 SINKFLEET__SINK__POSTGRES__META_SCHEMA="${RUN}_meta" \
-SINKFLEET__METRICS__LISTEN="127.0.0.1:$METRICS_PORT" \
-  "$BIN/sinkfleet" run --config config/postgres.yaml >"$LOG" 2>&1 &
+SINKFLEET__METRICS__LISTEN="127.0.0.1:$SINK_PORT" \
+  "$BIN/sinkfleet" run --config config/postgres.yaml >".local/$RUN.worker.log" 2>&1 &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT
 
-echo "== waiting for the target to converge (metrics: http://127.0.0.1:$METRICS_PORT/metrics)"
+echo "== workload: $TRANSACTIONS transactions against $SRC"
 started=$(date +%s)
-"$BIN/sinkfleet-demo" --topic "$TOPIC" --changes "$CHANGES" --keys "$KEYS" verify --schema "$RUN" --timeout-secs 600
+"$BIN/sinkfleet-demo" source-load --schema "$SRC" --transactions "$TRANSACTIONS"
+
+echo "== waiting for the target to be identical to the source"
+"$BIN/sinkfleet-demo" source-verify --schema "$SRC" --target "$DST" --timeout-secs 600
 elapsed=$(( $(date +%s) - started ))
 
 # Sum of a metric's samples, read with bash alone (no curl on a fresh machine).
 metric() {
   local text
-  text=$(exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3)
-  awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }' <<<"$text"
+  text=$(exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3)
+  awk -v m="$2" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }' <<<"$text"
 }
-# Commits happen every second. The topic is new (offsets start at 0), so
-# once everything is committed the committed offsets add up to the records read.
-for _ in $(seq 1 30); do
-  records_in=$(metric sinkfleet_records_in_total)
-  committed=$(metric sinkfleet_committed_offset)
-  [ "$committed" = "$records_in" ] && break
-  sleep 1
-done
-if [ "$committed" != "$records_in" ]; then
-  echo "FAIL: committed offsets ($committed) never covered the records read ($records_in)" >&2
-  exit 1
-fi
-echo "== worker metrics"
-echo "   records in:            $(metric sinkfleet_records_in_total)"
-echo "   rows applied:          $(metric sinkfleet_records_applied_total)"
-echo "   skipped as stale:      $(metric sinkfleet_records_skipped_stale_total)"
-echo "   dead-lettered:         $(metric sinkfleet_records_dead_lettered_total)"
-echo "   committed offsets:     $committed of $records_in records (all durable)"
+echo "== metrics"
+echo "   publisher events produced: $(metric "$PUB_PORT" sinkfleet_publisher_events_total)"
+echo "   publisher slot lag bytes:  $(metric "$PUB_PORT" sinkfleet_publisher_slot_lag_bytes)"
+echo "   sink records in:           $(metric "$SINK_PORT" sinkfleet_records_in_total)"
+echo "   sink rows applied:         $(metric "$SINK_PORT" sinkfleet_records_applied_total)"
+echo "   sink dead-lettered:        $(metric "$SINK_PORT" sinkfleet_records_dead_lettered_total)"
 
-kill -TERM $WORKER
-wait $WORKER
+kill -TERM $WORKER $PUBLISHER
+wait $WORKER $PUBLISHER
 trap - EXIT
-echo "== worker stopped cleanly (log: $LOG)"
-echo "OK: $CHANGES changes converged into $RUN.customers in ${elapsed}s"
+echo "== publisher and worker stopped cleanly (logs: .local/$RUN.*.log)"
+echo "OK: $TRANSACTIONS source transactions reached $DST identical, ${elapsed}s after the workload started"

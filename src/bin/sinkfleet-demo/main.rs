@@ -1,6 +1,10 @@
-//! `sinkfleet-demo`: produces a realistic Debezium change stream and checks
-//! that a sink's target ends in the expected state. Used by the quickstart
-//! and the benchmark harness.
+//! `sinkfleet-demo`: workloads for the quickstart and benchmarks.
+//!
+//! * `produce` / `verify`: a Debezium change stream straight into Kafka
+//!   (duplicates, replays, out-of-order) and its expected final state.
+//! * `source-setup` / `source-load` / `source-verify`: a demo schema in a
+//!   source Postgres, a workload against it, and the proof that a target
+//!   fed through publisher and sink is identical to it.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -47,6 +51,54 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
+    /// Create the demo source schema (`orders`, `products`) with initial rows.
+    SourceSetup {
+        /// Source database.
+        #[arg(
+            long,
+            env = "SINKFLEET_PG_URL",
+            default_value = "postgres://postgres@127.0.0.1:55432/postgres"
+        )]
+        pg_url: String,
+        /// Schema to create.
+        #[arg(long)]
+        schema: String,
+    },
+    /// Run the workload against the demo source schema, showing progress.
+    SourceLoad {
+        /// Source database.
+        #[arg(
+            long,
+            env = "SINKFLEET_PG_URL",
+            default_value = "postgres://postgres@127.0.0.1:55432/postgres"
+        )]
+        pg_url: String,
+        /// Schema created by `source-setup`.
+        #[arg(long)]
+        schema: String,
+        /// Transactions to run.
+        #[arg(long, default_value_t = 2_000)]
+        transactions: u32,
+    },
+    /// Wait until every table of the target schema equals the source's.
+    SourceVerify {
+        /// Database holding both schemas.
+        #[arg(
+            long,
+            env = "SINKFLEET_PG_URL",
+            default_value = "postgres://postgres@127.0.0.1:55432/postgres"
+        )]
+        pg_url: String,
+        /// Source schema.
+        #[arg(long)]
+        schema: String,
+        /// Target schema.
+        #[arg(long)]
+        target: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Wait until the Postgres target equals the workload's expected state.
     Verify {
         /// Target database.
@@ -77,6 +129,21 @@ fn options(cli: &Cli) -> Options {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::SourceSetup { pg_url, schema } => return source::setup(pg_url, schema).await,
+        Command::SourceLoad {
+            pg_url,
+            schema,
+            transactions,
+        } => return source::load(pg_url, schema, *transactions).await,
+        Command::SourceVerify {
+            pg_url,
+            schema,
+            target,
+            timeout_secs,
+        } => return source::verify(pg_url, schema, target, *timeout_secs).await,
+        _ => {}
+    }
     let w = workload::generate(&options(&cli));
     match &cli.command {
         Command::Produce { partitions } => {
@@ -141,6 +208,10 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
+        Command::SourceSetup { .. } | Command::SourceLoad { .. } | Command::SourceVerify { .. } => {
+        }
     }
     Ok(())
 }
+
+mod source;
