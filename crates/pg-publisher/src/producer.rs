@@ -31,6 +31,8 @@ impl EventProducer {
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("partitioner", "murmur2_random")
+            // Bound memory: librdkafka would buffer up to 1 GiB by default.
+            .set("queue.buffering.max.kbytes", "32768")
             .create()?;
         Ok(EventProducer {
             producer,

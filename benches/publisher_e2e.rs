@@ -1,0 +1,243 @@
+//! Publisher throughput beside the raw rate of reading the same changes
+//! from a slot, same machine, same run.
+//!
+//! Per run: two slots are created, then a workload of single-row inserts
+//! (in transactions of 100) is committed. `raw-slot-read` drains one slot
+//! with `pg_logical_slot_get_binary_changes` (pgoutput, decoding on the
+//! server, nothing sent anywhere). `publisher` runs `sinkfleet publish` on
+//! the other slot and is timed until the slot's confirmed LSN reaches the
+//! end of the workload: every event decoded, encoded as Debezium JSON and
+//! acknowledged by the broker. Peak RSS of the publisher process is read
+//! from /proc. Needs the local services (`scripts/services.sh start`).
+//!
+//!     cargo bench --bench publisher_e2e [-- --rows 100000]
+
+use sqlx::{Executor, PgPool};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 3;
+const SLOTS: [&str; 3] = ["raw", "pub", "bare"];
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+fn parse_lsn(text: &str) -> u64 {
+    text.split_once('/')
+        .and_then(|(h, l)| {
+            Some((u64::from_str_radix(h, 16).ok()? << 32) | u64::from_str_radix(l, 16).ok()?)
+        })
+        .unwrap_or(0)
+}
+
+async fn lsn(pool: &PgPool, sql: &str) -> u64 {
+    let text: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_optional(pool)
+        .await
+        .expect("lsn query");
+    text.flatten().map(|t| parse_lsn(&t)).unwrap_or(0)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Sample {
+    raw_rate: f64,
+    publisher_rate: f64,
+    rss_kib: u64,
+    bare_rate: f64,
+    bare_rss_kib: u64,
+}
+
+async fn run(pool: &PgPool, rows: usize, run: usize) -> Sample {
+    let id = format!("bp_{}_{run}", std::process::id());
+    let exec = |sql: String| async move {
+        pool.execute(sqlx::AssertSqlSafe(sql))
+            .await
+            .expect("bench setup")
+    };
+    exec(format!(
+        "CREATE SCHEMA {id}; CREATE TABLE {id}.events (id bigint PRIMARY KEY, amount numeric(12,2), at timestamptz, note text);
+         CREATE PUBLICATION {id}_pub FOR TABLE {id}.events;"
+    ))
+    .await;
+    // One slot per reader, all created before the workload so each sees
+    // the same changes. Separate statements: a slot cannot be created in a
+    // transaction that wrote.
+    for slot in SLOTS {
+        exec(format!(
+            "SELECT pg_create_logical_replication_slot('{id}_{slot}', 'pgoutput')"
+        ))
+        .await;
+    }
+    for batch in 0..rows.div_ceil(100) {
+        let from = batch * 100;
+        let mut sql = String::from("BEGIN;");
+        for i in from..(from + 100).min(rows) {
+            sql.push_str(&format!(
+                "INSERT INTO {id}.events VALUES ({i}, {i}.25, now(), 'note {i}');"
+            ));
+        }
+        sql.push_str("COMMIT;");
+        exec(sql).await;
+    }
+    let end = lsn(pool, "SELECT pg_current_wal_lsn()::text").await;
+
+    let started = Instant::now();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM pg_logical_slot_get_binary_changes('{id}_raw', NULL, NULL,
+           'proto_version', '1', 'publication_names', '{id}_pub')"
+    )))
+    .fetch_one(pool)
+    .await
+    .expect("raw slot read");
+    let raw_secs = started.elapsed().as_secs_f64();
+    assert!(n as usize >= rows, "raw read saw {n} messages");
+
+    let (publisher_rate, rss_kib) = publish(pool, &id, "pub", end, rows, true).await;
+    let (bare_rate, bare_rss_kib) = publish(pool, &id, "bare", end, rows, false).await;
+    for slot in SLOTS {
+        exec(format!("SELECT pg_drop_replication_slot('{id}_{slot}')")).await;
+    }
+    exec(format!(
+        "DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;"
+    ))
+    .await;
+    Sample {
+        raw_rate: rows as f64 / raw_secs,
+        publisher_rate,
+        rss_kib,
+        bare_rate,
+        bare_rss_kib,
+    }
+}
+
+/// Runs `sinkfleet publish` on slot `<id>_<slot>` until it confirmed `end`.
+async fn publish(
+    pool: &PgPool,
+    id: &str,
+    slot: &str,
+    end: u64,
+    rows: usize,
+    schemas: bool,
+) -> (f64, u64) {
+    let port = env(
+        "SINKFLEET_PG_URL",
+        "postgres://postgres@127.0.0.1:55432/postgres",
+    )
+    .rsplit(':')
+    .next()
+    .and_then(|p| p.split('/').next())
+    .unwrap_or("55432")
+    .to_owned();
+    let config = std::env::temp_dir().join(format!("{id}_{slot}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "config:
+  database.hostname: 127.0.0.1
+  database.port: {port}
+  database.user: postgres
+  database.password: \"\"
+  database.dbname: postgres
+  topic.prefix: {id}_{slot}
+  slot.name: {id}_{slot}
+  publication.name: {id}_pub
+  value.converter.schemas.enable: {schemas}
+  publication.autocreate.mode: disabled
+  table.include.list: {id}.events
+publisher:
+  brokers: {}
+  metrics_listen: 127.0.0.1:0
+",
+            env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092")
+        ),
+    )
+    .expect("config");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(["publish", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("publisher");
+    let slot_sql = format!(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{id}_{slot}'"
+    );
+    while lsn(pool, &slot_sql).await < end {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "publisher did not catch up"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("publisher exited: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let publisher_secs = started.elapsed().as_secs_f64();
+    let rss_kib = peak_rss_kib(child.id());
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    (rows as f64 / publisher_secs, rss_kib)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rows: usize = arg("--rows").and_then(|r| r.parse().ok()).unwrap_or(50_000);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let pool = PgPool::connect(&env("SINKFLEET_PG_URL", "postgres://postgres@127.0.0.1:55432/postgres"))
+            .await
+            .expect("Postgres (scripts/services.sh start)");
+        let mut samples = Vec::new();
+        for r in 0..RUNS {
+            samples.push(run(&pool, rows, r).await);
+        }
+        let raw = median(samples.iter().map(|s| s.raw_rate).collect());
+        let publisher = median(samples.iter().map(|s| s.publisher_rate).collect());
+        let rss = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+        let bare = median(samples.iter().map(|s| s.bare_rate).collect());
+        let bare_rss = samples.iter().map(|s| s.bare_rss_kib).max().unwrap_or(0);
+        println!("publisher benchmark: {rows} single-row inserts (100 per transaction), {RUNS} runs, medians\n");
+        println!("{:<34} {:>12} {:>10} {:>13}", "variant", "events/s", "vs raw", "peak RSS MiB");
+        println!("{:<34} {:>12.0} {:>9.2}x {:>13}", "raw slot read (server decoding)", raw, 1.0, "-");
+        println!(
+            "{:<34} {:>12.0} {:>9.2}x {:>13.1}",
+            "sinkfleet publish (to Kafka, acked)",
+            publisher,
+            publisher / raw,
+            rss as f64 / 1024.0
+        );
+        println!(
+            "{:<34} {:>12.0} {:>9.2}x {:>13.1}",
+            "  same, schemas.enable=false",
+            bare,
+            bare / raw,
+            bare_rss as f64 / 1024.0
+        );
+    });
+}
