@@ -48,7 +48,7 @@ for _ in $(seq 1 240); do
   kill -0 $PUBLISHER 2>/dev/null || { cat ".local/$RUN.publisher.log"; echo "FAIL: publisher exited" >&2; exit 1; }
   sleep 0.5
 done
-grep "snapshot complete" ".local/$RUN.publisher.log" | sed 's/\x1b\[[0-9;]*m//g' | sed 's/^/   /'
+grep "snapshot complete" ".local/$RUN.publisher.log" | sed 's/^/   /'
 
 echo "== starting the sink worker (target schema $DST)"
 SINKFLEET__KAFKA__TOPICS="[$RUN.$SRC.orders, $RUN.$SRC.products]" \

@@ -465,3 +465,122 @@ async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
     publisher.kill9();
     src.cleanup().await;
 }
+
+/// A transaction that made its change before the slot's consistent point
+/// and committed after it carries `(commit_lsn > S, change_lsn < S)`: the
+/// sink must apply it over the snapshot row `(S, 0)`, not reject it as
+/// stale (the reason versions put the commit LSN first).
+///
+/// Postgres' snapshot builder makes this deterministic: a transaction
+/// running when slot creation starts (A) is waited for, then every
+/// transaction running at that point (B); one that starts after that (T)
+/// does not block the consistent point but is still decoded in full.
+/// CHECKPOINT logs the running-transactions records the builder waits for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_straddling_the_snapshot_point_is_applied() {
+    use sqlx::Connection;
+    let src = Source::new("straddle").await;
+    let s = src.schema.clone();
+    src.sql(&format!(
+        "CREATE TABLE {s}.acct (id int PRIMARY KEY, balance int); CREATE TABLE {s}.other (id int);
+         INSERT INTO {s}.acct VALUES (1, 100), (2, 200);"
+    ))
+    .await;
+    let mut a = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    let mut b = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    let mut t = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    a.execute(sqlx::AssertSqlSafe(format!(
+        "BEGIN; INSERT INTO {s}.other VALUES (1)"
+    )))
+    .await
+    .unwrap();
+
+    let (pp, wp) = (free_port(), free_port());
+    let mut publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&["acct"], &brokers(), "", pp),
+        pp,
+    );
+    // Slot creation is now waiting for A (its slot row exists already).
+    let slot_seen = format!(
+        "SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'",
+        src.slot
+    );
+    wait_until("slot creation started", CONVERGE, || {
+        futures_lite_block(async {
+            sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(slot_seen.clone()))
+                .fetch_optional(&src.pool)
+                .await
+        })
+        .ok()
+        .flatten()
+        .is_some()
+    })
+    .await;
+    b.execute(sqlx::AssertSqlSafe(format!(
+        "BEGIN; INSERT INTO {s}.other VALUES (2)"
+    )))
+    .await
+    .unwrap();
+    a.execute("COMMIT").await.unwrap();
+    src.sql("CHECKPOINT").await; // builder: A done -> waits for B
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.execute(sqlx::AssertSqlSafe(format!(
+        "BEGIN; UPDATE {s}.acct SET balance = 150 WHERE id = 1"
+    )))
+    .await
+    .unwrap();
+    b.execute("COMMIT").await.unwrap();
+    src.sql("CHECKPOINT").await; // builder: B done -> consistent, T still open
+    wait_until("snapshot complete", CONVERGE, || {
+        publisher.log_text().contains("snapshot complete")
+    })
+    .await;
+    t.execute("COMMIT").await.unwrap(); // commits after the consistent point
+
+    let mut worker = Worker::spawn(
+        &format!("{}-sink", src.prefix),
+        &src.worker_config(&["acct"], wp),
+        wp,
+    );
+    src.wait_identical("acct", "id, balance").await;
+    let sql = format!("SELECT balance FROM \"{}\".acct WHERE id = 1", src.target);
+    let balance: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&src.pool)
+        .await
+        .unwrap();
+    assert_eq!(balance, 150);
+    // And the event really straddled: change LSN < consistent point < commit LSN.
+    let log = publisher.log_text();
+    let point = log
+        .split("consistent_point=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(sinkfleet_pg_publisher::control::parse_lsn)
+        .unwrap_or_else(|| panic!("no consistent point in the log: {log}"));
+    let topic = format!("{}.{}.acct", src.prefix, src.schema);
+    let records =
+        sinkfleet_testkit::kafka::read_all(&brokers(), &topic, 3, Duration::from_secs(3)).unwrap();
+    let update: serde_json::Value = records
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok())
+        .find(|v| v["payload"]["op"] == "u")
+        .expect("the update event");
+    let sequence: Vec<u64> = serde_json::from_str::<Vec<String>>(
+        update["payload"]["source"]["sequence"].as_str().unwrap(),
+    )
+    .unwrap()
+    .iter()
+    .map(|x| x.parse().unwrap())
+    .collect();
+    assert!(
+        sequence[1] < point && point < sequence[0],
+        "expected change {} < consistent point {point} < commit {}",
+        sequence[1],
+        sequence[0]
+    );
+    assert!(publisher.terminate(Duration::from_secs(30)).success());
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
