@@ -166,8 +166,8 @@ impl TableCodec {
     }
 
     /// A tuple as a Debezium row object. Unchanged TOAST values become the
-    /// placeholder (sinks keep their stored value); undecodable text is
-    /// reported as an error naming the column.
+    /// placeholder (sinks keep their stored value); a value that cannot be
+    /// encoded travels as its text (counted and logged).
     pub fn row(&self, tuple: &[TupleValue]) -> Result<Value, TableError> {
         let mut row = Map::with_capacity(self.columns.len());
         for (i, (name, codec)) in self.columns.iter().enumerate() {
@@ -176,10 +176,15 @@ impl TableCodec {
                 Some(TupleValue::UnchangedToast) => placeholder(&codec.kind),
                 Some(TupleValue::Text(bytes) | TupleValue::Binary(bytes)) => {
                     let text = String::from_utf8_lossy(bytes);
-                    types::encode(&codec.kind, &text).map_err(|reason| TableError {
-                        table: format!("{}.{}", self.schema, self.table),
-                        reason: format!("column {name}: {reason}"),
-                    })?
+                    // One odd value (a multi-dimensional array, say) must not
+                    // stop the stream: it travels as its text; a sink whose
+                    // column cannot hold it dead-letters just that record.
+                    types::encode(&codec.kind, &text).unwrap_or_else(|reason| {
+                        metrics::counter!("sinkfleet_publisher_unencodable_values_total").increment(1);
+                        tracing::warn!(table = %format!("{}.{}", self.schema, self.table), column = %name, %reason,
+                            "value sent as text");
+                        Value::String(text.into_owned())
+                    })
                 }
             };
             row.insert(name.clone(), value);
