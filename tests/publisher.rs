@@ -207,7 +207,8 @@ const USERS: &str = "id, name, tags, active, uid, meta";
 
 /// Snapshot, then inserts, updates, deletes, a multi-statement transaction,
 /// an update leaving a TOASTed value unchanged, a primary-key change, a
-/// column added mid-stream and a truncate: the target ends identical.
+/// column added and a column type widened mid-stream, and a truncate: the
+/// target ends identical.
 #[tokio::test(flavor = "multi_thread")]
 async fn source_and_target_end_identical() {
     let src = Source::new("rt").await;
@@ -265,6 +266,15 @@ async fn source_and_target_end_identical() {
     .await;
     src.sql(&format!(
         "INSERT INTO {s}.orders (id, amount, note, tier) VALUES (2000, 1, 'after alter', 'silver')"
+    ))
+    .await;
+    // A type change: the next events carry scale 3, the sink widens its column.
+    src.sql(&format!(
+        "ALTER TABLE {s}.orders ALTER COLUMN amount TYPE numeric(14,3)"
+    ))
+    .await;
+    src.sql(&format!(
+        "UPDATE {s}.orders SET amount = amount + 0.125 WHERE id <= 20"
     ))
     .await;
     src.sql(&format!("UPDATE {s}.users SET id = id + 1000 WHERE id = 1"))

@@ -119,25 +119,31 @@ pub(crate) async fn ensure_meta(
     Ok(())
 }
 
-/// The declared (or inferred) type of `column` across the changes: the
-/// first change whose schema or row knows it.
+/// The type `column` needs for all of `changes`: the widest declared (or
+/// inferred) type among them. A batch can straddle a schema change (events
+/// from before and after an `ALTER COLUMN TYPE`): taking the first change's
+/// type would keep the narrow column and round the newer values.
 fn wanted_type(changes: &[Change], column: &str) -> String {
+    let mut wanted: Option<String> = None;
     for change in changes {
         let sample = change
             .row
             .as_ref()
             .and_then(|r| r.get(column))
             .or_else(|| change.key.get(column));
-        if let Some(col) = change.schema.as_ref().and_then(|s| s.column(column)) {
-            return pg_type(&col.ty, sample);
-        }
-        if let Some(v) = sample
-            && !v.is_null()
-        {
-            return pg_type(&ColumnType::Inferred, Some(v));
-        }
+        let candidate = match change.schema.as_ref().and_then(|s| s.column(column)) {
+            Some(col) => pg_type(&col.ty, sample),
+            None => match sample {
+                Some(v) if !v.is_null() => pg_type(&ColumnType::Inferred, Some(v)),
+                _ => continue,
+            },
+        };
+        wanted = Some(match wanted {
+            None => candidate,
+            Some(current) => widening(&current, &candidate).unwrap_or(current),
+        });
     }
-    "text".into()
+    wanted.unwrap_or_else(|| "text".into())
 }
 
 /// Makes `meta` (or a new table) fit the changes: creates the table, adds

@@ -62,17 +62,31 @@ pub fn pg_type(ty: &ColumnType, sample: Option<&Value>) -> String {
     }
 }
 
-/// Widening that keeps every stored value: `(from, to)` pairs of
-/// `format_type` names. Anything else is an incompatible change.
-pub fn widening(current: &str, wanted: &str) -> Option<&'static str> {
+/// Widening that keeps every stored value, as the type to alter the
+/// column to (`format_type` names). Anything else is an incompatible change.
+pub fn widening(current: &str, wanted: &str) -> Option<String> {
     match (current, wanted) {
-        ("smallint", "integer") => Some("integer"),
-        ("smallint" | "integer", "bigint") => Some("bigint"),
-        ("real", "double precision") => Some("double precision"),
-        (c, "text") if c.starts_with("character varying") => Some("text"),
-        (c, w) if c.starts_with("numeric(") && w == "numeric" => Some("numeric"),
-        _ => None,
+        ("smallint", "integer") => Some("integer".into()),
+        ("smallint" | "integer", "bigint") => Some("bigint".into()),
+        ("real", "double precision") => Some("double precision".into()),
+        (c, "text") if c.starts_with("character varying") => Some("text".into()),
+        (c, "numeric") if c.starts_with("numeric(") => Some("numeric".into()),
+        (c, w) => {
+            // numeric(p,s) -> numeric(p',s'): only if neither the integer
+            // digits (p-s) nor the scale shrink; else values would round.
+            let (p, s) = numeric_typmod(c)?;
+            let (wp, ws) = numeric_typmod(w)?;
+            (ws >= s && wp - ws >= p - s && (wp, ws) != (p, s))
+                .then(|| format!("numeric({wp},{ws})"))
+        }
     }
+}
+
+/// `numeric(p,s)` → `(p, s)`.
+fn numeric_typmod(t: &str) -> Option<(u32, u32)> {
+    let inner = t.strip_prefix("numeric(")?.strip_suffix(')')?;
+    let (p, s) = inner.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
 }
 
 /// How the target column stores time, for coercing schema-less integers
@@ -280,8 +294,23 @@ mod tests {
             pg_type(&ColumnType::Inferred, Some(&Value::Int(1))),
             "bigint"
         );
-        assert_eq!(widening("integer", "bigint"), Some("bigint"));
+        assert_eq!(widening("integer", "bigint").as_deref(), Some("bigint"));
         assert_eq!(widening("bigint", "integer"), None);
         assert_eq!(widening("text", "bigint"), None);
+        assert_eq!(
+            widening("numeric(12,2)", "numeric(14,3)").as_deref(),
+            Some("numeric(14,3)")
+        );
+        assert_eq!(
+            widening("numeric(12,2)", "numeric(12,3)"),
+            None,
+            "integer digits would shrink"
+        );
+        assert_eq!(
+            widening("numeric(12,2)", "numeric(14,1)"),
+            None,
+            "scale would shrink"
+        );
+        assert_eq!(widening("numeric(12,2)", "numeric(12,2)"), None);
     }
 }

@@ -720,3 +720,35 @@ async fn logical_types_round_trip_into_created_columns() {
         ]]
     );
 }
+
+/// One batch holding events from before and after an `ALTER COLUMN TYPE`
+/// (numeric(12,2) → numeric(14,3)): the column is widened, no value rounded.
+#[tokio::test]
+async fn a_batch_straddling_a_type_change_widens_the_column() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    let event = |id: i64, lsn: u64, precision: &str, scale: &str, unscaled: &str| {
+        json!({
+            "schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "optional": true, "fields": [
+                {"field": "id", "type": "int64", "optional": false},
+                {"field": "amount", "type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal",
+                 "parameters": {"scale": scale, "connect.decimal.precision": precision}}]}]},
+            "payload": {"op": "u", "source": {"schema": "public", "table": "items", "lsn": lsn},
+                        "after": {"id": id, "amount": unscaled}}
+        })
+    };
+    write(&mut sink, &[record(&event(1, 10, "12", "2", "BNI="), 1, 0)]).await; // 12.34
+    write(
+        &mut sink,
+        &[
+            record(&event(2, 20, "12", "2", "BNI="), 2, 1), // 12.34, old type
+            record(&event(1, 30, "14", "3", "MDk="), 1, 2), // 12.345, new type
+        ],
+    )
+    .await;
+    let got = query_text(
+        &pool,
+        format!("SELECT amount::text FROM \"{schema}\".items ORDER BY id"),
+    )
+    .await;
+    assert_eq!(got, vec![vec![s("12.345")], vec![s("12.340")]]);
+}
