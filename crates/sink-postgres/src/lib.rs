@@ -300,14 +300,11 @@ async fn execute(
             query.bind(&cols.versions).execute(&mut *conn).await
         }
         WritePath::Copy => {
-            let stage = "sinkfleet_stage";
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "DROP TABLE IF EXISTS {stage}; {}",
-                sql::stage_ddl(stage, cols.names.len())
-            )))
-            .execute(&mut *conn)
-            .await
-            .map_err(classify)?;
+            let (stage, prepare) = sql::stage(cols.names.len());
+            sqlx::raw_sql(AssertSqlSafe(prepare))
+                .execute(&mut *conn)
+                .await
+                .map_err(classify)?;
             let mut data = String::with_capacity(cols.versions.len() * 64);
             for row in 0..cols.versions.len() {
                 for column in &cols.values {
@@ -323,7 +320,7 @@ async fn execute(
                 .map_err(classify)?;
             copy.send(data.as_bytes()).await.map_err(classify)?;
             copy.finish().await.map_err(classify)?;
-            let statement = build(&RowSource::Stage(stage))?;
+            let statement = build(&RowSource::Stage(&stage))?;
             let mut query = sqlx::query(AssertSqlSafe(statement));
             if let Statement::Upsert = kind {
                 query = query.bind(meta.name.plain());

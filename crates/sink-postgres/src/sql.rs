@@ -36,16 +36,21 @@ impl RowSource<'_> {
     }
 }
 
-/// DDL of the staging table for `columns` text columns plus the version.
-pub(crate) fn stage_ddl(table: &str, columns: usize) -> String {
+/// The staging table for `columns` text columns plus the version, and the
+/// statements that make it ready: created once per session (one per column
+/// count, emptied at every commit), truncated before each use because one
+/// transaction may stage several groups.
+pub(crate) fn stage(columns: usize) -> (String, String) {
+    let table = format!("sinkfleet_stage_{columns}");
     let cols: Vec<String> = (0..columns)
         .map(|i| format!("c{i} text"))
         .chain(["v text".into()])
         .collect();
-    format!(
-        "CREATE TEMP TABLE {table} ({}) ON COMMIT DROP",
+    let prepare = format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {table} ({}) ON COMMIT DELETE ROWS; TRUNCATE {table}",
         cols.join(", ")
-    )
+    );
+    (table, prepare)
 }
 
 fn ident(name: &str) -> Result<Ident, SinkError> {
