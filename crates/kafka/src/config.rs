@@ -135,12 +135,6 @@ impl WorkerConfig {
                 ));
             }
         }
-        if (self.partition_budget.high_records as usize) < self.batch_max_records.min(1) {
-            problems.push((
-                "worker.partition_budget.high_records".into(),
-                "below one record".into(),
-            ));
-        }
         if let Some(r) = self.rate_limit
             && (r.rows_per_second == Some(0) || r.writes_per_second == Some(0))
         {
