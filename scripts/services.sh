@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local services for development, tests and the quickstart, on 127.0.0.1 only:
-#   PostgreSQL 15 (wal_level=logical) and tansu (Kafka-protocol broker, sqlite storage).
+#   PostgreSQL 15 (wal_level=logical), tansu (Kafka-protocol broker, sqlite
+#   storage) and ClickHouse (Debian's 18.16, HTTP interface).
 #
 #   scripts/services.sh start    install what is missing, start what is not running
 #   scripts/services.sh stop     stop both (data is kept)
@@ -15,6 +16,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_PORT=${SINKFLEET_PG_PORT:-55432}
 KAFKA_PORT=${SINKFLEET_KAFKA_PORT:-59092}
+CH_HTTP_PORT=${SINKFLEET_CLICKHOUSE_HTTP_PORT:-58123}
+CH_TCP_PORT=${SINKFLEET_CLICKHOUSE_TCP_PORT:-59000}
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
 TOOLS_DIR=${SINKFLEET_TOOLS_DIR:-$HOME/.local/share/sinkfleet}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -97,6 +100,48 @@ start_kafka() {
   log "tansu started on 127.0.0.1:$KAFKA_PORT (data $dir)"
 }
 
+install_clickhouse() {
+  if command -v clickhouse-server >/dev/null; then return; fi
+  log "installing ClickHouse (Debian packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clickhouse-server clickhouse-client >/dev/null
+}
+
+start_clickhouse() {
+  install_clickhouse
+  local dir=$STATE_DIR/clickhouse
+  if port_open "$CH_HTTP_PORT"; then log "clickhouse already listening on 127.0.0.1:$CH_HTTP_PORT"; return; fi
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
+  cp /etc/clickhouse-server/users.xml "$dir/users.xml"
+  # Our own minimal config: own paths and ports, loopback only.
+  cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/server.err.log</errorlog><size>100M</size><count>2</count></logger>
+  <http_port>$CH_HTTP_PORT</http_port>
+  <tcp_port>$CH_TCP_PORT</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>$dir/data/</path>
+  <tmp_path>$dir/tmp/</tmp_path>
+  <user_files_path>$dir/user_files/</user_files_path>
+  <format_schema_path>$dir/format_schemas/</format_schema_path>
+  <users_config>$dir/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>536870912</mark_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <timezone>UTC</timezone>
+</yandex>
+XML
+  (
+    cd "$dir"
+    nohup clickhouse-server --config-file="$dir/config.xml" >server.stdout 2>&1 &
+    echo $! >server.pid
+  )
+  wait_port "$CH_HTTP_PORT" clickhouse
+  log "clickhouse started on 127.0.0.1:$CH_HTTP_PORT (data $dir)"
+}
+
 stop_all() {
   local dir; dir=$(pg_dir)
   if [ -f "$dir/data/postmaster.pid" ]; then
@@ -120,21 +165,31 @@ stop_all() {
     log "tansu stopped"
   fi
   rm -f "$pidfile"
+  local chpid=$STATE_DIR/clickhouse/server.pid
+  if [ -f "$chpid" ]; then
+    kill "$(cat "$chpid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do port_open "$CH_HTTP_PORT" || break; sleep 0.1; done
+    kill -9 "$(cat "$chpid")" 2>/dev/null || true
+    rm -f "$chpid"
+    log "clickhouse stopped"
+  fi
 }
 
 print_env() {
   cat <<ENV
 export SINKFLEET_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
 ENV
 }
 
 case "${1:-}" in
-  start) start_postgres; start_kafka; print_env ;;
+  start) start_postgres; start_kafka; start_clickhouse; print_env ;;
   stop) stop_all ;;
   status)
     port_open "$PG_PORT" && echo "postgres: up (127.0.0.1:$PG_PORT)" || echo "postgres: down"
-    port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down" ;;
+    port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down"
+    port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down" ;;
   env) print_env ;;
   *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac
