@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sinkfleet_core::VersionSource;
 use sinkfleet_core::debezium::DecodeOptions;
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
+use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_postgres::PostgresSinkConfig;
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +57,8 @@ pub struct DecodeConfig {
 pub enum SinkConfig {
     /// The Postgres sink.
     Postgres(PostgresSinkConfig),
+    /// The ClickHouse sink (HTTP interface).
+    Clickhouse(ClickHouseSinkConfig),
 }
 
 /// `metrics:` section.
@@ -127,6 +130,13 @@ impl Config {
                     pg.validate()
                         .into_iter()
                         .map(|(p, m)| (format!("sink.postgres.{p}"), m)),
+                );
+            }
+            SinkConfig::Clickhouse(ch) => {
+                problems.extend(
+                    ch.validate()
+                        .into_iter()
+                        .map(|(p, m)| (format!("sink.clickhouse.{p}"), m)),
                 );
             }
         }

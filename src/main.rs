@@ -111,6 +111,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             let sink = PostgresSink::new(pg)?;
             sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
         }
+        SinkConfig::Clickhouse(ch) => {
+            let sink = sinkfleet_sink_clickhouse::ClickHouseSink::new(ch)?;
+            sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,443 @@
+//! ClickHouse sink over HTTP: `(key, version)` dedup with
+//! `ReplacingMergeTree(version)` and a deleted flag.
+//!
+//! Every change becomes one inserted row carrying its version; a delete is
+//! a row with the deleted flag set. ClickHouse keeps, per key, the row with
+//! the highest version when parts merge, and `SELECT … FINAL` applies that
+//! rule at read time, so replays and older versions never win. Current
+//! state: `SELECT … FROM t FINAL WHERE __sinkfleet_deleted = 0`.
+//!
+//! Server versions are detected at start. Modern servers get
+//! `ReplacingMergeTree(version, is_deleted)`, a `UInt128` version holding
+//! `(commit_lsn, change_lsn)` exactly, `DateTime64(6)` and an
+//! `insert_deduplication_token` per batch. Old servers (Debian's 18.16)
+//! get a `UInt64` version holding the major part (the commit LSN, a Kafka
+//! offset, or a field value); see [`encode_version`].
+
+pub mod client;
+pub mod config;
+pub mod schema;
+
+pub use config::ClickHouseSinkConfig;
+
+use client::{Client, ServerFeatures};
+use schema::{TableMeta, literal, quote};
+use sinkfleet_core::batch::{collapse, split_at_truncates};
+use sinkfleet_core::{
+    Change, Durability, Op, Sink, SinkError, SinkRecord, TableId, Value, Version,
+};
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// The ClickHouse sink.
+pub struct ClickHouseSink {
+    client: Client,
+    cfg: ClickHouseSinkConfig,
+    features: Option<ServerFeatures>,
+    tables: HashMap<(String, String), TableMeta>,
+}
+
+/// The version as the column stores it.
+///
+/// With `UInt128` the whole `(commit_lsn, change_lsn)` pair fits. A
+/// `UInt64` (servers before 21.6) holds only the major part: the commit
+/// LSN for CDC events. Two changes of one key inside one transaction then
+/// share a version and ClickHouse keeps the one inserted last; in stream
+/// order that is the newer one, and a replay of a range re-inserts both in
+/// order, so the state converges once the replay has passed. Versions that
+/// do not fit are refused (`minor` must be 0 for non-LSN sources, which
+/// it is by construction).
+pub fn encode_version(version: Version, features: &ServerFeatures) -> String {
+    if features.uint128() {
+        version.as_u128().to_string()
+    } else {
+        version.major.to_string()
+    }
+}
+
+impl ClickHouseSink {
+    /// Creates the sink (the server is contacted on the first write).
+    pub fn new(cfg: ClickHouseSinkConfig) -> Result<Self, SinkError> {
+        Ok(ClickHouseSink {
+            client: Client::new(&cfg)?,
+            cfg,
+            features: None,
+            tables: HashMap::new(),
+        })
+    }
+
+    fn target(&self, table: &TableId) -> Result<(String, String), SinkError> {
+        let (db, t) = match self.cfg.tables.get(&table.to_string()) {
+            Some(mapped) => {
+                let (d, t) = mapped
+                    .split_once('.')
+                    .ok_or_else(|| SinkError::schema(format!("bad mapping {mapped}")))?;
+                (d.to_owned(), t.to_owned())
+            }
+            None => (
+                self.cfg
+                    .database
+                    .clone()
+                    .unwrap_or_else(|| table.schema.clone()),
+                table.table.clone(),
+            ),
+        };
+        schema::check_ident(&db)?;
+        schema::check_ident(&t)?;
+        Ok((db, t))
+    }
+
+    async fn apply(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+        let features = match self.features {
+            Some(f) => f,
+            None => {
+                let f = self.client.features().await?;
+                tracing::info!(version = ?f.version, is_deleted = f.is_deleted_engine(), dedup_token = f.dedup_token(),
+                    uint128 = f.uint128(), "ClickHouse server detected");
+                self.features = Some(f);
+                f
+            }
+        };
+        let mut order: Vec<(String, String)> = Vec::new();
+        let mut groups: HashMap<(String, String), Vec<&SinkRecord>> = HashMap::new();
+        for record in batch {
+            let target = self.target(&record.change.table)?;
+            groups
+                .entry(target.clone())
+                .or_insert_with(|| {
+                    order.push(target);
+                    Vec::new()
+                })
+                .push(record);
+        }
+        for target in order {
+            let records = groups.remove(&target).unwrap_or_default();
+            let changes: Vec<Change> = records.iter().map(|r| r.change.clone()).collect();
+            let existing = match self.tables.remove(&target) {
+                Some(meta) => Some(meta),
+                None => schema::load(&self.client, &target.0, &target.1).await?,
+            };
+            let meta = schema::ensure(
+                &self.client,
+                &target.0,
+                &target.1,
+                existing,
+                &changes,
+                &self.cfg,
+                &features,
+            )
+            .await?;
+            let token_base = dedup_token_base(&records);
+            let submitted = changes.len() as u64;
+            let mut inserted = 0u64;
+            for (r, run) in split_at_truncates(changes).into_iter().enumerate() {
+                if run.first().is_some_and(|c| c.op == Op::Truncate) {
+                    return Err(SinkError::apply(
+                        "truncate is not applied to ClickHouse (no versioned bulk delete on this path); route truncates to the DLQ",
+                    ));
+                }
+                for (round, changes) in collapse(run).into_iter().enumerate() {
+                    let changes = self.complete_partial_rows(&meta, changes).await?;
+                    inserted += changes.len() as u64;
+                    let token = format!("{token_base}-{r}-{round}");
+                    self.insert(&meta, &changes, &features, &token).await?;
+                }
+            }
+            let label = format!("{}.{}", target.0, target.1);
+            metrics::counter!("sinkfleet_records_applied_total", "sink" => "clickhouse", "table" => label.clone()).increment(inserted);
+            metrics::counter!("sinkfleet_records_skipped_stale_total", "sink" => "clickhouse", "table" => label)
+                .increment(submitted.saturating_sub(inserted));
+            self.tables.insert(target, meta);
+        }
+        Ok(())
+    }
+
+    /// A partial row (an unchanged TOAST column left out) must still be a
+    /// whole row in ClickHouse, where every insert replaces the row: the
+    /// missing values are read from the current state (`FINAL`), one query
+    /// per batch and table that has partial rows.
+    async fn complete_partial_rows(
+        &self,
+        meta: &TableMeta,
+        mut changes: Vec<Change>,
+    ) -> Result<Vec<Change>, SinkError> {
+        let data_columns: Vec<&String> = meta
+            .columns
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| **n != self.cfg.version_column && **n != self.cfg.deleted_column)
+            .collect();
+        let partial: Vec<usize> = changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.row.as_ref().is_some_and(|r| {
+                    data_columns
+                        .iter()
+                        .any(|n| !r.contains(n) && !c.key.contains(n))
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if partial.is_empty() {
+            return Ok(changes);
+        }
+        let key_names: Vec<String> = changes[partial[0]].key.names().map(str::to_owned).collect();
+        let mut keys = Vec::new();
+        for &i in &partial {
+            let mut tuple = Vec::new();
+            for (_, v) in &changes[i].key.columns {
+                tuple.push(sql_literal(v));
+            }
+            keys.push(format!("({})", tuple.join(", ")));
+        }
+        let key_list: Vec<String> = key_names.iter().map(|k| quote(k)).collect();
+        let sql = format!(
+            "SELECT * FROM {} FINAL WHERE ({}) IN ({}) FORMAT JSONEachRow",
+            meta.name,
+            key_list.join(", "),
+            keys.join(", ")
+        );
+        // 64-bit integers unquoted, so stored keys compare with ours.
+        let body = self
+            .client
+            .execute(
+                &sql,
+                None,
+                &[("output_format_json_quote_64bit_integers", "0".into())],
+            )
+            .await?;
+        let mut current: HashMap<String, serde_json::Map<String, serde_json::Value>> =
+            HashMap::new();
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            if let Ok(serde_json::Value::Object(row)) = serde_json::from_str(line) {
+                let id: Vec<String> = key_names
+                    .iter()
+                    .map(|k| row.get(k).map(|v| v.to_string()).unwrap_or_default())
+                    .collect();
+                current.insert(id.join("\u{1}"), row);
+            }
+        }
+        for i in partial {
+            let id: Vec<String> = changes[i]
+                .key
+                .columns
+                .iter()
+                .map(|(_, v)| json_of(v).to_string())
+                .collect();
+            let stored = current.get(&id.join("\u{1}"));
+            if let Some(row) = changes[i].row.as_mut() {
+                for n in &data_columns {
+                    if !row.contains(n) {
+                        let v = stored
+                            .and_then(|s| s.get(*n))
+                            .unwrap_or(&serde_json::Value::Null);
+                        row.set(
+                            (*n).clone(),
+                            from_stored(v, meta.column_type(n).unwrap_or("String")),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn insert(
+        &self,
+        meta: &TableMeta,
+        changes: &[Change],
+        features: &ServerFeatures,
+        token: &str,
+    ) -> Result<(), SinkError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut columns: Vec<&str> = Vec::new();
+        for (n, _) in &meta.columns {
+            if changes
+                .iter()
+                .any(|c| c.row.as_ref().is_some_and(|r| r.contains(n)) || c.key.contains(n))
+            {
+                columns.push(n);
+            }
+        }
+        let mut body = String::with_capacity(changes.len() * 128);
+        for change in changes {
+            body.push('{');
+            let mut first = true;
+            for n in &columns {
+                let value = change
+                    .row
+                    .as_ref()
+                    .and_then(|r| r.get(n))
+                    .or_else(|| change.key.get(n));
+                let Some(value) = value else { continue };
+                if !first {
+                    body.push(',');
+                }
+                first = false;
+                let _ = write!(body, "{}:", serde_json::Value::String((*n).to_owned()));
+                write_value(&mut body, value, meta.column_type(n).unwrap_or("String"));
+            }
+            if !first {
+                body.push(',');
+            }
+            let deleted = u8::from(!change.op.is_upsert());
+            let _ = write!(
+                body,
+                "{}:{},{}:{}}}",
+                serde_json::Value::String(self.cfg.version_column.clone()),
+                quote_number(
+                    &encode_version(change.version, features),
+                    features.uint128()
+                ),
+                serde_json::Value::String(self.cfg.deleted_column.clone()),
+                deleted
+            );
+            body.push('\n');
+        }
+        let mut names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+        names.push(quote(&self.cfg.version_column));
+        names.push(quote(&self.cfg.deleted_column));
+        let sql = format!(
+            "INSERT INTO {} ({}) FORMAT JSONEachRow",
+            meta.name,
+            names.join(", ")
+        );
+        let mut settings = vec![("input_format_skip_unknown_fields", "0".to_owned())];
+        if features.dedup_token() {
+            settings.push(("insert_deduplication_token", token.to_owned()));
+        }
+        self.client
+            .execute(&sql, Some(body.into_bytes()), &settings)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Identifies a batch's records of one table for `insert_deduplication_token`:
+/// a retried insert of the same records gets the same token.
+fn dedup_token_base(records: &[&SinkRecord]) -> String {
+    let mut ranges: HashMap<(&str, i32), (i64, i64)> = HashMap::new();
+    for r in records {
+        let e = ranges
+            .entry((&r.position.topic, r.position.partition))
+            .or_insert((r.position.offset, r.position.offset));
+        e.0 = e.0.min(r.position.offset);
+        e.1 = e.1.max(r.position.offset);
+    }
+    let mut parts: Vec<String> = ranges
+        .into_iter()
+        .map(|((t, p), (a, b))| format!("{t}:{p}:{a}-{b}"))
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+fn quote_number(n: &str, quoted: bool) -> String {
+    if quoted {
+        format!("\"{n}\"")
+    } else {
+        n.to_owned()
+    }
+}
+
+/// A stored value (JSONEachRow output) back as a [`Value`] that writes the
+/// same way it was read.
+fn from_stored(json: &serde_json::Value, ch_type: &str) -> Value {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) if ch_type.contains("Decimal") => Value::Decimal(n.to_string()),
+        J::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0))),
+        J::String(s) if ch_type.contains("Decimal") => Value::Decimal(s.clone()),
+        J::String(s) => Value::Text(s.clone()),
+        J::Array(items) => Value::Array(items.iter().map(|i| from_stored(i, ch_type)).collect()),
+        J::Object(_) => Value::Text(json.to_string()),
+    }
+}
+
+/// A value as JSON (for key matching against JSONEachRow output).
+fn json_of(v: &Value) -> serde_json::Value {
+    let mut s = String::new();
+    write_value(&mut s, v, "String");
+    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
+}
+
+/// A value as an SQL literal (for `IN` lists of keys).
+fn sql_literal(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        Value::Decimal(d) => d.clone(),
+        Value::Null => "NULL".into(),
+        other => {
+            let mut s = String::new();
+            write_value(&mut s, other, "String");
+            let text: String = serde_json::from_str(&s).unwrap_or_default();
+            literal(&text)
+        }
+    }
+}
+
+/// Writes one value of JSONEachRow for a column of type `ch_type`.
+fn write_value(out: &mut String, value: &Value, ch_type: &str) {
+    let string = |out: &mut String, s: &str| {
+        let _ = write!(out, "{}", serde_json::Value::String(s.to_owned()));
+    };
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push(if *b { '1' } else { '0' }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Float(_) => out.push_str("null"),
+        // Exact digits: a JSON number for Decimal columns, text otherwise.
+        Value::Decimal(d) if ch_type.contains("Decimal") => out.push_str(d),
+        Value::Decimal(d) => string(out, d),
+        Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
+        Value::Json(s) => string(out, s),
+        Value::TimestampTz(s) => string(out, &s.replace('T', " ").trim_end_matches('Z').to_owned()),
+        Value::Bytes(b) => string(out, &String::from_utf8_lossy(b)),
+        Value::Date(d) => string(out, &d.to_string()),
+        Value::Time(t) => string(out, &t.format("%H:%M:%S%.f").to_string()),
+        Value::Timestamp(t) if ch_type.contains("DateTime64") => {
+            string(out, &t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        }
+        Value::Timestamp(t) => string(out, &t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item, ch_type);
+            }
+            out.push(']');
+        }
+    }
+}
+
+impl Sink for ClickHouseSink {
+    fn name(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
+        if let Err(e) = self.apply(batch).await {
+            self.tables.clear();
+            return Err(e);
+        }
+        // A 200 from an INSERT means the parts are written.
+        Ok(Durability::Durable)
+    }
+}

@@ -1,0 +1,265 @@
+//! Tables in ClickHouse: type mapping, DDL, and the columns a table has.
+
+use crate::client::{Client, ServerFeatures};
+use crate::config::ClickHouseSinkConfig;
+use sinkfleet_core::{Change, ColumnType, SinkError, Value};
+
+/// Identifiers from events: no control characters, at most 255 bytes.
+pub fn check_ident(name: &str) -> Result<(), SinkError> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(SinkError::schema(format!(
+            "`{}` is not a safe identifier",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// A back-quoted identifier (backslash and backquote escaped).
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+/// A single-quoted string literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The ClickHouse type for a declared (or inferred) column type.
+pub fn ch_type(ty: &ColumnType, sample: Option<&Value>, features: &ServerFeatures) -> String {
+    match ty {
+        ColumnType::Int16 => "Int16".into(),
+        ColumnType::Int32 => "Int32".into(),
+        ColumnType::Int64 => "Int64".into(),
+        ColumnType::Float32 => "Float32".into(),
+        ColumnType::Float64 => "Float64".into(),
+        ColumnType::Bool => "UInt8".into(),
+        ColumnType::Decimal {
+            precision: Some(p),
+            scale,
+        } if *p <= 38 && *scale <= *p => format!("Decimal({p}, {scale})"),
+        // Unbounded numerics keep their exact text.
+        ColumnType::Decimal { .. } | ColumnType::VariableDecimal => "String".into(),
+        ColumnType::Date => "Date".into(),
+        ColumnType::Timestamp | ColumnType::TimestampTz if features.datetime64() => {
+            "DateTime64(6, 'UTC')".into()
+        }
+        ColumnType::Timestamp => "DateTime('UTC')".into(),
+        ColumnType::Uuid => "UUID".into(),
+        ColumnType::Array(item) => {
+            let first = match sample {
+                Some(Value::Array(items)) => items.iter().find(|v| !v.is_null()),
+                _ => None,
+            };
+            match ch_type(item, first, features) {
+                inner if inner.starts_with("Array") => "String".into(),
+                inner => format!("Array(Nullable({inner}))"),
+            }
+        }
+        ColumnType::Inferred => match sample {
+            Some(Value::Int(_)) => "Int64".into(),
+            Some(Value::Float(_)) => "Float64".into(),
+            Some(Value::Bool(_)) => "UInt8".into(),
+            _ => "String".into(),
+        },
+        // Text, enums, JSON, zoned values on old servers, times, bytes.
+        _ => "String".into(),
+    }
+}
+
+/// The type a column needs for `changes` (first change that knows it).
+pub fn wanted_type(changes: &[Change], column: &str, features: &ServerFeatures) -> (String, bool) {
+    for change in changes {
+        let sample = change
+            .row
+            .as_ref()
+            .and_then(|r| r.get(column))
+            .or_else(|| change.key.get(column));
+        if let Some(col) = change.schema.as_ref().and_then(|s| s.column(column)) {
+            return (ch_type(&col.ty, sample, features), col.optional);
+        }
+        if let Some(v) = sample
+            && !v.is_null()
+        {
+            return (ch_type(&ColumnType::Inferred, Some(v), features), true);
+        }
+    }
+    ("String".into(), true)
+}
+
+/// A table as the sink knows it.
+#[derive(Debug, Clone)]
+pub struct TableMeta {
+    /// `database.table`, quoted.
+    pub name: String,
+    /// Columns with their ClickHouse types.
+    pub columns: Vec<(String, String)>,
+}
+
+impl TableMeta {
+    /// Type of a column.
+    pub fn column_type(&self, name: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
+    }
+}
+
+/// Reads a table's columns (`None` if it does not exist).
+pub async fn load(
+    client: &Client,
+    database: &str,
+    table: &str,
+) -> Result<Option<TableMeta>, SinkError> {
+    let sql = format!(
+        "SELECT name, type FROM system.columns WHERE database = {} AND table = {} FORMAT JSONEachRow",
+        literal(database),
+        literal(table)
+    );
+    let body = client.execute(&sql, None, &[]).await?;
+    let mut columns = Vec::new();
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| SinkError::Retryable(e.to_string()))?;
+        if let (Some(n), Some(t)) = (v["name"].as_str(), v["type"].as_str()) {
+            columns.push((n.to_owned(), t.to_owned()));
+        }
+    }
+    Ok((!columns.is_empty()).then(|| TableMeta {
+        name: format!("{}.{}", quote(database), quote(table)),
+        columns,
+    }))
+}
+
+/// Creates the table or adds missing columns, then returns its metadata.
+pub async fn ensure(
+    client: &Client,
+    database: &str,
+    table: &str,
+    existing: Option<TableMeta>,
+    changes: &[Change],
+    cfg: &ClickHouseSinkConfig,
+    features: &ServerFeatures,
+) -> Result<TableMeta, SinkError> {
+    let key: Vec<String> = changes
+        .iter()
+        .find(|c| !c.key.columns.is_empty())
+        .map(|c| c.key.names().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut wanted: Vec<String> = key.clone();
+    for change in changes {
+        let names: Vec<&str> = match (&change.schema, &change.row) {
+            (Some(s), _) => s.columns.iter().map(|c| c.name.as_str()).collect(),
+            (None, Some(r)) => r.names().collect(),
+            _ => Vec::new(),
+        };
+        for n in names {
+            if !wanted.iter().any(|w| w == n) {
+                wanted.push(n.to_owned());
+            }
+        }
+    }
+    for n in &wanted {
+        check_ident(n)?;
+        if n == &cfg.version_column || n == &cfg.deleted_column {
+            return Err(SinkError::schema(format!(
+                "source column `{n}` collides with a bookkeeping column"
+            )));
+        }
+    }
+    let version_type = if features.uint128() {
+        "UInt128"
+    } else {
+        "UInt64"
+    };
+    let column_def = |n: &String| {
+        let (ty, optional) = wanted_type(changes, n, features);
+        let nullable = optional && !key.contains(n) && !ty.starts_with("Array");
+        format!(
+            "{} {}",
+            quote(n),
+            if nullable {
+                format!("Nullable({ty})")
+            } else {
+                ty
+            }
+        )
+    };
+    let mut ddl = Vec::new();
+    match &existing {
+        None => {
+            if !cfg.create_tables {
+                return Err(SinkError::schema(format!(
+                    "{database}.{table} does not exist and create_tables is off"
+                )));
+            }
+            if key.is_empty() {
+                return Err(SinkError::schema(format!(
+                    "cannot create {database}.{table}: no key columns known"
+                )));
+            }
+            let mut cols: Vec<String> = wanted.iter().map(column_def).collect();
+            cols.push(format!("{} {version_type}", quote(&cfg.version_column)));
+            cols.push(format!("{} UInt8", quote(&cfg.deleted_column)));
+            let engine = if features.is_deleted_engine() {
+                format!(
+                    "ReplacingMergeTree({}, {})",
+                    quote(&cfg.version_column),
+                    quote(&cfg.deleted_column)
+                )
+            } else {
+                format!("ReplacingMergeTree({})", quote(&cfg.version_column))
+            };
+            let order: Vec<String> = key.iter().map(|k| quote(k)).collect();
+            let settings = if features.dedup_token() {
+                " SETTINGS non_replicated_deduplication_window = 1000"
+            } else {
+                ""
+            };
+            ddl.push(format!("CREATE DATABASE IF NOT EXISTS {}", quote(database)));
+            ddl.push(format!(
+                "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE = {engine} ORDER BY ({}){settings}",
+                quote(database),
+                quote(table),
+                cols.join(", "),
+                order.join(", ")
+            ));
+        }
+        Some(meta) => {
+            for n in &wanted {
+                if meta.column_type(n).is_none() {
+                    if !cfg.evolve_schema {
+                        return Err(SinkError::schema(format!(
+                            "column `{n}` is not in {} and evolve_schema is off",
+                            meta.name
+                        )));
+                    }
+                    // Old servers have no ADD COLUMN IF NOT EXISTS: system.columns was checked.
+                    ddl.push(format!(
+                        "ALTER TABLE {} ADD COLUMN {}",
+                        meta.name,
+                        column_def(n)
+                    ));
+                }
+            }
+        }
+    }
+    if ddl.is_empty() {
+        if let Some(meta) = existing {
+            return Ok(meta);
+        }
+    }
+    for statement in &ddl {
+        tracing::info!(%statement, "clickhouse DDL");
+        match client.execute(statement, None, &[]).await {
+            Ok(_) => {}
+            // Another worker added it first (44: column already exists).
+            Err(SinkError::Permanent { message, .. }) if message.contains("Code: 44") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    load(client, database, table)
+        .await?
+        .ok_or_else(|| SinkError::Retryable(format!("{database}.{table} not visible after DDL")))
+}

@@ -1,0 +1,130 @@
+//! The ClickHouse sink against a real server (Debian's 18.16 here, started
+//! by `scripts/services.sh start`; URL from `SINKFLEET_CLICKHOUSE_URL`).
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+use sinkfleet_core::debezium::{DecodeOptions, Decoder};
+use sinkfleet_core::{Position, Sink, SinkRecord};
+use sinkfleet_sink_clickhouse::client::Client;
+use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
+use sinkfleet_testkit::workload::{self, Options};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn url() -> String {
+    std::env::var("SINKFLEET_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:58123".into())
+}
+
+fn records(w: &workload::Workload) -> Vec<SinkRecord> {
+    let topic: Arc<str> = Arc::from("customers");
+    let mut decoder = Decoder::new(DecodeOptions::default());
+    w.records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let change = decoder
+                .decode(r.key.as_deref(), r.value.as_deref(), i as i64)
+                .unwrap()?;
+            Some(SinkRecord {
+                position: Position {
+                    topic: topic.clone(),
+                    partition: 0,
+                    offset: i as i64,
+                },
+                change,
+            })
+        })
+        .collect()
+}
+
+/// `id → (name, balance, bio, tier)` of the current state.
+async fn current(
+    client: &Client,
+    db: &str,
+) -> BTreeMap<i64, (String, String, Option<String>, Option<String>)> {
+    let sql = format!(
+        "SELECT id, name, toString(balance) AS balance, bio, tier FROM `{db}`.customers FINAL
+          WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
+    );
+    let body = client.execute(&sql, None, &[]).await.unwrap();
+    body.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = v["id"]
+                .as_i64()
+                .or_else(|| v["id"].as_str().and_then(|s| s.parse().ok()))
+                .unwrap();
+            (
+                id,
+                (
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["balance"].as_str().unwrap().to_owned(),
+                    v["bio"].as_str().map(str::to_owned),
+                    v["tier"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Duplicates, a replayed range, older versions after newer, deletes then
+/// stale inserts, TOAST-partial updates and a new column mid-stream:
+/// `SELECT … FINAL` filtered on the deleted flag equals the expected state.
+#[tokio::test]
+async fn disorderly_stream_converges() {
+    let db = format!("ch_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(db.clone());
+    let client = Client::new(&cfg).unwrap();
+    client
+        .features()
+        .await
+        .expect("ClickHouse not reachable: run scripts/services.sh start (or scripts/test.sh)");
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    let w = workload::generate(&Options {
+        keys: 200,
+        changes: 3_000,
+        seed: 31,
+        ..Options::default()
+    });
+    for batch in records(&w).chunks(700) {
+        sink.write(batch).await.unwrap();
+    }
+    let got = current(&client, &db).await;
+    let want: BTreeMap<i64, (String, String, Option<String>, Option<String>)> = w
+        .expected
+        .iter()
+        .map(|(id, r)| {
+            (
+                *id,
+                (
+                    r.name.clone(),
+                    r.balance.clone(),
+                    r.bio.clone(),
+                    r.tier.clone(),
+                ),
+            )
+        })
+        .collect();
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(k) != Some(v))
+        .take(3)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "first wrong rows: {wrong:?}; got {:?}",
+        wrong.iter().map(|(k, _)| got.get(k)).collect::<Vec<_>>()
+    );
+    assert_eq!(got.len(), want.len());
+
+    // A whole replay changes nothing.
+    for batch in records(&w).chunks(1000) {
+        sink.write(batch).await.unwrap();
+    }
+    assert_eq!(current(&client, &db).await, got);
+    client
+        .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+        .await
+        .unwrap();
+}
