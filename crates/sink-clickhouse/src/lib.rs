@@ -406,7 +406,7 @@ fn write_value(out: &mut String, value: &Value, ch_type: &str) {
         Value::Decimal(d) => string(out, d),
         Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
         Value::Json(s) => string(out, s),
-        Value::TimestampTz(s) => string(out, &s.replace('T', " ").trim_end_matches('Z').to_owned()),
+        Value::TimestampTz(s) => string(out, s.replace('T', " ").trim_end_matches('Z')),
         Value::Bytes(b) => string(out, &String::from_utf8_lossy(b)),
         Value::Date(d) => string(out, &d.to_string()),
         Value::Time(t) => string(out, &t.format("%H:%M:%S%.f").to_string()),

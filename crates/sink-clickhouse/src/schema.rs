@@ -245,10 +245,10 @@ pub async fn ensure(
             }
         }
     }
-    if ddl.is_empty() {
-        if let Some(meta) = existing {
-            return Ok(meta);
-        }
+    if ddl.is_empty()
+        && let Some(meta) = existing
+    {
+        return Ok(meta);
     }
     for statement in &ddl {
         tracing::info!(%statement, "clickhouse DDL");
