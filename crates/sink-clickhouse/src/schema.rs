@@ -132,6 +132,50 @@ pub async fn load(
     }))
 }
 
+/// The `CREATE TABLE` for data columns `columns` (already `name type`)
+/// ordered by `key`, with the bookkeeping columns and the engine this
+/// server supports.
+pub fn create_table_sql(
+    database: &str,
+    table: &str,
+    columns: &[String],
+    key: &[String],
+    cfg: &ClickHouseSinkConfig,
+    features: &ServerFeatures,
+) -> String {
+    let version_type = if features.uint128() {
+        "UInt128"
+    } else {
+        "UInt64"
+    };
+    let mut cols = columns.to_vec();
+    cols.push(format!("{} {version_type}", quote(&cfg.version_column)));
+    cols.push(format!("{} UInt8", quote(&cfg.deleted_column)));
+    let engine = if features.is_deleted_engine() {
+        format!(
+            "ReplacingMergeTree({}, {})",
+            quote(&cfg.version_column),
+            quote(&cfg.deleted_column)
+        )
+    } else {
+        format!("ReplacingMergeTree({})", quote(&cfg.version_column))
+    };
+    let order: Vec<String> = key.iter().map(|k| quote(k)).collect();
+    // The token only deduplicates within this window of recent inserts.
+    let settings = if features.dedup_token() {
+        " SETTINGS non_replicated_deduplication_window = 1000"
+    } else {
+        ""
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE = {engine} ORDER BY ({}){settings}",
+        quote(database),
+        quote(table),
+        cols.join(", "),
+        order.join(", ")
+    )
+}
+
 /// Creates the table or adds missing columns, then returns its metadata.
 pub async fn ensure(
     client: &Client,
@@ -168,11 +212,6 @@ pub async fn ensure(
             )));
         }
     }
-    let version_type = if features.uint128() {
-        "UInt128"
-    } else {
-        "UInt64"
-    };
     let column_def = |n: &String| {
         let (ty, optional) = wanted_type(changes, n, features);
         let nullable = optional && !key.contains(n) && !ty.starts_with("Array");
@@ -199,31 +238,10 @@ pub async fn ensure(
                     "cannot create {database}.{table}: no key columns known"
                 )));
             }
-            let mut cols: Vec<String> = wanted.iter().map(column_def).collect();
-            cols.push(format!("{} {version_type}", quote(&cfg.version_column)));
-            cols.push(format!("{} UInt8", quote(&cfg.deleted_column)));
-            let engine = if features.is_deleted_engine() {
-                format!(
-                    "ReplacingMergeTree({}, {})",
-                    quote(&cfg.version_column),
-                    quote(&cfg.deleted_column)
-                )
-            } else {
-                format!("ReplacingMergeTree({})", quote(&cfg.version_column))
-            };
-            let order: Vec<String> = key.iter().map(|k| quote(k)).collect();
-            let settings = if features.dedup_token() {
-                " SETTINGS non_replicated_deduplication_window = 1000"
-            } else {
-                ""
-            };
+            let cols: Vec<String> = wanted.iter().map(column_def).collect();
             ddl.push(format!("CREATE DATABASE IF NOT EXISTS {}", quote(database)));
-            ddl.push(format!(
-                "CREATE TABLE IF NOT EXISTS {}.{} ({}) ENGINE = {engine} ORDER BY ({}){settings}",
-                quote(database),
-                quote(table),
-                cols.join(", "),
-                order.join(", ")
+            ddl.push(create_table_sql(
+                database, table, &cols, &key, cfg, features,
             ));
         }
         Some(meta) => {
@@ -262,4 +280,58 @@ pub async fn ensure(
     load(client, database, table)
         .await?
         .ok_or_else(|| SinkError::Retryable(format!("{database}.{table} not visible after DDL")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: ServerFeatures = ServerFeatures { version: (18, 16) };
+    const NEW: ServerFeatures = ServerFeatures { version: (24, 8) };
+
+    #[test]
+    fn ddl_for_old_and_modern_servers() {
+        let cfg = ClickHouseSinkConfig::with_url("http://x");
+        let cols = vec![
+            "`id` Int64".to_owned(),
+            "`name` Nullable(String)".to_owned(),
+        ];
+        let key = vec!["id".to_owned()];
+        assert_eq!(
+            create_table_sql("db", "t", &cols, &key, &cfg, &OLD),
+            "CREATE TABLE IF NOT EXISTS `db`.`t` (`id` Int64, `name` Nullable(String), `__sinkfleet_version` UInt64, \
+             `__sinkfleet_deleted` UInt8) ENGINE = ReplacingMergeTree(`__sinkfleet_version`) ORDER BY (`id`)"
+        );
+        assert_eq!(
+            create_table_sql("db", "t", &cols, &key, &cfg, &NEW),
+            "CREATE TABLE IF NOT EXISTS `db`.`t` (`id` Int64, `name` Nullable(String), `__sinkfleet_version` UInt128, \
+             `__sinkfleet_deleted` UInt8) ENGINE = ReplacingMergeTree(`__sinkfleet_version`, `__sinkfleet_deleted`) \
+             ORDER BY (`id`) SETTINGS non_replicated_deduplication_window = 1000"
+        );
+    }
+
+    #[test]
+    fn types_per_server() {
+        let ts = ColumnType::Timestamp;
+        assert_eq!(ch_type(&ts, None, &OLD), "DateTime('UTC')");
+        assert_eq!(ch_type(&ts, None, &NEW), "DateTime64(6, 'UTC')");
+        assert_eq!(
+            ch_type(
+                &ColumnType::Decimal {
+                    precision: Some(12),
+                    scale: 2
+                },
+                None,
+                &OLD
+            ),
+            "Decimal(12, 2)"
+        );
+        assert_eq!(ch_type(&ColumnType::VariableDecimal, None, &OLD), "String");
+        assert_eq!(
+            ch_type(&ColumnType::Array(Box::new(ColumnType::Text)), None, &OLD),
+            "Array(Nullable(String))"
+        );
+        assert_eq!(quote("we`ird\\"), "`we\\`ird\\\\`");
+        assert!(check_ident("a\nb").is_err());
+    }
 }
