@@ -104,7 +104,13 @@ impl Client {
         body: Option<Vec<u8>>,
         settings: &[(&str, String)],
     ) -> Result<String, SinkError> {
-        let mut params: Vec<(&str, String)> = vec![("query", query.to_owned())];
+        // An INSERT's statement goes in the URL and its data in the body;
+        // any other statement goes in the body (URLs have length limits,
+        // and key lists for partial rows can be long).
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if body.is_some() {
+            params.push(("query", query.to_owned()));
+        }
         params.extend(settings.iter().cloned());
         let mut request = self
             .http
@@ -126,8 +132,7 @@ impl Client {
                 request = request.body(data);
             }
         } else {
-            // 18.16 refuses a POST without Content-Length.
-            request = request.header("Content-Length", "0").body(Vec::<u8>::new());
+            request = request.body(query.to_owned());
         }
         let response = request
             .send()

@@ -118,10 +118,9 @@ async fn disorderly_stream_converges() {
     );
     assert_eq!(got.len(), want.len());
 
-    // A whole replay changes nothing.
-    for batch in records(&w).chunks(1000) {
-        sink.write(batch).await.unwrap();
-    }
+    // A whole replay, as one large batch, changes nothing (also: a long
+    // key list for partial rows, sent in the body, not the URL).
+    sink.write(&records(&w)).await.unwrap();
     assert_eq!(current(&client, &db).await, got);
     client
         .execute(&format!("DROP DATABASE `{db}`"), None, &[])

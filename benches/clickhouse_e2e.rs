@@ -1,0 +1,140 @@
+//! ClickHouse sink throughput beside `clickhouse-client` inserting the same
+//! rows in the same format (JSONEachRow), same server, same run.
+//!
+//! Per run: the sink applies a realistic change stream (decode, collapse,
+//! one JSONEachRow insert per batch of 5000, gzip). Then every row the sink
+//! wrote (all versions, before merges) is exported as JSONEachRow and
+//! `clickhouse-client` inserts that file into a copy of the table: the
+//! baseline moves the same rows without any of the sink's work. Rows/s
+//! counts input changes for the sink, rows for the client. Needs the local
+//! services (`scripts/services.sh start`) and `clickhouse-client`.
+//!
+//!     cargo bench --bench clickhouse_e2e [-- --changes 60000]
+
+use sinkfleet_core::debezium::{DecodeOptions, Decoder};
+use sinkfleet_core::{Position, Sink, SinkRecord};
+use sinkfleet_sink_clickhouse::client::Client;
+use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
+use sinkfleet_testkit::workload::{self, Options};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+const RUNS: usize = 3;
+const BATCH: usize = 5_000;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let changes: usize = arg("--changes")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(60_000);
+    let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+    let tcp_port =
+        std::env::var("SINKFLEET_CLICKHOUSE_TCP_PORT").unwrap_or_else(|_| "59000".into());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let w = workload::generate(&Options {
+        keys: (changes / 5) as i64,
+        changes,
+        seed: 42,
+        bio_len: 200,
+        ..Options::default()
+    });
+    let (mut sink_rates, mut client_rates) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let db = format!("bench_ch_{}_{run}", std::process::id());
+        let mut cfg = ClickHouseSinkConfig::with_url(&url);
+        cfg.database = Some(db.clone());
+        let client = Client::new(&cfg).expect("client");
+        let mut sink = ClickHouseSink::new(cfg).expect("sink");
+        let topic: Arc<str> = Arc::from("bench");
+        let mut decoder = Decoder::new(DecodeOptions::default());
+        let started = Instant::now();
+        rt.block_on(async {
+            for (n, raw) in w.records.chunks(BATCH).enumerate() {
+                let batch: Vec<SinkRecord> = raw
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| {
+                        let offset = (n * BATCH + i) as i64;
+                        let change = decoder
+                            .decode(r.key.as_deref(), r.value.as_deref(), offset)
+                            .ok()??;
+                        Some(SinkRecord {
+                            position: Position {
+                                topic: topic.clone(),
+                                partition: 0,
+                                offset,
+                            },
+                            change,
+                        })
+                    })
+                    .collect();
+                sink.write(&batch)
+                    .await
+                    .expect("sink write (scripts/services.sh start?)");
+            }
+        });
+        sink_rates.push(w.records.len() as f64 / started.elapsed().as_secs_f64());
+
+        // The baseline: the same rows, same format, through clickhouse-client.
+        let export = rt
+            .block_on(client.execute(
+                &format!("SELECT * FROM `{db}`.customers FORMAT JSONEachRow"),
+                None,
+                &[],
+            ))
+            .expect("export");
+        let rows = export.lines().count();
+        rt.block_on(client.execute(
+            &format!("CREATE TABLE `{db}`.raw AS `{db}`.customers"),
+            None,
+            &[],
+        ))
+        .expect("copy table");
+        let file = std::env::temp_dir().join(format!("{db}.jsonl"));
+        std::fs::write(&file, &export).expect("export file");
+        let started = Instant::now();
+        let status = Command::new("clickhouse-client")
+            .args(["--host", "127.0.0.1", "--port", &tcp_port, "--query"])
+            .arg(format!("INSERT INTO `{db}`.raw FORMAT JSONEachRow"))
+            .stdin(std::fs::File::open(&file).expect("file"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("clickhouse-client (apt-get install clickhouse-client)");
+        assert!(status.success(), "clickhouse-client failed");
+        client_rates.push(rows as f64 / started.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(&file);
+        let _ = rt.block_on(client.execute(&format!("DROP DATABASE `{db}`"), None, &[]));
+    }
+    let (s, c) = (median(sink_rates), median(client_rates));
+    println!(
+        "clickhouse benchmark: {changes} changes (~{} records), batches of {BATCH}, {RUNS} runs, medians\n",
+        w.records.len()
+    );
+    println!("{:<40} {:>12} {:>10}", "variant", "rows/s", "vs client");
+    println!(
+        "{:<40} {:>12.0} {:>9.2}x",
+        "clickhouse-client INSERT JSONEachRow", c, 1.0
+    );
+    println!(
+        "{:<40} {:>12.0} {:>9.2}x",
+        "sinkfleet ClickHouse sink",
+        s,
+        s / c
+    );
+}
