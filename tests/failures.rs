@@ -5,63 +5,14 @@
 
 mod common;
 
-use common::{Pipeline, Worker, free_port, wait_until};
+use common::{Pipeline, Proxy, Worker, free_port, wait_until};
 use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{self, Options};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 const CONVERGE: Duration = Duration::from_secs(120);
-
-/// A TCP proxy in front of Postgres that the test can take down (refuse
-/// and cut every connection) and bring back, like a target outage.
-struct Proxy {
-    port: u16,
-    upstream: String,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Proxy {
-        let p = Proxy {
-            port: free_port(),
-            upstream: upstream.to_owned(),
-            tasks: Arc::default(),
-        };
-        p.up().await;
-        p
-    }
-
-    async fn up(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("proxy bind");
-        let upstream = self.upstream.clone();
-        let tasks = Arc::clone(&self.tasks);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                tasks.lock().unwrap().push(conn);
-            }
-        });
-        self.tasks.lock().unwrap().push(accept);
-    }
-
-    fn down(&self) {
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-}
 
 /// With the target unreachable, the worker retries with backoff, pauses its
 /// partitions and reports not ready, but keeps polling: no rebalance

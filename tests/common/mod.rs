@@ -14,7 +14,10 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 pub fn brokers() -> String {
     std::env::var("SINKFLEET_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:59092".into())
@@ -315,5 +318,51 @@ pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A TCP proxy in front of a server that a test can take down (refuse and
+/// cut every connection) and bring back, like a target outage.
+pub struct Proxy {
+    pub port: u16,
+    upstream: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Proxy {
+        let p = Proxy {
+            port: free_port(),
+            upstream: upstream.to_owned(),
+            tasks: Arc::default(),
+        };
+        p.up().await;
+        p
+    }
+
+    pub async fn up(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("proxy bind");
+        let upstream = self.upstream.clone();
+        let tasks = Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().expect("proxy task list").push(conn);
+            }
+        });
+        self.tasks.lock().expect("proxy task list").push(accept);
+    }
+
+    pub fn down(&self) {
+        for t in self.tasks.lock().expect("proxy task list").drain(..) {
+            t.abort();
+        }
     }
 }
