@@ -94,6 +94,8 @@ pub struct TableMeta {
     pub name: String,
     /// Columns with their ClickHouse types.
     pub columns: Vec<(String, String)>,
+    /// Sorting key columns (the row key).
+    pub key: Vec<String>,
 }
 
 impl TableMeta {
@@ -126,9 +128,26 @@ pub async fn load(
             columns.push((n.to_owned(), t.to_owned()));
         }
     }
-    Ok((!columns.is_empty()).then(|| TableMeta {
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT sorting_key FROM system.tables WHERE database = {} AND name = {} FORMAT TSV",
+        literal(database),
+        literal(table)
+    );
+    // `id, tenant` (an expression list; sinkfleet's tables list plain columns).
+    let sorting = client.execute(&sql, None, &[]).await?;
+    let key = sorting
+        .trim()
+        .split(',')
+        .map(|k| k.trim().trim_matches('`').to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    Ok(Some(TableMeta {
         name: format!("{}.{}", quote(database), quote(table)),
         columns,
+        key,
     }))
 }
 

@@ -127,3 +127,80 @@ async fn disorderly_stream_converges() {
         .await
         .unwrap();
 }
+
+fn event(op: &str, id: i64, commit: u64, name: Option<&str>) -> SinkRecord {
+    let value = serde_json::json!({
+        "op": op,
+        "source": {"schema": "public", "table": "items", "lsn": commit, "sequence": format!("[\"{commit}\",\"{commit}\"]")},
+        "after": name.map(|n| serde_json::json!({"id": id, "name": n})),
+    });
+    let key = serde_json::json!({"id": id}).to_string();
+    let change = sinkfleet_core::debezium::decode(
+        Some(key.as_bytes()),
+        Some(value.to_string().as_bytes()),
+        0,
+        &DecodeOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    SinkRecord {
+        position: Position {
+            topic: Arc::from("items"),
+            partition: 0,
+            offset: commit as i64,
+        },
+        change,
+    }
+}
+
+/// A truncate tombstones every row older than it; a late older update of a
+/// truncated row stays deleted; rows newer than the truncate survive.
+#[tokio::test]
+async fn truncate_is_versioned() {
+    let db = format!("ch_trunc_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(db.clone());
+    let client = Client::new(&cfg).unwrap();
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    sink.write(&[event("c", 1, 10, Some("a")), event("c", 2, 30, Some("b"))])
+        .await
+        .unwrap();
+    let truncate = serde_json::json!({"op": "t", "source": {"schema": "public", "table": "items", "lsn": 20, "sequence": "[\"20\",\"20\"]"}});
+    let change = sinkfleet_core::debezium::decode(
+        None,
+        Some(truncate.to_string().as_bytes()),
+        0,
+        &DecodeOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let t = SinkRecord {
+        position: Position {
+            topic: Arc::from("items"),
+            partition: 0,
+            offset: 2,
+        },
+        change,
+    };
+    sink.write(std::slice::from_ref(&t)).await.unwrap();
+    sink.write(&[t]).await.unwrap(); // a replayed truncate changes nothing
+    sink.write(&[event("u", 1, 15, Some("late"))])
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT id, name FROM `{db}`.items FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
+    );
+    let body = client
+        .execute(
+            &sql,
+            None,
+            &[("output_format_json_quote_64bit_integers", "0".into())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(body.trim(), r#"{"id":2,"name":"b"}"#);
+    client
+        .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+        .await
+        .unwrap();
+}
