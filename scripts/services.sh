@@ -7,6 +7,7 @@
 #   scripts/services.sh stop     stop both (data is kept)
 #   scripts/services.sh status   show what runs
 #   scripts/services.sh env      print the connection settings as shell exports
+#   scripts/services.sh stop-clickhouse|start-clickhouse   ClickHouse alone (tests)
 #
 # Idempotent: running `start` twice starts nothing twice. Ports and data
 # locations can be overridden with SINKFLEET_PG_PORT, SINKFLEET_KAFKA_PORT and
@@ -165,6 +166,10 @@ stop_all() {
     log "tansu stopped"
   fi
   rm -f "$pidfile"
+  stop_clickhouse
+}
+
+stop_clickhouse() {
   local chpid=$STATE_DIR/clickhouse/server.pid
   if [ -f "$chpid" ]; then
     kill "$(cat "$chpid")" 2>/dev/null || true
@@ -191,5 +196,7 @@ case "${1:-}" in
     port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down"
     port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down" ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  stop-clickhouse) stop_clickhouse ;;
+  start-clickhouse) start_clickhouse ;;
+  *) echo "usage: $0 start|stop|status|env|stop-clickhouse|start-clickhouse" >&2; exit 2 ;;
 esac

@@ -225,7 +225,11 @@ impl Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
             .args([subcommand, "--config"])
             .arg(&config_path)
-            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SINKFLEET_TEST_WORKER_LOG")
+                    .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
