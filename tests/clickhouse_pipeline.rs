@@ -20,35 +20,8 @@ fn clickhouse_url() -> String {
 
 /// The worker config for this pipeline, writing to ClickHouse at `url`.
 fn config(p: &Pipeline, url: &str, db: &str, port: u16, extra_worker: &str) -> String {
-    format!(
-        "kafka:
-  brokers: {brokers}
-  group_id: {group}
-  topics: [{topic}]
-  properties:
-    session.timeout.ms: \"6000\"
-dead_letter:
-  topic: {dlq}
-  create_topic: false
-worker:
-  linger_ms: 50
-  batch_max_records: 1000
-  retry_initial_ms: 100
-  retry_max_ms: 1000
-{extra_worker}
-sink:
-  clickhouse:
-    url: {url}
-    database: {db}
-    timeout_ms: 5000
-metrics:
-  listen: 127.0.0.1:{port}
-",
-        brokers = p.brokers,
-        group = p.group,
-        topic = p.topic,
-        dlq = p.dlq,
-    )
+    let sink = format!("  clickhouse:\n    url: {url}\n    database: {db}\n    timeout_ms: 5000");
+    p.config_with_sink(extra_worker, &sink, port)
 }
 
 /// `(id, name)` of the current state (empty while the table is missing).

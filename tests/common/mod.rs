@@ -87,6 +87,20 @@ impl Pipeline {
     /// The worker config; `extra_worker` and `extra_sink` are YAML lines
     /// appended under `worker:` and `sink.postgres:`.
     pub fn config(&self, extra_worker: &str, extra_sink: &str, metrics_port: u16) -> String {
+        let sink = format!(
+            "  postgres:
+    url: {url}
+    target_schema: {schema}
+    meta_schema: {schema}_meta
+{extra_sink}",
+            url = self.pg_url,
+            schema = self.schema,
+        );
+        self.config_with_sink(extra_worker, &sink, metrics_port)
+    }
+
+    /// The worker config with `sink` (YAML lines under `sink:`).
+    pub fn config_with_sink(&self, extra_worker: &str, sink: &str, metrics_port: u16) -> String {
         format!(
             "kafka:
   brokers: {brokers}
@@ -105,11 +119,7 @@ worker:
   retry_max_ms: 1000
 {extra_worker}
 sink:
-  postgres:
-    url: {url}
-    target_schema: {schema}
-    meta_schema: {schema}_meta
-{extra_sink}
+{sink}
 metrics:
   listen: 127.0.0.1:{metrics_port}
 ",
@@ -117,8 +127,6 @@ metrics:
             group = self.group,
             topic = self.topic,
             dlq = self.dlq,
-            url = self.pg_url,
-            schema = self.schema,
         )
     }
 
