@@ -7,7 +7,9 @@
 #   scripts/services.sh stop     stop both (data is kept)
 #   scripts/services.sh status   show what runs
 #   scripts/services.sh env      print the connection settings as shell exports
-#   scripts/services.sh stop-clickhouse|start-clickhouse   ClickHouse alone (tests)
+#   scripts/services.sh stop-clickhouse|kill-clickhouse|start-clickhouse
+#                                ClickHouse alone (tests; kill = SIGKILL, a crash:
+#                                on SIGTERM it keeps serving for seconds)
 #
 # Idempotent: running `start` twice starts nothing twice. Ports and data
 # locations can be overridden with SINKFLEET_PG_PORT, SINKFLEET_KAFKA_PORT and
@@ -197,6 +199,11 @@ case "${1:-}" in
     port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down" ;;
   env) print_env ;;
   stop-clickhouse) stop_clickhouse ;;
+  kill-clickhouse)
+    chpid=$STATE_DIR/clickhouse/server.pid
+    if [ -f "$chpid" ]; then kill -9 "$(cat "$chpid")" 2>/dev/null || true; rm -f "$chpid"; fi
+    for _ in $(seq 1 50); do port_open "$CH_HTTP_PORT" || break; sleep 0.1; done
+    log "clickhouse killed" ;;
   start-clickhouse) start_clickhouse ;;
-  *) echo "usage: $0 start|stop|status|env|stop-clickhouse|start-clickhouse" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|stop-clickhouse|kill-clickhouse|start-clickhouse" >&2; exit 2 ;;
 esac
