@@ -6,13 +6,13 @@
 
 mod common;
 
-use common::{Pipeline, Proxy, free_port, wait_until};
+use common::{Pipeline, Proxy, free_port, wait_names, wait_until};
 use serde_json::json;
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_testkit::kafka::{self, Record};
 use sinkfleet_testkit::workload::{self, Options};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn clickhouse_url() -> String {
     std::env::var("SINKFLEET_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:58123".into())
@@ -22,41 +22,6 @@ fn clickhouse_url() -> String {
 fn config(p: &Pipeline, url: &str, db: &str, port: u16, extra_worker: &str) -> String {
     let sink = format!("  clickhouse:\n    url: {url}\n    database: {db}\n    timeout_ms: 5000");
     p.config_with_sink(extra_worker, &sink, port)
-}
-
-/// `(id, name)` of the current state (empty while the table is missing).
-async fn names(client: &Client, db: &str) -> Vec<(i64, String)> {
-    let sql = format!(
-        "SELECT id, name FROM `{db}`.customers FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
-    );
-    let body = client
-        .execute(
-            &sql,
-            None,
-            &[("output_format_json_quote_64bit_integers", "0".into())],
-        )
-        .await
-        .unwrap_or_default();
-    body.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["id"].as_i64().unwrap(),
-                v["name"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-async fn wait_names(client: &Client, db: &str, want: &[(i64, String)]) -> Vec<(i64, String)> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = names(client, db).await;
-        if got == want || Instant::now() > deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,12 +10,12 @@
 
 mod common;
 
-use common::{Pipeline, free_port, wait_until};
+use common::{Pipeline, free_port, wait_names, wait_until};
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_testkit::workload::{self, Options};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
 
@@ -85,39 +85,12 @@ async fn clickhouse_crash_and_restart_under_load_loses_nothing() {
         .await;
 
     let client = Client::new(&ClickHouseSinkConfig::with_url(url)).unwrap();
-    let sql = format!(
-        "SELECT id, name FROM `{db}`.customers FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
-    );
     let want: Vec<(i64, String)> = w
         .expected
         .values()
         .map(|r| (r.id, r.name.clone()))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let got = loop {
-        let body = client
-            .execute(
-                &sql,
-                None,
-                &[("output_format_json_quote_64bit_integers", "0".into())],
-            )
-            .await
-            .unwrap_or_default();
-        let got: Vec<(i64, String)> = body
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (
-                    v["id"].as_i64().unwrap(),
-                    v["name"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        if got == want || Instant::now() > deadline {
-            break got;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let got = wait_names(&client, &db, &want).await;
     assert_eq!(got, want);
     assert!(worker.terminate(Duration::from_secs(30)).success());
     client

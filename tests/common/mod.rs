@@ -6,6 +6,7 @@
 //! topic, consumer group and target schema, so tests run in parallel.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{ExpectedRow, Workload};
 use sqlx::PgPool;
@@ -376,5 +377,42 @@ impl Proxy {
         for t in self.tasks.lock().expect("proxy task list").drain(..) {
             t.abort();
         }
+    }
+}
+
+/// `(id, name)` of `<db>.customers` in ClickHouse: live rows after `FINAL`
+/// (empty while the table is missing).
+pub async fn clickhouse_names(client: &Client, db: &str) -> Vec<(i64, String)> {
+    let sql = format!(
+        "SELECT id, name FROM `{db}`.customers FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
+    );
+    let body = client
+        .execute(
+            &sql,
+            None,
+            &[("output_format_json_quote_64bit_integers", "0".into())],
+        )
+        .await
+        .unwrap_or_default();
+    body.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("ClickHouse JSONEachRow");
+            (
+                v["id"].as_i64().expect("id"),
+                v["name"].as_str().expect("name").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits (30 s at most) for [`clickhouse_names`] to equal `want`; returns the last read.
+pub async fn wait_names(client: &Client, db: &str, want: &[(i64, String)]) -> Vec<(i64, String)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = clickhouse_names(client, db).await;
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
