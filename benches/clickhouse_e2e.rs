@@ -6,7 +6,10 @@
 //! wrote (all versions, before merges) is exported as JSONEachRow and
 //! `clickhouse-client` inserts that file into a copy of the table: the
 //! baseline moves the same rows without any of the sink's work. Rows/s
-//! counts input changes for the sink, rows for the client. Needs the local
+//! counts input changes for the sink, rows for the client. Then the same
+//! rows are exported in each candidate insert format (JSONEachRow,
+//! RowBinary) and POSTed over HTTP in one request, with and without gzip:
+//! the measurement behind the sink's format choice. Needs the local
 //! services (`scripts/services.sh start`) and `clickhouse-client`.
 //!
 //!     cargo bench --bench clickhouse_e2e [-- --changes 60000]
@@ -16,12 +19,32 @@ use sinkfleet_core::{Position, Sink, SinkRecord};
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
 use sinkfleet_testkit::workload::{self, Options};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
 const RUNS: usize = 3;
 const BATCH: usize = 5_000;
+/// Insert formats compared over HTTP: (format, gzip).
+const FORMATS: [(&str, bool); 4] = [
+    ("JSONEachRow", true),
+    ("JSONEachRow", false),
+    ("RowBinary", true),
+    ("RowBinary", false),
+];
+
+/// The table's rows in `format`, as produced by the server itself (so the
+/// RowBinary bytes are exactly what the server expects).
+fn export_format(tcp_port: &str, db: &str, format: &str) -> Vec<u8> {
+    let out = Command::new("clickhouse-client")
+        .args(["--host", "127.0.0.1", "--port", tcp_port, "--query"])
+        .arg(format!("SELECT * FROM `{db}`.customers FORMAT {format}"))
+        .output()
+        .expect("clickhouse-client");
+    assert!(out.status.success(), "export as {format} failed");
+    out.stdout
+}
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -55,6 +78,7 @@ fn main() {
         ..Options::default()
     });
     let (mut sink_rates, mut client_rates) = (Vec::new(), Vec::new());
+    let mut format_rates: BTreeMap<(&str, bool), Vec<f64>> = BTreeMap::new();
     for run in 0..RUNS {
         let db = format!("bench_ch_{}_{run}", std::process::id());
         let mut cfg = ClickHouseSinkConfig::with_url(&url);
@@ -119,6 +143,29 @@ fn main() {
         assert!(status.success(), "clickhouse-client failed");
         client_rates.push(rows as f64 / started.elapsed().as_secs_f64());
         let _ = std::fs::remove_file(&file);
+
+        // The insert format, by measurement: the same rows exported in each
+        // format, then POSTed over HTTP exactly as the sink sends a batch
+        // (with and without gzip), into an empty copy of the table.
+        for (format, compress) in FORMATS {
+            let data = export_format(&tcp_port, &db, format);
+            let mut cfg = ClickHouseSinkConfig::with_url(&url);
+            cfg.compress = compress;
+            let http = Client::new(&cfg).expect("client");
+            rt.block_on(http.execute(&format!("TRUNCATE TABLE `{db}`.raw"), None, &[]))
+                .expect("truncate");
+            let started = Instant::now();
+            rt.block_on(http.execute(
+                &format!("INSERT INTO `{db}`.raw FORMAT {format}"),
+                Some(data),
+                &[],
+            ))
+            .expect("format insert");
+            format_rates
+                .entry((format, compress))
+                .or_default()
+                .push(rows as f64 / started.elapsed().as_secs_f64());
+        }
         let _ = rt.block_on(client.execute(&format!("DROP DATABASE `{db}`"), None, &[]));
     }
     let (s, c) = (median(sink_rates), median(client_rates));
@@ -137,4 +184,10 @@ fn main() {
         s,
         s / c
     );
+    println!("\nHTTP insert of the same rows, one request (what the sink sends per batch):");
+    for ((format, compress), rates) in format_rates {
+        let r = median(rates);
+        let label = format!("{format}{}", if compress { " + gzip" } else { "" });
+        println!("{label:<40} {r:>12.0} {:>9.2}x", r / c);
+    }
 }
