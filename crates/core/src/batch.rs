@@ -119,6 +119,7 @@ mod tests {
             }),
             version: Version::new(version, 0),
             schema: None,
+            source_ts_ms: None,
         }
     }
 

@@ -192,6 +192,10 @@ pub struct Change {
     pub version: Version,
     /// Declared schema of the row, when the event carried one.
     pub schema: Option<Arc<TableSchema>>,
+    /// When the change was made in the source database (`source.ts_ms`,
+    /// else the event's `ts_ms`), ms since the epoch. Part of the event, so
+    /// a replay sees the same value (unlike the time it is consumed).
+    pub source_ts_ms: Option<i64>,
 }
 
 impl Change {

@@ -21,6 +21,6 @@ pub mod watermark;
 
 pub use change::{Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema};
 pub use error::{DecodeError, ErrorClass, SinkError};
-pub use sink::{Durability, DurableRange, Position, Sink, SinkRecord};
+pub use sink::{Durability, DurableRange, FlushMode, Position, Sink, SinkRecord};
 pub use value::Value;
 pub use version::{Version, VersionSource};

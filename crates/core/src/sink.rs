@@ -49,6 +49,17 @@ pub enum Durability {
     Buffered,
 }
 
+/// What [`Sink::flush`] is asked to make durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushMode {
+    /// The periodic call on the commit tick: make durable what the sink's
+    /// own policy says is due (for example files past their age) and report
+    /// everything that became durable since the last call.
+    Due,
+    /// Before shutdown: make everything accepted so far durable.
+    All,
+}
+
 /// A target that applies changes as idempotent `(key, version)` upserts.
 ///
 /// Contract:
@@ -77,10 +88,15 @@ pub trait Sink: Send + 'static {
         batch: &[SinkRecord],
     ) -> impl Future<Output = Result<Durability, SinkError>> + Send;
 
-    /// Makes everything accepted so far durable and returns the ranges that
-    /// became durable since the last call. Sinks that are durable on write
-    /// return nothing.
-    fn flush(&mut self) -> impl Future<Output = Result<Vec<DurableRange>, SinkError>> + Send {
+    /// Makes durable what `mode` asks for and returns the ranges that became
+    /// durable since the last call (including ones made durable during
+    /// `write`). Ranges name exactly the offsets that are durable: a range
+    /// never spans a record that is still buffered. Sinks that are durable
+    /// on write return nothing.
+    fn flush(
+        &mut self,
+        _mode: FlushMode,
+    ) -> impl Future<Output = Result<Vec<DurableRange>, SinkError>> + Send {
         async { Ok(Vec::new()) }
     }
 

@@ -16,7 +16,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sinkfleet_core::backpressure::{Decision, Load, decide};
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::watermark::OffsetWatermark;
-use sinkfleet_core::{DurableRange, ErrorClass, Position, SinkRecord};
+use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -63,6 +63,9 @@ pub(crate) struct Coordinator {
     next_job: u64,
     /// The sink is failing: every partition stays paused.
     held: bool,
+    /// A flush is with the writer: a buffering sink may be uploading records
+    /// of any partition, so revokes wait for it.
+    flushing: bool,
     last_commit: Instant,
 }
 
@@ -90,6 +93,7 @@ impl Coordinator {
             revokes: Vec::new(),
             next_job: 0,
             held: false,
+            flushing: false,
             last_commit: Instant::now(),
         }
     }
@@ -107,6 +111,7 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping: Option<Instant> = None;
         let mut final_commit_done = false;
+        let mut final_flush_sent = false;
         self.health.live.store(true, Ordering::Release);
         self.health.ready.store(true, Ordering::Release);
         loop {
@@ -136,20 +141,38 @@ impl Coordinator {
                         >= Duration::from_millis(self.cfg.commit_interval_ms)
                     {
                         // Buffering sinks report durability on flush.
-                        if self.inflight.is_none() {
-                            let _ = self.writer.try_send(WriterCommand::Flush);
+                        if self.inflight.is_none() && !self.flushing {
+                            self.flushing = self
+                                .writer
+                                .try_send(WriterCommand::Flush(FlushMode::Due))
+                                .is_ok();
                         }
                         self.commit(CommitMode::Async).await;
                         self.publish_lag();
                     }
                 }
+                // A buffering sink makes what it holds durable before the
+                // final commit, so a clean stop replays nothing.
+                Some(deadline)
+                    if !final_flush_sent
+                        && self.inflight.is_none()
+                        && !self.flushing
+                        && Instant::now() < deadline =>
+                {
+                    final_flush_sent = true;
+                    self.flushing = self
+                        .writer
+                        .try_send(WriterCommand::Flush(FlushMode::All))
+                        .is_ok();
+                }
                 Some(deadline)
                     if !final_commit_done
-                        && (self.inflight.is_none() || Instant::now() >= deadline) =>
+                        && ((final_flush_sent && self.inflight.is_none() && !self.flushing)
+                            || Instant::now() >= deadline) =>
                 {
-                    if self.inflight.is_some() {
+                    if self.inflight.is_some() || self.flushing {
                         tracing::warn!(
-                            "shutdown timeout: abandoning the in-flight batch (it will be replayed)"
+                            "shutdown timeout: abandoning the in-flight batch or flush (it will be replayed)"
                         );
                     }
                     self.commit(CommitMode::Sync).await;
@@ -249,12 +272,13 @@ impl Coordinator {
         let now = Instant::now();
         let mut i = 0;
         while i < self.revokes.len() {
-            let busy = self.inflight.as_ref().is_some_and(|job| {
-                self.revokes[i]
-                    .partitions
-                    .iter()
-                    .any(|p| job.load.contains_key(p))
-            });
+            let busy = self.flushing
+                || self.inflight.as_ref().is_some_and(|job| {
+                    self.revokes[i]
+                        .partitions
+                        .iter()
+                        .any(|p| job.load.contains_key(p))
+                });
             if busy && !force && now < self.revokes[i].deadline {
                 i += 1;
                 continue;
@@ -304,7 +328,15 @@ impl Coordinator {
                 self.held = false;
                 self.health.ready.store(true, Ordering::Release);
             }
-            WriterEvent::Flushed(ranges) => self.mark_durable(ranges),
+            WriterEvent::Flushed(ranges) => {
+                self.flushing = false;
+                self.mark_durable(ranges);
+                if self.held {
+                    tracing::info!("sink recovered: resuming partitions");
+                }
+                self.held = false;
+                self.health.ready.store(true, Ordering::Release);
+            }
         }
     }
 

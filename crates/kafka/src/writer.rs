@@ -10,7 +10,9 @@ use crate::config::{RateLimit, WorkerConfig};
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use sinkfleet_core::{Durability, DurableRange, ErrorClass, Position, Sink, SinkError, SinkRecord};
+use sinkfleet_core::{
+    Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
+};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +90,7 @@ pub enum WriterCommand {
     /// Write a job.
     Write(Job),
     /// Flush the sink.
-    Flush,
+    Flush(FlushMode),
     /// Forget buffered records of these partitions.
     Release(Vec<(Arc<str>, i32)>),
 }
@@ -163,10 +165,10 @@ pub async fn run<S: Sink>(
                     durable,
                 });
             }
-            WriterCommand::Flush => {
+            WriterCommand::Flush(mode) => {
                 let mut attempt = 0;
                 loop {
-                    match sink.flush().await {
+                    match sink.flush(mode).await {
                         Ok(ranges) => {
                             let _ = events.send(WriterEvent::Flushed(ranges));
                             break;
@@ -256,9 +258,21 @@ async fn write_job<S: Sink>(
             Ok(durability) => {
                 metrics::histogram!("sinkfleet_batch_records", "sink" => name)
                     .record(slice.len() as f64);
-                if durability == Durability::Durable {
-                    for (i, record) in slice.iter().enumerate() {
-                        durable.push((record.position.clone(), change_items[range.start + i].0));
+                for (i, record) in slice.iter().enumerate() {
+                    let covers_from = change_items[range.start + i].0;
+                    match durability {
+                        Durability::Durable => durable.push((record.position.clone(), covers_from)),
+                        // The record itself is reported by the sink's flush;
+                        // the offsets before it that hold nothing (compaction
+                        // or transaction-marker gaps) are durable now.
+                        Durability::Buffered if covers_from < record.position.offset => {
+                            let gap_end = Position {
+                                offset: record.position.offset - 1,
+                                ..record.position.clone()
+                            };
+                            durable.push((gap_end, covers_from));
+                        }
+                        Durability::Buffered => {}
                     }
                 }
             }

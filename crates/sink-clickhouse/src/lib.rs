@@ -496,6 +496,7 @@ mod tests {
                 row: None,
                 version: Version::ZERO,
                 schema: None,
+                source_ts_ms: None,
             },
         }
     }

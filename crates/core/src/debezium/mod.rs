@@ -278,6 +278,10 @@ fn decode_payload(
         row: after,
         version,
         schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::clone(&row_codec.schema)),
+        source_ts_ms: source
+            .get("ts_ms")
+            .and_then(Json::as_i64)
+            .or_else(|| payload.get("ts_ms").and_then(Json::as_i64)),
     }))
 }
 
