@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Local services for development, tests and the quickstart, on 127.0.0.1 only:
 #   PostgreSQL 15 (wal_level=logical), tansu (Kafka-protocol broker, sqlite
-#   storage) and ClickHouse (Debian's 18.16, HTTP interface).
+#   storage), ClickHouse (Debian's 18.16, HTTP interface) and moto (an
+#   S3-compatible server, in memory, bucket `sinkfleet` created at start).
 #
 #   scripts/services.sh start    install what is missing, start what is not running
 #   scripts/services.sh stop     stop both (data is kept)
 #   scripts/services.sh status   show what runs
 #   scripts/services.sh env      print the connection settings as shell exports
+#   scripts/services.sh python   print the path of the Python (moto's virtualenv,
+#                                with pyarrow added) that benches use
 #   scripts/services.sh stop-clickhouse|kill-clickhouse|start-clickhouse
 #                                ClickHouse alone (tests; kill = SIGKILL, a crash:
 #                                on SIGTERM it keeps serving for seconds)
@@ -21,6 +24,9 @@ PG_PORT=${SINKFLEET_PG_PORT:-55432}
 KAFKA_PORT=${SINKFLEET_KAFKA_PORT:-59092}
 CH_HTTP_PORT=${SINKFLEET_CLICKHOUSE_HTTP_PORT:-58123}
 CH_TCP_PORT=${SINKFLEET_CLICKHOUSE_TCP_PORT:-59000}
+S3_PORT=${SINKFLEET_S3_PORT:-59900}
+MOTO_VERSION=5.2.5
+PYARROW_VERSION=26.0.1
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
 TOOLS_DIR=${SINKFLEET_TOOLS_DIR:-$HOME/.local/share/sinkfleet}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -145,6 +151,61 @@ XML
   log "clickhouse started on 127.0.0.1:$CH_HTTP_PORT (data $dir)"
 }
 
+moto_venv() { echo "$TOOLS_DIR/moto-$MOTO_VERSION"; }
+
+install_moto() {
+  local venv; venv=$(moto_venv)
+  if [ -x "$venv/bin/moto_server" ]; then return; fi
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    log "installing python3-venv (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  log "installing moto $MOTO_VERSION into $venv (once, ~35 s)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2
+}
+
+start_s3() {
+  install_moto
+  local dir=$STATE_DIR/moto venv; venv=$(moto_venv)
+  if port_open "$S3_PORT"; then log "moto already listening on 127.0.0.1:$S3_PORT"; return; fi
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >server.log 2>&1 &
+    echo $! >server.pid
+  )
+  wait_port "$S3_PORT" moto
+  "$venv/bin/python" - "$S3_PORT" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
+                  aws_access_key_id="sinkfleet", aws_secret_access_key="sinkfleet")
+s3.create_bucket(Bucket="sinkfleet")
+PY
+  log "moto (S3) started on 127.0.0.1:$S3_PORT, bucket sinkfleet (in memory)"
+}
+
+stop_s3() {
+  local pidfile=$STATE_DIR/moto/server.pid
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    for _ in $(seq 1 50); do port_open "$S3_PORT" || break; sleep 0.1; done
+    rm -f "$pidfile"
+    log "moto stopped"
+  fi
+}
+
+python_tools() {
+  install_moto
+  local venv; venv=$(moto_venv)
+  if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
+    log "installing pyarrow $PYARROW_VERSION into $venv"
+    "$venv/bin/pip" install -q "pyarrow==$PYARROW_VERSION" >&2
+  fi
+  echo "$venv/bin/python"
+}
+
 stop_all() {
   local dir; dir=$(pg_dir)
   if [ -f "$dir/data/postmaster.pid" ]; then
@@ -169,6 +230,7 @@ stop_all() {
   fi
   rm -f "$pidfile"
   stop_clickhouse
+  stop_s3
 }
 
 stop_clickhouse() {
@@ -187,16 +249,19 @@ print_env() {
 export SINKFLEET_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
+export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 ENV
 }
 
 case "${1:-}" in
-  start) start_postgres; start_kafka; start_clickhouse; print_env ;;
+  start) start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
   stop) stop_all ;;
   status)
     port_open "$PG_PORT" && echo "postgres: up (127.0.0.1:$PG_PORT)" || echo "postgres: down"
     port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down"
-    port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down" ;;
+    port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down"
+    port_open "$S3_PORT" && echo "s3 (moto): up (127.0.0.1:$S3_PORT)" || echo "s3 (moto): down" ;;
+  python) python_tools ;;
   env) print_env ;;
   stop-clickhouse) stop_clickhouse ;;
   kill-clickhouse)

@@ -14,6 +14,7 @@ use sinkfleet_core::debezium::DecodeOptions;
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_postgres::PostgresSinkConfig;
+use sinkfleet_sink_s3_parquet::ParquetSinkConfig;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -59,6 +60,8 @@ pub enum SinkConfig {
     Postgres(PostgresSinkConfig),
     /// The ClickHouse sink (HTTP interface).
     Clickhouse(ClickHouseSinkConfig),
+    /// The Parquet sink (S3 or a local directory).
+    S3Parquet(ParquetSinkConfig),
 }
 
 /// `metrics:` section.
@@ -137,6 +140,13 @@ impl Config {
                     ch.validate()
                         .into_iter()
                         .map(|(p, m)| (format!("sink.clickhouse.{p}"), m)),
+                );
+            }
+            SinkConfig::S3Parquet(s3) => {
+                problems.extend(
+                    s3.validate()
+                        .into_iter()
+                        .map(|(p, m)| (format!("sink.s3_parquet.{p}"), m)),
                 );
             }
         }

@@ -115,6 +115,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             let sink = sinkfleet_sink_clickhouse::ClickHouseSink::new(ch)?;
             sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
         }
+        SinkConfig::S3Parquet(s3) => {
+            let sink = sinkfleet_sink_s3_parquet::ParquetSink::new(s3)?;
+            sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
+        }
     }
     Ok(())
 }

@@ -56,3 +56,22 @@ fn a_missing_file_is_an_error() {
     assert_eq!(code, 2);
     assert!(text.contains("not found"), "{text}");
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    for name in ["postgres", "clickhouse", "s3-parquet"] {
+        let path = format!("{}/config/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let (code, text) = validate(&path, &[]);
+        assert_eq!(code, 0, "{name}: {text}");
+    }
+}
+
+#[test]
+fn a_parquet_layout_without_the_table_is_refused() {
+    let (code, text) = validate(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/s3-parquet.yaml"),
+        &[("SINKFLEET__SINK__S3_PARQUET__PATH", "{schema}/date={date}")],
+    );
+    assert_eq!(code, 2);
+    assert!(text.contains("sink.s3_parquet.path"), "{text}");
+}

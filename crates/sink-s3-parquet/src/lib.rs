@@ -1,0 +1,350 @@
+//! The Parquet sink: change events as Parquet files on S3-compatible object
+//! storage or a local directory, exactly once.
+//!
+//! # How exactly-once holds
+//!
+//! * Records are appended to one open file per (table, topic, partition)
+//!   and are *buffered*: their offsets advance only after the file's object
+//!   is written ([`sinkfleet_core::Durability::Buffered`], reported by
+//!   `flush`).
+//! * An object's name is derived only from its first record
+//!   (`<topic>+<partition>+<first offset>.parquet`) and its footer records
+//!   the last offset it holds.
+//! * The first time a (table, partition) is seen after an assignment, the
+//!   sink lists that table's objects of the partition and reads the newest
+//!   one's footer: every record at or below that offset is already in the
+//!   store, so it is skipped and reported durable. A crash between upload and
+//!   offset commit, a rebalance or a whole-topic replay therefore never
+//!   writes a record into a second object.
+//! * File boundaries may differ between runs (age rotation uses the wall
+//!   clock, byte rotation depends on batching), but because written records
+//!   are skipped rather than rewritten, boundaries never overlap.
+//!
+//! Not covered: two live processes writing the same partition at once (a
+//! zombie after a session timeout). The consumer group's revoke/drain keeps
+//! a healthy fleet from doing that; a stalled zombie can still upload a file
+//! late.
+
+pub mod config;
+pub mod encode;
+pub mod file;
+pub mod layout;
+pub mod schema;
+pub mod store;
+
+pub use config::ParquetSinkConfig;
+
+use crate::file::{ClosedFile, OpenFile};
+use crate::layout::{FileKey, Layout};
+use crate::schema::FieldCache;
+use object_store::ObjectStore;
+use sinkfleet_core::{Durability, DurableRange, FlushMode, Sink, SinkError, SinkRecord};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How far a (table, partition) has been written.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// Last offset held by an object in the store (-1: none).
+    written: i64,
+    /// Last offset appended to a file, uploaded or not.
+    accepted: i64,
+}
+
+/// The Parquet sink.
+pub struct ParquetSink {
+    cfg: ParquetSinkConfig,
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    fields: FieldCache,
+    files: HashMap<FileKey, OpenFile>,
+    cursors: HashMap<FileKey, Cursor>,
+    /// Closed files whose upload failed, retried in order before anything else.
+    pending: VecDeque<(FileKey, ClosedFile)>,
+    /// Offsets that became durable since the last `flush`.
+    durable: Vec<DurableRange>,
+}
+
+impl ParquetSink {
+    /// Creates the sink and opens its store (no request is made yet).
+    pub fn new(cfg: ParquetSinkConfig) -> Result<Self, SinkError> {
+        if let Some((field, problem)) = cfg.validate().into_iter().next() {
+            return Err(SinkError::schema(format!(
+                "sink.s3_parquet.{field}: {problem}"
+            )));
+        }
+        let store = store::open(&cfg)?;
+        Ok(ParquetSink {
+            layout: Layout::new(&cfg.prefix, &cfg.path),
+            cfg,
+            store,
+            fields: FieldCache::default(),
+            files: HashMap::new(),
+            cursors: HashMap::new(),
+            pending: VecDeque::new(),
+            durable: Vec::new(),
+        })
+    }
+
+    /// The object store (for tests and tools that read the output back).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// Where `key` stands, reconciling with the store the first time.
+    async fn cursor(&mut self, key: &FileKey) -> Result<Cursor, SinkError> {
+        if let Some(c) = self.cursors.get(key) {
+            return Ok(*c);
+        }
+        let written = match store::last_written(self.store.as_ref(), &self.layout, key).await? {
+            Some((object, last)) => {
+                tracing::info!(table = %key.table, topic = %key.topic, partition = key.partition,
+                    %object, last_offset = last, "resuming after the last object written");
+                last
+            }
+            None => -1,
+        };
+        let c = Cursor {
+            written,
+            accepted: written,
+        };
+        self.cursors.insert(key.clone(), c);
+        Ok(c)
+    }
+
+    fn push_durable(&mut self, key: &FileKey, first: i64, last: i64) {
+        if let Some(prev) = self.durable.last_mut()
+            && prev.topic == key.topic
+            && prev.partition == key.partition
+            && prev.last + 1 == first
+        {
+            prev.last = last;
+            return;
+        }
+        self.durable.push(DurableRange {
+            topic: Arc::clone(&key.topic),
+            partition: key.partition,
+            first,
+            last,
+        });
+    }
+
+    /// Uploads closed files whose upload failed before, oldest first.
+    async fn upload_pending(&mut self) -> Result<(), SinkError> {
+        while let Some((key, closed)) = self.pending.pop_front() {
+            if let Err(e) = self.upload(&key, &closed).await {
+                self.pending.push_front((key, closed));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn upload(&mut self, key: &FileKey, closed: &ClosedFile) -> Result<(), SinkError> {
+        let started = Instant::now();
+        store::upload(
+            self.store.as_ref(),
+            &closed.object,
+            closed.data.clone(),
+            &self.cfg,
+        )
+        .await?;
+        metrics::histogram!("sinkfleet_object_upload_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("sinkfleet_objects_written_total").increment(1);
+        metrics::counter!("sinkfleet_object_bytes_written_total")
+            .increment(closed.data.len() as u64);
+        tracing::debug!(object = %closed.object, rows = closed.rows, bytes = closed.data.len(), "object written");
+        if let (Some(c), Some(last)) = (self.cursors.get_mut(key), closed.ranges.last()) {
+            c.written = c.written.max(last.last);
+        }
+        self.durable.extend(closed.ranges.iter().cloned());
+        Ok(())
+    }
+
+    /// Closes `key`'s open file and uploads it. On failure the closed file
+    /// waits in `pending` (nothing is lost) and the error is returned.
+    async fn rotate(&mut self, key: &FileKey) -> Result<(), SinkError> {
+        let Some(file) = self.files.remove(key) else {
+            return Ok(());
+        };
+        let closed = file
+            .close()
+            .map_err(|e| SinkError::apply(format!("{}: closing Parquet file: {e}", key.table)))?;
+        if let Err(e) = self.upload(key, &closed).await {
+            self.pending.push_back((key.clone(), closed));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Appends records of one table and partition (offsets increasing).
+    async fn append(&mut self, key: &FileKey, records: &[&SinkRecord]) -> Result<(), SinkError> {
+        let cursor = self.cursor(key).await?;
+        let mut fresh: Vec<&SinkRecord> = Vec::with_capacity(records.len());
+        for r in records {
+            let offset = r.position.offset;
+            if offset <= cursor.written {
+                // Already in an object: written before a crash or a replay.
+                metrics::counter!("sinkfleet_records_already_written_total").increment(1);
+                self.push_durable(key, offset, offset);
+            } else if offset > cursor.accepted {
+                fresh.push(r);
+            } // else: in a file that is open or waiting for upload (a retry).
+        }
+        let mut start = 0;
+        while start < fresh.len() {
+            // A run of records with the same columns.
+            let fields = self.fields.fields(&fresh[start].change);
+            let declared = fresh[start].change.schema.is_some();
+            let mut end = start + 1;
+            while end < fresh.len() && *self.fields.fields(&fresh[end].change) == *fields {
+                end += 1;
+            }
+            let mut run = &fresh[start..end];
+            let (max_rows, max_bytes) = (self.cfg.rotation.max_rows, self.cfg.rotation.max_bytes);
+            while !run.is_empty() {
+                let file = self.file_for(key, run[0], &fields, declared).await?;
+                let room = max_rows.saturating_sub(file.rows).max(1);
+                let (now, later) = run.split_at(room.min(run.len()));
+                file.append(now)
+                    .map_err(|e| SinkError::apply(format!("{}: {e}", key.table)))?;
+                let full = file.rows >= max_rows || file.size() >= max_bytes;
+                if let (Some(c), Some(last)) = (self.cursors.get_mut(key), now.last()) {
+                    c.accepted = last.position.offset;
+                }
+                if full {
+                    self.rotate(key).await?;
+                }
+                run = later;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The open file that `record` (with data columns `fields`) goes into;
+    /// a schema change closes the current file first.
+    async fn file_for(
+        &mut self,
+        key: &FileKey,
+        record: &SinkRecord,
+        fields: &Arc<Vec<arrow_schema::Field>>,
+        declared: bool,
+    ) -> Result<&mut OpenFile, SinkError> {
+        let mut new_fields = Arc::clone(fields);
+        if let Some(file) = self.files.get(key) {
+            if file.declared == declared && schema::fits(&file.data_fields, fields, declared) {
+                return self
+                    .files
+                    .get_mut(key)
+                    .ok_or_else(|| SinkError::Retryable("open file vanished".into()));
+            }
+            if !declared && !file.declared {
+                new_fields = Arc::new(schema::union(&file.data_fields, fields));
+            }
+            tracing::info!(table = %key.table, "schema changed: closing the file, opening one with the new schema");
+            self.rotate(key).await?;
+        }
+        let file_schema = schema::file_schema(&new_fields)
+            .map_err(|e| SinkError::schema(format!("{}: {e}", key.table)))?;
+        let object = self
+            .layout
+            .object(key, record.position.offset, record.change.source_ts_ms);
+        let file = OpenFile::open(
+            key.clone(),
+            object,
+            file_schema,
+            new_fields,
+            declared,
+            &self.cfg,
+        )
+        .map_err(|e| SinkError::schema(format!("{}: {e}", key.table)))?;
+        Ok(self.files.entry(key.clone()).or_insert(file))
+    }
+
+    /// Keeps the open files under `max_buffer_bytes`: the largest go first.
+    async fn bound_memory(&mut self) -> Result<(), SinkError> {
+        loop {
+            let total: usize = self.files.values().map(OpenFile::size).sum();
+            metrics::gauge!("sinkfleet_open_file_bytes").set(total as f64);
+            metrics::gauge!("sinkfleet_open_files").set(self.files.len() as f64);
+            if total <= self.cfg.max_buffer_bytes {
+                return Ok(());
+            }
+            let Some(largest) = self
+                .files
+                .iter()
+                .max_by_key(|(_, f)| f.size())
+                .map(|(k, _)| k.clone())
+            else {
+                return Ok(());
+            };
+            self.rotate(&largest).await?;
+        }
+    }
+}
+
+impl Sink for ParquetSink {
+    fn name(&self) -> &'static str {
+        "s3_parquet"
+    }
+
+    async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
+        self.upload_pending().await?;
+        // Group by (table, partition), keeping each partition's order.
+        let mut order: Vec<FileKey> = Vec::new();
+        let mut groups: HashMap<FileKey, Vec<&SinkRecord>> = HashMap::new();
+        for r in batch {
+            let key = FileKey {
+                table: r.change.table.clone(),
+                topic: Arc::clone(&r.position.topic),
+                partition: r.position.partition,
+            };
+            groups
+                .entry(key)
+                .or_insert_with_key(|k| {
+                    order.push(k.clone());
+                    Vec::new()
+                })
+                .push(r);
+        }
+        for key in order {
+            if let Some(records) = groups.remove(&key) {
+                self.append(&key, &records).await?;
+            }
+        }
+        self.bound_memory().await?;
+        Ok(Durability::Buffered)
+    }
+
+    async fn flush(&mut self, mode: FlushMode) -> Result<Vec<DurableRange>, SinkError> {
+        self.upload_pending().await?;
+        let max_age = Duration::from_millis(self.cfg.rotation.max_age_ms);
+        let due: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, f)| mode == FlushMode::All || f.opened.elapsed() >= max_age)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.rotate(&key).await?;
+        }
+        metrics::gauge!("sinkfleet_open_files").set(self.files.len() as f64);
+        Ok(std::mem::take(&mut self.durable))
+    }
+
+    async fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
+        let released = |topic: &Arc<str>, partition: i32| {
+            partitions
+                .iter()
+                .any(|(t, p)| t == topic && *p == partition)
+        };
+        self.files.retain(|k, _| !released(&k.topic, k.partition));
+        self.cursors.retain(|k, _| !released(&k.topic, k.partition));
+        self.pending
+            .retain(|(k, _)| !released(&k.topic, k.partition));
+        self.durable.retain(|r| !released(&r.topic, r.partition));
+    }
+}

@@ -1,0 +1,239 @@
+//! Parquet (Arrow) schemas of the files: the event's columns with proper
+//! logical types, plus the bookkeeping columns readers deduplicate by.
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use sinkfleet_core::{Change, ColumnType, TableSchema};
+use std::sync::Arc;
+
+/// Debezium's operation code: `c`, `r`, `u`, `d`, `t`.
+pub const OP: &str = "__op";
+/// True for deletes and truncates: the key has no row at this version.
+pub const DELETED: &str = "__deleted";
+/// Version, first half: the commit LSN (order by both, descending, to find
+/// the newest change of a key).
+pub const COMMIT_LSN: &str = "__commit_lsn";
+/// Version, second half: the change LSN within the transaction.
+pub const CHANGE_LSN: &str = "__change_lsn";
+/// When the change happened at the source.
+pub const SOURCE_TS: &str = "__source_ts";
+/// Kafka topic the change was read from.
+pub const TOPIC: &str = "__topic";
+/// Kafka partition.
+pub const PARTITION: &str = "__partition";
+/// Kafka offset: with topic and partition, the record's unique identity.
+pub const OFFSET: &str = "__offset";
+/// Columns this change left out (unchanged TOASTed values): readers take
+/// them from the key's previous version. Null for complete rows.
+pub const UNCHANGED: &str = "__unchanged";
+
+/// Every bookkeeping column, in file order after the data columns.
+pub const BOOKKEEPING: [&str; 9] = [
+    OP, DELETED, COMMIT_LSN, CHANGE_LSN, SOURCE_TS, TOPIC, PARTITION, OFFSET, UNCHANGED,
+];
+
+/// The Arrow type a declared column is stored as.
+///
+/// Exact where Parquet has the logical type (decimal with its precision
+/// and scale, date, time and timestamps in microseconds, lists); text where
+/// it has none that every reader agrees on (UUID, JSON, zoned time,
+/// variable-scale decimals, schema-less values).
+pub fn arrow_type(ty: &ColumnType) -> DataType {
+    match ty {
+        ColumnType::Int16 => DataType::Int16,
+        ColumnType::Int32 => DataType::Int32,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float32 => DataType::Float32,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Bytes => DataType::Binary,
+        ColumnType::Decimal { precision, scale } => {
+            // Debezium omits the precision for some columns: the widest
+            // Decimal128 keeps every value that fits 38 digits.
+            let p = precision.unwrap_or(38).clamp(1, 38) as u8;
+            let s = (*scale).min(u32::from(p)) as i8;
+            DataType::Decimal128(p, s)
+        }
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Array(inner) => {
+            DataType::List(Arc::new(Field::new("item", arrow_type(inner), true)))
+        }
+        ColumnType::Text
+        | ColumnType::VariableDecimal
+        | ColumnType::TimeTz
+        | ColumnType::Uuid
+        | ColumnType::Json
+        | ColumnType::Enum
+        | ColumnType::Inferred => DataType::Utf8,
+    }
+}
+
+/// The data columns of a change: declared ones in schema order, then any
+/// key or row column the schema does not declare (as text).
+pub fn data_fields(change: &Change, declared: Option<&TableSchema>) -> Vec<Field> {
+    let mut fields: Vec<Field> = declared
+        .map(|s| {
+            s.columns
+                .iter()
+                .map(|c| Field::new(&c.name, arrow_type(&c.ty), true))
+                .collect()
+        })
+        .unwrap_or_default();
+    let extra = change
+        .key
+        .names()
+        .chain(change.row.iter().flat_map(|r| r.names()));
+    for name in extra {
+        if !fields.iter().any(|f| f.name() == name) {
+            fields.push(Field::new(name, DataType::Utf8, true));
+        }
+    }
+    fields
+}
+
+/// The full file schema: data columns, then the bookkeeping columns.
+/// Every column is nullable: deletes carry only the key, truncates nothing.
+pub fn file_schema(data: &[Field]) -> Result<SchemaRef, String> {
+    if let Some(clash) = data
+        .iter()
+        .find(|f| BOOKKEEPING.contains(&f.name().as_str()))
+    {
+        return Err(format!(
+            "source column `{}` collides with a sinkfleet bookkeeping column",
+            clash.name()
+        ));
+    }
+    let mut fields = data.to_vec();
+    fields.extend([
+        Field::new(OP, DataType::Utf8, false),
+        Field::new(DELETED, DataType::Boolean, false),
+        Field::new(COMMIT_LSN, DataType::UInt64, false),
+        Field::new(CHANGE_LSN, DataType::UInt64, false),
+        Field::new(
+            SOURCE_TS,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(TOPIC, DataType::Utf8, false),
+        Field::new(PARTITION, DataType::Int32, false),
+        Field::new(OFFSET, DataType::Int64, false),
+        Field::new(
+            UNCHANGED,
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+    ]);
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Remembers the data fields of recently seen declared schemas: the
+/// decoder shares one `Arc<TableSchema>` per distinct schema, so most
+/// records are a pointer comparison away from their fields.
+#[derive(Default)]
+pub struct FieldCache {
+    entries: Vec<(Arc<TableSchema>, Arc<Vec<Field>>)>,
+}
+
+impl FieldCache {
+    const CAPACITY: usize = 64;
+
+    /// The data fields of `change`.
+    pub fn fields(&mut self, change: &Change) -> Arc<Vec<Field>> {
+        let Some(schema) = &change.schema else {
+            return Arc::new(data_fields(change, None));
+        };
+        if let Some((_, fields)) = self.entries.iter().find(|(s, _)| Arc::ptr_eq(s, schema)) {
+            let fields = Arc::clone(fields);
+            // Key columns outside the declared schema are rare; check cheaply.
+            if change
+                .key
+                .names()
+                .all(|k| fields.iter().any(|f| f.name() == k))
+            {
+                return fields;
+            }
+        }
+        let fields = Arc::new(data_fields(change, Some(schema)));
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.remove(0);
+        }
+        self.entries.push((Arc::clone(schema), Arc::clone(&fields)));
+        fields
+    }
+}
+
+/// Whether a change with data fields `record` can go into a file with data
+/// fields `file`. A declared schema must match exactly (a schema change
+/// starts a new file); a schema-less change fits when the file has all its
+/// columns (the others are null), since its "schema" is just the columns
+/// it happens to carry (a delete carries only the key).
+pub fn fits(file: &[Field], record: &[Field], declared: bool) -> bool {
+    if declared {
+        file == record
+    } else {
+        record.iter().all(|r| {
+            file.iter()
+                .any(|f| f.name() == r.name() && f.data_type() == r.data_type())
+        })
+    }
+}
+
+/// The data fields of a new file for a schema-less change that did not fit:
+/// the previous file's columns plus the new ones, so alternating shapes do
+/// not produce a file each.
+pub fn union(file: &[Field], record: &[Field]) -> Vec<Field> {
+    let mut out = file.to_vec();
+    for r in record {
+        if !out.iter().any(|f| f.name() == r.name()) {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_types_are_exact_where_parquet_has_them() {
+        assert_eq!(
+            arrow_type(&ColumnType::Decimal {
+                precision: Some(10),
+                scale: 2
+            }),
+            DataType::Decimal128(10, 2)
+        );
+        assert_eq!(
+            arrow_type(&ColumnType::TimestampTz),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        assert_eq!(arrow_type(&ColumnType::Uuid), DataType::Utf8);
+        assert!(matches!(
+            arrow_type(&ColumnType::Array(Box::new(ColumnType::Int32))),
+            DataType::List(_)
+        ));
+    }
+
+    #[test]
+    fn a_column_named_like_bookkeeping_is_refused() {
+        let fields = vec![Field::new("__op", DataType::Utf8, true)];
+        assert!(file_schema(&fields).is_err());
+    }
+
+    #[test]
+    fn schema_less_records_fit_when_their_columns_exist() {
+        let file = vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("name", DataType::Utf8, true),
+        ];
+        let key_only = vec![Field::new("id", DataType::Utf8, true)];
+        assert!(fits(&file, &key_only, false));
+        assert!(!fits(&file, &key_only, true));
+        let wider = vec![Field::new("email", DataType::Utf8, true)];
+        assert!(!fits(&file, &wider, false));
+        assert_eq!(union(&file, &wider).len(), 3);
+    }
+}
