@@ -29,6 +29,7 @@ pub mod config;
 pub mod encode;
 pub mod file;
 pub mod layout;
+pub mod read;
 pub mod schema;
 pub mod store;
 
@@ -235,7 +236,7 @@ impl ParquetSink {
     ) -> Result<&mut OpenFile, SinkError> {
         let mut new_fields = Arc::clone(fields);
         if let Some(file) = self.files.get(key) {
-            if file.declared == declared && schema::fits(&file.data_fields, fields, declared) {
+            if schema::fits(&file.data_fields, fields) {
                 return self
                     .files
                     .get_mut(key)

@@ -165,19 +165,19 @@ impl FieldCache {
 }
 
 /// Whether a change with data fields `record` can go into a file with data
-/// fields `file`. A declared schema must match exactly (a schema change
-/// starts a new file); a schema-less change fits when the file has all its
-/// columns (the others are null), since its "schema" is just the columns
-/// it happens to carry (a delete carries only the key).
-pub fn fits(file: &[Field], record: &[Field], declared: bool) -> bool {
-    if declared {
-        file == record
-    } else {
-        record.iter().all(|r| {
-            file.iter()
-                .any(|f| f.name() == r.name() && f.data_type() == r.data_type())
-        })
-    }
+/// fields `file`: when the file has every column of the change with the
+/// same type (the file's other columns are null for it).
+///
+/// So a new or retyped column starts a new file, while a change with fewer
+/// columns does not: within one partition that is an event from before an
+/// `ADD COLUMN` that arrives late (a producer retry, a replayed range), a
+/// schema-less delete carrying only the key, or a dropped column. Requiring
+/// an exact match would close a file at every such event.
+pub fn fits(file: &[Field], record: &[Field]) -> bool {
+    record.iter().all(|r| {
+        file.iter()
+            .any(|f| f.name() == r.name() && f.data_type() == r.data_type())
+    })
 }
 
 /// The data fields of a new file for a schema-less change that did not fit:
@@ -224,16 +224,17 @@ mod tests {
     }
 
     #[test]
-    fn schema_less_records_fit_when_their_columns_exist() {
+    fn records_fit_when_the_file_has_their_columns() {
         let file = vec![
             Field::new("id", DataType::Utf8, true),
             Field::new("name", DataType::Utf8, true),
         ];
         let key_only = vec![Field::new("id", DataType::Utf8, true)];
-        assert!(fits(&file, &key_only, false));
-        assert!(!fits(&file, &key_only, true));
+        assert!(fits(&file, &key_only));
         let wider = vec![Field::new("email", DataType::Utf8, true)];
-        assert!(!fits(&file, &wider, false));
+        assert!(!fits(&file, &wider));
+        let retyped = vec![Field::new("id", DataType::Int64, true)];
+        assert!(!fits(&file, &retyped));
         assert_eq!(union(&file, &wider).len(), 3);
     }
 }

@@ -1,0 +1,220 @@
+//! The Parquet sink end to end: the real worker binary, tansu, and moto (S3)
+//! or a local directory. What is asserted is what a reader of the bucket
+//! sees: every Kafka record in exactly one object, and the newest version of
+//! every key equal to the source's final state.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+mod common;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use common::{Pipeline, free_port, wait_until};
+use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
+use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig, read};
+use sinkfleet_testkit::workload::{self, Options, Workload};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+fn endpoint() -> String {
+    std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into())
+}
+
+fn s3_sink(prefix: &str, extra: &str) -> String {
+    format!(
+        "  s3_parquet:
+    target:
+      s3:
+        bucket: sinkfleet
+        endpoint: {endpoint}
+        region: us-east-1
+        path_style: true
+        allow_http: true
+        access_key_id: sinkfleet
+        secret_access_key: sinkfleet
+    prefix: {prefix}
+{extra}",
+        endpoint = endpoint()
+    )
+}
+
+/// `(commit LSN, change LSN)`.
+type Version = (u64, u64);
+/// `(id, version, deleted, name)` of one stored row.
+type StoredRow = (i64, Version, bool, Option<String>);
+
+/// Every stored row as `(partition, offset) → (id, version, deleted, name)`,
+/// failing on a record stored twice.
+fn stored(objects: &[(String, Vec<RecordBatch>)]) -> BTreeMap<(i32, i64), StoredRow> {
+    let mut out = BTreeMap::new();
+    for (name, batches) in objects {
+        for b in batches {
+            let col = |n: &str| b.column_by_name(n).unwrap().clone();
+            let (partition, offset, id) = (col("__partition"), col("__offset"), col("id"));
+            let (commit, change, deleted, names) = (
+                col("__commit_lsn"),
+                col("__change_lsn"),
+                col("__deleted"),
+                col("name"),
+            );
+            for i in 0..b.num_rows() {
+                let at = (
+                    partition.as_primitive::<Int32Type>().value(i),
+                    offset.as_primitive::<Int64Type>().value(i),
+                );
+                let row = (
+                    id.as_primitive::<Int64Type>().value(i),
+                    (
+                        commit.as_primitive::<UInt64Type>().value(i),
+                        change.as_primitive::<UInt64Type>().value(i),
+                    ),
+                    deleted.as_boolean().value(i),
+                    names
+                        .is_valid(i)
+                        .then(|| names.as_string::<i32>().value(i).to_owned()),
+                );
+                assert!(
+                    out.insert(at, row).is_none(),
+                    "{at:?} stored twice (again in {name})"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Newest version per key, deleted keys dropped: `id → name`.
+fn names(rows: &BTreeMap<(i32, i64), StoredRow>) -> BTreeMap<i64, String> {
+    let mut newest: BTreeMap<i64, (Version, bool, Option<String>)> = BTreeMap::new();
+    for (id, version, deleted, name) in rows.values() {
+        if newest.get(id).is_none_or(|(v, _, _)| version > v) {
+            newest.insert(*id, (*version, *deleted, name.clone()));
+        }
+    }
+    newest
+        .into_iter()
+        .filter(|(_, (_, deleted, _))| !deleted)
+        .map(|(id, (_, _, name))| (id, name.unwrap()))
+        .collect()
+}
+
+fn want(w: &Workload) -> BTreeMap<i64, String> {
+    w.expected
+        .values()
+        .map(|r| (r.id, r.name.clone()))
+        .collect()
+}
+
+/// Records the sink stores: everything but Kafka tombstones.
+fn stored_records(w: &Workload) -> usize {
+    w.records.iter().filter(|r| r.value.is_some()).count()
+}
+
+async fn read_back(cfg: ParquetSinkConfig) -> Vec<(String, Vec<RecordBatch>)> {
+    let prefix = cfg.prefix.clone();
+    let sink = ParquetSink::new(cfg).unwrap();
+    read::objects(sink.store().as_ref(), &prefix).await.unwrap()
+}
+
+/// The same bucket and prefix as [`s3_sink`], for reading back.
+fn s3_config(prefix: &str) -> ParquetSinkConfig {
+    let mut cfg = ParquetSinkConfig::local("unused");
+    cfg.target = Target::S3(S3Target {
+        bucket: "sinkfleet".into(),
+        endpoint: Some(endpoint()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        access_key_id: Some("sinkfleet".into()),
+        secret_access_key: Some("sinkfleet".into()),
+        allow_http: true,
+    });
+    cfg.prefix = prefix.into();
+    cfg
+}
+
+/// A worker uploads files (rotation by rows) but never gets to commit
+/// (commit interval of an hour) and is SIGKILLed. The next worker starts
+/// from the beginning, skips what the bucket holds, writes the rest:
+/// nothing is stored twice, nothing is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_upload_and_commit_duplicates_nothing() {
+    let p = Pipeline::new("s3kill", 2).await;
+    let w = workload::generate(&Options {
+        keys: 200,
+        changes: 3_000,
+        seed: 61,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let prefix = p.schema.clone();
+    let sink = s3_sink(&prefix, "    rotation: { max_rows: 300, max_age_ms: 500 }");
+
+    let port = free_port();
+    let config = p.config_with_sink("  commit_interval_ms: 3600000", &sink, port);
+    let mut first = p.spawn("first", &config, port);
+    wait_until("objects uploaded", Duration::from_secs(120), || {
+        first.metric("sinkfleet_objects_written_total") >= 4.0
+    })
+    .await;
+    first.kill9();
+    assert!(
+        p.committed(&p.group).values().all(|o| *o < 0),
+        "nothing committed before the kill: {:?}",
+        p.committed(&p.group)
+    );
+    let before = read_back(s3_config(&prefix)).await;
+    assert!(!before.is_empty());
+
+    let port = free_port();
+    let config = p.config_with_sink("", &sink, port);
+    let mut second = p.spawn("second", &config, port);
+    p.wait_committed_to_end(&p.group, Duration::from_secs(120))
+        .await;
+    assert!(second.metric("sinkfleet_records_already_written_total") > 0.0);
+    assert!(second.terminate(Duration::from_secs(30)).success());
+
+    let after = read_back(s3_config(&prefix)).await;
+    let rows = stored(&after);
+    assert_eq!(rows.len(), stored_records(&w));
+    assert_eq!(names(&rows), want(&w));
+    // The objects written before the kill are still there, unchanged in name.
+    let names_after: BTreeSet<&String> = after.iter().map(|(n, _)| n).collect();
+    assert!(before.iter().all(|(n, _)| names_after.contains(n)));
+}
+
+/// SIGTERM with files still open (an age limit of an hour): the worker
+/// uploads them before its final commit, so a clean stop commits
+/// everything and a restart replays nothing. Local directory target.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_uploads_open_files_then_commits_everything() {
+    let p = Pipeline::new("s3term", 2).await;
+    let w = workload::generate(&Options {
+        keys: 100,
+        changes: 1_000,
+        seed: 62,
+        new_column_at: None, // no schema change: nothing rotates before the stop
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(&p.schema);
+    let sink = format!(
+        "  s3_parquet:\n    target:\n      local:\n        path: {}\n    rotation: {{ max_age_ms: 3600000 }}",
+        dir.display()
+    );
+    let port = free_port();
+    let config = p.config_with_sink("", &sink, port);
+    let mut worker = p.spawn("w", &config, port);
+    wait_until("every record consumed", Duration::from_secs(120), || {
+        worker.metric("sinkfleet_records_in_total") >= w.records.len() as f64
+    })
+    .await;
+    assert_eq!(worker.metric("sinkfleet_objects_written_total"), 0.0);
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    assert_eq!(p.committed(&p.group), p.end_offsets());
+
+    let objects = read_back(ParquetSinkConfig::local(dir.to_str().unwrap())).await;
+    let rows = stored(&objects);
+    assert_eq!(rows.len(), stored_records(&w));
+    assert_eq!(names(&rows), want(&w));
+}
