@@ -481,3 +481,113 @@ async fn debezium_fixtures_read_back_with_their_types_and_values() {
         1_665_791_731_989_360
     );
 }
+
+fn item(offset: i64, id: i64, price: &str) -> SinkRecord {
+    use sinkfleet_core::{
+        Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema, Value, Version,
+    };
+    let schema = Arc::new(TableSchema {
+        columns: vec![
+            ColumnSchema {
+                name: "id".into(),
+                ty: ColumnType::Int64,
+                optional: false,
+            },
+            ColumnSchema {
+                name: "price".into(),
+                ty: ColumnType::Decimal {
+                    precision: Some(4),
+                    scale: 2,
+                },
+                optional: true,
+            },
+        ],
+    });
+    let mut key = Row::default();
+    key.set("id", Value::Int(id));
+    let mut row = key.clone();
+    row.set("price", Value::Decimal(price.into()));
+    SinkRecord {
+        position: Position {
+            topic: Arc::from("items"),
+            partition: 0,
+            offset,
+        },
+        change: Change {
+            table: TableId::new("public", "items"),
+            op: Op::Create,
+            key,
+            row: Some(row),
+            version: Version::new(offset as u64 + 1, 0),
+            schema: Some(schema),
+            source_ts_ms: None,
+        },
+    }
+}
+
+/// A value that does not fit its column fails the batch permanently and
+/// appends nothing of it; the runtime then splits the batch, and the
+/// halves that encode are stored once (the records already accepted are
+/// not appended again). What reaches the file is exactly the good records.
+#[tokio::test]
+async fn a_value_that_does_not_fit_fails_permanently_and_the_rest_is_stored_once() {
+    let cfg = local_config("poison");
+    let mut sink = ParquetSink::new(cfg.clone()).unwrap();
+    let batch = vec![item(0, 1, "1.50"), item(1, 2, "123.45"), item(2, 3, "2.25")];
+    let err = sink.write(&batch).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("price"), "{err}");
+    // What the writer does next: halves, then the bad record alone.
+    sink.write(&batch[..1]).await.unwrap();
+    assert!(sink.write(&batch[1..]).await.is_err());
+    sink.write(&batch[1..2]).await.unwrap_err();
+    sink.write(&batch[2..]).await.unwrap();
+    sink.write(&batch[..1]).await.unwrap(); // a retry of an accepted record
+    let durable = sink.flush(FlushMode::All).await.unwrap();
+    assert_eq!(covered(&durable), BTreeSet::from([0, 2]));
+    let objects = objects(sink.store().as_ref(), "").await;
+    let batches: Vec<RecordBatch> = objects.values().flat_map(|(_, b)| b.clone()).collect();
+    let offsets: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            let o = b
+                .column_by_name("__offset")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            (0..o.len()).map(move |i| o.value(i))
+        })
+        .collect();
+    assert_eq!(offsets, vec![0, 2]);
+}
+
+/// Debezium's documented truncate event (fixture 26) is stored as a row with
+/// `__op = t`, `__deleted` set and no key: readers drop older rows of the table.
+#[tokio::test]
+async fn a_truncate_is_stored_as_a_versioned_marker_row() {
+    let Some(truncate) = fixture("26-truncate-docs-payload-only.value.json", 0) else {
+        return;
+    };
+    let cfg = local_config("truncate");
+    let mut sink = ParquetSink::new(cfg.clone()).unwrap();
+    sink.write(&[truncate]).await.unwrap();
+    sink.flush(FlushMode::All).await.unwrap();
+    let objects = objects(sink.store().as_ref(), "").await;
+    let b = &objects.values().next().unwrap().1[0];
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(
+        b.column_by_name("__op")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "t"
+    );
+    assert!(b.column_by_name("__deleted").unwrap().as_boolean().value(0));
+    assert!(
+        b.column_by_name("__commit_lsn")
+            .unwrap()
+            .as_primitive::<UInt64Type>()
+            .value(0)
+            > 0
+    );
+}
