@@ -417,6 +417,65 @@ async fn a_killed_publisher_loses_nothing() {
     src.cleanup().await;
 }
 
+/// The server ends the replication connection under load (here: its
+/// walsender is terminated, as on a failover or a restart): the publisher
+/// reconnects from the confirmed LSN by itself and nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_replication_connection_is_resumed() {
+    let src = Source::new("drop").await;
+    let s = src.schema.clone();
+    src.sql(&format!(
+        "CREATE TABLE {s}.events (id bigint PRIMARY KEY, v int)"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let config = src.publisher_config(&["events"], &brokers(), "", pp);
+    let mut publisher = Worker::start(&src.prefix, "publish", &config, pp);
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    let pool = src.pool.clone();
+    let load = tokio::spawn(async move {
+        for batch in 0..40i64 {
+            let sql = format!(
+                "INSERT INTO {s}.events SELECT g, 0 FROM generate_series({}, {}) g;
+                 UPDATE {s}.events SET v = v + 1 WHERE id % 5 = {};",
+                batch * 50,
+                batch * 50 + 49,
+                batch % 5
+            );
+            pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let terminated: Option<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1",
+    )
+    .bind(&src.slot)
+    .fetch_one(&src.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, Some(true), "the walsender was running");
+    load.await.unwrap();
+    let mut worker = Worker::spawn(
+        &format!("{}-sink", src.prefix),
+        &src.worker_config(&["events"], wp),
+        wp,
+    );
+    src.wait_identical("events", "id, v").await;
+    assert!(publisher.metric("sinkfleet_publisher_reconnects_total") >= 1.0);
+    assert!(publisher.exited().is_none(), "{}", publisher.log_text());
+    assert!(
+        publisher.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        publisher.log_text()
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
+
 /// With the broker gone, nothing is acknowledged, so the slot's confirmed
 /// LSN stays behind the changes that could not be delivered.
 #[tokio::test(flavor = "multi_thread")]

@@ -140,8 +140,11 @@ impl Coordinator {
                     if self.last_commit.elapsed()
                         >= Duration::from_millis(self.cfg.commit_interval_ms)
                     {
-                        // Buffering sinks report durability on flush.
-                        if self.inflight.is_none() && !self.flushing {
+                        // Buffering sinks report durability on flush. It
+                        // queues behind an in-flight write (the writer takes
+                        // commands in order), so a busy writer cannot starve
+                        // it and hold every offset back.
+                        if !self.flushing {
                             self.flushing = self
                                 .writer
                                 .try_send(WriterCommand::Flush(FlushMode::Due))

@@ -116,12 +116,12 @@ pub async fn run(
                 return Ok(());
             }
             let start = pgwire_replication::Lsn::from_u64(slot.confirmed_flush_lsn.unwrap_or(0));
-            ReplicationClient::connect(repl_config.with_start_lsn(start))
+            ReplicationClient::connect(repl_config.clone().with_start_lsn(start))
                 .await
                 .map_err(|e| PublishError::Replication(e.to_string()))?
         }
         None => {
-            let mut repl = ReplicationClient::connect_gated(repl_config)
+            let mut repl = ReplicationClient::connect_gated(repl_config.clone())
                 .await
                 .map_err(|e| PublishError::Replication(e.to_string()))?;
             let rows = repl
@@ -188,7 +188,18 @@ pub async fn run(
         }
     };
 
-    let result = stream::run(repl, pool.clone(), &cfg, &mut producer, shutdown).await;
+    // The shutdown signal as a flag every (re)connected stream can watch.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stop_signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        std::future::pending::<()>().await
+    };
+    let streaming = stream_with_reconnects(repl, repl_config, &pool, &cfg, &mut producer, stop);
+    let result = tokio::select! {
+        result = streaming => result,
+        () = stop_signal => Ok(()),
+    };
     if cfg.slot_drop_on_stop {
         let _ = sqlx::query("SELECT pg_drop_replication_slot($1)")
             .bind(&cfg.slot_name)
@@ -197,6 +208,74 @@ pub async fn run(
             .map_err(|e| tracing::warn!(error = %e, "slot.drop.on.stop: could not drop the slot"));
     }
     Ok(result?)
+}
+
+/// Reconnects after this many replication failures in a row, then gives up.
+const MAX_RECONNECTS: u32 = 5;
+/// A stream that ran this long counts as recovered: the failure count restarts.
+const STABLE_STREAM: Duration = Duration::from_secs(60);
+
+/// Streams the slot; when the replication connection fails (the server
+/// restarted, a network cut, a transient decoding error), reconnects from
+/// the slot's confirmed LSN with backoff. Events after that LSN are
+/// produced again: at-least-once, which the sinks' version checks absorb.
+/// Kafka and decoding errors are not retried here: they stop the publisher.
+async fn stream_with_reconnects(
+    mut repl: ReplicationClient,
+    repl_config: ReplicationConfig,
+    pool: &sqlx::PgPool,
+    cfg: &ConnectorConfig,
+    producer: &mut EventProducer,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), stream::StreamError> {
+    let mut failures = 0u32;
+    loop {
+        let mut watch = stop.clone();
+        let started = std::time::Instant::now();
+        let stopped = async move {
+            let _ = watch.wait_for(|stop| *stop).await;
+        };
+        let message = match stream::run(repl, pool.clone(), cfg, producer, stopped).await {
+            Err(stream::StreamError::Replication(message)) if !*stop.borrow() => message,
+            other => return other,
+        };
+        if started.elapsed() >= STABLE_STREAM {
+            failures = 0;
+        }
+        repl = loop {
+            failures += 1;
+            if failures > MAX_RECONNECTS {
+                return Err(stream::StreamError::Replication(message));
+            }
+            metrics::counter!("sinkfleet_publisher_reconnects_total").increment(1);
+            tracing::warn!(error = %message, attempt = failures, "replication stream failed: reconnecting from the confirmed LSN");
+            tokio::time::sleep(Duration::from_millis(500 << failures.min(5))).await;
+            if *stop.borrow() {
+                return Ok(());
+            }
+            // The slot stays active until the server notices the old
+            // connection is gone (55006): that is retried like the rest.
+            match resume(pool, cfg, repl_config.clone()).await {
+                Ok(client) => break client,
+                Err(e) => tracing::warn!(error = %e, "reconnecting failed"),
+            }
+        };
+    }
+}
+
+/// A replication client streaming from the slot's confirmed LSN.
+async fn resume(
+    pool: &sqlx::PgPool,
+    cfg: &ConnectorConfig,
+    repl_config: ReplicationConfig,
+) -> Result<ReplicationClient, PublishError> {
+    let slot = control::slot(pool, cfg)
+        .await?
+        .ok_or_else(|| PublishError::Replication(format!("slot {} is gone", cfg.slot_name)))?;
+    let start = pgwire_replication::Lsn::from_u64(slot.confirmed_flush_lsn.unwrap_or(0));
+    ReplicationClient::connect(repl_config.with_start_lsn(start))
+        .await
+        .map_err(|e| PublishError::Replication(e.to_string()))
 }
 
 /// A slot whose snapshot did not complete would make the next start skip

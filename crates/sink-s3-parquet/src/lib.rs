@@ -265,6 +265,24 @@ impl ParquetSink {
         Ok(self.files.entry(key.clone()).or_insert(file))
     }
 
+    /// Closes and uploads files older than `rotation.max_age_ms` (or all).
+    /// Runs on every write as well as on flush: the runtime flushes only
+    /// when the writer is idle, and a busy writer must not keep files open
+    /// past their age.
+    async fn rotate_aged(&mut self, all: bool) -> Result<(), SinkError> {
+        let max_age = Duration::from_millis(self.cfg.rotation.max_age_ms);
+        let due: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, f)| all || f.opened.elapsed() >= max_age)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.rotate(&key).await?;
+        }
+        Ok(())
+    }
+
     /// Keeps the open files under `max_buffer_bytes`: the largest go first.
     async fn bound_memory(&mut self) -> Result<(), SinkError> {
         loop {
@@ -316,22 +334,14 @@ impl Sink for ParquetSink {
                 self.append(&key, &records).await?;
             }
         }
+        self.rotate_aged(false).await?;
         self.bound_memory().await?;
         Ok(Durability::Buffered)
     }
 
     async fn flush(&mut self, mode: FlushMode) -> Result<Vec<DurableRange>, SinkError> {
         self.upload_pending().await?;
-        let max_age = Duration::from_millis(self.cfg.rotation.max_age_ms);
-        let due: Vec<FileKey> = self
-            .files
-            .iter()
-            .filter(|(_, f)| mode == FlushMode::All || f.opened.elapsed() >= max_age)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            self.rotate(&key).await?;
-        }
+        self.rotate_aged(mode == FlushMode::All).await?;
         metrics::gauge!("sinkfleet_open_files").set(self.files.len() as f64);
         Ok(std::mem::take(&mut self.durable))
     }
