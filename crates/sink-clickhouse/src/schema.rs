@@ -67,24 +67,75 @@ pub fn ch_type(ty: &ColumnType, sample: Option<&Value>, features: &ServerFeature
     }
 }
 
-/// The type a column needs for `changes` (first change that knows it).
+/// The type a column needs for all of `changes`, and whether it may be
+/// NULL: the widest declared (or inferred) type among them. A batch can
+/// straddle a schema change (events from before and after an `ALTER COLUMN
+/// TYPE`); the first change's type would be too narrow for the later ones.
 pub fn wanted_type(changes: &[Change], column: &str, features: &ServerFeatures) -> (String, bool) {
+    let mut wanted: Option<(String, bool)> = None;
     for change in changes {
         let sample = change
             .row
             .as_ref()
             .and_then(|r| r.get(column))
             .or_else(|| change.key.get(column));
-        if let Some(col) = change.schema.as_ref().and_then(|s| s.column(column)) {
-            return (ch_type(&col.ty, sample, features), col.optional);
-        }
-        if let Some(v) = sample
-            && !v.is_null()
-        {
-            return (ch_type(&ColumnType::Inferred, Some(v), features), true);
+        let candidate = match change.schema.as_ref().and_then(|s| s.column(column)) {
+            Some(col) => (ch_type(&col.ty, sample, features), col.optional),
+            None => match sample {
+                Some(v) if !v.is_null() => {
+                    (ch_type(&ColumnType::Inferred, Some(v), features), true)
+                }
+                _ => continue,
+            },
+        };
+        wanted = Some(match wanted {
+            None => candidate,
+            Some((current, optional)) => (
+                widening(&current, &candidate.0).unwrap_or(current),
+                optional || candidate.1,
+            ),
+        });
+    }
+    wanted.unwrap_or_else(|| ("String".into(), true))
+}
+
+/// The type to change column type `current` to so that it also holds
+/// `wanted` without rounding, if `current` is too narrow; `None` when it
+/// already holds it or no lossless widening exists (the value then fails
+/// on insert and is dead-lettered, never rounded). `Nullable(..)` wrappers
+/// are ignored: nullability is not widened here.
+pub fn widening(current: &str, wanted: &str) -> Option<String> {
+    let current = strip_nullable(current);
+    let wanted = strip_nullable(wanted);
+    match (current, wanted) {
+        (c, w) if c == w => None,
+        ("Int16", "Int32") => Some("Int32".into()),
+        ("Int16" | "Int32", "Int64") => Some("Int64".into()),
+        ("Float32", "Float64") => Some("Float64".into()),
+        (c, w) => {
+            // Decimal(p,s) ∪ Decimal(p',s'): keep the most integer digits
+            // and the largest scale, if that still fits Decimal128.
+            let (p, s) = decimal_typmod(c)?;
+            let (wp, ws) = decimal_typmod(w)?;
+            let scale = s.max(ws);
+            let precision = (p - s).max(wp - ws) + scale;
+            (precision <= 38 && (precision, scale) != (p, s))
+                .then(|| format!("Decimal({precision}, {scale})"))
         }
     }
-    ("String".into(), true)
+}
+
+fn strip_nullable(t: &str) -> &str {
+    t.strip_prefix("Nullable(")
+        .and_then(|inner| inner.strip_suffix(')'))
+        .unwrap_or(t)
+}
+
+/// `Decimal(p, s)` → `(p, s)`.
+fn decimal_typmod(t: &str) -> Option<(u32, u32)> {
+    let inner = t.strip_prefix("Decimal(")?.strip_suffix(')')?;
+    let (p, s) = inner.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
 }
 
 /// A table as the sink knows it.
@@ -278,6 +329,21 @@ pub async fn ensure(
                         meta.name,
                         column_def(n)
                     ));
+                } else if let Some(current) = meta.column_type(n)
+                    && cfg.evolve_schema
+                    && !key.contains(n)
+                    && let Some(to) = widening(current, &wanted_type(changes, n, features).0)
+                {
+                    let to = if current.starts_with("Nullable(") {
+                        format!("Nullable({to})")
+                    } else {
+                        to
+                    };
+                    ddl.push(format!(
+                        "ALTER TABLE {} MODIFY COLUMN {} {to}",
+                        meta.name,
+                        quote(n)
+                    ));
                 }
             }
         }
@@ -307,6 +373,24 @@ mod tests {
 
     const OLD: ServerFeatures = ServerFeatures { version: (18, 16) };
     const NEW: ServerFeatures = ServerFeatures { version: (24, 8) };
+
+    #[test]
+    fn widening_never_shrinks_integer_digits_or_scale() {
+        assert_eq!(widening("Int16", "Int64").as_deref(), Some("Int64"));
+        assert_eq!(widening("Int64", "Int16"), None);
+        assert_eq!(
+            widening("Nullable(Decimal(12, 2))", "Decimal(14, 3)").as_deref(),
+            Some("Decimal(14, 3)")
+        );
+        // 10 integer digits and scale 4 need Decimal(14, 4).
+        assert_eq!(
+            widening("Decimal(12, 2)", "Decimal(10, 4)").as_deref(),
+            Some("Decimal(14, 4)")
+        );
+        assert_eq!(widening("Decimal(14, 3)", "Decimal(12, 2)"), None);
+        assert_eq!(widening("Decimal(38, 0)", "Decimal(38, 10)"), None);
+        assert_eq!(widening("String", "Int64"), None);
+    }
 
     #[test]
     fn ddl_for_old_and_modern_servers() {

@@ -204,3 +204,91 @@ async fn truncate_is_versioned() {
         .await
         .unwrap();
 }
+
+/// A batch holding events from before and after an `ALTER COLUMN TYPE`
+/// (numeric(12,2) → numeric(14,3)), and the same change arriving for an
+/// existing table: the column is created or widened to hold every value,
+/// and none is rounded.
+#[tokio::test]
+async fn a_batch_straddling_a_type_change_widens_the_column() {
+    let db = format!("ch_widen_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(db.clone());
+    let client = Client::new(&cfg).unwrap();
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    let event = |id: i64, lsn: u64, precision: &str, scale: &str, unscaled: &str| {
+        let value = serde_json::json!({
+            "schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "optional": true, "fields": [
+                {"field": "id", "type": "int64", "optional": false},
+                {"field": "amount", "type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal",
+                 "parameters": {"scale": scale, "connect.decimal.precision": precision}}]}]},
+            "payload": {"op": "u", "source": {"schema": "public", "table": "items", "lsn": lsn},
+                        "after": {"id": id, "amount": unscaled}}
+        });
+        let key = serde_json::json!({"id": id}).to_string();
+        SinkRecord {
+            position: Position {
+                topic: Arc::from("items"),
+                partition: 0,
+                offset: lsn as i64,
+            },
+            change: sinkfleet_core::debezium::decode(
+                Some(key.as_bytes()),
+                Some(value.to_string().as_bytes()),
+                lsn as i64,
+                &DecodeOptions::default(),
+            )
+            .unwrap()
+            .unwrap(),
+        }
+    };
+    // Created from a straddling batch: 12.34 (old type) and 12.345 (new).
+    sink.write(&[
+        event(1, 10, "12", "2", "BNI="),
+        event(2, 20, "14", "3", "MDk="),
+    ])
+    .await
+    .unwrap();
+    // An old-type event after the widening still fits.
+    sink.write(&[event(3, 30, "12", "2", "BNI=")])
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT toString(amount) AS a, toTypeName(amount) AS t FROM `{db}`.items FINAL ORDER BY id FORMAT JSONEachRow"
+    );
+    let body = client.execute(&sql, None, &[]).await.unwrap();
+    assert_eq!(
+        body.lines().collect::<Vec<_>>(),
+        vec![
+            r#"{"a":"12.340","t":"Nullable(Decimal(14, 3))"}"#,
+            r#"{"a":"12.345","t":"Nullable(Decimal(14, 3))"}"#,
+            r#"{"a":"12.340","t":"Nullable(Decimal(14, 3))"}"#,
+        ]
+    );
+
+    // Now a table created narrow (from one old-type event) meets the new type.
+    let narrow_db = format!("ch_widen2_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(narrow_db.clone());
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    sink.write(&[event(1, 10, "12", "2", "BNI=")])
+        .await
+        .unwrap();
+    sink.write(&[event(2, 20, "14", "3", "MDk=")])
+        .await
+        .unwrap();
+    let sql = format!(
+        "SELECT toString(amount) AS a FROM `{narrow_db}`.items FINAL ORDER BY id FORMAT JSONEachRow"
+    );
+    let body = client.execute(&sql, None, &[]).await.unwrap();
+    assert_eq!(
+        body.lines().collect::<Vec<_>>(),
+        vec![r#"{"a":"12.340"}"#, r#"{"a":"12.345"}"#]
+    );
+    for d in [&db, &narrow_db] {
+        client
+            .execute(&format!("DROP DATABASE `{d}`"), None, &[])
+            .await
+            .unwrap();
+    }
+}
