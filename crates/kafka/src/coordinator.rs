@@ -36,8 +36,19 @@ struct PendingRevoke {
 /// The job the writer is working on.
 struct InFlight {
     id: u64,
-    /// Per partition: records, bytes and newest timestamp in the job.
-    load: HashMap<PartitionId, (Load, Option<i64>)>,
+    /// Per partition: what the job holds of it.
+    load: HashMap<PartitionId, JobShare>,
+}
+
+/// One partition's part of a job.
+#[derive(Debug, Default)]
+struct JobShare {
+    /// Records and bytes.
+    load: Load,
+    /// Newest record timestamp (ms).
+    newest_ts: Option<i64>,
+    /// Highest offset.
+    last_offset: i64,
 }
 
 /// Health flags served on `/healthz` and `/readyz`.
@@ -314,12 +325,16 @@ impl Coordinator {
             }
             WriterEvent::Done { id, durable } => {
                 if let Some(job) = self.inflight.take_if(|j| j.id == id) {
-                    for (pid, (load, ts)) in job.load {
+                    for (pid, share) in job.load {
                         if let Some(state) = self.partitions.get_mut(&pid) {
-                            state.inflight.records -= load.records.min(state.inflight.records);
-                            state.inflight.bytes -= load.bytes.min(state.inflight.bytes);
-                            if ts.is_some() {
-                                state.last_durable_ts = state.last_durable_ts.max(ts);
+                            state.inflight.records -=
+                                share.load.records.min(state.inflight.records);
+                            state.inflight.bytes -= share.load.bytes.min(state.inflight.bytes);
+                            // Counts for lag in seconds once the watermark
+                            // passes it: at once for a durable sink, after
+                            // the upload for a buffering one.
+                            if let Some(ts) = share.newest_ts {
+                                state.timestamps.push_back((share.last_offset, ts));
                             }
                         }
                     }
@@ -350,6 +365,7 @@ impl Coordinator {
                 && let Some(w) = state.watermark.as_mut()
             {
                 w.mark_durable(r.first, r.last);
+                state.advance_durable_ts();
             }
         }
     }
@@ -379,7 +395,7 @@ impl Coordinator {
             return;
         }
         let mut items = Vec::with_capacity(records.min(self.cfg.batch_max_records));
-        let mut job_load: HashMap<PartitionId, (Load, Option<i64>)> = HashMap::new();
+        let mut job_load: HashMap<PartitionId, JobShare> = HashMap::new();
         let mut taken_bytes = 0u64;
         // Fair share: round-robin over partitions, one record at a time is
         // too slow; take up to an equal slice from each.
@@ -398,9 +414,10 @@ impl Coordinator {
                 state.inflight.records += 1;
                 state.inflight.bytes += b;
                 let entry = job_load.entry(pid.clone()).or_default();
-                entry.0.records += 1;
-                entry.0.bytes += b;
-                entry.1 = entry.1.max(item.timestamp_ms);
+                entry.load.records += 1;
+                entry.load.bytes += b;
+                entry.newest_ts = entry.newest_ts.max(item.timestamp_ms);
+                entry.last_offset = entry.last_offset.max(item.position.offset);
                 taken_bytes += b;
                 items.push(item);
                 n += 1;
