@@ -154,6 +154,8 @@ impl ParquetSink {
         metrics::histogram!("sinkfleet_object_upload_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("sinkfleet_objects_written_total").increment(1);
+        metrics::counter!("sinkfleet_records_applied_total", "sink" => "s3_parquet", "table" => key.table.to_string())
+            .increment(closed.rows as u64);
         metrics::counter!("sinkfleet_object_bytes_written_total")
             .increment(closed.data.len() as u64);
         tracing::debug!(object = %closed.object, rows = closed.rows, bytes = closed.data.len(), "object written");
