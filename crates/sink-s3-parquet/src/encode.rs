@@ -17,6 +17,7 @@ use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use sinkfleet_core::{Op, SinkRecord, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Days from 0001-01-01 (CE day 1) to 1970-01-01.
@@ -165,7 +166,7 @@ fn array(ty: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
                 other => return Err(mismatch("a zoned timestamp", other)),
             }
         ),
-        DataType::Utf8 => build!(StringBuilder::new(), |v| text(v)),
+        DataType::Utf8 => build!(StringBuilder::new(), |v| text(v).as_ref()),
         DataType::List(item) => {
             let mut lengths = Vec::with_capacity(values.len());
             let mut valid = Vec::with_capacity(values.len());
@@ -231,35 +232,38 @@ fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
     if dropped.bytes().any(|b| b != b'0') {
         return Err(format!("{}: more fractional digits than the scale", bad()));
     }
-    let mut unscaled = String::with_capacity(int.len() + scale);
-    unscaled.push_str(int.trim_start_matches('0'));
-    unscaled.push_str(kept);
-    unscaled.extend(std::iter::repeat_n('0', scale - kept.len()));
-    let significant = unscaled.trim_start_matches('0');
-    if significant.len() > usize::from(precision) {
-        return Err(format!("{}: too many digits", bad()));
+    // The unscaled digits: integer part, kept fraction, zeros up to the
+    // scale. Counting from the first non-zero digit gives the precision
+    // used; at most 38 digits, so i128 never overflows.
+    let padding = std::iter::repeat_n(b'0', scale - kept.len());
+    let (mut magnitude, mut significant) = (0i128, 0usize);
+    for b in int.bytes().chain(kept.bytes()).chain(padding) {
+        if magnitude == 0 && b == b'0' {
+            continue;
+        }
+        significant += 1;
+        if significant > usize::from(precision) {
+            return Err(format!("{}: too many digits", bad()));
+        }
+        magnitude = magnitude * 10 + i128::from(b - b'0');
     }
-    let magnitude: i128 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().map_err(|_| bad())?
-    };
     Ok(if negative { -magnitude } else { magnitude })
 }
 
-/// The text form of a value stored in a text column.
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
+/// The text form of a value stored in a text column (borrowed when the
+/// value already is text: most are).
+fn text(v: &Value) -> Cow<'_, str> {
+    Cow::Owned(match v {
         Value::Decimal(s)
         | Value::Text(s)
         | Value::TimestampTz(s)
         | Value::TimeTz(s)
         | Value::Uuid(s)
-        | Value::Json(s) => s.clone(),
+        | Value::Json(s) => return Cow::Borrowed(s),
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
         Value::Bytes(b) => {
             let mut out = String::with_capacity(2 + b.len() * 2);
             out.push_str("\\x");
@@ -274,7 +278,7 @@ fn text(v: &Value) -> String {
         Value::Array(items) => {
             serde_json::Value::Array(items.iter().map(json).collect()).to_string()
         }
-    }
+    })
 }
 
 fn json(v: &Value) -> serde_json::Value {
@@ -283,10 +287,10 @@ fn json(v: &Value) -> serde_json::Value {
         Value::Bool(b) => (*b).into(),
         Value::Int(i) => (*i).into(),
         Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or_else(|| text(v).into(), Into::into)
+            serde_json::Number::from_f64(*f).map_or_else(|| text(v).into_owned().into(), Into::into)
         }
         Value::Array(items) => serde_json::Value::Array(items.iter().map(json).collect()),
-        other => text(other).into(),
+        other => text(other).into_owned().into(),
     }
 }
 

@@ -202,7 +202,11 @@ impl ParquetSink {
             let fields = self.fields.fields(&fresh[start].change);
             let declared = fresh[start].change.schema.is_some();
             let mut end = start + 1;
-            while end < fresh.len() && *self.fields.fields(&fresh[end].change) == *fields {
+            while end < fresh.len() {
+                let next = self.fields.fields(&fresh[end].change);
+                if !(Arc::ptr_eq(&next, &fields) || *next == *fields) {
+                    break;
+                }
                 end += 1;
             }
             let mut run = &fresh[start..end];
