@@ -172,6 +172,8 @@ impl ParquetSink {
         let Some(file) = self.files.remove(key) else {
             return Ok(());
         };
+        // Closing writes the footer of bytes already encoded in memory;
+        // values were checked when appended, so this does not fail on data.
         let closed = file
             .close()
             .map_err(|e| SinkError::apply(format!("{}: closing Parquet file: {e}", key.table)))?;
