@@ -181,8 +181,10 @@ metrics:
 
     async fn cleanup(&self) {
         for _ in 0..40 {
+            // The real slot, and a staging slot a failed snapshot may leave.
             let dropped = sqlx::query(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                  WHERE slot_name IN ($1, $1 || '_snap')",
             )
             .bind(&self.slot)
             .execute(&self.pool)
@@ -417,6 +419,52 @@ async fn a_killed_publisher_loses_nothing() {
     src.cleanup().await;
 }
 
+/// A publisher SIGKILLed in the middle of its initial snapshot: the slot
+/// never got its real name, so the next start takes the snapshot again
+/// (instead of streaming on and missing the rows not yet read).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_killed_during_the_snapshot_snapshots_again() {
+    let src = Source::new("snapkill").await;
+    let s = src.schema.clone();
+    src.sql(&format!(
+        "CREATE TABLE {s}.big (id bigint PRIMARY KEY, note text);
+         INSERT INTO {s}.big SELECT g, repeat('x', 50) FROM generate_series(1, 60000) g;"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let config = src.publisher_config(&["big"], &brokers(), "", pp);
+    let mut first = Worker::start(&src.prefix, "publish", &config, pp);
+    wait_until("snapshot under way", CONVERGE, || {
+        first.metric("sinkfleet_publisher_snapshot_rows_done") > 1000.0
+    })
+    .await;
+    first.kill9();
+    assert_eq!(
+        src.confirmed_lsn().await,
+        0,
+        "no slot under the real name yet"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await; // the server notices the dead walsender
+    let mut second = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
+    src.sql(&format!(
+        "UPDATE {s}.big SET note = 'after' WHERE id % 1000 = 0"
+    ))
+    .await;
+    let mut worker = Worker::spawn(
+        &format!("{}-sink", src.prefix),
+        &src.worker_config(&["big"], wp),
+        wp,
+    );
+    src.wait_identical("big", "id, note").await;
+    assert!(
+        second.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        second.log_text()
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
+
 /// The server ends the replication connection under load (here: its
 /// walsender is terminated, as on a failover or a restart): the publisher
 /// reconnects from the confirmed LSN by itself and nothing is lost.
@@ -571,9 +619,10 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
         &src.publisher_config(&["acct"], &brokers(), "", pp),
         pp,
     );
-    // Slot creation is now waiting for A (its slot row exists already).
+    // Slot creation is now waiting for A (its slot row exists already,
+    // under the staging name it has until the snapshot is complete).
     let slot_seen = format!(
-        "SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'",
+        "SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}_snap'",
         src.slot
     );
     wait_until("slot creation started", CONVERGE, || {

@@ -252,6 +252,18 @@ pub async fn slot_lag_bytes(pool: &PgPool, slot: &str) -> Result<Option<i64>, Co
     Ok(row.and_then(|r| r.0))
 }
 
+/// Copies logical slot `from` to `to` (same plugin, same position): how a
+/// slot gets its real name once its snapshot is complete.
+pub async fn copy_slot(pool: &PgPool, from: &str, to: &str) -> Result<(), ControlError> {
+    sqlx::query("SELECT pg_copy_logical_replication_slot($1, $2)")
+        .bind(from)
+        .bind(to)
+        .execute(pool)
+        .await
+        .map_err(sql("copying the snapshot slot to its real name"))?;
+    Ok(())
+}
+
 /// A quoted identifier.
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -121,13 +121,28 @@ pub async fn run(
                 .map_err(|e| PublishError::Replication(e.to_string()))?
         }
         None => {
+            // With a snapshot, the slot is created under a staging name and
+            // gets its real name (a copy) only once the snapshot is complete
+            // in Kafka: a publisher killed mid-snapshot leaves no slot under
+            // the real name, so the next start snapshots again instead of
+            // streaming on from a half-read table. A leftover staging slot
+            // from such a crash is dropped first.
+            let snapshotting = cfg.snapshot_mode != SnapshotMode::Never;
+            let staging = staging_slot_name(&cfg.slot_name);
+            if snapshotting {
+                drop_slot(&pool, &staging).await;
+            }
+            let create_as = if snapshotting {
+                &staging
+            } else {
+                &cfg.slot_name
+            };
             let mut repl = ReplicationClient::connect_gated(repl_config.clone())
                 .await
                 .map_err(|e| PublishError::Replication(e.to_string()))?;
             let rows = repl
                 .simple_query(&format!(
-                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
-                    cfg.slot_name
+                    "CREATE_REPLICATION_SLOT {create_as} LOGICAL pgoutput EXPORT_SNAPSHOT"
                 ))
                 .await
                 .map_err(|e| PublishError::Replication(e.to_string()))?;
@@ -142,8 +157,8 @@ pub async fn run(
                 ));
             };
             let snapshot_lsn = control::parse_lsn(&point).unwrap_or(0);
-            tracing::info!(slot = %cfg.slot_name, consistent_point = %point, "slot created");
-            if cfg.snapshot_mode != SnapshotMode::Never {
+            tracing::info!(slot = %create_as, consistent_point = %point, "slot created");
+            if snapshotting {
                 let started = std::time::Instant::now();
                 let result = snapshot::run(
                     &connect,
@@ -159,16 +174,17 @@ pub async fn run(
                     Ok(r) => r,
                     Err(e) => {
                         drop(repl);
-                        drop_slot_after_failed_snapshot(&pool, &cfg).await;
+                        drop_slot(&pool, &staging).await;
                         return Err(e.into());
                     }
                 };
-                // Everything of the snapshot is in Kafka before the stream
-                // confirms anything past the consistent point.
+                // Everything of the snapshot is in Kafka before the slot
+                // gets its real name and anything past the consistent point
+                // is confirmed.
                 for d in result.deliveries {
                     if let Err(e) = snapshot::acknowledged(d).await {
                         drop(repl);
-                        drop_slot_after_failed_snapshot(&pool, &cfg).await;
+                        drop_slot(&pool, &staging).await;
                         return Err(PublishError::Kafka(e));
                     }
                 }
@@ -177,14 +193,20 @@ pub async fn run(
                     seconds = started.elapsed().as_secs_f64(),
                     "snapshot complete"
                 );
+                // Ends the exported snapshot and frees the staging slot.
+                drop(repl);
+                control::copy_slot(&pool, &staging, &cfg.slot_name).await?;
+                drop_slot(&pool, &staging).await;
                 if cfg.snapshot_mode == SnapshotMode::InitialOnly {
                     return Ok(());
                 }
+                resume(&pool, &cfg, repl_config.clone()).await?
+            } else {
+                repl.start()
+                    .await
+                    .map_err(|e| PublishError::Replication(e.to_string()))?;
+                repl
             }
-            repl.start()
-                .await
-                .map_err(|e| PublishError::Replication(e.to_string()))?;
-            repl
         }
     };
 
@@ -278,20 +300,30 @@ async fn resume(
         .map_err(|e| PublishError::Replication(e.to_string()))
 }
 
-/// A slot whose snapshot did not complete would make the next start skip
-/// the snapshot: drop it so the next start takes a new one.
-async fn drop_slot_after_failed_snapshot(pool: &sqlx::PgPool, cfg: &ConnectorConfig) {
-    for _ in 0..20 {
-        let dropped = sqlx::query("SELECT pg_drop_replication_slot($1)")
-            .bind(&cfg.slot_name)
-            .execute(pool)
-            .await;
-        if dropped.is_ok() {
-            tracing::warn!(slot = %cfg.slot_name, "snapshot failed: slot dropped, the next start snapshots again");
-            return;
+/// The name a slot has while its snapshot is being read.
+fn staging_slot_name(slot: &str) -> String {
+    format!("{}_snap", &slot[..slot.len().min(58)])
+}
+
+/// Drops `slot` if it exists, waiting for it to become inactive (a slot
+/// stays active until its replication connection is gone).
+async fn drop_slot(pool: &sqlx::PgPool, slot: &str) {
+    for _ in 0..40 {
+        let dropped = sqlx::query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .execute(pool)
+        .await;
+        match dropped {
+            Ok(result) => {
+                if result.rows_affected() > 0 {
+                    tracing::info!(%slot, "slot dropped");
+                }
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
-        // Still active until the replication connection is gone.
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tracing::error!(slot = %cfg.slot_name, "snapshot failed and the slot could not be dropped: drop it by hand");
+    tracing::error!(%slot, "the slot could not be dropped: drop it by hand");
 }
