@@ -678,12 +678,18 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
         .and_then(sinkfleet_pg_publisher::control::parse_lsn)
         .unwrap_or_else(|| panic!("no consistent point in the log: {log}"));
     let topic = format!("{}.{}.acct", src.prefix, src.schema);
-    let records =
-        sinkfleet_testkit::kafka::read_all(&brokers(), &topic, 3, Duration::from_secs(3)).unwrap();
-    let update: serde_json::Value = records
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok())
-        .find(|v| v["payload"]["op"] == "u")
+    // The sink applied it, so it is in the topic: a read window can still
+    // come back short on a loaded machine, so read until it shows up.
+    let update: serde_json::Value = (0..10)
+        .find_map(|_| {
+            sinkfleet_testkit::kafka::read_all(&brokers(), &topic, 3, Duration::from_secs(3))
+                .unwrap()
+                .iter()
+                .filter_map(|r| {
+                    serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok()
+                })
+                .find(|v| v["payload"]["op"] == "u")
+        })
         .expect("the update event");
     let sequence: Vec<u64> = serde_json::from_str::<Vec<String>>(
         update["payload"]["source"]["sequence"].as_str().unwrap(),

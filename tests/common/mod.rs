@@ -44,12 +44,24 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A free loopback port (bound and released; good enough for tests).
+/// A free loopback port for a worker's metrics endpoint.
+///
+/// Taken below Linux's ephemeral range (32768-60999): a port from `bind(0)`
+/// comes from that range, and the many outgoing connections the tests open
+/// (Kafka, Postgres) can take it between our check and the worker's bind.
+/// Ports handed out in this process are not handed out twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Test binaries run one after another; each starts elsewhere anyway.
+    let start = (std::process::id() % 400) as u16 * 30;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + start.wrapping_add(n) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One pipeline under test: topic, dead-letter topic, group, target schema.

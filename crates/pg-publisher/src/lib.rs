@@ -111,6 +111,9 @@ pub async fn run(
     let repl = match existing {
         Some(slot) => {
             tracing::info!(slot = %cfg.slot_name, confirmed = ?slot.confirmed_flush_lsn, "resuming from the existing slot");
+            // A crash between copying the staging slot and dropping it
+            // leaves it behind, holding WAL: it is not needed any more.
+            drop_slot(&pool, &staging_slot_name(&cfg.slot_name)).await;
             if cfg.snapshot_mode == SnapshotMode::InitialOnly {
                 tracing::info!("snapshot.mode=initial_only and the slot exists: nothing to do");
                 return Ok(());
