@@ -218,3 +218,45 @@ async fn sigterm_uploads_open_files_then_commits_everything() {
     assert_eq!(rows.len(), stored_records(&w));
     assert_eq!(names(&rows), want(&w));
 }
+
+/// A second worker joins mid-stream and takes partitions over: the first
+/// drops what it buffered for them (never uploaded), the second reconciles
+/// and writes them. Files rotate often (small row limit, short age), so
+/// objects exist for the moving partitions when they move. Nothing is
+/// stored twice, nothing is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_mid_stream_stores_every_record_once() {
+    let p = Pipeline::new("s3scale", 4).await;
+    let w = workload::generate(&Options {
+        keys: 400,
+        changes: 6_000,
+        seed: 63,
+        ..Options::default()
+    });
+    p.produce(&w.records).await;
+    let prefix = p.schema.clone();
+    let sink = s3_sink(&prefix, "    rotation: { max_rows: 200, max_age_ms: 700 }");
+    let slow = "  rate_limit: { rows_per_second: 1500 }";
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = p.spawn("a", &p.config_with_sink(slow, &sink, port_a), port_a);
+    wait_until("worker a writes objects", Duration::from_secs(120), || {
+        a.metric("sinkfleet_objects_written_total") >= 2.0
+    })
+    .await;
+    let mut b = p.spawn("b", &p.config_with_sink(slow, &sink, port_b), port_b);
+    wait_until(
+        "worker b takes partitions and writes",
+        Duration::from_secs(120),
+        || b.metric("sinkfleet_objects_written_total") >= 1.0,
+    )
+    .await;
+    assert!(a.metric("sinkfleet_rebalances_total{kind=\"revoke\"}") >= 1.0);
+    p.wait_committed_to_end(&p.group, Duration::from_secs(180))
+        .await;
+    assert!(a.terminate(Duration::from_secs(30)).success());
+    assert!(b.terminate(Duration::from_secs(30)).success());
+
+    let rows = stored(&read_back(s3_config(&prefix)).await);
+    assert_eq!(rows.len(), stored_records(&w));
+    assert_eq!(names(&rows), want(&w));
+}
