@@ -80,19 +80,44 @@ pub async fn upload(
             .put(&path, PutPayload::from(data))
             .await
             .map_err(|e| retryable(&format!("put {name}"), e))?;
-        return Ok(());
+    } else {
+        let upload = store
+            .put_multipart(&path)
+            .await
+            .map_err(|e| retryable(&format!("start multipart {name}"), e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, cfg.multipart_part_bytes);
+        writer.put(data);
+        writer
+            .finish()
+            .await
+            .map_err(|e| retryable(&format!("multipart {name}"), e))?;
     }
-    let upload = store
-        .put_multipart(&path)
-        .await
-        .map_err(|e| retryable(&format!("start multipart {name}"), e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, cfg.multipart_part_bytes);
-    writer.put(data);
-    writer
-        .finish()
-        .await
-        .map_err(|e| retryable(&format!("multipart {name}"), e))?;
+    if let Target::Local { path: root } = &cfg.target {
+        sync_local(std::path::Path::new(root).join(name)).await?;
+    }
     Ok(())
+}
+
+/// Flushes a local object and its directory entries to disk.
+/// `LocalFileSystem` writes a staging file and renames it, which survives a
+/// crash of this process but not of the machine: without this, an offset
+/// committed after a power loss could point past a file that is gone.
+async fn sync_local(file: std::path::PathBuf) -> Result<(), SinkError> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::File::open(&file)?.sync_all()?;
+        // The rename lives in the file's directory; a directory created for
+        // it (a new `date=` one) in the directory above.
+        let mut dir = file.parent();
+        for _ in 0..2 {
+            let Some(d) = dir else { break };
+            std::fs::File::open(d)?.sync_all()?;
+            dir = d.parent();
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| SinkError::Retryable(format!("fsync: {e}")))?
+    .map_err(|e| SinkError::Retryable(format!("fsync: {e}")))
 }
 
 /// The newest object of `key`'s table and partition, and the last offset
