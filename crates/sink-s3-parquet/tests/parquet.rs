@@ -300,6 +300,15 @@ async fn s3_converges_and_replay_is_a_no_op() {
     converges_and_replay_is_a_no_op(s3_config(&format!("converge-{}", std::process::id()))).await;
 }
 
+/// The same through multipart uploads (every object, one 5 MiB part):
+/// S3's CreateMultipartUpload / UploadPart / Complete on a real server.
+#[tokio::test]
+async fn s3_multipart_uploads_converge() {
+    let mut cfg = s3_config(&format!("multipart-{}", std::process::id()));
+    cfg.multipart_threshold_bytes = 0;
+    converges_and_replay_is_a_no_op(cfg).await;
+}
+
 /// A crash after some files were uploaded but before any offset was
 /// committed: the next process replays from the start, skips what the
 /// store holds and writes the rest. No record lands in two objects.
