@@ -16,9 +16,14 @@
 //!
 //!     cargo bench --bench postgres_sink_e2e [-- --changes 100000]
 
+mod common;
+
+use common::{arg, status_kib};
+
 use sinkfleet_core::debezium::{DecodeOptions, Decoder, decode};
-use sinkfleet_core::{Position, Sink, SinkRecord};
+use sinkfleet_core::{Sink, SinkRecord};
 use sinkfleet_sink_postgres::{PostgresSink, PostgresSinkConfig, WritePath};
+use sinkfleet_testkit::records::sink_records;
 use sinkfleet_testkit::workload::{self, Options};
 use sqlx::{Connection, PgConnection};
 use std::process::Command;
@@ -34,24 +39,6 @@ fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let changes: usize = arg("--changes")
         .and_then(|c| c.parse().ok())
@@ -61,7 +48,7 @@ fn main() {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let (rows, secs) = rt.block_on(run_variant(&variant, changes, &run));
         // One line for the parent: rows, seconds, peak RSS.
-        println!("RESULT {rows} {secs} {}", peak_rss_kib());
+        println!("RESULT {rows} {secs} {}", status_kib("self", "VmHWM:"));
         return;
     }
     if std::env::args().any(|a| a == "--list") {
@@ -144,23 +131,7 @@ async fn run_variant(variant: &str, changes: usize, run: &str) -> (usize, f64) {
             let mut decoder = Decoder::new(opts.clone());
             let mut decode_batch =
                 |from: usize, raw: &[sinkfleet_testkit::kafka::Record]| -> Vec<SinkRecord> {
-                    raw.iter()
-                        .enumerate()
-                        .filter_map(|(i, r)| {
-                            let offset = (from + i) as i64;
-                            let change = decoder
-                                .decode(r.key.as_deref(), r.value.as_deref(), offset)
-                                .ok()??;
-                            Some(SinkRecord {
-                                position: Position {
-                                    topic: topic.clone(),
-                                    partition: 0,
-                                    offset,
-                                },
-                                change,
-                            })
-                        })
-                        .collect()
+                    sink_records(raw, from as i64, &topic, &mut decoder)
                 };
             let mut cfg = PostgresSinkConfig::with_url(pg_url());
             cfg.target_schema = Some(schema.clone());

@@ -12,19 +12,16 @@
 //!
 //!     cargo bench --bench publisher_e2e [-- --rows 100000]
 
+mod common;
+
+use common::{arg, median, status_kib};
+
 use sqlx::{Executor, PgPool};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 3;
 const SLOTS: [&str; 3] = ["raw", "pub", "bare"];
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.into())
@@ -44,17 +41,6 @@ async fn lsn(pool: &PgPool, sql: &str) -> u64 {
         .await
         .expect("lsn query");
     text.flatten().map(|t| parse_lsn(&t)).unwrap_or(0)
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Sample {
@@ -192,15 +178,10 @@ publisher:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let publisher_secs = started.elapsed().as_secs_f64();
-    let rss_kib = peak_rss_kib(child.id());
+    let rss_kib = status_kib(&child.id().to_string(), "VmHWM:");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     (rows as f64 / publisher_secs, rss_kib)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

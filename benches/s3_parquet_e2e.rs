@@ -19,11 +19,16 @@
 //!
 //!     cargo bench --bench s3_parquet_e2e [-- --changes 100000]
 
+mod common;
+
+use common::{arg, status_kib};
+
 use futures::TryStreamExt;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
-use sinkfleet_core::{FlushMode, Position, Sink, SinkRecord};
+use sinkfleet_core::{FlushMode, Sink};
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
+use sinkfleet_testkit::records::sink_records;
 use sinkfleet_testkit::workload::{self, Options};
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,24 +38,6 @@ use std::time::Instant;
 const VARIANTS: [&str; 4] = ["sink-local", "sink-s3", "pyarrow-local", "pyarrow-s3"];
 const RUNS: usize = 3;
 const BATCH: usize = 5_000;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn endpoint() -> String {
     std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into())
@@ -87,30 +74,11 @@ async fn run_sink(variant: &str, changes: usize, run: &str) -> (usize, f64, u64,
         new_column_at: None,
         ..Options::default()
     });
-    let topic: Arc<str> = Arc::from("bench");
-    let mut decoder = Decoder::new(DecodeOptions::default());
     // Decoded before the clock starts, as pyarrow's table is in memory
     // before its clock starts: Debezium decoding is measured on its own
     // (`core_hot_paths`).
-    let records: Vec<SinkRecord> = w
-        .records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let offset = i as i64;
-            let change = decoder
-                .decode(r.key.as_deref(), r.value.as_deref(), offset)
-                .ok()??;
-            Some(SinkRecord {
-                position: Position {
-                    topic: topic.clone(),
-                    partition: 0,
-                    offset,
-                },
-                change,
-            })
-        })
-        .collect();
+    let mut decoder = Decoder::new(DecodeOptions::default());
+    let records = sink_records(&w.records, 0, &Arc::from("bench"), &mut decoder);
     drop(w);
     if variant == "sink-local" {
         let _ = std::fs::remove_dir_all(scratch(run));
@@ -118,7 +86,7 @@ async fn run_sink(variant: &str, changes: usize, run: &str) -> (usize, f64, u64,
     let mut sink = ParquetSink::new(config(variant, run)).expect("sink");
     // Peak RSS from here on: the sink's buffers, not the generated workload.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let before = status_kib("VmRSS:");
+    let before = status_kib("self", "VmRSS:");
     let started = Instant::now();
     let rows = records.len();
     for batch in records.chunks(BATCH) {
@@ -128,7 +96,7 @@ async fn run_sink(variant: &str, changes: usize, run: &str) -> (usize, f64, u64,
     }
     sink.flush(FlushMode::All).await.expect("flush");
     let secs = started.elapsed().as_secs_f64();
-    let peak = status_kib("VmHWM:");
+    let peak = status_kib("self", "VmHWM:");
     let prefix = config(variant, run).prefix;
     let listing: Vec<_> = sink
         .store()

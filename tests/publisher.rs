@@ -304,6 +304,25 @@ async fn source_and_target_end_identical() {
 }
 
 /// Runs a future to completion from a sync closure (used in wait_until).
+/// Load on `<schema>.events (id, v)`: `batches` transactions of 50 inserts
+/// plus an update of every 7th row, 40 ms apart.
+fn events_load(src: &Source, batches: i64) -> tokio::task::JoinHandle<()> {
+    let (pool, s) = (src.pool.clone(), src.schema.clone());
+    tokio::spawn(async move {
+        for batch in 0..batches {
+            let sql = format!(
+                "INSERT INTO {s}.events (id, v) SELECT g, 0 FROM generate_series({}, {}) g;
+                 UPDATE {s}.events SET v = v + 1 WHERE id % 7 = {};",
+                batch * 50,
+                batch * 50 + 49,
+                batch % 7
+            );
+            pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    })
+}
+
 fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
@@ -375,7 +394,7 @@ async fn a_killed_publisher_loses_nothing() {
     let src = Source::new("kill").await;
     let s = src.schema.clone();
     src.sql(&format!(
-        "CREATE TABLE {s}.events (id bigint PRIMARY KEY, v int, note text)"
+        "CREATE TABLE {s}.events (id bigint PRIMARY KEY, v int, note text DEFAULT 'n')"
     ))
     .await;
     let (pp, wp) = (free_port(), free_port());
@@ -385,20 +404,7 @@ async fn a_killed_publisher_loses_nothing() {
         futures_lite_block(src.confirmed_lsn()) > 0
     })
     .await;
-    let pool = src.pool.clone();
-    let load = tokio::spawn(async move {
-        for batch in 0..60i64 {
-            let sql = format!(
-                "INSERT INTO {s}.events SELECT g, 0, 'n' FROM generate_series({}, {}) g;
-                 UPDATE {s}.events SET v = v + 1 WHERE id % 7 = {};",
-                batch * 50,
-                batch * 50 + 49,
-                batch % 7
-            );
-            pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
-    });
+    let load = events_load(&src, 60);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     first.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await; // the server notices the dead walsender
@@ -483,20 +489,7 @@ async fn a_dropped_replication_connection_is_resumed() {
         futures_lite_block(src.confirmed_lsn()) > 0
     })
     .await;
-    let pool = src.pool.clone();
-    let load = tokio::spawn(async move {
-        for batch in 0..40i64 {
-            let sql = format!(
-                "INSERT INTO {s}.events SELECT g, 0 FROM generate_series({}, {}) g;
-                 UPDATE {s}.events SET v = v + 1 WHERE id % 5 = {};",
-                batch * 50,
-                batch * 50 + 49,
-                batch % 5
-            );
-            pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
-    });
+    let load = events_load(&src, 40);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let terminated: Option<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1",

@@ -152,6 +152,49 @@ pub enum ColumnType {
     Inferred,
 }
 
+impl ColumnType {
+    /// Whether a target type for this column depends on the values too
+    /// (schema-less columns, and arrays of them), not only on the schema.
+    pub fn depends_on_values(&self) -> bool {
+        match self {
+            ColumnType::Inferred => true,
+            ColumnType::Array(item) => item.depends_on_values(),
+            _ => false,
+        }
+    }
+}
+
+/// What the changes of a batch say about one column: per change, its
+/// declared schema entry (if any) and its value (if present), for a sink
+/// that picks a target type wide enough for all of them.
+///
+/// A change with the same declared schema (the same `Arc`: the decoder
+/// shares one per distinct schema) as the previous one says nothing new
+/// when the type depends on the schema alone, so it is skipped: a batch of
+/// thousands of changes costs one look per schema, not one per change.
+pub fn column_evidence<'a>(
+    changes: &'a [Change],
+    column: &'a str,
+) -> impl Iterator<Item = (Option<&'a ColumnSchema>, Option<&'a Value>)> + 'a {
+    let mut previous: Option<&'a Arc<TableSchema>> = None;
+    changes.iter().filter_map(move |change| {
+        let declared = change.schema.as_ref().and_then(|s| s.column(column));
+        if let (Some(schema), Some(prev), Some(col)) = (&change.schema, previous, declared)
+            && Arc::ptr_eq(schema, prev)
+            && !col.ty.depends_on_values()
+        {
+            return None;
+        }
+        previous = change.schema.as_ref();
+        let sample = change
+            .row
+            .as_ref()
+            .and_then(|r| r.get(column))
+            .or_else(|| change.key.get(column));
+        Some((declared, sample))
+    })
+}
+
 /// One column of a table schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSchema {
@@ -213,5 +256,59 @@ impl Change {
             value.write_canonical(&mut out);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Version;
+
+    fn change(schema: Option<Arc<TableSchema>>, amount: Value) -> Change {
+        let mut row = Row::default();
+        row.set("amount", amount);
+        Change {
+            table: TableId::new("s", "t"),
+            op: Op::Create,
+            key: Row::default(),
+            row: Some(row),
+            version: Version::ZERO,
+            schema,
+            source_ts_ms: None,
+        }
+    }
+
+    #[test]
+    fn evidence_is_one_per_schema_unless_values_matter() {
+        let schema = |ty| {
+            Arc::new(TableSchema {
+                columns: vec![ColumnSchema {
+                    name: "amount".into(),
+                    ty,
+                    optional: true,
+                }],
+            })
+        };
+        let narrow = schema(ColumnType::Int32);
+        let wide = schema(ColumnType::Int64);
+        let changes = vec![
+            change(Some(Arc::clone(&narrow)), Value::Int(1)),
+            change(Some(Arc::clone(&narrow)), Value::Int(2)),
+            change(Some(Arc::clone(&wide)), Value::Int(3)),
+            change(None, Value::Int(4)),
+            change(None, Value::Text("x".into())),
+        ];
+        let seen: Vec<_> = column_evidence(&changes, "amount")
+            .map(|(declared, sample)| (declared.map(|c| c.ty.clone()), sample.cloned()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (Some(ColumnType::Int32), Some(Value::Int(1))),
+                (Some(ColumnType::Int64), Some(Value::Int(3))),
+                (None, Some(Value::Int(4))),
+                (None, Some(Value::Text("x".into()))),
+            ]
+        );
     }
 }

@@ -19,7 +19,9 @@ pub mod value;
 pub mod version;
 pub mod watermark;
 
-pub use change::{Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema};
+pub use change::{
+    Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema, column_evidence,
+};
 pub use error::{DecodeError, ErrorClass, SinkError};
 pub use sink::{Durability, DurableRange, FlushMode, Position, Sink, SinkRecord};
 pub use value::Value;

@@ -2,7 +2,7 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
-use sinkfleet_core::{Change, ColumnType, SinkError, Value};
+use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
 
 /// Identifiers from events: no control characters, at most 255 bytes.
 pub fn check_ident(name: &str) -> Result<(), SinkError> {
@@ -73,13 +73,8 @@ pub fn ch_type(ty: &ColumnType, sample: Option<&Value>, features: &ServerFeature
 /// TYPE`); the first change's type would be too narrow for the later ones.
 pub fn wanted_type(changes: &[Change], column: &str, features: &ServerFeatures) -> (String, bool) {
     let mut wanted: Option<(String, bool)> = None;
-    for change in changes {
-        let sample = change
-            .row
-            .as_ref()
-            .and_then(|r| r.get(column))
-            .or_else(|| change.key.get(column));
-        let candidate = match change.schema.as_ref().and_then(|s| s.column(column)) {
+    for (declared, sample) in column_evidence(changes, column) {
+        let candidate = match declared {
             Some(col) => (ch_type(&col.ty, sample, features), col.optional),
             None => match sample {
                 Some(v) if !v.is_null() => {

@@ -7,6 +7,7 @@ use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::{Position, Sink, SinkRecord};
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
+use sinkfleet_testkit::records::sink_records;
 use sinkfleet_testkit::workload::{self, Options};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,25 +17,8 @@ fn url() -> String {
 }
 
 fn records(w: &workload::Workload) -> Vec<SinkRecord> {
-    let topic: Arc<str> = Arc::from("customers");
     let mut decoder = Decoder::new(DecodeOptions::default());
-    w.records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let change = decoder
-                .decode(r.key.as_deref(), r.value.as_deref(), i as i64)
-                .unwrap()?;
-            Some(SinkRecord {
-                position: Position {
-                    topic: topic.clone(),
-                    partition: 0,
-                    offset: i as i64,
-                },
-                change,
-            })
-        })
-        .collect()
+    sink_records(&w.records, 0, &Arc::from("customers"), &mut decoder)
 }
 
 /// `id → (name, balance, bio, tier)` of the current state.

@@ -8,7 +8,7 @@ use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::error::classify;
 use crate::ident::{Ident, IdentError, QualifiedName, fit_name};
 use crate::types::{pg_type, widening};
-use sinkfleet_core::{Change, ColumnType, SinkError};
+use sinkfleet_core::{Change, ColumnType, SinkError, column_evidence};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
@@ -125,13 +125,8 @@ pub(crate) async fn ensure_meta(
 /// type would keep the narrow column and round the newer values.
 fn wanted_type(changes: &[Change], column: &str) -> String {
     let mut wanted: Option<String> = None;
-    for change in changes {
-        let sample = change
-            .row
-            .as_ref()
-            .and_then(|r| r.get(column))
-            .or_else(|| change.key.get(column));
-        let candidate = match change.schema.as_ref().and_then(|s| s.column(column)) {
+    for (declared, sample) in column_evidence(changes, column) {
+        let candidate = match declared {
             Some(col) => pg_type(&col.ty, sample),
             None => match sample {
                 Some(v) if !v.is_null() => pg_type(&ColumnType::Inferred, Some(v)),

@@ -19,6 +19,7 @@ use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::{DurableRange, FlushMode, Position, Sink, SinkRecord};
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
+use sinkfleet_testkit::records::sink_records;
 use sinkfleet_testkit::workload::{self, Options};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -49,25 +50,13 @@ fn local_config(name: &str) -> ParquetSinkConfig {
 }
 
 fn records(w: &workload::Workload) -> Vec<SinkRecord> {
-    let topic: Arc<str> = Arc::from("app.public.customers");
     let mut decoder = Decoder::new(DecodeOptions::default());
-    w.records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let change = decoder
-                .decode(r.key.as_deref(), r.value.as_deref(), i as i64)
-                .unwrap()?;
-            Some(SinkRecord {
-                position: Position {
-                    topic: topic.clone(),
-                    partition: 0,
-                    offset: i as i64,
-                },
-                change,
-            })
-        })
-        .collect()
+    sink_records(
+        &w.records,
+        0,
+        &Arc::from("app.public.customers"),
+        &mut decoder,
+    )
 }
 
 /// Every object under `prefix`: name → (bytes, record batches).

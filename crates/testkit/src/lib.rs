@@ -5,5 +5,6 @@
 pub mod debezium;
 pub mod fixtures;
 pub mod kafka;
+pub mod records;
 pub mod target;
 pub mod workload;
