@@ -10,7 +10,7 @@ mod common;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use common::{Pipeline, free_port, wait_until};
+use common::{Pipeline, Proxy, free_port, wait_until};
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig, read};
 use sinkfleet_testkit::workload::{self, Options, Workload};
@@ -22,6 +22,10 @@ fn endpoint() -> String {
 }
 
 fn s3_sink(prefix: &str, extra: &str) -> String {
+    s3_sink_at(&endpoint(), prefix, extra)
+}
+
+fn s3_sink_at(endpoint: &str, prefix: &str, extra: &str) -> String {
     format!(
         "  s3_parquet:
     target:
@@ -34,8 +38,7 @@ fn s3_sink(prefix: &str, extra: &str) -> String {
         access_key_id: sinkfleet
         secret_access_key: sinkfleet
     prefix: {prefix}
-{extra}",
-        endpoint = endpoint()
+{extra}"
     )
 }
 
@@ -254,6 +257,83 @@ async fn a_rebalance_mid_stream_stores_every_record_once() {
     .await;
     assert!(a.metric("sinkfleet_rebalances_total{kind=\"revoke\"}") >= 1.0);
     p.wait_committed_to_end(&p.group, Duration::from_secs(180))
+        .await;
+    assert!(a.terminate(Duration::from_secs(30)).success());
+    assert!(b.terminate(Duration::from_secs(30)).success());
+
+    let rows = stored(&read_back(s3_config(&prefix)).await);
+    assert_eq!(rows.len(), stored_records(&w));
+    assert_eq!(names(&rows), want(&w));
+}
+
+/// A worker whose store is unreachable holds files it cannot upload when a
+/// second worker joins: its revoke drain times out and a partition moves.
+/// The second worker writes that partition from offset 0, into an object
+/// with the same name as the first worker's stale file (which holds fewer
+/// records). When the store comes back, the first worker must not upload
+/// that file: it would replace the newer object and lose records whose
+/// offsets are already committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_lost_a_partition_uploads_nothing_for_it() {
+    let p = Pipeline::new("s3zombie", 2).await;
+    let w = workload::generate(&Options {
+        keys: 200,
+        changes: 2_000,
+        seed: 64,
+        new_column_at: None,
+        ..Options::default()
+    });
+    let first_phase = 300;
+    p.produce(&w.records[..first_phase]).await;
+    let first_changes = w.records[..first_phase]
+        .iter()
+        .filter(|r| r.value.is_some())
+        .count();
+    let proxy = Proxy::start(endpoint().trim_start_matches("http://")).await;
+    let prefix = p.schema.clone();
+    let rotation = "    rotation: { max_age_ms: 3000 }";
+    let drain = "  drain_timeout_ms: 2000";
+    let sink_a = s3_sink_at(
+        &format!("http://127.0.0.1:{}", proxy.port),
+        &prefix,
+        rotation,
+    );
+    let port_a = free_port();
+    let mut a = p.spawn("a", &p.config_with_sink(drain, &sink_a, port_a), port_a);
+    // The store is reachable while `a` reconciles and buffers, and gone
+    // before its files are old enough to upload.
+    wait_until(
+        "worker a buffers the first records",
+        Duration::from_secs(120),
+        || a.metric("sinkfleet_batch_records_sum") >= first_changes as f64,
+    )
+    .await;
+    proxy.down();
+    wait_until("worker a fails to upload", Duration::from_secs(120), || {
+        a.metric("sinkfleet_partitions_paused") >= 2.0
+    })
+    .await;
+
+    p.produce(&w.records[first_phase..]).await;
+    let port_b = free_port();
+    let sink_b = s3_sink(&prefix, rotation);
+    let mut b = p.spawn("b", &p.config_with_sink(drain, &sink_b, port_b), port_b);
+    wait_until(
+        "worker b takes a partition over and writes it to the end",
+        Duration::from_secs(120),
+        || {
+            let end = p.end_offsets();
+            b.metric("sinkfleet_objects_written_total") >= 1.0
+                && p.committed(&p.group)
+                    .iter()
+                    .any(|(k, o)| end.get(k) == Some(o))
+        },
+    )
+    .await;
+    assert!(a.metric("sinkfleet_rebalances_total{kind=\"revoke\"}") >= 1.0);
+
+    proxy.up().await;
+    p.wait_committed_to_end(&p.group, Duration::from_secs(120))
         .await;
     assert!(a.terminate(Duration::from_secs(30)).success());
     assert!(b.terminate(Duration::from_secs(30)).success());

@@ -66,6 +66,8 @@ pub(crate) struct Coordinator {
     decoder: Decoder,
     partitions: HashMap<PartitionId, PartitionState>,
     writer: mpsc::Sender<WriterCommand>,
+    /// Revoked partitions, for the writer (see [`crate::writer::Releases`]).
+    releases: mpsc::UnboundedSender<Vec<PartitionId>>,
     high_watermarks: HighWatermarks,
     health: Arc<Health>,
     stop_polling: Arc<AtomicBool>,
@@ -87,6 +89,7 @@ impl Coordinator {
         cfg: WorkerConfig,
         decode: DecodeOptions,
         writer: mpsc::Sender<WriterCommand>,
+        releases: mpsc::UnboundedSender<Vec<PartitionId>>,
         high_watermarks: HighWatermarks,
         health: Arc<Health>,
         stop_polling: Arc<AtomicBool>,
@@ -97,6 +100,7 @@ impl Coordinator {
             decoder: Decoder::new(decode),
             partitions: HashMap::new(),
             writer,
+            releases,
             high_watermarks,
             health,
             stop_polling,
@@ -307,9 +311,7 @@ impl Coordinator {
                     metrics::gauge!("sinkfleet_committed_offset", "topic" => id.0.to_string(), "partition" => id.1.to_string()).set(next as f64);
                 }
             }
-            let _ = self
-                .writer
-                .try_send(WriterCommand::Release(revoke.partitions.clone()));
+            let _ = self.releases.send(revoke.partitions.clone());
             let _ = revoke.reply.send(offsets);
         }
     }

@@ -141,12 +141,14 @@ pub async fn run<S: Sink>(
     };
 
     let (writer_tx, writer_rx) = mpsc::channel(2);
+    let (releases_tx, releases_rx) = mpsc::unbounded_channel();
     let (writer_events_tx, writer_events_rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(writer::run(
         sink,
         dead_letters,
         cfg.worker.clone(),
         writer_rx,
+        writer::Releases::new(releases_rx),
         writer_events_tx,
     ));
 
@@ -155,6 +157,7 @@ pub async fn run<S: Sink>(
         cfg.worker.clone(),
         cfg.decode.clone(),
         writer_tx,
+        releases_tx,
         high_watermarks,
         Arc::clone(&health),
         stop,

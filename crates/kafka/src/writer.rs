@@ -5,14 +5,22 @@
 //! exponential backoff and jitter (the coordinator keeps partitions paused
 //! meanwhile); a permanent error splits the failing slice in halves until
 //! the bad record is alone, and that record goes to the dead-letter topic.
+//!
+//! Revoked partitions arrive on their own channel ([`Releases`]) and are
+//! applied between retry attempts, so a write or flush that keeps failing
+//! cannot outlive the partitions it was started for: once another process
+//! owns a partition, this one writes nothing more of it.
 
 use crate::config::{RateLimit, WorkerConfig};
+use crate::consumer::PartitionId;
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,8 +99,78 @@ pub enum WriterCommand {
     Write(Job),
     /// Flush the sink.
     Flush(FlushMode),
-    /// Forget buffered records of these partitions.
-    Release(Vec<(Arc<str>, i32)>),
+}
+
+/// The writer's end of the release channel: partitions this process gave
+/// up (revoked after their drain). Unbounded and separate from the command
+/// queue, so a release is never dropped because the queue is full and is
+/// heard while a command is still being retried.
+pub struct Releases {
+    rx: mpsc::UnboundedReceiver<Vec<PartitionId>>,
+    /// Released since the current command started: its records of these
+    /// partitions are no longer this process's to write.
+    during_command: HashSet<PartitionId>,
+}
+
+impl Releases {
+    /// Wraps the receiving end of the coordinator's release channel.
+    pub fn new(rx: mpsc::UnboundedReceiver<Vec<PartitionId>>) -> Self {
+        Releases {
+            rx,
+            during_command: HashSet::new(),
+        }
+    }
+
+    async fn apply<S: Sink>(&mut self, sink: &mut S, partitions: Vec<PartitionId>) {
+        tracing::info!(
+            ?partitions,
+            "partitions released while retrying: dropping their records"
+        );
+        sink.release(&partitions).await;
+        self.during_command.extend(partitions);
+    }
+
+    /// Applies the releases waiting now; a new command starts with none.
+    async fn start_command<S: Sink>(&mut self, sink: &mut S) {
+        while let Ok(partitions) = self.rx.try_recv() {
+            sink.release(&partitions).await;
+        }
+        self.during_command.clear();
+    }
+
+    /// Waits `delay` before a retry, applying releases as they arrive.
+    async fn sleep<S: Sink>(&mut self, sink: &mut S, delay: Duration) {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return,
+                Some(partitions) = self.rx.recv() => self.apply(sink, partitions).await,
+            }
+        }
+    }
+
+    fn owns(&self, position: &Position) -> bool {
+        self.during_command.is_empty()
+            || !self
+                .during_command
+                .iter()
+                .any(|(t, p)| *t == position.topic && *p == position.partition)
+    }
+
+    /// `records` without those of partitions released during the command.
+    fn retain_owned<'a>(&self, records: &'a [SinkRecord]) -> Cow<'a, [SinkRecord]> {
+        if self.during_command.is_empty() {
+            return Cow::Borrowed(records);
+        }
+        Cow::Owned(
+            records
+                .iter()
+                .filter(|r| self.owns(&r.position))
+                .cloned()
+                .collect(),
+        )
+    }
 }
 
 struct Limits {
@@ -143,23 +221,24 @@ pub async fn run<S: Sink>(
     dead_letters: Arc<DeadLetterProducer>,
     cfg: WorkerConfig,
     mut commands: mpsc::Receiver<WriterCommand>,
+    mut releases: Releases,
     events: mpsc::UnboundedSender<WriterEvent>,
 ) {
     let limits = Limits::new(cfg.rate_limit);
     let name = sink.name();
+    let ctx = Context {
+        dead_letters: &dead_letters,
+        cfg: &cfg,
+        limits: &limits,
+        events: &events,
+        name,
+    };
     while let Some(command) = commands.recv().await {
+        // A release sent before this command applies before it.
+        releases.start_command(&mut sink).await;
         match command {
             WriterCommand::Write(job) => {
-                let durable = write_job(
-                    &mut sink,
-                    &dead_letters,
-                    &cfg,
-                    &limits,
-                    job.items,
-                    &events,
-                    name,
-                )
-                .await;
+                let durable = write_job(&mut sink, &mut releases, &ctx, job.items).await;
                 let _ = events.send(WriterEvent::Done {
                     id: job.id,
                     durable,
@@ -179,14 +258,24 @@ pub async fn run<S: Sink>(
                                 attempt,
                                 error: e.to_string(),
                             });
-                            tokio::time::sleep(backoff(&cfg, attempt)).await;
+                            // A release drops the partition's buffered
+                            // records, so the next attempt does not upload them.
+                            releases.sleep(&mut sink, backoff(&cfg, attempt)).await;
                         }
                     }
                 }
             }
-            WriterCommand::Release(partitions) => sink.release(&partitions).await,
         }
     }
+}
+
+/// What a job needs besides the sink.
+struct Context<'a> {
+    dead_letters: &'a DeadLetterProducer,
+    cfg: &'a WorkerConfig,
+    limits: &'a Limits,
+    events: &'a mpsc::UnboundedSender<WriterEvent>,
+    name: &'static str,
 }
 
 /// Exponential backoff with "equal jitter": half fixed, half random, so
@@ -202,13 +291,17 @@ fn backoff(cfg: &WorkerConfig, attempt: u32) -> Duration {
 
 async fn write_job<S: Sink>(
     sink: &mut S,
-    dead_letters: &DeadLetterProducer,
-    cfg: &WorkerConfig,
-    limits: &Limits,
+    releases: &mut Releases,
+    ctx: &Context<'_>,
     items: Vec<Item>,
-    events: &mpsc::UnboundedSender<WriterEvent>,
-    name: &'static str,
 ) -> Vec<DurableRange> {
+    let Context {
+        dead_letters,
+        cfg,
+        limits,
+        events,
+        name,
+    } = *ctx;
     let mut durable: Vec<(Position, i64)> = Vec::with_capacity(items.len());
     let mut changes: Vec<SinkRecord> = Vec::new();
     // Per change: what it covers and its raw bytes, for dead-lettering.
@@ -237,28 +330,41 @@ async fn write_job<S: Sink>(
         let slice = &changes[range.clone()];
         limits.wait(slice.len()).await;
         let mut attempt = 0u32;
-        let outcome: Result<Durability, (ErrorClass, String)> = loop {
+        // `None`: nothing left to write, every record's partition was released.
+        let outcome: Result<Option<Durability>, (ErrorClass, String)> = loop {
+            // Records of partitions released while this job was retried
+            // belong to another process now: they are not written.
+            let owned = releases.retain_owned(slice);
+            if owned.is_empty() {
+                break Ok(None);
+            }
             let started = Instant::now();
-            let result = sink.write(slice).await;
+            let result = sink.write(&owned).await;
             metrics::histogram!("sinkfleet_write_duration_seconds", "sink" => name)
                 .record(started.elapsed().as_secs_f64());
             match result {
-                Ok(durability) => break Ok(durability),
+                Ok(durability) => {
+                    metrics::histogram!("sinkfleet_batch_records", "sink" => name)
+                        .record(owned.len() as f64);
+                    break Ok(Some(durability));
+                }
                 Err(SinkError::Permanent { class, message }) => break Err((class, message)),
                 Err(SinkError::Retryable(error)) => {
                     attempt += 1;
                     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
                     let _ = events.send(WriterEvent::Retrying { attempt, error });
-                    tokio::time::sleep(backoff(cfg, attempt)).await;
+                    releases.sleep(sink, backoff(cfg, attempt)).await;
                 }
             }
         };
         match outcome {
-            Ok(durability) => {
-                metrics::histogram!("sinkfleet_batch_records", "sink" => name)
-                    .record(slice.len() as f64);
+            Ok(None) => {}
+            Ok(Some(durability)) => {
                 for (i, record) in slice.iter().enumerate() {
+                    if !releases.owns(&record.position) {
+                        continue;
+                    }
                     let covers_from = change_items[range.start + i].0;
                     match durability {
                         Durability::Durable => durable.push((record.position.clone(), covers_from)),
@@ -358,6 +464,118 @@ fn to_ranges(mut durable: Vec<(Position, i64)>) -> Vec<DurableRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sinkfleet_core::debezium::{DecodeOptions, Decoder};
+
+    /// Fails its first writes (retryable), then records what it is given.
+    #[derive(Default)]
+    struct FlakySink {
+        failures_left: u32,
+        written: Vec<Position>,
+        released: Vec<PartitionId>,
+    }
+
+    impl Sink for FlakySink {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+
+        async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
+            if self.failures_left > 0 {
+                self.failures_left -= 1;
+                return Err(SinkError::Retryable("target down".into()));
+            }
+            self.written
+                .extend(batch.iter().map(|r| r.position.clone()));
+            Ok(Durability::Durable)
+        }
+
+        async fn flush(&mut self, _mode: FlushMode) -> Result<Vec<DurableRange>, SinkError> {
+            Ok(Vec::new())
+        }
+
+        async fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
+            self.released.extend_from_slice(partitions);
+        }
+    }
+
+    fn item(decoder: &mut Decoder, topic: &Arc<str>, partition: i32, offset: i64) -> Item {
+        let key = format!(r#"{{"id":{offset}}}"#).into_bytes();
+        let value = format!(
+            r#"{{"op":"c","source":{{"schema":"s","table":"t","lsn":{}}},"after":{{"id":{offset}}}}}"#,
+            offset + 1
+        )
+        .into_bytes();
+        let change = decoder
+            .decode(Some(&key), Some(&value), offset)
+            .expect("decodes")
+            .expect("a change");
+        let position = Position {
+            topic: Arc::clone(topic),
+            partition,
+            offset,
+        };
+        Item {
+            covers_from: offset,
+            position: position.clone(),
+            key: Some(key),
+            value: Some(value),
+            payload: Payload::Change(SinkRecord { position, change }),
+            timestamp_ms: None,
+        }
+    }
+
+    /// A partition released while its write is being retried: the retry
+    /// writes only the partitions still owned, reports only them durable,
+    /// and the sink hears of the release before that retry.
+    #[tokio::test]
+    async fn a_release_during_retries_drops_the_partition_from_the_job() {
+        let topic: Arc<str> = Arc::from("t");
+        let mut decoder = Decoder::new(DecodeOptions::default());
+        let items: Vec<Item> = (0..4)
+            .map(|i| item(&mut decoder, &topic, i % 2, i64::from(i)))
+            .collect();
+        let cfg = WorkerConfig {
+            retry_initial_ms: 1,
+            retry_max_ms: 2,
+            ..WorkerConfig::default()
+        };
+        let dead_letters =
+            DeadLetterProducer::new(&rdkafka::ClientConfig::new(), "dlq".into()).expect("producer");
+        let limits = Limits::new(None);
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let ctx = Context {
+            dead_letters: &dead_letters,
+            cfg: &cfg,
+            limits: &limits,
+            events: &events,
+            name: "flaky",
+        };
+        let (release_tx, release_rx) = mpsc::unbounded_channel();
+        let mut releases = Releases::new(release_rx);
+        // Waiting when the first attempt fails: applied during the job.
+        release_tx
+            .send(vec![(Arc::clone(&topic), 0)])
+            .expect("writer listens");
+        let mut sink = FlakySink {
+            failures_left: 2,
+            ..FlakySink::default()
+        };
+
+        let durable = write_job(&mut sink, &mut releases, &ctx, items).await;
+
+        assert_eq!(sink.released, vec![(Arc::clone(&topic), 0)]);
+        let written: Vec<(i32, i64)> = sink
+            .written
+            .iter()
+            .map(|p| (p.partition, p.offset))
+            .collect();
+        assert_eq!(written, vec![(1, 1), (1, 3)]);
+        let durable: Vec<(i32, i64, i64)> = durable
+            .iter()
+            .map(|r| (r.partition, r.first, r.last))
+            .collect();
+        assert_eq!(durable, vec![(1, 1, 1), (1, 3, 3)]);
+    }
 
     #[test]
     fn ranges_merge_contiguous_offsets_per_partition() {

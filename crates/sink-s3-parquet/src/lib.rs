@@ -20,10 +20,15 @@
 //!   clock, byte rotation depends on batching), but because written records
 //!   are skipped rather than rewritten, boundaries never overlap.
 //!
-//! Not covered: two live processes writing the same partition at once (a
-//! zombie after a session timeout). The consumer group's revoke/drain keeps
-//! a healthy fleet from doing that; a stalled zombie can still upload a file
-//! late.
+//! * A partition revoked while its upload keeps failing (the drain timed
+//!   out) is released between two retries: its files are dropped, not
+//!   uploaded late over the new owner's objects of the same name.
+//!
+//! Not covered: an upload request already on the wire when the partition
+//! moves (bounded by one request's retries, about ten seconds), and a
+//! process that lost its group membership without hearing of it (a zombie
+//! after a session timeout). Object stores offer no create-only multipart
+//! upload to fence those off.
 
 pub mod config;
 pub mod encode;

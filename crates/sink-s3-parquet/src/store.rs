@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
 use parquet::file::metadata::ParquetMetaDataReader;
 use sinkfleet_core::SinkError;
 use std::sync::Arc;
@@ -36,6 +36,7 @@ pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, SinkError> 
         Target::S3(s3) => {
             // Environment first (AWS_*), then what the config sets explicitly.
             let mut builder = AmazonS3Builder::from_env()
+                .with_retry(request_retries())
                 .with_bucket_name(&s3.bucket)
                 .with_virtual_hosted_style_request(!s3.path_style)
                 .with_allow_http(s3.allow_http);
@@ -55,6 +56,19 @@ pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, SinkError> 
                 .map_err(|e| SinkError::schema(format!("sink.s3_parquet.target.s3: {e}")))?;
             Ok(Arc::new(store))
         }
+    }
+}
+
+/// Retries inside one store request: a few, within seconds. The writer
+/// retries a failed upload itself (with backoff, partitions paused), and
+/// between its attempts it hears about revoked partitions; the client's
+/// default (10 retries over up to 3 minutes) would hold one attempt, and
+/// an upload for a partition this process no longer owns, that long.
+fn request_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(10),
+        ..RetryConfig::default()
     }
 }
 
