@@ -257,6 +257,29 @@ impl Change {
         }
         out
     }
+
+    /// Columns the event left out of its row image as unchanged: those its
+    /// declared schema has but its row and key lack (the decoder drops
+    /// Debezium's unchanged-TOAST placeholder). Empty for a whole row, a
+    /// delete or a truncate. `None` when the event declared no schema: then
+    /// a column that is absent cannot be told from one that is unchanged.
+    pub fn unchanged_columns(&self) -> Option<Vec<&str>> {
+        let Some(row) = &self.row else {
+            return Some(Vec::new());
+        };
+        let declared = self.schema.as_ref()?;
+        if row.columns.len() >= declared.columns.len() {
+            return Some(Vec::new());
+        }
+        Some(
+            declared
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|n| !row.contains(n) && !self.key.contains(n))
+                .collect(),
+        )
+    }
 }
 
 #[cfg(test)]

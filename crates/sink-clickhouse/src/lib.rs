@@ -157,6 +157,11 @@ impl ClickHouseSink {
     /// whole row in ClickHouse, where every insert replaces the row: the
     /// missing values are read from the current state (`FINAL`), one query
     /// per batch and table that has partial rows.
+    ///
+    /// An event with a declared schema names what it left out; a column it
+    /// does not declare (added later, or dropped) is not part of the source
+    /// row and takes the column's default. Without a declared schema every
+    /// column the table has and the row lacks is read back.
     async fn complete_partial_rows(
         &self,
         meta: &TableMeta,
@@ -168,24 +173,37 @@ impl ClickHouseSink {
             .map(|(n, _)| n)
             .filter(|n| **n != self.cfg.version_column && **n != self.cfg.deleted_column)
             .collect();
-        let partial: Vec<usize> = changes
+        // Per partial change: the columns to read back.
+        let partial: Vec<(usize, Vec<&String>)> = changes
             .iter()
             .enumerate()
-            .filter(|(_, c)| {
-                c.row.as_ref().is_some_and(|r| {
-                    data_columns
+            .filter_map(|(i, c)| {
+                let row = c.row.as_ref()?;
+                let missing: Vec<&String> = match c.unchanged_columns() {
+                    Some(unchanged) => data_columns
                         .iter()
-                        .any(|n| !r.contains(n) && !c.key.contains(n))
-                })
+                        .filter(|n| unchanged.contains(&n.as_str()))
+                        .copied()
+                        .collect(),
+                    None => data_columns
+                        .iter()
+                        .filter(|n| !row.contains(n) && !c.key.contains(n))
+                        .copied()
+                        .collect(),
+                };
+                (!missing.is_empty()).then_some((i, missing))
             })
-            .map(|(i, _)| i)
             .collect();
         if partial.is_empty() {
             return Ok(changes);
         }
-        let key_names: Vec<String> = changes[partial[0]].key.names().map(str::to_owned).collect();
+        let key_names: Vec<String> = changes[partial[0].0]
+            .key
+            .names()
+            .map(str::to_owned)
+            .collect();
         let mut keys = Vec::new();
-        for &i in &partial {
+        for &(i, _) in &partial {
             let mut tuple = Vec::new();
             for (_, v) in &changes[i].key.columns {
                 tuple.push(sql_literal(v));
@@ -219,7 +237,7 @@ impl ClickHouseSink {
                 current.insert(id.join("\u{1}"), row);
             }
         }
-        for i in partial {
+        for (i, missing) in partial {
             let id: Vec<String> = changes[i]
                 .key
                 .columns
@@ -228,13 +246,13 @@ impl ClickHouseSink {
                 .collect();
             let stored = current.get(&id.join("\u{1}"));
             if let Some(row) = changes[i].row.as_mut() {
-                for n in &data_columns {
+                for n in missing {
                     if !row.contains(n) {
                         let v = stored
-                            .and_then(|s| s.get(*n))
+                            .and_then(|s| s.get(n))
                             .unwrap_or(&serde_json::Value::Null);
                         row.set(
-                            (*n).clone(),
+                            n.clone(),
                             from_stored(v, meta.column_type(n).unwrap_or("String")),
                         );
                     }

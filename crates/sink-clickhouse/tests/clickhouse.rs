@@ -56,7 +56,20 @@ async fn current(
 /// `SELECT … FINAL` filtered on the deleted flag equals the expected state.
 #[tokio::test]
 async fn disorderly_stream_converges() {
-    let db = format!("ch_{}", std::process::id());
+    converges(true).await;
+}
+
+/// The same without schemas in the events: a partial row cannot be told
+/// from one missing a column, so every absent column is read back.
+/// (`balance` is then Debezium's unscaled decimal bytes, which no sink can
+/// scale without the schema: compared as stored.)
+#[tokio::test]
+async fn disorderly_stream_without_schemas_converges() {
+    converges(false).await;
+}
+
+async fn converges(with_schema: bool) {
+    let db = format!("ch_{}_{with_schema}", std::process::id());
     let mut cfg = ClickHouseSinkConfig::with_url(url());
     cfg.database = Some(db.clone());
     let client = Client::new(&cfg).unwrap();
@@ -69,6 +82,7 @@ async fn disorderly_stream_converges() {
         keys: 200,
         changes: 3_000,
         seed: 31,
+        with_schema,
         ..Options::default()
     });
     for batch in records(&w).chunks(700) {
@@ -79,14 +93,13 @@ async fn disorderly_stream_converges() {
         .expected
         .iter()
         .map(|(id, r)| {
+            let balance = match (with_schema, got.get(id)) {
+                (false, Some((_, stored, _, _))) => stored.clone(),
+                _ => r.balance.clone(),
+            };
             (
                 *id,
-                (
-                    r.name.clone(),
-                    r.balance.clone(),
-                    r.bio.clone(),
-                    r.tier.clone(),
-                ),
+                (r.name.clone(), balance, r.bio.clone(), r.tier.clone()),
             )
         })
         .collect();

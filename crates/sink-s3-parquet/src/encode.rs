@@ -65,12 +65,10 @@ pub fn record_batch(schema: &SchemaRef, records: &[&SinkRecord]) -> Result<Recor
         partition.append_value(r.position.partition);
         offset.append_value(r.position.offset);
         // Only a declared schema says which columns a partial row lacks.
-        match (&c.row, &c.schema) {
-            (Some(row), Some(declared)) if row.columns.len() < declared.columns.len() => {
-                for col in &declared.columns {
-                    if !row.contains(&col.name) && !c.key.contains(&col.name) {
-                        unchanged.values().append_value(&col.name);
-                    }
+        match c.unchanged_columns() {
+            Some(names) if !names.is_empty() => {
+                for name in names {
+                    unchanged.values().append_value(name);
                 }
                 unchanged.append(true);
             }
