@@ -4,7 +4,9 @@
 #   storage), ClickHouse (Debian's 18.16, HTTP interface) and moto (an
 #   S3-compatible server, in memory, bucket `sinkfleet` created at start).
 #
-#   scripts/services.sh start    install what is missing, start what is not running
+#   scripts/services.sh start    install what is missing (build dependencies
+#                                included), start what is not running
+#   scripts/services.sh build-deps  only the build dependencies
 #   scripts/services.sh stop     stop both (data is kept)
 #   scripts/services.sh status   show what runs
 #   scripts/services.sh env      print the connection settings as shell exports
@@ -57,6 +59,20 @@ wait_port() {
   local port=$1 what=$2
   for _ in $(seq 1 200); do port_open "$port" && return 0; sleep 0.1; done
   log "$what did not open 127.0.0.1:$port"; return 1
+}
+
+# What building sinkfleet needs beyond a Rust toolchain: a C toolchain for
+# the bundled librdkafka, and OpenSSL's headers for its TLS/SASL support.
+install_build_deps() {
+  local missing=()
+  command -v cc >/dev/null || missing+=(gcc libc6-dev)
+  command -v make >/dev/null || missing+=(make)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing build dependencies: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 install_postgres() {
@@ -254,7 +270,8 @@ ENV
 }
 
 case "${1:-}" in
-  start) start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
+  start) install_build_deps; start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
+  build-deps) install_build_deps ;;
   stop) stop_all ;;
   status)
     port_open "$PG_PORT" && echo "postgres: up (127.0.0.1:$PG_PORT)" || echo "postgres: down"
@@ -270,5 +287,5 @@ case "${1:-}" in
     for _ in $(seq 1 50); do port_open "$CH_HTTP_PORT" || break; sleep 0.1; done
     log "clickhouse killed" ;;
   start-clickhouse) start_clickhouse ;;
-  *) echo "usage: $0 start|stop|status|env|stop-clickhouse|kill-clickhouse|start-clickhouse" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|python|build-deps|stop-clickhouse|kill-clickhouse|start-clickhouse" >&2; exit 2 ;;
 esac

@@ -171,3 +171,62 @@ pub async fn run<S: Sink>(
     tracing::info!("consumer closed");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::BaseProducer;
+
+    /// Managed brokers want TLS and SASL. librdkafka refuses these settings
+    /// when creating a client if it was built without OpenSSL, so this
+    /// fails unless the build supports them; nothing connects.
+    #[test]
+    fn tls_and_sasl_properties_are_accepted() {
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("security.protocol", "SSL")],
+            &[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("sasl.username", "sinkfleet"),
+                ("sasl.password", "secret"),
+            ],
+            &[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.username", "sinkfleet"),
+                ("sasl.password", "secret"),
+            ],
+            &[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "OAUTHBEARER"),
+            ],
+        ];
+        for properties in cases {
+            let cfg = RuntimeConfig {
+                kafka: KafkaConfig {
+                    brokers: "127.0.0.1:9".into(),
+                    group_id: "g".into(),
+                    topics: vec!["t".into()],
+                    group_instance_id: None,
+                    properties: properties
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                },
+                worker: WorkerConfig::default(),
+                dead_letter: DeadLetterConfig {
+                    topic: "dlq".into(),
+                    create_topic: false,
+                },
+                decode: DecodeOptions::default(),
+            };
+            if let Err(e) = consumer_config(&cfg).create::<BaseConsumer>() {
+                panic!("consumer with {properties:?}: {e}");
+            }
+            if let Err(e) = client_config(&cfg.kafka).create::<BaseProducer>() {
+                panic!("producer with {properties:?}: {e}");
+            }
+        }
+    }
+}
