@@ -17,6 +17,7 @@
 pub mod client;
 pub mod config;
 pub mod schema;
+pub mod truncate;
 
 pub use config::ClickHouseSinkConfig;
 
@@ -26,7 +27,7 @@ use sinkfleet_core::batch::{collapse, split_at_truncates};
 use sinkfleet_core::{
     Change, Durability, Op, Sink, SinkError, SinkRecord, TableId, Value, Version,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 /// The ClickHouse sink.
@@ -35,6 +36,8 @@ pub struct ClickHouseSink {
     cfg: ClickHouseSinkConfig,
     features: Option<ServerFeatures>,
     tables: HashMap<(String, String), TableMeta>,
+    /// Databases whose truncation table this process has created.
+    truncation_tables: HashSet<String>,
 }
 
 /// The version as the column stores it.
@@ -48,10 +51,15 @@ pub struct ClickHouseSink {
 /// do not fit are refused (`minor` must be 0 for non-LSN sources, which
 /// it is by construction).
 pub fn encode_version(version: Version, features: &ServerFeatures) -> String {
+    version_key(version, features).to_string()
+}
+
+/// The stored version as a number, for comparing with stored versions.
+pub fn version_key(version: Version, features: &ServerFeatures) -> u128 {
     if features.uint128() {
-        version.as_u128().to_string()
+        version.as_u128()
     } else {
-        version.major.to_string()
+        u128::from(version.major)
     }
 }
 
@@ -63,6 +71,7 @@ impl ClickHouseSink {
             cfg,
             features: None,
             tables: HashMap::new(),
+            truncation_tables: HashSet::new(),
         })
     }
 
@@ -127,16 +136,37 @@ impl ClickHouseSink {
                 &features,
             )
             .await?;
+            if !self.truncation_tables.contains(&target.0) {
+                let sql = truncate::create_sql(&target.0, &features);
+                self.client.execute(&sql, None, &[]).await?;
+                self.truncation_tables.insert(target.0.clone());
+            }
+            let mut floor = truncate::floor(&self.client, &target.0, &target.1).await?;
             let token_base = dedup_token_base(&records);
             let submitted = changes.len() as u64;
             let mut inserted = 0u64;
-            for (r, run) in split_at_truncates(changes).into_iter().enumerate() {
+            for (r, mut run) in split_at_truncates(changes).into_iter().enumerate() {
                 if run.first().is_some_and(|c| c.op == Op::Truncate) {
                     for t in &run {
-                        self.truncate(&meta, t.version, &features).await?;
+                        let target = (target.0.as_str(), target.1.as_str());
+                        let applied = truncate::apply(
+                            &self.client,
+                            target,
+                            &meta,
+                            t.version,
+                            &self.cfg,
+                            &features,
+                        )
+                        .await?;
+                        floor = floor.max(applied);
                     }
                     continue;
                 }
+                // Older than the last truncate: the row was removed at the
+                // source after this change (strictly older, because on
+                // servers with a UInt64 version a change in the truncate's
+                // own transaction shares its version and may follow it).
+                run.retain(|c| version_key(c.version, &features) >= floor);
                 for (round, changes) in collapse(run).into_iter().enumerate() {
                     let changes = self.complete_partial_rows(&meta, changes).await?;
                     inserted += changes.len() as u64;
@@ -260,39 +290,6 @@ impl ClickHouseSink {
             }
         }
         Ok(changes)
-    }
-
-    /// A versioned truncate: every live row older than the truncate gets a
-    /// tombstone row carrying the truncate's version (`INSERT … SELECT …
-    /// FINAL`, which 18.16 has). Replaying it re-inserts equal tombstones;
-    /// a late insert older than the truncate loses against them. A key not
-    /// yet present when the truncate runs gets no tombstone, so unlike the
-    /// Postgres sink there is no per-table floor here.
-    async fn truncate(
-        &self,
-        meta: &TableMeta,
-        version: Version,
-        features: &ServerFeatures,
-    ) -> Result<(), SinkError> {
-        if meta.key.is_empty() {
-            return Err(SinkError::schema(format!(
-                "{}: no sorting key known for the truncate",
-                meta.name
-            )));
-        }
-        let v = encode_version(version, features);
-        let key: Vec<String> = meta.key.iter().map(|k| quote(k)).collect();
-        let (ver, del) = (
-            quote(&self.cfg.version_column),
-            quote(&self.cfg.deleted_column),
-        );
-        let sql = format!(
-            "INSERT INTO {t} ({k}, {ver}, {del}) SELECT {k}, {v}, 1 FROM {t} FINAL WHERE {del} = 0 AND {ver} < {v}",
-            t = meta.name,
-            k = key.join(", "),
-        );
-        self.client.execute(&sql, None, &[]).await?;
-        Ok(())
     }
 
     async fn insert(

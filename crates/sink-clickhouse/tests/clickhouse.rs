@@ -151,13 +151,16 @@ fn event(op: &str, id: i64, commit: u64, name: Option<&str>) -> SinkRecord {
 }
 
 /// A truncate tombstones every row older than it; a late older update of a
-/// truncated row stays deleted; rows newer than the truncate survive.
+/// truncated row stays deleted; rows newer than the truncate survive. A row
+/// the truncate never saw (its older insert arrives later, from another
+/// partition, at another worker) stays out too: the table's floor.
 #[tokio::test]
 async fn truncate_is_versioned() {
     let db = format!("ch_trunc_{}", std::process::id());
     let mut cfg = ClickHouseSinkConfig::with_url(url());
     cfg.database = Some(db.clone());
     let client = Client::new(&cfg).unwrap();
+    let mut other_worker = ClickHouseSink::new(cfg.clone()).unwrap();
     let mut sink = ClickHouseSink::new(cfg).unwrap();
     sink.write(&[event("c", 1, 10, Some("a")), event("c", 2, 30, Some("b"))])
         .await
@@ -184,6 +187,13 @@ async fn truncate_is_versioned() {
     sink.write(&[event("u", 1, 15, Some("late"))])
         .await
         .unwrap();
+    other_worker
+        .write(&[
+            event("c", 3, 12, Some("removed at the source")),
+            event("c", 4, 25, Some("after")),
+        ])
+        .await
+        .unwrap();
     let sql = format!(
         "SELECT id, name FROM `{db}`.items FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
     );
@@ -195,7 +205,10 @@ async fn truncate_is_versioned() {
         )
         .await
         .unwrap();
-    assert_eq!(body.trim(), r#"{"id":2,"name":"b"}"#);
+    assert_eq!(
+        body.trim(),
+        "{\"id\":2,\"name\":\"b\"}\n{\"id\":4,\"name\":\"after\"}"
+    );
     client
         .execute(&format!("DROP DATABASE `{db}`"), None, &[])
         .await
