@@ -86,13 +86,11 @@ impl Layout {
     }
 
     /// The longest prefix every object of `key` shares: the directory up
-    /// to the first placeholder that varies per file (listing starts there).
+    /// to `{date}`, the only placeholder that varies per file (listing
+    /// starts there, so a layout with `{topic}/{partition}` before `{date}`
+    /// lists one partition's objects only).
     pub fn list_prefix(&self, key: &FileKey) -> String {
-        let fixed_end = ["{date}", "{topic}", "{partition}"]
-            .iter()
-            .filter_map(|p| self.template.find(p))
-            .min()
-            .unwrap_or(self.template.len());
+        let fixed_end = self.template.find("{date}").unwrap_or(self.template.len());
         let fixed = &self.template[..fixed_end];
         // Only whole directories: `date={date}` must not list `date=`.
         let fixed = match fixed.rfind('/') {
@@ -103,7 +101,9 @@ impl Layout {
         self.join(
             &fixed
                 .replace("{schema}", &key.table.schema)
-                .replace("{table}", &key.table.table),
+                .replace("{table}", &key.table.table)
+                .replace("{topic}", &key.topic)
+                .replace("{partition}", &key.partition.to_string()),
         )
     }
 }
@@ -161,6 +161,14 @@ mod tests {
         assert_eq!(
             Layout::new("cdc", "{date}/{schema}/{table}").list_prefix(&k),
             "cdc"
+        );
+        assert_eq!(
+            Layout::new("cdc", "{schema}/{table}/{partition}/date={date}").list_prefix(&k),
+            "cdc/public/customers/3"
+        );
+        assert_eq!(
+            Layout::new("cdc", "{table}/{topic}+{partition}").list_prefix(&k),
+            "cdc/customers/pg.public.customers+3"
         );
     }
 
