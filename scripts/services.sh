@@ -92,6 +92,31 @@ install_tansu() {
     --root "$TOOLS_DIR/tansu-$TANSU_VERSION" >&2
 }
 
+# A test CA and a server certificate for 127.0.0.1/localhost, so the
+# publisher's TLS modes (up to verify-full) run against the real server.
+# The server files live in the data directory (Postgres's defaults
+# server.crt/server.key); clients trust $(pg_dir)/ca.crt.
+pg_tls() {
+  local dir=$1
+  if [ -f "$dir/data/server.crt" ] && [ -f "$dir/ca.crt" ]; then return; fi
+  command -v openssl >/dev/null || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+  }
+  local tmp; tmp=$(mktemp -d)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sinkfleet test CA" \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$tmp/ext"
+  openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$tmp/ext" -out "$tmp/server.crt" 2>/dev/null
+  install -o postgres -g postgres -m 600 "$tmp/server.key" "$dir/data/server.key"
+  install -o postgres -g postgres -m 644 "$tmp/server.crt" "$dir/data/server.crt"
+  install -m 644 "$tmp/ca.crt" "$dir/ca.crt"
+  rm -rf "$tmp"
+}
+
 start_postgres() {
   install_postgres
   local dir; dir=$(pg_dir)
@@ -100,8 +125,9 @@ start_postgres() {
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -N -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
+  pg_tls "$dir"
   as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-    "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical \
+    "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c wal_level=logical -c ssl=on \
      -c max_replication_slots=20 -c max_wal_senders=20 -c max_connections=200 -c wal_sender_timeout=10s" start >/dev/null
   log "postgres started on 127.0.0.1:$PG_PORT (data $dir/data)"
 }
@@ -266,6 +292,7 @@ export SINKFLEET_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
 export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export SINKFLEET_PG_CA=$(pg_dir)/ca.crt
 ENV
 }
 

@@ -45,6 +45,11 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     observability::init_logging();
+    // Two rustls crypto providers are linked (ring through sqlx, aws-lc-rs
+    // through object_store), so rustls cannot choose one on its own and a
+    // TLS connection that relies on the default would panic. Pick one for
+    // the whole process before any connection is made.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match execute(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

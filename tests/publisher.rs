@@ -701,3 +701,79 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
     assert!(worker.terminate(Duration::from_secs(30)).success());
     src.cleanup().await;
 }
+
+/// The source over TLS, as a managed Postgres demands: with `verify-ca` and
+/// the server's CA the publisher streams, and the slot's walsender reports
+/// an encrypted connection; without the CA (only public roots) it refuses
+/// the server's certificate at start and creates nothing. (`verify-full`
+/// needs a DNS host name; the tests run on 127.0.0.1 only.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_is_read_over_verified_tls() {
+    let Ok(ca) = std::env::var("SINKFLEET_PG_CA") else {
+        panic!("SINKFLEET_PG_CA unset: run through scripts/test.sh (services.sh env)");
+    };
+    let src = Source::new("tls").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v text); INSERT INTO {s}.t VALUES (1, 'snapshot')"
+    ))
+    .await;
+    let with_tls = |config: String, props: &str| {
+        config.replace(
+            "  plugin.name: pgoutput\n",
+            &format!("  plugin.name: pgoutput\n{props}"),
+        )
+    };
+
+    let pp = free_port();
+    let unverifiable = with_tls(
+        src.publisher_config(&["t"], &brokers(), "", pp),
+        "  database.sslmode: verify-ca\n",
+    );
+    let mut refused = Worker::start(
+        &format!("{}-noca", src.prefix),
+        "publish",
+        &unverifiable,
+        pp,
+    );
+    wait_until("publisher without the CA exits", CONVERGE, || {
+        refused.exited().is_some()
+    })
+    .await;
+    assert!(!refused.exited().is_some_and(|s| s.success()));
+    assert!(
+        refused.log_text().to_lowercase().contains("certificate"),
+        "{}",
+        refused.log_text()
+    );
+    assert_eq!(src.confirmed_lsn().await, 0, "no slot was created");
+
+    let pp = free_port();
+    let verified = with_tls(
+        src.publisher_config(&["t"], &brokers(), "", pp),
+        &format!("  database.sslmode: verify-ca\n  database.sslrootcert: {ca}\n"),
+    );
+    let mut publisher = Worker::start(&src.prefix, "publish", &verified, pp);
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    src.sql(&format!("INSERT INTO {s}.t VALUES (2, 'streamed')"))
+        .await;
+    let written = src.current_lsn().await;
+    wait_until("the insert is acknowledged", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= written
+    })
+    .await;
+    let encrypted: Option<bool> = sqlx::query_scalar(
+        "SELECT s.ssl FROM pg_replication_slots r JOIN pg_stat_ssl s ON s.pid = r.active_pid
+          WHERE r.slot_name = $1",
+    )
+    .bind(&src.slot)
+    .fetch_optional(&src.pool)
+    .await
+    .unwrap();
+    assert_eq!(encrypted, Some(true), "the walsender's connection uses TLS");
+    assert!(publisher.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}

@@ -15,8 +15,10 @@
 //! change nothing here (accepted), or refused by name at start: a property
 //! that would change the events' meaning is never silently ignored.
 
+use crate::tls::{SourceSslMode, SourceTls};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Properties accepted without effect on the events this publisher emits.
 const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
@@ -95,6 +97,9 @@ pub struct ConnectorConfig {
     pub message_key_columns: BTreeMap<String, Vec<String>>,
     /// `value.converter.schemas.enable` / `key.converter.schemas.enable`.
     pub schemas_enable: bool,
+    /// `database.sslmode`, `database.sslrootcert`, `database.sslcert`,
+    /// `database.sslkey`.
+    pub tls: SourceTls,
 }
 
 /// The file: `name`, `config` (connector properties), `publisher`.
@@ -231,7 +236,6 @@ impl ConnectorConfig {
             ),
             ("binary.handling.mode", &["bytes"][..]),
             ("provide.transaction.metadata", &["false"][..]),
-            ("database.sslmode", &["disable", "prefer", "allow"][..]),
             ("interval.handling.mode", &["string"][..]),
         ] {
             if let Some(v) = get(key)
@@ -357,6 +361,9 @@ impl ConnectorConfig {
             "binary.handling.mode",
             "provide.transaction.metadata",
             "database.sslmode",
+            "database.sslrootcert",
+            "database.sslcert",
+            "database.sslkey",
             "interval.handling.mode",
             "value.converter.schemas.enable",
             "key.converter.schemas.enable",
@@ -366,6 +373,31 @@ impl ConnectorConfig {
                 err(key, "not supported by sinkfleet's publisher; remove it or see the README for the supported set".into());
             }
         }
+        let tls = SourceTls {
+            mode: match get("database.sslmode") {
+                None => SourceSslMode::default(),
+                Some(v) => SourceSslMode::parse(v).unwrap_or_else(|| {
+                    err(
+                        "database.sslmode",
+                        format!("`{v}`: expected disable, allow, prefer, require, verify-ca or verify-full"),
+                    );
+                    SourceSslMode::default()
+                }),
+            },
+            root_cert: get("database.sslrootcert").map(PathBuf::from),
+            client_cert: match (get("database.sslcert"), get("database.sslkey")) {
+                (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+                (None, None) => None,
+                (Some(_), None) => {
+                    err("database.sslkey", "required with database.sslcert".into());
+                    None
+                }
+                (None, Some(_)) => {
+                    err("database.sslcert", "required with database.sslkey".into());
+                    None
+                }
+            },
+        };
         let table_include = list("table.include.list");
         let table_exclude = list("table.exclude.list");
         if !table_include.is_empty() && !table_exclude.is_empty() {
@@ -395,7 +427,21 @@ impl ConnectorConfig {
             heartbeat_interval_ms,
             message_key_columns,
             schemas_enable,
+            tls,
         };
+        if config.tls.mode == SourceSslMode::VerifyFull
+            && config.host.parse::<std::net::IpAddr>().is_ok()
+        {
+            err(
+                "database.sslmode",
+                format!(
+                    "verify-full needs database.hostname to be the DNS name in the server's certificate, \
+                     not the address `{}` (the replication client cannot match addresses); \
+                     use verify-ca to verify the chain only",
+                    config.host
+                ),
+            );
+        }
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -465,6 +511,38 @@ mod tests {
         assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
         assert!(c.tombstones_on_delete && c.schemas_enable);
         assert_eq!(c.topic("public", "orders"), "app.public.orders");
+    }
+
+    #[test]
+    fn tls_follows_debezium_sslmode() {
+        let c = ConnectorConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.tls.mode, SourceSslMode::Prefer, "Debezium's default");
+        let c = ConnectorConfig::from_properties(&props(&[
+            ("database.sslmode", "verify-full"),
+            ("database.sslrootcert", "/etc/ca.pem"),
+            ("database.sslcert", "/etc/client.pem"),
+            ("database.sslkey", "/etc/client.key"),
+        ]))
+        .unwrap();
+        assert_eq!(c.tls.mode, SourceSslMode::VerifyFull);
+        let replication = c.tls.replication();
+        assert_eq!(
+            replication.ca_pem_path.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert!(replication.client_key_pem_path.is_some());
+
+        let errs = ConnectorConfig::from_properties(&props(&[
+            ("database.sslmode", "verify-full"),
+            ("database.hostname", "10.0.0.5"),
+            ("database.sslcert", "/etc/client.pem"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = errs.iter().map(|e| e.property.as_str()).collect();
+        assert_eq!(names, ["database.sslkey", "database.sslmode"]);
+        let errs =
+            ConnectorConfig::from_properties(&props(&[("database.sslmode", "on")])).unwrap_err();
+        assert_eq!(errs[0].property, "database.sslmode");
     }
 
     #[test]

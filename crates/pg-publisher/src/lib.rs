@@ -17,12 +17,13 @@ pub mod pgoutput;
 pub mod producer;
 pub mod snapshot;
 pub mod stream;
+pub mod tls;
 pub mod types;
 
 use config::{ConnectorConfig, PublisherSettings, SnapshotMode};
 use control::ControlError;
 use event::TableCodec;
-use pgwire_replication::{ReplicationClient, ReplicationConfig, TlsConfig};
+use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use producer::EventProducer;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
@@ -54,13 +55,15 @@ pub async fn run(
     settings: PublisherSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PublishError> {
-    let connect = PgConnectOptions::new()
-        .host(&cfg.host)
-        .port(cfg.port)
-        .username(&cfg.user)
-        .password(&cfg.password)
-        .database(&cfg.dbname)
-        .application_name("sinkfleet-publisher");
+    let connect = cfg.tls.sql(
+        PgConnectOptions::new()
+            .host(&cfg.host)
+            .port(cfg.port)
+            .username(&cfg.user)
+            .password(&cfg.password)
+            .database(&cfg.dbname)
+            .application_name("sinkfleet-publisher"),
+    );
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
@@ -102,7 +105,7 @@ pub async fn run(
         cfg.publication_name.clone(),
     )
     .with_port(cfg.port)
-    .with_tls(TlsConfig::disabled())
+    .with_tls(cfg.tls.replication())
     .with_options(SESSION_OPTIONS)
     .with_application_name("sinkfleet-publisher")
     // Short: an acknowledgement reaches the server within this interval.
