@@ -120,7 +120,13 @@ pg_tls() {
 start_postgres() {
   install_postgres
   local dir; dir=$(pg_dir)
-  if port_open "$PG_PORT"; then log "postgres already listening on 127.0.0.1:$PG_PORT"; return; fi
+  if port_open "$PG_PORT"; then
+    log "postgres already listening on 127.0.0.1:$PG_PORT"
+    if [ "$(psql "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable" -XAtc 'SHOW ssl' 2>/dev/null)" != on ]; then
+      log "WARNING: it runs without TLS (started by an older checkout?); the TLS tests need: $0 stop && $0 start"
+    fi
+    return
+  fi
   install -d -o postgres -g postgres "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -N -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -292,8 +298,20 @@ export SINKFLEET_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
 export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
-export SINKFLEET_PG_CA=$(pg_dir)/ca.crt
+export SINKFLEET_PG_CA=$(pg_ca)
 ENV
+}
+
+# The CA of the Postgres that is listening, which another checkout may have
+# started: its ca.crt sits beside its data directory.
+pg_ca() {
+  local data
+  if data=$(psql "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable" -XAtc 'SHOW data_directory' 2>/dev/null) \
+     && [ -f "$(dirname "$data")/ca.crt" ]; then
+    echo "$(dirname "$data")/ca.crt"
+  else
+    echo "$(pg_dir)/ca.crt"
+  fi
 }
 
 case "${1:-}" in
