@@ -102,6 +102,10 @@ pub trait Sink: Send + 'static {
 
     /// Forgets buffered, not yet durable records of partitions this process
     /// no longer owns (after a revoke). Their new owner replays them.
+    ///
+    /// May be called between two attempts of a failing `write` or `flush`:
+    /// after it returns, a retried `flush` must not make any of those
+    /// records durable (for an object store: must not upload them).
     fn release(&mut self, _partitions: &[(Arc<str>, i32)]) -> impl Future<Output = ()> + Send {
         async {}
     }
