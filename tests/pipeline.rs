@@ -15,7 +15,7 @@ const CONVERGE: Duration = Duration::from_secs(120);
 /// `(id, version, deleted, name, bio)`.
 type SnapshotRow = (i64, String, bool, Option<String>, Option<String>);
 
-async fn converges(name: &str, delete_mode: &str) {
+async fn converges(name: &str, delete_mode: &str, tls: bool) {
     let p = Pipeline::new(name, 3).await;
     let w = workload::generate(&Options {
         keys: 300,
@@ -25,13 +25,37 @@ async fn converges(name: &str, delete_mode: &str) {
     });
     p.produce(&w.records).await;
     let port = free_port();
-    let mut worker = p.spawn(
-        "w",
-        &p.config("", &format!("    delete_mode: {delete_mode}"), port),
-        port,
-    );
+    let mut config = p.config("", &format!("    delete_mode: {delete_mode}"), port);
+    if tls {
+        // A target that demands TLS: the worker verifies the test CA.
+        let ca = std::env::var("SINKFLEET_PG_CA").expect("SINKFLEET_PG_CA (scripts/test.sh)");
+        config = config.replace(
+            &format!("url: {}", p.pg_url),
+            &format!(
+                "url: {}?sslmode=verify-ca&sslrootcert={ca}&application_name={}",
+                p.pg_url, p.schema
+            ),
+        );
+        assert!(config.contains("sslmode=verify-ca"));
+    }
+    let mut worker = p.spawn("w", &config, port);
     let pool = p.pool().await;
     p.wait_converged(&pool, &w, CONVERGE).await;
+    if tls {
+        let (encrypted, plain): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+               FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+              WHERE a.application_name = $1",
+        )
+        .bind(&p.schema)
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_ssl");
+        assert!(
+            encrypted > 0 && plain == 0,
+            "the worker's connections use TLS: {encrypted} encrypted, {plain} plain"
+        );
+    }
     p.wait_committed_to_end(&p.group, CONVERGE).await;
     assert!(
         worker.metric("sinkfleet_records_skipped_stale_total") > 0.0,
@@ -45,12 +69,14 @@ async fn converges(name: &str, delete_mode: &str) {
 /// swapped updates converge to the expected state, offsets to the end.
 #[tokio::test(flavor = "multi_thread")]
 async fn workload_converges_soft_deletes() {
-    converges("soft", "soft").await;
+    converges("soft", "soft", false).await;
 }
 
+/// The same with hard deletes, writing to Postgres over TLS (`verify-ca`
+/// against the test CA): the worker would fail to connect without TLS.
 #[tokio::test(flavor = "multi_thread")]
-async fn workload_converges_hard_deletes() {
-    converges("hard", "hard").await;
+async fn workload_converges_hard_deletes_over_tls() {
+    converges("hard", "hard", true).await;
 }
 
 /// Replaying the whole topic into a converged target (a new consumer group

@@ -48,10 +48,14 @@ impl PostgresSink {
     /// Creates the sink. Connections are opened lazily, so a target that is
     /// down at start is retried like any other outage.
     pub fn new(cfg: PostgresSinkConfig) -> Result<Self, SinkError> {
-        let options = PgConnectOptions::from_str(&cfg.url)
+        let mut options = PgConnectOptions::from_str(&cfg.url)
             .map_err(|e| SinkError::schema(format!("sink.postgres.url: {e}")))?
-            .application_name("sinkfleet")
             .options([("statement_timeout", cfg.statement_timeout_ms.to_string())]);
+        // `?application_name=` in the URL names one pipeline's connections
+        // in pg_stat_activity; without it they are all `sinkfleet`.
+        if options.get_application_name().is_none() {
+            options = options.application_name("sinkfleet");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(cfg.pool_size)
             .acquire_timeout(Duration::from_millis(cfg.connect_timeout_ms))
