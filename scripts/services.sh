@@ -26,6 +26,7 @@ PG_PORT=${SINKFLEET_PG_PORT:-55432}
 KAFKA_PORT=${SINKFLEET_KAFKA_PORT:-59092}
 CH_HTTP_PORT=${SINKFLEET_CLICKHOUSE_HTTP_PORT:-58123}
 CH_TCP_PORT=${SINKFLEET_CLICKHOUSE_TCP_PORT:-59000}
+CH_HTTPS_PORT=${SINKFLEET_CLICKHOUSE_HTTPS_PORT:-58443}
 S3_PORT=${SINKFLEET_S3_PORT:-59900}
 MOTO_VERSION=5.2.5
 PYARROW_VERSION=26.0.1
@@ -92,17 +93,17 @@ install_tansu() {
     --root "$TOOLS_DIR/tansu-$TANSU_VERSION" >&2
 }
 
-# A test CA and a server certificate for 127.0.0.1/localhost, so the
-# publisher's TLS modes (up to verify-full) run against the real server.
-# The server files live in the data directory (Postgres's defaults
-# server.crt/server.key); clients trust $(pg_dir)/ca.crt.
-pg_tls() {
-  local dir=$1
-  if [ -f "$dir/data/server.crt" ] && [ -f "$dir/ca.crt" ]; then return; fi
+# A test CA and a server certificate for 127.0.0.1/localhost, written to
+# $1 as ca.crt, server.crt and server.key (kept if present), so TLS modes up
+# to full verification run against the real servers.
+test_certs() {
+  local out=$1
+  if [ -f "$out/server.crt" ] && [ -f "$out/ca.crt" ]; then return; fi
   command -v openssl >/dev/null || {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
   }
+  mkdir -p "$out"
   local tmp; tmp=$(mktemp -d)
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sinkfleet test CA" \
     -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
@@ -111,6 +112,18 @@ pg_tls() {
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$tmp/ext"
   openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial \
     -days 3650 -extfile "$tmp/ext" -out "$tmp/server.crt" 2>/dev/null
+  install -m 600 "$tmp/server.key" "$out/server.key"
+  install -m 644 "$tmp/server.crt" "$tmp/ca.crt" "$out/"
+  rm -rf "$tmp"
+}
+
+# Postgres reads server.crt/server.key from its data directory (owned by
+# postgres); clients trust $(pg_dir)/ca.crt.
+pg_tls() {
+  local dir=$1
+  if [ -f "$dir/data/server.crt" ] && [ -f "$dir/ca.crt" ]; then return; fi
+  local tmp; tmp=$(mktemp -d)
+  test_certs "$tmp"
   install -o postgres -g postgres -m 600 "$tmp/server.key" "$dir/data/server.key"
   install -o postgres -g postgres -m 644 "$tmp/server.crt" "$dir/data/server.crt"
   install -m 644 "$tmp/ca.crt" "$dir/ca.crt"
@@ -170,12 +183,19 @@ start_clickhouse() {
   if port_open "$CH_HTTP_PORT"; then log "clickhouse already listening on 127.0.0.1:$CH_HTTP_PORT"; return; fi
   mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
   cp /etc/clickhouse-server/users.xml "$dir/users.xml"
+  test_certs "$dir/tls"
   # Our own minimal config: own paths and ports, loopback only.
   cat >"$dir/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>$dir/server.log</log><errorlog>$dir/server.err.log</errorlog><size>100M</size><count>2</count></logger>
   <http_port>$CH_HTTP_PORT</http_port>
+  <https_port>$CH_HTTPS_PORT</https_port>
+  <openSSL><server>
+    <certificateFile>$dir/tls/server.crt</certificateFile><privateKeyFile>$dir/tls/server.key</privateKeyFile>
+    <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>
+    <disableProtocols>sslv2,sslv3</disableProtocols><preferServerCiphers>true</preferServerCiphers>
+  </server></openSSL>
   <tcp_port>$CH_TCP_PORT</tcp_port>
   <listen_host>127.0.0.1</listen_host>
   <path>$dir/data/</path>
@@ -297,6 +317,8 @@ print_env() {
 export SINKFLEET_PG_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
+export SINKFLEET_CLICKHOUSE_HTTPS_URL=https://127.0.0.1:$CH_HTTPS_PORT
+export SINKFLEET_CLICKHOUSE_CA=$STATE_DIR/clickhouse/tls/ca.crt
 export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export SINKFLEET_PG_CA=$(pg_ca)
 ENV

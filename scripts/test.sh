@@ -5,6 +5,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 eval "$(scripts/services.sh start)"
-export SINKFLEET_PG_URL SINKFLEET_KAFKA_BROKERS SINKFLEET_CLICKHOUSE_URL SINKFLEET_S3_ENDPOINT SINKFLEET_PG_CA
+export SINKFLEET_PG_URL SINKFLEET_KAFKA_BROKERS SINKFLEET_CLICKHOUSE_URL SINKFLEET_CLICKHOUSE_HTTPS_URL SINKFLEET_CLICKHOUSE_CA SINKFLEET_S3_ENDPOINT SINKFLEET_PG_CA
 # Integration tests spawn workers and brokers' clients: on 2 cores, a few at a time.
 cargo test --workspace --locked -- --test-threads "${SINKFLEET_TEST_THREADS:-4}"

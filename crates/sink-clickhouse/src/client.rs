@@ -79,12 +79,37 @@ pub fn classify(status: u16, body: &str) -> SinkError {
     }
 }
 
+/// An error with its causes: reqwest's own message ("error sending
+/// request") leaves out why (refused, a certificate, a timeout).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 impl Client {
     /// Creates the client.
     pub fn new(cfg: &ClickHouseSinkConfig) -> Result<Self, SinkError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(path) = &cfg.ca_cert {
+            let bad =
+                |e: String| SinkError::schema(format!("sink.clickhouse.ca_cert `{path}`: {e}"));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no certificate in the file".into()));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
             .build()
             .map_err(|e| SinkError::schema(format!("sink.clickhouse: {e}")))?;
         Ok(Client {
@@ -137,7 +162,7 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|e| SinkError::Retryable(format!("ClickHouse unreachable: {e}")))?;
+            .map_err(|e| SinkError::Retryable(format!("ClickHouse unreachable: {}", causes(&e))))?;
         let status = response.status().as_u16();
         let text = response
             .text()

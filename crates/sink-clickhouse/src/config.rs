@@ -39,6 +39,10 @@ pub struct ClickHouseSinkConfig {
     /// Request timeout (milliseconds).
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
+    /// PEM file of the CA(s) an `https://` server's certificate must chain
+    /// to, instead of the system's roots (a private CA).
+    #[serde(default)]
+    pub ca_cert: Option<String>,
 }
 
 impl ClickHouseSinkConfig {
@@ -56,6 +60,7 @@ impl ClickHouseSinkConfig {
             deleted_column: defaults::deleted_column(),
             compress: true,
             timeout_ms: defaults::timeout_ms(),
+            ca_cert: None,
         }
     }
 

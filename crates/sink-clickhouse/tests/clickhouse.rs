@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
-use sinkfleet_core::{Position, Sink, SinkRecord};
+use sinkfleet_core::{Position, Sink, SinkError, SinkRecord};
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
 use sinkfleet_testkit::records::sink_records;
@@ -301,4 +301,53 @@ async fn a_batch_straddling_a_type_change_widens_the_column() {
             .await
             .unwrap();
     }
+}
+
+/// HTTPS to a server whose certificate comes from a private CA: refused
+/// without `ca_cert` (the error names the certificate, and it is retryable:
+/// nothing about the records is wrong), written with it.
+#[tokio::test]
+async fn https_with_a_private_ca() {
+    let (Ok(url), Ok(ca)) = (
+        std::env::var("SINKFLEET_CLICKHOUSE_HTTPS_URL"),
+        std::env::var("SINKFLEET_CLICKHOUSE_CA"),
+    ) else {
+        panic!("SINKFLEET_CLICKHOUSE_HTTPS_URL/_CA unset: run through scripts/test.sh");
+    };
+    let db = format!("ch_tls_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url);
+    cfg.database = Some(db.clone());
+
+    let mut untrusting = ClickHouseSink::new(cfg.clone()).unwrap();
+    let refused = untrusting
+        .write(&[event("c", 1, 10, Some("a"))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, SinkError::Retryable(m) if m.to_lowercase().contains("certificate")),
+        "{refused}"
+    );
+
+    cfg.ca_cert = Some(ca);
+    let client = Client::new(&cfg).unwrap();
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    sink.write(&[event("c", 1, 10, Some("a")), event("c", 2, 11, Some("b"))])
+        .await
+        .unwrap();
+    let body = client
+        .execute(
+            &format!("SELECT id, name FROM `{db}`.items FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"),
+            None,
+            &[("output_format_json_quote_64bit_integers", "0".into())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        body.trim(),
+        "{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"b\"}"
+    );
+    client
+        .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+        .await
+        .unwrap();
 }
