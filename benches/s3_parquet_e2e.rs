@@ -58,6 +58,7 @@ fn config(variant: &str, run: &str) -> ParquetSinkConfig {
             access_key_id: Some("sinkfleet".into()),
             secret_access_key: Some("sinkfleet".into()),
             allow_http: true,
+            ca_cert: None,
         });
         cfg.prefix = format!("bench-{}-{run}", std::process::id());
     }

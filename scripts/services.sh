@@ -28,6 +28,7 @@ CH_HTTP_PORT=${SINKFLEET_CLICKHOUSE_HTTP_PORT:-58123}
 CH_TCP_PORT=${SINKFLEET_CLICKHOUSE_TCP_PORT:-59000}
 CH_HTTPS_PORT=${SINKFLEET_CLICKHOUSE_HTTPS_PORT:-58443}
 S3_PORT=${SINKFLEET_S3_PORT:-59900}
+S3_TLS_PORT=${SINKFLEET_S3_TLS_PORT:-59943}
 MOTO_VERSION=5.2.5
 PYARROW_VERSION=26.0.1
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
@@ -234,34 +235,52 @@ install_moto() {
   "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2
 }
 
-start_s3() {
-  install_moto
-  local dir=$STATE_DIR/moto venv; venv=$(moto_venv)
-  if port_open "$S3_PORT"; then log "moto already listening on 127.0.0.1:$S3_PORT"; return; fi
+# One moto server: $1 port, $2 name (pid and log files), $3 "tls" for
+# https:// with the test certificate. Bucket `sinkfleet` is created.
+start_moto() {
+  local port=$1 name=$2 tls=${3:-} dir=$STATE_DIR/moto venv scheme=http
+  venv=$(moto_venv)
+  if port_open "$port"; then log "moto already listening on 127.0.0.1:$port"; return; fi
   mkdir -p "$dir"
+  local args=(-H 127.0.0.1 -p "$port")
+  if [ "$tls" = tls ]; then
+    test_certs "$dir/tls"
+    args+=(--ssl-cert "$dir/tls/server.crt" --ssl-key "$dir/tls/server.key")
+    scheme=https
+  fi
   (
     cd "$dir"
-    nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >server.log 2>&1 &
-    echo $! >server.pid
+    nohup "$venv/bin/moto_server" "${args[@]}" >"$name.log" 2>&1 &
+    echo $! >"$name.pid"
   )
-  wait_port "$S3_PORT" moto
-  "$venv/bin/python" - "$S3_PORT" <<'PY'
+  wait_port "$port" moto
+  "$venv/bin/python" - "$scheme://127.0.0.1:$port" "$dir/tls/ca.crt" <<'PY'
 import sys, boto3
-s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
-                  aws_access_key_id="sinkfleet", aws_secret_access_key="sinkfleet")
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="sinkfleet", aws_secret_access_key="sinkfleet",
+                  verify=sys.argv[2] if sys.argv[1].startswith("https") else None)
 s3.create_bucket(Bucket="sinkfleet")
 PY
-  log "moto (S3) started on 127.0.0.1:$S3_PORT, bucket sinkfleet (in memory)"
+  log "moto (S3) started on $scheme://127.0.0.1:$port, bucket sinkfleet (in memory)"
+}
+
+start_s3() {
+  install_moto
+  start_moto "$S3_PORT" server
+  start_moto "$S3_TLS_PORT" server-tls tls
 }
 
 stop_s3() {
-  local pidfile=$STATE_DIR/moto/server.pid
-  if [ -f "$pidfile" ]; then
+  local name port
+  for name in server server-tls; do
+    local pidfile=$STATE_DIR/moto/$name.pid
+    [ -f "$pidfile" ] || continue
     kill "$(cat "$pidfile")" 2>/dev/null || true
-    for _ in $(seq 1 50); do port_open "$S3_PORT" || break; sleep 0.1; done
+    port=$S3_PORT; [ $name = server-tls ] && port=$S3_TLS_PORT
+    for _ in $(seq 1 50); do port_open "$port" || break; sleep 0.1; done
     rm -f "$pidfile"
-    log "moto stopped"
-  fi
+    log "moto ($name) stopped"
+  done
 }
 
 python_tools() {
@@ -320,6 +339,8 @@ export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
 export SINKFLEET_CLICKHOUSE_HTTPS_URL=https://127.0.0.1:$CH_HTTPS_PORT
 export SINKFLEET_CLICKHOUSE_CA=$STATE_DIR/clickhouse/tls/ca.crt
 export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export SINKFLEET_S3_TLS_ENDPOINT=https://127.0.0.1:$S3_TLS_PORT
+export SINKFLEET_S3_CA=$STATE_DIR/moto/tls/ca.crt
 export SINKFLEET_PG_CA=$(pg_ca)
 ENV
 }
@@ -344,7 +365,8 @@ case "${1:-}" in
     port_open "$PG_PORT" && echo "postgres: up (127.0.0.1:$PG_PORT)" || echo "postgres: down"
     port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down"
     port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down"
-    port_open "$S3_PORT" && echo "s3 (moto): up (127.0.0.1:$S3_PORT)" || echo "s3 (moto): down" ;;
+    port_open "$S3_PORT" && echo "s3 (moto): up (127.0.0.1:$S3_PORT)" || echo "s3 (moto): down"
+    port_open "$S3_TLS_PORT" && echo "s3 (moto, https): up (127.0.0.1:$S3_TLS_PORT)" || echo "s3 (moto, https): down" ;;
   python) python_tools ;;
   env) print_env ;;
   stop-clickhouse) stop_clickhouse ;;

@@ -131,6 +131,7 @@ fn s3_config(prefix: &str) -> ParquetSinkConfig {
         access_key_id: Some("sinkfleet".into()),
         secret_access_key: Some("sinkfleet".into()),
         allow_http: true,
+        ca_cert: None,
     });
     cfg.prefix = prefix.into();
     cfg

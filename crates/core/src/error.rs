@@ -97,3 +97,42 @@ impl SinkError {
         }
     }
 }
+
+/// `e` with its chain of causes, `outer: inner: innermost`. Client
+/// libraries often say only "error sending request" at the top and keep
+/// the reason (refused, a certificate, a timeout) in the sources, which
+/// an operator reading a log line needs.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some wrappers repeat their source's message; say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod causes_tests {
+    use super::with_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_reason_behind_a_generic_message_is_kept() {
+        let e = Outer(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert_eq!(
+            with_causes(&e),
+            "error sending request: invalid peer certificate: UnknownIssuer"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use crate::config::ClickHouseSinkConfig;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sinkfleet_core::SinkError;
+use sinkfleet_core::error::with_causes;
 use std::io::Write;
 use std::time::Duration;
 
@@ -79,19 +80,6 @@ pub fn classify(status: u16, body: &str) -> SinkError {
     }
 }
 
-/// An error with its causes: reqwest's own message ("error sending
-/// request") leaves out why (refused, a certificate, a timeout).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 impl Client {
     /// Creates the client.
     pub fn new(cfg: &ClickHouseSinkConfig) -> Result<Self, SinkError> {
@@ -159,10 +147,9 @@ impl Client {
         } else {
             request = request.body(query.to_owned());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SinkError::Retryable(format!("ClickHouse unreachable: {}", causes(&e))))?;
+        let response = request.send().await.map_err(|e| {
+            SinkError::Retryable(format!("ClickHouse unreachable: {}", with_causes(&e)))
+        })?;
         let status = response.status().as_u16();
         let text = response
             .text()

@@ -81,6 +81,10 @@ pub struct S3Target {
     /// Allow `http://` endpoints.
     #[serde(default)]
     pub allow_http: bool,
+    /// PEM file of the CA(s) an `https://` endpoint's certificate must chain
+    /// to, instead of the system's roots (a private CA).
+    #[serde(default)]
+    pub ca_cert: Option<String>,
 }
 
 /// File rotation policy: a file is closed at whichever limit comes first.

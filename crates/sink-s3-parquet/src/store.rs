@@ -11,12 +11,16 @@ use crate::config::{ParquetSinkConfig, Target};
 use crate::layout::{FileKey, Layout, parse_file_name};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use object_store::{
+    Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
 use parquet::file::metadata::ParquetMetaDataReader;
 use sinkfleet_core::SinkError;
+use sinkfleet_core::error::with_causes;
 use std::sync::Arc;
 
 /// Footer key: the last Kafka offset a file holds.
@@ -34,8 +38,21 @@ pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, SinkError> 
             Ok(Arc::new(fs))
         }
         Target::S3(s3) => {
-            // Environment first (AWS_*), then what the config sets explicitly.
-            let mut builder = AmazonS3Builder::from_env()
+            let mut builder = AmazonS3Builder::new();
+            if let Some(path) = &s3.ca_cert {
+                builder = builder.with_client_options(private_ca(path)?);
+            }
+            // The environment (AWS_*) as `AmazonS3Builder::from_env` reads
+            // it, on top of the CA; then what the config sets explicitly.
+            for (key, value) in std::env::vars_os() {
+                if let (Some(key), Some(value)) = (key.to_str(), value.to_str())
+                    && key.starts_with("AWS_")
+                    && let Ok(key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()
+                {
+                    builder = builder.with_config(key, value);
+                }
+            }
+            let mut builder = builder
                 .with_retry(request_retries())
                 .with_bucket_name(&s3.bucket)
                 .with_virtual_hosted_style_request(!s3.path_style)
@@ -59,6 +76,21 @@ pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, SinkError> 
     }
 }
 
+/// Client options trusting only the CA(s) in the PEM file at `path`.
+fn private_ca(path: &str) -> Result<ClientOptions, SinkError> {
+    let bad =
+        |e: String| SinkError::schema(format!("sink.s3_parquet.target.s3.ca_cert `{path}`: {e}"));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    Ok(certs
+        .into_iter()
+        .fold(ClientOptions::new(), ClientOptions::with_root_certificate)
+        .with_no_system_certificates(true))
+}
+
 /// Retries inside one store request: a few, within seconds. The writer
 /// retries a failed upload itself (with backoff, partitions paused), and
 /// between its attempts it hears about revoked partitions; the client's
@@ -78,7 +110,7 @@ fn request_retries() -> RetryConfig {
 /// partitions pause and the error is visible), never turned into dead
 /// letters: no record is at fault.
 fn retryable(what: &str, e: object_store::Error) -> SinkError {
-    SinkError::Retryable(format!("object store: {what}: {e}"))
+    SinkError::Retryable(format!("object store: {what}: {}", with_causes(&e)))
 }
 
 /// Writes one complete object; large ones as a multipart upload.

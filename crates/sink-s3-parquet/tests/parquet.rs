@@ -16,7 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
-use sinkfleet_core::{DurableRange, FlushMode, Position, Sink, SinkRecord};
+use sinkfleet_core::{DurableRange, FlushMode, Position, Sink, SinkError, SinkRecord};
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
 use sinkfleet_testkit::records::sink_records;
@@ -37,6 +37,7 @@ fn s3_config(prefix: &str) -> ParquetSinkConfig {
         access_key_id: Some("sinkfleet".into()),
         secret_access_key: Some("sinkfleet".into()),
         allow_http: true,
+        ca_cert: None,
     });
     cfg.prefix = prefix.into();
     cfg
@@ -287,6 +288,41 @@ async fn local_directory_converges_and_replay_is_a_no_op() {
 #[tokio::test]
 async fn s3_converges_and_replay_is_a_no_op() {
     converges_and_replay_is_a_no_op(s3_config(&format!("converge-{}", std::process::id()))).await;
+}
+
+/// The same over `https://` to a server whose certificate comes from a
+/// private CA (`ca_cert`); without the CA the store is refused, as a
+/// retryable error (the records are not at fault).
+#[tokio::test]
+async fn s3_over_https_with_a_private_ca_converges() {
+    let (Ok(endpoint), Ok(ca)) = (
+        std::env::var("SINKFLEET_S3_TLS_ENDPOINT"),
+        std::env::var("SINKFLEET_S3_CA"),
+    ) else {
+        panic!("SINKFLEET_S3_TLS_ENDPOINT/_CA unset: run through scripts/test.sh");
+    };
+    let mut cfg = s3_config(&format!("https-{}", std::process::id()));
+    if let Target::S3(s3) = &mut cfg.target {
+        s3.endpoint = Some(endpoint);
+        s3.allow_http = false;
+    }
+    let w = workload::generate(&Options {
+        keys: 10,
+        changes: 20,
+        seed: 9,
+        ..Options::default()
+    });
+    let mut untrusting = ParquetSink::new(cfg.clone()).unwrap();
+    match untrusting.write(&records(&w)).await {
+        Err(SinkError::Retryable(message)) => {
+            assert!(message.to_lowercase().contains("certificate"), "{message}");
+        }
+        other => panic!("expected a retryable certificate error, got {other:?}"),
+    }
+    if let Target::S3(s3) = &mut cfg.target {
+        s3.ca_cert = Some(ca);
+    }
+    converges_and_replay_is_a_no_op(cfg).await;
 }
 
 /// The same through multipart uploads (every object, one 5 MiB part):
