@@ -194,25 +194,31 @@ async fn truncate_is_versioned() {
         ])
         .await
         .unwrap();
-    let sql = format!(
-        "SELECT id, name FROM `{db}`.items FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
-    );
-    let body = client
-        .execute(
-            &sql,
-            None,
-            &[("output_format_json_quote_64bit_integers", "0".into())],
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        body.trim(),
+        live_items(&client, &db).await,
         "{\"id\":2,\"name\":\"b\"}\n{\"id\":4,\"name\":\"after\"}"
     );
     client
         .execute(&format!("DROP DATABASE `{db}`"), None, &[])
         .await
         .unwrap();
+}
+
+/// `<db>.items` after `FINAL`, live rows only, as JSONEachRow `{id, name}` lines.
+async fn live_items(client: &Client, db: &str) -> String {
+    let sql = format!(
+        "SELECT id, name FROM `{db}`.items FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"
+    );
+    client
+        .execute(
+            &sql,
+            None,
+            &[("output_format_json_quote_64bit_integers", "0".into())],
+        )
+        .await
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 /// A batch holding events from before and after an `ALTER COLUMN TYPE`
@@ -334,16 +340,8 @@ async fn https_with_a_private_ca() {
     sink.write(&[event("c", 1, 10, Some("a")), event("c", 2, 11, Some("b"))])
         .await
         .unwrap();
-    let body = client
-        .execute(
-            &format!("SELECT id, name FROM `{db}`.items FINAL WHERE __sinkfleet_deleted = 0 ORDER BY id FORMAT JSONEachRow"),
-            None,
-            &[("output_format_json_quote_64bit_integers", "0".into())],
-        )
-        .await
-        .unwrap();
     assert_eq!(
-        body.trim(),
+        live_items(&client, &db).await,
         "{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"b\"}"
     );
     client
