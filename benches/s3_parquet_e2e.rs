@@ -50,16 +50,12 @@ fn scratch(run: &str) -> PathBuf {
 fn config(variant: &str, run: &str) -> ParquetSinkConfig {
     let mut cfg = ParquetSinkConfig::local(scratch(run).join("sink").to_string_lossy());
     if variant == "sink-s3" {
-        cfg.target = Target::S3(S3Target {
-            bucket: "sinkfleet".into(),
-            endpoint: Some(endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("sinkfleet".into()),
-            secret_access_key: Some("sinkfleet".into()),
-            allow_http: true,
-            ca_cert: None,
-        });
+        cfg.target = Target::S3(S3Target::compatible(
+            "sinkfleet",
+            &endpoint(),
+            "sinkfleet",
+            "sinkfleet",
+        ));
         cfg.prefix = format!("bench-{}-{run}", std::process::id());
     }
     cfg

@@ -179,6 +179,27 @@ metrics:
         }
     }
 
+    /// A sink worker consuming `tables`' topics into the target schema.
+    fn sink_worker(&self, tables: &[&str], port: u16) -> Worker {
+        Worker::spawn(
+            &format!("{}-sink", self.prefix),
+            &self.worker_config(tables, port),
+            port,
+        )
+    }
+
+    /// Stops the publisher and the sink worker, each of which must exit
+    /// cleanly, then drops the slot and the publication.
+    async fn finish(&self, mut publisher: Worker, mut worker: Worker) {
+        assert!(
+            publisher.terminate(Duration::from_secs(30)).success(),
+            "{}",
+            publisher.log_text()
+        );
+        assert!(worker.terminate(Duration::from_secs(30)).success());
+        self.cleanup().await;
+    }
+
     async fn cleanup(&self) {
         for _ in 0..40 {
             // The real slot, and a staging slot a failed snapshot may leave.
@@ -227,7 +248,7 @@ async fn source_and_target_end_identical() {
     ))
     .await;
     let (pp, wp) = (free_port(), free_port());
-    let mut publisher = Worker::start(
+    let publisher = Worker::start(
         &src.prefix,
         "publish",
         &src.publisher_config(&["orders", "users"], &brokers(), "", pp),
@@ -238,11 +259,7 @@ async fn source_and_target_end_identical() {
         publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 350.0
     })
     .await;
-    let mut worker = Worker::spawn(
-        &format!("{}-sink", src.prefix),
-        &src.worker_config(&["orders", "users"], wp),
-        wp,
-    );
+    let worker = src.sink_worker(&["orders", "users"], wp);
 
     src.sql(&format!(
         "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
@@ -294,13 +311,7 @@ async fn source_and_target_end_identical() {
         futures_lite_block(src.confirmed_lsn()) >= end
     })
     .await;
-    assert!(
-        publisher.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        publisher.log_text()
-    );
-    assert!(worker.terminate(Duration::from_secs(30)).success());
-    src.cleanup().await;
+    src.finish(publisher, worker).await;
 }
 
 /// Runs a future to completion from a sync closure (used in wait_until).
@@ -408,21 +419,11 @@ async fn a_killed_publisher_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     first.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await; // the server notices the dead walsender
-    let mut second = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
+    let second = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
     load.await.unwrap();
-    let mut worker = Worker::spawn(
-        &format!("{}-sink", src.prefix),
-        &src.worker_config(&["events"], wp),
-        wp,
-    );
+    let worker = src.sink_worker(&["events"], wp);
     src.wait_identical("events", "id, v, note").await;
-    assert!(
-        second.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        second.log_text()
-    );
-    assert!(worker.terminate(Duration::from_secs(30)).success());
-    src.cleanup().await;
+    src.finish(second, worker).await;
 }
 
 /// A publisher SIGKILLed in the middle of its initial snapshot: the slot
@@ -451,24 +452,14 @@ async fn a_publisher_killed_during_the_snapshot_snapshots_again() {
         "no slot under the real name yet"
     );
     tokio::time::sleep(Duration::from_secs(1)).await; // the server notices the dead walsender
-    let mut second = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
+    let second = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
     src.sql(&format!(
         "UPDATE {s}.big SET note = 'after' WHERE id % 1000 = 0"
     ))
     .await;
-    let mut worker = Worker::spawn(
-        &format!("{}-sink", src.prefix),
-        &src.worker_config(&["big"], wp),
-        wp,
-    );
+    let worker = src.sink_worker(&["big"], wp);
     src.wait_identical("big", "id, note").await;
-    assert!(
-        second.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        second.log_text()
-    );
-    assert!(worker.terminate(Duration::from_secs(30)).success());
-    src.cleanup().await;
+    src.finish(second, worker).await;
 }
 
 /// The server ends the replication connection under load (here: its
@@ -500,21 +491,11 @@ async fn a_dropped_replication_connection_is_resumed() {
     .unwrap();
     assert_eq!(terminated, Some(true), "the walsender was running");
     load.await.unwrap();
-    let mut worker = Worker::spawn(
-        &format!("{}-sink", src.prefix),
-        &src.worker_config(&["events"], wp),
-        wp,
-    );
+    let worker = src.sink_worker(&["events"], wp);
     src.wait_identical("events", "id, v").await;
     assert!(publisher.metric("sinkfleet_publisher_reconnects_total") >= 1.0);
     assert!(publisher.exited().is_none(), "{}", publisher.log_text());
-    assert!(
-        publisher.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        publisher.log_text()
-    );
-    assert!(worker.terminate(Duration::from_secs(30)).success());
-    src.cleanup().await;
+    src.finish(publisher, worker).await;
 }
 
 /// With the broker gone, nothing is acknowledged, so the slot's confirmed
@@ -606,7 +587,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
     .unwrap();
 
     let (pp, wp) = (free_port(), free_port());
-    let mut publisher = Worker::start(
+    let publisher = Worker::start(
         &src.prefix,
         "publish",
         &src.publisher_config(&["acct"], &brokers(), "", pp),
@@ -650,11 +631,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
     .await;
     t.execute("COMMIT").await.unwrap(); // commits after the consistent point
 
-    let mut worker = Worker::spawn(
-        &format!("{}-sink", src.prefix),
-        &src.worker_config(&["acct"], wp),
-        wp,
-    );
+    let worker = src.sink_worker(&["acct"], wp);
     src.wait_identical("acct", "id, balance").await;
     let sql = format!("SELECT balance FROM \"{}\".acct WHERE id = 1", src.target);
     let balance: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -697,9 +674,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
         sequence[1],
         sequence[0]
     );
-    assert!(publisher.terminate(Duration::from_secs(30)).success());
-    assert!(worker.terminate(Duration::from_secs(30)).success());
-    src.cleanup().await;
+    src.finish(publisher, worker).await;
 }
 
 /// The source over TLS, as a managed Postgres demands: with `verify-ca` and

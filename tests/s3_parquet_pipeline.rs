@@ -120,19 +120,29 @@ async fn read_back(cfg: ParquetSinkConfig) -> Vec<(String, Vec<RecordBatch>)> {
     read::objects(sink.store().as_ref(), &prefix).await.unwrap()
 }
 
+/// Reads the objects back and asserts what every test here promises: each
+/// Kafka record in exactly one object, the newest version of every key
+/// equal to the source's final state. Returns the objects.
+async fn assert_stored_once(
+    cfg: ParquetSinkConfig,
+    w: &Workload,
+) -> Vec<(String, Vec<RecordBatch>)> {
+    let objects = read_back(cfg).await;
+    let rows = stored(&objects);
+    assert_eq!(rows.len(), stored_records(w));
+    assert_eq!(names(&rows), want(w));
+    objects
+}
+
 /// The same bucket and prefix as [`s3_sink`], for reading back.
 fn s3_config(prefix: &str) -> ParquetSinkConfig {
     let mut cfg = ParquetSinkConfig::local("unused");
-    cfg.target = Target::S3(S3Target {
-        bucket: "sinkfleet".into(),
-        endpoint: Some(endpoint()),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        access_key_id: Some("sinkfleet".into()),
-        secret_access_key: Some("sinkfleet".into()),
-        allow_http: true,
-        ca_cert: None,
-    });
+    cfg.target = Target::S3(S3Target::compatible(
+        "sinkfleet",
+        &endpoint(),
+        "sinkfleet",
+        "sinkfleet",
+    ));
     cfg.prefix = prefix.into();
     cfg
 }
@@ -178,10 +188,7 @@ async fn sigkill_between_upload_and_commit_duplicates_nothing() {
     assert!(second.metric("sinkfleet_records_already_written_total") > 0.0);
     assert!(second.terminate(Duration::from_secs(30)).success());
 
-    let after = read_back(s3_config(&prefix)).await;
-    let rows = stored(&after);
-    assert_eq!(rows.len(), stored_records(&w));
-    assert_eq!(names(&rows), want(&w));
+    let after = assert_stored_once(s3_config(&prefix), &w).await;
     // The objects written before the kill are still there, unchanged in name.
     let names_after: BTreeSet<&String> = after.iter().map(|(n, _)| n).collect();
     assert!(before.iter().all(|(n, _)| names_after.contains(n)));
@@ -219,10 +226,7 @@ async fn sigterm_uploads_open_files_then_commits_everything() {
     assert!(worker.terminate(Duration::from_secs(30)).success());
     assert_eq!(p.committed(&p.group), p.end_offsets());
 
-    let objects = read_back(ParquetSinkConfig::local(dir.to_str().unwrap())).await;
-    let rows = stored(&objects);
-    assert_eq!(rows.len(), stored_records(&w));
-    assert_eq!(names(&rows), want(&w));
+    assert_stored_once(ParquetSinkConfig::local(dir.to_str().unwrap()), &w).await;
 }
 
 /// A second worker joins mid-stream and takes partitions over: the first
@@ -262,9 +266,7 @@ async fn a_rebalance_mid_stream_stores_every_record_once() {
     assert!(a.terminate(Duration::from_secs(30)).success());
     assert!(b.terminate(Duration::from_secs(30)).success());
 
-    let rows = stored(&read_back(s3_config(&prefix)).await);
-    assert_eq!(rows.len(), stored_records(&w));
-    assert_eq!(names(&rows), want(&w));
+    assert_stored_once(s3_config(&prefix), &w).await;
 }
 
 /// A worker whose store is unreachable holds files it cannot upload when a
@@ -339,7 +341,5 @@ async fn a_worker_that_lost_a_partition_uploads_nothing_for_it() {
     assert!(a.terminate(Duration::from_secs(30)).success());
     assert!(b.terminate(Duration::from_secs(30)).success());
 
-    let rows = stored(&read_back(s3_config(&prefix)).await);
-    assert_eq!(rows.len(), stored_records(&w));
-    assert_eq!(names(&rows), want(&w));
+    assert_stored_once(s3_config(&prefix), &w).await;
 }

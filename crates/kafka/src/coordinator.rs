@@ -66,7 +66,7 @@ pub(crate) struct Coordinator {
     decoder: Decoder,
     partitions: HashMap<PartitionId, PartitionState>,
     writer: mpsc::Sender<WriterCommand>,
-    /// Revoked partitions, for the writer (see [`crate::writer::Releases`]).
+    /// Revoked partitions, for the writer (see [`crate::releases::Releases`]).
     releases: mpsc::UnboundedSender<Vec<PartitionId>>,
     high_watermarks: HighWatermarks,
     health: Arc<Health>,

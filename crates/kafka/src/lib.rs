@@ -21,6 +21,7 @@ mod consumer;
 mod coordinator;
 pub mod dead_letter;
 mod partition;
+mod releases;
 mod writer;
 
 pub use config::{DeadLetterConfig, KafkaConfig, RateLimit, WorkerConfig};
@@ -148,7 +149,7 @@ pub async fn run<S: Sink>(
         dead_letters,
         cfg.worker.clone(),
         writer_rx,
-        writer::Releases::new(releases_rx),
+        releases::Releases::new(releases_rx),
         writer_events_tx,
     ));
 

@@ -7,20 +7,16 @@
 //! the bad record is alone, and that record goes to the dead-letter topic.
 //!
 //! Revoked partitions arrive on their own channel ([`Releases`]) and are
-//! applied between retry attempts, so a write or flush that keeps failing
-//! cannot outlive the partitions it was started for: once another process
-//! owns a partition, this one writes nothing more of it.
+//! applied between retry attempts.
 
 use crate::config::{RateLimit, WorkerConfig};
-use crate::consumer::PartitionId;
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
+use crate::releases::Releases;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
-use std::borrow::Cow;
-use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,78 +95,6 @@ pub enum WriterCommand {
     Write(Job),
     /// Flush the sink.
     Flush(FlushMode),
-}
-
-/// The writer's end of the release channel: partitions this process gave
-/// up (revoked after their drain). Unbounded and separate from the command
-/// queue, so a release is never dropped because the queue is full and is
-/// heard while a command is still being retried.
-pub struct Releases {
-    rx: mpsc::UnboundedReceiver<Vec<PartitionId>>,
-    /// Released since the current command started: its records of these
-    /// partitions are no longer this process's to write.
-    during_command: HashSet<PartitionId>,
-}
-
-impl Releases {
-    /// Wraps the receiving end of the coordinator's release channel.
-    pub fn new(rx: mpsc::UnboundedReceiver<Vec<PartitionId>>) -> Self {
-        Releases {
-            rx,
-            during_command: HashSet::new(),
-        }
-    }
-
-    async fn apply<S: Sink>(&mut self, sink: &mut S, partitions: Vec<PartitionId>) {
-        tracing::info!(
-            ?partitions,
-            "partitions released while retrying: dropping their records"
-        );
-        sink.release(&partitions).await;
-        self.during_command.extend(partitions);
-    }
-
-    /// Applies the releases waiting now; a new command starts with none.
-    async fn start_command<S: Sink>(&mut self, sink: &mut S) {
-        while let Ok(partitions) = self.rx.try_recv() {
-            sink.release(&partitions).await;
-        }
-        self.during_command.clear();
-    }
-
-    /// Waits `delay` before a retry, applying releases as they arrive.
-    async fn sleep<S: Sink>(&mut self, sink: &mut S, delay: Duration) {
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => return,
-                Some(partitions) = self.rx.recv() => self.apply(sink, partitions).await,
-            }
-        }
-    }
-
-    fn owns(&self, position: &Position) -> bool {
-        self.during_command.is_empty()
-            || !self
-                .during_command
-                .iter()
-                .any(|(t, p)| *t == position.topic && *p == position.partition)
-    }
-
-    /// `records` without those of partitions released during the command.
-    fn retain_owned<'a>(&self, records: &'a [SinkRecord]) -> Cow<'a, [SinkRecord]> {
-        if self.during_command.is_empty() {
-            return Cow::Borrowed(records);
-        }
-        Cow::Owned(
-            records
-                .iter()
-                .filter(|r| self.owns(&r.position))
-                .cloned()
-                .collect(),
-        )
-    }
 }
 
 struct Limits {
@@ -464,6 +388,7 @@ fn to_ranges(mut durable: Vec<(Position, i64)>) -> Vec<DurableRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::PartitionId;
     use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 
     /// Fails its first writes (retryable), then records what it is given.

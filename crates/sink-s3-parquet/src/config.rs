@@ -87,6 +87,24 @@ pub struct S3Target {
     pub ca_cert: Option<String>,
 }
 
+impl S3Target {
+    /// An S3-compatible server (MinIO, moto, ...) at `endpoint`: path-style
+    /// requests, region `us-east-1`, plain HTTP allowed when the endpoint
+    /// is `http://`, and the given static credentials.
+    pub fn compatible(bucket: &str, endpoint: &str, access_key_id: &str, secret: &str) -> Self {
+        S3Target {
+            bucket: bucket.to_owned(),
+            endpoint: Some(endpoint.to_owned()),
+            region: Some("us-east-1".to_owned()),
+            path_style: true,
+            access_key_id: Some(access_key_id.to_owned()),
+            secret_access_key: Some(secret.to_owned()),
+            allow_http: endpoint.starts_with("http://"),
+            ca_cert: None,
+        }
+    }
+}
+
 /// File rotation policy: a file is closed at whichever limit comes first.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -26,19 +26,14 @@ use std::sync::Arc;
 
 fn s3_config(prefix: &str) -> ParquetSinkConfig {
     let mut cfg = ParquetSinkConfig::local("unused");
-    cfg.target = Target::S3(S3Target {
-        bucket: "sinkfleet".into(),
-        endpoint: Some(
-            std::env::var("SINKFLEET_S3_ENDPOINT")
-                .unwrap_or_else(|_| "http://127.0.0.1:59900".into()),
-        ),
-        region: Some("us-east-1".into()),
-        path_style: true,
-        access_key_id: Some("sinkfleet".into()),
-        secret_access_key: Some("sinkfleet".into()),
-        allow_http: true,
-        ca_cert: None,
-    });
+    let endpoint =
+        std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into());
+    cfg.target = Target::S3(S3Target::compatible(
+        "sinkfleet",
+        &endpoint,
+        "sinkfleet",
+        "sinkfleet",
+    ));
     cfg.prefix = prefix.into();
     cfg
 }

@@ -1,0 +1,85 @@
+//! Partitions this process gave up, on their way to the writer.
+//!
+//! Revoked partitions are applied between retry attempts, so a write or
+//! flush that keeps failing cannot outlive the partitions it was started
+//! for: once another process owns a partition, this one writes nothing
+//! more of it (a late upload would replace the new owner's objects).
+
+use crate::consumer::PartitionId;
+use sinkfleet_core::{Position, Sink, SinkRecord};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The writer's end of the release channel: partitions this process gave
+/// up (revoked after their drain). Unbounded and separate from the command
+/// queue, so a release is never dropped because the queue is full and is
+/// heard while a command is still being retried.
+pub struct Releases {
+    rx: mpsc::UnboundedReceiver<Vec<PartitionId>>,
+    /// Released since the current command started: its records of these
+    /// partitions are no longer this process's to write.
+    during_command: HashSet<PartitionId>,
+}
+
+impl Releases {
+    /// Wraps the receiving end of the coordinator's release channel.
+    pub fn new(rx: mpsc::UnboundedReceiver<Vec<PartitionId>>) -> Self {
+        Releases {
+            rx,
+            during_command: HashSet::new(),
+        }
+    }
+
+    async fn apply<S: Sink>(&mut self, sink: &mut S, partitions: Vec<PartitionId>) {
+        tracing::info!(
+            ?partitions,
+            "partitions released while retrying: dropping their records"
+        );
+        sink.release(&partitions).await;
+        self.during_command.extend(partitions);
+    }
+
+    /// Applies the releases waiting now; a new command starts with none.
+    pub(crate) async fn start_command<S: Sink>(&mut self, sink: &mut S) {
+        while let Ok(partitions) = self.rx.try_recv() {
+            sink.release(&partitions).await;
+        }
+        self.during_command.clear();
+    }
+
+    /// Waits `delay` before a retry, applying releases as they arrive.
+    pub(crate) async fn sleep<S: Sink>(&mut self, sink: &mut S, delay: Duration) {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return,
+                Some(partitions) = self.rx.recv() => self.apply(sink, partitions).await,
+            }
+        }
+    }
+
+    pub(crate) fn owns(&self, position: &Position) -> bool {
+        self.during_command.is_empty()
+            || !self
+                .during_command
+                .contains(&(Arc::clone(&position.topic), position.partition))
+    }
+
+    /// `records` without those of partitions released during the command.
+    pub(crate) fn retain_owned<'a>(&self, records: &'a [SinkRecord]) -> Cow<'a, [SinkRecord]> {
+        if self.during_command.is_empty() {
+            return Cow::Borrowed(records);
+        }
+        Cow::Owned(
+            records
+                .iter()
+                .filter(|r| self.owns(&r.position))
+                .cloned()
+                .collect(),
+        )
+    }
+}
