@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local services for development, tests and the quickstart, on 127.0.0.1 only:
-#   PostgreSQL 15 (wal_level=logical), tansu (Kafka-protocol broker, sqlite
-#   storage), ClickHouse (Debian's 18.16, HTTP interface) and moto (an
-#   S3-compatible server, in memory, bucket `sinkfleet` created at start).
+#   PostgreSQL 15 (wal_level=logical, TLS), tansu (Kafka-protocol broker,
+#   sqlite storage), ClickHouse (Debian's 18.16, HTTP and HTTPS) and moto (an
+#   S3-compatible server, in memory, bucket `sinkfleet` created at start; a
+#   second one serves HTTPS). TLS uses test CAs made at first start.
 #
 #   scripts/services.sh start    install what is missing (build dependencies
 #                                included), start what is not running
