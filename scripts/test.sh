@@ -8,4 +8,5 @@ eval "$(scripts/services.sh start)"
 export SINKFLEET_PG_URL SINKFLEET_KAFKA_BROKERS SINKFLEET_CLICKHOUSE_URL SINKFLEET_CLICKHOUSE_HTTPS_URL SINKFLEET_CLICKHOUSE_CA \
   SINKFLEET_S3_ENDPOINT SINKFLEET_S3_TLS_ENDPOINT SINKFLEET_S3_CA SINKFLEET_PG_CA
 # Integration tests spawn workers and brokers' clients: on 2 cores, a few at a time.
-cargo test --workspace --locked -- --test-threads "${SINKFLEET_TEST_THREADS:-4}"
+# --no-fail-fast: one failing test binary must not hide the others' results.
+cargo test --workspace --locked --no-fail-fast -- --test-threads "${SINKFLEET_TEST_THREADS:-4}"

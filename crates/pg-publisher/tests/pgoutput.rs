@@ -2,6 +2,8 @@
 //! made, then read back with `pg_logical_slot_peek_binary_changes` (the same
 //! bytes the walsender streams) and decoded.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
 use sinkfleet_pg_publisher::pgoutput::{Message, ReplicaIdentity, TupleValue, decode};
 use sqlx::{Executor, PgPool};
 

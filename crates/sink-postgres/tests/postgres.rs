@@ -3,6 +3,8 @@
 //!
 //! Each test writes into its own target schema, so tests run in parallel.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
 use serde_json::{Value, json};
 use sinkfleet_core::debezium::{DecodeOptions, decode};
 use sinkfleet_core::{Durability, Position, Sink, SinkError, SinkRecord};

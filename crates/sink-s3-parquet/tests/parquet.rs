@@ -162,7 +162,7 @@ fn current_state(rows: &[Stored]) -> BTreeMap<i64, BTreeMap<&'static str, Option
     }
     let mut out = BTreeMap::new();
     for (id, mut versions) in by_key {
-        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        versions.sort_by_key(|r| std::cmp::Reverse(r.version));
         let newest = versions[0];
         if newest.deleted {
             continue;
