@@ -375,41 +375,74 @@ fn decode_key(
     Ok(key)
 }
 
-/// `(commit_lsn, change_lsn)` from `source.sequence` where present (a null
-/// commit LSN, as on snapshot rows, counts as 0), else `(lsn, lsn)`: an event
-/// without a sequence (Debezium before ~1.4, or a hand-made one) orders by
-/// its LSN alone, and against sequenced events by that LSN as well. The
-/// sequence is a JSON string holding an array of two strings; some producers
-/// send a real array.
+/// `(commit_lsn, change_lsn)` from `source.sequence` where present, else
+/// `(lsn, lsn)`: an event without a sequence (Debezium before ~1.4, or a
+/// hand-made one) orders by its LSN alone, and against sequenced events by
+/// that LSN as well. The sequence is a JSON string holding an array of two
+/// strings; some producers send a real array.
+///
+/// Exact or refused: a null commit LSN (Debezium sends it before the first
+/// commit it has seen, and on snapshot rows) counts as 0, but anything else
+/// that is not an LSN, and a sequence that is not a pair, is an error. A
+/// guessed version could lose to any other change of the key, or win over
+/// newer ones.
 fn lsn_version(source: &Json) -> Result<Version, DecodeError> {
-    let lsn_of = |v: &Json| -> Option<u64> {
-        match v {
-            Json::String(s) => s.parse().ok(),
-            Json::Number(n) => n.as_u64(),
-            _ => None,
-        }
-    };
     let sequence = match source.get("sequence") {
-        Some(Json::String(s)) => Some(
-            serde_json::from_str::<Json>(s)
-                .map_err(|_| field("source.sequence", "expected a JSON array in the string"))?,
-        ),
-        Some(Json::Array(a)) => Some(Json::Array(a.clone())),
-        _ => None,
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(serde_json::from_str::<Json>(s).map_err(|_| {
+            field(
+                "source.sequence",
+                &format!("expected a JSON array in the string, found {s:?}"),
+            )
+        })?),
+        Some(other) => Some(other.clone()),
     };
-    if let Some(Json::Array(parts)) = sequence
-        && parts.len() == 2
-    {
-        let change =
-            lsn_of(&parts[1]).ok_or_else(|| field("source.sequence[1]", "expected an LSN"))?;
-        let commit = lsn_of(&parts[0]).unwrap_or(0);
+    if let Some(sequence) = sequence {
+        let parts = match &sequence {
+            Json::Array(parts) if parts.len() == 2 => parts,
+            other => {
+                return Err(field(
+                    "source.sequence",
+                    &format!("expected a pair [commit_lsn, lsn], found {other}"),
+                ));
+            }
+        };
+        let commit = match &parts[0] {
+            Json::Null => 0,
+            v => lsn_of(v).ok_or_else(|| {
+                field(
+                    "source.sequence[0]",
+                    &format!("expected a commit LSN or null, found {v}"),
+                )
+            })?,
+        };
+        let change = lsn_of(&parts[1]).ok_or_else(|| {
+            field(
+                "source.sequence[1]",
+                &format!("expected an LSN, found {}", parts[1]),
+            )
+        })?;
         return Ok(Version::new(commit, change));
     }
-    let lsn = source
-        .get("lsn")
-        .and_then(lsn_of)
-        .ok_or_else(|| field("source.lsn", "missing: cannot version this event"))?;
+    let lsn = match source.get("lsn") {
+        None | Some(Json::Null) => {
+            return Err(field("source.lsn", "missing: cannot version this event"));
+        }
+        Some(v) => {
+            lsn_of(v).ok_or_else(|| field("source.lsn", &format!("expected an LSN, found {v}")))?
+        }
+    };
     Ok(Version::new(lsn, lsn))
+}
+
+/// An LSN as Debezium writes it: a decimal string or a JSON integer,
+/// within `u64`.
+fn lsn_of(v: &Json) -> Option<u64> {
+    match v {
+        Json::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        Json::Number(n) => n.as_u64(),
+        _ => None,
+    }
 }
 
 /// A version from a configured column: integers, dates and timestamps keep

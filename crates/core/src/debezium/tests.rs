@@ -303,3 +303,82 @@ fn field_and_offset_versions() {
         Version::new(42, 0)
     );
 }
+
+/// Versions are exact or refused: a malformed commit LSN is not 0, and a
+/// sequence that is not a pair does not fall back to the plain LSN.
+#[test]
+fn malformed_versions_are_refused_not_defaulted() {
+    let event = |source: &str| {
+        format!(r#"{{"op":"c","source":{{"schema":"s","table":"t",{source}}},"after":{{"id":1}}}}"#)
+    };
+    let version = |source: &str| {
+        decode(
+            Some(br#"{"id":1}"#),
+            Some(event(source).as_bytes()),
+            0,
+            &DecodeOptions::default(),
+        )
+        .map(|c| c.map(|c| c.version))
+    };
+    // Legal shapes.
+    assert_eq!(
+        version(r#""lsn":7,"sequence":"[null,\"7\"]""#),
+        Ok(Some(Version::new(0, 7)))
+    );
+    assert_eq!(
+        version(r#""lsn":7,"sequence":["5","7"]"#),
+        Ok(Some(Version::new(5, 7)))
+    );
+    assert_eq!(
+        version(r#""lsn":7,"sequence":null"#),
+        Ok(Some(Version::new(7, 7)))
+    );
+    assert_eq!(version(r#""lsn":"7""#), Ok(Some(Version::new(7, 7))));
+    // Refused, each naming the field.
+    for (source, path) in [
+        (
+            r#""lsn":7,"sequence":"[\"not-an-lsn\",\"7\"]""#,
+            "source.sequence[0]",
+        ),
+        (r#""lsn":7,"sequence":"[\"5\",null]""#, "source.sequence[1]"),
+        (
+            r#""lsn":7,"sequence":"[\"-5\",\"7\"]""#,
+            "source.sequence[0]",
+        ),
+        (r#""lsn":7,"sequence":{}"#, "source.sequence"),
+        (r#""lsn":7,"sequence":[1]"#, "source.sequence"),
+        (r#""lsn":7,"sequence":"[1,2,3]""#, "source.sequence"),
+        (r#""lsn":7,"sequence":"{}""#, "source.sequence"),
+        (r#""lsn":7,"sequence":"oops""#, "source.sequence"),
+        (r#""lsn":"not-an-lsn""#, "source.lsn"),
+        (r#""lsn":-1"#, "source.lsn"),
+        (r#""lsn":1.5"#, "source.lsn"),
+        (r#""other":1"#, "source.lsn"),
+    ] {
+        match version(source) {
+            Err(DecodeError::Field { path: got, .. }) => assert_eq!(got, path, "{source}"),
+            other => panic!("{source}: expected a refusal at {path}, got {other:?}"),
+        }
+    }
+}
+
+/// An empty base64 Decimal is not 0.
+#[test]
+fn empty_decimal_bytes_are_refused() {
+    let value = br#"{"schema":{"type":"struct","fields":[{"field":"after","type":"struct","fields":[
+        {"field":"id","type":"int32"},
+        {"field":"amount","type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"}}]}]},
+      "payload":{"op":"c","source":{"schema":"s","table":"t","lsn":1},"after":{"id":1,"amount":""}}}"#;
+    match decode(
+        Some(br#"{"id":1}"#),
+        Some(value),
+        0,
+        &DecodeOptions::default(),
+    ) {
+        Err(DecodeError::Field { path, message }) => {
+            assert_eq!(path, "after.amount");
+            assert!(message.contains("empty Decimal"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

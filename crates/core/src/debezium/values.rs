@@ -57,15 +57,16 @@ pub(crate) fn decode(json: &Json, codec: &Codec) -> Result<Value, String> {
         Codec::Decimal { scale } => match json {
             // JsonConverter's `decimal.format=NUMERIC` writes plain numbers.
             Json::Number(n) => Value::Decimal(n.to_string()),
-            _ => Value::Decimal(unscaled_to_decimal(&base64(json)?, *scale)),
+            _ => Value::Decimal(unscaled_to_decimal(&unscaled(json)?, *scale)),
         },
         Codec::VariableDecimal => {
             let scale = json
                 .get("scale")
                 .and_then(Json::as_u64)
+                .and_then(|s| u32::try_from(s).ok())
                 .ok_or_else(|| wrong("{scale, value}"))?;
-            let bytes = base64(json.get("value").ok_or_else(|| wrong("{scale, value}"))?)?;
-            Value::Decimal(unscaled_to_decimal(&bytes, scale as u32))
+            let bytes = unscaled(json.get("value").ok_or_else(|| wrong("{scale, value}"))?)?;
+            Value::Decimal(unscaled_to_decimal(&bytes, scale))
         }
         Codec::Date => {
             let days = json.as_i64().ok_or_else(|| wrong("days since epoch"))?;
@@ -131,6 +132,19 @@ fn base64(json: &Json) -> Result<Vec<u8>, String> {
     BASE64
         .decode(s)
         .map_err(|e| format!("invalid base64 `{s}`: {e}"))
+}
+
+/// The unscaled bytes of a Decimal. Connect always writes at least one
+/// byte (zero is `AA==`): empty bytes are not a number, and reading them
+/// as 0 would invent a value.
+fn unscaled(json: &Json) -> Result<Vec<u8>, String> {
+    let bytes = base64(json)?;
+    if bytes.is_empty() {
+        return Err(format!(
+            "empty Decimal bytes {json}: not a number (zero is \"AA==\")"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Renders a big-endian two's-complement integer scaled by `10^-scale` as
@@ -241,6 +255,32 @@ mod tests {
         assert_eq!(
             unscaled_to_decimal(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0], 0),
             "18446744073709551616"
+        );
+    }
+
+    #[test]
+    fn empty_or_invalid_decimal_bytes_are_refused() {
+        let decimal = Codec::Decimal { scale: 2 };
+        assert_eq!(
+            decode(&Json::String("AA==".into()), &decimal),
+            Ok(Value::Decimal("0.00".into()))
+        );
+        for bad in ["", "not base64!"] {
+            let err = decode(&Json::String(bad.into()), &decimal).unwrap_err();
+            assert!(err.contains("Decimal") || err.contains("base64"), "{err}");
+        }
+        let variable = Codec::VariableDecimal;
+        assert!(decode(&serde_json::json!({"scale": 2, "value": ""}), &variable).is_err());
+        assert!(
+            decode(
+                &serde_json::json!({"scale": -1, "value": "AQ=="}),
+                &variable
+            )
+            .is_err()
+        );
+        assert_eq!(
+            decode(&serde_json::json!({"scale": 1, "value": "AQ=="}), &variable),
+            Ok(Value::Decimal("0.1".into()))
         );
     }
 
