@@ -8,8 +8,6 @@ mod common;
 use common::{Pipeline, Proxy, Worker, free_port, wait_until};
 use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{self, Options};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -102,28 +100,7 @@ async fn target_outage_pauses_partitions_without_a_rebalance() {
 /// converges, with replays absorbed.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_failover_between_two_workers() {
-    let mut p = Pipeline::new("failover", 4).await;
-    let mut cluster = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
-        .args([
-            "--topic",
-            &format!("{}:4", p.topic),
-            "--topic",
-            &format!("{}:1", p.dlq),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawning the mock cluster");
-    let mut line = String::new();
-    BufReader::new(cluster.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    p.brokers = line
-        .trim()
-        .strip_prefix("bootstrap=")
-        .expect("bootstrap line")
-        .to_owned();
-
+    let (p, mock) = Pipeline::on_mock("failover", 4);
     let w = workload::generate(&Options {
         keys: 400,
         changes: 6_000,
@@ -150,6 +127,5 @@ async fn sigkill_failover_between_two_workers() {
         "b took over a's partitions"
     );
     assert!(b.terminate(Duration::from_secs(30)).success());
-    drop(cluster.stdin.take());
-    let _ = cluster.wait();
+    drop(mock);
 }

@@ -6,10 +6,8 @@
 
 mod common;
 
-use common::{Worker, brokers, free_port, pg_url, unique, wait_until};
+use common::{MockBroker, Worker, brokers, free_port, pg_url, unique, wait_until};
 use sqlx::{Executor, PgPool};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CONVERGE: Duration = Duration::from_secs(90);
@@ -507,17 +505,8 @@ async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
     src.sql(&format!("CREATE TABLE {s}.t (id int PRIMARY KEY, v text)"))
         .await;
     let topic = format!("{}.{s}.t", src.prefix);
-    let mut cluster = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
-        .args(["--topic", &format!("{topic}:1")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(cluster.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mock = line.trim().strip_prefix("bootstrap=").unwrap().to_owned();
+    let cluster = MockBroker::start(&[(&topic, 1)]);
+    let mock = cluster.bootstrap.clone();
     let pp = free_port();
     let extra = "  create_topics: false\n  kafka_properties: { message.timeout.ms: \"120000\" }";
     let mut publisher = Worker::start(
@@ -538,8 +527,7 @@ async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
     })
     .await;
 
-    drop(cluster.stdin.take()); // the broker goes away
-    let _ = cluster.wait();
+    drop(cluster); // the broker goes away
     let before = src.confirmed_lsn().await;
     src.sql(&format!("INSERT INTO {s}.t VALUES (2, 'stuck')"))
         .await;

@@ -5,11 +5,23 @@
 //! Prints `bootstrap=<host:port>` once the topics exist, then serves until
 //! its standard input closes. Test-only: the mock keeps ~5 MiB per
 //! partition in memory and forgets everything on exit.
+//!
+//! Lines on standard input inject broker errors, the way a real cluster
+//! refuses requests during a rebalance or a coordinator move:
+//!
+//! ```text
+//! fail OffsetCommit 5 REBALANCE_IN_PROGRESS
+//! ```
+//!
+//! makes the next 5 `OffsetCommit` requests (from any client) fail with
+//! that error. Each command is answered with `ok` or `error: …` on
+//! standard output.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
 use rdkafka::mocking::MockCluster;
-use std::io::{Read, Write};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use std::io::{BufRead, Write};
 
 #[derive(Parser)]
 struct Cli {
@@ -37,7 +49,42 @@ fn main() -> anyhow::Result<()> {
     writeln!(out, "bootstrap={}", cluster.bootstrap_servers())?;
     out.flush()?;
     // Serve until the parent closes our stdin (or dies).
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        match command(&cluster, &line) {
+            Ok(()) => writeln!(out, "ok")?,
+            Err(e) => writeln!(out, "error: {e:#}")?,
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Applies one `fail <api> <count> <error>` line.
+fn command<C: rdkafka::ClientContext>(
+    cluster: &MockCluster<'_, C>,
+    line: &str,
+) -> anyhow::Result<()> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let ["fail", api, count, error] = words.as_slice() else {
+        bail!("expected `fail <api> <count> <error>`, got {line:?}");
+    };
+    let api = match *api {
+        "OffsetCommit" => RDKafkaApiKey::OffsetCommit,
+        "Heartbeat" => RDKafkaApiKey::Heartbeat,
+        "JoinGroup" => RDKafkaApiKey::JoinGroup,
+        "Fetch" => RDKafkaApiKey::Fetch,
+        other => bail!("unsupported api {other}"),
+    };
+    let error = match *error {
+        "REBALANCE_IN_PROGRESS" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        "ILLEGAL_GENERATION" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
+        "COORDINATOR_NOT_AVAILABLE" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        "NOT_COORDINATOR" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        "UNKNOWN_SERVER_ERROR" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN,
+        other => bail!("unsupported error {other}"),
+    };
+    let count: usize = count.parse().context("count must be a number")?;
+    cluster.request_errors(api, &vec![error; count]);
     Ok(())
 }

@@ -11,9 +11,9 @@ use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{ExpectedRow, Workload};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,18 +76,31 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Creates the topics on the broker.
-    pub async fn new(name: &str, partitions: i32) -> Self {
+    fn named(name: &str, brokers: String, partitions: i32) -> Self {
         let id = unique(name);
-        let p = Pipeline {
-            brokers: brokers(),
+        Pipeline {
+            brokers,
             pg_url: pg_url(),
             topic: format!("{id}.customers"),
             dlq: format!("{id}.dlq"),
             group: format!("{id}-group"),
             schema: id,
             partitions,
-        };
+        }
+    }
+
+    /// A pipeline on a fresh mock cluster (see [`MockBroker`]) holding its
+    /// topic and dead-letter topic.
+    pub fn on_mock(name: &str, partitions: i32) -> (Self, MockBroker) {
+        let mut p = Pipeline::named(name, String::new(), partitions);
+        let mock = MockBroker::start(&[(&p.topic, partitions), (&p.dlq, 1)]);
+        p.brokers = mock.bootstrap.clone();
+        (p, mock)
+    }
+
+    /// Creates the topics on the broker.
+    pub async fn new(name: &str, partitions: i32) -> Self {
+        let p = Pipeline::named(name, brokers(), partitions);
         kafka::create_topic(&p.brokers, &p.topic, partitions)
             .await
             .expect("broker not reachable: run scripts/services.sh start (or scripts/test.sh)");
@@ -335,6 +348,65 @@ fn send_signal(pid: u32, signal: &str) {
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// librdkafka's mock cluster, hosted by `sinkfleet-mock-cluster` in its own
+/// process: a broker that evicts SIGKILLed group members (tansu does not)
+/// and refuses requests on demand. It keeps ~5 MiB per partition.
+pub struct MockBroker {
+    child: Child,
+    answers: BufReader<ChildStdout>,
+    /// `bootstrap.servers` of the cluster.
+    pub bootstrap: String,
+}
+
+impl MockBroker {
+    /// Starts a cluster with `(topic, partitions)`.
+    pub fn start(topics: &[(&str, i32)]) -> MockBroker {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"));
+        for (topic, partitions) in topics {
+            cmd.args(["--topic", &format!("{topic}:{partitions}")]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning the mock cluster");
+        let mut answers = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        answers.read_line(&mut line).expect("bootstrap line");
+        let bootstrap = line
+            .trim()
+            .strip_prefix("bootstrap=")
+            .expect("bootstrap line")
+            .to_owned();
+        MockBroker {
+            child,
+            answers,
+            bootstrap,
+        }
+    }
+
+    /// Makes the next `count` requests of `api` fail with `error`
+    /// (`fail OffsetCommit 5 REBALANCE_IN_PROGRESS`, see the binary).
+    pub fn fail(&mut self, api: &str, count: usize, error: &str) {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "fail {api} {count} {error}").expect("mock cluster stdin");
+        stdin.flush().expect("mock cluster stdin");
+        let mut answer = String::new();
+        self.answers
+            .read_line(&mut answer)
+            .expect("mock cluster answer");
+        assert_eq!(answer.trim(), "ok", "mock cluster refused the command");
+    }
+}
+
+impl Drop for MockBroker {
+    fn drop(&mut self) {
+        // Closing stdin ends it.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 /// Polls `check` until it is true or `timeout` passes.

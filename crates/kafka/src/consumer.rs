@@ -5,19 +5,19 @@
 //! drained and their durable offsets committed, so the poll runs on its own
 //! OS thread: its revoke callback hands the partitions to the coordinator
 //! and *blocks* until the coordinator answers with the offsets to commit,
-//! commits them synchronously, then lets the revoke proceed. The thread
-//! polls continuously, so a paused or slow sink never exceeds
-//! `max.poll.interval.ms`.
+//! commits them synchronously (retrying within the drain timeout), then
+//! lets the revoke proceed. The thread polls continuously, so a paused or
+//! slow sink never exceeds `max.poll.interval.ms`.
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use crate::retry::Backoff;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, TopicPartitionList as Tpl};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A partition: `(topic, partition)`.
@@ -40,7 +40,7 @@ pub struct Incoming {
     pub value: Option<Vec<u8>>,
 }
 
-/// What the poll thread tells the coordinator.
+/// What the poll thread (and the committer thread) tell the coordinator.
 #[derive(Debug)]
 pub enum PollEvent {
     /// A record.
@@ -55,18 +55,48 @@ pub enum PollEvent {
         /// Where the coordinator answers.
         reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>,
     },
+    /// The broker answered an offset commit (from the committer thread).
+    Committed(Vec<CommitAnswer>),
     /// The consumer left the group; no more events follow.
     Closed,
 }
 
-/// High watermarks per partition, refreshed from librdkafka statistics.
-pub type HighWatermarks = Arc<Mutex<HashMap<PartitionId, i64>>>;
+/// The broker's answer for one partition of an offset commit.
+#[derive(Debug)]
+pub struct CommitAnswer {
+    /// The partition.
+    pub partition: PartitionId,
+    /// The committed offset (the next offset to read).
+    pub offset: i64,
+    /// `Err` with the broker's (or librdkafka's) reason when refused.
+    pub result: Result<(), String>,
+}
 
-/// Consumer context: forwards rebalances, records statistics.
+/// What the broker says about a partition, from librdkafka's statistics
+/// (refreshed every `statistics.interval.ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerOffsets {
+    /// High watermark: the offset the next produced record will get.
+    pub high: i64,
+    /// Low watermark: the oldest offset still retained.
+    pub low: i64,
+    /// The group's committed offset as librdkafka last heard it from the
+    /// broker (fetched at assignment, updated by acknowledged commits);
+    /// negative when the group never committed.
+    pub committed: i64,
+}
+
+/// [`BrokerOffsets`] per partition, shared with the coordinator.
+pub type BrokerOffsetsMap = Arc<Mutex<HashMap<PartitionId, BrokerOffsets>>>;
+
+/// Consumer context: forwards rebalances and commit answers, records
+/// statistics.
 pub struct WorkerContext {
     events: mpsc::Sender<PollEvent>,
     drain_timeout: Duration,
-    high_watermarks: HighWatermarks,
+    /// Retry delays of a refused revoke commit.
+    commit_backoff: Backoff,
+    broker_offsets: BrokerOffsetsMap,
     topics: Mutex<HashMap<String, Arc<str>>>,
 }
 
@@ -75,12 +105,14 @@ impl WorkerContext {
     pub fn new(
         events: mpsc::Sender<PollEvent>,
         drain_timeout: Duration,
-        high_watermarks: HighWatermarks,
+        commit_backoff: Backoff,
+        broker_offsets: BrokerOffsetsMap,
     ) -> Self {
         WorkerContext {
             events,
             drain_timeout,
-            high_watermarks,
+            commit_backoff,
+            broker_offsets,
             topics: Mutex::new(HashMap::new()),
         }
     }
@@ -103,17 +135,52 @@ impl WorkerContext {
 
 impl ClientContext for WorkerContext {
     fn stats(&self, statistics: Statistics) {
-        let mut hw = self
-            .high_watermarks
+        let mut offsets = self
+            .broker_offsets
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
                 if *id >= 0 && p.hi_offset >= 0 {
-                    hw.insert((self.intern(name), *id), p.hi_offset);
+                    offsets.insert(
+                        (self.intern(name), *id),
+                        BrokerOffsets {
+                            high: p.hi_offset,
+                            low: p.lo_offset.max(0),
+                            committed: p.committed_offset,
+                        },
+                    );
                 }
             }
         }
+    }
+}
+
+/// Commits `offsets` synchronously, retrying a refusal until `deadline`
+/// (at least one attempt). Returns whether the broker acknowledged them.
+fn commit_revoked(
+    consumer: &BaseConsumer<WorkerContext>,
+    offsets: &[(PartitionId, i64)],
+    deadline: Instant,
+    backoff: &Backoff,
+) -> bool {
+    let mut attempt = 0;
+    loop {
+        let refused = crate::committer::commit(consumer, offsets)
+            .into_iter()
+            .find_map(|answer| answer.result.err());
+        let Some(error) = refused else {
+            return true;
+        };
+        attempt += 1;
+        metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
+        let delay = backoff.delay(attempt);
+        if Instant::now() + delay >= deadline {
+            tracing::warn!(%error, attempt, "commit on revoke failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
+            return false;
+        }
+        tracing::info!(%error, attempt, "commit on revoke refused; retrying");
+        std::thread::sleep(delay);
     }
 }
 
@@ -123,6 +190,7 @@ impl ConsumerContext for WorkerContext {
             return;
         };
         let partitions = self.partitions(tpl);
+        let started = Instant::now();
         metrics::counter!("sinkfleet_rebalances_total", "kind" => "revoke").increment(1);
         tracing::info!(?partitions, "partitions revoked: draining");
         let (reply, answer) = std_mpsc::sync_channel(1);
@@ -145,16 +213,17 @@ impl ConsumerContext for WorkerContext {
         if offsets.is_empty() {
             return;
         }
-        let mut commit = TopicPartitionList::new();
-        for ((topic, partition), next) in &offsets {
-            if let Err(e) = commit.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
-                tracing::warn!(%topic, partition, error = %e, "cannot build commit list");
-            }
-        }
-        match consumer.commit(&commit, CommitMode::Sync) {
-            Ok(()) => tracing::info!(?offsets, "committed revoked partitions"),
-            Err(e) => {
-                tracing::warn!(error = %e, "commit on revoke failed; the next owner replays (harmless)")
+        // Retries share the drain's time budget, with a little left for a
+        // drain that used all of it.
+        let deadline = (started + self.drain_timeout).max(Instant::now() + Duration::from_secs(2));
+        if commit_revoked(consumer, &offsets, deadline, &self.commit_backoff) {
+            tracing::info!(?offsets, "committed revoked partitions");
+            for ((topic, partition), next) in &offsets {
+                let labels = [
+                    ("topic", topic.to_string()),
+                    ("partition", partition.to_string()),
+                ];
+                metrics::gauge!("sinkfleet_committed_offset", &labels).set(*next as f64);
             }
         }
     }

@@ -3,20 +3,24 @@
 //! It receives records and rebalances from the poll thread and results from
 //! the writer; it batches records, keeps the in-flight budgets by pausing
 //! and resuming partitions, advances offset watermarks only over durable
-//! records, commits them, and drains revoked partitions. Keeping all of it
-//! in one task means no locks around partition state.
+//! records, commits them until the broker acknowledges them, and drains
+//! revoked partitions. Keeping all of it in one task means no locks around
+//! partition state.
 
+use crate::committer::{self, Committer};
 use crate::config::WorkerConfig;
-use crate::consumer::{HighWatermarks, PartitionId, PollEvent, WorkerContext};
+use crate::consumer::{BrokerOffsetsMap, CommitAnswer, PartitionId, PollEvent, WorkerContext};
 use crate::dead_letter::DeadLetter;
-use crate::partition::PartitionState;
+use crate::partition::{JobMark, PartitionState};
+use crate::progress::{self, Freshness};
+use crate::retry::Backoff;
 use crate::writer::{Item, Job, Payload, WriterCommand, WriterEvent};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::TopicPartitionList;
 use sinkfleet_core::backpressure::{Decision, Load, decide};
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::watermark::OffsetWatermark;
-use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord};
+use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord, VersionSource};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -45,10 +49,8 @@ struct InFlight {
 struct JobShare {
     /// Records and bytes.
     load: Load,
-    /// Newest record timestamp (ms).
-    newest_ts: Option<i64>,
-    /// Highest offset.
-    last_offset: i64,
+    /// Offsets, timestamps and tables, kept until durable.
+    mark: JobMark,
 }
 
 /// Health flags served on `/healthz` and `/readyz`.
@@ -62,13 +64,14 @@ pub struct Health {
 
 pub(crate) struct Coordinator {
     consumer: SharedConsumer,
+    committer: Committer,
     cfg: WorkerConfig,
     decoder: Decoder,
     partitions: HashMap<PartitionId, PartitionState>,
     writer: mpsc::Sender<WriterCommand>,
     /// Revoked partitions, for the writer (see [`crate::releases::Releases`]).
     releases: mpsc::UnboundedSender<Vec<PartitionId>>,
-    high_watermarks: HighWatermarks,
+    broker_offsets: BrokerOffsetsMap,
     health: Arc<Health>,
     stop_polling: Arc<AtomicBool>,
     inflight: Option<InFlight>,
@@ -80,28 +83,39 @@ pub(crate) struct Coordinator {
     /// of any partition, so revokes wait for it.
     flushing: bool,
     last_commit: Instant,
+    /// Delays between refused commits.
+    commit_backoff: Backoff,
+    /// Applied-through time and LSN per source table.
+    freshness: Freshness,
+    /// Versions are `(commit_lsn, lsn)`: freshness can name LSNs.
+    lsn_versions: bool,
 }
 
 impl Coordinator {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         consumer: SharedConsumer,
+        committer: Committer,
         cfg: WorkerConfig,
         decode: DecodeOptions,
         writer: mpsc::Sender<WriterCommand>,
         releases: mpsc::UnboundedSender<Vec<PartitionId>>,
-        high_watermarks: HighWatermarks,
+        broker_offsets: BrokerOffsetsMap,
         health: Arc<Health>,
         stop_polling: Arc<AtomicBool>,
     ) -> Self {
         Coordinator {
             consumer,
+            committer,
+            commit_backoff: Backoff::from_config(&cfg),
+            freshness: Freshness::default(),
+            lsn_versions: decode.version == VersionSource::DebeziumLsn,
             cfg,
             decoder: Decoder::new(decode),
             partitions: HashMap::new(),
             writer,
             releases,
-            high_watermarks,
+            broker_offsets,
             health,
             stop_polling,
             inflight: None,
@@ -137,6 +151,7 @@ impl Coordinator {
                     }
                     Some(PollEvent::Assigned(partitions)) => self.on_assigned(partitions),
                     Some(PollEvent::Revoked { partitions, reply }) => self.on_revoked(partitions, reply, stopping.is_some()),
+                    Some(PollEvent::Committed(answers)) => self.on_committed(answers),
                     Some(PollEvent::Closed) | None => break,
                 },
                 Some(event) = writer_events.recv() => self.on_writer(event),
@@ -165,8 +180,8 @@ impl Coordinator {
                                 .try_send(WriterCommand::Flush(FlushMode::Due))
                                 .is_ok();
                         }
-                        self.commit(CommitMode::Async).await;
-                        self.publish_lag();
+                        self.commit_async();
+                        self.publish_progress();
                     }
                 }
                 // A buffering sink makes what it holds durable before the
@@ -193,7 +208,7 @@ impl Coordinator {
                             "shutdown timeout: abandoning the in-flight batch or flush (it will be replayed)"
                         );
                     }
-                    self.commit(CommitMode::Sync).await;
+                    self.commit_final().await;
                     final_commit_done = true;
                     self.stop_polling.store(true, Ordering::Release);
                 }
@@ -213,9 +228,10 @@ impl Coordinator {
             .increment(1);
         let covers_from = state.next_expected.unwrap_or(r.offset).min(r.offset);
         state.next_expected = Some(r.offset + 1);
-        state
-            .watermark
-            .get_or_insert_with(|| OffsetWatermark::new(r.offset));
+        if state.watermark.is_none() {
+            state.watermark = Some(OffsetWatermark::new(r.offset));
+            state.first_offset = Some(r.offset);
+        }
         let position = Position {
             topic: r.topic,
             partition: r.partition,
@@ -304,12 +320,14 @@ impl Coordinator {
             let revoke = self.revokes.swap_remove(i);
             let mut offsets = Vec::new();
             for id in &revoke.partitions {
+                // The poll thread commits these (and publishes the
+                // committed offset once the broker acknowledged it).
                 if let Some(state) = self.partitions.remove(id)
-                    && let Some(next) = state.watermark.as_ref().map(OffsetWatermark::committable)
+                    && let Some(next) = state.durable()
                 {
                     offsets.push((id.clone(), next));
-                    metrics::gauge!("sinkfleet_committed_offset", "topic" => id.0.to_string(), "partition" => id.1.to_string()).set(next as f64);
                 }
+                progress::clear_lag(id);
             }
             let _ = self.releases.send(revoke.partitions.clone());
             let _ = revoke.reply.send(offsets);
@@ -332,12 +350,10 @@ impl Coordinator {
                             state.inflight.records -=
                                 share.load.records.min(state.inflight.records);
                             state.inflight.bytes -= share.load.bytes.min(state.inflight.bytes);
-                            // Counts for lag in seconds once the watermark
-                            // passes it: at once for a durable sink, after
-                            // the upload for a buffering one.
-                            if let Some(ts) = share.newest_ts {
-                                state.timestamps.push_back((share.last_offset, ts));
-                            }
+                            // Counts for freshness and lag once the
+                            // watermark passes it: at once for a durable
+                            // sink, after the upload for a buffering one.
+                            state.written.push_back(share.mark);
                         }
                     }
                 }
@@ -367,7 +383,7 @@ impl Coordinator {
                 && let Some(w) = state.watermark.as_mut()
             {
                 w.mark_durable(r.first, r.last);
-                state.advance_durable_ts();
+                self.freshness.durable(&state.take_durable());
             }
         }
     }
@@ -418,8 +434,17 @@ impl Coordinator {
                 let entry = job_load.entry(pid.clone()).or_default();
                 entry.load.records += 1;
                 entry.load.bytes += b;
-                entry.newest_ts = entry.newest_ts.max(item.timestamp_ms);
-                entry.last_offset = entry.last_offset.max(item.position.offset);
+                let mark = &mut entry.mark;
+                mark.newest_ts = mark.newest_ts.max(item.timestamp_ms);
+                mark.last_offset = mark.last_offset.max(item.position.offset);
+                if let Payload::Change(record) = &item.payload {
+                    let c = &record.change;
+                    // Snapshot rows from Debezium carry no commit LSN.
+                    let lsn = self
+                        .lsn_versions
+                        .then(|| c.version.major.max(c.version.minor));
+                    mark.add_change(&c.table, c.source_ts_ms, lsn);
+                }
                 taken_bytes += b;
                 items.push(item);
                 n += 1;
@@ -490,75 +515,121 @@ impl Coordinator {
         metrics::gauge!("sinkfleet_inflight_bytes").set(global.bytes as f64);
     }
 
-    /// Commits every partition whose durable watermark moved.
-    async fn commit(&mut self, mode: CommitMode) {
-        self.last_commit = Instant::now();
-        let mut tpl = TopicPartitionList::new();
-        let mut moved = Vec::new();
-        for ((topic, partition), state) in &self.partitions {
-            if let Some(next) = state.commit_due() {
-                if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(next)) {
-                    tracing::warn!(error = %e, "cannot build commit list");
-                    continue;
-                }
-                moved.push(((topic.clone(), *partition), next));
+    /// Sends a commit for every partition whose durable watermark is ahead
+    /// of what the broker acknowledged (see [`crate::commit`]) to the
+    /// committer thread, which answers with [`PollEvent::Committed`].
+    fn commit_async(&mut self) {
+        let now = Instant::now();
+        self.last_commit = now;
+        let due: Vec<(PartitionId, i64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(id, state)| {
+                let next = state.commit.due(state.durable()?, now)?;
+                Some((id.clone(), next))
+            })
+            .collect();
+        if due.is_empty() || !self.committer.request(due.clone()) {
+            return; // busy: the next tick sends them
+        }
+        for (id, next) in due {
+            if let Some(state) = self.partitions.get_mut(&id) {
+                state.commit.sent(next, now);
             }
         }
-        if moved.is_empty() {
-            return;
+    }
+
+    /// The broker's answers: an acknowledged offset is committed (and only
+    /// then published); a refused one is retried after a backoff.
+    fn on_committed(&mut self, answers: Vec<CommitAnswer>) {
+        let now = Instant::now();
+        for answer in answers {
+            // Answers for partitions given up meanwhile concern their new
+            // owner's bookkeeping, not ours.
+            let Some(state) = self.partitions.get_mut(&answer.partition) else {
+                continue;
+            };
+            match answer.result {
+                Ok(()) => {
+                    state.acknowledged(answer.offset);
+                    progress::publish_committed(&answer.partition, answer.offset);
+                }
+                Err(error) => {
+                    metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
+                    // A refusal storm (a long rebalance) logs once per streak
+                    // and then every tenth attempt.
+                    if state.commit.failures() % 10 == 0 {
+                        tracing::warn!(topic = %answer.partition.0, partition = answer.partition.1,
+                            offset = answer.offset, attempts = state.commit.failures() + 1, %error,
+                            "offset commit refused by the broker; retrying");
+                    }
+                    state
+                        .commit
+                        .refused(answer.offset, now, &self.commit_backoff);
+                }
+            }
         }
-        let consumer = self.consumer.clone();
-        let result = match mode {
-            CommitMode::Sync => {
-                // A synchronous commit blocks: keep it off the async workers.
-                match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                    .await
+    }
+
+    /// The last commit before leaving the group: synchronous, retried
+    /// within the drain timeout until the broker has every durable offset.
+    async fn commit_final(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.drain_timeout_ms);
+        let mut attempt = 0;
+        loop {
+            let due: Vec<(PartitionId, i64)> = self
+                .partitions
+                .iter()
+                .filter_map(|(id, state)| {
+                    let next = state.durable().filter(|d| state.commit.behind(*d))?;
+                    Some((id.clone(), next))
+                })
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            let consumer = self.consumer.clone();
+            // A synchronous commit blocks: keep it off the async workers.
+            let answers =
+                match tokio::task::spawn_blocking(move || committer::commit(&consumer, &due)).await
                 {
-                    Ok(result) => result,
+                    Ok(answers) => answers,
                     Err(e) => {
                         tracing::error!(error = %e, "commit task failed");
                         return;
                     }
-                }
+                };
+            let error = answers.iter().find_map(|a| a.result.clone().err());
+            self.on_committed(answers);
+            let Some(error) = error else { return };
+            attempt += 1;
+            let delay = self.commit_backoff.delay(attempt);
+            if Instant::now() + delay >= deadline {
+                tracing::warn!(%error, attempt, "final offset commit failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
+                return;
             }
-            CommitMode::Async => consumer.commit(&tpl, CommitMode::Async),
-        };
-        match result {
-            Ok(()) => {
-                for (id, next) in moved {
-                    metrics::gauge!("sinkfleet_committed_offset", "topic" => id.0.to_string(), "partition" => id.1.to_string()).set(next as f64);
-                    if let Some(state) = self.partitions.get_mut(&id) {
-                        state.committed = Some(next);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+            tokio::time::sleep(delay).await;
         }
     }
 
-    /// Lag per partition from the broker's high watermark (statistics).
-    fn publish_lag(&self) {
-        let hw = self
-            .high_watermarks
+    /// Lag per owned partition from the broker's numbers, durable but
+    /// uncommitted records, and freshness per table.
+    fn publish_progress(&mut self) {
+        let now = progress::now_ms();
+        let broker = self
+            .broker_offsets
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        for (id, state) in &self.partitions {
-            let (Some(high), Some(w)) = (hw.get(id), state.watermark.as_ref()) else {
-                continue;
-            };
-            let lag = (high - w.committable()).max(0);
-            let labels = [("topic", id.0.to_string()), ("partition", id.1.to_string())];
-            metrics::gauge!("sinkfleet_consumer_lag_records", &labels).set(lag as f64);
-            let seconds = match (lag, state.last_durable_ts) {
-                (0, _) => 0.0,
-                (_, Some(ts)) => ((now_ms - ts).max(0) as f64) / 1000.0,
-                (_, None) => 0.0,
-            };
-            metrics::gauge!("sinkfleet_consumer_lag_seconds", &labels).set(seconds);
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (id, state) in &mut self.partitions {
+            let offsets = broker.get(id).copied();
+            if let Some(b) = offsets {
+                state.commit.seed(b.committed);
+            }
+            if let Some(lag) = progress::partition_lag(state, offsets, now) {
+                progress::publish_lag(id, lag);
+            }
         }
+        self.freshness.publish(now);
     }
 }

@@ -5,6 +5,10 @@
 //! * **Offsets after durability**: a partition's committed offset only moves
 //!   over records that the sink made durable or that went to the
 //!   dead-letter topic (acknowledged). Nothing in flight is committed.
+//! * **Commits until acknowledged**: an offset counts as committed when the
+//!   broker acknowledged it; a refused commit is retried until it lands or
+//!   the partition is gone, so an idle partition never keeps a stale
+//!   committed offset.
 //! * **Backpressure by pausing partitions**: in-flight records and bytes are
 //!   budgeted per partition and globally; over budget, or while the sink is
 //!   failing, partitions are paused. Polling never stops, so a slow sink
@@ -16,12 +20,16 @@
 //!   shutdown timeout, commit, leave the group.
 
 pub mod admin;
+mod commit;
+mod committer;
 pub mod config;
 mod consumer;
 mod coordinator;
 pub mod dead_letter;
 mod partition;
+mod progress;
 mod releases;
+mod retry;
 mod writer;
 
 pub use config::{DeadLetterConfig, KafkaConfig, RateLimit, WorkerConfig};
@@ -119,11 +127,13 @@ pub async fn run<S: Sink>(
     )?);
 
     let (poll_tx, poll_rx) = mpsc::channel(4096);
-    let high_watermarks = Arc::default();
+    let answers_tx = poll_tx.clone();
+    let broker_offsets = Arc::default();
     let context = WorkerContext::new(
         poll_tx,
         Duration::from_millis(cfg.worker.drain_timeout_ms),
-        Arc::clone(&high_watermarks),
+        retry::Backoff::from_config(&cfg.worker),
+        Arc::clone(&broker_offsets),
     );
     let consumer: Arc<BaseConsumer<WorkerContext>> =
         Arc::new(consumer_config(&cfg).create_with_context(context)?);
@@ -153,13 +163,16 @@ pub async fn run<S: Sink>(
         writer_events_tx,
     ));
 
+    let committer = committer::Committer::spawn(Arc::clone(&consumer), answers_tx)
+        .map_err(|e| RuntimeError::Internal(e.to_string()))?;
     let coordinator = Coordinator::new(
         consumer,
+        committer,
         cfg.worker.clone(),
         cfg.decode.clone(),
         writer_tx,
         releases_tx,
-        high_watermarks,
+        broker_offsets,
         Arc::clone(&health),
         stop,
     );

@@ -1,6 +1,8 @@
 //! Per-partition bookkeeping of the coordinator.
 
+use crate::commit::CommitTracker;
 use crate::writer::Item;
+use sinkfleet_core::TableId;
 use sinkfleet_core::backpressure::Load;
 use sinkfleet_core::watermark::OffsetWatermark;
 use std::collections::VecDeque;
@@ -19,17 +21,61 @@ pub(crate) struct PartitionState {
     pub inflight: Load,
     /// Durable prefix; created at the first record (nothing below it is ours).
     pub watermark: Option<OffsetWatermark>,
+    /// The first offset this process read: where the watermark started.
+    pub first_offset: Option<i64>,
     /// Offset after the last record seen: the next record covers from here.
     pub next_expected: Option<i64>,
     /// Whether we paused fetching.
     pub paused: bool,
-    /// Last offset committed (next offset to read).
-    pub committed: Option<i64>,
-    /// Timestamp (ms) of the newest durable record, for lag in seconds.
-    pub last_durable_ts: Option<i64>,
-    /// `(last offset, newest timestamp)` of written jobs whose records are
-    /// not all below the watermark yet, oldest first.
-    pub timestamps: VecDeque<(i64, i64)>,
+    /// What the broker acknowledged, and the next commit.
+    pub commit: CommitTracker,
+    /// Written jobs whose records are not all durable yet, oldest first.
+    pub written: VecDeque<JobMark>,
+    /// `(last offset, newest record timestamp)` of durable jobs whose
+    /// offsets the broker has not acknowledged yet, oldest first.
+    pub uncommitted: VecDeque<(i64, i64)>,
+    /// Timestamp (ms) of the newest record the broker has as committed,
+    /// for lag in seconds.
+    pub committed_ts: Option<i64>,
+}
+
+/// What one job held of a partition, kept until its records are durable.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JobMark {
+    /// Highest offset of the job in this partition.
+    pub last_offset: i64,
+    /// Newest Kafka record timestamp (ms).
+    pub newest_ts: Option<i64>,
+    /// Per source table: the newest change the job carried.
+    pub tables: Vec<TableMark>,
+}
+
+/// The newest change of one source table within a job.
+#[derive(Debug, Clone)]
+pub(crate) struct TableMark {
+    /// The source table.
+    pub table: TableId,
+    /// Its source commit time (ms since the epoch), if the event had one.
+    pub source_ts_ms: Option<i64>,
+    /// Its commit LSN, for LSN-versioned (Debezium) topics.
+    pub commit_lsn: Option<u64>,
+}
+
+impl JobMark {
+    /// Folds one change of `table` into the mark.
+    pub fn add_change(&mut self, table: &TableId, source_ts_ms: Option<i64>, lsn: Option<u64>) {
+        match self.tables.iter_mut().find(|t| t.table == *table) {
+            Some(t) => {
+                t.source_ts_ms = t.source_ts_ms.max(source_ts_ms);
+                t.commit_lsn = t.commit_lsn.max(lsn);
+            }
+            None => self.tables.push(TableMark {
+                table: table.clone(),
+                source_ts_ms,
+                commit_lsn: lsn,
+            }),
+        }
+    }
 }
 
 impl PartitionState {
@@ -41,24 +87,46 @@ impl PartitionState {
         }
     }
 
-    /// Moves `last_durable_ts` over the jobs the watermark has passed.
-    pub fn advance_durable_ts(&mut self) {
-        let Some(next) = self.watermark.as_ref().map(OffsetWatermark::committable) else {
-            return;
-        };
-        while let Some(&(last_offset, ts)) = self.timestamps.front() {
-            if last_offset >= next {
-                break;
-            }
-            self.last_durable_ts = self.last_durable_ts.max(Some(ts));
-            self.timestamps.pop_front();
-        }
+    /// The watermark's next offset: every record below it is durable.
+    pub fn durable(&self) -> Option<i64> {
+        self.watermark.as_ref().map(OffsetWatermark::committable)
     }
 
-    /// The offset to commit if it moved since the last commit.
-    pub fn commit_due(&self) -> Option<i64> {
-        let next = self.watermark.as_ref()?.committable();
-        (self.committed != Some(next)).then_some(next)
+    /// The committed offset as the broker knows it: acknowledged to us, or
+    /// else what the group had before (`from_broker`, from statistics).
+    pub fn committed(&self, from_broker: Option<i64>) -> Option<i64> {
+        let from_broker = from_broker.filter(|c| *c >= 0);
+        self.commit.acked().max(from_broker)
+    }
+
+    /// Takes the written jobs the watermark has passed: they are durable.
+    /// Their timestamps then wait for the broker's acknowledgement.
+    pub fn take_durable(&mut self) -> Vec<JobMark> {
+        let Some(next) = self.durable() else {
+            return Vec::new();
+        };
+        let mut done = Vec::new();
+        while self.written.front().is_some_and(|m| m.last_offset < next) {
+            if let Some(mark) = self.written.pop_front() {
+                if let Some(ts) = mark.newest_ts {
+                    self.uncommitted.push_back((mark.last_offset, ts));
+                }
+                done.push(mark);
+            }
+        }
+        done
+    }
+
+    /// The broker acknowledged `offset`: records below it are committed.
+    pub fn acknowledged(&mut self, offset: i64) {
+        self.commit.ack(offset);
+        while let Some(&(last_offset, ts)) = self.uncommitted.front() {
+            if last_offset >= offset {
+                break;
+            }
+            self.committed_ts = self.committed_ts.max(Some(ts));
+            self.uncommitted.pop_front();
+        }
     }
 }
 
@@ -66,27 +134,58 @@ impl PartitionState {
 mod tests {
     use super::*;
 
+    fn mark(last_offset: i64, ts: i64) -> JobMark {
+        JobMark {
+            last_offset,
+            newest_ts: Some(ts),
+            tables: Vec::new(),
+        }
+    }
+
     #[test]
-    fn durable_timestamp_follows_the_watermark_not_the_write() {
+    fn timestamps_follow_durability_then_the_broker_not_the_write() {
         let mut p = PartitionState {
             watermark: Some(OffsetWatermark::new(0)),
             ..PartitionState::default()
         };
         // Two jobs written (a buffering sink: not durable yet).
-        p.timestamps.push_back((4, 100));
-        p.timestamps.push_back((9, 200));
-        p.advance_durable_ts();
-        assert_eq!(p.last_durable_ts, None);
+        p.written.push_back(mark(4, 100));
+        p.written.push_back(mark(9, 200));
+        assert!(p.take_durable().is_empty());
         if let Some(w) = p.watermark.as_mut() {
             w.mark_durable(0, 4);
         }
-        p.advance_durable_ts();
-        assert_eq!(p.last_durable_ts, Some(100));
+        assert_eq!(p.take_durable().len(), 1);
+        assert_eq!(p.committed_ts, None, "durable is not committed");
+        p.acknowledged(5);
+        assert_eq!(p.committed_ts, Some(100));
         if let Some(w) = p.watermark.as_mut() {
             w.mark_durable(5, 9);
         }
-        p.advance_durable_ts();
-        assert_eq!(p.last_durable_ts, Some(200));
-        assert!(p.timestamps.is_empty());
+        assert_eq!(p.take_durable().len(), 1);
+        p.acknowledged(10);
+        assert_eq!(p.committed_ts, Some(200));
+        assert!(p.written.is_empty() && p.uncommitted.is_empty());
+    }
+
+    #[test]
+    fn committed_prefers_what_the_broker_acknowledged() {
+        let mut p = PartitionState::default();
+        assert_eq!(p.committed(Some(-1001)), None, "never committed");
+        assert_eq!(p.committed(Some(40)), Some(40));
+        p.acknowledged(50);
+        assert_eq!(p.committed(Some(40)), Some(50));
+    }
+
+    #[test]
+    fn a_job_mark_keeps_the_newest_change_per_table() {
+        let mut m = JobMark::default();
+        let a = TableId::new("s", "a");
+        m.add_change(&a, Some(5), Some(100));
+        m.add_change(&TableId::new("s", "b"), None, None);
+        m.add_change(&a, Some(3), Some(120));
+        assert_eq!(m.tables.len(), 2);
+        assert_eq!(m.tables[0].source_ts_ms, Some(5));
+        assert_eq!(m.tables[0].commit_lsn, Some(120));
     }
 }

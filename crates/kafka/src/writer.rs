@@ -12,14 +12,14 @@
 use crate::config::{RateLimit, WorkerConfig};
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::releases::Releases;
+use crate::retry::Backoff;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// What a job's item is.
@@ -184,7 +184,9 @@ pub async fn run<S: Sink>(
                             });
                             // A release drops the partition's buffered
                             // records, so the next attempt does not upload them.
-                            releases.sleep(&mut sink, backoff(&cfg, attempt)).await;
+                            releases
+                                .sleep(&mut sink, Backoff::from_config(&cfg).delay(attempt))
+                                .await;
                         }
                     }
                 }
@@ -200,17 +202,6 @@ struct Context<'a> {
     limits: &'a Limits,
     events: &'a mpsc::UnboundedSender<WriterEvent>,
     name: &'static str,
-}
-
-/// Exponential backoff with "equal jitter": half fixed, half random, so
-/// many workers hitting one recovering target spread out.
-fn backoff(cfg: &WorkerConfig, attempt: u32) -> Duration {
-    let exp = cfg
-        .retry_initial_ms
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-        .min(cfg.retry_max_ms);
-    let half = exp / 2;
-    Duration::from_millis(half + rand::rng().random_range(0..=half))
 }
 
 async fn write_job<S: Sink>(
@@ -278,7 +269,9 @@ async fn write_job<S: Sink>(
                     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
                     let _ = events.send(WriterEvent::Retrying { attempt, error });
-                    releases.sleep(sink, backoff(cfg, attempt)).await;
+                    releases
+                        .sleep(sink, Backoff::from_config(cfg).delay(attempt))
+                        .await;
                 }
             }
         };
@@ -355,7 +348,7 @@ async fn send_dead_letter(
                     attempt,
                     error: format!("dead-letter topic: {e}"),
                 });
-                tokio::time::sleep(backoff(cfg, attempt)).await;
+                tokio::time::sleep(Backoff::from_config(cfg).delay(attempt)).await;
             }
         }
     }
@@ -521,19 +514,5 @@ mod tests {
         assert_eq!((ranges[0].first, ranges[0].last), (2, 5));
         assert_eq!((ranges[1].first, ranges[1].last), (8, 8));
         assert_eq!(ranges[2].partition, 1);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let cfg = WorkerConfig {
-            retry_initial_ms: 100,
-            retry_max_ms: 1000,
-            ..WorkerConfig::default()
-        };
-        for attempt in 1..30 {
-            let d = backoff(&cfg, attempt).as_millis() as u64;
-            assert!(d <= 1000);
-        }
-        assert!(backoff(&cfg, 1).as_millis() >= 50);
     }
 }
