@@ -636,19 +636,21 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
         .and_then(sinkfleet_pg_publisher::control::parse_lsn)
         .unwrap_or_else(|| panic!("no consistent point in the log: {log}"));
     let topic = format!("{}.{}.acct", src.prefix, src.schema);
-    // The sink applied it, so it is in the topic: a read window can still
-    // come back short on a loaded machine, so read until it shows up.
-    let update: serde_json::Value = (0..10)
-        .find_map(|_| {
-            sinkfleet_testkit::kafka::read_all(&brokers(), &topic, 3, Duration::from_secs(3))
-                .unwrap()
+    // The sink applied it, so it is in the topic, below its end offsets.
+    let events = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, 3, CONVERGE).unwrap();
+    let update: serde_json::Value = events
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok())
+        .find(|v| v["payload"]["op"] == "u")
+        .unwrap_or_else(|| {
+            let ops: Vec<String> = events
                 .iter()
-                .filter_map(|r| {
-                    serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok()
+                .map(|r| {
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()
                 })
-                .find(|v| v["payload"]["op"] == "u")
-        })
-        .expect("the update event");
+                .collect();
+            panic!("no update event among {} records: {ops:?}", events.len())
+        });
     let sequence: Vec<u64> = serde_json::from_str::<Vec<String>>(
         update["payload"]["source"]["sequence"].as_str().unwrap(),
     )

@@ -116,13 +116,17 @@ pub async fn produce(brokers: &str, topic: &str, records: &[Record]) -> Result<(
     Ok(())
 }
 
-/// Reads every record of `topic` (all partitions) present within `wait`.
-pub fn read_all(
+/// Reads every record of `topic` (all partitions) up to the end offsets it
+/// has when called, waiting until each partition has been read that far:
+/// on state, not on a read window, which comes back short on a loaded
+/// machine. Fails after `timeout` with what is missing.
+pub fn read_to_end(
     brokers: &str,
     topic: &str,
     partitions: i32,
-    wait: Duration,
+    timeout: Duration,
 ) -> Result<Vec<ReadRecord>, String> {
+    let ends = end_offsets(brokers, topic, partitions)?;
     let consumer: BaseConsumer = client(brokers)
         .set(
             "group.id",
@@ -137,9 +141,20 @@ pub fn read_all(
             .map_err(|e| e.to_string())?;
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    // Next offset to read per partition; a partition is done at its end.
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let done = |next: &HashMap<i32, i64>| {
+        ends.iter()
+            .all(|(p, end)| *end <= 0 || next.get(p).is_some_and(|n| n >= end))
+    };
     let mut out = Vec::new();
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
+    let deadline = Instant::now() + timeout;
+    while !done(&next) {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{topic}: read up to {next:?}, end offsets {ends:?}, within {timeout:?}"
+            ));
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let mut headers = HashMap::new();
@@ -152,6 +167,7 @@ pub fn read_all(
                         );
                     }
                 }
+                next.insert(m.partition(), m.offset() + 1);
                 out.push(ReadRecord {
                     partition: m.partition(),
                     offset: m.offset(),
