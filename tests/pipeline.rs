@@ -122,28 +122,40 @@ async fn whole_topic_replay_is_harmless() {
 }
 
 /// Undecodable and unappliable records go to the dead-letter topic with
-/// headers; everything else flows and offsets reach the end.
+/// headers and leave no trace in the target (the column an unappliable
+/// record's extra field asked for does not stay); everything else flows and
+/// offsets reach the end.
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_records_go_to_the_dead_letter_topic() {
     let p = Pipeline::new("poison", 1).await;
-    let key = |id: i64| Some(json!({"id": id}).to_string().into_bytes());
-    let ev = |id: i64, lsn: u64, n: serde_json::Value| Record {
-        key: key(id),
-        value: Some(
-            json!({"op": "c", "source": {"schema": "public", "table": "customers", "lsn": lsn},
-                   "after": {"id": id, "name": format!("n{id}"), "n": n}})
-            .to_string()
-            .into_bytes(),
-        ),
-    };
+    let ev =
+        |key: serde_json::Value, id: i64, lsn: u64, n: serde_json::Value, extra: Option<i64>| {
+            let mut after = json!({"id": id, "name": format!("n{id}"), "n": n});
+            if let Some(extra) = extra {
+                after["extra"] = json!(extra);
+            }
+            Record {
+            key: Some(key.to_string().into_bytes()),
+            value: Some(
+                json!({"op": "c", "source": {"schema": "public", "table": "customers", "lsn": lsn},
+                       "after": after})
+                .to_string()
+                .into_bytes(),
+            ),
+        }
+        };
+    let id = |id: i64| json!({ "id": id });
     p.produce(&[
-        ev(1, 10, json!(1)),
+        ev(id(1), 1, 10, json!(1), None),
         Record {
-            key: key(2),
+            key: Some(id(2).to_string().into_bytes()),
             value: Some(b"{not json".to_vec()),
         },
-        ev(3, 30, json!("not a number")), // `n` is a bigint column by now
-        ev(4, 40, json!(4)),
+        // `n` is a bigint column by now; `extra` would be a new column.
+        ev(id(3), 3, 30, json!("not a number"), Some(3)),
+        ev(id(4), 4, 40, json!(4), None),
+        // Keyed by another column than the table's key.
+        ev(json!({"name": "n5"}), 5, 50, json!(5), None),
     ])
     .await;
     let port = free_port();
@@ -156,9 +168,28 @@ async fn poison_records_go_to_the_dead_letter_topic() {
         .await
         .unwrap();
     assert_eq!(ids, vec![1, 4]);
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+          WHERE table_schema = $1 AND table_name = 'customers' ORDER BY ordinal_position",
+    )
+    .bind(&p.schema)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        columns,
+        [
+            "id",
+            "n",
+            "name",
+            "__sinkfleet_version",
+            "__sinkfleet_deleted"
+        ],
+        "a dead-lettered record adds no column"
+    );
 
-    let dead = kafka::read_all(&p.brokers, &p.dlq, 1, Duration::from_secs(3)).unwrap();
-    assert_eq!(dead.len(), 2, "{dead:?}");
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    assert_eq!(dead.len(), 3, "{dead:?}");
     let by_offset = |o: &str| {
         dead.iter()
             .find(|r| r.headers["sinkfleet.original.offset"] == o)
@@ -176,7 +207,14 @@ async fn poison_records_go_to_the_dead_letter_topic() {
         "{:?}",
         unappliable.headers
     );
-    assert_eq!(worker.metric("sinkfleet_records_dead_lettered_total"), 2.0);
+    let miskeyed = by_offset("4");
+    assert_eq!(miskeyed.headers["sinkfleet.error.class"], "schema");
+    assert!(
+        miskeyed.headers["sinkfleet.error.message"].contains("keyed by (name)"),
+        "{:?}",
+        miskeyed.headers
+    );
+    assert_eq!(worker.metric("sinkfleet_records_dead_lettered_total"), 3.0);
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }
 

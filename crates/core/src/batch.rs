@@ -99,6 +99,37 @@ pub fn split_at_truncates(changes: Vec<Change>) -> Vec<Vec<Change>> {
     runs
 }
 
+/// The key columns that every keyed change in `changes` (one target
+/// table's share of a batch) names, in the first such change's order;
+/// empty when none is keyed (only truncates).
+///
+/// Checked per change, not on a sample: a record whose key names other
+/// columns than the rest would be applied under a key that is not the
+/// table's, or decide the key of a table created for the batch. Such a
+/// batch is refused as a whole, so the sink's split isolates the record
+/// for the dead-letter topic before any of it (or its DDL) is applied.
+pub fn agreed_key_columns(changes: &[Change]) -> Result<Vec<&str>, String> {
+    let mut agreed: Option<Vec<&str>> = None;
+    for change in changes.iter().filter(|c| !c.key.columns.is_empty()) {
+        match &agreed {
+            None => agreed = Some(change.key.names().collect()),
+            Some(names) => {
+                let same = change.key.columns.len() == names.len()
+                    && change.key.names().all(|n| names.contains(&n));
+                if !same {
+                    return Err(format!(
+                        "{}: a change keyed by ({}) among changes keyed by ({})",
+                        change.table,
+                        change.key.names().collect::<Vec<_>>().join(", "),
+                        names.join(", "),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(agreed.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +223,27 @@ mod tests {
         ]);
         assert_eq!(runs.len(), 3);
         assert_eq!(runs[1][0].op, Op::Truncate);
+    }
+
+    #[test]
+    fn every_change_must_name_the_same_key_columns() {
+        let keyed = |names: &[&str]| {
+            let mut c = change(1, 1, Op::Create, &[]);
+            c.key = Row::default();
+            for n in names {
+                c.key.set(*n, Value::Int(1));
+            }
+            c
+        };
+        let batch = vec![keyed(&["id", "t"]), keyed(&["t", "id"]), keyed(&[])];
+        assert_eq!(agreed_key_columns(&batch), Ok(vec!["id", "t"]));
+        // The odd one out is found wherever it sits in the batch.
+        for at in 0..4 {
+            let mut batch: Vec<Change> = (0..3).map(|_| keyed(&["id"])).collect();
+            batch.insert(at, keyed(&["x"]));
+            let err = agreed_key_columns(&batch).unwrap_err();
+            assert!(err.contains("keyed by"), "{err}");
+        }
+        assert_eq!(agreed_key_columns(&[]), Ok(vec![]));
     }
 }

@@ -16,6 +16,8 @@
 
 pub mod client;
 pub mod config;
+mod probe;
+mod rows;
 pub mod schema;
 pub mod truncate;
 
@@ -28,7 +30,6 @@ use sinkfleet_core::{
     Change, Durability, Op, Sink, SinkError, SinkRecord, TableId, Value, Version,
 };
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write;
 
 /// The ClickHouse sink.
 pub struct ClickHouseSink {
@@ -126,16 +127,25 @@ impl ClickHouseSink {
                 Some(meta) => Some(meta),
                 None => schema::load(&self.client, &target.0, &target.1).await?,
             };
-            let meta = schema::ensure(
-                &self.client,
+            let plan = schema::plan(
                 &target.0,
                 &target.1,
-                existing,
+                existing.as_ref(),
                 &changes,
                 &self.cfg,
                 &features,
-            )
-            .await?;
+            )?;
+            let meta = match existing {
+                Some(meta) if plan.ddl.is_empty() => meta,
+                _ => {
+                    // ClickHouse DDL is not transactional: decide it only
+                    // from records the server accepts, so a record that
+                    // will be dead-lettered adds or widens nothing.
+                    probe::check(&self.client, &plan.columns, &changes, &self.cfg, &features)
+                        .await?;
+                    schema::apply(&self.client, &target.0, &target.1, &plan).await?
+                }
+            };
             if !self.truncation_tables.contains(&target.0) {
                 let sql = truncate::create_sql(&target.0, &features);
                 self.client.execute(&sql, None, &[]).await?;
@@ -302,53 +312,7 @@ impl ClickHouseSink {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut columns: Vec<&str> = Vec::new();
-        for (n, _) in &meta.columns {
-            if changes
-                .iter()
-                .any(|c| c.row.as_ref().is_some_and(|r| r.contains(n)) || c.key.contains(n))
-            {
-                columns.push(n);
-            }
-        }
-        let mut body = String::with_capacity(changes.len() * 128);
-        for change in changes {
-            body.push('{');
-            let mut first = true;
-            for n in &columns {
-                let value = change
-                    .row
-                    .as_ref()
-                    .and_then(|r| r.get(n))
-                    .or_else(|| change.key.get(n));
-                let Some(value) = value else { continue };
-                if !first {
-                    body.push(',');
-                }
-                first = false;
-                let _ = write!(body, "{}:", serde_json::Value::String((*n).to_owned()));
-                write_value(&mut body, value, meta.column_type(n).unwrap_or("String"));
-            }
-            if !first {
-                body.push(',');
-            }
-            let deleted = u8::from(!change.op.is_upsert());
-            let _ = write!(
-                body,
-                "{}:{},{}:{}}}",
-                serde_json::Value::String(self.cfg.version_column.clone()),
-                quote_number(
-                    &encode_version(change.version, features),
-                    features.uint128()
-                ),
-                serde_json::Value::String(self.cfg.deleted_column.clone()),
-                deleted
-            );
-            body.push('\n');
-        }
-        let mut names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-        names.push(quote(&self.cfg.version_column));
-        names.push(quote(&self.cfg.deleted_column));
+        let (names, body) = rows::insert_body(&meta.columns, changes, &self.cfg, features);
         let sql = format!(
             "INSERT INTO {} ({}) FORMAT JSONEachRow",
             meta.name,
@@ -384,14 +348,6 @@ fn dedup_token_base(records: &[&SinkRecord]) -> String {
     parts.join(",")
 }
 
-fn quote_number(n: &str, quoted: bool) -> String {
-    if quoted {
-        format!("\"{n}\"")
-    } else {
-        n.to_owned()
-    }
-}
-
 /// A stored value (JSONEachRow output) back as a [`Value`] that writes the
 /// same way it was read.
 fn from_stored(json: &serde_json::Value, ch_type: &str) -> Value {
@@ -414,7 +370,7 @@ fn from_stored(json: &serde_json::Value, ch_type: &str) -> Value {
 /// A value as JSON (for key matching against JSONEachRow output).
 fn json_of(v: &Value) -> serde_json::Value {
     let mut s = String::new();
-    write_value(&mut s, v, "String");
+    rows::write_value(&mut s, v, "String");
     serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
 }
 
@@ -428,50 +384,9 @@ fn sql_literal(v: &Value) -> String {
         Value::Null => "NULL".into(),
         other => {
             let mut s = String::new();
-            write_value(&mut s, other, "String");
+            rows::write_value(&mut s, other, "String");
             let text: String = serde_json::from_str(&s).unwrap_or_default();
             literal(&text)
-        }
-    }
-}
-
-/// Writes one value of JSONEachRow for a column of type `ch_type`.
-fn write_value(out: &mut String, value: &Value, ch_type: &str) {
-    let string = |out: &mut String, s: &str| {
-        let _ = write!(out, "{}", serde_json::Value::String(s.to_owned()));
-    };
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push(if *b { '1' } else { '0' }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Float(f) if f.is_finite() => {
-            let _ = write!(out, "{f}");
-        }
-        Value::Float(_) => out.push_str("null"),
-        // Exact digits: a JSON number for Decimal columns, text otherwise.
-        Value::Decimal(d) if ch_type.contains("Decimal") => out.push_str(d),
-        Value::Decimal(d) => string(out, d),
-        Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
-        Value::Json(s) => string(out, s),
-        Value::TimestampTz(s) => string(out, s.replace('T', " ").trim_end_matches('Z')),
-        Value::Bytes(b) => string(out, &String::from_utf8_lossy(b)),
-        Value::Date(d) => string(out, &d.to_string()),
-        Value::Time(t) => string(out, &t.format("%H:%M:%S%.f").to_string()),
-        Value::Timestamp(t) if ch_type.contains("DateTime64") => {
-            string(out, &t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-        }
-        Value::Timestamp(t) => string(out, &t.format("%Y-%m-%d %H:%M:%S").to_string()),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, item, ch_type);
-            }
-            out.push(']');
         }
     }
 }

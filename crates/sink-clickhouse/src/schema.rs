@@ -2,6 +2,7 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
+use sinkfleet_core::batch::agreed_key_columns;
 use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
 
 /// Identifiers from events: no control characters, at most 255 bytes.
@@ -208,11 +209,7 @@ pub fn create_table_sql(
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
 ) -> String {
-    let version_type = if features.uint128() {
-        "UInt128"
-    } else {
-        "UInt64"
-    };
+    let version_type = version_type(features);
     let mut cols = columns.to_vec();
     cols.push(format!("{} {version_type}", quote(&cfg.version_column)));
     cols.push(format!("{} UInt8", quote(&cfg.deleted_column)));
@@ -241,21 +238,43 @@ pub fn create_table_sql(
     )
 }
 
-/// Creates the table or adds missing columns, then returns its metadata.
-pub async fn ensure(
-    client: &Client,
+/// What a batch needs of one table: the DDL, and the columns (with types)
+/// the table has once that DDL ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Statements to run, in order (empty: the table fits already).
+    pub ddl: Vec<String>,
+    /// Every column after the DDL, bookkeeping columns included.
+    pub columns: Vec<(String, String)>,
+}
+
+/// Plans the table for `changes`: create it, add missing columns, widen
+/// types. Every keyed change must name the same key columns, and those of
+/// an existing table (its sorting key).
+pub fn plan(
     database: &str,
     table: &str,
-    existing: Option<TableMeta>,
+    existing: Option<&TableMeta>,
     changes: &[Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
-) -> Result<TableMeta, SinkError> {
-    let key: Vec<String> = changes
-        .iter()
-        .find(|c| !c.key.columns.is_empty())
-        .map(|c| c.key.names().map(str::to_owned).collect())
-        .unwrap_or_default();
+) -> Result<Plan, SinkError> {
+    let key: Vec<String> = agreed_key_columns(changes)
+        .map_err(SinkError::schema)?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if let Some(meta) = existing
+        && !key.is_empty()
+        && !(meta.key.len() == key.len() && key.iter().all(|k| meta.key.contains(k)))
+    {
+        return Err(SinkError::schema(format!(
+            "{} is ordered by ({}) but events are keyed by ({})",
+            meta.name,
+            meta.key.join(", "),
+            key.join(", ")
+        )));
+    }
     let mut wanted: Vec<String> = key.clone();
     for change in changes {
         let names: Vec<&str> = match (&change.schema, &change.row) {
@@ -277,21 +296,18 @@ pub async fn ensure(
             )));
         }
     }
-    let column_def = |n: &String| {
+    let column_type = |n: &String| {
         let (ty, optional) = wanted_type(changes, n, features);
         let nullable = optional && !key.contains(n) && !ty.starts_with("Array");
-        format!(
-            "{} {}",
-            quote(n),
-            if nullable {
-                format!("Nullable({ty})")
-            } else {
-                ty
-            }
-        )
+        if nullable {
+            format!("Nullable({ty})")
+        } else {
+            ty
+        }
     };
     let mut ddl = Vec::new();
-    match &existing {
+    let mut columns: Vec<(String, String)>;
+    match existing {
         None => {
             if !cfg.create_tables {
                 return Err(SinkError::schema(format!(
@@ -303,52 +319,74 @@ pub async fn ensure(
                     "cannot create {database}.{table}: no key columns known"
                 )));
             }
-            let cols: Vec<String> = wanted.iter().map(column_def).collect();
+            columns = wanted.iter().map(|n| (n.clone(), column_type(n))).collect();
+            let defs: Vec<String> = columns
+                .iter()
+                .map(|(n, t)| format!("{} {t}", quote(n)))
+                .collect();
             ddl.push(format!("CREATE DATABASE IF NOT EXISTS {}", quote(database)));
             ddl.push(create_table_sql(
-                database, table, &cols, &key, cfg, features,
+                database, table, &defs, &key, cfg, features,
             ));
+            columns.push((cfg.version_column.clone(), version_type(features).into()));
+            columns.push((cfg.deleted_column.clone(), "UInt8".into()));
         }
         Some(meta) => {
+            columns = meta.columns.clone();
             for n in &wanted {
-                if meta.column_type(n).is_none() {
-                    if !cfg.evolve_schema {
+                match meta.column_type(n) {
+                    None if !cfg.evolve_schema => {
                         return Err(SinkError::schema(format!(
                             "column `{n}` is not in {} and evolve_schema is off",
                             meta.name
                         )));
                     }
-                    // Old servers have no ADD COLUMN IF NOT EXISTS: system.columns was checked.
-                    ddl.push(format!(
-                        "ALTER TABLE {} ADD COLUMN {}",
-                        meta.name,
-                        column_def(n)
-                    ));
-                } else if let Some(current) = meta.column_type(n)
-                    && cfg.evolve_schema
-                    && !key.contains(n)
-                    && let Some(to) = widening(current, &wanted_type(changes, n, features).0)
-                {
-                    let to = if current.starts_with("Nullable(") {
-                        format!("Nullable({to})")
-                    } else {
-                        to
-                    };
-                    ddl.push(format!(
-                        "ALTER TABLE {} MODIFY COLUMN {} {to}",
-                        meta.name,
-                        quote(n)
-                    ));
+                    None => {
+                        let ty = column_type(n);
+                        // Old servers have no ADD COLUMN IF NOT EXISTS: system.columns was checked.
+                        ddl.push(format!(
+                            "ALTER TABLE {} ADD COLUMN {} {ty}",
+                            meta.name,
+                            quote(n)
+                        ));
+                        columns.push((n.clone(), ty));
+                    }
+                    Some(current) if cfg.evolve_schema && !key.contains(n) => {
+                        let Some(to) = widening(current, &wanted_type(changes, n, features).0)
+                        else {
+                            continue;
+                        };
+                        let to = if current.starts_with("Nullable(") {
+                            format!("Nullable({to})")
+                        } else {
+                            to
+                        };
+                        ddl.push(format!(
+                            "ALTER TABLE {} MODIFY COLUMN {} {to}",
+                            meta.name,
+                            quote(n)
+                        ));
+                        if let Some(c) = columns.iter_mut().find(|(c, _)| c == n) {
+                            c.1 = to;
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
         }
     }
-    if ddl.is_empty()
-        && let Some(meta) = existing
-    {
-        return Ok(meta);
-    }
-    for statement in &ddl {
+    Ok(Plan { ddl, columns })
+}
+
+/// Runs a plan's DDL (tolerating a column another worker added first) and
+/// returns the table's metadata as the server has it now.
+pub async fn apply(
+    client: &Client,
+    database: &str,
+    table: &str,
+    plan: &Plan,
+) -> Result<TableMeta, SinkError> {
+    for statement in &plan.ddl {
         tracing::info!(%statement, "clickhouse DDL");
         match client.execute(statement, None, &[]).await {
             Ok(_) => {}
@@ -360,6 +398,14 @@ pub async fn ensure(
     load(client, database, table)
         .await?
         .ok_or_else(|| SinkError::Retryable(format!("{database}.{table} not visible after DDL")))
+}
+
+fn version_type(features: &ServerFeatures) -> &'static str {
+    if features.uint128() {
+        "UInt128"
+    } else {
+        "UInt64"
+    }
 }
 
 #[cfg(test)]

@@ -349,3 +349,119 @@ async fn https_with_a_private_ca() {
         .await
         .unwrap();
 }
+
+/// A record the server refuses leaves no trace, though ClickHouse DDL is
+/// not transactional: the batch's values are checked against the planned
+/// table before any column is added or widened. Keys are checked per record.
+#[tokio::test]
+async fn a_refused_record_adds_and_widens_nothing() {
+    let db = format!("ch_refused_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(db.clone());
+    let client = Client::new(&cfg).unwrap();
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    let record = |id: i64, lsn: u64, after: serde_json::Value, key: serde_json::Value| {
+        let value = serde_json::json!({
+            "schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "optional": true, "fields": [
+                {"field": "id", "type": "int64", "optional": false},
+                {"field": "n", "type": "int16", "optional": true}]}]},
+            "payload": {"op": "c", "source": {"schema": "public", "table": "items", "lsn": lsn},
+                        "after": after}
+        });
+        SinkRecord {
+            position: Position {
+                topic: Arc::from("items"),
+                partition: 0,
+                offset: id,
+            },
+            change: sinkfleet_core::debezium::decode(
+                Some(key.to_string().as_bytes()),
+                Some(value.to_string().as_bytes()),
+                id,
+                &DecodeOptions::default(),
+            )
+            .unwrap()
+            .unwrap(),
+        }
+    };
+    let columns = || async {
+        client
+            .execute(
+                &format!("SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'items' FORMAT TSV"),
+                None,
+                &[],
+            )
+            .await
+            .unwrap()
+    };
+    sink.write(&[record(
+        1,
+        10,
+        serde_json::json!({"id": 1, "n": 1}),
+        serde_json::json!({"id": 1}),
+    )])
+    .await
+    .unwrap();
+    let before = columns().await;
+    assert!(before.contains("n\tNullable(Int16)"), "{before}");
+
+    // Schema-less (no declared type): an extra column, and text where the
+    // table holds numbers. Planned: add `extra`; refused by the probe.
+    let schemaless = |id: i64| {
+        let value = serde_json::json!({"op": "c", "source": {"schema": "public", "table": "items", "lsn": 20 + id},
+            "after": {"id": id, "n": "not a number", "extra": 7}});
+        SinkRecord {
+            position: Position {
+                topic: Arc::from("items"),
+                partition: 0,
+                offset: id,
+            },
+            change: sinkfleet_core::debezium::decode(
+                Some(serde_json::json!({"id": id}).to_string().as_bytes()),
+                Some(value.to_string().as_bytes()),
+                id,
+                &DecodeOptions::default(),
+            )
+            .unwrap()
+            .unwrap(),
+        }
+    };
+    let good = record(
+        2,
+        15,
+        serde_json::json!({"id": 2, "n": 2}),
+        serde_json::json!({"id": 2}),
+    );
+    let odd_key = record(
+        4,
+        16,
+        serde_json::json!({"id": 4, "n": 4}),
+        serde_json::json!({"n": 4}),
+    );
+    for batch in [
+        vec![good.clone(), schemaless(3)],
+        vec![schemaless(3)],
+        vec![good.clone(), odd_key.clone()],
+    ] {
+        match sink.write(&batch).await {
+            Err(SinkError::Permanent { .. }) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(columns().await, before, "no DDL stayed");
+    }
+    sink.write(&[good]).await.unwrap();
+    assert_eq!(columns().await, before);
+    let live = client
+        .execute(
+            &format!("SELECT id FROM `{db}`.items FINAL ORDER BY id FORMAT TSV"),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(live, "1\n2\n");
+    client
+        .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+        .await
+        .unwrap();
+}

@@ -1,14 +1,19 @@
 //! What the sink knows about target tables, and the DDL that keeps them in
 //! shape: create a missing table, add a column for a new field, widen a type.
 //!
-//! DDL runs in its own short transactions before the data transaction, with
-//! `IF NOT EXISTS` so that several workers racing on the same change agree.
+//! Table DDL runs inside the batch's data transaction (Postgres DDL is
+//! transactional). If any record of the batch then fails, the DDL it asked
+//! for rolls back with the rows: the batch is split, the bad record goes to
+//! the dead-letter topic, and it leaves no trace in the target, neither a
+//! column nor a widened type. `IF NOT EXISTS` and retries on concurrent-DDL
+//! errors let several workers racing on the same change agree.
 
 use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::error::classify;
 use crate::ident::{Ident, IdentError, QualifiedName, fit_name};
 use crate::types::{pg_type, widening};
-use sinkfleet_core::{Change, ColumnType, SinkError, column_evidence};
+use sinkfleet_core::batch::agreed_key_columns;
+use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
@@ -123,15 +128,19 @@ pub(crate) async fn ensure_meta(
 /// inferred) type among them. A batch can straddle a schema change (events
 /// from before and after an `ALTER COLUMN TYPE`): taking the first change's
 /// type would keep the narrow column and round the newer values.
-fn wanted_type(changes: &[Change], column: &str) -> String {
+///
+/// `Fit::Create` types a new column: a schema-less integer gets `bigint`,
+/// room for what comes later. `Fit::Hold` asks what an existing column must
+/// widen to: a schema-less integer needs only the narrowest integer type
+/// that holds it, so an `integer` column is not widened for the value 1.
+fn wanted_type(changes: &[Change], column: &str, fit: Fit) -> String {
     let mut wanted: Option<String> = None;
     for (declared, sample) in column_evidence(changes, column) {
-        let candidate = match declared {
-            Some(col) => pg_type(&col.ty, sample),
-            None => match sample {
-                Some(v) if !v.is_null() => pg_type(&ColumnType::Inferred, Some(v)),
-                _ => continue,
-            },
+        let candidate = match (declared, sample) {
+            (Some(col), _) => pg_type(&col.ty, sample),
+            (None, Some(Value::Int(i))) if fit == Fit::Hold => narrowest_integer(*i).into(),
+            (None, Some(v)) if !v.is_null() => pg_type(&ColumnType::Inferred, Some(v)),
+            (None, _) => continue,
         };
         wanted = Some(match wanted {
             None => candidate,
@@ -141,8 +150,29 @@ fn wanted_type(changes: &[Change], column: &str) -> String {
     wanted.unwrap_or_else(|| "text".into())
 }
 
+/// What [`wanted_type`] is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// The type of a new column.
+    Create,
+    /// The least an existing column must hold.
+    Hold,
+}
+
+fn narrowest_integer(i: i64) -> &'static str {
+    if i16::try_from(i).is_ok() {
+        "smallint"
+    } else if i32::try_from(i).is_ok() {
+        "integer"
+    } else {
+        "bigint"
+    }
+}
+
 /// Makes `meta` (or a new table) fit the changes: creates the table, adds
-/// missing columns, widens types. Returns the refreshed metadata.
+/// missing columns, widens types, within the caller's transaction. Returns
+/// the refreshed metadata. Every keyed change must name the same key
+/// columns, and those of an existing table.
 pub(crate) async fn ensure_table(
     conn: &mut PgConnection,
     name: &QualifiedName,
@@ -161,11 +191,14 @@ pub(crate) async fn ensure_table(
             wanted.push(n.to_owned());
         }
     };
-    let key_columns: Vec<String> = changes
-        .iter()
-        .find(|c| !c.key.columns.is_empty())
-        .map(|c| c.key.names().map(str::to_owned).collect())
-        .unwrap_or_default();
+    let key_columns: Vec<String> = agreed_key_columns(changes)
+        .map_err(SinkError::schema)?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if let Some(meta) = &existing {
+        check_key(name, meta, &key_columns)?;
+    }
     for k in &key_columns {
         add(k, &mut wanted);
     }
@@ -213,7 +246,7 @@ pub(crate) async fn ensure_table(
                 cols.push(format!(
                     "{} {}{not_null}",
                     Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?,
-                    wanted_type(changes, n)
+                    wanted_type(changes, n, Fit::Create)
                 ));
             }
             cols.push(format!("{version} numeric(39,0) NOT NULL"));
@@ -228,11 +261,11 @@ pub(crate) async fn ensure_table(
         }
         Some(meta) => {
             for n in &wanted {
-                let want = wanted_type(changes, n);
                 match meta.column_type(n) {
                     None if cfg.evolve_schema => ddl.push(format!(
-                        "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {} {want}",
-                        Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?
+                        "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {} {}",
+                        Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?,
+                        wanted_type(changes, n, Fit::Create)
                     )),
                     None => {
                         return Err(SinkError::schema(format!(
@@ -240,7 +273,7 @@ pub(crate) async fn ensure_table(
                         )));
                     }
                     Some(current) if cfg.evolve_schema => {
-                        if let Some(to) = widening(current, &want) {
+                        if let Some(to) = widening(current, &wanted_type(changes, n, Fit::Hold)) {
                             ddl.push(format!(
                                 "ALTER TABLE {name} ALTER COLUMN {} TYPE {to}",
                                 Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?
@@ -261,15 +294,11 @@ pub(crate) async fn ensure_table(
     };
 
     if !ddl.is_empty() {
-        tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table");
-        let sql = format!("BEGIN; {}; COMMIT;", ddl.join("; "));
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.join("; ")))
             .execute(&mut *conn)
             .await
-        {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            return Err(classify_ddl(e));
-        }
+            .map_err(classify_ddl)?;
     }
     let meta = match (meta, ddl.is_empty()) {
         (Some(meta), true) => meta,
@@ -283,13 +312,7 @@ pub(crate) async fn ensure_table(
             "{name} has no primary key: upserts need one"
         )));
     }
-    if !key_columns.is_empty() && !same_set(&meta.key, &key_columns) {
-        return Err(SinkError::schema(format!(
-            "{name} has primary key ({}) but events are keyed by ({})",
-            meta.key.join(", "),
-            key_columns.join(", ")
-        )));
-    }
+    check_key(name, &meta, &key_columns)?;
     if cfg.delete_mode == DeleteMode::Hard {
         ensure_tombstones(conn, &meta, cfg).await?;
     }
@@ -338,6 +361,19 @@ pub(crate) fn idents(names: &[String]) -> Result<String, SinkError> {
 
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+/// The events' key columns must be the table's primary key: rows would
+/// otherwise be matched by columns the events do not treat as the key.
+fn check_key(name: &QualifiedName, meta: &TableMeta, key: &[String]) -> Result<(), SinkError> {
+    if key.is_empty() || meta.key.is_empty() || same_set(&meta.key, key) {
+        return Ok(());
+    }
+    Err(SinkError::schema(format!(
+        "{name} has primary key ({}) but events are keyed by ({})",
+        meta.key.join(", "),
+        key.join(", ")
+    )))
 }
 
 /// DDL races between workers (`duplicate_table`, `duplicate_column`, a

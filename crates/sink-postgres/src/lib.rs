@@ -8,8 +8,9 @@
 //!    truncates as versioned deletes plus a per-table floor.
 //!
 //! The commit makes the whole batch durable at once, so `write` returns
-//! [`Durability::Durable`]. Table DDL (create, add column, widen) runs
-//! before the data transaction, idempotently.
+//! [`Durability::Durable`]. Table DDL (create, add column, widen) runs in
+//! the same transaction, before the rows: a batch that fails leaves no DDL
+//! behind, so a record that ends in the dead-letter topic changes nothing.
 
 mod catalog;
 pub mod config;
@@ -102,18 +103,19 @@ impl PostgresSink {
             catalog::ensure_meta(&mut conn, &self.cfg).await?;
             self.meta_ready = true;
         }
-        // DDL first, outside the data transaction.
+        // DDL first, inside the data transaction: it commits with the rows
+        // or not at all. (On failure the cached metadata is dropped.)
+        let mut tx = conn.begin().await.map_err(classify)?;
         for name in &order {
             let changes = &groups[name];
             let existing = match self.catalog.tables.remove(name) {
                 Some(meta) => Some(meta),
-                None => catalog::load(&mut conn, name, &self.cfg).await?,
+                None => catalog::load(&mut tx, name, &self.cfg).await?,
             };
-            let meta = catalog::ensure_table(&mut conn, name, existing, changes, &self.cfg).await?;
+            let meta = catalog::ensure_table(&mut tx, name, existing, changes, &self.cfg).await?;
             self.catalog.tables.insert(name.clone(), meta);
         }
 
-        let mut tx = conn.begin().await.map_err(classify)?;
         let mut stats = Stats::default();
         for name in &order {
             let meta = &self.catalog.tables[name];

@@ -754,3 +754,113 @@ async fn a_batch_straddling_a_type_change_widens_the_column() {
     .await;
     assert_eq!(got, vec![vec![s("12.345")], vec![s("12.340")]]);
 }
+
+/// `(column, type)` of `<schema>.items`, in table order.
+async fn columns(pool: &PgPool, schema: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+          WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum",
+    )
+    .bind(format!("\"{schema}\".items"))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A record that cannot be applied leaves no trace: the column its extra
+/// field asked for and the widening its key asked for roll back with it,
+/// whatever else was in its batch. (The runtime then splits the batch and
+/// dead-letters the record alone.)
+#[tokio::test]
+async fn a_refused_record_adds_and_widens_nothing() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA \"{schema}\";
+         CREATE TABLE \"{schema}\".items (id integer PRIMARY KEY, amount numeric(5,2),
+             __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
+             __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = columns(&pool, &schema).await;
+    let good = record(
+        &event("c", 1, (10, 11), Some(json!({"id": 1, "amount": 1.5}))),
+        1,
+        0,
+    );
+    // A key that needs bigint, an extra field, and an amount no numeric holds.
+    let bad = record(
+        &event(
+            "c",
+            3_000_000_000,
+            (20, 21),
+            Some(json!({"id": 3_000_000_000_i64, "amount": "abc", "extra": 7})),
+        ),
+        3_000_000_000,
+        1,
+    );
+    for batch in [vec![good.clone(), bad.clone()], vec![bad.clone()]] {
+        match sink.write(&batch).await {
+            Err(SinkError::Permanent { message, .. }) => {
+                assert!(message.contains("22P02"), "{message}")
+            }
+            other => panic!("expected a permanent error, got {other:?}"),
+        }
+        assert_eq!(columns(&pool, &schema).await, before, "no DDL stayed");
+    }
+    write(&mut sink, &[good]).await;
+    assert_eq!(columns(&pool, &schema).await, before);
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{schema}\".items"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+}
+
+/// Every record's key is checked, wherever it sits in its batch: events
+/// keyed by other columns than the table's key are refused, never applied.
+#[tokio::test]
+async fn every_record_key_must_be_the_table_key() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    write(
+        &mut sink,
+        &[record(
+            &event("c", 1, (1, 1), Some(item(1, "a", "x"))),
+            1,
+            0,
+        )],
+    )
+    .await;
+    let odd = |offset: i64| {
+        let mut r = record(&event("c", 2, (5, 5), Some(item(2, "odd", "y"))), 2, offset);
+        r.change.key = sinkfleet_core::Row::default();
+        r.change
+            .key
+            .set("name", sinkfleet_core::Value::Text("odd".into()));
+        r
+    };
+    let fine = |id: i64, offset: i64| {
+        record(
+            &event("c", id, (6, 6), Some(item(id, "fine", "z"))),
+            id,
+            offset,
+        )
+    };
+    for batch in [
+        vec![odd(1), fine(3, 2)],
+        vec![fine(3, 2), fine(4, 3), odd(4)],
+        vec![odd(1)],
+    ] {
+        match sink.write(&batch).await {
+            Err(SinkError::Permanent { message, .. }) => {
+                assert!(message.contains("keyed by"), "{message}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(rows(&pool, &schema).await.len(), 1, "nothing was applied");
+}

@@ -222,8 +222,15 @@ impl ParquetSink {
                 let file = self.file_for(key, run[0], &fields, declared).await?;
                 let room = max_rows.saturating_sub(file.rows).max(1);
                 let (now, later) = run.split_at(room.min(run.len()));
-                file.append(now)
-                    .map_err(|e| SinkError::apply(format!("{}: {e}", key.table)))?;
+                if let Err(e) = file.append(now) {
+                    // A file opened for these records and still empty
+                    // goes: its schema may come from the refused record
+                    // (a column no stored record has).
+                    if file.rows == 0 {
+                        self.files.remove(key);
+                    }
+                    return Err(SinkError::apply(format!("{}: {e}", key.table)));
+                }
                 let full = file.rows >= max_rows || file.size() >= max_bytes;
                 if let (Some(c), Some(last)) = (self.cursors.get_mut(key), now.last()) {
                     c.accepted = last.position.offset;

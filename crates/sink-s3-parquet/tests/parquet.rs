@@ -620,3 +620,38 @@ async fn a_truncate_is_stored_as_a_versioned_marker_row() {
             > 0
     );
 }
+
+/// A refused record leaves no trace in the files: it brought a new column
+/// (closing the open file, whose schema lacked it) and a value that does
+/// not fit; the file opened for it is dropped, so later records are not
+/// written under a schema holding the refused record's column.
+#[tokio::test]
+async fn a_refused_record_leaves_no_column_in_later_files() {
+    use sinkfleet_core::{ColumnSchema, ColumnType, TableSchema, Value};
+    let cfg = local_config("refused-column");
+    let mut sink = ParquetSink::new(cfg).unwrap();
+    sink.write(&[item(0, 1, "1.50")]).await.unwrap();
+    let mut bad = item(1, 2, "123.45"); // more digits than Decimal(4, 2)
+    let mut schema = TableSchema::clone(bad.change.schema.as_ref().unwrap());
+    schema.columns.push(ColumnSchema {
+        name: "note".into(),
+        ty: ColumnType::Text,
+        optional: true,
+    });
+    bad.change.schema = Some(Arc::new(schema));
+    if let Some(row) = bad.change.row.as_mut() {
+        row.set("note", Value::Text("refused".into()));
+    }
+    assert!(!sink.write(&[bad]).await.unwrap_err().is_retryable());
+    sink.write(&[item(2, 3, "2.25")]).await.unwrap();
+    let durable = sink.flush(FlushMode::All).await.unwrap();
+    assert_eq!(covered(&durable), BTreeSet::from([0, 2]));
+    for (name, (_, batches)) in objects(sink.store().as_ref(), "").await {
+        for b in batches {
+            assert!(
+                b.schema().field_with_name("note").is_err(),
+                "{name} has the refused record's column"
+            );
+        }
+    }
+}
