@@ -160,6 +160,21 @@ impl Config {
         bail!("invalid configuration:\n  {}", lines.join("\n  "))
     }
 
+    /// The identifier policy in effect, as one line for `validate`.
+    pub fn identifiers(&self) -> String {
+        match &self.sink {
+            SinkConfig::Postgres(pg) => pg
+                .identifiers
+                .describe(sinkfleet_sink_postgres::ident::MAX_IDENT_BYTES),
+            SinkConfig::Clickhouse(ch) => ch
+                .identifiers
+                .describe(sinkfleet_sink_clickhouse::schema::MAX_NAME_BYTES),
+            SinkConfig::S3Parquet(s3) => s3
+                .identifiers
+                .describe(sinkfleet_sink_s3_parquet::MAX_NAME_BYTES),
+        }
+    }
+
     /// The consumer runtime's part.
     pub fn runtime(&self) -> RuntimeConfig {
         RuntimeConfig {

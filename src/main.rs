@@ -66,10 +66,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { config } => {
             if publisher_config::is_publisher_file(&config) {
                 publisher_config::load(&config)?;
+                println!("{}: ok", config.display());
             } else {
-                Config::load(&config)?;
+                let loaded = Config::load(&config)?;
+                println!("{}: ok", config.display());
+                println!("{}", loaded.identifiers());
             }
-            println!("{}: ok", config.display());
             Ok(())
         }
         Command::Run { config } => {

@@ -75,3 +75,26 @@ fn a_parquet_layout_without_the_table_is_refused() {
     assert_eq!(code, 2);
     assert!(text.contains("sink.s3_parquet.path"), "{text}");
 }
+
+#[test]
+fn validate_shows_the_identifier_policy() {
+    let (code, text) = validate(&example(), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("identifiers: strict"), "{text}");
+    assert!(text.contains("at most 63 bytes"), "{text}");
+    let (code, text) = validate(
+        &example(),
+        &[("SINKFLEET__SINK__POSTGRES__IDENTIFIERS", "printable")],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("identifiers: printable"), "{text}");
+    let (code, text) = validate(
+        &example(),
+        &[("SINKFLEET__SINK__POSTGRES__IDENTIFIERS", "anything")],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        text.to_lowercase().contains("sink.postgres.identifiers"),
+        "{text}"
+    );
+}

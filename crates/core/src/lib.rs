@@ -14,6 +14,7 @@ pub mod batch;
 pub mod change;
 pub mod debezium;
 pub mod error;
+pub mod identifier;
 pub mod sink;
 pub mod value;
 pub mod version;
@@ -23,6 +24,7 @@ pub use change::{
     Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema, column_evidence,
 };
 pub use error::{DecodeError, ErrorClass, SinkError};
+pub use identifier::{IdentifierError, IdentifierPolicy};
 pub use sink::{Durability, DurableRange, FlushMode, Position, Sink, SinkRecord};
 pub use value::Value;
 pub use version::{Version, VersionSource};

@@ -1,6 +1,7 @@
 //! Configuration of the ClickHouse sink (`sink.clickhouse` in the YAML file).
 
 use serde::Deserialize;
+use sinkfleet_core::IdentifierPolicy;
 use std::collections::BTreeMap;
 
 /// `sink.clickhouse` settings.
@@ -43,6 +44,10 @@ pub struct ClickHouseSinkConfig {
     /// to, instead of the system's roots (a private CA).
     #[serde(default)]
     pub ca_cert: Option<String>,
+    /// Which database, table and column names from events are accepted
+    /// (`strict` by default); records with other names are dead-lettered.
+    #[serde(default)]
+    pub identifiers: IdentifierPolicy,
 }
 
 impl ClickHouseSinkConfig {
@@ -61,6 +66,7 @@ impl ClickHouseSinkConfig {
             compress: true,
             timeout_ms: defaults::timeout_ms(),
             ca_cert: None,
+            identifiers: IdentifierPolicy::default(),
         }
     }
 

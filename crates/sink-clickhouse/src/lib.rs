@@ -84,13 +84,24 @@ impl ClickHouseSink {
                     .ok_or_else(|| SinkError::schema(format!("bad mapping {mapped}")))?;
                 (d.to_owned(), t.to_owned())
             }
-            None => (
-                self.cfg
-                    .database
-                    .clone()
-                    .unwrap_or_else(|| table.schema.clone()),
-                table.table.clone(),
-            ),
+            None => {
+                // Names from events must pass the identifier policy.
+                let policy = self.cfg.identifiers;
+                let refused = |e: sinkfleet_core::IdentifierError| SinkError::schema(e.to_string());
+                let database = match &self.cfg.database {
+                    Some(d) => d.clone(),
+                    None => {
+                        policy
+                            .check("schema", &table.schema, schema::MAX_NAME_BYTES)
+                            .map_err(refused)?;
+                        table.schema.clone()
+                    }
+                };
+                policy
+                    .check("table", &table.table, schema::MAX_NAME_BYTES)
+                    .map_err(refused)?;
+                (database, table.table.clone())
+            }
         };
         schema::check_ident(&db)?;
         schema::check_ident(&t)?;

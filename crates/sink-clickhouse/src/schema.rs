@@ -5,9 +5,14 @@ use crate::config::ClickHouseSinkConfig;
 use sinkfleet_core::batch::agreed_key_columns;
 use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
 
-/// Identifiers from events: no control characters, at most 255 bytes.
+/// Longest database, table or column name accepted: names become
+/// directory and file names on the server (255 bytes on most file systems).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Any identifier (configured ones included): no control characters, at
+/// most [`MAX_NAME_BYTES`]. Names from events also pass the identifier policy.
 pub fn check_ident(name: &str) -> Result<(), SinkError> {
-    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
         return Err(SinkError::schema(format!(
             "`{}` is not a safe identifier",
             name.escape_debug()
@@ -289,6 +294,9 @@ pub fn plan(
         }
     }
     for n in &wanted {
+        cfg.identifiers
+            .check("column", n, MAX_NAME_BYTES)
+            .map_err(|e| SinkError::schema(e.to_string()))?;
         check_ident(n)?;
         if n == &cfg.version_column || n == &cfg.deleted_column {
             return Err(SinkError::schema(format!(

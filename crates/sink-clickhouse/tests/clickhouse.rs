@@ -465,3 +465,37 @@ async fn a_refused_record_adds_and_widens_nothing() {
         .await
         .unwrap();
 }
+
+/// A database, table or column name from events outside the identifier
+/// policy is refused before anything is created.
+#[tokio::test]
+async fn event_names_outside_the_identifier_policy_are_refused() {
+    let db = format!("ch_names_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(db.clone());
+    let client = Client::new(&cfg).unwrap();
+    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    let mut hostile = event("c", 1, 10, Some("a"));
+    hostile.change.table.table = "x`; DROP DATABASE default; --".into();
+    let mut spaced = event("c", 2, 11, Some("b"));
+    if let Some(row) = spaced.change.row.as_mut() {
+        row.set("first name", sinkfleet_core::Value::Text("b".into()));
+    }
+    for record in [hostile, spaced] {
+        match sink.write(&[record]).await {
+            Err(SinkError::Permanent { message, .. }) => {
+                assert!(message.contains("identifier policy"), "{message}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    let exists = client
+        .execute(
+            &format!("SELECT count() FROM system.databases WHERE name = '{db}' FORMAT TSV"),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(exists.trim(), "0", "nothing was created");
+}

@@ -10,7 +10,7 @@
 
 use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::error::classify;
-use crate::ident::{Ident, IdentError, QualifiedName, fit_name};
+use crate::ident::{Ident, IdentError, MAX_IDENT_BYTES, QualifiedName, fit_name};
 use crate::types::{pg_type, widening};
 use sinkfleet_core::batch::agreed_key_columns;
 use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
@@ -220,6 +220,9 @@ pub(crate) async fn ensure_table(
                 "source column `{n}` collides with sinkfleet's bookkeeping column; rename version_column/deleted_column"
             )));
         }
+        cfg.identifiers
+            .check("column", n, MAX_IDENT_BYTES)
+            .map_err(|e| SinkError::schema(e.to_string()))?;
         Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?;
     }
 

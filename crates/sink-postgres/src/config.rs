@@ -1,6 +1,7 @@
 //! Configuration of the Postgres sink (`sink.postgres` in the YAML file).
 
 use serde::Deserialize;
+use sinkfleet_core::IdentifierPolicy;
 use std::collections::BTreeMap;
 
 /// How deletes are kept.
@@ -73,6 +74,10 @@ pub struct PostgresSinkConfig {
     /// How long to wait for a connection (milliseconds).
     #[serde(default = "defaults::connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Which schema, table and column names from events are accepted
+    /// (`strict` by default); records with other names are dead-lettered.
+    #[serde(default)]
+    pub identifiers: IdentifierPolicy,
 }
 
 impl PostgresSinkConfig {
@@ -93,6 +98,7 @@ impl PostgresSinkConfig {
             write_path: WritePath::Unnest,
             statement_timeout_ms: defaults::statement_timeout_ms(),
             connect_timeout_ms: defaults::connect_timeout_ms(),
+            identifiers: IdentifierPolicy::default(),
         }
     }
 

@@ -76,9 +76,24 @@ impl PostgresSink {
         if let Some(mapped) = self.cfg.tables.get(&table.to_string()) {
             return catalog::parse_qualified(mapped).map_err(bad);
         }
+        // Names from events must pass the identifier policy; configured
+        // names (target_schema, tables) are the operator's.
+        let policy = self.cfg.identifiers;
+        let refused = |e: sinkfleet_core::IdentifierError| SinkError::schema(e.to_string());
+        let schema = match &self.cfg.target_schema {
+            Some(schema) => schema.as_str(),
+            None => {
+                policy
+                    .check("schema", &table.schema, ident::MAX_IDENT_BYTES)
+                    .map_err(refused)?;
+                &table.schema
+            }
+        };
+        policy
+            .check("table", &table.table, ident::MAX_IDENT_BYTES)
+            .map_err(refused)?;
         Ok(QualifiedName {
-            schema: Ident::new(self.cfg.target_schema.as_deref().unwrap_or(&table.schema))
-                .map_err(bad)?,
+            schema: Ident::new(schema).map_err(bad)?,
             table: Ident::new(&table.table).map_err(bad)?,
         })
     }

@@ -864,3 +864,61 @@ async fn every_record_key_must_be_the_table_key() {
     }
     assert_eq!(rows(&pool, &schema).await.len(), 1, "nothing was applied");
 }
+
+/// Names from events pass the identifier policy or the record is refused
+/// (class `schema`, so it is dead-lettered): a hostile table name is not
+/// created just because it can be quoted, and a name longer than Postgres
+/// keeps is never cut. `printable` accepts unusual but honest names.
+#[tokio::test]
+async fn event_names_outside_the_identifier_policy_are_refused() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    let named = |table: &str, column: &str| {
+        let mut r = record(
+            &event("c", 1, (1, 1), Some(json!({"id": 1, "v": "x"}))),
+            1,
+            0,
+        );
+        r.change.table.table = table.to_owned();
+        if let Some(row) = r.change.row.as_mut() {
+            row.columns.retain(|(n, _)| n != "v");
+            row.set(column, sinkfleet_core::Value::Text("x".into()));
+        }
+        r
+    };
+    let long = "t".repeat(64);
+    for (table, column) in [
+        ("x\"; CREATE TABLE pwned (); --", "v"),
+        (long.as_str(), "v"),
+        ("items", "first name"),
+    ] {
+        match sink.write(&[named(table, column)]).await {
+            Err(SinkError::Permanent { class, message }) => {
+                assert_eq!(class, sinkfleet_core::ErrorClass::Schema);
+                assert!(message.contains("identifier policy"), "{message}");
+            }
+            other => panic!("{table}.{column}: expected a refusal, got {other:?}"),
+        }
+    }
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "nothing was created");
+
+    let mut cfg = PostgresSinkConfig::with_url(pg_url());
+    cfg.target_schema = Some(schema.clone());
+    cfg.meta_schema = format!("{schema}_meta");
+    cfg.identifiers = sinkfleet_core::IdentifierPolicy::Printable;
+    let mut printable = PostgresSink::new(cfg).unwrap();
+    write(&mut printable, &[named("items", "first name")]).await;
+    assert!(
+        printable
+            .write(&[named(&long, "v")])
+            .await
+            .is_err_and(|e| !e.is_retryable()),
+        "too long under any policy"
+    );
+}

@@ -1,6 +1,7 @@
 //! Configuration of the Parquet sink (`sink.s3_parquet` in the YAML file).
 
 use serde::Deserialize;
+use sinkfleet_core::IdentifierPolicy;
 
 /// `sink.s3_parquet` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,11 @@ pub struct ParquetSinkConfig {
     /// Size of each part of a multipart upload (S3 needs at least 5 MiB).
     #[serde(default = "defaults::multipart_part_bytes")]
     pub multipart_part_bytes: usize,
+    /// Which schema, table and column names from events are accepted
+    /// (`strict` by default); records with other names are dead-lettered.
+    /// Schema and table names become directory names.
+    #[serde(default)]
+    pub identifiers: IdentifierPolicy,
 }
 
 /// The object store behind the sink.
@@ -158,6 +164,7 @@ impl ParquetSinkConfig {
             max_buffer_bytes: defaults::max_buffer_bytes(),
             multipart_threshold_bytes: defaults::multipart_threshold_bytes(),
             multipart_part_bytes: defaults::multipart_part_bytes(),
+            identifiers: IdentifierPolicy::default(),
         }
     }
 

@@ -49,6 +49,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Longest schema, table or column name accepted (a directory name on
+/// most file systems; S3 keys allow more, but one layout serves both).
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// How far a (table, partition) has been written.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
@@ -191,6 +195,13 @@ impl ParquetSink {
 
     /// Appends records of one table and partition (offsets increasing).
     async fn append(&mut self, key: &FileKey, records: &[&SinkRecord]) -> Result<(), SinkError> {
+        // Schema and table names become directory names.
+        let policy = self.cfg.identifiers;
+        for (what, name) in [("schema", &key.table.schema), ("table", &key.table.table)] {
+            policy
+                .check(what, name, MAX_NAME_BYTES)
+                .map_err(|e| SinkError::schema(e.to_string()))?;
+        }
         let cursor = self.cursor(key).await?;
         let mut fresh: Vec<&SinkRecord> = Vec::with_capacity(records.len());
         for r in records {
@@ -255,13 +266,22 @@ impl ParquetSink {
         declared: bool,
     ) -> Result<&mut OpenFile, SinkError> {
         let mut new_fields = Arc::clone(fields);
+        if let Some(file) = self.files.get(key)
+            && schema::fits(&file.data_fields, fields)
+        {
+            return self
+                .files
+                .get_mut(key)
+                .ok_or_else(|| SinkError::Retryable("open file vanished".into()));
+        }
+        // New columns: their names pass the policy before anything changes.
+        for field in fields.iter() {
+            self.cfg
+                .identifiers
+                .check("column", field.name(), MAX_NAME_BYTES)
+                .map_err(|e| SinkError::schema(e.to_string()))?;
+        }
         if let Some(file) = self.files.get(key) {
-            if schema::fits(&file.data_fields, fields) {
-                return self
-                    .files
-                    .get_mut(key)
-                    .ok_or_else(|| SinkError::Retryable("open file vanished".into()));
-            }
             if !declared && !file.declared {
                 new_fields = Arc::new(schema::union(&file.data_fields, fields));
             }

@@ -655,3 +655,25 @@ async fn a_refused_record_leaves_no_column_in_later_files() {
         }
     }
 }
+
+/// Schema and table names become directories: a name outside the
+/// identifier policy (a path traversal, a space) is refused before any
+/// listing or file, and no object is written for it.
+#[tokio::test]
+async fn event_names_outside_the_identifier_policy_are_refused() {
+    let cfg = local_config("identifiers");
+    let mut sink = ParquetSink::new(cfg).unwrap();
+    let mut traversal = item(0, 1, "1.50");
+    traversal.change.table.schema = "..".into();
+    let mut spaced = item(1, 2, "1.50");
+    if let Some(row) = spaced.change.row.as_mut() {
+        row.set("unit price", sinkfleet_core::Value::Text("x".into()));
+    }
+    spaced.change.schema = None;
+    for record in [traversal, spaced] {
+        let err = sink.write(&[record]).await.unwrap_err();
+        assert!(err.to_string().contains("identifier policy"), "{err}");
+    }
+    sink.flush(FlushMode::All).await.unwrap();
+    assert!(objects(sink.store().as_ref(), "").await.is_empty());
+}
