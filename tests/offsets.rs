@@ -61,3 +61,36 @@ async fn refused_commits_are_retried_until_the_broker_has_them() {
     })
     .await;
 }
+
+/// The commit at shutdown is retried within the drain timeout: with no
+/// periodic commits (an hour apart) the last one is the only one, and the
+/// coordinator refuses it three times. The worker still leaves the group
+/// with every offset committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_commit_at_shutdown_is_retried() {
+    let (p, mut mock) = Pipeline::on_mock("refusedstop", 2);
+    let w = workload::generate(&Options {
+        keys: 100,
+        changes: 500,
+        seed: 6,
+        ..Options::default()
+    });
+    kafka::produce(&p.brokers, &p.topic, &w.records)
+        .await
+        .unwrap();
+    let port = free_port();
+    let config = p.config("  commit_interval_ms: 3600000", "", port);
+    let mut worker = p.spawn("w", &config, port);
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    assert!(p.committed(&p.group).values().all(|o| *o < 0));
+
+    mock.fail("OffsetCommit", 3, "REBALANCE_IN_PROGRESS");
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+    assert_eq!(
+        p.committed(&p.group),
+        p.end_offsets(),
+        "{}",
+        worker.log_text()
+    );
+}

@@ -104,6 +104,9 @@ impl Coordinator {
         health: Arc<Health>,
         stop_polling: Arc<AtomicBool>,
     ) -> Self {
+        // Registered at 0, so `rate()` has a series before the first error.
+        metrics::counter!("sinkfleet_offset_commit_failures_total").increment(0);
+        metrics::counter!("sinkfleet_consumer_errors_total").increment(0);
         Coordinator {
             consumer,
             committer,
@@ -321,9 +324,11 @@ impl Coordinator {
             let mut offsets = Vec::new();
             for id in &revoke.partitions {
                 // The poll thread commits these (and publishes the
-                // committed offset once the broker acknowledged it).
+                // committed offset once the broker acknowledged it), unless
+                // the broker has them already.
                 if let Some(state) = self.partitions.remove(id)
                     && let Some(next) = state.durable()
+                    && state.commit.behind(next)
                 {
                     offsets.push((id.clone(), next));
                 }
