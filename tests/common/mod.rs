@@ -6,6 +6,9 @@
 //! topic, consumer group and target schema, so tests run in parallel.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod parquet;
+pub mod source;
+
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{ExpectedRow, Workload};

@@ -1,0 +1,102 @@
+//! Reading a Parquet sink's objects back: what a reader of the bucket sees.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig, read};
+use sinkfleet_testkit::workload::Workload;
+use std::collections::BTreeMap;
+
+/// `(commit LSN, change LSN)`.
+pub type Version = (u64, u64);
+/// `(id, version, deleted, name)` of one stored row.
+pub type StoredRow = (i64, Version, bool, Option<String>);
+
+/// Every stored row as `(partition, offset) → (id, version, deleted, name)`,
+/// failing on a record stored twice.
+pub fn stored(objects: &[(String, Vec<RecordBatch>)]) -> BTreeMap<(i32, i64), StoredRow> {
+    let mut out = BTreeMap::new();
+    for (name, batches) in objects {
+        for b in batches {
+            let col = |n: &str| b.column_by_name(n).unwrap().clone();
+            let (partition, offset, id) = (col("__partition"), col("__offset"), col("id"));
+            let (commit, change, deleted, names) = (
+                col("__commit_lsn"),
+                col("__change_lsn"),
+                col("__deleted"),
+                col("name"),
+            );
+            for i in 0..b.num_rows() {
+                let at = (
+                    partition.as_primitive::<Int32Type>().value(i),
+                    offset.as_primitive::<Int64Type>().value(i),
+                );
+                let row = (
+                    id.as_primitive::<Int64Type>().value(i),
+                    (
+                        commit.as_primitive::<UInt64Type>().value(i),
+                        change.as_primitive::<UInt64Type>().value(i),
+                    ),
+                    deleted.as_boolean().value(i),
+                    names
+                        .is_valid(i)
+                        .then(|| names.as_string::<i32>().value(i).to_owned()),
+                );
+                assert!(
+                    out.insert(at, row).is_none(),
+                    "{at:?} stored twice (again in {name})"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Newest version per key, deleted keys dropped: `id → name`.
+pub fn names(rows: &BTreeMap<(i32, i64), StoredRow>) -> BTreeMap<i64, String> {
+    let mut newest: BTreeMap<i64, (Version, bool, Option<String>)> = BTreeMap::new();
+    for (id, version, deleted, name) in rows.values() {
+        if newest.get(id).is_none_or(|(v, _, _)| version > v) {
+            newest.insert(*id, (*version, *deleted, name.clone()));
+        }
+    }
+    newest
+        .into_iter()
+        .filter(|(_, (_, deleted, _))| !deleted)
+        .map(|(id, (_, _, name))| (id, name.unwrap()))
+        .collect()
+}
+
+pub fn want(w: &Workload) -> BTreeMap<i64, String> {
+    w.expected
+        .values()
+        .map(|r| (r.id, r.name.clone()))
+        .collect()
+}
+
+/// Records the sink stores: everything but Kafka tombstones.
+pub fn stored_records(w: &Workload) -> usize {
+    w.records.iter().filter(|r| r.value.is_some()).count()
+}
+
+pub async fn read_back(cfg: ParquetSinkConfig) -> Vec<(String, Vec<RecordBatch>)> {
+    let prefix = cfg.prefix.clone();
+    let sink = ParquetSink::new(cfg).unwrap();
+    read::objects(sink.store().as_ref(), &prefix).await.unwrap()
+}
+
+/// Reads the objects back and asserts what every test here promises: each
+/// Kafka record in exactly one object, the newest version of every key
+/// equal to the source's final state. Returns the objects.
+pub async fn assert_stored_once(
+    cfg: ParquetSinkConfig,
+    w: &Workload,
+) -> Vec<(String, Vec<RecordBatch>)> {
+    let objects = read_back(cfg).await;
+    let rows = stored(&objects);
+    assert_eq!(rows.len(), stored_records(w));
+    assert_eq!(names(&rows), want(w));
+    objects
+}

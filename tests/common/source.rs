@@ -1,0 +1,229 @@
+//! A Postgres source for the publisher tests: a schema of its own, with
+//! the publisher's identity (slot, publication, topic prefix) and the
+//! target schema a sink worker writes.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+use super::{Worker, brokers, pg_url, unique};
+use sqlx::{Executor, PgPool};
+use std::time::{Duration, Instant};
+
+/// How long a target may take to become identical to its source.
+pub const CONVERGE: Duration = Duration::from_secs(90);
+
+/// One source schema with its publisher identity (slot, publication,
+/// topic prefix) and the target schema the sink writes.
+pub struct Source {
+    pub pool: PgPool,
+    pub schema: String,
+    pub target: String,
+    pub prefix: String,
+    pub slot: String,
+    pub publication: String,
+}
+
+impl Source {
+    pub async fn new(name: &str) -> Source {
+        let id = unique(name);
+        let pool = PgPool::connect(&pg_url())
+            .await
+            .expect("Postgres (scripts/services.sh start)");
+        let s = Source {
+            schema: format!("src_{id}"),
+            target: format!("dst_{id}"),
+            prefix: format!("p_{id}"),
+            slot: format!("slot_{id}"),
+            publication: format!("pub_{id}"),
+            pool,
+        };
+        s.sql(&format!("CREATE SCHEMA {}", s.schema)).await;
+        s
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        self.pool
+            .execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn lsn(&self, sql: &str) -> u64 {
+        // No row (the slot does not exist yet) reads as 0.
+        let text: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap();
+        text.flatten()
+            .and_then(|t| sinkfleet_pg_publisher::control::parse_lsn(&t))
+            .unwrap_or(0)
+    }
+
+    pub async fn current_lsn(&self) -> u64 {
+        self.lsn("SELECT pg_current_wal_lsn()::text").await
+    }
+
+    pub async fn confirmed_lsn(&self) -> u64 {
+        self.lsn(&format!(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{}'",
+            self.slot
+        ))
+        .await
+    }
+
+    pub fn publisher_config(
+        &self,
+        tables: &[&str],
+        brokers: &str,
+        extra: &str,
+        port: u16,
+    ) -> String {
+        let include: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{}.{t}", self.schema))
+            .collect();
+        format!(
+            "name: test
+config:
+  connector.class: io.debezium.connector.postgresql.PostgresConnector
+  database.hostname: 127.0.0.1
+  database.port: {port_pg}
+  database.user: postgres
+  database.password: \"\"
+  database.dbname: postgres
+  topic.prefix: {prefix}
+  plugin.name: pgoutput
+  slot.name: {slot}
+  publication.name: {publication}
+  publication.autocreate.mode: filtered
+  table.include.list: {include}
+publisher:
+  brokers: {brokers}
+  topic_partitions: 3
+  metrics_listen: 127.0.0.1:{port}
+{extra}",
+            port_pg = pg_url()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.split('/').next())
+                .unwrap_or("55432"),
+            prefix = self.prefix,
+            slot = self.slot,
+            publication = self.publication,
+            include = include.join(","),
+        )
+    }
+
+    pub fn worker_config(&self, tables: &[&str], port: u16) -> String {
+        let topics: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{}.{}.{t}", self.prefix, self.schema))
+            .collect();
+        format!(
+            "kafka:
+  brokers: {brokers}
+  group_id: {prefix}-sink
+  topics: [{topics}]
+dead_letter:
+  topic: {prefix}.dlq
+worker:
+  linger_ms: 50
+sink:
+  postgres:
+    url: {url}
+    target_schema: {target}
+    meta_schema: {target}_meta
+metrics:
+  listen: 127.0.0.1:{port}
+",
+            brokers = brokers(),
+            prefix = self.prefix,
+            topics = topics.join(", "),
+            url = pg_url(),
+            target = self.target,
+        )
+    }
+
+    /// `(rows, checksum)` of a table's live rows over `columns`.
+    pub async fn checksum(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &str,
+        live_only: bool,
+    ) -> (i64, String) {
+        let filter = if live_only {
+            "WHERE NOT __sinkfleet_deleted"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT count(*), coalesce(md5(string_agg(concat_ws('|', {columns}), ';' ORDER BY id)), '')
+               FROM \"{schema}\".\"{table}\" {filter}"
+        );
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or((-1, String::new()))
+    }
+
+    pub async fn wait_identical(&self, table: &str, columns: &str) {
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let source = self.checksum(&self.schema, table, columns, false).await;
+            let target = self.checksum(&self.target, table, columns, true).await;
+            if source == target {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{table}: source {source:?} != target {target:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// A sink worker consuming `tables`' topics into the target schema.
+    pub fn sink_worker(&self, tables: &[&str], port: u16) -> Worker {
+        Worker::spawn(
+            &format!("{}-sink", self.prefix),
+            &self.worker_config(tables, port),
+            port,
+        )
+    }
+
+    /// Stops the publisher and the sink worker, each of which must exit
+    /// cleanly, then drops the slot and the publication.
+    pub async fn finish(&self, mut publisher: Worker, mut worker: Worker) {
+        assert!(
+            publisher.terminate(Duration::from_secs(30)).success(),
+            "{}",
+            publisher.log_text()
+        );
+        assert!(worker.terminate(Duration::from_secs(30)).success());
+        self.cleanup().await;
+    }
+
+    pub async fn cleanup(&self) {
+        for _ in 0..40 {
+            // The real slot, and a staging slot a failed snapshot may leave.
+            let dropped = sqlx::query(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                  WHERE slot_name IN ($1, $1 || '_snap')",
+            )
+            .bind(&self.slot)
+            .execute(&self.pool)
+            .await;
+            if dropped.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await; // still active
+        }
+        let _ = self
+            .pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP PUBLICATION IF EXISTS {}",
+                self.publication
+            )))
+            .await;
+    }
+}
