@@ -4,6 +4,7 @@
 #   sqlite storage), ClickHouse (Debian's 18.16, HTTP and HTTPS) and moto (an
 #   S3-compatible server, in memory, bucket `sinkfleet` created at start; a
 #   second one serves HTTPS). TLS uses test CAs made at first start.
+#   Prometheus and promtool are installed, not started (tests start their own).
 #
 #   scripts/services.sh start    install what is missing (build dependencies
 #                                included), start what is not running
@@ -170,6 +171,16 @@ start_kafka() {
   )
   wait_port "$KAFKA_PORT" tansu
   log "tansu started on 127.0.0.1:$KAFKA_PORT (data $dir)"
+}
+
+# Prometheus and promtool (Debian's package installs the binaries; no
+# service is started): the tests run their own Prometheus against real
+# workers and unit-test the alert rules.
+install_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then return; fi
+  log "installing Prometheus (Debian packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 }
 
 install_clickhouse() {
@@ -359,7 +370,7 @@ pg_ca() {
 }
 
 case "${1:-}" in
-  start) install_build_deps; start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
+  start) install_build_deps; install_prometheus; start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
   build-deps) install_build_deps ;;
   stop) stop_all ;;
   status)

@@ -150,6 +150,8 @@ pub async fn run<S: Sink>(
 ) {
     let limits = Limits::new(cfg.rate_limit);
     let name = sink.name();
+    // Registered at 0, so `rate()` has a series before the first retry.
+    metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(0);
     let ctx = Context {
         dead_letters: &dead_letters,
         cfg: &cfg,

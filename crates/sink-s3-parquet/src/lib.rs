@@ -85,6 +85,14 @@ impl ParquetSink {
             )));
         }
         let store = store::open(&cfg)?;
+        // Registered at 0, so `rate()` has a series before the first object.
+        for counter in [
+            "sinkfleet_objects_written_total",
+            "sinkfleet_object_bytes_written_total",
+            "sinkfleet_records_already_written_total",
+        ] {
+            metrics::counter!(counter).increment(0);
+        }
         Ok(ParquetSink {
             layout: Layout::new(&cfg.prefix, &cfg.path),
             cfg,
