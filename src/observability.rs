@@ -29,8 +29,11 @@ pub fn init_logging() {
 
 /// Installs the Prometheus recorder and serves the endpoints on `listen`.
 pub async fn serve(listen: &str, health: Arc<Health>) -> anyhow::Result<()> {
+    // Up to 5 minutes: a quantile never exceeds the highest finite bucket,
+    // so an alert on "over 30 s" needs buckets above 30 s to ever fire.
     let seconds = [
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        120.0, 300.0,
     ];
     let records = [
         1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 50000.0,

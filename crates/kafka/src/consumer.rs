@@ -89,8 +89,7 @@ pub struct BrokerOffsets {
 /// [`BrokerOffsets`] per partition, shared with the coordinator.
 pub type BrokerOffsetsMap = Arc<Mutex<HashMap<PartitionId, BrokerOffsets>>>;
 
-/// Consumer context: forwards rebalances and commit answers, records
-/// statistics.
+/// Consumer context: forwards rebalances, records statistics.
 pub struct WorkerContext {
     events: mpsc::Sender<PollEvent>,
     drain_timeout: Duration,

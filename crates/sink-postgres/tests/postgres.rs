@@ -350,9 +350,16 @@ async fn a_bad_value_fails_the_batch_permanently() {
     ));
 }
 
+/// Under the `printable` identifier policy odd names are accepted and
+/// always quoted: nothing in them runs; control characters are refused.
 #[tokio::test]
-async fn hostile_identifiers_are_quoted_or_refused() {
-    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+async fn printable_identifiers_are_quoted_or_refused() {
+    let (_, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    let mut cfg = PostgresSinkConfig::with_url(pg_url());
+    cfg.target_schema = Some(schema.clone());
+    cfg.meta_schema = format!("{schema}_meta");
+    cfg.identifiers = sinkfleet_core::IdentifierPolicy::Printable;
+    let mut sink = PostgresSink::new(cfg).unwrap();
     let v = json!({"op": "c", "source": {"schema": "public", "table": "x\"; DROP TABLE y; --", "lsn": 5},
                    "after": {"id": 1, "we\"ird col": "ok"}});
     write(&mut sink, &[record(&v, 1, 0)]).await;
