@@ -13,10 +13,9 @@
 mod common;
 
 use common::source::{CONVERGE, Source};
-use common::{Worker, brokers, free_port, wait_until};
+use common::{Worker, brokers, free_port, http_get, wait_until};
 use serde_json::Value;
 use sinkfleet_testkit::kafka::{self, Record};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,14 +107,7 @@ impl Prometheus {
 
     /// GET `path` → (status, body).
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_owned();
-        Some((status, body))
+        http_get(self.port, path)
     }
 
     /// Evaluates `expr` now: `Ok(result vector)` or `Err(error)`.

@@ -10,6 +10,7 @@
 //! record to the dead-letter topic (class `schema`), naming the rule. Names
 //! are never truncated or rewritten.
 
+use crate::change::TableId;
 use serde::Deserialize;
 use std::fmt;
 
@@ -94,6 +95,26 @@ impl IdentifierPolicy {
             }
         }
         Ok(())
+    }
+
+    /// Checks the names a sink takes from `table`: its schema (unless the
+    /// sink's configuration names the schema instead: `configured_schema`)
+    /// and its table name. Returns the `(schema, table)` to write to.
+    pub fn check_table<'a>(
+        self,
+        table: &'a TableId,
+        configured_schema: Option<&'a str>,
+        max_bytes: usize,
+    ) -> Result<(&'a str, &'a str), IdentifierError> {
+        let schema = match configured_schema {
+            Some(schema) => schema,
+            None => {
+                self.check("schema", &table.schema, max_bytes)?;
+                &table.schema
+            }
+        };
+        self.check("table", &table.table, max_bytes)?;
+        Ok((schema, &table.table))
     }
 
     /// One line for `sinkfleet validate`: what is accepted, up to which

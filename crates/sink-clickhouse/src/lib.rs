@@ -86,21 +86,12 @@ impl ClickHouseSink {
             }
             None => {
                 // Names from events must pass the identifier policy.
-                let policy = self.cfg.identifiers;
-                let refused = |e: sinkfleet_core::IdentifierError| SinkError::schema(e.to_string());
-                let database = match &self.cfg.database {
-                    Some(d) => d.clone(),
-                    None => {
-                        policy
-                            .check("schema", &table.schema, schema::MAX_NAME_BYTES)
-                            .map_err(refused)?;
-                        table.schema.clone()
-                    }
-                };
-                policy
-                    .check("table", &table.table, schema::MAX_NAME_BYTES)
-                    .map_err(refused)?;
-                (database, table.table.clone())
+                let (database, name) = self
+                    .cfg
+                    .identifiers
+                    .check_table(table, self.cfg.database.as_deref(), schema::MAX_NAME_BYTES)
+                    .map_err(|e| SinkError::schema(e.to_string()))?;
+                (database.to_owned(), name.to_owned())
             }
         };
         schema::check_ident(&db)?;

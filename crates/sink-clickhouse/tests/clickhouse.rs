@@ -21,6 +21,44 @@ fn records(w: &workload::Workload) -> Vec<SinkRecord> {
     sink_records(&w.records, 0, &Arc::from("customers"), &mut decoder)
 }
 
+/// A sink writing into database `ch_<name>_<pid>`, and a client for it.
+fn sink_in(name: &str) -> (String, Client, ClickHouseSink) {
+    let db = format!("ch_{name}_{}", std::process::id());
+    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    cfg.database = Some(db.clone());
+    (
+        db,
+        Client::new(&cfg).unwrap(),
+        ClickHouseSink::new(cfg).unwrap(),
+    )
+}
+
+async fn drop_database(client: &Client, db: &str) {
+    client
+        .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+        .await
+        .unwrap();
+}
+
+/// A record at `offset` of topic `items`, decoded from a Debezium value.
+fn decoded(key: &serde_json::Value, value: &serde_json::Value, offset: i64) -> SinkRecord {
+    SinkRecord {
+        position: Position {
+            topic: Arc::from("items"),
+            partition: 0,
+            offset,
+        },
+        change: sinkfleet_core::debezium::decode(
+            Some(key.to_string().as_bytes()),
+            Some(value.to_string().as_bytes()),
+            offset,
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+        .unwrap(),
+    }
+}
+
 /// `id → (name, balance, bio, tier)` of the current state.
 async fn current(
     client: &Client,
@@ -131,23 +169,7 @@ fn event(op: &str, id: i64, commit: u64, name: Option<&str>) -> SinkRecord {
         "source": {"schema": "public", "table": "items", "lsn": commit, "sequence": format!("[\"{commit}\",\"{commit}\"]")},
         "after": name.map(|n| serde_json::json!({"id": id, "name": n})),
     });
-    let key = serde_json::json!({"id": id}).to_string();
-    let change = sinkfleet_core::debezium::decode(
-        Some(key.as_bytes()),
-        Some(value.to_string().as_bytes()),
-        0,
-        &DecodeOptions::default(),
-    )
-    .unwrap()
-    .unwrap();
-    SinkRecord {
-        position: Position {
-            topic: Arc::from("items"),
-            partition: 0,
-            offset: commit as i64,
-        },
-        change,
-    }
+    decoded(&serde_json::json!({ "id": id }), &value, commit as i64)
 }
 
 /// A truncate tombstones every row older than it; a late older update of a
@@ -241,22 +263,7 @@ async fn a_batch_straddling_a_type_change_widens_the_column() {
             "payload": {"op": "u", "source": {"schema": "public", "table": "items", "lsn": lsn},
                         "after": {"id": id, "amount": unscaled}}
         });
-        let key = serde_json::json!({"id": id}).to_string();
-        SinkRecord {
-            position: Position {
-                topic: Arc::from("items"),
-                partition: 0,
-                offset: lsn as i64,
-            },
-            change: sinkfleet_core::debezium::decode(
-                Some(key.as_bytes()),
-                Some(value.to_string().as_bytes()),
-                lsn as i64,
-                &DecodeOptions::default(),
-            )
-            .unwrap()
-            .unwrap(),
-        }
+        decoded(&serde_json::json!({ "id": id }), &value, lsn as i64)
     };
     // Created from a straddling batch: 12.34 (old type) and 12.345 (new).
     sink.write(&[
@@ -355,12 +362,8 @@ async fn https_with_a_private_ca() {
 /// table before any column is added or widened. Keys are checked per record.
 #[tokio::test]
 async fn a_refused_record_adds_and_widens_nothing() {
-    let db = format!("ch_refused_{}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
-    cfg.database = Some(db.clone());
-    let client = Client::new(&cfg).unwrap();
-    let mut sink = ClickHouseSink::new(cfg).unwrap();
-    let record = |id: i64, lsn: u64, after: serde_json::Value, key: serde_json::Value| {
+    let (db, client, mut sink) = sink_in("refused");
+    let declared = |id: i64, lsn: u64, after: serde_json::Value, key: serde_json::Value| {
         let value = serde_json::json!({
             "schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "optional": true, "fields": [
                 {"field": "id", "type": "int64", "optional": false},
@@ -368,21 +371,7 @@ async fn a_refused_record_adds_and_widens_nothing() {
             "payload": {"op": "c", "source": {"schema": "public", "table": "items", "lsn": lsn},
                         "after": after}
         });
-        SinkRecord {
-            position: Position {
-                topic: Arc::from("items"),
-                partition: 0,
-                offset: id,
-            },
-            change: sinkfleet_core::debezium::decode(
-                Some(key.to_string().as_bytes()),
-                Some(value.to_string().as_bytes()),
-                id,
-                &DecodeOptions::default(),
-            )
-            .unwrap()
-            .unwrap(),
-        }
+        decoded(&key, &value, id)
     };
     let columns = || async {
         client
@@ -394,45 +383,22 @@ async fn a_refused_record_adds_and_widens_nothing() {
             .await
             .unwrap()
     };
-    sink.write(&[record(
-        1,
-        10,
-        serde_json::json!({"id": 1, "n": 1}),
-        serde_json::json!({"id": 1}),
-    )])
-    .await
-    .unwrap();
+    let id = |id: i64| serde_json::json!({ "id": id });
+    sink.write(&[declared(1, 10, serde_json::json!({"id": 1, "n": 1}), id(1))])
+        .await
+        .unwrap();
     let before = columns().await;
     assert!(before.contains("n\tNullable(Int16)"), "{before}");
 
     // Schema-less (no declared type): an extra column, and text where the
     // table holds numbers. Planned: add `extra`; refused by the probe.
-    let schemaless = |id: i64| {
-        let value = serde_json::json!({"op": "c", "source": {"schema": "public", "table": "items", "lsn": 20 + id},
-            "after": {"id": id, "n": "not a number", "extra": 7}});
-        SinkRecord {
-            position: Position {
-                topic: Arc::from("items"),
-                partition: 0,
-                offset: id,
-            },
-            change: sinkfleet_core::debezium::decode(
-                Some(serde_json::json!({"id": id}).to_string().as_bytes()),
-                Some(value.to_string().as_bytes()),
-                id,
-                &DecodeOptions::default(),
-            )
-            .unwrap()
-            .unwrap(),
-        }
+    let schemaless = |n: i64| {
+        let value = serde_json::json!({"op": "c", "source": {"schema": "public", "table": "items", "lsn": 20 + n},
+            "after": {"id": n, "n": "not a number", "extra": 7}});
+        decoded(&id(n), &value, n)
     };
-    let good = record(
-        2,
-        15,
-        serde_json::json!({"id": 2, "n": 2}),
-        serde_json::json!({"id": 2}),
-    );
-    let odd_key = record(
+    let good = declared(2, 15, serde_json::json!({"id": 2, "n": 2}), id(2));
+    let odd_key = declared(
         4,
         16,
         serde_json::json!({"id": 4, "n": 4}),
@@ -460,21 +426,14 @@ async fn a_refused_record_adds_and_widens_nothing() {
         .await
         .unwrap();
     assert_eq!(live, "1\n2\n");
-    client
-        .execute(&format!("DROP DATABASE `{db}`"), None, &[])
-        .await
-        .unwrap();
+    drop_database(&client, &db).await;
 }
 
 /// A database, table or column name from events outside the identifier
 /// policy is refused before anything is created.
 #[tokio::test]
 async fn event_names_outside_the_identifier_policy_are_refused() {
-    let db = format!("ch_names_{}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
-    cfg.database = Some(db.clone());
-    let client = Client::new(&cfg).unwrap();
-    let mut sink = ClickHouseSink::new(cfg).unwrap();
+    let (db, client, mut sink) = sink_in("names");
     let mut hostile = event("c", 1, 10, Some("a"));
     hostile.change.table.table = "x`; DROP DATABASE default; --".into();
     let mut spaced = event("c", 2, 11, Some("b"));

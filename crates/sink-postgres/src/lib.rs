@@ -78,23 +78,18 @@ impl PostgresSink {
         }
         // Names from events must pass the identifier policy; configured
         // names (target_schema, tables) are the operator's.
-        let policy = self.cfg.identifiers;
-        let refused = |e: sinkfleet_core::IdentifierError| SinkError::schema(e.to_string());
-        let schema = match &self.cfg.target_schema {
-            Some(schema) => schema.as_str(),
-            None => {
-                policy
-                    .check("schema", &table.schema, ident::MAX_IDENT_BYTES)
-                    .map_err(refused)?;
-                &table.schema
-            }
-        };
-        policy
-            .check("table", &table.table, ident::MAX_IDENT_BYTES)
-            .map_err(refused)?;
+        let (schema, name) = self
+            .cfg
+            .identifiers
+            .check_table(
+                table,
+                self.cfg.target_schema.as_deref(),
+                ident::MAX_IDENT_BYTES,
+            )
+            .map_err(|e| SinkError::schema(e.to_string()))?;
         Ok(QualifiedName {
             schema: Ident::new(schema).map_err(bad)?,
-            table: Ident::new(&table.table).map_err(bad)?,
+            table: Ident::new(name).map_err(bad)?,
         })
     }
 

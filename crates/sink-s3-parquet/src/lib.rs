@@ -204,12 +204,10 @@ impl ParquetSink {
     /// Appends records of one table and partition (offsets increasing).
     async fn append(&mut self, key: &FileKey, records: &[&SinkRecord]) -> Result<(), SinkError> {
         // Schema and table names become directory names.
-        let policy = self.cfg.identifiers;
-        for (what, name) in [("schema", &key.table.schema), ("table", &key.table.table)] {
-            policy
-                .check(what, name, MAX_NAME_BYTES)
-                .map_err(|e| SinkError::schema(e.to_string()))?;
-        }
+        self.cfg
+            .identifiers
+            .check_table(&key.table, None, MAX_NAME_BYTES)
+            .map_err(|e| SinkError::schema(e.to_string()))?;
         let cursor = self.cursor(key).await?;
         let mut fresh: Vec<&SinkRecord> = Vec::with_capacity(records.len());
         for r in records {
