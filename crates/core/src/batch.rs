@@ -150,6 +150,7 @@ mod tests {
             }),
             version: Version::new(version, 0),
             schema: None,
+            unchanged: Vec::new(),
             source_ts_ms: None,
         }
     }

@@ -235,6 +235,9 @@ pub struct Change {
     pub version: Version,
     /// Declared schema of the row, when the event carried one.
     pub schema: Option<Arc<TableSchema>>,
+    /// Columns the event marked unchanged with Debezium's TOAST placeholder
+    /// (left out of `row`), known with or without a declared schema.
+    pub unchanged: Vec<String>,
     /// When the change was made in the source database (`source.ts_ms`,
     /// else the event's `ts_ms`), ms since the epoch. Part of the event, so
     /// a replay sees the same value (unlike the time it is consumed).
@@ -297,6 +300,7 @@ mod tests {
             row: Some(row),
             version: Version::ZERO,
             schema,
+            unchanged: Vec::new(),
             source_ts_ms: None,
         }
     }

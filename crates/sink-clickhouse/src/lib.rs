@@ -428,6 +428,7 @@ mod tests {
                 row: None,
                 version: Version::ZERO,
                 schema: None,
+                unchanged: Vec::new(),
                 source_ts_ms: None,
             },
         }

@@ -64,15 +64,15 @@ pub fn record_batch(schema: &SchemaRef, records: &[&SinkRecord]) -> Result<Recor
         topic.append_value(&r.position.topic);
         partition.append_value(r.position.partition);
         offset.append_value(r.position.offset);
-        // Only a declared schema says which columns a partial row lacks.
-        match c.unchanged_columns() {
-            Some(names) if !names.is_empty() => {
-                for name in names {
-                    unchanged.values().append_value(name);
-                }
-                unchanged.append(true);
+        // The columns that carried the TOAST placeholder: with or without
+        // a declared schema, a reader tells "unchanged" from NULL.
+        if c.unchanged.is_empty() {
+            unchanged.append(false);
+        } else {
+            for name in &c.unchanged {
+                unchanged.values().append_value(name);
             }
-            _ => unchanged.append(false),
+            unchanged.append(true);
         }
     }
     columns.extend([

@@ -549,6 +549,7 @@ fn item(offset: i64, id: i64, price: &str) -> SinkRecord {
             row: Some(row),
             version: Version::new(offset as u64 + 1, 0),
             schema: Some(schema),
+            unchanged: Vec::new(),
             source_ts_ms: None,
         },
     }
@@ -676,4 +677,67 @@ async fn event_names_outside_the_identifier_policy_are_refused() {
     }
     sink.flush(FlushMode::All).await.unwrap();
     assert!(objects(sink.store().as_ref(), "").await.is_empty());
+}
+
+/// Without a declared schema (`schemas.enable=false`) a TOAST-unchanged
+/// column is still named in `__unchanged`, so a reader tells it from a
+/// real NULL and takes the older value.
+#[tokio::test]
+async fn schemaless_unchanged_columns_are_named() {
+    let cfg = local_config("schemaless-toast");
+    let mut sink = ParquetSink::new(cfg).unwrap();
+    let mut decoder = Decoder::new(DecodeOptions::default());
+    let event = |offset: i64, op: &str, bio: &str, note: serde_json::Value| {
+        let value = serde_json::json!({"op": op, "source": {"schema": "public", "table": "people", "lsn": 100 + offset},
+            "after": {"id": 1, "bio": bio, "note": note}});
+        (offset, value.to_string())
+    };
+    let records: Vec<SinkRecord> = [
+        event(0, "c", "a long biography", serde_json::json!("first")),
+        event(
+            1,
+            "u",
+            "__debezium_unavailable_value",
+            serde_json::Value::Null,
+        ),
+    ]
+    .into_iter()
+    .map(|(offset, value)| SinkRecord {
+        position: Position {
+            topic: Arc::from("people"),
+            partition: 0,
+            offset,
+        },
+        change: decoder
+            .decode(Some(br#"{"id":1}"#), Some(value.as_bytes()), offset)
+            .unwrap()
+            .unwrap(),
+    })
+    .collect();
+    sink.write(&records).await.unwrap();
+    sink.flush(FlushMode::All).await.unwrap();
+    let batches: Vec<RecordBatch> = objects(sink.store().as_ref(), "")
+        .await
+        .into_values()
+        .flat_map(|(_, b)| b)
+        .collect();
+    let mut unchanged = Vec::new();
+    let mut bios = Vec::new();
+    for b in &batches {
+        let list = b.column_by_name("__unchanged").unwrap().as_list::<i32>();
+        let bio = b.column_by_name("bio").unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let names = list.is_valid(i).then(|| {
+                let v = list.value(i);
+                let v = v.as_string::<i32>();
+                (0..v.len())
+                    .map(|j| v.value(j).to_owned())
+                    .collect::<Vec<_>>()
+            });
+            unchanged.push(names);
+            bios.push(bio.is_valid(i).then(|| bio.value(i).to_owned()));
+        }
+    }
+    assert_eq!(unchanged, vec![None, Some(vec!["bio".to_owned()])]);
+    assert_eq!(bios, vec![Some("a long biography".to_owned()), None]);
 }

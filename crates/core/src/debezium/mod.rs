@@ -223,10 +223,15 @@ fn decode_payload(
             .ok_or_else(|| field("source.table", "missing"))?,
     );
 
+    // Columns carrying Debezium's unchanged-TOAST placeholder.
+    let mut unchanged = Vec::new();
     let after = match payload.get("after") {
-        Some(Json::Object(_)) if op.is_upsert() => {
-            Some(decode_row(&payload["after"], row_codec, "after")?)
-        }
+        Some(Json::Object(_)) if op.is_upsert() => Some(decode_row(
+            &payload["after"],
+            row_codec,
+            "after",
+            Some(&mut unchanged),
+        )?),
         _ if op.is_upsert() => {
             return Err(field("after", "an insert/update/read needs an `after` row"));
         }
@@ -257,6 +262,7 @@ fn decode_payload(
                     payload.get("before").unwrap_or(&Json::Null),
                     row_codec,
                     "before",
+                    None,
                 )?,
             };
             field_version(image.get(name), name)?
@@ -278,6 +284,7 @@ fn decode_payload(
         row: after,
         version,
         schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::clone(&row_codec.schema)),
+        unchanged,
         source_ts_ms: source
             .get("ts_ms")
             .and_then(Json::as_i64)
@@ -304,8 +311,13 @@ fn unwrap_envelope(value: &Json) -> (&Json, Option<&Json>) {
 }
 
 /// Decodes a row image. Columns carrying the TOAST placeholder are left out:
-/// they are not part of this change.
-fn decode_row(json: &Json, codec: &RowCodec, part: &str) -> Result<Row, DecodeError> {
+/// they are not part of this change (their names go to `unchanged`).
+fn decode_row(
+    json: &Json,
+    codec: &RowCodec,
+    part: &str,
+    mut unchanged: Option<&mut Vec<String>>,
+) -> Result<Row, DecodeError> {
     let obj = json
         .as_object()
         .ok_or_else(|| field(part, "expected an object"))?;
@@ -314,6 +326,9 @@ fn decode_row(json: &Json, codec: &RowCodec, part: &str) -> Result<Row, DecodeEr
     };
     for (name, raw) in obj {
         if values::is_unavailable(raw) {
+            if let Some(unchanged) = unchanged.as_deref_mut() {
+                unchanged.push(name.clone());
+            }
             continue;
         }
         let value =
@@ -347,6 +362,7 @@ fn decode_key(
                 payload.get("before").unwrap_or(&Json::Null),
                 row_codec,
                 "before",
+                None,
             )?),
         };
         let mut key = Row::default();
@@ -368,7 +384,7 @@ fn decode_key(
     })?;
     let (payload, _) = unwrap_envelope(&json);
     // Schema-less keys take the value schema's codec for the same column.
-    let key = decode_row(payload, key_codec.unwrap_or(row_codec), "key")?;
+    let key = decode_row(payload, key_codec.unwrap_or(row_codec), "key", None)?;
     if key.columns.is_empty() {
         return Err(DecodeError::MissingKey(table.to_string()));
     }
