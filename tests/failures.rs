@@ -61,6 +61,18 @@ async fn target_outage_pauses_partitions_without_a_rebalance() {
     .await;
     assert_eq!(worker.http_get("/readyz").map(|r| r.0), Some(503));
     assert_eq!(worker.http_get("/healthz").map(|r| r.0), Some(200));
+    // What was durable before the outage is still committed during it
+    // (the broker's acknowledgement may come after the target went away):
+    // wait for that, then nothing more may be committed.
+    wait_until("durable records committed", CONVERGE, || {
+        worker.http_get("/metrics").is_some_and(|(_, body)| {
+            body.contains("sinkfleet_uncommitted_durable_records{")
+                && !body.lines().any(|l| {
+                    l.starts_with("sinkfleet_uncommitted_durable_records{") && !l.ends_with(" 0")
+                })
+        })
+    })
+    .await;
     let committed_during = worker.metric("sinkfleet_committed_offset");
     // Longer than session.timeout.ms (6 s): a consumer that stopped polling
     // would be evicted and trigger a rebalance.
