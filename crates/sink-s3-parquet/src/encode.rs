@@ -7,13 +7,13 @@
 
 use crate::schema;
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
-    UInt64Builder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch};
-use arrow_buffer::{NullBuffer, OffsetBuffer};
+use arrow_buffer::{NullBuffer, OffsetBuffer, i256};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use sinkfleet_core::{Op, SinkRecord, Value};
@@ -137,6 +137,16 @@ fn array(ty: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
                 other => return Err(mismatch("a decimal", other)),
             }
         ),
+        DataType::Decimal256(p, s) => build!(
+            Decimal256Builder::new()
+                .with_precision_and_scale(*p, *s)
+                .map_err(|e| e.to_string())?,
+            |v| match v {
+                Value::Decimal(text) => decimal256(text, *p, *s)?,
+                Value::Int(i) => decimal256(&i.to_string(), *p, *s)?,
+                other => return Err(mismatch("a decimal", other)),
+            }
+        ),
         DataType::Date32 => build!(Date32Builder::new(), |v| match v {
             Value::Date(d) => days(*d),
             other => return Err(mismatch("a date", other)),
@@ -209,10 +219,17 @@ fn days(d: NaiveDate) -> i32 {
     d.num_days_from_ce() - UNIX_EPOCH_CE_DAYS
 }
 
-/// `-12.5` at scale 2 → -1250. Refuses what would lose digits: more
-/// fractional digits than the scale (unless they are zeros), more digits
-/// than the precision, NaN and infinities.
-fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+/// The unscaled value of `text` as a decimal(`precision`, `scale`), folded
+/// digit by digit into `T` (starting at `zero`, `push(acc, digit)`), and its
+/// sign. Exact or refused: fractional digits beyond the scale (unless
+/// zeros) or more significant digits than the precision are errors.
+fn unscaled<T>(
+    text: &str,
+    precision: u8,
+    scale: i8,
+    zero: T,
+    push: impl Fn(T, u8) -> T,
+) -> Result<(bool, T), String> {
     let bad = || format!("`{text}` is not a decimal({precision},{scale})");
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -232,20 +249,42 @@ fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
     }
     // The unscaled digits: integer part, kept fraction, zeros up to the
     // scale. Counting from the first non-zero digit gives the precision
-    // used; at most 38 digits, so i128 never overflows.
+    // used, so the accumulator never holds more than `precision` digits.
     let padding = std::iter::repeat_n(b'0', scale - kept.len());
-    let (mut magnitude, mut significant) = (0i128, 0usize);
+    let (mut acc, mut significant) = (zero, 0usize);
     for b in int.bytes().chain(kept.bytes()).chain(padding) {
-        if magnitude == 0 && b == b'0' {
+        if significant == 0 && b == b'0' {
             continue;
         }
         significant += 1;
         if significant > usize::from(precision) {
             return Err(format!("{}: too many digits", bad()));
         }
-        magnitude = magnitude * 10 + i128::from(b - b'0');
+        acc = push(acc, b - b'0');
     }
+    Ok((negative, acc))
+}
+
+/// A decimal of at most 38 digits as Decimal128's unscaled `i128`.
+fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    let (negative, magnitude) =
+        unscaled(text, precision, scale, 0i128, |m, d| m * 10 + i128::from(d))?;
     Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// A decimal of at most 76 digits as Decimal256's unscaled `i256`.
+fn decimal256(text: &str, precision: u8, scale: i8) -> Result<i256, String> {
+    let ten = i256::from_i128(10);
+    let (negative, magnitude) = unscaled(text, precision, scale, i256::ZERO, |m, d| {
+        // At most 76 digits: below 2^255, no overflow.
+        m.wrapping_mul(ten)
+            .wrapping_add(i256::from_i128(i128::from(d)))
+    })?;
+    Ok(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
 }
 
 /// The text form of a value stored in a text column (borrowed when the
@@ -295,6 +334,22 @@ fn json(v: &Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_decimals_keep_every_digit_or_fail() {
+        let max76 = "9".repeat(76);
+        let got = decimal256(&max76, 76, 0).unwrap();
+        assert_eq!(got.to_string(), max76);
+        let negative = format!("-0.{}", "1".repeat(40));
+        assert_eq!(
+            decimal256(&negative, 41, 40).unwrap().to_string(),
+            format!("-{}", "1".repeat(40))
+        );
+        assert!(decimal256(&"9".repeat(77), 76, 0).is_err());
+        assert!(decimal256("1.5", 39, 0).is_err(), "never rounded");
+        // numeric(5,6): a scale above the precision.
+        assert_eq!(decimal("0.012345", 6, 6), Ok(12_345));
+    }
 
     #[test]
     fn decimals_keep_every_digit_or_fail() {

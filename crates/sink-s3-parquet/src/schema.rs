@@ -47,11 +47,16 @@ pub fn arrow_type(ty: &ColumnType) -> DataType {
         ColumnType::Bool => DataType::Boolean,
         ColumnType::Bytes => DataType::Binary,
         ColumnType::Decimal { precision, scale } => {
-            // Debezium omits the precision for some columns: the widest
-            // Decimal128 keeps every value that fits 38 digits.
-            let p = precision.unwrap_or(38).clamp(1, 38) as u8;
-            let s = (*scale).min(u32::from(p)) as i8;
-            DataType::Decimal128(p, s)
+            // Debezium omits the precision for some columns: 38 digits then.
+            // Postgres allows a scale above the precision (numeric(5,6)
+            // holds 0.012345): such values need `scale` digits. Past 38
+            // digits Decimal256 (76), past that the exact text.
+            let p = precision.unwrap_or(38).max(*scale).max(1);
+            match (u8::try_from(p), i8::try_from(*scale)) {
+                (Ok(p), Ok(s)) if p <= 38 => DataType::Decimal128(p, s),
+                (Ok(p), Ok(s)) if p <= 76 => DataType::Decimal256(p, s),
+                _ => DataType::Utf8,
+            }
         }
         ColumnType::Date => DataType::Date32,
         ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
@@ -206,6 +211,21 @@ mod tests {
             }),
             DataType::Decimal128(10, 2)
         );
+        let decimal = |precision, scale| arrow_type(&ColumnType::Decimal { precision, scale });
+        assert_eq!(decimal(None, 4), DataType::Decimal128(38, 4));
+        assert_eq!(
+            decimal(Some(5), 6),
+            DataType::Decimal128(6, 6),
+            "scale > precision"
+        );
+        assert_eq!(decimal(Some(39), 2), DataType::Decimal256(39, 2));
+        assert_eq!(decimal(Some(76), 76), DataType::Decimal256(76, 76));
+        assert_eq!(
+            decimal(Some(77), 0),
+            DataType::Utf8,
+            "beyond 76 digits: text"
+        );
+        assert_eq!(decimal(Some(1000), 500), DataType::Utf8);
         assert_eq!(
             arrow_type(&ColumnType::TimestampTz),
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

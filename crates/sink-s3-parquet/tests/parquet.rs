@@ -741,3 +741,81 @@ async fn schemaless_unchanged_columns_are_named() {
     assert_eq!(unchanged, vec![None, Some(vec!["bio".to_owned()])]);
     assert_eq!(bios, vec![Some("a long biography".to_owned()), None]);
 }
+
+/// Valid Postgres numerics Parquet's Decimal128 cannot hold are stored
+/// exactly, not refused: a scale above the precision (`numeric(5,6)`),
+/// 39 to 76 digits (Decimal256), and beyond 76 digits (the exact text).
+#[tokio::test]
+async fn wide_and_odd_decimals_are_stored_exactly() {
+    use arrow_array::types::Decimal256Type;
+    use sinkfleet_core::{
+        Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema, Value, Version,
+    };
+    let columns = [("small", 5, 6), ("wide", 39, 2), ("huge", 80, 10)];
+    let values = [
+        "0.012345",
+        "1234567890123456789012345678901234567.89",
+        &format!("-{}.{}", "7".repeat(70), "3".repeat(10)),
+    ];
+    let schema = Arc::new(TableSchema {
+        columns: std::iter::once(ColumnSchema {
+            name: "id".into(),
+            ty: ColumnType::Int64,
+            optional: false,
+        })
+        .chain(columns.iter().map(|(name, p, s)| ColumnSchema {
+            name: (*name).into(),
+            ty: ColumnType::Decimal {
+                precision: Some(*p),
+                scale: *s,
+            },
+            optional: true,
+        }))
+        .collect(),
+    });
+    let mut key = Row::default();
+    key.set("id", Value::Int(1));
+    let mut row = key.clone();
+    for ((name, _, _), value) in columns.iter().zip(values) {
+        row.set(*name, Value::Decimal(value.to_owned()));
+    }
+    let record = SinkRecord {
+        position: Position {
+            topic: Arc::from("amounts"),
+            partition: 0,
+            offset: 0,
+        },
+        change: Change {
+            table: TableId::new("public", "amounts"),
+            op: Op::Create,
+            key,
+            row: Some(row),
+            version: Version::new(1, 0),
+            schema: Some(schema),
+            unchanged: Vec::new(),
+            source_ts_ms: None,
+        },
+    };
+    let mut sink = ParquetSink::new(local_config("decimals")).unwrap();
+    sink.write(&[record]).await.unwrap();
+    sink.flush(FlushMode::All).await.unwrap();
+    let objects = objects(sink.store().as_ref(), "").await;
+    let (_, batches) = objects.values().next().unwrap();
+    let b = &batches[0];
+    let column = |n: &str| b.column_by_name(n).unwrap();
+    assert_eq!(column("small").data_type(), &DataType::Decimal128(6, 6));
+    assert_eq!(
+        column("small").as_primitive::<Decimal128Type>().value(0),
+        12_345
+    );
+    assert_eq!(column("wide").data_type(), &DataType::Decimal256(39, 2));
+    assert_eq!(
+        column("wide")
+            .as_primitive::<Decimal256Type>()
+            .value(0)
+            .to_string(),
+        "123456789012345678901234567890123456789"
+    );
+    assert_eq!(column("huge").data_type(), &DataType::Utf8);
+    assert_eq!(column("huge").as_string::<i32>().value(0), values[2]);
+}
