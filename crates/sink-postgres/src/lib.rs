@@ -224,14 +224,27 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, meta: &TableMeta, image: &sinkfleet_core::Row, change: &Change) {
+    /// Adds a row; a value its column cannot hold exactly fails the batch
+    /// (the record is isolated and dead-lettered).
+    fn push(
+        &mut self,
+        meta: &TableMeta,
+        image: &sinkfleet_core::Row,
+        change: &Change,
+    ) -> Result<(), SinkError> {
         for (i, name) in self.names.iter().enumerate() {
             let value = image.get(name).or_else(|| change.key.get(name));
             let ty = meta.column_type(name).unwrap_or("text");
-            self.values[i].push(value.and_then(|v| types::to_text(v, ty)));
+            let text = match value {
+                Some(v) => types::to_text(v, ty)
+                    .map_err(|e| SinkError::apply(format!("{}.{name}: {e}", meta.name.plain())))?,
+                None => None,
+            };
+            self.values[i].push(text);
         }
         self.versions
             .push(Some(change.version.as_u128().to_string()));
+        Ok(())
     }
 }
 
@@ -264,9 +277,9 @@ async fn apply_run(
                     .or_insert_with(|| {
                         Columns::new(present.iter().map(|&i| meta.columns[i].0.clone()).collect())
                     })
-                    .push(meta, row, change);
+                    .push(meta, row, change)?;
             }
-            _ => deletes.push(meta, &change.key, change),
+            _ => deletes.push(meta, &change.key, change)?,
         }
     }
     let mut applied = 0;

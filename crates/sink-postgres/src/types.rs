@@ -5,6 +5,8 @@
 //! the one representation every Postgres type accepts, which keeps the sink
 //! independent of the target's exact types (domains, enums, varchar(n)...).
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDate, TimeDelta};
 use sinkfleet_core::{ColumnType, Value};
 use std::fmt::Write;
@@ -122,17 +124,28 @@ fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
 }
 
 /// The Postgres text literal of `value` for a column of `target_type`
-/// (`None` is SQL NULL).
-pub fn to_text(value: &Value, target_type: &str) -> Option<String> {
+/// (`Ok(None)` is SQL NULL); `Err` says why the value cannot be stored as
+/// the source had it.
+pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, String> {
     if value.is_null() {
-        return None;
+        return Ok(None);
     }
     if let Some(coerced) = epoch_coercion(target_type, value) {
-        return Some(coerced);
+        return Ok(Some(coerced));
+    }
+    // Schema-less events carry bytes as Debezium's base64 text. Cast to
+    // bytea as it is, the text would be stored as its own ASCII bytes.
+    if let (Value::Text(encoded), "bytea") = (value, target_type) {
+        let bytes = BASE64.decode(encoded).map_err(|e| {
+            format!("`{encoded}` is not base64 (schema-less bytes for a bytea column): {e}")
+        })?;
+        let mut out = String::with_capacity(2 + bytes.len() * 2);
+        write_text(&Value::Bytes(bytes), &mut out);
+        return Ok(Some(out));
     }
     let mut out = String::new();
     write_text(value, &mut out);
-    Some(out)
+    Ok(Some(out))
 }
 
 fn write_text(value: &Value, out: &mut String) {
@@ -230,38 +243,68 @@ mod tests {
             Value::Null,
             Value::Text("q\"\\".into()),
         ]);
-        assert_eq!(to_text(&v, "text[]").unwrap(), r#"{"a,b",NULL,"q\"\\"}"#);
+        assert_eq!(
+            to_text(&v, "text[]").unwrap().unwrap(),
+            r#"{"a,b",NULL,"q\"\\"}"#
+        );
     }
 
     #[test]
     fn schemaless_epoch_integers_become_calendar_values() {
-        assert_eq!(to_text(&Value::Int(13693), "date").unwrap(), "2007-06-29");
-        assert_eq!(to_text(&Value::Int(13693), "bigint").unwrap(), "13693");
+        assert_eq!(
+            to_text(&Value::Int(13693), "date").unwrap().unwrap(),
+            "2007-06-29"
+        );
+        assert_eq!(
+            to_text(&Value::Int(13693), "bigint").unwrap().unwrap(),
+            "13693"
+        );
         assert_eq!(
             to_text(
                 &Value::Int(1_665_791_731_989_360),
                 "timestamp without time zone"
             )
+            .unwrap()
             .unwrap(),
             "2022-10-14 23:55:31.989360"
         );
     }
 
     #[test]
+    fn schemaless_base64_becomes_the_bytes_it_encodes() {
+        assert_eq!(
+            to_text(&Value::Text("3q2+7w==".into()), "bytea"),
+            Ok(Some("\\xdeadbeef".into()))
+        );
+        assert!(to_text(&Value::Text("not base64!".into()), "bytea").is_err());
+        assert_eq!(
+            to_text(&Value::Text("3q2+7w==".into()), "text"),
+            Ok(Some("3q2+7w==".into())),
+            "only a bytea column decodes it"
+        );
+    }
+
+    #[test]
     fn special_floats_and_bytes() {
         assert_eq!(
-            to_text(&Value::Float(f64::NAN), "double precision").unwrap(),
+            to_text(&Value::Float(f64::NAN), "double precision")
+                .unwrap()
+                .unwrap(),
             "NaN"
         );
         assert_eq!(
-            to_text(&Value::Float(f64::NEG_INFINITY), "real").unwrap(),
+            to_text(&Value::Float(f64::NEG_INFINITY), "real")
+                .unwrap()
+                .unwrap(),
             "-Infinity"
         );
         assert_eq!(
-            to_text(&Value::Bytes(vec![0, 255]), "bytea").unwrap(),
+            to_text(&Value::Bytes(vec![0, 255]), "bytea")
+                .unwrap()
+                .unwrap(),
             "\\x00ff"
         );
-        assert_eq!(to_text(&Value::Null, "text"), None);
+        assert_eq!(to_text(&Value::Null, "text"), Ok(None));
     }
 
     #[test]

@@ -929,3 +929,60 @@ async fn event_names_outside_the_identifier_policy_are_refused() {
         "too long under any policy"
     );
 }
+
+/// Schema-less bytes (Debezium's base64 text) into a pre-created `bytea`
+/// column are stored as the bytes they encode, not as the ASCII of the
+/// base64; text that is not base64 is refused rather than reinterpreted.
+#[tokio::test]
+async fn schemaless_base64_into_bytea_is_stored_as_bytes() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA \"{schema}\";
+         CREATE TABLE \"{schema}\".items (id bigint PRIMARY KEY, payload bytea,
+             __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
+             __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    write(
+        &mut sink,
+        &[record(
+            &event(
+                "c",
+                1,
+                (1, 1),
+                Some(json!({"id": 1, "payload": "3q2+7w=="})),
+            ),
+            1,
+            0,
+        )],
+    )
+    .await;
+    let stored: Vec<u8> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT payload FROM \"{schema}\".items WHERE id = 1"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, vec![0xde, 0xad, 0xbe, 0xef]);
+    let bad = record(
+        &event(
+            "c",
+            2,
+            (2, 2),
+            Some(json!({"id": 2, "payload": "not base64!"})),
+        ),
+        2,
+        1,
+    );
+    match sink.write(&[bad]).await {
+        Err(SinkError::Permanent { message, .. }) => {
+            assert!(
+                message.contains("payload") && message.contains("base64"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
