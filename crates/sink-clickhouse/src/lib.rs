@@ -253,8 +253,22 @@ impl ClickHouseSink {
             keys.push(format!("({})", tuple.join(", ")));
         }
         let key_list: Vec<String> = key_names.iter().map(|k| quote(k)).collect();
+        // Decimals and floats come back as text: JSON numbers would pass
+        // through a double and lose digits (or turn NaN into null).
+        let select: Vec<String> = meta
+            .columns
+            .iter()
+            .map(|(n, t)| {
+                if t.contains("Decimal") || t.contains("Float") {
+                    format!("toString({q}) AS {q}", q = quote(n))
+                } else {
+                    quote(n)
+                }
+            })
+            .collect();
         let sql = format!(
-            "SELECT * FROM {} FINAL WHERE ({}) IN ({}) FORMAT JSONEachRow",
+            "SELECT {} FROM {} FINAL WHERE ({}) IN ({}) FORMAT JSONEachRow",
+            select.join(", "),
             meta.name,
             key_list.join(", "),
             keys.join(", ")
@@ -314,7 +328,7 @@ impl ClickHouseSink {
         if changes.is_empty() {
             return Ok(());
         }
-        let (names, body) = rows::insert_body(&meta.columns, changes, &self.cfg, features);
+        let (names, body) = rows::insert_body(&meta.columns, changes, &self.cfg, features)?;
         let sql = format!(
             "INSERT INTO {} ({}) FORMAT JSONEachRow",
             meta.name,
@@ -372,8 +386,11 @@ fn from_stored(json: &serde_json::Value, ch_type: &str) -> Value {
 /// A value as JSON (for key matching against JSONEachRow output).
 fn json_of(v: &Value) -> serde_json::Value {
     let mut s = String::new();
-    rows::write_value(&mut s, v, "String");
-    serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
+    match rows::write_value(&mut s, v, "String") {
+        Ok(()) => serde_json::from_str(&s).unwrap_or(serde_json::Value::Null),
+        // Cannot happen for a String column; matches nothing stored.
+        Err(_) => serde_json::Value::Null,
+    }
 }
 
 /// A value as an SQL literal (for `IN` lists of keys).
@@ -386,7 +403,9 @@ fn sql_literal(v: &Value) -> String {
         Value::Null => "NULL".into(),
         other => {
             let mut s = String::new();
-            rows::write_value(&mut s, other, "String");
+            if rows::write_value(&mut s, other, "String").is_err() {
+                return "NULL".into(); // cannot happen for a String column
+            }
             let text: String = serde_json::from_str(&s).unwrap_or_default();
             literal(&text)
         }

@@ -54,7 +54,7 @@ pub(crate) async fn check(
             &session,
         )
         .await?;
-    let (names, body) = rows::insert_body(columns, &rows, cfg, features);
+    let (names, body) = rows::insert_body(columns, &rows, cfg, features)?;
     let mut settings = vec![("input_format_skip_unknown_fields", "0".to_owned())];
     settings.extend(session.iter().cloned());
     let inserted = client

@@ -9,18 +9,21 @@ use crate::client::ServerFeatures;
 use crate::config::ClickHouseSinkConfig;
 use crate::encode_version;
 use crate::schema::quote;
-use sinkfleet_core::{Change, Value};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use sinkfleet_core::{Change, SinkError, Value};
 use std::fmt::Write;
 
 /// The quoted column list and the `JSONEachRow` body inserting `changes`
 /// into a table with `table_columns` (name, type): the data columns some
 /// change carries, then the version and the deleted flag.
+/// A value a column cannot hold exactly fails the whole body, naming the
+/// column (the runtime isolates the record and dead-letters it).
 pub(crate) fn insert_body(
     table_columns: &[(String, String)],
     changes: &[Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
-) -> (Vec<String>, String) {
+) -> Result<(Vec<String>, String), SinkError> {
     let column_type = |name: &str| {
         table_columns
             .iter()
@@ -55,7 +58,8 @@ pub(crate) fn insert_body(
             }
             first = false;
             let _ = write!(body, "{}:", serde_json::Value::String((*n).to_owned()));
-            write_value(&mut body, value, column_type(n));
+            write_value(&mut body, value, column_type(n))
+                .map_err(|e| SinkError::apply(format!("column `{n}`: {e}")))?;
         }
         if !first {
             body.push(',');
@@ -77,7 +81,7 @@ pub(crate) fn insert_body(
     let mut names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     names.push(quote(&cfg.version_column));
     names.push(quote(&cfg.deleted_column));
-    (names, body)
+    Ok((names, body))
 }
 
 fn quote_number(n: &str, quoted: bool) -> String {
@@ -88,43 +92,264 @@ fn quote_number(n: &str, quoted: bool) -> String {
     }
 }
 
-/// Writes one value of JSONEachRow for a column of type `ch_type`.
-pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) {
+/// Writes one value of JSONEachRow for a column of type `ch_type`: exactly
+/// as the source had it, or an error saying why the column cannot hold it
+/// (the record is then dead-lettered). ClickHouse itself would not refuse
+/// these: it wraps an out-of-range date to `0000-00-00` and an oversized
+/// integer around, and the old `DateTime` has no sub-second digits.
+pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Result<(), String> {
     let string = |out: &mut String, s: &str| {
         let _ = write!(out, "{}", serde_json::Value::String(s.to_owned()));
     };
+    let base = base_type(ch_type);
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push(if *b { '1' } else { '0' }),
         Value::Int(i) => {
+            check_int(*i, base)?;
             let _ = write!(out, "{i}");
         }
         Value::Float(f) if f.is_finite() => {
             let _ = write!(out, "{f}");
         }
-        Value::Float(_) => out.push_str("null"),
+        // Quoted, ClickHouse reads these (unquoted, it refuses them).
+        Value::Float(f) if f.is_nan() => out.push_str("\"nan\""),
+        Value::Float(f) if *f > 0.0 => out.push_str("\"inf\""),
+        Value::Float(_) => out.push_str("\"-inf\""),
         // Exact digits: a JSON number for Decimal columns, text otherwise.
-        Value::Decimal(d) if ch_type.contains("Decimal") => out.push_str(d),
+        Value::Decimal(d) if base.starts_with("Decimal") => out.push_str(d),
         Value::Decimal(d) => string(out, d),
         Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
         Value::Json(s) => string(out, s),
-        Value::TimestampTz(s) => string(out, s.replace('T', " ").trim_end_matches('Z')),
-        Value::Bytes(b) => string(out, &String::from_utf8_lossy(b)),
-        Value::Date(d) => string(out, &d.to_string()),
-        Value::Time(t) => string(out, &t.format("%H:%M:%S%.f").to_string()),
-        Value::Timestamp(t) if ch_type.contains("DateTime64") => {
-            string(out, &t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        Value::TimestampTz(s) => {
+            let utc = s.replace('T', " ");
+            let utc = utc.trim_end_matches('Z');
+            if base.starts_with("DateTime") {
+                let t = chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|e| format!("`{s}` is not an ISO-8601 timestamp: {e}"))?
+                    .naive_utc();
+                check_timestamp(&t, base)?;
+            }
+            string(out, utc);
         }
-        Value::Timestamp(t) => string(out, &t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        // Bytes as lowercase hex (`unhex()` reads them back): a JSON string
+        // carries text, and arbitrary bytes are not text.
+        Value::Bytes(b) => {
+            let mut hex = String::with_capacity(b.len() * 2);
+            for byte in b {
+                let _ = write!(hex, "{byte:02x}");
+            }
+            string(out, &hex);
+        }
+        Value::Date(d) => {
+            if base == "Date" && !(DATE_MIN..=DATE_MAX).contains(d) {
+                return Err(format!(
+                    "{d} is outside ClickHouse's Date range ({DATE_MIN} to {DATE_MAX})"
+                ));
+            }
+            string(out, &d.to_string());
+        }
+        Value::Time(t) => string(out, &t.format("%H:%M:%S%.f").to_string()),
+        Value::Timestamp(t) => {
+            check_timestamp(t, base)?;
+            let text = if base.starts_with("DateTime64") || t.nanosecond().is_multiple_of(1_000) {
+                t.format("%Y-%m-%d %H:%M:%S%.6f")
+            } else {
+                t.format("%Y-%m-%d %H:%M:%S%.9f")
+            };
+            let text = text.to_string();
+            // A `DateTime` (seconds) column reads no fraction at all.
+            let text = if base.starts_with("DateTime(") || base == "DateTime" {
+                text.split('.').next().unwrap_or_default().to_owned()
+            } else {
+                text
+            };
+            string(out, &text);
+        }
         Value::Array(items) => {
+            let item_type = ch_type
+                .strip_prefix("Array(")
+                .and_then(|t| t.strip_suffix(')'))
+                .unwrap_or(ch_type);
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_value(out, item, ch_type);
+                write_value(out, item, item_type)?;
             }
             out.push(']');
         }
+    }
+    Ok(())
+}
+
+/// `Date` on 18.16 (its calendar table ends in 2105; newer servers go to
+/// 2149-06-06, refused here all the same).
+const DATE_MIN: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+const DATE_MAX: NaiveDate = NaiveDate::from_ymd_opt(2105, 12, 31).expect("valid date");
+
+/// The type without `Nullable(..)`/`LowCardinality(..)` wrappers.
+fn base_type(ch_type: &str) -> &str {
+    let mut t = ch_type;
+    for wrapper in ["Nullable(", "LowCardinality("] {
+        if let Some(inner) = t.strip_prefix(wrapper).and_then(|i| i.strip_suffix(')')) {
+            t = inner;
+        }
+    }
+    t
+}
+
+/// An integer the column holds without wrapping or rounding. Schema-less
+/// epoch integers (Debezium's dates and timestamps) are refused for date
+/// and time columns: their unit is unknown without a schema.
+fn check_int(i: i64, base: &str) -> Result<(), String> {
+    let fits = match base {
+        "Int8" => i8::try_from(i).is_ok(),
+        "Int16" => i16::try_from(i).is_ok(),
+        "Int32" => i32::try_from(i).is_ok(),
+        "UInt8" => u8::try_from(i).is_ok(),
+        "UInt16" => u16::try_from(i).is_ok(),
+        "UInt32" => u32::try_from(i).is_ok(),
+        "UInt64" => i >= 0,
+        // Integers beyond 2^53 are not exact in a double.
+        "Float64" => i.unsigned_abs() <= 1 << 53,
+        "Float32" => i.unsigned_abs() <= 1 << 24,
+        t if t.starts_with("Date") => {
+            return Err(format!(
+                "integer {i} for a {t} column: a schema-less epoch value has no unit; declare the type (schema envelope)"
+            ));
+        }
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("{i} does not fit {base}"))
+    }
+}
+
+/// A timestamp the column holds exactly: `DateTime` has seconds from 1970
+/// to 2105, `DateTime64(6)` microseconds from 1900 to 2299.
+fn check_timestamp(t: &NaiveDateTime, base: &str) -> Result<(), String> {
+    let year = t.year();
+    if base.starts_with("DateTime64") {
+        if !(1900..=2299).contains(&year) {
+            return Err(format!(
+                "{t} is outside ClickHouse's DateTime64 range (1900 to 2299)"
+            ));
+        }
+        if !t.nanosecond().is_multiple_of(1_000) {
+            return Err(format!("{t} has more than microsecond precision"));
+        }
+    } else if base.starts_with("DateTime") {
+        if !(1970..=2105).contains(&year) {
+            return Err(format!(
+                "{t} is outside ClickHouse's DateTime range (1970 to 2105)"
+            ));
+        }
+        if t.nanosecond() != 0 {
+            return Err(format!(
+                "{t} has sub-second digits and the column is DateTime (seconds): change it to String to keep them"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn written(value: &Value, ch_type: &str) -> Result<String, String> {
+        let mut out = String::new();
+        write_value(&mut out, value, ch_type).map(|()| out)
+    }
+
+    fn ts(y: i32, nanos: u32) -> Value {
+        Value::Timestamp(
+            NaiveDate::from_ymd_opt(y, 1, 2)
+                .and_then(|d| d.and_hms_nano_opt(10, 47, 58, nanos))
+                .expect("valid"),
+        )
+    }
+
+    #[test]
+    fn timestamps_are_exact_or_refused() {
+        assert_eq!(
+            written(&ts(2024, 945_635_000), "String").unwrap(),
+            r#""2024-01-02 10:47:58.945635""#
+        );
+        assert_eq!(
+            written(&ts(2024, 945_635_001), "String").unwrap(),
+            r#""2024-01-02 10:47:58.945635001""#
+        );
+        assert_eq!(
+            written(&ts(2024, 0), "DateTime('UTC')").unwrap(),
+            r#""2024-01-02 10:47:58""#
+        );
+        assert!(written(&ts(2024, 945_635_000), "DateTime('UTC')").is_err());
+        assert!(written(&ts(1969, 0), "Nullable(DateTime('UTC'))").is_err());
+        assert_eq!(
+            written(&ts(1969, 945_635_000), "DateTime64(6, 'UTC')").unwrap(),
+            r#""1969-01-02 10:47:58.945635""#
+        );
+        assert!(written(&ts(2024, 1), "DateTime64(6, 'UTC')").is_err());
+        assert!(written(&ts(1899, 0), "DateTime64(6, 'UTC')").is_err());
+        let zoned = Value::TimestampTz("1960-01-01T00:00:00Z".into());
+        assert!(written(&zoned, "DateTime('UTC')").is_err());
+        assert_eq!(
+            written(&zoned, "String").unwrap(),
+            r#""1960-01-01 00:00:00""#
+        );
+    }
+
+    #[test]
+    fn dates_outside_the_date_range_are_refused() {
+        let date = |y| Value::Date(NaiveDate::from_ymd_opt(y, 6, 1).expect("valid"));
+        assert_eq!(written(&date(2024), "Date").unwrap(), r#""2024-06-01""#);
+        assert!(written(&date(1969), "Nullable(Date)").is_err());
+        assert!(written(&date(2200), "Date").is_err());
+        assert_eq!(written(&date(1969), "String").unwrap(), r#""1969-06-01""#);
+    }
+
+    #[test]
+    fn integers_never_wrap_and_epoch_integers_need_a_type() {
+        assert_eq!(written(&Value::Int(-5), "Int16").unwrap(), "-5");
+        assert!(written(&Value::Int(70_000), "Nullable(Int16)").is_err());
+        assert!(written(&Value::Int(-1), "UInt8").is_err());
+        assert!(written(&Value::Int(1 << 54), "Float64").is_err());
+        assert!(written(&Value::Int(13_693), "Date").is_err());
+        assert!(written(&Value::Int(1), "DateTime('UTC')").is_err());
+        assert_eq!(
+            written(&Value::Int(i64::MAX), "Int64").unwrap(),
+            i64::MAX.to_string()
+        );
+    }
+
+    #[test]
+    fn special_floats_and_bytes_keep_their_value() {
+        assert_eq!(
+            written(&Value::Float(f64::NAN), "Float64").unwrap(),
+            r#""nan""#
+        );
+        assert_eq!(
+            written(&Value::Float(f64::NEG_INFINITY), "Nullable(Float64)").unwrap(),
+            r#""-inf""#
+        );
+        assert_eq!(
+            written(&Value::Bytes(vec![0xde, 0xad, 0x00, 0xff]), "String").unwrap(),
+            r#""dead00ff""#
+        );
+        assert_eq!(
+            written(
+                &Value::Array(vec![Value::Int(1), Value::Null, Value::Int(300)]),
+                "Array(Nullable(Int16))"
+            )
+            .unwrap(),
+            "[1,null,300]"
+        );
+        assert!(written(&Value::Array(vec![Value::Int(70_000)]), "Array(Int16)").is_err());
     }
 }

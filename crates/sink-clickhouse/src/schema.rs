@@ -50,7 +50,8 @@ pub fn ch_type(ty: &ColumnType, sample: Option<&Value>, features: &ServerFeature
         ColumnType::Timestamp | ColumnType::TimestampTz if features.datetime64() => {
             "DateTime64(6, 'UTC')".into()
         }
-        ColumnType::Timestamp => "DateTime('UTC')".into(),
+        // Without DateTime64 (before 20.1) the only timestamp type counts
+        // seconds: the exact text keeps the sub-second digits.
         ColumnType::Uuid => "UUID".into(),
         ColumnType::Array(item) => {
             let first = match sample {
@@ -465,7 +466,7 @@ mod tests {
     #[test]
     fn types_per_server() {
         let ts = ColumnType::Timestamp;
-        assert_eq!(ch_type(&ts, None, &OLD), "DateTime('UTC')");
+        assert_eq!(ch_type(&ts, None, &OLD), "String", "no sub-second type");
         assert_eq!(ch_type(&ts, None, &NEW), "DateTime64(6, 'UTC')");
         assert_eq!(
             ch_type(

@@ -458,3 +458,55 @@ async fn event_names_outside_the_identifier_policy_are_refused() {
         .unwrap();
     assert_eq!(exists.trim(), "0", "nothing was created");
 }
+
+/// Values 18.16 has no exact type for are kept exactly or refused, never
+/// changed: a sub-second timestamp (before 1970 too) is stored as its
+/// exact text, NaN stays NaN, bytes that are not UTF-8 are stored as hex;
+/// a date outside `Date`'s range is refused (ClickHouse would store
+/// `0000-00-00`).
+#[tokio::test]
+async fn values_without_an_exact_type_are_kept_as_text_or_refused() {
+    let (db, client, mut sink) = sink_in("exact");
+    let value = |id: i64, days: i64| {
+        serde_json::json!({
+            "schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "optional": true, "fields": [
+                {"field": "id", "type": "int64", "optional": false},
+                {"field": "at", "type": "int64", "optional": true, "name": "io.debezium.time.MicroTimestamp"},
+                {"field": "day", "type": "int32", "optional": true, "name": "io.debezium.time.Date"},
+                {"field": "ratio", "type": "float64", "optional": true},
+                {"field": "raw", "type": "bytes", "optional": true}]}]},
+            "payload": {"op": "c", "source": {"schema": "public", "table": "items", "lsn": 10 + id},
+                        "after": {"id": id, "at": -1, "day": days, "ratio": "NaN", "raw": "3q0A/w=="}}
+        })
+    };
+    let key = |id: i64| serde_json::json!({ "id": id });
+    sink.write(&[decoded(&key(1), &value(1, 19_000), 1)])
+        .await
+        .unwrap();
+    let stored = client
+        .execute(
+            &format!(
+                "SELECT at, toTypeName(at) AS at_type, toString(day) AS day, toString(ratio) AS ratio, raw
+                   FROM `{db}`.items FINAL FORMAT JSONEachRow"
+            ),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.trim(),
+        r#"{"at":"1969-12-31 23:59:59.999999","at_type":"Nullable(String)","day":"2022-01-08","ratio":"nan","raw":"dead00ff"}"#
+    );
+    // 1969-12-31: outside Date's range.
+    match sink.write(&[decoded(&key(2), &value(2, -1), 2)]).await {
+        Err(SinkError::Permanent { message, .. }) => {
+            assert!(
+                message.contains("day") && message.contains("Date range"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop_database(&client, &db).await;
+}
