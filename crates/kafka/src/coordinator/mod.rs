@@ -7,9 +7,9 @@
 //! revoked partitions. Keeping all of it in one task means no locks around
 //! partition state.
 
-use crate::committer::{self, Committer};
+use crate::committer::Committer;
 use crate::config::WorkerConfig;
-use crate::consumer::{BrokerOffsetsMap, CommitAnswer, PartitionId, PollEvent, WorkerContext};
+use crate::consumer::{BrokerOffsetsMap, PartitionId, PollEvent, WorkerContext};
 use crate::dead_letter::DeadLetter;
 use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
@@ -61,6 +61,8 @@ pub struct Health {
     /// Subscribed and the sink is not failing.
     pub ready: AtomicBool,
 }
+
+mod commits;
 
 pub(crate) struct Coordinator {
     consumer: SharedConsumer,
@@ -518,103 +520,6 @@ impl Coordinator {
         metrics::gauge!("sinkfleet_partitions_paused").set(paused as f64);
         metrics::gauge!("sinkfleet_inflight_records").set(global.records as f64);
         metrics::gauge!("sinkfleet_inflight_bytes").set(global.bytes as f64);
-    }
-
-    /// Sends a commit for every partition whose durable watermark is ahead
-    /// of what the broker acknowledged (see [`crate::commit`]) to the
-    /// committer thread, which answers with [`PollEvent::Committed`].
-    fn commit_async(&mut self) {
-        let now = Instant::now();
-        self.last_commit = now;
-        let due: Vec<(PartitionId, i64)> = self
-            .partitions
-            .iter()
-            .filter_map(|(id, state)| {
-                let next = state.commit.due(state.durable()?, now)?;
-                Some((id.clone(), next))
-            })
-            .collect();
-        if due.is_empty() || !self.committer.request(due.clone()) {
-            return; // busy: the next tick sends them
-        }
-        for (id, next) in due {
-            if let Some(state) = self.partitions.get_mut(&id) {
-                state.commit.sent(next, now);
-            }
-        }
-    }
-
-    /// The broker's answers: an acknowledged offset is committed (and only
-    /// then published); a refused one is retried after a backoff.
-    fn on_committed(&mut self, answers: Vec<CommitAnswer>) {
-        let now = Instant::now();
-        for answer in answers {
-            // Answers for partitions given up meanwhile concern their new
-            // owner's bookkeeping, not ours.
-            let Some(state) = self.partitions.get_mut(&answer.partition) else {
-                continue;
-            };
-            match answer.result {
-                Ok(()) => {
-                    state.acknowledged(answer.offset);
-                    progress::publish_committed(&answer.partition, answer.offset);
-                }
-                Err(error) => {
-                    metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
-                    // A refusal storm (a long rebalance) logs once per streak
-                    // and then every tenth attempt.
-                    if state.commit.failures() % 10 == 0 {
-                        tracing::warn!(topic = %answer.partition.0, partition = answer.partition.1,
-                            offset = answer.offset, attempts = state.commit.failures() + 1, %error,
-                            "offset commit refused by the broker; retrying");
-                    }
-                    state
-                        .commit
-                        .refused(answer.offset, now, &self.commit_backoff);
-                }
-            }
-        }
-    }
-
-    /// The last commit before leaving the group: synchronous, retried
-    /// within the drain timeout until the broker has every durable offset.
-    async fn commit_final(&mut self) {
-        let deadline = Instant::now() + Duration::from_millis(self.cfg.drain_timeout_ms);
-        let mut attempt = 0;
-        loop {
-            let due: Vec<(PartitionId, i64)> = self
-                .partitions
-                .iter()
-                .filter_map(|(id, state)| {
-                    let next = state.durable().filter(|d| state.commit.behind(*d))?;
-                    Some((id.clone(), next))
-                })
-                .collect();
-            if due.is_empty() {
-                return;
-            }
-            let consumer = self.consumer.clone();
-            // A synchronous commit blocks: keep it off the async workers.
-            let answers =
-                match tokio::task::spawn_blocking(move || committer::commit(&consumer, &due)).await
-                {
-                    Ok(answers) => answers,
-                    Err(e) => {
-                        tracing::error!(error = %e, "commit task failed");
-                        return;
-                    }
-                };
-            let error = answers.iter().find_map(|a| a.result.clone().err());
-            self.on_committed(answers);
-            let Some(error) = error else { return };
-            attempt += 1;
-            let delay = self.commit_backoff.delay(attempt);
-            if Instant::now() + delay >= deadline {
-                tracing::warn!(%error, attempt, "final offset commit failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
-                return;
-            }
-            tokio::time::sleep(delay).await;
-        }
     }
 
     /// Lag per owned partition from the broker's numbers, durable but

@@ -1,0 +1,108 @@
+//! The coordinator's offset commits: periodic ones through the committer
+//! thread, the broker's answers, and the last one before leaving the group.
+//! What is due when is decided by [`crate::commit::CommitTracker`].
+
+use super::Coordinator;
+use crate::committer;
+use crate::consumer::{CommitAnswer, PartitionId};
+use crate::progress;
+use std::time::{Duration, Instant};
+
+impl Coordinator {
+    /// Sends a commit for every partition whose durable watermark is ahead
+    /// of what the broker acknowledged (see [`crate::commit`]) to the
+    /// committer thread, which answers with [`crate::consumer::PollEvent::Committed`].
+    pub(super) fn commit_async(&mut self) {
+        let now = Instant::now();
+        self.last_commit = now;
+        let due: Vec<(PartitionId, i64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(id, state)| {
+                let next = state.commit.due(state.durable()?, now)?;
+                Some((id.clone(), next))
+            })
+            .collect();
+        if due.is_empty() || !self.committer.request(due.clone()) {
+            return; // busy: the next tick sends them
+        }
+        for (id, next) in due {
+            if let Some(state) = self.partitions.get_mut(&id) {
+                state.commit.sent(next, now);
+            }
+        }
+    }
+
+    /// The broker's answers: an acknowledged offset is committed (and only
+    /// then published); a refused one is retried after a backoff.
+    pub(super) fn on_committed(&mut self, answers: Vec<CommitAnswer>) {
+        let now = Instant::now();
+        for answer in answers {
+            // Answers for partitions given up meanwhile concern their new
+            // owner's bookkeeping, not ours.
+            let Some(state) = self.partitions.get_mut(&answer.partition) else {
+                continue;
+            };
+            match answer.result {
+                Ok(()) => {
+                    state.acknowledged(answer.offset);
+                    progress::publish_committed(&answer.partition, answer.offset);
+                }
+                Err(error) => {
+                    metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
+                    // A refusal storm (a long rebalance) logs once per streak
+                    // and then every tenth attempt.
+                    if state.commit.failures() % 10 == 0 {
+                        tracing::warn!(topic = %answer.partition.0, partition = answer.partition.1,
+                            offset = answer.offset, attempts = state.commit.failures() + 1, %error,
+                            "offset commit refused by the broker; retrying");
+                    }
+                    state
+                        .commit
+                        .refused(answer.offset, now, &self.commit_backoff);
+                }
+            }
+        }
+    }
+
+    /// The last commit before leaving the group: synchronous, retried
+    /// within the drain timeout until the broker has every durable offset.
+    pub(super) async fn commit_final(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.drain_timeout_ms);
+        let mut attempt = 0;
+        loop {
+            let due: Vec<(PartitionId, i64)> = self
+                .partitions
+                .iter()
+                .filter_map(|(id, state)| {
+                    let next = state.durable().filter(|d| state.commit.behind(*d))?;
+                    Some((id.clone(), next))
+                })
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            let consumer = self.consumer.clone();
+            // A synchronous commit blocks: keep it off the async workers.
+            let answers =
+                match tokio::task::spawn_blocking(move || committer::commit(&consumer, &due)).await
+                {
+                    Ok(answers) => answers,
+                    Err(e) => {
+                        tracing::error!(error = %e, "commit task failed");
+                        return;
+                    }
+                };
+            let error = answers.iter().find_map(|a| a.result.clone().err());
+            self.on_committed(answers);
+            let Some(error) = error else { return };
+            attempt += 1;
+            let delay = self.commit_backoff.delay(attempt);
+            if Instant::now() + delay >= deadline {
+                tracing::warn!(%error, attempt, "final offset commit failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
+                return;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
