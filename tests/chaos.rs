@@ -17,7 +17,6 @@ mod common;
 use common::parquet::assert_stored_once;
 use common::{MockBroker, Pipeline, Worker, free_port, wait_until};
 use sinkfleet_sink_s3_parquet::ParquetSinkConfig;
-use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{self, Options, Workload};
 use std::time::{Duration, Instant};
 
@@ -134,9 +133,7 @@ async fn pipeline(name: &str) -> (Pipeline, MockBroker, Workload) {
     let (p, mock) = Pipeline::on_mock(name, PARTITIONS);
     let w = workload();
     assert!(w.records.len() >= 50_000, "{} records", w.records.len());
-    kafka::produce(&p.brokers, &p.topic, &w.records)
-        .await
-        .unwrap();
+    p.produce(&w.records).await;
     (p, mock, w)
 }
 

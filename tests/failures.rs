@@ -6,7 +6,6 @@
 mod common;
 
 use common::{Pipeline, Proxy, Worker, free_port, wait_until};
-use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{self, Options};
 use std::time::Duration;
 
@@ -119,9 +118,7 @@ async fn sigkill_failover_between_two_workers() {
         seed: 13,
         ..Options::default()
     });
-    kafka::produce(&p.brokers, &p.topic, &w.records)
-        .await
-        .unwrap();
+    p.produce(&w.records).await;
     let slow = "  rate_limit: { rows_per_second: 1500 }";
     let (port_a, port_b) = (free_port(), free_port());
     let mut a: Worker = p.spawn("a", &p.config(slow, "", port_a), port_a);

@@ -155,34 +155,23 @@ fn dashboard_expressions() -> Vec<(String, String)> {
     out
 }
 
-/// `(alert, expr)` of every rule (a small reader for our own YAML shape:
-/// `- alert: Name` followed by `expr: …` on one line or a `|` block).
+/// `(alert, expr)` of every rule.
 fn alert_expressions() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(deploy("prometheus/alerts.yaml")).unwrap();
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        if let Some(name) = line.trim().strip_prefix("- alert: ") {
-            out.push((name.to_owned(), String::new()));
-        } else if let Some(expr) = line.trim().strip_prefix("expr: ") {
-            let last = out.last_mut().expect("expr before alert");
-            if expr == "|" {
-                let indent = line.len() - line.trim_start().len();
-                while let Some(next) = lines
-                    .next_if(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
-                {
-                    last.1.push_str(next.trim());
-                    last.1.push(' ');
-                }
-            } else {
-                last.1 = expr.to_owned();
-            }
-        }
-    }
-    assert!(
-        out.len() >= 10 && out.iter().all(|(_, e)| !e.is_empty()),
-        "{out:?}"
-    );
+    let rules: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let out: Vec<(String, String)> = rules["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_sequence().unwrap())
+        .map(|rule| {
+            (
+                rule["alert"].as_str().unwrap().to_owned(),
+                rule["expr"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(out.len() >= 10, "{out:?}");
     out
 }
 

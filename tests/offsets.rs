@@ -10,7 +10,6 @@
 mod common;
 
 use common::{Pipeline, Worker, free_port, wait_until};
-use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{self, Options};
 use std::time::Duration;
 
@@ -35,9 +34,7 @@ async fn refused_commits_are_retried_until_the_broker_has_them() {
         seed: 5,
         ..Options::default()
     });
-    kafka::produce(&p.brokers, &p.topic, &w.records)
-        .await
-        .unwrap();
+    p.produce(&w.records).await;
     let end: i64 = p.end_offsets().values().sum();
     // Enough refusals to outlast the first commits after everything is
     // applied: nothing new arrives after them.
@@ -75,9 +72,7 @@ async fn a_refused_commit_at_shutdown_is_retried() {
         seed: 6,
         ..Options::default()
     });
-    kafka::produce(&p.brokers, &p.topic, &w.records)
-        .await
-        .unwrap();
+    p.produce(&w.records).await;
     let port = free_port();
     let config = p.config("  commit_interval_ms: 3600000", "", port);
     let mut worker = p.spawn("w", &config, port);

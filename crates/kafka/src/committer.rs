@@ -11,9 +11,11 @@
 //! [`PollEvent::Committed`].
 
 use crate::consumer::{CommitAnswer, PartitionId, PollEvent, WorkerContext};
+use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::sync::{Arc, mpsc as std_mpsc};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// The coordinator's handle on the committer thread; dropping it ends the
@@ -76,4 +78,35 @@ pub(crate) fn commit(
             result: result.clone(),
         })
         .collect()
+}
+
+/// Commits synchronously, retrying a refusal after `backoff` until
+/// `deadline` (at least one attempt): the last commit for partitions about
+/// to go, on a revoke or at shutdown (`what`, for the log). Returns whether
+/// the broker acknowledged every offset.
+pub(crate) fn commit_until(
+    consumer: &BaseConsumer<WorkerContext>,
+    offsets: &[(PartitionId, i64)],
+    deadline: Instant,
+    backoff: &Backoff,
+    what: &str,
+) -> bool {
+    let mut attempt = 0;
+    loop {
+        let refused = commit(consumer, offsets)
+            .into_iter()
+            .find_map(|answer| answer.result.err());
+        let Some(error) = refused else {
+            return true;
+        };
+        attempt += 1;
+        metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
+        let delay = backoff.delay(attempt);
+        if Instant::now() + delay >= deadline {
+            tracing::warn!(%error, attempt, "commit on {what} failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
+            return false;
+        }
+        tracing::info!(%error, attempt, "commit on {what} refused; retrying");
+        std::thread::sleep(delay);
+    }
 }

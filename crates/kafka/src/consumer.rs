@@ -155,34 +155,6 @@ impl ClientContext for WorkerContext {
     }
 }
 
-/// Commits `offsets` synchronously, retrying a refusal until `deadline`
-/// (at least one attempt). Returns whether the broker acknowledged them.
-fn commit_revoked(
-    consumer: &BaseConsumer<WorkerContext>,
-    offsets: &[(PartitionId, i64)],
-    deadline: Instant,
-    backoff: &Backoff,
-) -> bool {
-    let mut attempt = 0;
-    loop {
-        let refused = crate::committer::commit(consumer, offsets)
-            .into_iter()
-            .find_map(|answer| answer.result.err());
-        let Some(error) = refused else {
-            return true;
-        };
-        attempt += 1;
-        metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
-        let delay = backoff.delay(attempt);
-        if Instant::now() + delay >= deadline {
-            tracing::warn!(%error, attempt, "commit on revoke failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
-            return false;
-        }
-        tracing::info!(%error, attempt, "commit on revoke refused; retrying");
-        std::thread::sleep(delay);
-    }
-}
-
 impl ConsumerContext for WorkerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
@@ -215,7 +187,13 @@ impl ConsumerContext for WorkerContext {
         // Retries share the drain's time budget, with a little left for a
         // drain that used all of it.
         let deadline = (started + self.drain_timeout).max(Instant::now() + Duration::from_secs(2));
-        if commit_revoked(consumer, &offsets, deadline, &self.commit_backoff) {
+        if crate::committer::commit_until(
+            consumer,
+            &offsets,
+            deadline,
+            &self.commit_backoff,
+            "revoke",
+        ) {
             tracing::info!(?offsets, "committed revoked partitions");
             for ((topic, partition), next) in &offsets {
                 let labels = [

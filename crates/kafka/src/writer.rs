@@ -152,9 +152,10 @@ pub async fn run<S: Sink>(
     let name = sink.name();
     // Registered at 0, so `rate()` has a series before the first retry.
     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(0);
+    let backoff = Backoff::from_config(&cfg);
     let ctx = Context {
         dead_letters: &dead_letters,
-        cfg: &cfg,
+        backoff,
         limits: &limits,
         events: &events,
         name,
@@ -186,9 +187,7 @@ pub async fn run<S: Sink>(
                             });
                             // A release drops the partition's buffered
                             // records, so the next attempt does not upload them.
-                            releases
-                                .sleep(&mut sink, Backoff::from_config(&cfg).delay(attempt))
-                                .await;
+                            releases.sleep(&mut sink, backoff.delay(attempt)).await;
                         }
                     }
                 }
@@ -200,7 +199,8 @@ pub async fn run<S: Sink>(
 /// What a job needs besides the sink.
 struct Context<'a> {
     dead_letters: &'a DeadLetterProducer,
-    cfg: &'a WorkerConfig,
+    /// Delays between retries (sink writes, flushes, dead-letter produces).
+    backoff: Backoff,
     limits: &'a Limits,
     events: &'a mpsc::UnboundedSender<WriterEvent>,
     name: &'static str,
@@ -214,7 +214,7 @@ async fn write_job<S: Sink>(
 ) -> Vec<DurableRange> {
     let Context {
         dead_letters,
-        cfg,
+        backoff,
         limits,
         events,
         name,
@@ -227,7 +227,7 @@ async fn write_job<S: Sink>(
         match item.payload {
             Payload::Skip => durable.push((item.position, item.covers_from)),
             Payload::DeadLetter(letter) => {
-                send_dead_letter(dead_letters, &letter, cfg, events).await;
+                send_dead_letter(dead_letters, &letter, &backoff, events).await;
                 durable.push((item.position, item.covers_from));
             }
             Payload::Change(record) => {
@@ -271,9 +271,7 @@ async fn write_job<S: Sink>(
                     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
                     let _ = events.send(WriterEvent::Retrying { attempt, error });
-                    releases
-                        .sleep(sink, Backoff::from_config(cfg).delay(attempt))
-                        .await;
+                    releases.sleep(sink, backoff.delay(attempt)).await;
                 }
             }
         };
@@ -312,7 +310,7 @@ async fn write_job<S: Sink>(
                     class,
                     message,
                 };
-                send_dead_letter(dead_letters, &letter, cfg, events).await;
+                send_dead_letter(dead_letters, &letter, &backoff, events).await;
                 durable.push((record.position.clone(), *covers_from));
             }
             Err((_, message)) => {
@@ -331,7 +329,7 @@ async fn write_job<S: Sink>(
 async fn send_dead_letter(
     producer: &DeadLetterProducer,
     letter: &DeadLetter,
-    cfg: &WorkerConfig,
+    backoff: &Backoff,
     events: &mpsc::UnboundedSender<WriterEvent>,
 ) {
     let mut attempt = 0;
@@ -350,7 +348,7 @@ async fn send_dead_letter(
                     attempt,
                     error: format!("dead-letter topic: {e}"),
                 });
-                tokio::time::sleep(Backoff::from_config(cfg).delay(attempt)).await;
+                tokio::time::sleep(backoff.delay(attempt)).await;
             }
         }
     }
@@ -465,7 +463,7 @@ mod tests {
         let (events, _events_rx) = mpsc::unbounded_channel();
         let ctx = Context {
             dead_letters: &dead_letters,
-            cfg: &cfg,
+            backoff: Backoff::from_config(&cfg),
             limits: &limits,
             events: &events,
             name: "flaky",

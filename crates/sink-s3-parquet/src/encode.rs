@@ -131,21 +131,13 @@ fn array(ty: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
             Decimal128Builder::new()
                 .with_precision_and_scale(*p, *s)
                 .map_err(|e| e.to_string())?,
-            |v| match v {
-                Value::Decimal(text) => decimal(text, *p, *s)?,
-                Value::Int(i) => decimal(&i.to_string(), *p, *s)?,
-                other => return Err(mismatch("a decimal", other)),
-            }
+            |v| decimal(&decimal_text(v)?, *p, *s)?
         ),
         DataType::Decimal256(p, s) => build!(
             Decimal256Builder::new()
                 .with_precision_and_scale(*p, *s)
                 .map_err(|e| e.to_string())?,
-            |v| match v {
-                Value::Decimal(text) => decimal256(text, *p, *s)?,
-                Value::Int(i) => decimal256(&i.to_string(), *p, *s)?,
-                other => return Err(mismatch("a decimal", other)),
-            }
+            |v| decimal256(&decimal_text(v)?, *p, *s)?
         ),
         DataType::Date32 => build!(Date32Builder::new(), |v| match v {
             Value::Date(d) => days(*d),
@@ -217,6 +209,15 @@ fn float(v: &Value) -> Result<f64, String> {
 
 fn days(d: NaiveDate) -> i32 {
     d.num_days_from_ce() - UNIX_EPOCH_CE_DAYS
+}
+
+/// The digits of a value for a decimal column (an integer counts too).
+fn decimal_text(v: &Value) -> Result<Cow<'_, str>, String> {
+    match v {
+        Value::Decimal(text) => Ok(Cow::Borrowed(text)),
+        Value::Int(i) => Ok(Cow::Owned(i.to_string())),
+        other => Err(mismatch("a decimal", other)),
+    }
 }
 
 /// The unscaled value of `text` as a decimal(`precision`, `scale`), folded

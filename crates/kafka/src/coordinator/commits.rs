@@ -68,41 +68,37 @@ impl Coordinator {
     /// The last commit before leaving the group: synchronous, retried
     /// within the drain timeout until the broker has every durable offset.
     pub(super) async fn commit_final(&mut self) {
+        let due: Vec<(PartitionId, i64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(id, state)| {
+                let next = state.durable().filter(|d| state.commit.behind(*d))?;
+                Some((id.clone(), next))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let consumer = self.consumer.clone();
+        let backoff = self.commit_backoff;
         let deadline = Instant::now() + Duration::from_millis(self.cfg.drain_timeout_ms);
-        let mut attempt = 0;
-        loop {
-            let due: Vec<(PartitionId, i64)> = self
-                .partitions
-                .iter()
-                .filter_map(|(id, state)| {
-                    let next = state.durable().filter(|d| state.commit.behind(*d))?;
-                    Some((id.clone(), next))
-                })
-                .collect();
-            if due.is_empty() {
-                return;
-            }
-            let consumer = self.consumer.clone();
-            // A synchronous commit blocks: keep it off the async workers.
-            let answers =
-                match tokio::task::spawn_blocking(move || committer::commit(&consumer, &due)).await
-                {
-                    Ok(answers) => answers,
-                    Err(e) => {
-                        tracing::error!(error = %e, "commit task failed");
-                        return;
-                    }
-                };
-            let error = answers.iter().find_map(|a| a.result.clone().err());
-            self.on_committed(answers);
-            let Some(error) = error else { return };
-            attempt += 1;
-            let delay = self.commit_backoff.delay(attempt);
-            if Instant::now() + delay >= deadline {
-                tracing::warn!(%error, attempt, "final offset commit failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
-                return;
-            }
-            tokio::time::sleep(delay).await;
+        // A synchronous commit blocks: keep it off the async workers.
+        let acked = tokio::task::spawn_blocking(move || {
+            committer::commit_until(&consumer, &due, deadline, &backoff, "shutdown").then_some(due)
+        })
+        .await;
+        match acked {
+            Ok(Some(due)) => self.on_committed(
+                due.into_iter()
+                    .map(|(partition, offset)| CommitAnswer {
+                        partition,
+                        offset,
+                        result: Ok(()),
+                    })
+                    .collect(),
+            ),
+            Ok(None) => {} // logged by commit_until
+            Err(e) => tracing::error!(error = %e, "commit task failed"),
         }
     }
 }

@@ -529,8 +529,7 @@ impl Coordinator {
         let broker = self
             .broker_offsets
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .unwrap_or_else(|p| p.into_inner());
         for (id, state) in &mut self.partitions {
             let offsets = broker.get(id).copied();
             if let Some(b) = offsets {
