@@ -10,12 +10,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
 use serde::Deserialize;
 use sinkfleet_core::VersionSource;
-use sinkfleet_core::debezium::DecodeOptions;
+use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions};
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_postgres::PostgresSinkConfig;
 use sinkfleet_sink_s3_parquet::ParquetSinkConfig;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The whole file.
@@ -50,6 +50,10 @@ pub struct DecodeConfig {
     /// of the Kafka key.
     #[serde(default)]
     pub key_columns: HashMap<String, Vec<String>>,
+    /// Declared types of schema-less events' columns: source table
+    /// (`schema.table`, or `*`) → column → Debezium encoding.
+    #[serde(default)]
+    pub columns: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `sink:` section: one of the sinks.
@@ -124,6 +128,9 @@ impl Config {
         {
             problems.push(("decode.version.field".into(), "empty".into()));
         }
+        if let Err(e) = DeclaredColumns::parse(&self.decode.columns) {
+            problems.push(("decode.columns".into(), e));
+        }
         if let Err(e) = self.metrics.listen.parse::<std::net::SocketAddr>() {
             problems.push(("metrics.listen".into(), e.to_string()));
         }
@@ -176,15 +183,17 @@ impl Config {
     }
 
     /// The consumer runtime's part.
-    pub fn runtime(&self) -> RuntimeConfig {
-        RuntimeConfig {
+    pub fn runtime(&self) -> anyhow::Result<RuntimeConfig> {
+        Ok(RuntimeConfig {
             kafka: self.kafka.clone(),
             worker: self.worker.clone(),
             dead_letter: self.dead_letter.clone(),
             decode: DecodeOptions {
                 version: self.decode.version.clone(),
                 key_columns: self.decode.key_columns.clone(),
+                columns: DeclaredColumns::parse(&self.decode.columns)
+                    .map_err(|e| anyhow::anyhow!("decode.columns: {e}"))?,
             },
-        }
+        })
     }
 }

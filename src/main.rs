@@ -112,7 +112,7 @@ async fn publish(
 async fn run(config: Config) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     observability::serve(&config.metrics.listen, Arc::clone(&health)).await?;
-    let runtime = config.runtime();
+    let runtime = config.runtime()?;
     match config.sink {
         SinkConfig::Postgres(pg) => {
             let sink = PostgresSink::new(pg)?;

@@ -70,6 +70,20 @@ impl ClickHouseSinkConfig {
         }
     }
 
+    /// The column holding a version's minor part (the change LSN of a CDC
+    /// event) on servers without `UInt128`, where the version column holds
+    /// only the major part. Named after the version column.
+    pub fn minor_version_column(&self) -> String {
+        format!("{}_minor", self.version_column)
+    }
+
+    /// True for the sink's own columns, which no source column may take.
+    pub fn is_bookkeeping(&self, column: &str) -> bool {
+        column == self.version_column
+            || column == self.deleted_column
+            || column == self.minor_version_column()
+    }
+
     /// Checks what deserialization cannot: returns `(field path, problem)`.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();

@@ -12,7 +12,8 @@
 //! `(commit_lsn, change_lsn)` exactly, `DateTime64(6)` and an
 //! `insert_deduplication_token` per batch. Old servers (Debian's 18.16)
 //! get a `UInt64` version holding the major part (the commit LSN, a Kafka
-//! offset, or a field value); see [`encode_version`].
+//! offset, or a field value) and a second column with the minor part; see
+//! [`encode_version`].
 
 pub mod client;
 pub mod config;
@@ -44,13 +45,12 @@ pub struct ClickHouseSink {
 /// The version as the column stores it.
 ///
 /// With `UInt128` the whole `(commit_lsn, change_lsn)` pair fits. A
-/// `UInt64` (servers before 21.6) holds only the major part: the commit
-/// LSN for CDC events. Two changes of one key inside one transaction then
-/// share a version and ClickHouse keeps the one inserted last; in stream
-/// order that is the newer one, and a replay of a range re-inserts both in
-/// order, so the state converges once the replay has passed. Versions that
-/// do not fit are refused (`minor` must be 0 for non-LSN sources, which
-/// it is by construction).
+/// `UInt64` (servers before 21.6) holds only the major part (the commit
+/// LSN for CDC events); the minor part goes to its own column
+/// ([`ClickHouseSinkConfig::minor_version_column`]), and the sink inserts
+/// only changes newer than the stored row by the whole pair, so changes
+/// that share a commit LSN still win and lose in version order (see
+/// `drop_stale`).
 pub fn encode_version(version: Version, features: &ServerFeatures) -> String {
     version_key(version, features).to_string()
 }
@@ -179,6 +179,7 @@ impl ClickHouseSink {
                 // servers with a UInt64 version a change in the truncate's
                 // own transaction shares its version and may follow it).
                 run.retain(|c| version_key(c.version, &features) >= floor);
+                let run = self.drop_stale(&meta, run).await?;
                 for (round, changes) in collapse(run).into_iter().enumerate() {
                     let changes = self.complete_partial_rows(&meta, changes).await?;
                     inserted += changes.len() as u64;
@@ -213,7 +214,7 @@ impl ClickHouseSink {
             .columns
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| **n != self.cfg.version_column && **n != self.cfg.deleted_column)
+            .filter(|n| !self.cfg.is_bookkeeping(n))
             .collect();
         // Per partial change: the columns to read back.
         let partial: Vec<(usize, Vec<&String>)> = changes
@@ -239,20 +240,7 @@ impl ClickHouseSink {
         if partial.is_empty() {
             return Ok(changes);
         }
-        let key_names: Vec<String> = changes[partial[0].0]
-            .key
-            .names()
-            .map(str::to_owned)
-            .collect();
-        let mut keys = Vec::new();
-        for &(i, _) in &partial {
-            let mut tuple = Vec::new();
-            for (_, v) in &changes[i].key.columns {
-                tuple.push(sql_literal(v));
-            }
-            keys.push(format!("({})", tuple.join(", ")));
-        }
-        let key_list: Vec<String> = key_names.iter().map(|k| quote(k)).collect();
+        let partial_changes: Vec<&Change> = partial.iter().map(|&(i, _)| &changes[i]).collect();
         // Decimals and floats come back as text: JSON numbers would pass
         // through a double and lose digits (or turn NaN into null).
         let select: Vec<String> = meta
@@ -266,6 +254,47 @@ impl ClickHouseSink {
                 }
             })
             .collect();
+        let current = self.read_current(meta, &partial_changes, &select).await?;
+        for (i, missing) in partial {
+            let stored = current.get(&key_id(&changes[i]));
+            if let Some(row) = changes[i].row.as_mut() {
+                for n in missing {
+                    if !row.contains(n) {
+                        let v = stored
+                            .and_then(|s| s.get(n))
+                            .unwrap_or(&serde_json::Value::Null);
+                        row.set(
+                            n.clone(),
+                            from_stored(v, meta.column_type(n).unwrap_or("String")),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The current rows (`FINAL`, deleted ones included) of the keys of
+    /// `changes`, columns `select`, by [`key_id`]. One query.
+    async fn read_current(
+        &self,
+        meta: &TableMeta,
+        changes: &[&Change],
+        select: &[String],
+    ) -> Result<HashMap<String, serde_json::Map<String, serde_json::Value>>, SinkError> {
+        let Some(first) = changes.first() else {
+            return Ok(HashMap::new());
+        };
+        let key_names: Vec<&str> = first.key.names().collect();
+        let keys: Vec<String> = changes
+            .iter()
+            .map(|c| {
+                let tuple: Vec<String> =
+                    c.key.columns.iter().map(|(_, v)| sql_literal(v)).collect();
+                format!("({})", tuple.join(", "))
+            })
+            .collect();
+        let key_list: Vec<String> = key_names.iter().map(|k| quote(k)).collect();
         let sql = format!(
             "SELECT {} FROM {} FINAL WHERE ({}) IN ({}) FORMAT JSONEachRow",
             select.join(", "),
@@ -282,40 +311,69 @@ impl ClickHouseSink {
                 &[("output_format_json_quote_64bit_integers", "0".into())],
             )
             .await?;
-        let mut current: HashMap<String, serde_json::Map<String, serde_json::Value>> =
-            HashMap::new();
+        let mut current = HashMap::new();
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
-            if let Ok(serde_json::Value::Object(row)) = serde_json::from_str(line) {
+            let row: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                SinkError::Retryable(format!("unreadable row from {}: {e}", meta.name))
+            })?;
+            if let serde_json::Value::Object(row) = row {
                 let id: Vec<String> = key_names
                     .iter()
-                    .map(|k| row.get(k).map(|v| v.to_string()).unwrap_or_default())
+                    .map(|k| row.get(*k).map(|v| v.to_string()).unwrap_or_default())
                     .collect();
                 current.insert(id.join("\u{1}"), row);
             }
         }
-        for (i, missing) in partial {
-            let id: Vec<String> = changes[i]
-                .key
-                .columns
-                .iter()
-                .map(|(_, v)| json_of(v).to_string())
-                .collect();
-            let stored = current.get(&id.join("\u{1}"));
-            if let Some(row) = changes[i].row.as_mut() {
-                for n in missing {
-                    if !row.contains(n) {
-                        let v = stored
-                            .and_then(|s| s.get(n))
-                            .unwrap_or(&serde_json::Value::Null);
-                        row.set(
-                            n.clone(),
-                            from_stored(v, meta.column_type(n).unwrap_or("String")),
-                        );
-                    }
-                }
+        Ok(current)
+    }
+
+    /// Drops the changes that are not newer than what the table stores, on
+    /// servers without `UInt128` (see [`encode_version`]).
+    ///
+    /// There the version column holds only the major part, and two changes
+    /// of a key with the same commit LSN (one transaction updating a row
+    /// twice, or snapshot rows, whose commit LSN is null) would tie: the
+    /// merge keeps the row inserted last, so a replayed older change could
+    /// win. Comparing the whole `(major, minor)` with the stored row first
+    /// means every insert is strictly newer than the row it follows, and
+    /// "inserted last" then agrees with the version order. One worker owns
+    /// a key's partition, so no other writer interleaves. Only runs whose
+    /// versions have a minor part pay for the query.
+    async fn drop_stale(
+        &self,
+        meta: &TableMeta,
+        run: Vec<Change>,
+    ) -> Result<Vec<Change>, SinkError> {
+        let minor = self.cfg.minor_version_column();
+        if meta.column_type(&minor).is_none() || run.iter().all(|c| c.version.minor == 0) {
+            return Ok(run);
+        }
+        let keyed: Vec<&Change> = run.iter().filter(|c| !c.key.columns.is_empty()).collect();
+        let select = [quote(&self.cfg.version_column), quote(&minor)];
+        let select: Vec<String> = meta.key.iter().map(|k| quote(k)).chain(select).collect();
+        let current = self.read_current(meta, &keyed, &select).await?;
+        let stored =
+            |row: &serde_json::Map<String, serde_json::Value>| -> Result<Version, SinkError> {
+                let part = |name: &str| {
+                    row.get(name)
+                        .and_then(serde_json::Value::as_u64)
+                        .ok_or_else(|| {
+                            SinkError::Retryable(format!(
+                                "{}: stored `{name}` is not a UInt64",
+                                meta.name
+                            ))
+                        })
+                };
+                Ok(Version::new(part(&self.cfg.version_column)?, part(&minor)?))
+            };
+        let mut fresh = Vec::with_capacity(run.len());
+        for change in run {
+            match current.get(&key_id(&change)) {
+                Some(row) if change.version <= stored(row)? => {}
+                _ => fresh.push(change),
             }
         }
-        Ok(changes)
+        Ok(fresh)
     }
 
     async fn insert(
@@ -381,6 +439,17 @@ fn from_stored(json: &serde_json::Value, ch_type: &str) -> Value {
         J::Array(items) => Value::Array(items.iter().map(|i| from_stored(i, ch_type)).collect()),
         J::Object(_) => Value::Text(json.to_string()),
     }
+}
+
+/// A change's key as [`ClickHouseSink::read_current`] identifies stored rows.
+fn key_id(change: &Change) -> String {
+    let id: Vec<String> = change
+        .key
+        .columns
+        .iter()
+        .map(|(_, v)| json_of(v).to_string())
+        .collect();
+    id.join("\u{1}")
 }
 
 /// A value as JSON (for key matching against JSONEachRow output).

@@ -32,7 +32,7 @@ pub(crate) fn insert_body(
     };
     let mut columns: Vec<&str> = Vec::new();
     for (n, _) in table_columns {
-        if *n == cfg.version_column || *n == cfg.deleted_column {
+        if cfg.is_bookkeeping(n) {
             continue;
         }
         if changes
@@ -42,6 +42,9 @@ pub(crate) fn insert_body(
             columns.push(n);
         }
     }
+    // Tables on servers without UInt128 keep the version's minor part apart.
+    let minor =
+        Some(cfg.minor_version_column()).filter(|m| table_columns.iter().any(|(n, _)| n == m));
     let mut body = String::with_capacity(changes.len() * 128);
     for change in changes {
         body.push('{');
@@ -67,12 +70,24 @@ pub(crate) fn insert_body(
         let deleted = u8::from(!change.op.is_upsert());
         let _ = write!(
             body,
-            "{}:{},{}:{}}}",
+            "{}:{},",
             serde_json::Value::String(cfg.version_column.clone()),
             quote_number(
                 &encode_version(change.version, features),
                 features.uint128()
-            ),
+            )
+        );
+        if let Some(minor) = &minor {
+            let _ = write!(
+                body,
+                "{}:{},",
+                serde_json::Value::String(minor.clone()),
+                change.version.minor
+            );
+        }
+        let _ = write!(
+            body,
+            "{}:{}}}",
             serde_json::Value::String(cfg.deleted_column.clone()),
             deleted
         );
@@ -80,6 +95,9 @@ pub(crate) fn insert_body(
     }
     let mut names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     names.push(quote(&cfg.version_column));
+    if let Some(minor) = &minor {
+        names.push(quote(minor));
+    }
     names.push(quote(&cfg.deleted_column));
     Ok((names, body))
 }

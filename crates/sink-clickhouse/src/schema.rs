@@ -218,6 +218,9 @@ pub fn create_table_sql(
     let version_type = version_type(features);
     let mut cols = columns.to_vec();
     cols.push(format!("{} {version_type}", quote(&cfg.version_column)));
+    if !features.uint128() {
+        cols.push(format!("{} UInt64", quote(&cfg.minor_version_column())));
+    }
     cols.push(format!("{} UInt8", quote(&cfg.deleted_column)));
     let engine = if features.is_deleted_engine() {
         format!(
@@ -281,14 +284,15 @@ pub fn plan(
             key.join(", ")
         )));
     }
+    // Declared columns, then any row column the schema does not declare
+    // (typed from its values), as the Postgres and Parquet sinks keep them.
     let mut wanted: Vec<String> = key.clone();
     for change in changes {
-        let names: Vec<&str> = match (&change.schema, &change.row) {
-            (Some(s), _) => s.columns.iter().map(|c| c.name.as_str()).collect(),
-            (None, Some(r)) => r.names().collect(),
-            _ => Vec::new(),
-        };
-        for n in names {
+        let declared = change
+            .schema
+            .iter()
+            .flat_map(|s| s.columns.iter().map(|c| c.name.as_str()));
+        for n in declared.chain(change.row.iter().flat_map(|r| r.names())) {
             if !wanted.iter().any(|w| w == n) {
                 wanted.push(n.to_owned());
             }
@@ -299,7 +303,7 @@ pub fn plan(
             .check("column", n, MAX_NAME_BYTES)
             .map_err(|e| SinkError::schema(e.to_string()))?;
         check_ident(n)?;
-        if n == &cfg.version_column || n == &cfg.deleted_column {
+        if cfg.is_bookkeeping(n) {
             return Err(SinkError::schema(format!(
                 "source column `{n}` collides with a bookkeeping column"
             )));
@@ -338,10 +342,25 @@ pub fn plan(
                 database, table, &defs, &key, cfg, features,
             ));
             columns.push((cfg.version_column.clone(), version_type(features).into()));
+            if !features.uint128() {
+                columns.push((cfg.minor_version_column(), "UInt64".into()));
+            }
             columns.push((cfg.deleted_column.clone(), "UInt8".into()));
         }
         Some(meta) => {
             columns = meta.columns.clone();
+            // Tables created before the minor part was kept: rows already
+            // stored count as minor 0, as their version column said.
+            let minor = cfg.minor_version_column();
+            if !features.uint128() && meta.column_type(&minor).is_none() {
+                ddl.push(format!(
+                    "ALTER TABLE {} ADD COLUMN {} UInt64 DEFAULT 0 AFTER {}",
+                    meta.name,
+                    quote(&minor),
+                    quote(&cfg.version_column)
+                ));
+                columns.push((minor, "UInt64".into()));
+            }
             for n in &wanted {
                 match meta.column_type(n) {
                     None if !cfg.evolve_schema => {
@@ -453,7 +472,8 @@ mod tests {
         assert_eq!(
             create_table_sql("db", "t", &cols, &key, &cfg, &OLD),
             "CREATE TABLE IF NOT EXISTS `db`.`t` (`id` Int64, `name` Nullable(String), `__sinkfleet_version` UInt64, \
-             `__sinkfleet_deleted` UInt8) ENGINE = ReplacingMergeTree(`__sinkfleet_version`) ORDER BY (`id`)"
+             `__sinkfleet_version_minor` UInt64, `__sinkfleet_deleted` UInt8) \
+             ENGINE = ReplacingMergeTree(`__sinkfleet_version`) ORDER BY (`id`)"
         );
         assert_eq!(
             create_table_sql("db", "t", &cols, &key, &cfg, &NEW),

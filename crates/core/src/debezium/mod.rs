@@ -6,9 +6,11 @@
 //! ...) or a boolean; `ts_us`/`ts_ns` present or not. A record with a null
 //! value is a Kafka tombstone (log compaction marker) and decodes to `None`.
 
+mod declared;
 mod schema;
 mod values;
 
+pub use declared::DeclaredColumns;
 pub use values::{UNAVAILABLE_VALUE, unscaled_to_decimal};
 
 use crate::change::{Change, Op, Row, TableId};
@@ -27,6 +29,8 @@ pub struct DecodeOptions {
     /// Key columns per source table (`schema.table`), used instead of the
     /// Kafka key; `*` applies to every table without its own entry.
     pub key_columns: HashMap<String, Vec<String>>,
+    /// Declared types of schema-less events' columns (see [`DeclaredColumns`]).
+    pub columns: DeclaredColumns,
 }
 
 impl DecodeOptions {
@@ -61,6 +65,10 @@ const SCHEMA_CACHE_CAPACITY: usize = 1024;
 pub struct Decoder {
     opts: DecodeOptions,
     cache: HashMap<Box<str>, Arc<RowCodec>>,
+    /// Codecs of schema-less rows with declared columns, by table and
+    /// column names: rows of one table mostly share one shape, so they
+    /// share one `Arc<TableSchema>` as schema-carrying events do.
+    declared: HashMap<Box<str>, Arc<RowCodec>>,
 }
 
 /// Top level of a record value, parsed lazily: field name → raw JSON.
@@ -79,6 +87,7 @@ impl Decoder {
         Decoder {
             opts,
             cache: HashMap::new(),
+            declared: HashMap::new(),
         }
     }
 
@@ -112,6 +121,49 @@ impl Decoder {
         Ok(codec)
     }
 
+    /// The codec of a schema-less payload: its table's declared columns
+    /// (and inference for the rest), or inference throughout.
+    fn schemaless_codec(&mut self, payload: &Json) -> Arc<RowCodec> {
+        if self.opts.columns.is_empty() {
+            return Arc::new(RowCodec::default());
+        }
+        let source = &payload["source"];
+        let (Some(schema), Some(table)) = (source["schema"].as_str(), source["table"].as_str())
+        else {
+            // Decoding reports the missing field.
+            return Arc::new(RowCodec::default());
+        };
+        let row = match &payload["after"] {
+            Json::Object(row) => row,
+            _ => match &payload["before"] {
+                Json::Object(row) => row,
+                _ => return Arc::new(RowCodec::default()),
+            },
+        };
+        let table = format!("{schema}.{table}");
+        let mut shape = table.clone();
+        for name in row.keys() {
+            shape.push('\u{0}');
+            shape.push_str(name);
+        }
+        if let Some(codec) = self.declared.get(shape.as_str()) {
+            return Arc::clone(codec);
+        }
+        let Some(codec) = self
+            .opts
+            .columns
+            .row_codec(&table, row.keys().map(String::as_str))
+        else {
+            return Arc::new(RowCodec::default());
+        };
+        let codec = Arc::new(codec);
+        if self.declared.len() >= SCHEMA_CACHE_CAPACITY {
+            self.declared.clear();
+        }
+        self.declared.insert(shape.into(), Arc::clone(&codec));
+        codec
+    }
+
     /// Decodes one Kafka record. `offset` is the record's Kafka offset (used
     /// only by [`VersionSource::KafkaOffset`]). Returns `Ok(None)` for a
     /// tombstone (null value), which carries no change.
@@ -129,19 +181,23 @@ impl Decoder {
         let top: TopLevel<'_> = serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
         let (payload, row_codec): (Json, Arc<RowCodec>) = match envelope(&top) {
             Some((_, "null")) => return Ok(None),
-            Some(("null", payload)) => (
-                serde_json::from_str(payload).map_err(|e| json_err("value", e))?,
-                Arc::new(RowCodec::default()),
-            ),
+            Some(("null", payload)) => {
+                let payload: Json =
+                    serde_json::from_str(payload).map_err(|e| json_err("value", e))?;
+                let codec = self.schemaless_codec(&payload);
+                (payload, codec)
+            }
             Some((schema, payload)) => (
                 serde_json::from_str(payload).map_err(|e| json_err("value", e))?,
                 self.codec(schema, "schema.after", value_row_schema)?,
             ),
             // A bare payload (schemas.enable=false).
-            _ => (
-                serde_json::from_slice(value).map_err(|e| json_err("value", e))?,
-                Arc::new(RowCodec::default()),
-            ),
+            _ => {
+                let payload: Json =
+                    serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
+                let codec = self.schemaless_codec(&payload);
+                (payload, codec)
+            }
         };
         if payload.is_null() {
             return Ok(None);

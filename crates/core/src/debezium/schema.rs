@@ -75,7 +75,7 @@ pub(crate) fn parse_struct(schema: &Json, path: &str) -> Result<RowCodec, Decode
                 path: format!("{path}.fields[].field"),
                 message: "expected a field name".into(),
             })?;
-        let (ty, codec) = parse_type(field);
+        let (ty, codec) = parse_field_type(field);
         schema.columns.push(ColumnSchema {
             name: name.to_owned(),
             ty,
@@ -92,10 +92,37 @@ pub(crate) fn parse_struct(schema: &Json, path: &str) -> Result<RowCodec, Decode
     })
 }
 
+/// The logical type names [`parse_field_type`] knows.
+const KNOWN_LOGICAL: [&str; 18] = [
+    "org.apache.kafka.connect.data.Decimal",
+    "io.debezium.data.VariableScaleDecimal",
+    "io.debezium.time.Date",
+    "org.apache.kafka.connect.data.Date",
+    "io.debezium.time.Time",
+    "org.apache.kafka.connect.data.Time",
+    "io.debezium.time.MicroTime",
+    "io.debezium.time.NanoTime",
+    "io.debezium.time.Timestamp",
+    "org.apache.kafka.connect.data.Timestamp",
+    "io.debezium.time.MicroTimestamp",
+    "io.debezium.time.NanoTimestamp",
+    "io.debezium.time.ZonedTimestamp",
+    "io.debezium.time.ZonedTime",
+    "io.debezium.data.Uuid",
+    "io.debezium.data.Json",
+    "io.debezium.data.Enum",
+    "io.debezium.data.EnumSet",
+];
+
+/// True for a logical type name with its own decoding.
+pub(crate) fn is_known_logical(name: &str) -> bool {
+    KNOWN_LOGICAL.contains(&name)
+}
+
 /// Maps one field schema to its column type and codec. Unknown logical
 /// names fall back to the physical type, so a new Debezium logical type
 /// degrades to its carrier instead of failing the record.
-fn parse_type(field: &Json) -> (ColumnType, Codec) {
+pub(crate) fn parse_field_type(field: &Json) -> (ColumnType, Codec) {
     let physical = field.get("type").and_then(Json::as_str).unwrap_or("");
     let logical = field.get("name").and_then(Json::as_str).unwrap_or("");
     match logical {
@@ -155,7 +182,7 @@ fn parse_type(field: &Json) -> (ColumnType, Codec) {
         "array" => {
             let (ty, codec) = field
                 .get("items")
-                .map(parse_type)
+                .map(parse_field_type)
                 .unwrap_or((ColumnType::Inferred, Codec::Infer));
             (
                 ColumnType::Array(Box::new(ty)),

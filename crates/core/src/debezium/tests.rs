@@ -5,7 +5,7 @@
 //! these tests say so and skip.
 
 use super::*;
-use crate::Value;
+use crate::{ColumnType, Value};
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
     sinkfleet_testkit::fixtures::debezium(name)
@@ -381,4 +381,69 @@ fn empty_decimal_bytes_are_refused() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// Declared columns make a schema-less event decode as if it had carried
+/// its schema; undeclared columns keep their JSON type, and an event with a
+/// schema is described by it alone.
+#[test]
+fn declared_columns_type_schema_less_events() {
+    use std::collections::BTreeMap;
+    let declared = BTreeMap::from([(
+        "public.t".to_owned(),
+        BTreeMap::from([
+            ("born".to_owned(), "date".to_owned()),
+            ("seen".to_owned(), "timestamp_micros".to_owned()),
+            ("photo".to_owned(), "bytes".to_owned()),
+            ("price".to_owned(), "decimal(5,2)".to_owned()),
+        ]),
+    )]);
+    let opts = DecodeOptions {
+        columns: crate::debezium::DeclaredColumns::parse(&declared).unwrap(),
+        ..id_key()
+    };
+    let mut decoder = crate::debezium::Decoder::new(opts);
+    let bare = br#"{"op":"c","source":{"schema":"public","table":"t","lsn":5},
+        "after":{"id":1,"born":13693,"seen":-1,"photo":"AAE=","price":"MDk=","note":"x",
+        "doc":"__debezium_unavailable_value"}}"#;
+    let c = decoder.decode(None, Some(bare), 0).unwrap().unwrap();
+    let row = c.row.as_ref().unwrap();
+    assert_eq!(
+        row.get("born"),
+        Some(&Value::Date(
+            chrono::NaiveDate::from_ymd_opt(2007, 6, 29).unwrap()
+        ))
+    );
+    assert_eq!(
+        row.get("seen").map(|v| format!("{v:?}")),
+        Some("Timestamp(1969-12-31T23:59:59.999999)".to_owned())
+    );
+    assert_eq!(row.get("photo"), Some(&Value::Bytes(vec![0, 1])));
+    assert_eq!(row.get("price"), Some(&Value::Decimal("123.45".into())));
+    assert_eq!(row.get("note"), Some(&text("x")));
+    assert_eq!(row.get("id"), Some(&Value::Int(1)));
+    let schema = c.schema.as_ref().expect("declared columns give a schema");
+    assert_eq!(schema.column("born").unwrap().ty, ColumnType::Date);
+    assert_eq!(schema.column("note").unwrap().ty, ColumnType::Inferred);
+    assert_eq!(c.unchanged_columns(), Some(vec!["doc"]));
+    // The same shape shares one schema, as schema-carrying events do.
+    let again = decoder.decode(None, Some(bare), 1).unwrap().unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        again.schema.as_ref().unwrap(),
+        c.schema.as_ref().unwrap()
+    ));
+    // A declared type the value does not match is a field error.
+    let wrong = br#"{"op":"c","source":{"schema":"public","table":"t","lsn":5},
+        "after":{"id":1,"born":"2007-06-29"}}"#;
+    let err = decoder
+        .decode(None, Some(wrong), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("after.born"), "{err}");
+    // Another table is not declared: inferred as before.
+    let other = br#"{"op":"c","source":{"schema":"public","table":"u","lsn":5},
+        "after":{"id":1,"born":13693}}"#;
+    let c = decoder.decode(None, Some(other), 3).unwrap().unwrap();
+    assert_eq!(c.row.unwrap().get("born"), Some(&Value::Int(13693)));
+    assert!(c.schema.is_none());
 }
