@@ -43,6 +43,45 @@ pub enum Value {
 }
 
 impl Value {
+    /// Significant digits of a time or timestamp's fraction of a second
+    /// (trailing zeros do not count; the widest element of an array); `None`
+    /// for other values. A target column holding fewer digits (Postgres
+    /// and Parquet hold microseconds, 6) would round or truncate the value,
+    /// so sinks refuse it instead.
+    pub fn fraction_digits(&self) -> Option<u32> {
+        fn of_nanos(nanos: u32) -> u32 {
+            let mut digits = 9;
+            let mut n = nanos % 1_000_000_000;
+            if n == 0 {
+                return 0;
+            }
+            while n.is_multiple_of(10) {
+                n /= 10;
+                digits -= 1;
+            }
+            digits
+        }
+        fn of_text(text: &str) -> u32 {
+            // `13:44:29.996577Z`, `2007-05-14T13:44:29.1+02:00`.
+            let Some((_, after)) = text.split_once('.') else {
+                return 0;
+            };
+            let fraction = after
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap_or("");
+            fraction.trim_end_matches('0').len() as u32
+        }
+        use chrono::Timelike;
+        match self {
+            Value::Time(t) => Some(of_nanos(t.nanosecond())),
+            Value::Timestamp(t) => Some(of_nanos(t.nanosecond())),
+            Value::TimestampTz(s) | Value::TimeTz(s) => Some(of_text(s)),
+            Value::Array(items) => items.iter().filter_map(Value::fraction_digits).max(),
+            _ => None,
+        }
+    }
+
     /// True for [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

@@ -130,6 +130,18 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
     if value.is_null() {
         return Ok(None);
     }
+    if let (Some(digits), Some(held)) = (value.fraction_digits(), fraction_digits_held(target_type))
+        && digits > held
+    {
+        return Err(format!(
+            "{value:?} has {digits} fractional second digits; a {target_type} column holds {held} (Postgres would round it)"
+        ));
+    }
+    if contains_nul(value) {
+        return Err(format!(
+            "{value:?} contains U+0000, which Postgres text cannot hold"
+        ));
+    }
     if let Some(coerced) = epoch_coercion(target_type, value) {
         return Ok(Some(coerced));
     }
@@ -146,6 +158,30 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
     let mut out = String::new();
     write_text(value, &mut out);
     Ok(Some(out))
+}
+
+/// Text with a NUL character (valid in Debezium's JSON and in UTF-8, but
+/// not in any Postgres text value).
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::Text(s) | Value::Json(s) | Value::Decimal(s) | Value::Uuid(s) => s.contains('\0'),
+        Value::TimestampTz(s) | Value::TimeTz(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        _ => false,
+    }
+}
+
+/// Fractional second digits a `time`/`timestamp` column (or array) holds:
+/// its declared precision (`timestamp(3) without time zone`), else 6.
+fn fraction_digits_held(target_type: &str) -> Option<u32> {
+    if !target_type.starts_with("time") {
+        return None;
+    }
+    let precision = target_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(p, _)| p.trim().parse().ok());
+    Some(precision.unwrap_or(6))
 }
 
 fn write_text(value: &Value, out: &mut String) {
@@ -268,6 +304,25 @@ mod tests {
             .unwrap(),
             "2022-10-14 23:55:31.989360"
         );
+    }
+
+    #[test]
+    fn fractions_a_column_cannot_hold_are_refused_not_rounded() {
+        let ts = |nanos| {
+            Value::Timestamp(
+                chrono::DateTime::from_timestamp(0, nanos)
+                    .unwrap()
+                    .naive_utc(),
+            )
+        };
+        assert!(to_text(&ts(1), "timestamp without time zone").is_err());
+        assert!(to_text(&ts(1_000), "timestamp without time zone").is_ok());
+        assert!(to_text(&ts(1_000), "timestamp(3) without time zone").is_err());
+        assert!(to_text(&ts(1_000_000), "timestamp(3) without time zone").is_ok());
+        let zoned = Value::TimestampTz("2007-05-14T13:44:29.9965771Z".into());
+        assert!(to_text(&zoned, "timestamp with time zone").is_err());
+        assert!(to_text(&zoned, "text").is_ok());
+        assert!(to_text(&Value::Array(vec![ts(1)]), "timestamp without time zone[]").is_err());
     }
 
     #[test]

@@ -95,6 +95,17 @@ fn mismatch(expected: &str, got: &Value) -> String {
 
 /// One column of values (None = null) as an array of `ty`.
 fn array(ty: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
+    // Times and timestamps are stored in microseconds: finer digits would
+    // be truncated, so such a value is refused.
+    if matches!(ty, DataType::Time64(_) | DataType::Timestamp(..)) {
+        for value in values.iter().flatten() {
+            if let Some(digits) = value.fraction_digits().filter(|d| *d > 6) {
+                return Err(format!(
+                    "{value:?} has {digits} fractional second digits; the column holds microseconds"
+                ));
+            }
+        }
+    }
     macro_rules! build {
         ($builder:expr, |$v:ident| $convert:expr) => {{
             let mut b = $builder;

@@ -72,9 +72,9 @@ pub(crate) fn decode(json: &Json, codec: &Codec) -> Result<Value, String> {
             let days = json.as_i64().ok_or_else(|| wrong("days since epoch"))?;
             Value::Date(epoch_day(days).ok_or_else(|| wrong("a date in range"))?)
         }
-        Codec::TimeMillis => Value::Time(time_of_day(int(json)?, 1_000_000)?),
-        Codec::TimeMicros => Value::Time(time_of_day(int(json)?, 1_000)?),
-        Codec::TimeNanos => Value::Time(time_of_day(int(json)?, 1)?),
+        Codec::TimeMillis => time_value(int(json)?, 1_000_000)?,
+        Codec::TimeMicros => time_value(int(json)?, 1_000)?,
+        Codec::TimeNanos => time_value(int(json)?, 1)?,
         Codec::TimestampMillis => Value::Timestamp(timestamp(int(json)?, 1_000_000)?),
         Codec::TimestampMicros => Value::Timestamp(timestamp(int(json)?, 1_000)?),
         Codec::TimestampNanos => Value::Timestamp(timestamp(int(json)?, 1)?),
@@ -202,20 +202,28 @@ fn epoch_day(days: i64) -> Option<NaiveDate> {
 }
 
 /// `value` counts units of `nanos_per_unit` nanoseconds since midnight.
-fn time_of_day(value: i64, nanos_per_unit: i64) -> Result<NaiveTime, String> {
+///
+/// Postgres' `time` also holds `24:00:00`, which no calendar time type
+/// (chrono's included) can: it stays the text `24:00:00`, which a `time`
+/// column stores exactly and a sink without such a value refuses, rather
+/// than becoming the last instant of the day.
+fn time_value(value: i64, nanos_per_unit: i64) -> Result<Value, String> {
     let nanos = value
         .checked_mul(nanos_per_unit)
         .ok_or_else(|| format!("time {value} out of range"))?;
-    let secs = nanos.div_euclid(1_000_000_000);
-    let frac = nanos.rem_euclid(1_000_000_000);
-    // 24:00:00 is a valid Postgres time; chrono cannot hold it, so clamp to
-    // the last representable instant of the day rather than failing.
-    if secs >= 86_400 {
-        return NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999)
-            .ok_or_else(|| "time out of range".into());
+    if nanos == 86_400 * 1_000_000_000 {
+        return Ok(Value::Text("24:00:00".into()));
     }
-    NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, frac as u32)
-        .ok_or_else(|| format!("time {value} out of range"))
+    Ok(Value::Time(time_of_day(nanos)?))
+}
+
+fn time_of_day(nanos: i64) -> Result<NaiveTime, String> {
+    let out_of_range = || format!("time of {nanos} ns since midnight is not within a day");
+    if !(0..86_400 * 1_000_000_000).contains(&nanos) {
+        return Err(out_of_range());
+    }
+    let (secs, frac) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+    NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, frac as u32).ok_or_else(out_of_range)
 }
 
 /// `value` counts units of `nanos_per_unit` since the epoch; negative values
@@ -299,13 +307,19 @@ mod tests {
     #[test]
     fn times_and_dates() {
         assert_eq!(
-            time_of_day(86_131_989_360, 1_000).unwrap().to_string(),
-            "23:55:31.989360"
+            time_value(86_131_989_360, 1_000).unwrap(),
+            Value::Time(NaiveTime::from_hms_micro_opt(23, 55, 31, 989_360).unwrap())
         );
         assert_eq!(
-            time_of_day(1_000, 1_000_000).unwrap().to_string(),
-            "00:00:01"
+            time_value(1_000, 1_000_000).unwrap(),
+            Value::Time(NaiveTime::from_hms_opt(0, 0, 1).unwrap())
         );
+        assert_eq!(
+            time_value(86_400_000_000, 1_000).unwrap(),
+            Value::Text("24:00:00".into())
+        );
+        assert!(time_value(86_400_000_001, 1_000).is_err());
+        assert!(time_value(-1, 1_000).is_err());
         assert_eq!(epoch_day(19279).unwrap().to_string(), "2022-10-14");
         assert_eq!(epoch_day(-1).unwrap().to_string(), "1969-12-31");
     }

@@ -1,0 +1,425 @@
+//! One table of Debezium values through every sink, read back from the real
+//! servers: Postgres, ClickHouse (18.16 here), Parquet on a local directory
+//! and on S3 (moto).
+//!
+//! Each case is one column type and one edge value, sent twice: with the
+//! `{"schema", "payload"}` envelope, and schema-less with the column's type
+//! declared in `decode.columns`. Both must end the same way, and every
+//! sink must store the value exactly (as its type renders it, written out
+//! below rather than computed by the code under test) or refuse the record.
+//! A refusal is the sink's error for the batch, which the runtime turns
+//! into a dead-lettered record naming the column.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+mod common;
+#[path = "conformance/cases.rs"]
+mod conformance_cases;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Time64MicrosecondType, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, TimeUnit};
+use conformance_cases::{Case, Want, cases};
+use serde_json::json;
+use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions, Decoder};
+use sinkfleet_core::{FlushMode, Position, Sink, SinkRecord};
+use sinkfleet_sink_clickhouse::client::Client;
+use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
+use sinkfleet_sink_postgres::{PostgresSink, PostgresSinkConfig};
+use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
+use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
+use sqlx::Connection;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// With or without the schema envelope.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shape {
+    Envelope,
+    Declared,
+}
+
+/// A decoder knowing every case's declared type (for the schema-less runs).
+fn decoder() -> Decoder {
+    let mut tables = BTreeMap::new();
+    for c in cases() {
+        tables.insert(
+            format!("src.{}", c.name),
+            BTreeMap::from([("v".to_owned(), c.declared.to_owned())]),
+        );
+    }
+    Decoder::new(DecodeOptions {
+        columns: DeclaredColumns::parse(&tables).unwrap(),
+        ..DecodeOptions::default()
+    })
+}
+
+/// The Kafka record of a case: key `{"id": 1}`, `op = c`, source table
+/// `src.<case>`.
+fn record(case: &Case, shape: Shape) -> SinkRecord {
+    let payload = json!({
+        "op": "c",
+        "source": {"schema": "src", "table": case.name, "lsn": 100, "sequence": "[\"100\",\"100\"]"},
+        "after": {"id": 1, "v": case.wire},
+    });
+    let value = match shape {
+        Shape::Declared => payload,
+        Shape::Envelope => {
+            let mut field = case.field.clone();
+            field["field"] = json!("v");
+            field["optional"] = json!(true);
+            let after = json!({"field": "after", "type": "struct", "optional": true, "fields": [
+                {"field": "id", "type": "int32", "optional": false}, field]});
+            json!({"schema": {"type": "struct", "fields": [after]}, "payload": payload})
+        }
+    };
+    let change = DECODER
+        .with_borrow_mut(|d| d.decode(Some(br#"{"id":1}"#), Some(value.to_string().as_bytes()), 0))
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+        .unwrap();
+    SinkRecord {
+        position: Position {
+            topic: Arc::from(format!("conformance.{}", case.name)),
+            partition: 0,
+            offset: 0,
+        },
+        change,
+    }
+}
+
+thread_local! {
+    static DECODER: std::cell::RefCell<Decoder> = std::cell::RefCell::new(decoder());
+}
+
+/// What a sink made of every case: stored text, or the refusal's message.
+type Outcomes = BTreeMap<&'static str, Result<String, String>>;
+
+/// Compares outcomes with the table; every mismatch is reported at once.
+fn check(sink: &str, shape: Shape, got: &Outcomes, want: impl Fn(&Case) -> &Want) {
+    let mut wrong = Vec::new();
+    for case in cases() {
+        let outcome = &got[case.name];
+        let ok = match (want(case), outcome) {
+            (Want::Is(text), Ok(stored)) => text == stored,
+            // A refusal names the column (`column \`v\``, or `schema.table.v`).
+            (Want::Refused, Err(message)) => {
+                message.contains("`v`") || message.contains(&format!("{}.v:", case.name))
+            }
+            _ => false,
+        };
+        if !ok {
+            wrong.push(format!(
+                "  {}: want {:?}, got {outcome:?}",
+                case.name,
+                want(case)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{sink} ({shape:?}) differs from the conformance table:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn postgres_stores_every_value_exactly_or_refuses_it() {
+    for shape in [Shape::Envelope, Shape::Declared] {
+        let schema = common::unique("conf_pg");
+        let mut cfg = PostgresSinkConfig::with_url(common::pg_url());
+        cfg.target_schema = Some(schema.clone());
+        cfg.meta_schema = format!("{schema}_meta");
+        let mut sink = PostgresSink::new(cfg).unwrap();
+        let mut conn = sqlx::PgConnection::connect(&common::pg_url())
+            .await
+            .unwrap();
+        sqlx::query("SET TIME ZONE 'UTC'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut got = Outcomes::new();
+        for case in cases() {
+            let outcome = match sink.write(&[record(case, shape)]).await {
+                Err(e) => Err(e.to_string()),
+                Ok(_) => {
+                    let sql = format!("SELECT v::text FROM \"{schema}\".\"{}\"", case.name);
+                    let v: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                    Ok(v.unwrap_or_else(|| "NULL".into()))
+                }
+            };
+            got.insert(case.name, outcome);
+        }
+        check("postgres", shape, &got, |c| &c.pg);
+    }
+}
+
+#[tokio::test]
+async fn clickhouse_stores_every_value_exactly_or_refuses_it() {
+    let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+    for shape in [Shape::Envelope, Shape::Declared] {
+        let db = common::unique("conf_ch");
+        let mut cfg = ClickHouseSinkConfig::with_url(&url);
+        cfg.database = Some(db.clone());
+        let client = Client::new(&cfg).unwrap();
+        let mut sink = ClickHouseSink::new(cfg).unwrap();
+        let mut got = Outcomes::new();
+        for case in cases() {
+            let outcome = match sink.write(&[record(case, shape)]).await {
+                Err(e) => Err(e.to_string()),
+                Ok(_) => {
+                    // TSV: the server's own text of the value (`\N` is NULL).
+                    let sql = format!("SELECT v FROM `{db}`.`{}` FINAL FORMAT TSV", case.name);
+                    let body = client.execute(&sql, None, &[]).await.unwrap();
+                    let text = body.strip_suffix('\n').unwrap_or(&body);
+                    Ok(if text == "\\N" {
+                        "NULL".into()
+                    } else {
+                        text.to_owned()
+                    })
+                }
+            };
+            got.insert(case.name, outcome);
+        }
+        check("clickhouse", shape, &got, |c| &c.ch);
+        client
+            .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn parquet_on_a_local_directory_stores_every_value_exactly_or_refuses_it() {
+    let dir = std::env::temp_dir().join(common::unique("conf_pq"));
+    for shape in [Shape::Envelope, Shape::Declared] {
+        let cfg = ParquetSinkConfig::local(dir.join(format!("{shape:?}")).to_str().unwrap());
+        parquet_conformance("parquet (local)", shape, cfg).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn parquet_on_s3_stores_every_value_exactly_or_refuses_it() {
+    let endpoint =
+        std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into());
+    for shape in [Shape::Envelope, Shape::Declared] {
+        let mut cfg = ParquetSinkConfig::local("unused");
+        cfg.target = Target::S3(S3Target::compatible(
+            "sinkfleet",
+            &endpoint,
+            "sinkfleet",
+            "sinkfleet",
+        ));
+        cfg.prefix = common::unique("conf_pq");
+        parquet_conformance("parquet (S3)", shape, cfg).await;
+    }
+}
+
+/// Writes every case (one batch each), closes the files, reads each
+/// table's file back.
+async fn parquet_conformance(sink_name: &str, shape: Shape, cfg: ParquetSinkConfig) {
+    let mut sink = ParquetSink::new(cfg.clone()).unwrap();
+    let mut got = Outcomes::new();
+    for case in cases() {
+        if let Err(e) = sink.write(&[record(case, shape)]).await {
+            got.insert(case.name, Err(e.to_string()));
+        }
+    }
+    sink.flush(FlushMode::All).await.unwrap();
+    for (name, batches) in common::parquet::read_back(cfg).await {
+        // `<prefix>/src/<table>/...`: the table is a path segment.
+        let case = cases()
+            .iter()
+            .find(|c| name.split('/').any(|segment| segment == c.name))
+            .unwrap_or_else(|| panic!("{name} belongs to no case"));
+        let batch = &batches[0];
+        let column = batch.column_by_name("v").unwrap();
+        assert!(
+            got.insert(case.name, Ok(render(column, 0))).is_none(),
+            "{}: stored and refused, or stored twice",
+            case.name
+        );
+    }
+    for case in cases() {
+        got.entry(case.name)
+            .or_insert_with(|| Err("neither stored nor refused".into()));
+    }
+    check(sink_name, shape, &got, |c| &c.pq);
+}
+
+/// The test's own text of an Arrow value: timestamps `YYYY-MM-DD
+/// HH:MM:SS[.frac]`, bytes as lowercase hex, lists `[a,NULL,"text"]`.
+fn render(array: &ArrayRef, i: usize) -> String {
+    if array.is_null(i) {
+        return "NULL".into();
+    }
+    match array.data_type() {
+        DataType::Boolean => array.as_boolean().value(i).to_string(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(i).to_string(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::Float32 => array.as_primitive::<Float32Type>().value(i).to_string(),
+        DataType::Float64 => array.as_primitive::<Float64Type>().value(i).to_string(),
+        DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
+        DataType::Binary => array
+            .as_binary::<i32>()
+            .value(i)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        DataType::Decimal128(..) => array.as_primitive::<Decimal128Type>().value_as_string(i),
+        DataType::Decimal256(..) => array.as_primitive::<Decimal256Type>().value_as_string(i),
+        DataType::Date32 => array
+            .as_primitive::<Date32Type>()
+            .value_as_date(i)
+            .unwrap()
+            .to_string(),
+        DataType::Time64(TimeUnit::Microsecond) => array
+            .as_primitive::<Time64MicrosecondType>()
+            .value_as_time(i)
+            .unwrap()
+            .format("%H:%M:%S%.f")
+            .to_string(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => array
+            .as_primitive::<TimestampMicrosecondType>()
+            .value_as_datetime(i)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S%.f")
+            .to_string(),
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(i);
+            let rendered: Vec<String> = (0..items.len())
+                .map(|j| match (items.data_type(), items.is_null(j)) {
+                    (DataType::Utf8, false) => format!("{:?}", render(&items, j)),
+                    _ => render(&items, j),
+                })
+                .collect();
+            format!("[{}]", rendered.join(","))
+        }
+        other => panic!("no rendering for {other}"),
+    }
+}
+
+/// An unchanged TOASTed column (Debezium's placeholder) is never written:
+/// Postgres and ClickHouse keep the stored value, Parquet leaves the column
+/// null and names it in `__unchanged` (null when nothing was left out).
+/// With and without the envelope.
+#[tokio::test]
+async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
+    let placeholder = sinkfleet_core::debezium::UNAVAILABLE_VALUE;
+    let shapes = [
+        (Shape::Envelope, "toast_env"),
+        (Shape::Declared, "toast_bare"),
+    ];
+    for (shape, table) in shapes {
+        let event = |version: u64, v: &str, doc: &str| {
+            let payload = json!({
+                "op": "u",
+                "source": {"schema": "src", "table": table, "lsn": version,
+                           "sequence": format!("[\"{version}\",\"{version}\"]")},
+                "after": {"id": 1, "v": v, "doc": doc},
+            });
+            let value = match shape {
+                Shape::Declared => payload,
+                Shape::Envelope => json!({"schema": {"type": "struct", "fields": [
+                    {"field": "after", "type": "struct", "optional": true, "fields": [
+                        {"field": "id", "type": "int32", "optional": false},
+                        {"field": "v", "type": "string", "optional": true},
+                        {"field": "doc", "type": "string", "optional": true}]}]},
+                    "payload": payload}),
+            };
+            let change = Decoder::new(DecodeOptions::default())
+                .decode(Some(br#"{"id":1}"#), Some(value.to_string().as_bytes()), 0)
+                .unwrap()
+                .unwrap();
+            SinkRecord {
+                position: Position {
+                    topic: Arc::from("toast"),
+                    partition: 0,
+                    offset: version as i64,
+                },
+                change,
+            }
+        };
+        let batches = [
+            vec![event(10, "first", "big document")],
+            vec![event(20, "second", placeholder)],
+        ];
+        // Postgres.
+        let schema = common::unique("conf_toast");
+        let mut cfg = PostgresSinkConfig::with_url(common::pg_url());
+        cfg.target_schema = Some(schema.clone());
+        cfg.meta_schema = format!("{schema}_meta");
+        let mut pg = PostgresSink::new(cfg).unwrap();
+        for batch in &batches {
+            pg.write(batch).await.unwrap();
+        }
+        let mut conn = sqlx::PgConnection::connect(&common::pg_url())
+            .await
+            .unwrap();
+        let row: (String, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT v, doc FROM \"{schema}\".\"{table}\""
+        )))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(row, ("second".into(), "big document".into()), "{shape:?}");
+        // ClickHouse.
+        let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+        let db = common::unique("conf_toast");
+        let mut cfg = ClickHouseSinkConfig::with_url(&url);
+        cfg.database = Some(db.clone());
+        let client = Client::new(&cfg).unwrap();
+        let mut ch = ClickHouseSink::new(cfg).unwrap();
+        for batch in &batches {
+            ch.write(batch).await.unwrap();
+        }
+        let sql = format!("SELECT v, doc FROM `{db}`.`{table}` FINAL FORMAT TSV");
+        let body = client.execute(&sql, None, &[]).await.unwrap();
+        assert_eq!(body, "second\tbig document\n", "{shape:?}");
+        client
+            .execute(&format!("DROP DATABASE `{db}`"), None, &[])
+            .await
+            .unwrap();
+        // Parquet.
+        let dir = std::env::temp_dir().join(common::unique("conf_toast"));
+        let cfg = ParquetSinkConfig::local(dir.to_str().unwrap());
+        let mut pq = ParquetSink::new(cfg.clone()).unwrap();
+        for batch in &batches {
+            pq.write(batch).await.unwrap();
+        }
+        pq.flush(FlushMode::All).await.unwrap();
+        let mut rows = Vec::new();
+        for (_, batches) in common::parquet::read_back(cfg).await {
+            for b in batches {
+                let (v, doc, unchanged) = (
+                    b.column_by_name("v").unwrap(),
+                    b.column_by_name("doc").unwrap(),
+                    b.column_by_name("__unchanged").unwrap(),
+                );
+                for i in 0..b.num_rows() {
+                    rows.push((render(v, i), render(doc, i), render(unchanged, i)));
+                }
+            }
+        }
+        let want = |v: &str, doc: &str, unchanged: &str| (v.into(), doc.into(), unchanged.into());
+        assert_eq!(
+            rows,
+            vec![
+                want("first", "big document", "NULL"),
+                want("second", "NULL", "[\"doc\"]")
+            ],
+            "{shape:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
