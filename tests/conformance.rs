@@ -16,13 +16,7 @@ mod common;
 #[path = "conformance/cases.rs"]
 mod conformance_cases;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type, Time64MicrosecondType, TimestampMicrosecondType,
-};
-use arrow_array::{Array, ArrayRef};
-use arrow_schema::{DataType, TimeUnit};
+use common::parquet;
 use conformance_cases::{Case, Want, cases};
 use serde_json::json;
 use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions, Decoder};
@@ -234,7 +228,7 @@ async fn parquet_conformance(sink_name: &str, shape: Shape, cfg: ParquetSinkConf
         }
     }
     sink.flush(FlushMode::All).await.unwrap();
-    for (name, batches) in common::parquet::read_back(cfg).await {
+    for (name, batches) in parquet::read_back(cfg).await {
         // `<prefix>/src/<table>/...`: the table is a path segment.
         let case = cases()
             .iter()
@@ -243,7 +237,8 @@ async fn parquet_conformance(sink_name: &str, shape: Shape, cfg: ParquetSinkConf
         let batch = &batches[0];
         let column = batch.column_by_name("v").unwrap();
         assert!(
-            got.insert(case.name, Ok(render(column, 0))).is_none(),
+            got.insert(case.name, Ok(parquet::render(column, 0)))
+                .is_none(),
             "{}: stored and refused, or stored twice",
             case.name
         );
@@ -253,59 +248,6 @@ async fn parquet_conformance(sink_name: &str, shape: Shape, cfg: ParquetSinkConf
             .or_insert_with(|| Err("neither stored nor refused".into()));
     }
     check(sink_name, shape, &got, |c| &c.pq);
-}
-
-/// The test's own text of an Arrow value: timestamps `YYYY-MM-DD
-/// HH:MM:SS[.frac]`, bytes as lowercase hex, lists `[a,NULL,"text"]`.
-fn render(array: &ArrayRef, i: usize) -> String {
-    if array.is_null(i) {
-        return "NULL".into();
-    }
-    match array.data_type() {
-        DataType::Boolean => array.as_boolean().value(i).to_string(),
-        DataType::Int16 => array.as_primitive::<Int16Type>().value(i).to_string(),
-        DataType::Int32 => array.as_primitive::<Int32Type>().value(i).to_string(),
-        DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
-        DataType::Float32 => array.as_primitive::<Float32Type>().value(i).to_string(),
-        DataType::Float64 => array.as_primitive::<Float64Type>().value(i).to_string(),
-        DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
-        DataType::Binary => array
-            .as_binary::<i32>()
-            .value(i)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        DataType::Decimal128(..) => array.as_primitive::<Decimal128Type>().value_as_string(i),
-        DataType::Decimal256(..) => array.as_primitive::<Decimal256Type>().value_as_string(i),
-        DataType::Date32 => array
-            .as_primitive::<Date32Type>()
-            .value_as_date(i)
-            .unwrap()
-            .to_string(),
-        DataType::Time64(TimeUnit::Microsecond) => array
-            .as_primitive::<Time64MicrosecondType>()
-            .value_as_time(i)
-            .unwrap()
-            .format("%H:%M:%S%.f")
-            .to_string(),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => array
-            .as_primitive::<TimestampMicrosecondType>()
-            .value_as_datetime(i)
-            .unwrap()
-            .format("%Y-%m-%d %H:%M:%S%.f")
-            .to_string(),
-        DataType::List(_) => {
-            let items = array.as_list::<i32>().value(i);
-            let rendered: Vec<String> = (0..items.len())
-                .map(|j| match (items.data_type(), items.is_null(j)) {
-                    (DataType::Utf8, false) => format!("{:?}", render(&items, j)),
-                    _ => render(&items, j),
-                })
-                .collect();
-            format!("[{}]", rendered.join(","))
-        }
-        other => panic!("no rendering for {other}"),
-    }
 }
 
 /// An unchanged TOASTed column (Debezium's placeholder) is never written:
@@ -399,7 +341,7 @@ async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
         }
         pq.flush(FlushMode::All).await.unwrap();
         let mut rows = Vec::new();
-        for (_, batches) in common::parquet::read_back(cfg).await {
+        for (_, batches) in parquet::read_back(cfg).await {
             for b in batches {
                 let (v, doc, unchanged) = (
                     b.column_by_name("v").unwrap(),
@@ -407,7 +349,11 @@ async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
                     b.column_by_name("__unchanged").unwrap(),
                 );
                 for i in 0..b.num_rows() {
-                    rows.push((render(v, i), render(doc, i), render(unchanged, i)));
+                    rows.push((
+                        parquet::render(v, i),
+                        parquet::render(doc, i),
+                        parquet::render(unchanged, i),
+                    ));
                 }
             }
         }

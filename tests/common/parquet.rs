@@ -3,8 +3,13 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type, UInt64Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Time64MicrosecondType, TimestampMicrosecondType, TimestampMillisecondType,
+    UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig, read};
 use sinkfleet_testkit::workload::Workload;
 use std::collections::BTreeMap;
@@ -99,4 +104,64 @@ pub async fn assert_stored_once(
     assert_eq!(rows.len(), stored_records(w));
     assert_eq!(names(&rows), want(w));
     objects
+}
+
+/// The test's own text of an Arrow value: timestamps `YYYY-MM-DD
+/// HH:MM:SS[.frac]`, bytes as lowercase hex, lists `[a,NULL,"text"]`.
+pub fn render(array: &ArrayRef, i: usize) -> String {
+    if array.is_null(i) {
+        return "NULL".into();
+    }
+    match array.data_type() {
+        DataType::Boolean => array.as_boolean().value(i).to_string(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(i).to_string(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(i).to_string(),
+        DataType::Float32 => array.as_primitive::<Float32Type>().value(i).to_string(),
+        DataType::Float64 => array.as_primitive::<Float64Type>().value(i).to_string(),
+        DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
+        DataType::Binary => array
+            .as_binary::<i32>()
+            .value(i)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        DataType::Decimal128(..) => array.as_primitive::<Decimal128Type>().value_as_string(i),
+        DataType::Decimal256(..) => array.as_primitive::<Decimal256Type>().value_as_string(i),
+        DataType::Date32 => array
+            .as_primitive::<Date32Type>()
+            .value_as_date(i)
+            .unwrap()
+            .to_string(),
+        DataType::Time64(TimeUnit::Microsecond) => array
+            .as_primitive::<Time64MicrosecondType>()
+            .value_as_time(i)
+            .unwrap()
+            .format("%H:%M:%S%.f")
+            .to_string(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => array
+            .as_primitive::<TimestampMicrosecondType>()
+            .value_as_datetime(i)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S%.f")
+            .to_string(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => array
+            .as_primitive::<TimestampMillisecondType>()
+            .value_as_datetime(i)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S%.f")
+            .to_string(),
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(i);
+            let rendered: Vec<String> = (0..items.len())
+                .map(|j| match (items.data_type(), items.is_null(j)) {
+                    (DataType::Utf8, false) => format!("{:?}", render(&items, j)),
+                    _ => render(&items, j),
+                })
+                .collect();
+            format!("[{}]", rendered.join(","))
+        }
+        other => panic!("no rendering for {other}"),
+    }
 }
