@@ -250,6 +250,19 @@ fn table() -> Vec<Case> {
             json!("EkmtJZTDfOsLJ4TEzgvzis5AjiEafKqyQwioLo8P////////////////"),
             &format!("{}.99", nines(98)),
         ),
+        // 12345.67 has 7 digits: more than numeric(5,2) holds.
+        Case {
+            pg: Want::Refused,
+            ch: Want::Refused,
+            pq: Want::Refused,
+            ..same(
+                "decimal_over_precision",
+                decimal(5, 2),
+                "decimal(5,2)",
+                json!("EtaH"),
+                "",
+            )
+        },
         // numeric(5,6), legal since Postgres 15: 0.012345.
         same(
             "decimal_scale_above_precision",

@@ -42,6 +42,32 @@ pub enum Value {
     Array(Vec<Value>),
 }
 
+/// Checks that exact decimal text fits a `(precision, scale)` column
+/// without rounding: at most `precision - scale` integer digits, and no
+/// non-zero digit past `scale` fraction digits (a target would round it).
+/// `NaN`, infinities and exponent notation are left to the target.
+pub fn check_decimal_fits(text: &str, precision: u32, scale: u32) -> Result<(), String> {
+    let digits = text.trim_start_matches(['-', '+']);
+    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Ok(());
+    }
+    let (int, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let int_digits = int.trim_start_matches('0').len() as u32;
+    let fraction_digits = fraction.trim_end_matches('0').len() as u32;
+    if fraction_digits > scale {
+        return Err(format!(
+            "{text} has {fraction_digits} digits after the point; the column holds {scale} (it would be rounded)"
+        ));
+    }
+    if int_digits > precision.saturating_sub(scale) {
+        return Err(format!(
+            "{text} has {int_digits} integer digits; a ({precision}, {scale}) decimal holds {}",
+            precision.saturating_sub(scale)
+        ));
+    }
+    Ok(())
+}
+
 impl Value {
     /// Significant digits of a time or timestamp's fraction of a second
     /// (trailing zeros do not count; the widest element of an array); `None`
@@ -137,5 +163,39 @@ impl Value {
                 out.push(']');
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_fit_or_say_why() {
+        assert!(check_decimal_fits("123.45", 5, 2).is_ok());
+        assert!(check_decimal_fits("-0.10", 1, 1).is_ok());
+        assert!(check_decimal_fits("00123.450", 5, 2).is_ok());
+        assert!(check_decimal_fits("12345.67", 5, 2).is_err());
+        assert!(check_decimal_fits("1.234", 5, 2).is_err());
+        assert!(check_decimal_fits("0.012345", 5, 6).is_ok());
+        assert!(check_decimal_fits("NaN", 5, 2).is_ok());
+    }
+
+    #[test]
+    fn fraction_digits_of_times() {
+        let ts = |nanos| {
+            Value::Timestamp(
+                chrono::DateTime::from_timestamp(0, nanos)
+                    .map(|t| t.naive_utc())
+                    .unwrap_or_default(),
+            )
+        };
+        assert_eq!(ts(0).fraction_digits(), Some(0));
+        assert_eq!(ts(500_000_000).fraction_digits(), Some(1));
+        assert_eq!(ts(1_000).fraction_digits(), Some(6));
+        assert_eq!(ts(1).fraction_digits(), Some(9));
+        let zoned = Value::TimestampTz("2024-01-01T00:00:00.1234560+02:00".into());
+        assert_eq!(zoned.fraction_digits(), Some(6));
+        assert_eq!(Value::Int(1).fraction_digits(), None);
     }
 }

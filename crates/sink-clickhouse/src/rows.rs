@@ -135,7 +135,12 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
         Value::Float(f) if *f > 0.0 => out.push_str("\"inf\""),
         Value::Float(_) => out.push_str("\"-inf\""),
         // Exact digits: a JSON number for Decimal columns, text otherwise.
-        Value::Decimal(d) if base.starts_with("Decimal") => out.push_str(d),
+        Value::Decimal(d) if base.starts_with("Decimal") => {
+            if let Some((precision, scale)) = crate::schema::decimal_typmod(base) {
+                sinkfleet_core::value::check_decimal_fits(d, precision, scale)?;
+            }
+            out.push_str(d)
+        }
         Value::Decimal(d) => string(out, d),
         Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
         Value::Json(s) => string(out, s),

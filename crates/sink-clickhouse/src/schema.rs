@@ -134,7 +134,7 @@ fn strip_nullable(t: &str) -> &str {
 }
 
 /// `Decimal(p, s)` → `(p, s)`.
-fn decimal_typmod(t: &str) -> Option<(u32, u32)> {
+pub(crate) fn decimal_typmod(t: &str) -> Option<(u32, u32)> {
     let inner = t.strip_prefix("Decimal(")?.strip_suffix(')')?;
     let (p, s) = inner.split_once(',')?;
     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))

@@ -137,6 +137,9 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
             "{value:?} has {digits} fractional second digits; a {target_type} column holds {held} (Postgres would round it)"
         ));
     }
+    if let (Value::Decimal(text), Some((precision, scale))) = (value, numeric_typmod(target_type)) {
+        sinkfleet_core::value::check_decimal_fits(text, precision, scale)?;
+    }
     if contains_nul(value) {
         return Err(format!(
             "{value:?} contains U+0000, which Postgres text cannot hold"
@@ -323,6 +326,18 @@ mod tests {
         assert!(to_text(&zoned, "timestamp with time zone").is_err());
         assert!(to_text(&zoned, "text").is_ok());
         assert!(to_text(&Value::Array(vec![ts(1)]), "timestamp without time zone[]").is_err());
+    }
+
+    #[test]
+    fn decimals_a_numeric_column_would_round_are_refused() {
+        let d = |t: &str| Value::Decimal(t.into());
+        assert!(to_text(&d("1.234"), "numeric(10,2)").is_err());
+        assert_eq!(
+            to_text(&d("1.230"), "numeric(10,2)"),
+            Ok(Some("1.230".into()))
+        );
+        assert!(to_text(&d("123456789.1"), "numeric(10,2)").is_err());
+        assert!(to_text(&d("1.234"), "numeric").is_ok());
     }
 
     #[test]
