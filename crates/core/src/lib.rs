@@ -16,6 +16,7 @@ pub mod debezium;
 pub mod error;
 pub mod identifier;
 pub mod sink;
+pub mod table;
 pub mod value;
 pub mod version;
 pub mod watermark;

@@ -26,10 +26,9 @@ pub use config::ClickHouseSinkConfig;
 
 use client::{Client, ServerFeatures};
 use schema::{TableMeta, literal, quote};
-use sinkfleet_core::batch::{collapse, split_at_truncates};
-use sinkfleet_core::{
-    Change, Durability, Op, Sink, SinkError, SinkRecord, TableId, Value, Version,
-};
+use sinkfleet_core::batch::collapse;
+use sinkfleet_core::table::{self, ApplyStats, Run};
+use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId, Value, Version};
 use std::collections::{HashMap, HashSet};
 
 /// The ClickHouse sink.
@@ -76,24 +75,15 @@ impl ClickHouseSink {
         })
     }
 
+    /// The target `(database, table)` of a source table ([`table::route`]).
     fn target(&self, table: &TableId) -> Result<(String, String), SinkError> {
-        let (db, t) = match self.cfg.tables.get(&table.to_string()) {
-            Some(mapped) => {
-                let (d, t) = mapped
-                    .split_once('.')
-                    .ok_or_else(|| SinkError::schema(format!("bad mapping {mapped}")))?;
-                (d.to_owned(), t.to_owned())
-            }
-            None => {
-                // Names from events must pass the identifier policy.
-                let (database, name) = self
-                    .cfg
-                    .identifiers
-                    .check_table(table, self.cfg.database.as_deref(), schema::MAX_NAME_BYTES)
-                    .map_err(|e| SinkError::schema(e.to_string()))?;
-                (database.to_owned(), name.to_owned())
-            }
-        };
+        let (db, t) = table::route(
+            table,
+            &self.cfg.tables,
+            self.cfg.database.as_deref(),
+            self.cfg.identifiers,
+            schema::MAX_NAME_BYTES,
+        )?;
         schema::check_ident(&db)?;
         schema::check_ident(&t)?;
         Ok((db, t))
@@ -110,21 +100,10 @@ impl ClickHouseSink {
                 f
             }
         };
-        let mut order: Vec<(String, String)> = Vec::new();
-        let mut groups: HashMap<(String, String), Vec<&SinkRecord>> = HashMap::new();
-        for record in batch {
-            let target = self.target(&record.change.table)?;
-            groups
-                .entry(target.clone())
-                .or_insert_with(|| {
-                    order.push(target);
-                    Vec::new()
-                })
-                .push(record);
-        }
-        for target in order {
-            let records = groups.remove(&target).unwrap_or_default();
-            let changes: Vec<Change> = records.iter().map(|r| r.change.clone()).collect();
+        let mut stats = ApplyStats::default();
+        for group in table::group_by_target(batch, |t| self.target(t))? {
+            let changes = group.changes();
+            let target = group.target;
             let existing = match self.tables.remove(&target) {
                 Some(meta) => Some(meta),
                 None => schema::load(&self.client, &target.0, &target.1).await?,
@@ -154,45 +133,47 @@ impl ClickHouseSink {
                 self.truncation_tables.insert(target.0.clone());
             }
             let mut floor = truncate::floor(&self.client, &target.0, &target.1).await?;
-            let token_base = dedup_token_base(&records);
-            let submitted = changes.len() as u64;
-            let mut inserted = 0u64;
-            for (r, mut run) in split_at_truncates(changes).into_iter().enumerate() {
-                if run.first().is_some_and(|c| c.op == Op::Truncate) {
-                    for t in &run {
-                        let target = (target.0.as_str(), target.1.as_str());
-                        let applied = truncate::apply(
-                            &self.client,
-                            target,
-                            &meta,
-                            t.version,
-                            &self.cfg,
-                            &features,
-                        )
-                        .await?;
-                        floor = floor.max(applied);
+            let token_base = dedup_token_base(&group.records);
+            let label = format!("{}.{}", target.0, target.1);
+            for (r, run) in table::runs(changes).into_iter().enumerate() {
+                let mut run = match run {
+                    Run::Truncates(truncates) => {
+                        for t in &truncates {
+                            let target = (target.0.as_str(), target.1.as_str());
+                            let applied = truncate::apply(
+                                &self.client,
+                                target,
+                                &meta,
+                                t.version,
+                                &self.cfg,
+                                &features,
+                            )
+                            .await?;
+                            floor = floor.max(applied);
+                        }
+                        continue;
                     }
-                    continue;
-                }
+                    Run::Changes(changes) => changes,
+                };
+                let submitted = run.len() as u64;
                 // Older than the last truncate: the row was removed at the
                 // source after this change (strictly older, because on
                 // servers with a UInt64 version a change in the truncate's
                 // own transaction shares its version and may follow it).
                 run.retain(|c| version_key(c.version, &features) >= floor);
                 let run = self.drop_stale(&meta, run).await?;
+                let mut inserted = 0u64;
                 for (round, changes) in collapse(run).into_iter().enumerate() {
                     let changes = self.complete_partial_rows(&meta, changes).await?;
                     inserted += changes.len() as u64;
                     let token = format!("{token_base}-{r}-{round}");
                     self.insert(&meta, &changes, &features, &token).await?;
                 }
+                stats.add(&label, submitted, inserted);
             }
-            let label = format!("{}.{}", target.0, target.1);
-            metrics::counter!("sinkfleet_records_applied_total", "sink" => "clickhouse", "table" => label.clone()).increment(inserted);
-            metrics::counter!("sinkfleet_records_skipped_stale_total", "sink" => "clickhouse", "table" => label)
-                .increment(submitted.saturating_sub(inserted));
             self.tables.insert(target, meta);
         }
+        stats.publish("clickhouse");
         Ok(())
     }
 
@@ -499,7 +480,7 @@ impl Sink for ClickHouseSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sinkfleet_core::{Position, Row, TableId};
+    use sinkfleet_core::{Op, Position, Row, TableId};
     use std::sync::Arc;
 
     fn record(partition: i32, offset: i64) -> SinkRecord {

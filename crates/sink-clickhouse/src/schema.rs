@@ -2,8 +2,10 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
-use sinkfleet_core::batch::agreed_key_columns;
-use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
+use sinkfleet_core::table::plan::{
+    self, Alteration, Existing, NewTable, PlannedColumn, Rules, TypeSystem,
+};
+use sinkfleet_core::{Change, ColumnType, SinkError, Value};
 
 /// Longest database, table or column name accepted: names become
 /// directory and file names on the server (255 bytes on most file systems).
@@ -74,31 +76,30 @@ pub fn ch_type(ty: &ColumnType, sample: Option<&Value>, features: &ServerFeature
     }
 }
 
-/// The type a column needs for all of `changes`, and whether it may be
-/// NULL: the widest declared (or inferred) type among them. A batch can
-/// straddle a schema change (events from before and after an `ALTER COLUMN
-/// TYPE`); the first change's type would be too narrow for the later ones.
-pub fn wanted_type(changes: &[Change], column: &str, features: &ServerFeatures) -> (String, bool) {
-    let mut wanted: Option<(String, bool)> = None;
-    for (declared, sample) in column_evidence(changes, column) {
-        let candidate = match declared {
-            Some(col) => (ch_type(&col.ty, sample, features), col.optional),
-            None => match sample {
-                Some(v) if !v.is_null() => {
-                    (ch_type(&ColumnType::Inferred, Some(v), features), true)
-                }
-                _ => continue,
-            },
-        };
-        wanted = Some(match wanted {
-            None => candidate,
-            Some((current, optional)) => (
-                widening(&current, &candidate.0).unwrap_or(current),
-                optional || candidate.1,
-            ),
-        });
+/// ClickHouse's types for the column plan ([`sinkfleet_core::table::plan`]).
+pub struct ChTypes {
+    /// The server's features decide some types (DateTime64, UInt128).
+    pub features: ServerFeatures,
+}
+
+impl TypeSystem for ChTypes {
+    fn map(&self, ty: &ColumnType, sample: Option<&Value>) -> String {
+        ch_type(ty, sample, &self.features)
     }
-    wanted.unwrap_or_else(|| ("String".into(), true))
+
+    /// Keeps a `Nullable(..)` column nullable.
+    fn widen(&self, current: &str, wanted: &str) -> Option<String> {
+        let to = widening(current, wanted)?;
+        Some(if current.starts_with("Nullable(") {
+            format!("Nullable({to})")
+        } else {
+            to
+        })
+    }
+
+    fn fallback(&self) -> String {
+        "String".into()
+    }
 }
 
 /// The type to change column type `current` to so that it also holds
@@ -257,9 +258,10 @@ pub struct Plan {
     pub columns: Vec<(String, String)>,
 }
 
-/// Plans the table for `changes`: create it, add missing columns, widen
-/// types. Every keyed change must name the same key columns, and those of
-/// an existing table (its sorting key).
+/// Plans the table for `changes` with the shared column plan, then adds
+/// what is ClickHouse's own: its identifier limits, `Nullable(..)`, the
+/// engine and bookkeeping columns, and the minor version column that
+/// tables created before it was kept gain on servers without `UInt128`.
 pub fn plan(
     database: &str,
     table: &str,
@@ -268,71 +270,37 @@ pub fn plan(
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
 ) -> Result<Plan, SinkError> {
-    let key: Vec<String> = agreed_key_columns(changes)
-        .map_err(SinkError::schema)?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if let Some(meta) = existing
-        && !key.is_empty()
-        && !(meta.key.len() == key.len() && key.iter().all(|k| meta.key.contains(k)))
-    {
-        return Err(SinkError::schema(format!(
-            "{} is ordered by ({}) but events are keyed by ({})",
-            meta.name,
-            meta.key.join(", "),
-            key.join(", ")
-        )));
-    }
-    // Declared columns, then any row column the schema does not declare
-    // (typed from its values), as the Postgres and Parquet sinks keep them.
-    let mut wanted: Vec<String> = key.clone();
-    for change in changes {
-        let declared = change
-            .schema
-            .iter()
-            .flat_map(|s| s.columns.iter().map(|c| c.name.as_str()));
-        for n in declared.chain(change.row.iter().flat_map(|r| r.names())) {
-            if !wanted.iter().any(|w| w == n) {
-                wanted.push(n.to_owned());
-            }
-        }
-    }
-    for n in &wanted {
-        cfg.identifiers
-            .check("column", n, MAX_NAME_BYTES)
-            .map_err(|e| SinkError::schema(e.to_string()))?;
-        check_ident(n)?;
-        if cfg.is_bookkeeping(n) {
-            return Err(SinkError::schema(format!(
-                "source column `{n}` collides with a bookkeeping column"
-            )));
-        }
-    }
-    let column_type = |n: &String| {
-        let (ty, optional) = wanted_type(changes, n, features);
-        let nullable = optional && !key.contains(n) && !ty.starts_with("Array");
-        if nullable {
-            format!("Nullable({ty})")
+    let bookkeeping = [
+        cfg.version_column.clone(),
+        cfg.deleted_column.clone(),
+        cfg.minor_version_column(),
+    ];
+    let rules = Rules {
+        create_tables: cfg.create_tables,
+        evolve_schema: cfg.evolve_schema,
+        widen_keys: false,
+        bookkeeping: &bookkeeping,
+        identifiers: cfg.identifiers,
+        max_name_bytes: MAX_NAME_BYTES,
+    };
+    let types = ChTypes {
+        features: *features,
+    };
+    let name = format!("{}.{}", quote(database), quote(table));
+    let typed = |c: &PlannedColumn| -> Result<(String, String), SinkError> {
+        check_ident(&c.name)?;
+        let ty = if c.optional && !c.key && !c.ty.starts_with("Array") {
+            format!("Nullable({})", c.ty)
         } else {
-            ty
-        }
+            c.ty.clone()
+        };
+        Ok((c.name.clone(), ty))
     };
     let mut ddl = Vec::new();
-    let mut columns: Vec<(String, String)>;
-    match existing {
+    let columns = match existing {
         None => {
-            if !cfg.create_tables {
-                return Err(SinkError::schema(format!(
-                    "{database}.{table} does not exist and create_tables is off"
-                )));
-            }
-            if key.is_empty() {
-                return Err(SinkError::schema(format!(
-                    "cannot create {database}.{table}: no key columns known"
-                )));
-            }
-            columns = wanted.iter().map(|n| (n.clone(), column_type(n))).collect();
+            let NewTable { columns, key } = plan::create(&types, &name, changes, &rules)?;
+            let mut columns = columns.iter().map(typed).collect::<Result<Vec<_>, _>>()?;
             let defs: Vec<String> = columns
                 .iter()
                 .map(|(n, t)| format!("{} {t}", quote(n)))
@@ -346,9 +314,15 @@ pub fn plan(
                 columns.push((cfg.minor_version_column(), "UInt64".into()));
             }
             columns.push((cfg.deleted_column.clone(), "UInt8".into()));
+            columns
         }
         Some(meta) => {
-            columns = meta.columns.clone();
+            let shape = Existing {
+                columns: &meta.columns,
+                key: &meta.key,
+            };
+            let Alteration { add, widen } = plan::alter(&types, &name, shape, changes, &rules)?;
+            let mut columns = meta.columns.clone();
             // Tables created before the minor part was kept: rows already
             // stored count as minor 0, as their version column said.
             let minor = cfg.minor_version_column();
@@ -361,48 +335,29 @@ pub fn plan(
                 ));
                 columns.push((minor, "UInt64".into()));
             }
-            for n in &wanted {
-                match meta.column_type(n) {
-                    None if !cfg.evolve_schema => {
-                        return Err(SinkError::schema(format!(
-                            "column `{n}` is not in {} and evolve_schema is off",
-                            meta.name
-                        )));
-                    }
-                    None => {
-                        let ty = column_type(n);
-                        // Old servers have no ADD COLUMN IF NOT EXISTS: system.columns was checked.
-                        ddl.push(format!(
-                            "ALTER TABLE {} ADD COLUMN {} {ty}",
-                            meta.name,
-                            quote(n)
-                        ));
-                        columns.push((n.clone(), ty));
-                    }
-                    Some(current) if cfg.evolve_schema && !key.contains(n) => {
-                        let Some(to) = widening(current, &wanted_type(changes, n, features).0)
-                        else {
-                            continue;
-                        };
-                        let to = if current.starts_with("Nullable(") {
-                            format!("Nullable({to})")
-                        } else {
-                            to
-                        };
-                        ddl.push(format!(
-                            "ALTER TABLE {} MODIFY COLUMN {} {to}",
-                            meta.name,
-                            quote(n)
-                        ));
-                        if let Some(c) = columns.iter_mut().find(|(c, _)| c == n) {
-                            c.1 = to;
-                        }
-                    }
-                    Some(_) => {}
+            for c in &add {
+                let (n, ty) = typed(c)?;
+                // Old servers have no ADD COLUMN IF NOT EXISTS: system.columns was checked.
+                ddl.push(format!(
+                    "ALTER TABLE {} ADD COLUMN {} {ty}",
+                    meta.name,
+                    quote(&n)
+                ));
+                columns.push((n, ty));
+            }
+            for (n, _, to) in widen {
+                ddl.push(format!(
+                    "ALTER TABLE {} MODIFY COLUMN {} {to}",
+                    meta.name,
+                    quote(&n)
+                ));
+                if let Some(c) = columns.iter_mut().find(|(c, _)| *c == n) {
+                    c.1 = to;
                 }
             }
+            columns
         }
-    }
+    };
     Ok(Plan { ddl, columns })
 }
 

@@ -11,9 +11,10 @@
 use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::error::classify;
 use crate::ident::{Ident, IdentError, MAX_IDENT_BYTES, QualifiedName, fit_name};
-use crate::types::{pg_type, widening};
+use crate::types::PgTypes;
 use sinkfleet_core::batch::agreed_key_columns;
-use sinkfleet_core::{Change, ColumnType, SinkError, Value, column_evidence};
+use sinkfleet_core::table::plan::{self, Alteration, Existing, NewTable, Rules};
+use sinkfleet_core::{Change, SinkError};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
@@ -124,51 +125,6 @@ pub(crate) async fn ensure_meta(
     Ok(())
 }
 
-/// The type `column` needs for all of `changes`: the widest declared (or
-/// inferred) type among them. A batch can straddle a schema change (events
-/// from before and after an `ALTER COLUMN TYPE`): taking the first change's
-/// type would keep the narrow column and round the newer values.
-///
-/// `Fit::Create` types a new column: a schema-less integer gets `bigint`,
-/// room for what comes later. `Fit::Hold` asks what an existing column must
-/// widen to: a schema-less integer needs only the narrowest integer type
-/// that holds it, so an `integer` column is not widened for the value 1.
-fn wanted_type(changes: &[Change], column: &str, fit: Fit) -> String {
-    let mut wanted: Option<String> = None;
-    for (declared, sample) in column_evidence(changes, column) {
-        let candidate = match (declared, sample) {
-            (Some(col), _) => pg_type(&col.ty, sample),
-            (None, Some(Value::Int(i))) if fit == Fit::Hold => narrowest_integer(*i).into(),
-            (None, Some(v)) if !v.is_null() => pg_type(&ColumnType::Inferred, Some(v)),
-            (None, _) => continue,
-        };
-        wanted = Some(match wanted {
-            None => candidate,
-            Some(current) => widening(&current, &candidate).unwrap_or(current),
-        });
-    }
-    wanted.unwrap_or_else(|| "text".into())
-}
-
-/// What [`wanted_type`] is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fit {
-    /// The type of a new column.
-    Create,
-    /// The least an existing column must hold.
-    Hold,
-}
-
-fn narrowest_integer(i: i64) -> &'static str {
-    if i16::try_from(i).is_ok() {
-        "smallint"
-    } else if i32::try_from(i).is_ok() {
-        "integer"
-    } else {
-        "bigint"
-    }
-}
-
 /// Makes `meta` (or a new table) fit the changes: creates the table, adds
 /// missing columns, widens types, within the caller's transaction. Returns
 /// the refreshed metadata. Every keyed change must name the same key
@@ -182,79 +138,29 @@ pub(crate) async fn ensure_table(
 ) -> Result<TableMeta, SinkError> {
     let version = Ident::new(&cfg.version_column).map_err(|e| SinkError::schema(e.to_string()))?;
     let deleted = Ident::new(&cfg.deleted_column).map_err(|e| SinkError::schema(e.to_string()))?;
-
-    // Every column the changes mention, in first-seen order (schema order
-    // when the event declares one). Key columns first.
-    let mut wanted: Vec<String> = Vec::new();
-    let add = |n: &str, wanted: &mut Vec<String>| {
-        if !wanted.iter().any(|w| w == n) {
-            wanted.push(n.to_owned());
-        }
+    let ident = |n: &str| Ident::new(n).map_err(|e| SinkError::schema(e.to_string()));
+    let bookkeeping = [cfg.version_column.clone(), cfg.deleted_column.clone()];
+    let rules = Rules {
+        create_tables: cfg.create_tables,
+        evolve_schema: cfg.evolve_schema,
+        widen_keys: true,
+        bookkeeping: &bookkeeping,
+        identifiers: cfg.identifiers,
+        max_name_bytes: MAX_IDENT_BYTES,
     };
-    let key_columns: Vec<String> = agreed_key_columns(changes)
-        .map_err(SinkError::schema)?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if let Some(meta) = &existing {
-        check_key(name, meta, &key_columns)?;
-    }
-    for k in &key_columns {
-        add(k, &mut wanted);
-    }
-    for change in changes {
-        if let Some(schema) = &change.schema {
-            for col in &schema.columns {
-                add(&col.name, &mut wanted);
-            }
-        }
-        if let Some(row) = &change.row {
-            for n in row.names() {
-                add(n, &mut wanted);
-            }
-        }
-    }
-    for n in &wanted {
-        if n == &cfg.version_column || n == &cfg.deleted_column {
-            return Err(SinkError::schema(format!(
-                "source column `{n}` collides with sinkfleet's bookkeeping column; rename version_column/deleted_column"
-            )));
-        }
-        cfg.identifiers
-            .check("column", n, MAX_IDENT_BYTES)
-            .map_err(|e| SinkError::schema(e.to_string()))?;
-        Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?;
-    }
-
+    let table = name.to_string();
     let mut ddl: Vec<String> = Vec::new();
     let meta = match existing {
         None => {
-            if !cfg.create_tables {
-                return Err(SinkError::schema(format!(
-                    "target table {name} does not exist and create_tables is off"
-                )));
-            }
-            if key_columns.is_empty() {
-                return Err(SinkError::schema(format!(
-                    "cannot create {name}: no key columns known (only truncates seen)"
-                )));
-            }
+            let NewTable { columns, key } = plan::create(&PgTypes, &table, changes, &rules)?;
             let mut cols: Vec<String> = Vec::new();
-            for n in &wanted {
-                let not_null = if key_columns.contains(n) {
-                    " NOT NULL"
-                } else {
-                    ""
-                };
-                cols.push(format!(
-                    "{} {}{not_null}",
-                    Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?,
-                    wanted_type(changes, n, Fit::Create)
-                ));
+            for c in &columns {
+                let not_null = if c.key { " NOT NULL" } else { "" };
+                cols.push(format!("{} {}{not_null}", ident(&c.name)?, c.ty));
             }
             cols.push(format!("{version} numeric(39,0) NOT NULL"));
             cols.push(format!("{deleted} boolean NOT NULL DEFAULT false"));
-            let pk = idents(&key_columns)?;
+            let pk = idents(&key)?;
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", name.schema));
             ddl.push(format!(
                 "CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({pk}))",
@@ -263,28 +169,23 @@ pub(crate) async fn ensure_table(
             None
         }
         Some(meta) => {
-            for n in &wanted {
-                match meta.column_type(n) {
-                    None if cfg.evolve_schema => ddl.push(format!(
-                        "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {} {}",
-                        Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?,
-                        wanted_type(changes, n, Fit::Create)
-                    )),
-                    None => {
-                        return Err(SinkError::schema(format!(
-                            "column `{n}` is not in {name} and evolve_schema is off"
-                        )));
-                    }
-                    Some(current) if cfg.evolve_schema => {
-                        if let Some(to) = widening(current, &wanted_type(changes, n, Fit::Hold)) {
-                            ddl.push(format!(
-                                "ALTER TABLE {name} ALTER COLUMN {} TYPE {to}",
-                                Ident::new(n).map_err(|e| SinkError::schema(e.to_string()))?
-                            ));
-                        }
-                    }
-                    Some(_) => {}
-                }
+            let shape = Existing {
+                columns: &meta.columns,
+                key: &meta.key,
+            };
+            let Alteration { add, widen } = plan::alter(&PgTypes, &table, shape, changes, &rules)?;
+            for c in &add {
+                ddl.push(format!(
+                    "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {} {}",
+                    ident(&c.name)?,
+                    c.ty
+                ));
+            }
+            for (column, _, to) in &widen {
+                ddl.push(format!(
+                    "ALTER TABLE {name} ALTER COLUMN {} TYPE {to}",
+                    ident(column)?
+                ));
             }
             if meta.column_type(&cfg.version_column).is_none() {
                 ddl.push(format!("ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {version} numeric(39,0) NOT NULL DEFAULT 0"));
@@ -295,6 +196,11 @@ pub(crate) async fn ensure_table(
             Some(meta)
         }
     };
+    let key_columns: Vec<String> = agreed_key_columns(changes)
+        .map_err(SinkError::schema)?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
 
     if !ddl.is_empty() {
         tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");

@@ -24,8 +24,9 @@ pub use config::{DeleteMode, PostgresSinkConfig, WritePath};
 use catalog::{Catalog, TableMeta};
 use error::classify;
 use ident::{Ident, QualifiedName};
-use sinkfleet_core::batch::{collapse, split_at_truncates};
-use sinkfleet_core::{Change, Durability, Op, Sink, SinkError, SinkRecord, TableId};
+use sinkfleet_core::batch::collapse;
+use sinkfleet_core::table::{self, ApplyStats, Run};
+use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId};
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Acquire, AssertSqlSafe, PgConnection};
@@ -70,44 +71,24 @@ impl PostgresSink {
         })
     }
 
-    /// The target table of a source table.
+    /// The target table of a source table ([`table::route`]).
     fn target(&self, table: &TableId) -> Result<QualifiedName, SinkError> {
+        let (schema, name) = table::route(
+            table,
+            &self.cfg.tables,
+            self.cfg.target_schema.as_deref(),
+            self.cfg.identifiers,
+            ident::MAX_IDENT_BYTES,
+        )?;
         let bad = |e: ident::IdentError| SinkError::schema(e.to_string());
-        if let Some(mapped) = self.cfg.tables.get(&table.to_string()) {
-            return catalog::parse_qualified(mapped).map_err(bad);
-        }
-        // Names from events must pass the identifier policy; configured
-        // names (target_schema, tables) are the operator's.
-        let (schema, name) = self
-            .cfg
-            .identifiers
-            .check_table(
-                table,
-                self.cfg.target_schema.as_deref(),
-                ident::MAX_IDENT_BYTES,
-            )
-            .map_err(|e| SinkError::schema(e.to_string()))?;
         Ok(QualifiedName {
-            schema: Ident::new(schema).map_err(bad)?,
-            table: Ident::new(name).map_err(bad)?,
+            schema: Ident::new(&schema).map_err(bad)?,
+            table: Ident::new(&name).map_err(bad)?,
         })
     }
 
     async fn apply(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
-        // Group by target table, keeping each table's stream order.
-        let mut order: Vec<QualifiedName> = Vec::new();
-        let mut groups: HashMap<QualifiedName, Vec<Change>> = HashMap::new();
-        for record in batch {
-            let target = self.target(&record.change.table)?;
-            groups
-                .entry(target.clone())
-                .or_insert_with(|| {
-                    order.push(target);
-                    Vec::new()
-                })
-                .push(record.change.clone());
-        }
-
+        let groups = table::group_by_target(batch, |t| self.target(t))?;
         let mut conn = self.pool.acquire().await.map_err(classify)?;
         if !self.meta_ready {
             catalog::ensure_meta(&mut conn, &self.cfg).await?;
@@ -116,37 +97,42 @@ impl PostgresSink {
         // DDL first, inside the data transaction: it commits with the rows
         // or not at all. (On failure the cached metadata is dropped.)
         let mut tx = conn.begin().await.map_err(classify)?;
-        for name in &order {
-            let changes = &groups[name];
-            let existing = match self.catalog.tables.remove(name) {
+        let mut work = Vec::with_capacity(groups.len());
+        for group in groups {
+            let changes = group.changes();
+            let name = group.target;
+            let existing = match self.catalog.tables.remove(&name) {
                 Some(meta) => Some(meta),
-                None => catalog::load(&mut tx, name, &self.cfg).await?,
+                None => catalog::load(&mut tx, &name, &self.cfg).await?,
             };
-            let meta = catalog::ensure_table(&mut tx, name, existing, changes, &self.cfg).await?;
+            let meta = catalog::ensure_table(&mut tx, &name, existing, &changes, &self.cfg).await?;
             self.catalog.tables.insert(name.clone(), meta);
+            work.push((name, changes));
         }
 
-        let mut stats = Stats::default();
-        for name in &order {
-            let meta = &self.catalog.tables[name];
-            let changes = groups.remove(name).unwrap_or_default();
-            for run in split_at_truncates(changes) {
-                if run.first().is_some_and(|c| c.op == Op::Truncate) {
-                    for t in &run {
-                        apply_truncate(&mut tx, meta, t, &self.cfg).await?;
+        let mut stats = ApplyStats::default();
+        for (name, changes) in work {
+            let meta = &self.catalog.tables[&name];
+            for run in table::runs(changes) {
+                match run {
+                    Run::Truncates(truncates) => {
+                        for t in &truncates {
+                            apply_truncate(&mut tx, meta, t, &self.cfg).await?;
+                        }
                     }
-                    continue;
+                    Run::Changes(changes) => {
+                        let submitted = changes.len() as u64;
+                        let mut applied = 0;
+                        for round in collapse(changes) {
+                            applied += apply_run(&mut tx, meta, round, &self.cfg).await?;
+                        }
+                        stats.add(&name.plain(), submitted, applied);
+                    }
                 }
-                let submitted = run.len() as u64;
-                let mut applied = 0;
-                for round in collapse(run) {
-                    applied += apply_run(&mut tx, meta, round, &self.cfg).await?;
-                }
-                stats.add(name, submitted, applied);
             }
         }
         tx.commit().await.map_err(classify)?;
-        stats.publish();
+        stats.publish("postgres");
         Ok(())
     }
 
@@ -184,27 +170,6 @@ impl Sink for PostgresSink {
         }
         self.expire_tombstones().await;
         Ok(Durability::Durable)
-    }
-}
-
-/// Applied/stale counts per table for one batch.
-#[derive(Default)]
-struct Stats(HashMap<String, (u64, u64)>);
-
-impl Stats {
-    fn add(&mut self, table: &QualifiedName, submitted: u64, applied: u64) {
-        let entry = self.0.entry(table.plain()).or_default();
-        entry.0 += applied;
-        entry.1 += submitted.saturating_sub(applied);
-    }
-
-    fn publish(self) {
-        for (table, (applied, stale)) in self.0 {
-            metrics::counter!("sinkfleet_records_applied_total", "sink" => "postgres", "table" => table.clone())
-                .increment(applied);
-            metrics::counter!("sinkfleet_records_skipped_stale_total", "sink" => "postgres", "table" => table)
-                .increment(stale);
-        }
     }
 }
 

@@ -64,6 +64,23 @@ pub fn pg_type(ty: &ColumnType, sample: Option<&Value>) -> String {
     }
 }
 
+/// Postgres' types for the column plan ([`sinkfleet_core::table::plan`]).
+pub struct PgTypes;
+
+impl sinkfleet_core::table::plan::TypeSystem for PgTypes {
+    fn map(&self, ty: &ColumnType, sample: Option<&Value>) -> String {
+        pg_type(ty, sample)
+    }
+
+    fn widen(&self, current: &str, wanted: &str) -> Option<String> {
+        widening(current, wanted)
+    }
+
+    fn fallback(&self) -> String {
+        "text".into()
+    }
+}
+
 /// Widening that keeps every stored value, as the type to alter the
 /// column to (`format_type` names). Anything else is an incompatible change.
 pub fn widening(current: &str, wanted: &str) -> Option<String> {

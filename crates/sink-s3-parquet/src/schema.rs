@@ -2,6 +2,7 @@
 //! logical types, plus the bookkeeping columns readers deduplicate by.
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use sinkfleet_core::table::plan::wanted_columns;
 use sinkfleet_core::{Change, ColumnType, TableSchema};
 use std::sync::Arc;
 
@@ -75,27 +76,21 @@ pub fn arrow_type(ty: &ColumnType) -> DataType {
     }
 }
 
-/// The data columns of a change: declared ones in schema order, then any
-/// key or row column the schema does not declare (as text).
+/// The data columns of a change, by the column plan's rule
+/// ([`wanted_columns`]): key columns, then declared ones in schema order
+/// (with their logical types), then any row column the schema does not
+/// declare (as text: a schema-less value's text is exact).
 pub fn data_fields(change: &Change, declared: Option<&TableSchema>) -> Vec<Field> {
-    let mut fields: Vec<Field> = declared
-        .map(|s| {
-            s.columns
-                .iter()
-                .map(|c| Field::new(&c.name, arrow_type(&c.ty), true))
-                .collect()
+    let key: Vec<String> = change.key.names().map(str::to_owned).collect();
+    wanted_columns(&key, std::slice::from_ref(change))
+        .iter()
+        .map(|name| {
+            let ty = declared
+                .and_then(|s| s.column(name))
+                .map_or(DataType::Utf8, |c| arrow_type(&c.ty));
+            Field::new(name, ty, true)
         })
-        .unwrap_or_default();
-    let extra = change
-        .key
-        .names()
-        .chain(change.row.iter().flat_map(|r| r.names()));
-    for name in extra {
-        if !fields.iter().any(|f| f.name() == name) {
-            fields.push(Field::new(name, DataType::Utf8, true));
-        }
-    }
-    fields
+        .collect()
 }
 
 /// The full file schema: data columns, then the bookkeeping columns.

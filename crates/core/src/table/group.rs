@@ -1,0 +1,148 @@
+//! A batch as per-table work: records grouped by target table, each
+//! table's changes split into runs at truncates.
+
+use crate::batch::split_at_truncates;
+use crate::change::{Change, Op, TableId};
+use crate::error::SinkError;
+use crate::sink::SinkRecord;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// One target table's share of a batch, in stream order.
+#[derive(Debug)]
+pub struct TableGroup<'a, T> {
+    /// Where the records go.
+    pub target: T,
+    /// The records, in batch order.
+    pub records: Vec<&'a SinkRecord>,
+}
+
+impl<T> TableGroup<'_, T> {
+    /// The changes (owned: sinks complete and reorder them).
+    pub fn changes(&self) -> Vec<Change> {
+        self.records.iter().map(|r| r.change.clone()).collect()
+    }
+}
+
+/// Groups `batch` by target table (`route` maps a source table to it),
+/// tables in order of first appearance, records in batch order. A record
+/// whose table cannot be routed fails the batch (the runtime then isolates
+/// it for the dead-letter topic).
+pub fn group_by_target<'a, T: Clone + Eq + Hash>(
+    batch: &'a [SinkRecord],
+    mut route: impl FnMut(&TableId) -> Result<T, SinkError>,
+) -> Result<Vec<TableGroup<'a, T>>, SinkError> {
+    let mut index: HashMap<T, usize> = HashMap::new();
+    let mut groups: Vec<TableGroup<'a, T>> = Vec::new();
+    for record in batch {
+        let target = route(&record.change.table)?;
+        let i = *index.entry(target.clone()).or_insert_with(|| {
+            groups.push(TableGroup {
+                target,
+                records: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        groups[i].records.push(record);
+    }
+    Ok(groups)
+}
+
+/// A stretch of one table's changes between truncates.
+#[derive(Debug, PartialEq)]
+pub enum Run {
+    /// Truncates, in stream order.
+    Truncates(Vec<Change>),
+    /// Row changes (upserts and deletes), in stream order: collapse them
+    /// into rounds ([`crate::batch::collapse`]) to apply.
+    Changes(Vec<Change>),
+}
+
+/// Splits one table's changes into [`Run`]s: collapsing across a truncate
+/// would reorder a row change and the truncate it must follow or precede.
+pub fn runs(changes: Vec<Change>) -> Vec<Run> {
+    split_at_truncates(changes)
+        .into_iter()
+        .map(|run| {
+            if run.first().is_some_and(|c| c.op == Op::Truncate) {
+                Run::Truncates(run)
+            } else {
+                Run::Changes(run)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::Row;
+    use crate::sink::Position;
+    use crate::version::Version;
+    use std::sync::Arc;
+
+    fn record(table: &str, op: Op, offset: i64) -> SinkRecord {
+        SinkRecord {
+            position: Position {
+                topic: Arc::from("t"),
+                partition: 0,
+                offset,
+            },
+            change: Change {
+                table: TableId::new("s", table),
+                op,
+                key: Row::default(),
+                row: None,
+                version: Version::new(offset as u64, 0),
+                schema: None,
+                unchanged: Vec::new(),
+                source_ts_ms: None,
+            },
+        }
+    }
+
+    #[test]
+    fn groups_keep_first_appearance_and_stream_order() {
+        let batch = [
+            record("b", Op::Create, 1),
+            record("a", Op::Create, 2),
+            record("b", Op::Delete, 3),
+        ];
+        let groups = group_by_target(&batch, |t| Ok(t.table.clone())).unwrap();
+        let seen: Vec<(String, Vec<i64>)> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g.target.clone(),
+                    g.records.iter().map(|r| r.position.offset).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(seen, vec![("b".into(), vec![1, 3]), ("a".into(), vec![2])]);
+        let refused = group_by_target(&batch, |t| {
+            if t.table == "a" {
+                Err(SinkError::schema("no route"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn runs_split_at_truncates() {
+        let changes: Vec<Change> = [Op::Create, Op::Truncate, Op::Truncate, Op::Update]
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| record("t", op, i as i64).change)
+            .collect();
+        let kinds: Vec<(bool, usize)> = runs(changes)
+            .iter()
+            .map(|r| match r {
+                Run::Truncates(t) => (true, t.len()),
+                Run::Changes(c) => (false, c.len()),
+            })
+            .collect();
+        assert_eq!(kinds, vec![(false, 1), (true, 1), (true, 1), (false, 1)]);
+    }
+}

@@ -1,0 +1,44 @@
+//! What every table-shaped sink (Postgres, ClickHouse) decides the same
+//! way, implemented once: where a source table goes ([`route`]), how a
+//! batch splits into per-table work ([`group`]), which columns a batch
+//! needs and of which type ([`plan`]), and the per-table counters
+//! ([`ApplyStats`]).
+//!
+//! A sink brings only its target: its physical types (a [`plan::TypeSystem`]
+//! mapping and widening the sink-neutral [`ColumnType`](crate::ColumnType)),
+//! the SQL it runs, and how it applies a round of changes.
+
+pub mod group;
+pub mod plan;
+pub mod route;
+
+pub use group::{Run, TableGroup, group_by_target, runs};
+pub use route::route;
+
+use std::collections::BTreeMap;
+
+/// Applied and stale (skipped: not newer than what the target holds)
+/// counts per target table for one batch, published as
+/// `sinkfleet_records_applied_total` and
+/// `sinkfleet_records_skipped_stale_total` once the batch is durable.
+#[derive(Debug, Default)]
+pub struct ApplyStats(BTreeMap<String, (u64, u64)>);
+
+impl ApplyStats {
+    /// Counts `submitted` changes of `table`, of which `applied` changed a row.
+    pub fn add(&mut self, table: &str, submitted: u64, applied: u64) {
+        let entry = self.0.entry(table.to_owned()).or_default();
+        entry.0 += applied;
+        entry.1 += submitted.saturating_sub(applied);
+    }
+
+    /// Publishes the counts for `sink`.
+    pub fn publish(self, sink: &'static str) {
+        for (table, (applied, stale)) in self.0 {
+            metrics::counter!("sinkfleet_records_applied_total", "sink" => sink, "table" => table.clone())
+                .increment(applied);
+            metrics::counter!("sinkfleet_records_skipped_stale_total", "sink" => sink, "table" => table)
+                .increment(stale);
+        }
+    }
+}
