@@ -263,6 +263,15 @@ fn table() -> Vec<Case> {
                 "",
             )
         },
+        // `decimal.format=NUMERIC`: a JSON number (up to 15 digits; longer
+        // ones are refused by the decoder, see its tests).
+        same(
+            "decimal_numeric_format",
+            decimal(15, 2),
+            "decimal(15,2)",
+            serde_json::from_str("1234567890123.45").expect("a JSON number"),
+            "1234567890123.45",
+        ),
         // numeric(5,6), legal since Postgres 15: 0.012345.
         same(
             "decimal_scale_above_precision",

@@ -298,6 +298,76 @@ mod tests {
         )
     }
 
+    /// The body of one upsert and one delete, as each server generation
+    /// gets it: modern servers a quoted UInt128 version and DateTime64
+    /// text, 18.16 the commit LSN, the change LSN apart, and String text.
+    #[test]
+    fn insert_bodies_per_server() {
+        use sinkfleet_core::{Op, Row, TableId, Version};
+        let change = |op: Op, at: Option<Value>| {
+            let mut key = Row::default();
+            key.set("id", Value::Int(7));
+            Change {
+                table: TableId::new("s", "t"),
+                op,
+                row: at.map(|v| {
+                    let mut row = key.clone();
+                    row.set("at", v);
+                    row
+                }),
+                key,
+                version: Version::new(5, 9),
+                schema: None,
+                unchanged: Vec::new(),
+                source_ts_ms: None,
+            }
+        };
+        let changes = [
+            change(Op::Update, Some(ts(2024, 945_635_000))),
+            change(Op::Delete, None),
+        ];
+        let cfg = ClickHouseSinkConfig::with_url("http://x");
+        let col = |n: &str, t: &str| (n.to_owned(), t.to_owned());
+        let modern = ServerFeatures { version: (24, 8) };
+        let columns = [
+            col("id", "Int64"),
+            col("at", "Nullable(DateTime64(6, 'UTC'))"),
+            col("__sinkfleet_version", "UInt128"),
+            col("__sinkfleet_deleted", "UInt8"),
+        ];
+        let (names, body) = insert_body(&columns, &changes, &cfg, &modern).unwrap();
+        assert_eq!(
+            names.join(","),
+            "`id`,`at`,`__sinkfleet_version`,`__sinkfleet_deleted`"
+        );
+        let version = ((5u128 << 64) | 9).to_string();
+        assert_eq!(
+            body,
+            format!(
+                "{{\"id\":7,\"at\":\"2024-01-02 10:47:58.945635\",\"__sinkfleet_version\":\"{version}\",\"__sinkfleet_deleted\":0}}\n\
+                 {{\"id\":7,\"__sinkfleet_version\":\"{version}\",\"__sinkfleet_deleted\":1}}\n"
+            )
+        );
+        let old = ServerFeatures { version: (18, 16) };
+        let columns = [
+            col("id", "Int64"),
+            col("at", "Nullable(String)"),
+            col("__sinkfleet_version", "UInt64"),
+            col("__sinkfleet_version_minor", "UInt64"),
+            col("__sinkfleet_deleted", "UInt8"),
+        ];
+        let (names, body) = insert_body(&columns, &changes, &cfg, &old).unwrap();
+        assert_eq!(
+            names.join(","),
+            "`id`,`at`,`__sinkfleet_version`,`__sinkfleet_version_minor`,`__sinkfleet_deleted`"
+        );
+        assert_eq!(
+            body,
+            "{\"id\":7,\"at\":\"2024-01-02 10:47:58.945635\",\"__sinkfleet_version\":5,\"__sinkfleet_version_minor\":9,\"__sinkfleet_deleted\":0}\n\
+             {\"id\":7,\"__sinkfleet_version\":5,\"__sinkfleet_version_minor\":9,\"__sinkfleet_deleted\":1}\n"
+        );
+    }
+
     #[test]
     fn timestamps_are_exact_or_refused() {
         assert_eq!(

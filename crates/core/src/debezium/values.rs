@@ -56,7 +56,7 @@ pub(crate) fn decode(json: &Json, codec: &Codec) -> Result<Value, String> {
         Codec::Bytes => Value::Bytes(base64(json)?),
         Codec::Decimal { scale } => match json {
             // JsonConverter's `decimal.format=NUMERIC` writes plain numbers.
-            Json::Number(n) => Value::Decimal(n.to_string()),
+            Json::Number(n) => Value::Decimal(numeric_decimal(n, *scale)?),
             _ => Value::Decimal(unscaled_to_decimal(&unscaled(json)?, *scale)),
         },
         Codec::VariableDecimal => {
@@ -107,6 +107,44 @@ fn infer(json: &Json) -> Value {
         Json::Array(items) => Value::Array(items.iter().map(infer).collect()),
         Json::Object(_) => Value::Json(json.to_string()),
     }
+}
+
+/// Most significant digits a JSON number read as a double gives back
+/// exactly (`DBL_DIG`): any decimal of up to 15 digits survives the round
+/// trip through the nearest double.
+const EXACT_DOUBLE_DIGITS: usize = 15;
+
+/// A Decimal written as a JSON number (`decimal.format=NUMERIC`), as exact
+/// text with the schema's scale.
+///
+/// Integers are exact as they are. Other numbers are parsed as doubles
+/// (the decoder does not keep number text: that would cost every record),
+/// which hold 15 significant digits exactly: the double, printed with the
+/// column's scale, is the sent number if that print has at most 15
+/// digits from the first non-zero one. A longer value may have been
+/// rounded, so it is refused; `decimal.format=BASE64` (the converter's
+/// default) carries any number of digits.
+fn numeric_decimal(n: &serde_json::Number, scale: u32) -> Result<String, String> {
+    if n.is_i64() || n.is_u64() {
+        return Ok(n.to_string());
+    }
+    let f = n
+        .as_f64()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| format!("expected a decimal number, found {n}"))?;
+    let text = format!("{f:.prec$}", prec = scale as usize);
+    let significant = text
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|b| *b == b'0')
+        .count();
+    if significant > EXACT_DOUBLE_DIGITS {
+        return Err(format!(
+            "the JSON number {n} at scale {scale} has more than {EXACT_DOUBLE_DIGITS} significant digits, \
+             which this decoder cannot read exactly; use decimal.format=BASE64"
+        ));
+    }
+    Ok(text)
 }
 
 fn str_of(json: &Json) -> Option<&str> {
@@ -322,6 +360,26 @@ mod tests {
         assert!(time_value(-1, 1_000).is_err());
         assert_eq!(epoch_day(19279).unwrap().to_string(), "2022-10-14");
         assert_eq!(epoch_day(-1).unwrap().to_string(), "1969-12-31");
+    }
+
+    #[test]
+    fn numeric_format_decimals_are_exact_or_refused() {
+        let decimal = |text: &str, scale| {
+            decode(
+                &serde_json::from_str(text).unwrap(),
+                &Codec::Decimal { scale },
+            )
+        };
+        assert_eq!(decimal("1.5", 2), Ok(Value::Decimal("1.50".into())));
+        assert_eq!(decimal("-0.07", 2), Ok(Value::Decimal("-0.07".into())));
+        assert_eq!(decimal("150", 2), Ok(Value::Decimal("150".into())));
+        assert_eq!(
+            decimal("1234567890123.45", 2),
+            Ok(Value::Decimal("1234567890123.45".into()))
+        );
+        // 17 digits: a double may have rounded them.
+        assert!(decimal("12345678901234567.89", 2).is_err());
+        assert!(decimal("0.1000000000000000001", 19).is_err());
     }
 
     #[test]
