@@ -27,7 +27,7 @@ pub use config::ClickHouseSinkConfig;
 use client::{Client, ServerFeatures};
 use schema::{TableMeta, literal, quote};
 use sinkfleet_core::batch::collapse;
-use sinkfleet_core::table::{self, ApplyStats, Run};
+use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId, Value, Version};
 use std::collections::{HashMap, HashSet};
 
@@ -87,94 +87,6 @@ impl ClickHouseSink {
         schema::check_ident(&db)?;
         schema::check_ident(&t)?;
         Ok((db, t))
-    }
-
-    async fn apply(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
-        let features = match self.features {
-            Some(f) => f,
-            None => {
-                let f = self.client.features().await?;
-                tracing::info!(version = ?f.version, is_deleted = f.is_deleted_engine(), dedup_token = f.dedup_token(),
-                    uint128 = f.uint128(), "ClickHouse server detected");
-                self.features = Some(f);
-                f
-            }
-        };
-        let mut stats = ApplyStats::default();
-        for group in table::group_by_target(batch, |t| self.target(t))? {
-            let changes = group.changes();
-            let target = group.target;
-            let existing = match self.tables.remove(&target) {
-                Some(meta) => Some(meta),
-                None => schema::load(&self.client, &target.0, &target.1).await?,
-            };
-            let plan = schema::plan(
-                &target.0,
-                &target.1,
-                existing.as_ref(),
-                &changes,
-                &self.cfg,
-                &features,
-            )?;
-            let meta = match existing {
-                Some(meta) if plan.ddl.is_empty() => meta,
-                _ => {
-                    // ClickHouse DDL is not transactional: decide it only
-                    // from records the server accepts, so a record that
-                    // will be dead-lettered adds or widens nothing.
-                    probe::check(&self.client, &plan.columns, &changes, &self.cfg, &features)
-                        .await?;
-                    schema::apply(&self.client, &target.0, &target.1, &plan).await?
-                }
-            };
-            if !self.truncation_tables.contains(&target.0) {
-                let sql = truncate::create_sql(&target.0, &features);
-                self.client.execute(&sql, None, &[]).await?;
-                self.truncation_tables.insert(target.0.clone());
-            }
-            let mut floor = truncate::floor(&self.client, &target.0, &target.1).await?;
-            let token_base = dedup_token_base(&group.records);
-            let label = format!("{}.{}", target.0, target.1);
-            for (r, run) in table::runs(changes).into_iter().enumerate() {
-                let mut run = match run {
-                    Run::Truncates(truncates) => {
-                        for t in &truncates {
-                            let target = (target.0.as_str(), target.1.as_str());
-                            let applied = truncate::apply(
-                                &self.client,
-                                target,
-                                &meta,
-                                t.version,
-                                &self.cfg,
-                                &features,
-                            )
-                            .await?;
-                            floor = floor.max(applied);
-                        }
-                        continue;
-                    }
-                    Run::Changes(changes) => changes,
-                };
-                let submitted = run.len() as u64;
-                // Older than the last truncate: the row was removed at the
-                // source after this change (strictly older, because on
-                // servers with a UInt64 version a change in the truncate's
-                // own transaction shares its version and may follow it).
-                run.retain(|c| version_key(c.version, &features) >= floor);
-                let run = self.drop_stale(&meta, run).await?;
-                let mut inserted = 0u64;
-                for (round, changes) in collapse(run).into_iter().enumerate() {
-                    let changes = self.complete_partial_rows(&meta, changes).await?;
-                    inserted += changes.len() as u64;
-                    let token = format!("{token_base}-{r}-{round}");
-                    self.insert(&meta, &changes, &features, &token).await?;
-                }
-                stats.add(&label, submitted, inserted);
-            }
-            self.tables.insert(target, meta);
-        }
-        stats.publish("clickhouse");
-        Ok(())
     }
 
     /// A partial row (an unchanged TOAST column left out) must still be a
@@ -468,12 +380,142 @@ impl Sink for ClickHouseSink {
     }
 
     async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
-        if let Err(e) = self.apply(batch).await {
-            self.tables.clear();
-            return Err(e);
-        }
+        table::apply(self, batch, "clickhouse").await?;
         // A 200 from an INSERT means the parts are written.
         Ok(Durability::Durable)
+    }
+}
+
+/// A table that fits the batch, and its truncate floor: changes older
+/// than the table's last truncate were removed at the source after them.
+pub struct PreparedTable {
+    target: (String, String),
+    meta: TableMeta,
+    floor: u128,
+}
+
+/// Every insert is durable on its own (no session); the session is the
+/// server's features, detected on the first batch.
+impl TableTarget for ClickHouseSink {
+    type Target = (String, String);
+    type Meta = PreparedTable;
+    type Session = ServerFeatures;
+
+    fn route(&self, table: &TableId) -> Result<(String, String), SinkError> {
+        self.target(table)
+    }
+
+    fn label((database, table): &(String, String)) -> String {
+        format!("{database}.{table}")
+    }
+
+    async fn begin(&mut self) -> Result<ServerFeatures, SinkError> {
+        if let Some(features) = self.features {
+            return Ok(features);
+        }
+        let f = self.client.features().await?;
+        tracing::info!(version = ?f.version, is_deleted = f.is_deleted_engine(), dedup_token = f.dedup_token(),
+            uint128 = f.uint128(), "ClickHouse server detected");
+        self.features = Some(f);
+        Ok(f)
+    }
+
+    async fn prepare(
+        &mut self,
+        features: &mut ServerFeatures,
+        target: &(String, String),
+        changes: &[Change],
+    ) -> Result<PreparedTable, SinkError> {
+        let existing = match self.tables.remove(target) {
+            Some(meta) => Some(meta),
+            None => schema::load(&self.client, &target.0, &target.1).await?,
+        };
+        let plan = schema::plan(
+            &target.0,
+            &target.1,
+            existing.as_ref(),
+            changes,
+            &self.cfg,
+            features,
+        )?;
+        let meta = match existing {
+            Some(meta) if plan.ddl.is_empty() => meta,
+            _ => {
+                // ClickHouse DDL is not transactional: decide it only from
+                // records the server accepts, so a record that will be
+                // dead-lettered adds or widens nothing.
+                probe::check(&self.client, &plan.columns, changes, &self.cfg, features).await?;
+                schema::apply(&self.client, &target.0, &target.1, &plan).await?
+            }
+        };
+        if !self.truncation_tables.contains(&target.0) {
+            let sql = truncate::create_sql(&target.0, features);
+            self.client.execute(&sql, None, &[]).await?;
+            self.truncation_tables.insert(target.0.clone());
+        }
+        let floor = truncate::floor(&self.client, &target.0, &target.1).await?;
+        Ok(PreparedTable {
+            target: target.clone(),
+            meta,
+            floor,
+        })
+    }
+
+    async fn truncate(
+        &mut self,
+        features: &mut ServerFeatures,
+        table: &mut PreparedTable,
+        truncate: &Change,
+    ) -> Result<(), SinkError> {
+        let applied = truncate::apply(
+            &self.client,
+            (&table.target.0, &table.target.1),
+            &table.meta,
+            truncate.version,
+            &self.cfg,
+            features,
+        )
+        .await?;
+        table.floor = table.floor.max(applied);
+        Ok(())
+    }
+
+    async fn apply_run(
+        &mut self,
+        features: &mut ServerFeatures,
+        table: &mut PreparedTable,
+        records: &[&SinkRecord],
+        index: usize,
+        mut run: Vec<Change>,
+    ) -> Result<u64, SinkError> {
+        // Older than the last truncate: the row was removed at the source
+        // after this change (strictly older, because on servers with a
+        // UInt64 version a change in the truncate's own transaction shares
+        // its version and may follow it).
+        let floor = table.floor;
+        run.retain(|c| version_key(c.version, features) >= floor);
+        let run = self.drop_stale(&table.meta, run).await?;
+        let token_base = dedup_token_base(records);
+        let mut inserted = 0u64;
+        for (round, changes) in collapse(run).into_iter().enumerate() {
+            let changes = self.complete_partial_rows(&table.meta, changes).await?;
+            inserted += changes.len() as u64;
+            let token = format!("{token_base}-{index}-{round}");
+            self.insert(&table.meta, &changes, features, &token).await?;
+        }
+        Ok(inserted)
+    }
+
+    async fn commit(&mut self, _: ServerFeatures) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn remember(&mut self, target: (String, String), table: PreparedTable) {
+        self.tables.insert(target, table.meta);
+    }
+
+    fn forget(&mut self) {
+        self.tables.clear();
     }
 }
 

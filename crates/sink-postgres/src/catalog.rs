@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 /// A target table as the sink last saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct TableMeta {
+pub struct TableMeta {
     /// The table.
     pub name: QualifiedName,
     /// Columns in table order with their `format_type` names.
@@ -32,6 +32,7 @@ pub(crate) struct TableMeta {
 }
 
 impl TableMeta {
+    /// The `format_type` name of a column, if the table has it.
     pub fn column_type(&self, name: &str) -> Option<&str> {
         self.columns
             .iter()

@@ -25,11 +25,11 @@ use catalog::{Catalog, TableMeta};
 use error::classify;
 use ident::{Ident, QualifiedName};
 use sinkfleet_core::batch::collapse;
-use sinkfleet_core::table::{self, ApplyStats, Run};
+use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId};
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Acquire, AssertSqlSafe, PgConnection};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -87,55 +87,6 @@ impl PostgresSink {
         })
     }
 
-    async fn apply(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
-        let groups = table::group_by_target(batch, |t| self.target(t))?;
-        let mut conn = self.pool.acquire().await.map_err(classify)?;
-        if !self.meta_ready {
-            catalog::ensure_meta(&mut conn, &self.cfg).await?;
-            self.meta_ready = true;
-        }
-        // DDL first, inside the data transaction: it commits with the rows
-        // or not at all. (On failure the cached metadata is dropped.)
-        let mut tx = conn.begin().await.map_err(classify)?;
-        let mut work = Vec::with_capacity(groups.len());
-        for group in groups {
-            let changes = group.changes();
-            let name = group.target;
-            let existing = match self.catalog.tables.remove(&name) {
-                Some(meta) => Some(meta),
-                None => catalog::load(&mut tx, &name, &self.cfg).await?,
-            };
-            let meta = catalog::ensure_table(&mut tx, &name, existing, &changes, &self.cfg).await?;
-            self.catalog.tables.insert(name.clone(), meta);
-            work.push((name, changes));
-        }
-
-        let mut stats = ApplyStats::default();
-        for (name, changes) in work {
-            let meta = &self.catalog.tables[&name];
-            for run in table::runs(changes) {
-                match run {
-                    Run::Truncates(truncates) => {
-                        for t in &truncates {
-                            apply_truncate(&mut tx, meta, t, &self.cfg).await?;
-                        }
-                    }
-                    Run::Changes(changes) => {
-                        let submitted = changes.len() as u64;
-                        let mut applied = 0;
-                        for round in collapse(changes) {
-                            applied += apply_run(&mut tx, meta, round, &self.cfg).await?;
-                        }
-                        stats.add(&name.plain(), submitted, applied);
-                    }
-                }
-            }
-        }
-        tx.commit().await.map_err(classify)?;
-        stats.publish("postgres");
-        Ok(())
-    }
-
     async fn expire_tombstones(&mut self) {
         if self.cfg.delete_mode != DeleteMode::Hard
             || self.last_expiry.elapsed() < TOMBSTONE_EXPIRY_EVERY
@@ -162,14 +113,84 @@ impl Sink for PostgresSink {
     }
 
     async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
-        if let Err(e) = self.apply(batch).await {
-            // After any failure the cached metadata may be stale (a table
-            // dropped or altered behind our back): reload on the next try.
-            self.catalog.tables.clear();
-            return Err(e);
-        }
+        table::apply(self, batch, "postgres").await?;
         self.expire_tombstones().await;
         Ok(Durability::Durable)
+    }
+}
+
+/// The batch is one transaction: table DDL (create, add column, widen)
+/// runs in it before the rows, so a batch that fails leaves no DDL behind
+/// and a record that ends in the dead-letter topic changes nothing.
+impl TableTarget for PostgresSink {
+    type Target = QualifiedName;
+    type Meta = TableMeta;
+    type Session = Transaction<'static, Postgres>;
+
+    fn route(&self, table: &TableId) -> Result<QualifiedName, SinkError> {
+        self.target(table)
+    }
+
+    fn label(target: &QualifiedName) -> String {
+        target.plain()
+    }
+
+    async fn begin(&mut self) -> Result<Self::Session, SinkError> {
+        if !self.meta_ready {
+            let mut conn = self.pool.acquire().await.map_err(classify)?;
+            catalog::ensure_meta(&mut conn, &self.cfg).await?;
+            self.meta_ready = true;
+        }
+        self.pool.begin().await.map_err(classify)
+    }
+
+    async fn prepare(
+        &mut self,
+        tx: &mut Self::Session,
+        name: &QualifiedName,
+        changes: &[Change],
+    ) -> Result<TableMeta, SinkError> {
+        let existing = match self.catalog.tables.remove(name) {
+            Some(meta) => Some(meta),
+            None => catalog::load(tx, name, &self.cfg).await?,
+        };
+        catalog::ensure_table(tx, name, existing, changes, &self.cfg).await
+    }
+
+    async fn truncate(
+        &mut self,
+        tx: &mut Self::Session,
+        meta: &mut TableMeta,
+        truncate: &Change,
+    ) -> Result<(), SinkError> {
+        apply_truncate(tx, meta, truncate, &self.cfg).await
+    }
+
+    async fn apply_run(
+        &mut self,
+        tx: &mut Self::Session,
+        meta: &mut TableMeta,
+        _records: &[&SinkRecord],
+        _index: usize,
+        run: Vec<Change>,
+    ) -> Result<u64, SinkError> {
+        let mut applied = 0;
+        for round in collapse(run) {
+            applied += apply_round(tx, meta, round, &self.cfg).await?;
+        }
+        Ok(applied)
+    }
+
+    async fn commit(&mut self, tx: Self::Session) -> Result<(), SinkError> {
+        tx.commit().await.map_err(classify)
+    }
+
+    fn remember(&mut self, name: QualifiedName, meta: TableMeta) {
+        self.catalog.tables.insert(name, meta);
+    }
+
+    fn forget(&mut self) {
+        self.catalog.tables.clear();
     }
 }
 
@@ -215,7 +236,7 @@ impl Columns {
 
 /// Applies one round of a collapsed run (one change per key, no
 /// truncates). Returns rows applied.
-async fn apply_run(
+async fn apply_round(
     conn: &mut PgConnection,
     meta: &TableMeta,
     mut changes: Vec<Change>,

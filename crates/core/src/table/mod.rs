@@ -1,17 +1,20 @@
-//! What every table-shaped sink (Postgres, ClickHouse) decides the same
-//! way, implemented once: where a source table goes ([`route`]), how a
-//! batch splits into per-table work ([`group`]), which columns a batch
-//! needs and of which type ([`plan`]), and the per-table counters
-//! ([`ApplyStats`]).
+//! What every table-shaped sink (Postgres, ClickHouse) does the same way,
+//! implemented once: the pipeline of a batch ([`driver`]), where a source
+//! table goes ([`route`]), how a batch splits into per-table work
+//! ([`group`]), which columns a batch needs and of which type ([`plan`]),
+//! and the per-table counters ([`ApplyStats`]).
 //!
-//! A sink brings only its target: its physical types (a [`plan::TypeSystem`]
-//! mapping and widening the sink-neutral [`ColumnType`](crate::ColumnType)),
-//! the SQL it runs, and how it applies a round of changes.
+//! A sink brings only its target ([`TableTarget`]): its physical types (a
+//! [`plan::TypeSystem`] mapping and widening the sink-neutral
+//! [`ColumnType`](crate::ColumnType)), its session, the SQL it runs, and
+//! how it applies a run of changes.
 
+pub mod driver;
 pub mod group;
 pub mod plan;
 pub mod route;
 
+pub use driver::{TableTarget, apply};
 pub use group::{Run, TableGroup, group_by_target, runs};
 pub use route::route;
 
