@@ -145,10 +145,8 @@ async fn try_apply<T: TableTarget>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::{Op, Row};
-    use crate::sink::Position;
-    use crate::version::Version;
-    use std::sync::Arc;
+    use crate::change::Op;
+    use crate::table::test_record as record;
 
     /// Logs every hook call; fails `apply_run` for table `bad`.
     #[derive(Default)]
@@ -215,26 +213,6 @@ mod tests {
         }
         fn forget(&mut self) {
             self.0.push("forget".into());
-        }
-    }
-
-    fn record(table: &str, op: Op, offset: i64) -> SinkRecord {
-        SinkRecord {
-            position: Position {
-                topic: Arc::from("t"),
-                partition: 0,
-                offset,
-            },
-            change: Change {
-                table: TableId::new("s", table),
-                op,
-                key: Row::default(),
-                row: None,
-                version: Version::new(offset as u64, 0),
-                schema: None,
-                unchanged: Vec::new(),
-                source_ts_ms: None,
-            },
         }
     }
 

@@ -76,30 +76,7 @@ pub fn runs(changes: Vec<Change>) -> Vec<Run> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::Row;
-    use crate::sink::Position;
-    use crate::version::Version;
-    use std::sync::Arc;
-
-    fn record(table: &str, op: Op, offset: i64) -> SinkRecord {
-        SinkRecord {
-            position: Position {
-                topic: Arc::from("t"),
-                partition: 0,
-                offset,
-            },
-            change: Change {
-                table: TableId::new("s", table),
-                op,
-                key: Row::default(),
-                row: None,
-                version: Version::new(offset as u64, 0),
-                schema: None,
-                unchanged: Vec::new(),
-                source_ts_ms: None,
-            },
-        }
-    }
+    use crate::table::test_record as record;
 
     #[test]
     fn groups_keep_first_appearance_and_stream_order() {

@@ -45,3 +45,30 @@ impl ApplyStats {
         }
     }
 }
+
+/// A keyless record of `s.<table>` at `offset` (version `(offset, 0)`).
+#[cfg(test)]
+pub(crate) fn test_record(
+    table: &str,
+    op: crate::change::Op,
+    offset: i64,
+) -> crate::sink::SinkRecord {
+    use crate::change::{Change, Row, TableId};
+    crate::sink::SinkRecord {
+        position: crate::sink::Position {
+            topic: std::sync::Arc::from("t"),
+            partition: 0,
+            offset,
+        },
+        change: Change {
+            table: TableId::new("s", table),
+            op,
+            key: Row::default(),
+            row: None,
+            version: crate::version::Version::new(offset as u64, 0),
+            schema: None,
+            unchanged: Vec::new(),
+            source_ts_ms: None,
+        },
+    }
+}
