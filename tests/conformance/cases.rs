@@ -327,6 +327,44 @@ fn table() -> Vec<Case> {
                 "9999-12-31",
             )
         },
+        // Before 1 AD and after 9999: Postgres reads `… BC` and no `+`;
+        // the test renders Parquet's days in ISO form (year 0 is 1 BC).
+        Case {
+            pg: is("0044-03-15 BC"),
+            ch: Want::Refused,
+            pq: is("-0043-03-15"),
+            ..same(
+                "date_bc",
+                logical("int32", "io.debezium.time.Date"),
+                "date",
+                json!(-735_160),
+                "",
+            )
+        },
+        Case {
+            pg: is("10000-01-01"),
+            ch: Want::Refused,
+            pq: is("+10000-01-01"),
+            ..same(
+                "date_10000",
+                logical("int32", "io.debezium.time.Date"),
+                "date",
+                json!(2_932_897),
+                "",
+            )
+        },
+        Case {
+            pg: is("0044-03-15 10:00:00 BC"),
+            ch: is("-0043-03-15 10:00:00.000000"),
+            pq: is("-0043-03-15 10:00:00"),
+            ..same(
+                "timestamp_bc",
+                logical("int64", "io.debezium.time.MicroTimestamp"),
+                "timestamp_micros",
+                json!(-63_517_788_000_000_000i64),
+                "",
+            )
+        },
         same(
             "timestamp_micros",
             logical("int64", "io.debezium.time.MicroTimestamp"),

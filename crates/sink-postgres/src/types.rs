@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, NaiveDate, TimeDelta};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta};
 use sinkfleet_core::{ColumnType, Value};
 use std::fmt::Write;
 
@@ -115,7 +115,7 @@ fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
     let n = *n;
     if target_type == "date" {
         let d = NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(TimeDelta::try_days(n)?)?;
-        return Some(d.to_string());
+        return Some(pg_date(d));
     }
     if target_type.starts_with("timestamp") {
         // Debezium's default (adaptive) encoding of timestamp(6) is micros.
@@ -123,7 +123,7 @@ fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
             n.div_euclid(1_000_000),
             (n.rem_euclid(1_000_000) * 1000) as u32,
         )?;
-        let text = t.naive_utc().to_string();
+        let text = pg_timestamp(t.naive_utc());
         return Some(if target_type.contains("with time zone") {
             text + "+00"
         } else {
@@ -138,6 +138,22 @@ fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
         return Some(t.to_string());
     }
     None
+}
+
+/// A date as Postgres reads it: years before 1 AD as `… BC` (chrono's ISO
+/// form `-0043-03-15` means 44 BC, which Postgres refuses), years past 9999
+/// without ISO's `+` sign.
+fn pg_date(d: NaiveDate) -> String {
+    let (ce, year) = d.year_ce();
+    let era = if ce { "" } else { " BC" };
+    format!("{year:04}-{:02}-{:02}{era}", d.month(), d.day())
+}
+
+/// A timestamp as Postgres reads it (see [`pg_date`]).
+fn pg_timestamp(t: chrono::NaiveDateTime) -> String {
+    let (ce, year) = t.year_ce();
+    let era = if ce { "" } else { " BC" };
+    format!("{year:04}-{}{era}", t.format("%m-%d %H:%M:%S%.f"))
 }
 
 /// The Postgres text literal of `value` for a column of `target_type`
@@ -230,15 +246,11 @@ fn write_text(value: &Value, out: &mut String) {
                 let _ = write!(out, "{byte:02x}");
             }
         }
-        Value::Date(d) => {
-            let _ = write!(out, "{d}");
-        }
+        Value::Date(d) => out.push_str(&pg_date(*d)),
         Value::Time(t) => {
             let _ = write!(out, "{}", t.format("%H:%M:%S%.f"));
         }
-        Value::Timestamp(t) => {
-            let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.f"));
-        }
+        Value::Timestamp(t) => out.push_str(&pg_timestamp(*t)),
         Value::Array(items) => write_array(items, out),
     }
 }
@@ -343,6 +355,35 @@ mod tests {
         assert!(to_text(&zoned, "timestamp with time zone").is_err());
         assert!(to_text(&zoned, "text").is_ok());
         assert!(to_text(&Value::Array(vec![ts(1)]), "timestamp without time zone[]").is_err());
+    }
+
+    #[test]
+    fn dates_before_1_ad_and_after_9999_in_postgres_form() {
+        let date = |y, m, d| Value::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        assert_eq!(
+            to_text(&date(-43, 3, 15), "date"),
+            Ok(Some("0044-03-15 BC".into()))
+        );
+        assert_eq!(
+            to_text(&date(10000, 1, 1), "date"),
+            Ok(Some("10000-01-01".into()))
+        );
+        assert_eq!(
+            to_text(&date(7, 1, 2), "date"),
+            Ok(Some("0007-01-02".into()))
+        );
+        let ts = NaiveDate::from_ymd_opt(0, 12, 31)
+            .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 5))
+            .unwrap();
+        assert_eq!(
+            to_text(&Value::Timestamp(ts), "timestamp without time zone"),
+            Ok(Some("0001-12-31 23:59:59.000005 BC".into()))
+        );
+        // A schema-less day count into a date column: 44 BC.
+        assert_eq!(
+            to_text(&Value::Int(-735_160), "date"),
+            Ok(Some("0044-03-15 BC".into()))
+        );
     }
 
     #[test]
