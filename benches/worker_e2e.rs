@@ -1,0 +1,310 @@
+//! The whole worker, end to end through Kafka, beside a count-only
+//! consumer on the same topic, in one run (issue 11's first measure):
+//!
+//! * `count-only`: a Rust rdkafka consumer that reads every record and
+//!   counts it (the floor: fetch and nothing else);
+//! * `sinkfleet-postgres`, `sinkfleet-clickhouse`, `sinkfleet-parquet`: the
+//!   release `sinkfleet run` into each sink, until the group's committed
+//!   offsets reach the end offsets (everything applied and committed).
+//!
+//! Both topics hold the same Debezium workload (duplicates, replays,
+//! deletes with tombstones, TOAST-partial updates), one with the schema
+//! envelope and one without. The broker is librdkafka's mock cluster
+//! (`sinkfleet-mock-cluster`): it answers at memory speed, so the consumer
+//! is what is measured, and it keeps ~5 MiB per partition, so the workload
+//! is spread over enough partitions to stay whole. Each variant is its own
+//! process (CPU = its user+sys, peak RSS = its VmHWM); three runs, medians.
+//! Records/s includes each process's start-up and its last commit, so at
+//! small sizes the CPU per record is the number to compare. Needs the local
+//! services (`scripts/services.sh start`).
+//!
+//!     cargo bench --bench worker_e2e [-- --changes 20000]
+
+mod common;
+
+use common::{arg, median, status_kib};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sinkfleet_testkit::kafka;
+use sinkfleet_testkit::workload::{self, Options};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 3;
+const PARTITIONS: i32 = 32;
+const VARIANTS: [&str; 4] = [
+    "count-only",
+    "sinkfleet-postgres",
+    "sinkfleet-clickhouse",
+    "sinkfleet-parquet",
+];
+
+/// One measured run of one variant.
+struct Sample {
+    records: u64,
+    secs: f64,
+    cpu_secs: f64,
+    peak_kib: u64,
+}
+
+fn main() {
+    if let (Some(brokers), Some(topic)) = (arg("--count-only"), arg("--topic")) {
+        count_only(&brokers, &topic);
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let changes: usize = arg("--changes")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(20_000);
+    let mut mock = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
+        .args([
+            "--topic",
+            &format!("envelope:{PARTITIONS}"),
+            "--topic",
+            &format!("bare:{PARTITIONS}"),
+            "--topic",
+            "dlq:1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning sinkfleet-mock-cluster");
+    let mut line = String::new();
+    BufReader::new(mock.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("bootstrap line");
+    let brokers = line
+        .trim()
+        .strip_prefix("bootstrap=")
+        .expect("bootstrap line")
+        .to_owned();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut sizes = Vec::new();
+    for (topic, with_schema) in [("envelope", true), ("bare", false)] {
+        let w = workload::generate(&Options {
+            keys: 5_000,
+            changes,
+            seed: 11,
+            with_schema,
+            ..Options::default()
+        });
+        let bytes: usize = w
+            .records
+            .iter()
+            .map(|r| r.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        rt.block_on(kafka::produce(&brokers, topic, &w.records))
+            .expect("producing the workload");
+        sizes.push((topic, w.records.len(), bytes / w.records.len().max(1)));
+    }
+    println!("broker: librdkafka mock cluster ({brokers}), {PARTITIONS} partitions per topic");
+    for (topic, records, avg) in &sizes {
+        println!("topic {topic}: {records} records, {avg} bytes per value on average");
+    }
+    for (topic, _, _) in &sizes {
+        let mut results: Vec<(&str, Vec<Sample>)> =
+            VARIANTS.iter().map(|v| (*v, Vec::new())).collect();
+        for run in 0..RUNS {
+            for (variant, samples) in results.iter_mut() {
+                // A group (and target) of its own per variant and run.
+                let id = format!(
+                    "bench_{}_{topic}_{}_{run}",
+                    std::process::id(),
+                    variant.replace('-', "_")
+                );
+                samples.push(measure(variant, &brokers, topic, &id));
+            }
+        }
+        print_table(topic, &results);
+    }
+    drop(mock.stdin.take()); // closing stdin ends the host
+    let _ = mock.wait();
+}
+
+/// Runs one variant to completion and measures it.
+fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
+    let end: i64 = kafka::end_offsets(brokers, topic, PARTITIONS)
+        .expect("end offsets")
+        .values()
+        .sum();
+    let started = Instant::now();
+    if variant == "count-only" {
+        let exe = std::env::current_exe().expect("own path");
+        let child = Command::new(exe)
+            .args(["--count-only", brokers, "--topic", topic])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("count-only consumer");
+        let pid = child.id().to_string();
+        let out = child.wait_with_output().expect("count-only consumer");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `RESULT records cpu_secs peak_kib`, measured by the child itself.
+        let mut parts = text
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT "))
+            .unwrap_or_else(|| panic!("count-only {pid} printed no result"))
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().expect("number"));
+        let records = parts.next().unwrap_or(0.0) as u64;
+        return Sample {
+            records,
+            secs: started.elapsed().as_secs_f64(),
+            cpu_secs: parts.next().unwrap_or(0.0),
+            peak_kib: parts.next().unwrap_or(0.0) as u64,
+        };
+    }
+    let config = std::env::temp_dir().join(format!("{id}.yaml"));
+    let dir = std::env::temp_dir().join(id);
+    std::fs::write(&config, worker_config(variant, brokers, topic, id, &dir))
+        .expect("writing the worker config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(["run", "--config", config.to_str().expect("utf-8 path")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sinkfleet run");
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (cpu_secs, peak_kib) = loop {
+        // Sampled before the check, so the numbers cover the whole drain.
+        let (cpu, peak) = (cpu_secs(&pid), status_kib(&pid, "VmHWM:"));
+        let committed: i64 = kafka::committed_offsets(brokers, id, topic, PARTITIONS)
+            .map(|c| c.values().map(|o| (*o).max(0)).sum())
+            .unwrap_or(0);
+        if committed >= end {
+            break (cpu, peak);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{variant} exited early ({status})");
+        }
+        assert!(Instant::now() < deadline, "{variant} did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_dir_all(&dir);
+    Sample {
+        records: end as u64,
+        secs,
+        cpu_secs,
+        peak_kib,
+    }
+}
+
+fn worker_config(
+    variant: &str,
+    brokers: &str,
+    topic: &str,
+    id: &str,
+    dir: &std::path::Path,
+) -> String {
+    let sink = match variant {
+        "sinkfleet-postgres" => format!(
+            "  postgres:\n    url: {}\n    target_schema: {id}\n    meta_schema: {id}_meta\n",
+            std::env::var("SINKFLEET_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+        ),
+        "sinkfleet-clickhouse" => format!(
+            "  clickhouse:\n    url: {}\n    database: {id}\n",
+            std::env::var("SINKFLEET_CLICKHOUSE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:58123".into())
+        ),
+        _ => format!(
+            "  s3_parquet:\n    target:\n      local:\n        path: {}\n    rotation: {{ max_age_ms: 1000 }}\n",
+            dir.display()
+        ),
+    };
+    format!(
+        "kafka:\n  brokers: {brokers}\n  group_id: {id}\n  topics: [{topic}]\n\
+         dead_letter:\n  topic: dlq\n  create_topic: false\n\
+         sink:\n{sink}\
+         metrics:\n  listen: 127.0.0.1:0\n"
+    )
+}
+
+/// User+system CPU seconds of a process so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields overall, in clock ticks (100 per second).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The child mode: read `topic` from the beginning to its end offsets,
+/// counting records, and print `RESULT records cpu_secs peak_kib`.
+fn count_only(brokers: &str, topic: &str) {
+    let end = kafka::end_offsets(brokers, topic, PARTITIONS).expect("end offsets");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("count-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut next: std::collections::HashMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    let mut records = 0u64;
+    let done = |next: &std::collections::HashMap<i32, i64>| {
+        next.iter()
+            .all(|(p, o)| *o >= end.get(p).copied().unwrap_or(0))
+    };
+    while !done(&next) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            records += 1;
+            std::hint::black_box(m.payload().map(<[u8]>::len));
+            next.insert(m.partition(), m.offset() + 1);
+        }
+    }
+    println!(
+        "RESULT {records} {} {}",
+        cpu_secs("self"),
+        status_kib("self", "VmHWM:")
+    );
+}
+
+fn print_table(topic: &str, results: &[(&str, Vec<Sample>)]) {
+    println!();
+    println!("topic `{topic}` (medians of {RUNS} runs)");
+    println!(
+        "{:<22} {:>9} {:>11} {:>22} {:>13} {:>10}",
+        "variant", "records", "records/s", "CPU s per 1M records", "÷ count-only", "peak RSS"
+    );
+    let rate = |s: &Sample| s.records as f64 / s.secs;
+    let base = median(results[0].1.iter().map(rate).collect());
+    for (variant, samples) in results {
+        let per_s = median(samples.iter().map(rate).collect());
+        let cpu = median(
+            samples
+                .iter()
+                .map(|s| s.cpu_secs / s.records.max(1) as f64 * 1e6)
+                .collect(),
+        );
+        let rss = median(samples.iter().map(|s| s.peak_kib as f64).collect());
+        println!(
+            "{:<22} {:>9} {:>11.0} {:>22.2} {:>13.2} {:>7.0} MiB",
+            variant,
+            samples[0].records,
+            per_s,
+            cpu,
+            per_s / base,
+            rss / 1024.0
+        );
+    }
+}
