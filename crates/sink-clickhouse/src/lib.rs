@@ -389,7 +389,6 @@ impl Sink for ClickHouseSink {
 /// A table that fits the batch, and its truncate floor: changes older
 /// than the table's last truncate were removed at the source after them.
 pub struct PreparedTable {
-    target: (String, String),
     meta: TableMeta,
     floor: u128,
 }
@@ -454,22 +453,19 @@ impl TableTarget for ClickHouseSink {
             self.truncation_tables.insert(target.0.clone());
         }
         let floor = truncate::floor(&self.client, &target.0, &target.1).await?;
-        Ok(PreparedTable {
-            target: target.clone(),
-            meta,
-            floor,
-        })
+        Ok(PreparedTable { meta, floor })
     }
 
     async fn truncate(
         &mut self,
         features: &mut ServerFeatures,
+        (database, name): &(String, String),
         table: &mut PreparedTable,
         truncate: &Change,
     ) -> Result<(), SinkError> {
         let applied = truncate::apply(
             &self.client,
-            (&table.target.0, &table.target.1),
+            (database, name),
             &table.meta,
             truncate.version,
             &self.cfg,

@@ -155,10 +155,7 @@ pub struct TableMeta {
 impl TableMeta {
     /// Type of a column.
     pub fn column_type(&self, name: &str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.as_str())
+        plan::column_type(&self.columns, name)
     }
 }
 
@@ -321,7 +318,7 @@ pub fn plan(
                 columns: &meta.columns,
                 key: &meta.key,
             };
-            let Alteration { add, widen } = plan::alter(&types, &name, shape, changes, &rules)?;
+            let Alteration { add, widen, .. } = plan::alter(&types, &name, shape, changes, &rules)?;
             let mut columns = meta.columns.clone();
             // Tables created before the minor part was kept: rows already
             // stored count as minor 0, as their version column said.

@@ -12,7 +12,6 @@ use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::error::classify;
 use crate::ident::{Ident, IdentError, MAX_IDENT_BYTES, QualifiedName, fit_name};
 use crate::types::PgTypes;
-use sinkfleet_core::batch::agreed_key_columns;
 use sinkfleet_core::table::plan::{self, Alteration, Existing, NewTable, Rules};
 use sinkfleet_core::{Change, SinkError};
 use sqlx::PgConnection;
@@ -34,10 +33,7 @@ pub struct TableMeta {
 impl TableMeta {
     /// The `format_type` name of a column, if the table has it.
     pub fn column_type(&self, name: &str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.as_str())
+        plan::column_type(&self.columns, name)
     }
 }
 
@@ -151,7 +147,9 @@ pub(crate) async fn ensure_table(
     };
     let table = name.to_string();
     let mut ddl: Vec<String> = Vec::new();
-    let meta = match existing {
+    // The changes' key, checked again against the table as reloaded after
+    // the DDL (another worker may have created it with another key).
+    let (meta, key_columns) = match existing {
         None => {
             let NewTable { columns, key } = plan::create(&PgTypes, &table, changes, &rules)?;
             let mut cols: Vec<String> = Vec::new();
@@ -167,14 +165,15 @@ pub(crate) async fn ensure_table(
                 "CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({pk}))",
                 cols.join(", ")
             ));
-            None
+            (None, key)
         }
         Some(meta) => {
             let shape = Existing {
                 columns: &meta.columns,
                 key: &meta.key,
             };
-            let Alteration { add, widen } = plan::alter(&PgTypes, &table, shape, changes, &rules)?;
+            let Alteration { add, widen, key } =
+                plan::alter(&PgTypes, &table, shape, changes, &rules)?;
             for c in &add {
                 ddl.push(format!(
                     "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {} {}",
@@ -194,14 +193,9 @@ pub(crate) async fn ensure_table(
             if meta.column_type(&cfg.deleted_column).is_none() {
                 ddl.push(format!("ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {deleted} boolean NOT NULL DEFAULT false"));
             }
-            Some(meta)
+            (Some(meta), key)
         }
     };
-    let key_columns: Vec<String> = agreed_key_columns(changes)
-        .map_err(SinkError::schema)?
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
 
     if !ddl.is_empty() {
         tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");

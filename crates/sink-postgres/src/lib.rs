@@ -160,6 +160,7 @@ impl TableTarget for PostgresSink {
     async fn truncate(
         &mut self,
         tx: &mut Self::Session,
+        _: &QualifiedName,
         meta: &mut TableMeta,
         truncate: &Change,
     ) -> Result<(), SinkError> {

@@ -49,10 +49,12 @@ pub trait TableTarget: Send {
         changes: &[Change],
     ) -> impl Future<Output = Result<Self::Meta, SinkError>> + Send;
 
-    /// Applies one truncate (a versioned delete of every older row).
+    /// Applies one truncate of `target` (a versioned delete of every
+    /// older row).
     fn truncate(
         &mut self,
         session: &mut Self::Session,
+        target: &Self::Target,
         meta: &mut Self::Meta,
         truncate: &Change,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
@@ -122,7 +124,9 @@ async fn try_apply<T: TableTarget>(
             match run {
                 Run::Truncates(truncates) => {
                     for t in &truncates {
-                        target.truncate(&mut session, meta, t).await?;
+                        target
+                            .truncate(&mut session, &group.target, meta, t)
+                            .await?;
                     }
                 }
                 Run::Changes(run) => {
@@ -179,10 +183,11 @@ mod tests {
         async fn truncate(
             &mut self,
             _: &mut (),
+            target: &String,
             _: &mut usize,
-            t: &Change,
+            _: &Change,
         ) -> Result<(), SinkError> {
-            self.0.push(format!("truncate {}", t.table.table));
+            self.0.push(format!("truncate {target}"));
             Ok(())
         }
         async fn apply_run(

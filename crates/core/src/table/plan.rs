@@ -127,13 +127,12 @@ pub struct Existing<'a> {
     pub key: &'a [String],
 }
 
-impl Existing<'_> {
-    fn column_type(&self, name: &str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.as_str())
-    }
+/// The type of column `name` in a table's `(name, type)` list.
+pub fn column_type<'a>(columns: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    columns
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.as_str())
 }
 
 /// A table to create.
@@ -145,9 +144,11 @@ pub struct NewTable {
     pub key: Vec<String>,
 }
 
-/// What an existing table needs (both empty: it fits).
+/// What an existing table needs (`add` and `widen` empty: it fits).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Alteration {
+    /// The changes' key columns (empty when none is keyed).
+    pub key: Vec<String>,
     /// Columns to add.
     pub add: Vec<PlannedColumn>,
     /// Columns to widen: `(name, current type, new type)`.
@@ -255,7 +256,7 @@ pub fn alter<T: TypeSystem + ?Sized>(
     }
     let mut out = Alteration::default();
     for n in &names {
-        match existing.column_type(n) {
+        match column_type(existing.columns, n) {
             None if rules.evolve_schema => out.add.push(planned(types, changes, n, &key)),
             None => {
                 return Err(SinkError::schema(format!(
@@ -271,6 +272,7 @@ pub fn alter<T: TypeSystem + ?Sized>(
             Some(_) => {}
         }
     }
+    out.key = key;
     Ok(out)
 }
 
@@ -421,6 +423,7 @@ mod tests {
                     key: false
                 }],
                 widen: vec![],
+                key: vec!["id".into()],
             }
         );
         let big = [change(None, &[("n", Value::Int(1 << 40))])];
@@ -429,6 +432,7 @@ mod tests {
             Alteration {
                 add: vec![],
                 widen: vec![("n".into(), "i32".into(), "i64".into())],
+                key: vec!["id".into()],
             }
         );
     }
