@@ -59,12 +59,30 @@ impl Table {
         })
     }
 
+    /// A row as JSON text with its columns in table order (then any others),
+    /// as the connector writes it: a `Map` alone would sort them by name.
+    fn row_text(&self, row: &Map<String, Value>) -> String {
+        let known = self
+            .columns
+            .iter()
+            .filter_map(|c| row.get_key_value(c.name));
+        let others = row
+            .iter()
+            .filter(|(k, _)| !self.columns.iter().any(|c| c.name == k.as_str()));
+        object(
+            known
+                .chain(others)
+                .map(|(k, v)| (k.as_str(), v.to_string())),
+        )
+    }
+
     /// The Kafka key: `{"id": ..}`, optionally with its schema envelope.
     pub fn key(&self, row: &Map<String, Value>, with_schema: bool) -> Vec<u8> {
         let mut payload = Map::new();
         for k in &self.key {
             payload.insert((*k).to_owned(), row.get(*k).cloned().unwrap_or(Value::Null));
         }
+        let payload = self.row_text(&payload);
         let v = if with_schema {
             let cols: Vec<&Column> = self
                 .columns
@@ -75,11 +93,11 @@ impl Table {
             if let Some(obj) = schema.as_object_mut() {
                 obj.remove("field");
             }
-            json!({"schema": schema, "payload": payload})
+            object([("schema", schema.to_string()), ("payload", payload)])
         } else {
-            Value::Object(payload)
+            payload
         };
-        v.to_string().into_bytes()
+        v.into_bytes()
     }
 
     /// A change event value. `columns` limits the schema to the columns
@@ -101,14 +119,22 @@ impl Table {
             "db": "app", "sequence": format!("[\"{commit_lsn}\",\"{lsn}\"]"),
             "schema": self.schema, "table": self.table, "txId": lsn / 10, "lsn": lsn, "xmin": null,
         });
-        let payload = json!({
-            "before": before, "after": after, "source": source, "op": op,
-            "ts_ms": 1_700_000_000_000u64 + lsn, "transaction": null,
-        });
+        let image = |row: Option<&Map<String, Value>>| match row {
+            Some(row) => self.row_text(row),
+            None => "null".to_owned(),
+        };
+        // Debezium's field order: before, after, source, op, ts_ms, ...
+        let payload = object([
+            ("before", image(before)),
+            ("after", image(after)),
+            ("source", source.to_string()),
+            ("op", json!(op).to_string()),
+            ("ts_ms", (1_700_000_000_000u64 + lsn).to_string()),
+            ("transaction", "null".to_owned()),
+        ]);
         let v = if with_schema {
             let cols: Vec<&Column> = self.columns.iter().take(columns).collect();
-            json!({
-                "schema": {
+            let schema = json!({
                     "type": "struct",
                     "fields": [
                         self.row_schema(&cols, "before"),
@@ -119,14 +145,29 @@ impl Table {
                     ],
                     "optional": false,
                     "name": format!("app.{}.{}.Envelope", self.schema, self.table),
-                },
-                "payload": payload,
-            })
+            });
+            // The JsonConverter writes the schema first.
+            object([("schema", schema.to_string()), ("payload", payload)])
         } else {
             payload
         };
-        v.to_string().into_bytes()
+        v.into_bytes()
     }
+}
+
+/// A JSON object from `(name, JSON text)` pairs, in the order given.
+fn object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let mut out = String::from("{");
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&json!(name).to_string());
+        out.push(':');
+        out.push_str(&value);
+    }
+    out.push('}');
+    out
 }
 
 /// Connect's Decimal encoding: big-endian two's complement of the unscaled value.
