@@ -36,6 +36,26 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let bare = workload::generate(&Options {
+        keys: 1_000,
+        changes: 5_000,
+        disorder: false,
+        with_schema: false,
+        ..Options::default()
+    });
+    let bare: Vec<_> = bare.records.iter().filter(|r| r.value.is_some()).collect();
+    let mut bare_decoder = Decoder::new(opts.clone());
+    group.bench_function("decode_without_schema_5000", |b| {
+        b.iter(|| {
+            for r in &bare {
+                black_box(
+                    bare_decoder
+                        .decode(r.key.as_deref(), r.value.as_deref(), 0)
+                        .ok(),
+                );
+            }
+        })
+    });
     let changes: Vec<_> = records
         .iter()
         .filter_map(|r| decode(r.key.as_deref(), r.value.as_deref(), 0, &opts).ok()?)

@@ -7,8 +7,10 @@
 //! value is a Kafka tombstone (log compaction marker) and decodes to `None`.
 
 mod declared;
+mod prefix;
 mod schema;
 mod values;
+mod wire;
 
 pub use declared::DeclaredColumns;
 pub use values::{UNAVAILABLE_VALUE, unscaled_to_decimal};
@@ -18,8 +20,11 @@ use crate::error::DecodeError;
 use crate::version::{Version, VersionSource};
 use schema::RowCodec;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use wire::Event;
 
 /// How records of one topic are turned into changes.
 #[derive(Debug, Clone, Default)]
@@ -69,16 +74,9 @@ pub struct Decoder {
     /// column names: rows of one table mostly share one shape, so they
     /// share one `Arc<TableSchema>` as schema-carrying events do.
     declared: HashMap<Box<str>, Arc<RowCodec>>,
-}
-
-/// Top level of a record value, parsed lazily: field name → raw JSON.
-type TopLevel<'a> =
-    std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>;
-
-/// `(schema, payload)` of a `{"schema", "payload"}` envelope; `None` for a
-/// bare payload. A JSON null stays a raw `null`.
-fn envelope<'a>(top: &TopLevel<'a>) -> Option<(&'a str, &'a str)> {
-    Some((top.get("schema")?.get(), top.get("payload")?.get()))
+    /// Recent value and key envelope prefixes (see [`prefix`]).
+    value_prefixes: prefix::Prefixes,
+    key_prefixes: prefix::Prefixes,
 }
 
 impl Decoder {
@@ -88,6 +86,8 @@ impl Decoder {
             opts,
             cache: HashMap::new(),
             declared: HashMap::new(),
+            value_prefixes: prefix::Prefixes::default(),
+            key_prefixes: prefix::Prefixes::default(),
         }
     }
 
@@ -121,47 +121,88 @@ impl Decoder {
         Ok(codec)
     }
 
-    /// The codec of a schema-less payload: its table's declared columns
+    /// The codec of a schema-less event: its table's declared columns
     /// (and inference for the rest), or inference throughout.
-    fn schemaless_codec(&mut self, payload: &Json) -> Arc<RowCodec> {
+    fn schemaless_codec(&mut self, event: &Event<'_>) -> Result<Arc<RowCodec>, DecodeError> {
         if self.opts.columns.is_empty() {
-            return Arc::new(RowCodec::default());
+            return Ok(Arc::new(RowCodec::default()));
         }
-        let source = &payload["source"];
-        let (Some(schema), Some(table)) = (source["schema"].as_str(), source["table"].as_str())
-        else {
+        let (Some(schema), Some(table)) = (
+            event
+                .source
+                .as_ref()
+                .and_then(|s| s.schema.as_ref()?.as_str()),
+            event
+                .source
+                .as_ref()
+                .and_then(|s| s.table.as_ref()?.as_str()),
+        ) else {
             // Decoding reports the missing field.
-            return Arc::new(RowCodec::default());
+            return Ok(Arc::new(RowCodec::default()));
         };
-        let row = match &payload["after"] {
-            Json::Object(row) => row,
-            _ => match &payload["before"] {
-                Json::Object(row) => row,
-                _ => return Arc::new(RowCodec::default()),
-            },
+        let Some(row) = [event.after, event.before]
+            .into_iter()
+            .flatten()
+            .find(|raw| raw.get().starts_with('{'))
+        else {
+            return Ok(Arc::new(RowCodec::default()));
         };
+        let names = wire::column_names(row).map_err(|e| json_err("value", e))?;
         let table = format!("{schema}.{table}");
         let mut shape = table.clone();
-        for name in row.keys() {
+        for name in &names {
             shape.push('\u{0}');
             shape.push_str(name);
         }
         if let Some(codec) = self.declared.get(shape.as_str()) {
-            return Arc::clone(codec);
+            return Ok(Arc::clone(codec));
         }
         let Some(codec) = self
             .opts
             .columns
-            .row_codec(&table, row.keys().map(String::as_str))
+            .row_codec(&table, names.iter().map(String::as_str))
         else {
-            return Arc::new(RowCodec::default());
+            return Ok(Arc::new(RowCodec::default()));
         };
         let codec = Arc::new(codec);
         if self.declared.len() >= SCHEMA_CACHE_CAPACITY {
             self.declared.clear();
         }
         self.declared.insert(shape.into(), Arc::clone(&codec));
-        codec
+        Ok(codec)
+    }
+
+    /// The raw row and codec of a Kafka key: an envelope's payload with its
+    /// schema's codec, or the bare key with none (the caller then uses the
+    /// value schema's codec for the same columns).
+    fn key_row<'k>(
+        &mut self,
+        raw: &'k [u8],
+    ) -> Result<(&'k RawValue, Option<Arc<RowCodec>>), DecodeError> {
+        if let Some((codec, rest)) = self.key_prefixes.find(raw)
+            && let Some(payload) = prefix::payload::<&RawValue>(rest)
+        {
+            return Ok((payload, Some(codec)));
+        }
+        let envelope: wire::KeyEnvelope<'k> = match raw.first() {
+            Some(b'{') => serde_json::from_slice(raw).map_err(|e| json_err("key", e))?,
+            _ => wire::KeyEnvelope {
+                schema: None,
+                payload: None,
+            },
+        };
+        match (envelope.schema, envelope.payload) {
+            (Some(schema), Some(payload)) if schema.get() != "null" => {
+                let codec = self.codec(schema.get(), "key.schema", whole)?;
+                self.key_prefixes.remember(raw, schema.get(), &codec);
+                Ok((payload, Some(codec)))
+            }
+            (Some(_), Some(payload)) => Ok((payload, None)),
+            _ => Ok((
+                serde_json::from_slice(raw).map_err(|e| json_err("key", e))?,
+                None,
+            )),
+        }
     }
 
     /// Decodes one Kafka record. `offset` is the record's Kafka offset (used
@@ -174,55 +215,172 @@ impl Decoder {
         offset: i64,
     ) -> Result<Option<Change>, DecodeError> {
         let Some(value) = value else { return Ok(None) };
-        let json_err = |part, e: serde_json::Error| DecodeError::Json {
-            part,
-            message: e.to_string(),
-        };
-        let top: TopLevel<'_> = serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
-        let (payload, row_codec): (Json, Arc<RowCodec>) = match envelope(&top) {
-            Some((_, "null")) => return Ok(None),
-            Some(("null", payload)) => {
-                let payload: Json =
-                    serde_json::from_str(payload).map_err(|e| json_err("value", e))?;
-                let codec = self.schemaless_codec(&payload);
-                (payload, codec)
+        if let Some((codec, rest)) = self.value_prefixes.find(value)
+            && let Some(event) = prefix::payload::<Event<'_>>(rest)
+        {
+            return self.decode_event(key, &event, &codec, offset);
+        }
+        let top: Event<'_> = serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
+        let (event, row_codec) = match (top.schema, top.payload) {
+            (Some(_), Some(payload)) if payload.get() == "null" => return Ok(None),
+            (Some(schema), Some(payload)) => {
+                if !payload.get().starts_with('{') {
+                    return Err(field("payload", "expected an object"));
+                }
+                let event: Event<'_> =
+                    serde_json::from_str(payload.get()).map_err(|e| json_err("value", e))?;
+                let codec = match schema.get() {
+                    "null" => self.schemaless_codec(&event)?,
+                    schema => {
+                        let codec = self.codec(schema, "schema.after", value_row_schema)?;
+                        self.value_prefixes.remember(value, schema, &codec);
+                        codec
+                    }
+                };
+                (event, codec)
             }
-            Some((schema, payload)) => (
-                serde_json::from_str(payload).map_err(|e| json_err("value", e))?,
-                self.codec(schema, "schema.after", value_row_schema)?,
-            ),
             // A bare payload (schemas.enable=false).
             _ => {
-                let payload: Json =
-                    serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
-                let codec = self.schemaless_codec(&payload);
-                (payload, codec)
+                let codec = self.schemaless_codec(&top)?;
+                (top, codec)
             }
         };
-        if payload.is_null() {
-            return Ok(None);
-        }
-        let key_codec = match key {
-            Some(raw) if raw.first() == Some(&b'{') => {
-                let top: TopLevel<'_> =
-                    serde_json::from_slice(raw).map_err(|e| json_err("key", e))?;
-                match envelope(&top) {
-                    Some((schema, _)) if schema != "null" => {
-                        Some(self.codec(schema, "key.schema", whole)?)
-                    }
-                    _ => None,
+        self.decode_event(key, &event, &row_codec, offset)
+    }
+
+    /// Turns a parsed event into a change.
+    fn decode_event(
+        &mut self,
+        kafka_key: Option<&[u8]>,
+        event: &Event<'_>,
+        row_codec: &Arc<RowCodec>,
+        offset: i64,
+    ) -> Result<Option<Change>, DecodeError> {
+        let op = match event.op.map(RawValue::get) {
+            Some("\"c\"") => Op::Create,
+            Some("\"r\"") => Op::Read,
+            Some("\"u\"") => Op::Update,
+            Some("\"d\"") => Op::Delete,
+            Some("\"t\"") => Op::Truncate,
+            None | Some("null") => return Err(field("op", "missing")),
+            Some(other) => {
+                return Err(match serde_json::from_str::<String>(other) {
+                    Ok(op) => DecodeError::UnknownOp(op),
+                    Err(_) => field("op", &format!("expected a string, found {other}")),
+                });
+            }
+        };
+        let source = event
+            .source
+            .as_ref()
+            .ok_or_else(|| field("source", "missing"))?;
+        let name = |json: &Option<Json>, path: &str| {
+            json.as_ref()
+                .and_then(Json::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| field(path, "missing"))
+        };
+        let table = TableId {
+            schema: name(&source.schema, "source.schema")?,
+            table: name(&source.table, "source.table")?,
+        };
+
+        // Columns carrying Debezium's unchanged-TOAST placeholder.
+        let mut unchanged = Vec::new();
+        let after =
+            match event.after {
+                Some(raw) if op.is_upsert() && raw.get().starts_with('{') => Some(
+                    wire::decode_row(raw, row_codec, "after", Some(&mut unchanged))?,
+                ),
+                _ if op.is_upsert() => {
+                    return Err(field("after", "an insert/update/read needs an `after` row"));
                 }
+                _ => None,
+            };
+        let key = if op == Op::Truncate {
+            Row::default()
+        } else if let Some(columns) = self.opts.key_columns_for(&table) {
+            let image = image(&after, event, row_codec)?;
+            let mut key = Row::default();
+            for column in columns {
+                let value = image.get(column).ok_or_else(|| {
+                    field(
+                        &format!("key.{column}"),
+                        "configured key column missing from the row",
+                    )
+                })?;
+                key.set(column.clone(), value.clone());
             }
-            _ => None,
+            key
+        } else {
+            let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
+            let (raw, key_codec) = self.key_row(raw)?;
+            // Schema-less keys take the value schema's codec for the same
+            // column.
+            let codec = key_codec.as_deref().unwrap_or(row_codec);
+            let key = wire::decode_row(raw, codec, "key", None)?;
+            if key.columns.is_empty() {
+                return Err(DecodeError::MissingKey(table.to_string()));
+            }
+            key
         };
-        decode_payload(
+
+        let version = match &self.opts.version {
+            VersionSource::DebeziumLsn => lsn_version(source)?,
+            VersionSource::KafkaOffset if op != Op::Truncate => {
+                Version::new(offset.max(0) as u64, 0)
+            }
+            VersionSource::Field { field: name } if op != Op::Truncate => {
+                field_version(image(&after, event, row_codec)?.get(name), name)?
+            }
+            // Truncate spans every key: only an LSN orders it against rows
+            // of other partitions. Anything else would truncate unordered.
+            _ => {
+                return Err(field(
+                    "op",
+                    "truncate events need `version.source: debezium_lsn`",
+                ));
+            }
+        };
+
+        Ok(Some(Change {
+            table,
+            op,
             key,
-            &payload,
-            &row_codec,
-            key_codec.as_deref(),
-            offset,
-            &self.opts,
-        )
+            row: after,
+            version,
+            schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::clone(&row_codec.schema)),
+            unchanged,
+            source_ts_ms: source
+                .ts_ms
+                .as_ref()
+                .and_then(Json::as_i64)
+                .or_else(|| event.ts_ms.as_ref().and_then(Json::as_i64)),
+        }))
+    }
+}
+
+/// The row image keys and field versions are read from: `after`, or
+/// `before` for deletes.
+fn image<'r>(
+    after: &'r Option<Row>,
+    event: &Event<'_>,
+    codec: &RowCodec,
+) -> Result<Cow<'r, Row>, DecodeError> {
+    if let Some(row) = after {
+        return Ok(Cow::Borrowed(row));
+    }
+    let before = event
+        .before
+        .filter(|raw| raw.get() != "null")
+        .ok_or_else(|| field("before", "expected an object"))?;
+    Ok(Cow::Owned(wire::decode_row(before, codec, "before", None)?))
+}
+
+fn json_err(part: &'static str, e: serde_json::Error) -> DecodeError {
+    DecodeError::Json {
+        part,
+        message: e.to_string(),
     }
 }
 
@@ -244,207 +402,11 @@ fn value_row_schema(schema: &Json) -> Option<&Json> {
         })
 }
 
-fn decode_payload(
-    key: Option<&[u8]>,
-    payload: &Json,
-    row_codec: &RowCodec,
-    key_codec: Option<&RowCodec>,
-    offset: i64,
-    opts: &DecodeOptions,
-) -> Result<Option<Change>, DecodeError> {
-    let payload = payload
-        .as_object()
-        .ok_or_else(|| field("payload", "expected an object"))?;
-
-    let op = match payload.get("op").and_then(Json::as_str) {
-        Some("c") => Op::Create,
-        Some("r") => Op::Read,
-        Some("u") => Op::Update,
-        Some("d") => Op::Delete,
-        Some("t") => Op::Truncate,
-        Some(other) => return Err(DecodeError::UnknownOp(other.to_owned())),
-        None => return Err(field("op", "missing")),
-    };
-    let source = payload
-        .get("source")
-        .ok_or_else(|| field("source", "missing"))?;
-    let table = TableId::new(
-        source
-            .get("schema")
-            .and_then(Json::as_str)
-            .ok_or_else(|| field("source.schema", "missing"))?,
-        source
-            .get("table")
-            .and_then(Json::as_str)
-            .ok_or_else(|| field("source.table", "missing"))?,
-    );
-
-    // Columns carrying Debezium's unchanged-TOAST placeholder.
-    let mut unchanged = Vec::new();
-    let after = match payload.get("after") {
-        Some(Json::Object(_)) if op.is_upsert() => Some(decode_row(
-            &payload["after"],
-            row_codec,
-            "after",
-            Some(&mut unchanged),
-        )?),
-        _ if op.is_upsert() => {
-            return Err(field("after", "an insert/update/read needs an `after` row"));
-        }
-        _ => None,
-    };
-
-    let key = if op == Op::Truncate {
-        Row::default()
-    } else {
-        decode_key(
-            key,
-            key_codec,
-            payload,
-            after.as_ref(),
-            row_codec,
-            &table,
-            opts,
-        )?
-    };
-
-    let version = match &opts.version {
-        VersionSource::DebeziumLsn => lsn_version(source)?,
-        VersionSource::KafkaOffset if op != Op::Truncate => Version::new(offset.max(0) as u64, 0),
-        VersionSource::Field { field: name } if op != Op::Truncate => {
-            let image = match &after {
-                Some(row) => row.clone(),
-                None => decode_row(
-                    payload.get("before").unwrap_or(&Json::Null),
-                    row_codec,
-                    "before",
-                    None,
-                )?,
-            };
-            field_version(image.get(name), name)?
-        }
-        // Truncate spans every key: only an LSN orders it against rows of
-        // other partitions. Anything else would truncate unordered.
-        _ => {
-            return Err(field(
-                "op",
-                "truncate events need `version.source: debezium_lsn`",
-            ));
-        }
-    };
-
-    Ok(Some(Change {
-        table,
-        op,
-        key,
-        row: after,
-        version,
-        schema: (!row_codec.schema.columns.is_empty()).then(|| Arc::clone(&row_codec.schema)),
-        unchanged,
-        source_ts_ms: source
-            .get("ts_ms")
-            .and_then(Json::as_i64)
-            .or_else(|| payload.get("ts_ms").and_then(Json::as_i64)),
-    }))
-}
-
 fn field(path: &str, message: &str) -> DecodeError {
     DecodeError::Field {
         path: path.to_owned(),
         message: message.to_owned(),
     }
-}
-
-/// Splits `{"schema": .., "payload": ..}` into (payload, schema); a bare
-/// payload has no schema.
-fn unwrap_envelope(value: &Json) -> (&Json, Option<&Json>) {
-    match value.as_object() {
-        Some(obj) if obj.contains_key("payload") && obj.contains_key("schema") => {
-            (&obj["payload"], obj.get("schema").filter(|s| !s.is_null()))
-        }
-        _ => (value, None),
-    }
-}
-
-/// Decodes a row image. Columns carrying the TOAST placeholder are left out:
-/// they are not part of this change (their names go to `unchanged`).
-fn decode_row(
-    json: &Json,
-    codec: &RowCodec,
-    part: &str,
-    mut unchanged: Option<&mut Vec<String>>,
-) -> Result<Row, DecodeError> {
-    let obj = json
-        .as_object()
-        .ok_or_else(|| field(part, "expected an object"))?;
-    let mut row = Row {
-        columns: Vec::with_capacity(obj.len()),
-    };
-    for (name, raw) in obj {
-        if values::is_unavailable(raw) {
-            if let Some(unchanged) = unchanged.as_deref_mut() {
-                unchanged.push(name.clone());
-            }
-            continue;
-        }
-        let value =
-            values::decode(raw, codec.codec(name)).map_err(|message| DecodeError::Field {
-                path: format!("{part}.{name}"),
-                message,
-            })?;
-        row.columns.push((name.clone(), value));
-    }
-    Ok(row)
-}
-
-/// The key: configured key columns taken from the row image (`after`, or
-/// `before` for deletes) when configured for the table, else the Kafka key.
-///
-/// With the default replica identity a delete's `before` holds the key and
-/// type-default fillers elsewhere; only key columns are ever read from it.
-fn decode_key(
-    kafka_key: Option<&[u8]>,
-    key_codec: Option<&RowCodec>,
-    payload: &serde_json::Map<String, Json>,
-    after: Option<&Row>,
-    row_codec: &RowCodec,
-    table: &TableId,
-    opts: &DecodeOptions,
-) -> Result<Row, DecodeError> {
-    if let Some(columns) = opts.key_columns_for(table) {
-        let image = match after {
-            Some(row) => std::borrow::Cow::Borrowed(row),
-            None => std::borrow::Cow::Owned(decode_row(
-                payload.get("before").unwrap_or(&Json::Null),
-                row_codec,
-                "before",
-                None,
-            )?),
-        };
-        let mut key = Row::default();
-        for column in columns {
-            let value = image.get(column).ok_or_else(|| {
-                field(
-                    &format!("key.{column}"),
-                    "configured key column missing from the row",
-                )
-            })?;
-            key.set(column.clone(), value.clone());
-        }
-        return Ok(key);
-    }
-    let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
-    let json: Json = serde_json::from_slice(raw).map_err(|e| DecodeError::Json {
-        part: "key",
-        message: e.to_string(),
-    })?;
-    let (payload, _) = unwrap_envelope(&json);
-    // Schema-less keys take the value schema's codec for the same column.
-    let key = decode_row(payload, key_codec.unwrap_or(row_codec), "key", None)?;
-    if key.columns.is_empty() {
-        return Err(DecodeError::MissingKey(table.to_string()));
-    }
-    Ok(key)
 }
 
 /// `(commit_lsn, change_lsn)` from `source.sequence` where present, else
@@ -458,8 +420,8 @@ fn decode_key(
 /// that is not an LSN, and a sequence that is not a pair, is an error. A
 /// guessed version could lose to any other change of the key, or win over
 /// newer ones.
-fn lsn_version(source: &Json) -> Result<Version, DecodeError> {
-    let sequence = match source.get("sequence") {
+fn lsn_version(source: &wire::Source) -> Result<Version, DecodeError> {
+    let sequence = match &source.sequence {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(serde_json::from_str::<Json>(s).map_err(|_| {
             field(
@@ -496,7 +458,7 @@ fn lsn_version(source: &Json) -> Result<Version, DecodeError> {
         })?;
         return Ok(Version::new(commit, change));
     }
-    let lsn = match source.get("lsn") {
+    let lsn = match &source.lsn {
         None | Some(Json::Null) => {
             return Err(field("source.lsn", "missing: cannot version this event"));
         }

@@ -46,13 +46,19 @@ pub(crate) struct RowCodec {
 }
 
 impl RowCodec {
-    pub fn codec(&self, column: &str) -> &Codec {
-        self.schema
-            .columns
-            .iter()
-            .position(|c| c.name == column)
-            .map(|i| &self.codecs[i])
-            .unwrap_or(&Codec::Infer)
+    /// The codec of `column`, trying schema index `hint` first, and the
+    /// hint for the next column. A row lists its columns in schema order,
+    /// so the next column is almost always the one after the last; an
+    /// undeclared column gets [`Codec::Infer`] and keeps the hint.
+    pub fn codec_near(&self, column: &str, hint: usize) -> (usize, &Codec) {
+        let columns = &self.schema.columns;
+        if columns.get(hint).is_some_and(|c| c.name == column) {
+            return (hint + 1, &self.codecs[hint]);
+        }
+        match columns.iter().position(|c| c.name == column) {
+            Some(i) => (i + 1, &self.codecs[i]),
+            None => (hint, &Codec::Infer),
+        }
     }
 }
 

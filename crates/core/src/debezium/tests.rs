@@ -447,3 +447,100 @@ fn declared_columns_type_schema_less_events() {
     assert_eq!(c.row.unwrap().get("born"), Some(&Value::Int(13693)));
     assert!(c.schema.is_none());
 }
+
+#[test]
+fn a_repeated_envelope_decodes_like_the_first_record() {
+    // Every fixture with a schema, decoded twice by one decoder: for the
+    // compact ones (as the JsonConverter writes) the second decode takes the
+    // remembered-prefix path and must give the same change.
+    let names = [
+        "01-read-snapshot-with-schema.value.json",
+        "04-create-with-schema.value.json",
+        "05-update-full-before-with-schema.value.json",
+        "06-delete-full-before-with-schema.value.json",
+        "19-read-decimal-microtimestamp-with-schema.value.json",
+        "20-read-array-enum-decimal-with-schema.value.json",
+        "22-read-microtimestamp-date-microtime-with-schema.value.json",
+        "25-create-with-schema-docs-3x.value.json",
+    ];
+    let keys = [
+        fixture("01-read-snapshot-with-schema.key.json"),
+        Some(br#"{"k":1}"#.to_vec()),
+    ];
+    for name in names {
+        let Some(value) = fixture(name) else { return };
+        let key = keys[usize::from(!name.starts_with("01"))].as_deref();
+        let mut decoder = Decoder::new(DecodeOptions::default());
+        let first = decoder.decode(key, Some(&value), 0).unwrap();
+        let second = decoder.decode(key, Some(&value), 0).unwrap();
+        // Pretty-printed fixtures take the general path both times.
+        let compact = value.starts_with(br#"{"schema":"#);
+        assert_eq!(
+            decoder.value_prefixes.len(),
+            usize::from(compact),
+            "{name}: the prefix path was not taken"
+        );
+        assert_eq!(first, second, "{name}");
+        assert!(first.is_some(), "{name}");
+    }
+}
+
+#[test]
+fn a_remembered_prefix_never_hides_a_different_record() {
+    let schema = r#"{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"},{"type":"int32","optional":true,"field":"n"}],"optional":true,"field":"after"}],"optional":false}"#;
+    let record = |payload: &str| format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+    let source = r#""source":{"schema":"s","table":"t","lsn":7}"#;
+    let mut decoder = Decoder::new(id_key());
+    let ok = record(&format!(
+        r#"{{"op":"c",{source},"after":{{"id":1,"n":2}}}}"#
+    ));
+    let first = decoder
+        .decode(None, Some(ok.as_bytes()), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.row.unwrap().get("n"), Some(&Value::Int(2)));
+    // Same prefix, then a payload that is not valid for the schema: refused,
+    // with the column named, not decoded by inference.
+    let wrong = record(&format!(
+        r#"{{"op":"c",{source},"after":{{"id":1,"n":"x"}}}}"#
+    ));
+    assert!(matches!(
+        decoder.decode(None, Some(wrong.as_bytes()), 0),
+        Err(DecodeError::Field { path, .. }) if path == "after.n"
+    ));
+    // Same prefix, then a tombstone payload.
+    assert_eq!(
+        decoder
+            .decode(None, Some(record("null").as_bytes()), 0)
+            .unwrap(),
+        None
+    );
+    // Same prefix, then trailing garbage after the envelope: not JSON.
+    let trailing = format!("{}x", ok);
+    assert!(matches!(
+        decoder.decode(None, Some(trailing.as_bytes()), 0),
+        Err(DecodeError::Json { .. })
+    ));
+    // Same prefix, then a second `schema` field: the general path decides.
+    let third = format!(
+        r#"{{"schema":{schema},"payload":{{"op":"c",{source},"after":{{"id":3}}}},"schema":null}}"#
+    );
+    assert!(decoder.decode(None, Some(third.as_bytes()), 0).is_err());
+}
+
+#[test]
+fn columns_keep_source_order_and_a_repeated_column_is_refused() {
+    let v = br#"{"op":"c","source":{"schema":"s","table":"t","lsn":9},
+        "after":{"id":1,"zeta":2,"alpha":3}}"#;
+    let c = decode(None, Some(v), 0, &id_key()).unwrap().unwrap();
+    assert_eq!(
+        c.row.unwrap().names().collect::<Vec<_>>(),
+        ["id", "zeta", "alpha"]
+    );
+    let twice = br#"{"op":"c","source":{"schema":"s","table":"t","lsn":9},
+        "after":{"id":1,"n":2,"n":3}}"#;
+    assert!(matches!(
+        decode(None, Some(twice), 0, &id_key()),
+        Err(DecodeError::Field { path, .. }) if path == "after.n"
+    ));
+}

@@ -16,10 +16,34 @@ const UNAVAILABLE_VALUE_BASE64: &str = "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==
 /// True if the JSON value is the TOAST placeholder in any of its encodings.
 pub(crate) fn is_unavailable(json: &Json) -> bool {
     match json {
-        Json::String(s) => s == UNAVAILABLE_VALUE || s == UNAVAILABLE_VALUE_BASE64,
+        Json::String(s) => is_unavailable_text(s),
         Json::Array(items) => items.len() == 1 && is_unavailable(&items[0]),
         _ => false,
     }
+}
+
+/// True if a JSON string is the TOAST placeholder (as text or as base64).
+pub(crate) fn is_unavailable_text(s: &str) -> bool {
+    s == UNAVAILABLE_VALUE || s == UNAVAILABLE_VALUE_BASE64
+}
+
+/// The direct path for a JSON string: the value, for codecs that take a
+/// string and when it decodes. `None` sends the caller to [`decode`],
+/// which also gives refusals their message.
+pub(crate) fn decode_str(s: &str, codec: &Codec) -> Option<Value> {
+    Some(match codec {
+        Codec::Text | Codec::Infer => Value::Text(s.to_owned()),
+        Codec::Uuid => Value::Uuid(s.to_owned()),
+        Codec::Json => Value::Json(s.to_owned()),
+        Codec::ZonedTimestamp => Value::TimestampTz(s.to_owned()),
+        Codec::ZonedTime => Value::TimeTz(s.to_owned()),
+        Codec::Bytes => Value::Bytes(BASE64.decode(s).ok()?),
+        Codec::Decimal { scale } => {
+            let unscaled = BASE64.decode(s).ok().filter(|b| !b.is_empty())?;
+            Value::Decimal(unscaled_to_decimal(&unscaled, *scale))
+        }
+        _ => return None,
+    })
 }
 
 /// Decodes one column value; `Err` carries a message for the field error.

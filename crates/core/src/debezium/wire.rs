@@ -1,0 +1,283 @@
+//! Borrowed, typed reading of a record's JSON.
+//!
+//! The event's fields are taken as raw slices of the record, and row images
+//! are decoded from the JSON text straight into [`Value`]s, column by
+//! column. No `serde_json::Value` tree is built for the common values:
+//! that tree (a map insert and an allocation per field, then a second walk
+//! to convert it) used to be most of the cost of decoding a record.
+
+use super::schema::{Codec, RowCodec};
+use super::values;
+use crate::change::Row;
+use crate::error::DecodeError;
+use crate::value::Value;
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value as Json;
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// `Some(raw)` for a present field, a JSON null included (which `Option`
+/// alone would turn into `None`): `"payload": null` is a tombstone, while a
+/// missing payload means a bare event.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The fields decoding reads from a record value: the envelope's two
+/// (`schemas.enable=true`) and a bare payload's. Every other field
+/// (`transaction`, `ts_us`, ...) is skipped without being built.
+#[derive(Deserialize)]
+pub(super) struct Event<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub schema: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub payload: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub before: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub after: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub op: Option<&'a RawValue>,
+    #[serde(default)]
+    pub source: Option<Source>,
+    #[serde(default)]
+    pub ts_ms: Option<Json>,
+}
+
+/// The `source` block fields decoding reads. Scalars only: none of them
+/// builds a tree.
+#[derive(Deserialize)]
+pub(super) struct Source {
+    #[serde(default)]
+    pub schema: Option<Json>,
+    #[serde(default)]
+    pub table: Option<Json>,
+    #[serde(default)]
+    pub lsn: Option<Json>,
+    #[serde(default)]
+    pub sequence: Option<Json>,
+    #[serde(default)]
+    pub ts_ms: Option<Json>,
+}
+
+/// The envelope of a Kafka key: `{"schema", "payload"}`, or neither for a
+/// bare key (whose own fields are skipped here and read as the row).
+#[derive(Deserialize)]
+pub(super) struct KeyEnvelope<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub schema: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub payload: Option<&'a RawValue>,
+}
+
+/// The column names of a row image, in order (values skipped).
+pub(super) fn column_names(raw: &RawValue) -> Result<Vec<String>, serde_json::Error> {
+    struct Names;
+    impl<'de> Visitor<'de> for Names {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut names = Vec::new();
+            while let Some(name) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                names.push(name);
+            }
+            Ok(names)
+        }
+    }
+    serde_json::Deserializer::from_str(raw.get()).deserialize_map(Names)
+}
+
+/// Decodes a row image. Columns carrying the TOAST placeholder are left
+/// out: they are not part of this change (their names go to `unchanged`).
+/// A column named twice is refused: which of the two values the source
+/// meant is unknown.
+pub(super) fn decode_row(
+    raw: &RawValue,
+    codec: &RowCodec,
+    part: &str,
+    unchanged: Option<&mut Vec<String>>,
+) -> Result<Row, DecodeError> {
+    if !raw.get().starts_with('{') {
+        return Err(super::field(part, "expected an object"));
+    }
+    let mut failure = None;
+    let seed = RowSeed {
+        codec,
+        unchanged,
+        failure: &mut failure,
+    };
+    let result = seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get()));
+    if let Some((column, message)) = failure {
+        return Err(DecodeError::Field {
+            path: format!("{part}.{column}"),
+            message,
+        });
+    }
+    let row = result.map_err(|e| DecodeError::Json {
+        part: if part == "key" { "key" } else { "value" },
+        message: e.to_string(),
+    })?;
+    if let Some(name) = duplicate(&row) {
+        return Err(DecodeError::Field {
+            path: format!("{part}.{name}"),
+            message: "the column appears twice in the row".into(),
+        });
+    }
+    Ok(row)
+}
+
+/// A column name that appears twice, if any. Rows are mostly narrow, where
+/// comparing pairs beats sorting a copy.
+fn duplicate(row: &Row) -> Option<&str> {
+    let names = &row.columns;
+    if names.len() <= 64 {
+        return names
+            .iter()
+            .enumerate()
+            .find(|(i, (a, _))| names[i + 1..].iter().any(|(b, _)| a == b))
+            .map(|(_, (a, _))| a.as_str());
+    }
+    let mut sorted: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    sorted.sort_unstable();
+    sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+/// Reads a row object column by column, each value with its column's codec.
+struct RowSeed<'c> {
+    codec: &'c RowCodec,
+    unchanged: Option<&'c mut Vec<String>>,
+    /// The column and message of a value its codec refused. The serde error
+    /// that stops the parse cannot carry them.
+    failure: &'c mut Option<(String, String)>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Row, A::Error> {
+        let mut columns = Vec::with_capacity(self.codec.codecs.len());
+        // Events list columns in schema order: try the next schema field
+        // before searching.
+        let mut next = 0;
+        while let Some(name) = map.next_key::<String>()? {
+            let (hint, codec) = self.codec.codec_near(&name, next);
+            next = hint;
+            match map.next_value_seed(CellSeed(codec))? {
+                Ok(Cell::Value(value)) => columns.push((name, value)),
+                Ok(Cell::Unchanged) => {
+                    if let Some(unchanged) = self.unchanged.as_deref_mut() {
+                        unchanged.push(name);
+                    }
+                }
+                Err(message) => {
+                    *self.failure = Some((name, message));
+                    return Err(de::Error::custom("a column value was refused"));
+                }
+            }
+        }
+        Ok(Row { columns })
+    }
+}
+
+/// One column value: a value, or the TOAST placeholder.
+enum Cell {
+    Value(Value),
+    Unchanged,
+}
+
+/// Decodes one column value with its codec. Scalars take the direct paths
+/// (`values::decode_str` and integers); anything else (arrays, objects, a
+/// scalar of an unexpected JSON type) is built as JSON and handed to
+/// `values::decode`, which gives the same value and the same error message
+/// the tree-based decoder gave. `Err` is the refusal message.
+struct CellSeed<'c>(&'c Codec);
+
+impl CellSeed<'_> {
+    fn json(&self, json: &Json) -> Result<Cell, String> {
+        if values::is_unavailable(json) {
+            return Ok(Cell::Unchanged);
+        }
+        values::decode(json, self.0).map(Cell::Value)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Result<Cell, String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Result<Cell, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a column value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Cell::Value(Value::Null)))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(self.json(&Json::Bool(b)))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            Codec::Int | Codec::Infer => Ok(Cell::Value(Value::Int(i))),
+            _ => self.json(&Json::from(i)),
+        })
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
+        match i64::try_from(u) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) => Ok(self.json(&Json::from(u))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(self.json(&Json::from(f)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        if values::is_unavailable_text(s) {
+            return Ok(Ok(Cell::Unchanged));
+        }
+        Ok(match values::decode_str(s, self.0) {
+            Some(value) => Ok(Cell::Value(value)),
+            None => self.json(&Json::String(s.to_owned())),
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let json = Json::deserialize(SeqAccessDeserializer::new(seq))?;
+        Ok(self.json(&json))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let json = Json::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(self.json(&json))
+    }
+}
