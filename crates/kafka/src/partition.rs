@@ -37,6 +37,10 @@ pub(crate) struct PartitionState {
     /// Timestamp (ms) of the newest record the broker has as committed,
     /// for lag in seconds.
     pub committed_ts: Option<i64>,
+    /// `sinkfleet_records_in_total` of the partition's topic, looked up
+    /// once: a registry lookup (label hashing, a topic string) per record
+    /// showed in profiles.
+    pub records_in: Option<metrics::Counter>,
 }
 
 /// What one job held of a partition, kept until its records are durable.

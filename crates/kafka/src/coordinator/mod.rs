@@ -64,6 +64,19 @@ pub struct Health {
 
 mod commits;
 
+/// Most poll events handled in one go before dispatch and backpressure run
+/// again. Those scan every partition; running them after each record cost
+/// more than the record. A burst is bounded so a full channel still yields
+/// to writer results and ticks.
+const POLL_BURST: usize = 256;
+
+/// Gauges set on every backpressure pass, looked up once.
+struct Gauges {
+    paused: metrics::Gauge,
+    inflight_records: metrics::Gauge,
+    inflight_bytes: metrics::Gauge,
+}
+
 pub(crate) struct Coordinator {
     consumer: SharedConsumer,
     committer: Committer,
@@ -91,6 +104,7 @@ pub(crate) struct Coordinator {
     freshness: Freshness,
     /// Versions are `(commit_lsn, lsn)`: freshness can name LSNs.
     lsn_versions: bool,
+    gauges: Gauges,
 }
 
 impl Coordinator {
@@ -129,6 +143,11 @@ impl Coordinator {
             held: false,
             flushing: false,
             last_commit: Instant::now(),
+            gauges: Gauges {
+                paused: metrics::gauge!("sinkfleet_partitions_paused"),
+                inflight_records: metrics::gauge!("sinkfleet_inflight_records"),
+                inflight_bytes: metrics::gauge!("sinkfleet_inflight_bytes"),
+            },
         }
     }
 
@@ -150,14 +169,10 @@ impl Coordinator {
         self.health.ready.store(true, Ordering::Release);
         loop {
             tokio::select! {
-                event = poll_events.recv() => match event {
-                    Some(PollEvent::Record(incoming)) => {
-                        if stopping.is_none() { self.on_record(incoming) }
+                event = poll_events.recv() => {
+                    if !self.on_poll_events(event, &mut poll_events, stopping.is_some()) {
+                        break;
                     }
-                    Some(PollEvent::Assigned(partitions)) => self.on_assigned(partitions),
-                    Some(PollEvent::Revoked { partitions, reply }) => self.on_revoked(partitions, reply, stopping.is_some()),
-                    Some(PollEvent::Committed(answers)) => self.on_committed(answers),
-                    Some(PollEvent::Closed) | None => break,
                 },
                 Some(event) = writer_events.recv() => self.on_writer(event),
                 _ = tick.tick() => {}
@@ -224,12 +239,52 @@ impl Coordinator {
         self.answer_revokes(true);
     }
 
+    /// Handles `first` and the events queued behind it, up to a burst.
+    /// False once the poll thread is gone.
+    fn on_poll_events(
+        &mut self,
+        first: Option<PollEvent>,
+        queue: &mut mpsc::Receiver<PollEvent>,
+        stopping: bool,
+    ) -> bool {
+        let mut event = first;
+        let mut handled = 0;
+        loop {
+            match event {
+                Some(PollEvent::Record(incoming)) => {
+                    if !stopping {
+                        self.on_record(incoming)
+                    }
+                }
+                Some(PollEvent::Assigned(partitions)) => self.on_assigned(partitions),
+                Some(PollEvent::Revoked { partitions, reply }) => {
+                    self.on_revoked(partitions, reply, stopping)
+                }
+                Some(PollEvent::Committed(answers)) => self.on_committed(answers),
+                Some(PollEvent::Closed) | None => return false,
+            }
+            handled += 1;
+            if handled == POLL_BURST {
+                return true;
+            }
+            event = match queue.try_recv() {
+                Ok(next) => Some(next),
+                // Empty, or closed: the next `recv` says which.
+                Err(_) => return true,
+            };
+        }
+    }
+
     fn on_record(&mut self, r: crate::consumer::Incoming) {
         let id: PartitionId = (r.topic.clone(), r.partition);
         let Some(state) = self.partitions.get_mut(&id) else {
             return; // revoked while the record was queued
         };
-        metrics::counter!("sinkfleet_records_in_total", "topic" => r.topic.to_string())
+        state
+            .records_in
+            .get_or_insert_with(
+                || metrics::counter!("sinkfleet_records_in_total", "topic" => r.topic.to_string()),
+            )
             .increment(1);
         let covers_from = state.next_expected.unwrap_or(r.offset).min(r.offset);
         state.next_expected = Some(r.offset + 1);
@@ -517,9 +572,9 @@ impl Coordinator {
             tracing::debug!(error = %e, "resume failed (partition revoked meanwhile?)");
         }
         let paused = self.partitions.values().filter(|p| p.paused).count();
-        metrics::gauge!("sinkfleet_partitions_paused").set(paused as f64);
-        metrics::gauge!("sinkfleet_inflight_records").set(global.records as f64);
-        metrics::gauge!("sinkfleet_inflight_bytes").set(global.bytes as f64);
+        self.gauges.paused.set(paused as f64);
+        self.gauges.inflight_records.set(global.records as f64);
+        self.gauges.inflight_bytes.set(global.bytes as f64);
     }
 
     /// Lag per owned partition from the broker's numbers, durable but
