@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         .filter_map(|r| decode(r.key.as_deref(), r.value.as_deref(), 0, &opts).ok()?)
         .collect();
     group.bench_function("collapse_5000", |b| {
-        b.iter(|| black_box(collapse(changes.clone())))
+        b.iter(|| black_box(collapse(&changes)))
     });
     group.finish();
 }

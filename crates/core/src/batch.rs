@@ -23,9 +23,9 @@ use std::collections::HashMap;
 /// Truncates must not be passed here (see [`split_at_truncates`]). Equal
 /// versions are replays: the later record is kept. Output order within a
 /// round is first appearance, deterministic for a given input.
-pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Vec<Change>> {
+pub fn collapse<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<Vec<&'a Change>> {
     let mut slots: HashMap<String, usize> = HashMap::new();
-    let mut chains: Vec<Vec<Change>> = Vec::new();
+    let mut chains: Vec<Vec<&'a Change>> = Vec::new();
     for change in changes {
         let identity = change.identity();
         match slots.get(&identity) {
@@ -36,7 +36,7 @@ pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Vec<Change>> {
             Some(&i) => chains[i].push(change),
         }
     }
-    let mut rounds: Vec<Vec<Change>> = Vec::new();
+    let mut rounds: Vec<Vec<&'a Change>> = Vec::new();
     for chain in chains {
         for (round, change) in trim_chain(chain).into_iter().enumerate() {
             if rounds.len() <= round {
@@ -49,14 +49,14 @@ pub fn collapse(changes: impl IntoIterator<Item = Change>) -> Vec<Vec<Change>> {
 }
 
 /// One key's changes → what must still be applied, oldest first.
-fn trim_chain(mut chain: Vec<Change>) -> Vec<Change> {
+fn trim_chain(mut chain: Vec<&Change>) -> Vec<&Change> {
     if chain.len() == 1 {
         return chain;
     }
     // Stable sort: among equal versions the later record stays last...
     chain.sort_by_key(|c| c.version);
     // ...and replaces the earlier ones.
-    let mut deduped: Vec<Change> = Vec::with_capacity(chain.len());
+    let mut deduped: Vec<&Change> = Vec::with_capacity(chain.len());
     for change in chain {
         match deduped.last_mut() {
             Some(last) if last.version == change.version => *last = change,
@@ -74,7 +74,7 @@ fn trim_chain(mut chain: Vec<Change>) -> Vec<Change> {
             }
         }
     }
-    let complete = |c: &Change| match &c.row {
+    let complete = |c: &&Change| match &c.row {
         None => true, // a delete replaces everything
         Some(row) => all_columns.iter().all(|n| row.contains(n)),
     };
@@ -85,7 +85,7 @@ fn trim_chain(mut chain: Vec<Change>) -> Vec<Change> {
 /// Splits changes into runs separated by truncates: `[run, truncate, run,
 /// ...]` in stream order. Collapsing across a truncate would reorder a row
 /// change and the truncate that must follow or precede it.
-pub fn split_at_truncates(changes: Vec<Change>) -> Vec<Vec<Change>> {
+pub fn split_at_truncates(changes: Vec<&Change>) -> Vec<Vec<&Change>> {
     let mut runs = vec![Vec::new()];
     for change in changes {
         if change.op == Op::Truncate {
@@ -108,7 +108,7 @@ pub fn split_at_truncates(changes: Vec<Change>) -> Vec<Vec<Change>> {
 /// table's, or decide the key of a table created for the batch. Such a
 /// batch is refused as a whole, so the sink's split isolates the record
 /// for the dead-letter topic before any of it (or its DDL) is applied.
-pub fn agreed_key_columns(changes: &[Change]) -> Result<Vec<&str>, String> {
+pub fn agreed_key_columns<'a>(changes: &[&'a Change]) -> Result<Vec<&'a str>, String> {
     let mut agreed: Option<Vec<&str>> = None;
     for change in changes.iter().filter(|c| !c.key.columns.is_empty()) {
         match &agreed {
@@ -135,6 +135,10 @@ mod tests {
     use super::*;
     use crate::{Row, TableId, Value, Version};
 
+    fn refs(batch: &[Change]) -> Vec<&Change> {
+        batch.iter().collect()
+    }
+
     fn change(id: i64, version: u64, op: Op, cols: &[(&str, Value)]) -> Change {
         let mut key = Row::default();
         key.set("id", Value::Int(id));
@@ -157,13 +161,14 @@ mod tests {
 
     #[test]
     fn newest_version_wins_regardless_of_arrival_order() {
-        let out = collapse(vec![
+        let batch = vec![
             change(1, 5, Op::Update, &[("a", Value::Int(5))]),
             change(2, 1, Op::Create, &[("a", Value::Int(1))]),
             change(1, 3, Op::Update, &[("a", Value::Int(3))]),
             change(1, 7, Op::Delete, &[]),
             change(1, 6, Op::Update, &[("a", Value::Int(6))]),
-        ]);
+        ];
+        let out = collapse(&batch);
         assert_eq!(out.len(), 1, "complete rows need one round");
         let round = &out[0];
         assert_eq!(round.len(), 2);
@@ -187,24 +192,22 @@ mod tests {
         };
         // body unchanged (TOAST placeholder) in the partial updates
         let partial = |v| change(1, v, Op::Update, &[("n", Value::Int(v as i64))]);
-        let out = collapse(vec![
+        let batch = vec![
             full(1, "stale replay"),
             full(4, "re-created"),
             partial(6),
             partial(5),
             full(1, "stale replay"),
-        ]);
+        ];
+        let out = collapse(&batch);
         let versions: Vec<Vec<u64>> = out
             .iter()
             .map(|r| r.iter().map(|c| c.version.major).collect())
             .collect();
         assert_eq!(versions, vec![vec![4], vec![5], vec![6]]);
         // A delete also starts the chain afresh.
-        let out = collapse(vec![
-            full(1, "a"),
-            change(1, 2, Op::Delete, &[]),
-            partial(3),
-        ]);
+        let batch = vec![full(1, "a"), change(1, 2, Op::Delete, &[]), partial(3)];
+        let out = collapse(&batch);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0][0].op, Op::Delete);
     }
@@ -217,11 +220,12 @@ mod tests {
             row: None,
             ..change(0, 4, Op::Delete, &[])
         };
-        let runs = split_at_truncates(vec![
+        let changes = [
             change(1, 1, Op::Create, &[]),
             t,
             change(1, 9, Op::Create, &[]),
-        ]);
+        ];
+        let runs = split_at_truncates(changes.iter().collect());
         assert_eq!(runs.len(), 3);
         assert_eq!(runs[1][0].op, Op::Truncate);
     }
@@ -237,12 +241,12 @@ mod tests {
             c
         };
         let batch = vec![keyed(&["id", "t"]), keyed(&["t", "id"]), keyed(&[])];
-        assert_eq!(agreed_key_columns(&batch), Ok(vec!["id", "t"]));
+        assert_eq!(agreed_key_columns(&refs(&batch)), Ok(vec!["id", "t"]));
         // The odd one out is found wherever it sits in the batch.
         for at in 0..4 {
             let mut batch: Vec<Change> = (0..3).map(|_| keyed(&["id"])).collect();
             batch.insert(at, keyed(&["x"]));
-            let err = agreed_key_columns(&batch).unwrap_err();
+            let err = agreed_key_columns(&refs(&batch)).unwrap_err();
             assert!(err.contains("keyed by"), "{err}");
         }
         assert_eq!(agreed_key_columns(&[]), Ok(vec![]));

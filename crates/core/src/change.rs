@@ -173,7 +173,7 @@ impl ColumnType {
 /// when the type depends on the schema alone, so it is skipped: a batch of
 /// thousands of changes costs one look per schema, not one per change.
 pub fn column_evidence<'a>(
-    changes: &'a [Change],
+    changes: &'a [&'a Change],
     column: &'a str,
 ) -> impl Iterator<Item = (Option<&'a ColumnSchema>, Option<&'a Value>)> + 'a {
     let mut previous: Option<&'a Arc<TableSchema>> = None;
@@ -318,13 +318,14 @@ mod tests {
         };
         let narrow = schema(ColumnType::Int32);
         let wide = schema(ColumnType::Int64);
-        let changes = vec![
+        let changes = [
             change(Some(Arc::clone(&narrow)), Value::Int(1)),
             change(Some(Arc::clone(&narrow)), Value::Int(2)),
             change(Some(Arc::clone(&wide)), Value::Int(3)),
             change(None, Value::Int(4)),
             change(None, Value::Text("x".into())),
         ];
+        let changes: Vec<&Change> = changes.iter().collect();
         let seen: Vec<_> = column_evidence(&changes, "amount")
             .map(|(declared, sample)| (declared.map(|c| c.ty.clone()), sample.cloned()))
             .collect();

@@ -29,6 +29,7 @@ use schema::{TableMeta, literal, quote};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId, Value, Version};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// The ClickHouse sink.
@@ -98,11 +99,13 @@ impl ClickHouseSink {
     /// does not declare (added later, or dropped) is not part of the source
     /// row and takes the column's default. Without a declared schema every
     /// column the table has and the row lacks is read back.
-    async fn complete_partial_rows(
+    async fn complete_partial_rows<'a>(
         &self,
         meta: &TableMeta,
-        mut changes: Vec<Change>,
-    ) -> Result<Vec<Change>, SinkError> {
+        changes: Vec<&'a Change>,
+    ) -> Result<Vec<Cow<'a, Change>>, SinkError> {
+        // Only the partial changes are copied, to be completed.
+        let mut changes: Vec<Cow<'a, Change>> = changes.into_iter().map(Cow::Borrowed).collect();
         let data_columns: Vec<&String> = meta
             .columns
             .iter()
@@ -133,7 +136,7 @@ impl ClickHouseSink {
         if partial.is_empty() {
             return Ok(changes);
         }
-        let partial_changes: Vec<&Change> = partial.iter().map(|&(i, _)| &changes[i]).collect();
+        let partial_changes: Vec<&Change> = partial.iter().map(|&(i, _)| &*changes[i]).collect();
         // Decimals and floats come back as text: JSON numbers would pass
         // through a double and lose digits (or turn NaN into null).
         let select: Vec<String> = meta
@@ -150,7 +153,7 @@ impl ClickHouseSink {
         let current = self.read_current(meta, &partial_changes, &select).await?;
         for (i, missing) in partial {
             let stored = current.get(&key_id(&changes[i]));
-            if let Some(row) = changes[i].row.as_mut() {
+            if let Some(row) = changes[i].to_mut().row.as_mut() {
                 for n in missing {
                     if !row.contains(n) {
                         let v = stored
@@ -232,16 +235,20 @@ impl ClickHouseSink {
     /// "inserted last" then agrees with the version order. One worker owns
     /// a key's partition, so no other writer interleaves. Only runs whose
     /// versions have a minor part pay for the query.
-    async fn drop_stale(
+    async fn drop_stale<'a>(
         &self,
         meta: &TableMeta,
-        run: Vec<Change>,
-    ) -> Result<Vec<Change>, SinkError> {
+        run: Vec<&'a Change>,
+    ) -> Result<Vec<&'a Change>, SinkError> {
         let minor = self.cfg.minor_version_column();
         if meta.column_type(&minor).is_none() || run.iter().all(|c| c.version.minor == 0) {
             return Ok(run);
         }
-        let keyed: Vec<&Change> = run.iter().filter(|c| !c.key.columns.is_empty()).collect();
+        let keyed: Vec<&Change> = run
+            .iter()
+            .copied()
+            .filter(|c| !c.key.columns.is_empty())
+            .collect();
         let select = [quote(&self.cfg.version_column), quote(&minor)];
         let select: Vec<String> = meta.key.iter().map(|k| quote(k)).chain(select).collect();
         let current = self.read_current(meta, &keyed, &select).await?;
@@ -261,7 +268,7 @@ impl ClickHouseSink {
             };
         let mut fresh = Vec::with_capacity(run.len());
         for change in run {
-            match current.get(&key_id(&change)) {
+            match current.get(&key_id(change)) {
                 Some(row) if change.version <= stored(row)? => {}
                 _ => fresh.push(change),
             }
@@ -272,7 +279,7 @@ impl ClickHouseSink {
     async fn insert(
         &self,
         meta: &TableMeta,
-        changes: &[Change],
+        changes: &[&Change],
         features: &ServerFeatures,
         token: &str,
     ) -> Result<(), SinkError> {
@@ -423,7 +430,7 @@ impl TableTarget for ClickHouseSink {
         &mut self,
         features: &mut ServerFeatures,
         target: &(String, String),
-        changes: &[Change],
+        changes: &[&Change],
     ) -> Result<PreparedTable, SinkError> {
         let existing = match self.tables.remove(target) {
             Some(meta) => Some(meta),
@@ -482,7 +489,7 @@ impl TableTarget for ClickHouseSink {
         table: &mut PreparedTable,
         records: &[&SinkRecord],
         index: usize,
-        mut run: Vec<Change>,
+        mut run: Vec<&Change>,
     ) -> Result<u64, SinkError> {
         // Older than the last truncate: the row was removed at the source
         // after this change (strictly older, because on servers with a
@@ -495,6 +502,7 @@ impl TableTarget for ClickHouseSink {
         let mut inserted = 0u64;
         for (round, changes) in collapse(run).into_iter().enumerate() {
             let changes = self.complete_partial_rows(&table.meta, changes).await?;
+            let changes: Vec<&Change> = changes.iter().map(|c| &**c).collect();
             inserted += changes.len() as u64;
             let token = format!("{token_base}-{index}-{round}");
             self.insert(&table.meta, &changes, features, &token).await?;

@@ -24,14 +24,14 @@ const PROBE_TABLE: &str = "__sinkfleet_probe";
 pub(crate) async fn check(
     client: &Client,
     columns: &[(String, String)],
-    changes: &[Change],
+    changes: &[&Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
 ) -> Result<(), SinkError> {
-    let rows: Vec<Change> = changes
+    let rows: Vec<&Change> = changes
         .iter()
+        .copied()
         .filter(|c| c.op != Op::Truncate)
-        .cloned()
         .collect();
     if rows.is_empty() {
         return Ok(());

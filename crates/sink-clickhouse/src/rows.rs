@@ -20,7 +20,7 @@ use std::fmt::Write;
 /// column (the runtime isolates the record and dead-letters it).
 pub(crate) fn insert_body(
     table_columns: &[(String, String)],
-    changes: &[Change],
+    changes: &[&Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
 ) -> Result<(Vec<String>, String), SinkError> {
@@ -335,7 +335,8 @@ mod tests {
             col("__sinkfleet_version", "UInt128"),
             col("__sinkfleet_deleted", "UInt8"),
         ];
-        let (names, body) = insert_body(&columns, &changes, &cfg, &modern).unwrap();
+        let (names, body) =
+            insert_body(&columns, &changes.iter().collect::<Vec<_>>(), &cfg, &modern).unwrap();
         assert_eq!(
             names.join(","),
             "`id`,`at`,`__sinkfleet_version`,`__sinkfleet_deleted`"
@@ -356,7 +357,8 @@ mod tests {
             col("__sinkfleet_version_minor", "UInt64"),
             col("__sinkfleet_deleted", "UInt8"),
         ];
-        let (names, body) = insert_body(&columns, &changes, &cfg, &old).unwrap();
+        let (names, body) =
+            insert_body(&columns, &changes.iter().collect::<Vec<_>>(), &cfg, &old).unwrap();
         assert_eq!(
             names.join(","),
             "`id`,`at`,`__sinkfleet_version`,`__sinkfleet_version_minor`,`__sinkfleet_deleted`"

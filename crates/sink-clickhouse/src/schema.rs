@@ -263,7 +263,7 @@ pub fn plan(
     database: &str,
     table: &str,
     existing: Option<&TableMeta>,
-    changes: &[Change],
+    changes: &[&Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
 ) -> Result<Plan, SinkError> {

@@ -130,7 +130,7 @@ pub(crate) async fn ensure_table(
     conn: &mut PgConnection,
     name: &QualifiedName,
     existing: Option<TableMeta>,
-    changes: &[Change],
+    changes: &[&Change],
     cfg: &PostgresSinkConfig,
 ) -> Result<TableMeta, SinkError> {
     let version = Ident::new(&cfg.version_column).map_err(|e| SinkError::schema(e.to_string()))?;

@@ -148,7 +148,7 @@ impl TableTarget for PostgresSink {
         &mut self,
         tx: &mut Self::Session,
         name: &QualifiedName,
-        changes: &[Change],
+        changes: &[&Change],
     ) -> Result<TableMeta, SinkError> {
         let existing = match self.catalog.tables.remove(name) {
             Some(meta) => Some(meta),
@@ -173,7 +173,7 @@ impl TableTarget for PostgresSink {
         meta: &mut TableMeta,
         _records: &[&SinkRecord],
         _index: usize,
-        run: Vec<Change>,
+        run: Vec<&Change>,
     ) -> Result<u64, SinkError> {
         let mut applied = 0;
         for round in collapse(run) {
@@ -240,16 +240,16 @@ impl Columns {
 async fn apply_round(
     conn: &mut PgConnection,
     meta: &TableMeta,
-    mut changes: Vec<Change>,
+    mut changes: Vec<&Change>,
     cfg: &PostgresSinkConfig,
 ) -> Result<u64, SinkError> {
     // A stable key order keeps concurrent transactions from deadlocking.
-    changes.sort_by_cached_key(Change::identity);
+    changes.sort_by_cached_key(|c| c.identity());
     // Upserts grouped by the set of columns they carry: a partial row (an
     // unchanged TOAST column left out) must not overwrite what is stored.
     let mut upserts: HashMap<Vec<usize>, Columns> = HashMap::new();
     let mut deletes = Columns::new(meta.key.clone());
-    for change in &changes {
+    for &change in &changes {
         match &change.row {
             Some(row) if change.op.is_upsert() => {
                 let present: Vec<usize> = meta

@@ -82,7 +82,7 @@ pub fn arrow_type(ty: &ColumnType) -> DataType {
 /// declare (as text: a schema-less value's text is exact).
 pub fn data_fields(change: &Change, declared: Option<&TableSchema>) -> Vec<Field> {
     let key: Vec<String> = change.key.names().map(str::to_owned).collect();
-    wanted_columns(&key, std::slice::from_ref(change))
+    wanted_columns(&key, &[change])
         .iter()
         .map(|name| {
             let ty = declared

@@ -46,7 +46,7 @@ pub trait TableTarget: Send {
         &mut self,
         session: &mut Self::Session,
         target: &Self::Target,
-        changes: &[Change],
+        changes: &[&Change],
     ) -> impl Future<Output = Result<Self::Meta, SinkError>> + Send;
 
     /// Applies one truncate of `target` (a versioned delete of every
@@ -68,7 +68,7 @@ pub trait TableTarget: Send {
         meta: &mut Self::Meta,
         records: &[&SinkRecord],
         index: usize,
-        run: Vec<Change>,
+        run: Vec<&Change>,
     ) -> impl Future<Output = Result<u64, SinkError>> + Send;
 
     /// Makes the batch durable.
@@ -175,7 +175,7 @@ mod tests {
             &mut self,
             _: &mut (),
             target: &String,
-            changes: &[Change],
+            changes: &[&Change],
         ) -> Result<usize, SinkError> {
             self.0.push(format!("prepare {target} {}", changes.len()));
             Ok(0)
@@ -196,7 +196,7 @@ mod tests {
             _: &mut usize,
             records: &[&SinkRecord],
             index: usize,
-            run: Vec<Change>,
+            run: Vec<&Change>,
         ) -> Result<u64, SinkError> {
             let table = &run[0].table.table;
             self.0.push(format!(

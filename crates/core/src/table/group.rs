@@ -17,10 +17,10 @@ pub struct TableGroup<'a, T> {
     pub records: Vec<&'a SinkRecord>,
 }
 
-impl<T> TableGroup<'_, T> {
-    /// The changes (owned: sinks complete and reorder them).
-    pub fn changes(&self) -> Vec<Change> {
-        self.records.iter().map(|r| r.change.clone()).collect()
+impl<'a, T> TableGroup<'a, T> {
+    /// The changes, in batch order (borrowed: a batch is never copied).
+    pub fn changes(&self) -> Vec<&'a Change> {
+        self.records.iter().map(|r| &r.change).collect()
     }
 }
 
@@ -50,17 +50,17 @@ pub fn group_by_target<'a, T: Clone + Eq + Hash>(
 
 /// A stretch of one table's changes between truncates.
 #[derive(Debug, PartialEq)]
-pub enum Run {
+pub enum Run<'a> {
     /// Truncates, in stream order.
-    Truncates(Vec<Change>),
+    Truncates(Vec<&'a Change>),
     /// Row changes (upserts and deletes), in stream order: collapse them
     /// into rounds ([`crate::batch::collapse`]) to apply.
-    Changes(Vec<Change>),
+    Changes(Vec<&'a Change>),
 }
 
 /// Splits one table's changes into [`Run`]s: collapsing across a truncate
 /// would reorder a row change and the truncate it must follow or precede.
-pub fn runs(changes: Vec<Change>) -> Vec<Run> {
+pub fn runs(changes: Vec<&Change>) -> Vec<Run<'_>> {
     split_at_truncates(changes)
         .into_iter()
         .map(|run| {
@@ -113,7 +113,7 @@ mod tests {
             .enumerate()
             .map(|(i, op)| record("t", op, i as i64).change)
             .collect();
-        let kinds: Vec<(bool, usize)> = runs(changes)
+        let kinds: Vec<(bool, usize)> = runs(changes.iter().collect())
             .iter()
             .map(|r| match r {
                 Run::Truncates(t) => (true, t.len()),

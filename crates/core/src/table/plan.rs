@@ -50,7 +50,7 @@ pub enum Fit {
 /// allows NULL in it; `None` when no change gives it a type (only NULLs).
 pub fn wanted_type<T: TypeSystem + ?Sized>(
     types: &T,
-    changes: &[Change],
+    changes: &[&Change],
     column: &str,
     fit: Fit,
 ) -> Option<(String, bool)> {
@@ -165,7 +165,7 @@ impl Alteration {
 /// The key the changes agree on and the columns they need, checked against
 /// the identifier policy and the bookkeeping names.
 fn columns_of(
-    changes: &[Change],
+    changes: &[&Change],
     rules: &Rules<'_>,
 ) -> Result<(Vec<String>, Vec<String>), SinkError> {
     let key: Vec<String> = agreed_key_columns(changes)
@@ -190,7 +190,7 @@ fn columns_of(
 
 fn planned<T: TypeSystem + ?Sized>(
     types: &T,
-    changes: &[Change],
+    changes: &[&Change],
     name: &str,
     key: &[String],
 ) -> PlannedColumn {
@@ -212,7 +212,7 @@ fn planned<T: TypeSystem + ?Sized>(
 pub fn create<T: TypeSystem + ?Sized>(
     types: &T,
     table: &str,
-    changes: &[Change],
+    changes: &[&Change],
     rules: &Rules<'_>,
 ) -> Result<NewTable, SinkError> {
     let (key, names) = columns_of(changes, rules)?;
@@ -242,7 +242,7 @@ pub fn alter<T: TypeSystem + ?Sized>(
     types: &T,
     table: &str,
     existing: Existing<'_>,
-    changes: &[Change],
+    changes: &[&Change],
     rules: &Rules<'_>,
 ) -> Result<Alteration, SinkError> {
     let (key, names) = columns_of(changes, rules)?;
@@ -278,7 +278,7 @@ pub fn alter<T: TypeSystem + ?Sized>(
 
 /// Key columns, then declared columns, then undeclared row columns, each
 /// once, in first-seen order.
-pub fn wanted_columns(key: &[String], changes: &[Change]) -> Vec<String> {
+pub fn wanted_columns(key: &[String], changes: &[&Change]) -> Vec<String> {
     let mut names: Vec<String> = key.to_vec();
     for change in changes {
         let declared = change
@@ -297,6 +297,10 @@ pub fn wanted_columns(key: &[String], changes: &[Change]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refs(changes: &[Change]) -> Vec<&Change> {
+        changes.iter().collect()
+    }
     use crate::change::{ColumnSchema, Op, Row, TableId, TableSchema};
     use crate::version::Version;
     use std::sync::Arc;
@@ -384,7 +388,7 @@ mod tests {
                 &[("id", Value::Int(1)), ("n", Value::Null)],
             ),
         ];
-        let NewTable { columns, key } = create(&Toy, "t", &changes, &rules(&[])).unwrap();
+        let NewTable { columns, key } = create(&Toy, "t", &refs(&changes), &rules(&[])).unwrap();
         assert_eq!(key, vec!["id"]);
         let got: Vec<(&str, &str, bool, bool)> = columns
             .iter()
@@ -414,7 +418,7 @@ mod tests {
         // A schema-less 1 does not widen an i32 column; 2^40 does.
         let small = [change(None, &[("n", Value::Int(1)), ("new", Value::Null)])];
         assert_eq!(
-            alter(&Toy, "t", existing, &small, &rules(&[])).unwrap(),
+            alter(&Toy, "t", existing, &refs(&small), &rules(&[])).unwrap(),
             Alteration {
                 add: vec![PlannedColumn {
                     name: "new".into(),
@@ -428,7 +432,7 @@ mod tests {
         );
         let big = [change(None, &[("n", Value::Int(1 << 40))])];
         assert_eq!(
-            alter(&Toy, "t", existing, &big, &rules(&[])).unwrap(),
+            alter(&Toy, "t", existing, &refs(&big), &rules(&[])).unwrap(),
             Alteration {
                 add: vec![],
                 widen: vec![("n".into(), "i32".into(), "i64".into())],
@@ -441,20 +445,20 @@ mod tests {
     fn refusals_name_what_is_wrong() {
         let bookkeeping = ["__v".to_owned()];
         let collides = [change(None, &[("__v", Value::Int(1))])];
-        let err = create(&Toy, "t", &collides, &rules(&bookkeeping)).unwrap_err();
+        let err = create(&Toy, "t", &refs(&collides), &rules(&bookkeeping)).unwrap_err();
         assert!(err.to_string().contains("`__v`"), "{err}");
         let odd = [change(None, &[("we ird", Value::Int(1))])];
-        assert!(create(&Toy, "t", &odd, &rules(&[])).is_err());
+        assert!(create(&Toy, "t", &refs(&odd), &rules(&[])).is_err());
         let columns = [("tenant".to_owned(), "i32".to_owned())];
         let key = ["tenant".to_owned()];
         let existing = Existing {
             columns: &columns,
             key: &key,
         };
-        let nothing = alter(&Toy, "t", existing, &odd[..0], &rules(&[])).unwrap();
+        let nothing = alter(&Toy, "t", existing, &refs(&odd[..0]), &rules(&[])).unwrap();
         assert!(nothing.is_empty(), "no change, nothing to compare or add");
         let keyed = [change(None, &[("n", Value::Int(1))])];
-        let err = alter(&Toy, "t", existing, &keyed, &rules(&[])).unwrap_err();
+        let err = alter(&Toy, "t", existing, &refs(&keyed), &rules(&[])).unwrap_err();
         assert!(err.to_string().contains("keyed by (tenant)"), "{err}");
         let frozen = Rules {
             evolve_schema: false,
@@ -466,11 +470,11 @@ mod tests {
             columns: &columns,
             key: &key,
         };
-        assert!(alter(&Toy, "t", existing, &keyed, &frozen).is_err());
+        assert!(alter(&Toy, "t", existing, &refs(&keyed), &frozen).is_err());
         let frozen = Rules {
             create_tables: false,
             ..rules(&[])
         };
-        assert!(create(&Toy, "t", &keyed, &frozen).is_err());
+        assert!(create(&Toy, "t", &refs(&keyed), &frozen).is_err());
     }
 }
