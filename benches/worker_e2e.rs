@@ -14,11 +14,16 @@
 //! is what is measured, and it keeps ~5 MiB per partition, so the workload
 //! is spread over enough partitions to stay whole. Each variant is its own
 //! process (CPU = its user+sys, peak RSS = its VmHWM); three runs, medians.
-//! Records/s includes each process's start-up and its last commit, so at
-//! small sizes the CPU per record is the number to compare. Needs the local
+//! Records/s includes each process's start-up and its last commit; steady
+//! records/s counts from the first committed offset on (no start-up, no
+//! group join), and the ratio column compares that with the count-only
+//! consumer. CPU per record is the number least moved by the machine. Needs the local
 //! services (`scripts/services.sh start`).
 //!
 //!     cargo bench --bench worker_e2e [-- --changes 20000]
+//!         [--runs 3] [--topics envelope,bare] [--variants sinkfleet-postgres,...]
+//!
+//! (`count-only` always runs: it is the base of the ratio column.)
 
 mod common;
 
@@ -44,6 +49,9 @@ const VARIANTS: [&str; 4] = [
 struct Sample {
     records: u64,
     secs: f64,
+    /// Records/s from the first committed offset to the last: without
+    /// start-up and the group join (the count-only consumer has neither).
+    steady_per_s: f64,
     cpu_secs: f64,
     peak_kib: u64,
 }
@@ -59,6 +67,19 @@ fn main() {
     let changes: usize = arg("--changes")
         .and_then(|c| c.parse().ok())
         .unwrap_or(20_000);
+    let runs: usize = arg("--runs").and_then(|r| r.parse().ok()).unwrap_or(RUNS);
+    let listed = |name: &str, all: &[&'static str]| -> Vec<&'static str> {
+        match arg(name) {
+            Some(list) => all
+                .iter()
+                .copied()
+                .filter(|v| *v == all[0] || list.split(',').any(|l| l == *v))
+                .collect(),
+            None => all.to_vec(),
+        }
+    };
+    let variants = listed("--variants", &VARIANTS);
+    let topics = listed("--topics", &["envelope", "bare"]);
     let mut mock = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
         .args([
             "--topic",
@@ -84,6 +105,9 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut sizes = Vec::new();
     for (topic, with_schema) in [("envelope", true), ("bare", false)] {
+        if !topics.contains(&topic) {
+            continue;
+        }
         let w = workload::generate(&Options {
             keys: 5_000,
             changes,
@@ -106,8 +130,8 @@ fn main() {
     }
     for (topic, _, _) in &sizes {
         let mut results: Vec<(&str, Vec<Sample>)> =
-            VARIANTS.iter().map(|v| (*v, Vec::new())).collect();
-        for run in 0..RUNS {
+            variants.iter().map(|v| (*v, Vec::new())).collect();
+        for run in 0..runs {
             for (variant, samples) in results.iter_mut() {
                 // A group (and target) of its own per variant and run.
                 let id = format!(
@@ -118,7 +142,7 @@ fn main() {
                 samples.push(measure(variant, &brokers, topic, &id));
             }
         }
-        print_table(topic, &results);
+        print_table(topic, runs, &results);
     }
     drop(mock.stdin.take()); // closing stdin ends the host
     let _ = mock.wait();
@@ -149,9 +173,11 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
             .split_whitespace()
             .map(|v| v.parse::<f64>().expect("number"));
         let records = parts.next().unwrap_or(0.0) as u64;
+        let secs = started.elapsed().as_secs_f64();
         return Sample {
             records,
-            secs: started.elapsed().as_secs_f64(),
+            secs,
+            steady_per_s: records as f64 / secs,
             cpu_secs: parts.next().unwrap_or(0.0),
             peak_kib: parts.next().unwrap_or(0.0) as u64,
         };
@@ -168,12 +194,17 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
         .expect("sinkfleet run");
     let pid = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(600);
+    // When some offset was first committed, and how many then.
+    let mut first_commit: Option<(Instant, i64)> = None;
     let (cpu_secs, peak_kib) = loop {
         // Sampled before the check, so the numbers cover the whole drain.
         let (cpu, peak) = (cpu_secs(&pid), status_kib(&pid, "VmHWM:"));
         let committed: i64 = kafka::committed_offsets(brokers, id, topic, PARTITIONS)
             .map(|c| c.values().map(|o| (*o).max(0)).sum())
             .unwrap_or(0);
+        if committed > 0 && first_commit.is_none() {
+            first_commit = Some((Instant::now(), committed));
+        }
         if committed >= end {
             break (cpu, peak);
         }
@@ -184,6 +215,10 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
         std::thread::sleep(Duration::from_millis(100));
     };
     let secs = started.elapsed().as_secs_f64();
+    let steady_per_s = match first_commit {
+        Some((at, done)) if end > done => (end - done) as f64 / at.elapsed().as_secs_f64(),
+        _ => end as f64 / secs,
+    };
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = child.wait();
     let _ = std::fs::remove_file(&config);
@@ -191,6 +226,7 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
     Sample {
         records: end as u64,
         secs,
+        steady_per_s,
         cpu_secs,
         peak_kib,
     }
@@ -279,17 +315,24 @@ fn count_only(brokers: &str, topic: &str) {
     );
 }
 
-fn print_table(topic: &str, results: &[(&str, Vec<Sample>)]) {
+fn print_table(topic: &str, runs: usize, results: &[(&str, Vec<Sample>)]) {
     println!();
-    println!("topic `{topic}` (medians of {RUNS} runs)");
+    println!("topic `{topic}` (medians of {runs} runs)");
     println!(
-        "{:<22} {:>9} {:>11} {:>22} {:>13} {:>10}",
-        "variant", "records", "records/s", "CPU s per 1M records", "÷ count-only", "peak RSS"
+        "{:<22} {:>9} {:>11} {:>14} {:>22} {:>13} {:>10}",
+        "variant",
+        "records",
+        "records/s",
+        "steady rec/s",
+        "CPU s per 1M records",
+        "÷ count-only",
+        "peak RSS"
     );
     let rate = |s: &Sample| s.records as f64 / s.secs;
-    let base = median(results[0].1.iter().map(rate).collect());
+    let base = median(results[0].1.iter().map(|s| s.steady_per_s).collect());
     for (variant, samples) in results {
         let per_s = median(samples.iter().map(rate).collect());
+        let steady = median(samples.iter().map(|s| s.steady_per_s).collect());
         let cpu = median(
             samples
                 .iter()
@@ -298,12 +341,13 @@ fn print_table(topic: &str, results: &[(&str, Vec<Sample>)]) {
         );
         let rss = median(samples.iter().map(|s| s.peak_kib as f64).collect());
         println!(
-            "{:<22} {:>9} {:>11.0} {:>22.2} {:>13.2} {:>7.0} MiB",
+            "{:<22} {:>9} {:>11.0} {:>14.0} {:>22.2} {:>13.2} {:>7.0} MiB",
             variant,
             samples[0].records,
             per_s,
+            steady,
             cpu,
-            per_s / base,
+            steady / base,
             rss / 1024.0
         );
     }
