@@ -27,12 +27,11 @@
 
 mod common;
 
-use common::{arg, median, status_kib};
+use common::{arg, cpu_secs, median, mock_cluster, status_kib, worker_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{self, Options};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,40 +67,25 @@ fn main() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(20_000);
     let runs: usize = arg("--runs").and_then(|r| r.parse().ok()).unwrap_or(RUNS);
-    let listed = |name: &str, all: &[&'static str]| -> Vec<&'static str> {
+    // A subset named on the command line, in the bench's order; `keep`
+    // always stays (the count-only consumer is the ratio's base).
+    let listed = |name: &str, all: &[&'static str], keep: Option<&str>| -> Vec<&'static str> {
         match arg(name) {
             Some(list) => all
                 .iter()
                 .copied()
-                .filter(|v| *v == all[0] || list.split(',').any(|l| l == *v))
+                .filter(|v| Some(*v) == keep || list.split(',').any(|l| l == *v))
                 .collect(),
             None => all.to_vec(),
         }
     };
-    let variants = listed("--variants", &VARIANTS);
-    let topics = listed("--topics", &["envelope", "bare"]);
-    let mut mock = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
-        .args([
-            "--topic",
-            &format!("envelope:{PARTITIONS}"),
-            "--topic",
-            &format!("bare:{PARTITIONS}"),
-            "--topic",
-            "dlq:1",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawning sinkfleet-mock-cluster");
-    let mut line = String::new();
-    BufReader::new(mock.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("bootstrap line");
-    let brokers = line
-        .trim()
-        .strip_prefix("bootstrap=")
-        .expect("bootstrap line")
-        .to_owned();
+    let variants = listed("--variants", &VARIANTS, Some(VARIANTS[0]));
+    let topics = listed("--topics", &["envelope", "bare"], None);
+    let (mut mock, brokers) = mock_cluster(&[
+        format!("envelope:{PARTITIONS}"),
+        format!("bare:{PARTITIONS}"),
+        "dlq:1".to_owned(),
+    ]);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut sizes = Vec::new();
     for (topic, with_schema) in [("envelope", true), ("bare", false)] {
@@ -230,53 +214,6 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
         cpu_secs,
         peak_kib,
     }
-}
-
-fn worker_config(
-    variant: &str,
-    brokers: &str,
-    topic: &str,
-    id: &str,
-    dir: &std::path::Path,
-) -> String {
-    let sink = match variant {
-        "sinkfleet-postgres" => format!(
-            "  postgres:\n    url: {}\n    target_schema: {id}\n    meta_schema: {id}_meta\n",
-            std::env::var("SINKFLEET_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
-        ),
-        "sinkfleet-clickhouse" => format!(
-            "  clickhouse:\n    url: {}\n    database: {id}\n",
-            std::env::var("SINKFLEET_CLICKHOUSE_URL")
-                .unwrap_or_else(|_| "http://127.0.0.1:58123".into())
-        ),
-        _ => format!(
-            "  s3_parquet:\n    target:\n      local:\n        path: {}\n    rotation: {{ max_age_ms: 1000 }}\n",
-            dir.display()
-        ),
-    };
-    format!(
-        "kafka:\n  brokers: {brokers}\n  group_id: {id}\n  topics: [{topic}]\n\
-         dead_letter:\n  topic: dlq\n  create_topic: false\n\
-         sink:\n{sink}\
-         metrics:\n  listen: 127.0.0.1:0\n"
-    )
-}
-
-/// User+system CPU seconds of a process so far.
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are
-    // the 14th and 15th fields overall, in clock ticks (100 per second).
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The child mode: read `topic` from the beginning to its end offsets,

@@ -27,3 +27,78 @@ pub fn status_kib(process: &str, field: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A `sinkfleet run` config reading `topic` as group `id` into the sink
+/// of `variant` (`sinkfleet-postgres`, `sinkfleet-clickhouse`, else
+/// Parquet in `dir`), at the default budgets.
+pub fn worker_config(
+    variant: &str,
+    brokers: &str,
+    topic: &str,
+    id: &str,
+    dir: &std::path::Path,
+) -> String {
+    let sink = match variant {
+        "sinkfleet-postgres" => format!(
+            "  postgres:\n    url: {}\n    target_schema: {id}\n    meta_schema: {id}_meta\n",
+            std::env::var("SINKFLEET_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+        ),
+        "sinkfleet-clickhouse" => format!(
+            "  clickhouse:\n    url: {}\n    database: {id}\n",
+            std::env::var("SINKFLEET_CLICKHOUSE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:58123".into())
+        ),
+        _ => format!(
+            "  s3_parquet:\n    target:\n      local:\n        path: {}\n    rotation: {{ max_age_ms: 1000 }}\n",
+            dir.display()
+        ),
+    };
+    format!(
+        "kafka:\n  brokers: {brokers}\n  group_id: {id}\n  topics: [{topic}]\n\
+         dead_letter:\n  topic: dlq\n  create_topic: false\n\
+         sink:\n{sink}\
+         metrics:\n  listen: 127.0.0.1:0\n"
+    )
+}
+
+/// User+system CPU seconds of a process so far.
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields overall, in clock ticks (100 per second).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Starts `sinkfleet-mock-cluster` hosting `topics` (`name:partitions`);
+/// returns the process (closing its stdin ends it) and its bootstrap
+/// address.
+pub fn mock_cluster(topics: &[String]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let args: Vec<&str> = topics.iter().flat_map(|t| ["--topic", t]).collect();
+    let mut mock = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning sinkfleet-mock-cluster");
+    let mut line = String::new();
+    BufReader::new(mock.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("bootstrap line");
+    let brokers = line
+        .trim()
+        .strip_prefix("bootstrap=")
+        .expect("bootstrap line")
+        .to_owned();
+    (mock, brokers)
+}
