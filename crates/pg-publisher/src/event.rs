@@ -10,7 +10,7 @@ use crate::config::ConnectorConfig;
 use crate::pgoutput::{Relation, ReplicaIdentity, TupleValue};
 use crate::types::{self, ColumnCodec, Kind};
 use base64::Engine;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sinkfleet_core::debezium::UNAVAILABLE_VALUE;
 
 /// Where and when a change happened.
@@ -40,6 +40,12 @@ pub struct TableError {
     pub reason: String,
 }
 
+/// A tuple's column values, in the table's column order (`Null` for SQL
+/// NULL). Events are written from it as JSON text in the connector's field
+/// order: no map is built per event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(Vec<Value>);
+
 /// Encodes the events of one table (one Relation message's shape).
 #[derive(Debug, Clone)]
 pub struct TableCodec {
@@ -54,6 +60,12 @@ pub struct TableCodec {
     prefix: String,
     envelope_schema: Option<String>,
     key_schema: Option<String>,
+    /// `"column":` per column, escaped once.
+    field_names: Vec<String>,
+    /// The constant part of `source` up to its `ts_ms` value.
+    source_head: String,
+    /// `"schema":…,"table":…` of `source`, escaped once.
+    source_table: String,
 }
 
 impl TableCodec {
@@ -95,10 +107,25 @@ impl TableCodec {
                 .ok_or_else(|| err(format!("key column `{k}` does not exist")))?;
             key.push(i);
         }
+        let text = |s: &str| Value::from(s).to_string();
         let mut codec = TableCodec {
             schema: rel.namespace.clone(),
             table: rel.name.clone(),
             topic: cfg.topic(&rel.namespace, &rel.name),
+            field_names: columns
+                .iter()
+                .map(|(n, _)| format!("{}:", text(n)))
+                .collect(),
+            source_head: format!(
+                r#"{{"version":{},"connector":"postgresql","name":{},"ts_ms":"#,
+                text(env!("CARGO_PKG_VERSION")),
+                text(&cfg.topic_prefix)
+            ),
+            source_table: format!(
+                r#""schema":{},"table":{}"#,
+                text(&rel.namespace),
+                text(&rel.name)
+            ),
             columns,
             key,
             prefix: cfg.topic_prefix.clone(),
@@ -168,8 +195,8 @@ impl TableCodec {
     /// A tuple as a Debezium row object. Unchanged TOAST values become the
     /// placeholder (sinks keep their stored value); a value that cannot be
     /// encoded travels as its text (counted and logged).
-    pub fn row(&self, tuple: &[TupleValue]) -> Result<Value, TableError> {
-        let mut row = Map::with_capacity(self.columns.len());
+    pub fn row(&self, tuple: &[TupleValue]) -> Result<Row, TableError> {
+        let mut row = Vec::with_capacity(self.columns.len());
         for (i, (name, codec)) in self.columns.iter().enumerate() {
             let value = match tuple.get(i) {
                 None | Some(TupleValue::Null) => Value::Null,
@@ -187,65 +214,101 @@ impl TableCodec {
                     })
                 }
             };
-            row.insert(name.clone(), value);
+            row.push(value);
         }
-        Ok(Value::Object(row))
+        Ok(Row(row))
+    }
+
+    /// Writes `{"column":value,...}` of the columns at `indexes`.
+    fn write_object(&self, row: &Row, indexes: impl Iterator<Item = usize>, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (n, i) in indexes.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(self.field_names[i].as_bytes());
+            let value = row.0.get(i).unwrap_or(&Value::Null);
+            // Writing a `Value` into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        out.push(b'}');
+    }
+
+    /// Wraps `payload` in the `{"schema", "payload"}` envelope when
+    /// schemas are enabled (the JsonConverter writes the schema first).
+    fn enveloped(schema: Option<&str>, payload: Vec<u8>) -> Vec<u8> {
+        match schema {
+            Some(schema) => {
+                let mut out = Vec::with_capacity(schema.len() + payload.len() + 24);
+                out.extend_from_slice(br#"{"schema":"#);
+                out.extend_from_slice(schema.as_bytes());
+                out.extend_from_slice(br#","payload":"#);
+                out.extend_from_slice(&payload);
+                out.push(b'}');
+                out
+            }
+            None => payload,
+        }
     }
 
     /// The Kafka key of a row (its key columns).
-    pub fn key(&self, row: &Value) -> Vec<u8> {
-        let mut payload = Map::with_capacity(self.key.len());
-        for &i in &self.key {
-            let name = &self.columns[i].0;
-            payload.insert(name.clone(), row.get(name).cloned().unwrap_or(Value::Null));
-        }
-        let payload = Value::Object(payload).to_string();
-        match &self.key_schema {
-            Some(schema) => format!("{{\"schema\":{schema},\"payload\":{payload}}}").into_bytes(),
-            None => payload.into_bytes(),
-        }
+    pub fn key(&self, row: &Row) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(16 * self.key.len() + 2);
+        self.write_object(row, self.key.iter().copied(), &mut payload);
+        Self::enveloped(self.key_schema.as_deref(), payload)
     }
 
     /// Whether two rows have the same key.
-    pub fn same_key(&self, a: &Value, b: &Value) -> bool {
-        self.key.iter().all(|&i| {
-            let n = &self.columns[i].0;
-            a.get(n) == b.get(n)
-        })
+    pub fn same_key(&self, a: &Row, b: &Row) -> bool {
+        self.key.iter().all(|&i| a.0.get(i) == b.0.get(i))
     }
 
-    /// The record value of a change (`op` = c, r, u, d, t).
+    /// The record value of a change (`op` = c, r, u, d, t), fields in the
+    /// connector's order: `before`, `after`, `source`, `op`, `ts_ms`,
+    /// `transaction` (a truncate has no row images).
     pub fn value(
         &self,
         op: &str,
-        before: Option<Value>,
-        after: Option<Value>,
+        before: Option<Row>,
+        after: Option<Row>,
         src: &Source<'_>,
     ) -> Vec<u8> {
-        let mut source = json!({
-            "version": env!("CARGO_PKG_VERSION"), "connector": "postgresql", "name": self.prefix,
-            "ts_ms": src.ts_ms, "snapshot": src.snapshot, "db": src.db,
-            "sequence": format!("[\"{}\",\"{}\"]", src.commit_lsn, src.lsn),
-            "schema": self.schema, "table": self.table,
-            "txId": src.tx_id, "lsn": if src.lsn == 0 { src.commit_lsn } else { src.lsn }, "xmin": null,
-        });
-        if src.tx_id.is_none() {
-            source["txId"] = Value::Null;
-        }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let mut payload = json!({"source": source, "op": op, "ts_ms": now_ms, "transaction": null});
+        let mut out = Vec::with_capacity(256 + 48 * self.columns.len());
+        out.push(b'{');
         if op != "t" {
-            payload["before"] = before.unwrap_or(Value::Null);
-            payload["after"] = after.unwrap_or(Value::Null);
+            for (name, image) in [("before", &before), ("after", &after)] {
+                out.extend_from_slice(format!(r#""{name}":"#).as_bytes());
+                match image {
+                    Some(row) => self.write_object(row, 0..self.columns.len(), &mut out),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b',');
+            }
         }
-        let payload = payload.to_string();
-        match &self.envelope_schema {
-            Some(schema) => format!("{{\"schema\":{schema},\"payload\":{payload}}}").into_bytes(),
-            None => payload.into_bytes(),
-        }
+        let text = |s: &str| Value::from(s).to_string();
+        let tx_id = src.tx_id.map_or("null".to_owned(), |t| t.to_string());
+        let lsn = if src.lsn == 0 {
+            src.commit_lsn
+        } else {
+            src.lsn
+        };
+        let source = format!(
+            r#""source":{head}{ts},"snapshot":{snapshot},"db":{db},"sequence":"[\"{commit}\",\"{lsn_seq}\"]",{table},"txId":{tx_id},"lsn":{lsn},"xmin":null}},"op":{op},"ts_ms":{now_ms},"transaction":null}}"#,
+            head = self.source_head,
+            ts = src.ts_ms,
+            snapshot = text(src.snapshot),
+            db = text(src.db),
+            commit = src.commit_lsn,
+            lsn_seq = src.lsn,
+            table = self.source_table,
+            op = text(op),
+        );
+        out.extend_from_slice(source.as_bytes());
+        Self::enveloped(self.envelope_schema.as_deref(), out)
     }
 }
 
@@ -354,7 +417,56 @@ mod tests {
         cfg.message_key_columns
             .insert("public.orders".into(), vec!["note".into()]);
         let codec = TableCodec::new(&relation(ReplicaIdentity::Default), &[], &cfg).unwrap();
-        let key = codec.key(&json!({"id": 1, "note": "n"}));
+        let row = codec
+            .row(&[text("1"), TupleValue::Null, text("n")])
+            .unwrap();
+        let key = codec.key(&row);
         assert!(String::from_utf8(key).unwrap().contains("\"note\":\"n\""));
+    }
+
+    #[test]
+    fn events_are_written_in_the_connectors_layout() {
+        for schemas in [true, false] {
+            let codec = TableCodec::new(
+                &relation(ReplicaIdentity::Default),
+                &["id".into()],
+                &config(schemas),
+            )
+            .unwrap();
+            let row = codec
+                .row(&[text("7"), text("12.50"), text("a \"quoted\" note")])
+                .unwrap();
+            let src = Source {
+                db: "app",
+                commit_lsn: 900,
+                lsn: 850,
+                tx_id: None,
+                ts_ms: 1,
+                snapshot: "false",
+            };
+            let value = String::from_utf8(codec.value("c", None, Some(row.clone()), &src)).unwrap();
+            let json: Value = serde_json::from_str(&value).unwrap();
+            let payload = if schemas {
+                assert!(value.starts_with(r#"{"schema":{"#), "{value}");
+                &json["payload"]
+            } else {
+                &json
+            };
+            // Debezium's order, not serde_json's sorted maps.
+            let at = |field: &str| value.find(&format!("\"{field}\":")).unwrap();
+            assert!(at("before") < at("after") && at("after") < at("source"));
+            assert!(at("source") < at("op") && at("op") < at("transaction"));
+            assert!(value.find(r#""id":7"#).unwrap() < at("note"));
+            assert_eq!(payload["after"]["note"], json!("a \"quoted\" note"));
+            assert_eq!(payload["source"]["sequence"], json!("[\"900\",\"850\"]"));
+            assert_eq!(payload["source"]["lsn"], json!(850));
+            assert_eq!(payload["source"]["txId"], Value::Null);
+            assert_eq!(payload["source"]["table"], json!("orders"));
+            assert_eq!(payload["op"], json!("c"));
+            let key = String::from_utf8(codec.key(&row)).unwrap();
+            let key: Value = serde_json::from_str(&key).unwrap();
+            let key = if schemas { &key["payload"] } else { &key };
+            assert_eq!(key, &json!({"id": 7}));
+        }
     }
 }
