@@ -7,7 +7,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::format::{Item, Parsed};
+use chrono::{NaiveDate, Timelike};
 use serde_json::{Value, json};
 
 /// How one column is encoded.
@@ -202,7 +203,9 @@ pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
             json!(BASE64.encode(hex_decode(hex).ok_or_else(|| bad("hex bytea"))?))
         }
         Kind::Date => {
-            let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad("a date"))?;
+            let d = parse(text, &formats::DATE)
+                .and_then(|p| p.to_naive_date().ok())
+                .ok_or_else(|| bad("a date"))?;
             let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| bad("a date"))?;
             json!((d - epoch).num_days())
         }
@@ -210,8 +213,9 @@ pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
             let micros = if text == "24:00:00" {
                 86_400_000_000
             } else {
-                let t =
-                    NaiveTime::parse_from_str(text, "%H:%M:%S%.f").map_err(|_| bad("a time"))?;
+                let t = parse(text, &formats::TIME)
+                    .and_then(|p| p.to_naive_time().ok())
+                    .ok_or_else(|| bad("a time"))?;
                 t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64
             };
             json!(if *kind == Kind::TimeMillis {
@@ -221,8 +225,9 @@ pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
             })
         }
         Kind::TimestampMillis | Kind::TimestampMicros => {
-            let t = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
-                .map_err(|_| bad("a timestamp"))?;
+            let t = parse(text, &formats::TIMESTAMP)
+                .and_then(|p| p.to_naive_datetime_with_offset(0).ok())
+                .ok_or_else(|| bad("a timestamp"))?;
             let micros = t.and_utc().timestamp_micros();
             json!(if *kind == Kind::TimestampMillis {
                 micros.div_euclid(1000)
@@ -231,15 +236,22 @@ pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
             })
         }
         Kind::TimestampTz => {
-            let t = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z")
-                .map_err(|_| bad("a timestamptz"))?;
-            json!(t.to_utc().format("%Y-%m-%dT%H:%M:%S%.fZ").to_string())
+            let t = parse(text, &formats::TIMESTAMPTZ)
+                .and_then(|p| p.to_datetime().ok())
+                .ok_or_else(|| bad("a timestamptz"))?;
+            json!(
+                t.to_utc()
+                    .format_with_items(formats::ISO_UTC.iter())
+                    .to_string()
+            )
         }
         Kind::TimeTz => {
             // `10:11:12.5+02` → `08:11:12.5Z` (Debezium normalises to UTC).
             let split = text.rfind(['+', '-']).ok_or_else(|| bad("a timetz"))?;
             let (time, offset) = text.split_at(split);
-            let t = NaiveTime::parse_from_str(time, "%H:%M:%S%.f").map_err(|_| bad("a timetz"))?;
+            let t = parse(time, &formats::TIME)
+                .and_then(|p| p.to_naive_time().ok())
+                .ok_or_else(|| bad("a timetz"))?;
             let mut parts = offset[1..]
                 .split(':')
                 .map(|p| p.parse::<i64>().unwrap_or(0));
@@ -248,7 +260,7 @@ pub fn encode(kind: &Kind, text: &str) -> Result<Value, String> {
                 + parts.next().unwrap_or(0);
             let secs = if offset.starts_with('-') { -secs } else { secs };
             let utc = t - chrono::TimeDelta::seconds(secs);
-            json!(utc.format("%H:%M:%S%.fZ").to_string())
+            json!(utc.format_with_items(formats::TIME_UTC.iter()).to_string())
         }
         Kind::Array(item) => {
             let Some(elements) = parse_array(text) else {
@@ -373,6 +385,34 @@ pub fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
             Some(_) => return None,
         }
     }
+}
+
+/// Postgres' text formats as compiled strftime items. chrono's
+/// `parse_from_str` and `format` compile their format string on every
+/// call, which showed in the publisher's profile; these are compiled once.
+mod formats {
+    use chrono::format::{Item, StrftimeItems};
+    use std::sync::LazyLock;
+
+    type Items = LazyLock<Vec<Item<'static>>>;
+
+    pub static DATE: Items = LazyLock::new(|| StrftimeItems::new("%Y-%m-%d").collect());
+    pub static TIME: Items = LazyLock::new(|| StrftimeItems::new("%H:%M:%S%.f").collect());
+    pub static TIMESTAMP: Items =
+        LazyLock::new(|| StrftimeItems::new("%Y-%m-%d %H:%M:%S%.f").collect());
+    pub static TIMESTAMPTZ: Items =
+        LazyLock::new(|| StrftimeItems::new("%Y-%m-%d %H:%M:%S%.f%#z").collect());
+    pub static ISO_UTC: Items =
+        LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S%.fZ").collect());
+    pub static TIME_UTC: Items = LazyLock::new(|| StrftimeItems::new("%H:%M:%S%.fZ").collect());
+}
+
+/// `text` parsed with `items`, as `parse_from_str` would (the caller picks
+/// the `to_*` that `parse_from_str` of its type uses).
+fn parse(text: &str, items: &[Item<'_>]) -> Option<Parsed> {
+    let mut parsed = Parsed::new();
+    chrono::format::parse(&mut parsed, text, items.iter()).ok()?;
+    Some(parsed)
 }
 
 #[cfg(test)]
