@@ -7,14 +7,20 @@
 //! server, nothing sent anywhere). `publisher` runs `sinkfleet publish` on
 //! the other slot and is timed until the slot's confirmed LSN reaches the
 //! end of the workload: every event decoded, encoded as Debezium JSON and
-//! acknowledged by the broker. Peak RSS of the publisher process is read
-//! from /proc. Needs the local services (`scripts/services.sh start`).
+//! acknowledged by the broker. CPU (user+system) and peak RSS of the
+//! publisher process are read from /proc.
 //!
-//!     cargo bench --bench publisher_e2e [-- --rows 100000]
+//! The broker is librdkafka's mock cluster by default: it accepts produces
+//! at memory speed, so the publisher is what is measured (it keeps only
+//! ~5 MiB per partition, which does not matter to a producer). `--broker
+//! tansu` uses the local tansu instead, which on this machine is the
+//! ceiling. Needs the local services (`scripts/services.sh start`).
+//!
+//!     cargo bench --bench publisher_e2e [-- --rows 100000] [--broker mock|tansu]
 
 mod common;
 
-use common::{arg, median, status_kib};
+use common::{arg, cpu_secs, median, mock_cluster, status_kib};
 
 use sqlx::{Executor, PgPool};
 use std::process::{Command, Stdio};
@@ -45,14 +51,25 @@ async fn lsn(pool: &PgPool, sql: &str) -> u64 {
 
 struct Sample {
     raw_rate: f64,
-    publisher_rate: f64,
-    rss_kib: u64,
-    bare_rate: f64,
-    bare_rss_kib: u64,
+    envelope: Published,
+    bare: Published,
 }
 
-async fn run(pool: &PgPool, rows: usize, run: usize) -> Sample {
-    let id = format!("bp_{}_{run}", std::process::id());
+/// One publisher run: events/s until the slot confirmed the end, CPU
+/// seconds per 1M events, peak RSS.
+struct Published {
+    rate: f64,
+    cpu_per_million: f64,
+    rss_kib: u64,
+}
+
+/// The bench's id of run `run` (schema, publication and slot prefix).
+fn run_id(run: usize) -> String {
+    format!("bp_{}_{run}", std::process::id())
+}
+
+async fn run(pool: &PgPool, brokers: &str, rows: usize, run: usize) -> Sample {
+    let id = run_id(run);
     let exec = |sql: String| async move {
         pool.execute(sqlx::AssertSqlSafe(sql))
             .await
@@ -96,8 +113,8 @@ async fn run(pool: &PgPool, rows: usize, run: usize) -> Sample {
     let raw_secs = started.elapsed().as_secs_f64();
     assert!(n as usize >= rows, "raw read saw {n} messages");
 
-    let (publisher_rate, rss_kib) = publish(pool, &id, "pub", end, rows, true).await;
-    let (bare_rate, bare_rss_kib) = publish(pool, &id, "bare", end, rows, false).await;
+    let envelope = publish(pool, brokers, &id, "pub", end, rows, true).await;
+    let bare = publish(pool, brokers, &id, "bare", end, rows, false).await;
     for slot in SLOTS {
         exec(format!("SELECT pg_drop_replication_slot('{id}_{slot}')")).await;
     }
@@ -107,22 +124,21 @@ async fn run(pool: &PgPool, rows: usize, run: usize) -> Sample {
     .await;
     Sample {
         raw_rate: rows as f64 / raw_secs,
-        publisher_rate,
-        rss_kib,
-        bare_rate,
-        bare_rss_kib,
+        envelope,
+        bare,
     }
 }
 
 /// Runs `sinkfleet publish` on slot `<id>_<slot>` until it confirmed `end`.
 async fn publish(
     pool: &PgPool,
+    brokers: &str,
     id: &str,
     slot: &str,
     end: u64,
     rows: usize,
     schemas: bool,
-) -> (f64, u64) {
+) -> Published {
     let port = env(
         "SINKFLEET_PG_URL",
         "postgres://postgres@127.0.0.1:55432/postgres",
@@ -132,6 +148,9 @@ async fn publish(
     .and_then(|p| p.split('/').next())
     .unwrap_or("55432")
     .to_owned();
+    // Topics are created on tansu; the mock cluster hosts them from its
+    // start (its CreateTopics does not answer).
+    let create_topics = brokers == env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092");
     let config = std::env::temp_dir().join(format!("{id}_{slot}.yaml"));
     std::fs::write(
         &config,
@@ -149,10 +168,10 @@ async fn publish(
   publication.autocreate.mode: disabled
   table.include.list: {id}.events
 publisher:
-  brokers: {}
+  brokers: {brokers}
+  create_topics: {create_topics}
   metrics_listen: 127.0.0.1:0
-",
-            env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092")
+"
         ),
     )
     .expect("config");
@@ -161,7 +180,7 @@ publisher:
         .args(["publish", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "warn")
         .spawn()
         .expect("publisher");
     let slot_sql = format!(
@@ -178,10 +197,15 @@ publisher:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let publisher_secs = started.elapsed().as_secs_f64();
-    let rss_kib = status_kib(&child.id().to_string(), "VmHWM:");
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let pid = child.id().to_string();
+    let (cpu, rss_kib) = (cpu_secs(&pid), status_kib(&pid, "VmHWM:"));
+    let _ = Command::new("kill").arg(&pid).status();
     let _ = child.wait();
-    (rows as f64 / publisher_secs, rss_kib)
+    Published {
+        rate: rows as f64 / publisher_secs,
+        cpu_per_million: cpu / rows as f64 * 1e6,
+        rss_kib,
+    }
 }
 
 fn main() {
@@ -189,6 +213,26 @@ fn main() {
         return;
     }
     let rows: usize = arg("--rows").and_then(|r| r.parse().ok()).unwrap_or(50_000);
+    // The mock cluster hosts the topics the publisher will write to.
+    let mut mock = None;
+    let brokers = match arg("--broker").as_deref() {
+        Some("tansu") => env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092"),
+        _ => {
+            let topics: Vec<String> = (0..RUNS)
+                .flat_map(|r| {
+                    ["pub", "bare"].map(|slot| format!("{id}_{slot}.{id}.events:1", id = run_id(r)))
+                })
+                .collect();
+            let (child, brokers) = mock_cluster(&topics);
+            mock = Some(child);
+            brokers
+        }
+    };
+    let broker_name = if mock.is_some() {
+        "librdkafka mock cluster"
+    } else {
+        "tansu"
+    };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let pool = PgPool::connect(&env("SINKFLEET_PG_URL", "postgres://postgres@127.0.0.1:55432/postgres"))
@@ -196,29 +240,36 @@ fn main() {
             .expect("Postgres (scripts/services.sh start)");
         let mut samples = Vec::new();
         for r in 0..RUNS {
-            samples.push(run(&pool, rows, r).await);
+            samples.push(run(&pool, &brokers, rows, r).await);
         }
         let raw = median(samples.iter().map(|s| s.raw_rate).collect());
-        let publisher = median(samples.iter().map(|s| s.publisher_rate).collect());
-        let rss = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
-        let bare = median(samples.iter().map(|s| s.bare_rate).collect());
-        let bare_rss = samples.iter().map(|s| s.bare_rss_kib).max().unwrap_or(0);
-        println!("publisher benchmark: {rows} single-row inserts (100 per transaction), {RUNS} runs, medians\n");
-        println!("{:<34} {:>12} {:>10} {:>13}", "variant", "events/s", "vs raw", "peak RSS MiB");
-        println!("{:<34} {:>12.0} {:>9.2}x {:>13}", "raw slot read (server decoding)", raw, 1.0, "-");
         println!(
-            "{:<34} {:>12.0} {:>9.2}x {:>13.1}",
-            "sinkfleet publish (to Kafka, acked)",
-            publisher,
-            publisher / raw,
-            rss as f64 / 1024.0
+            "publisher benchmark: {rows} single-row inserts (100 per transaction), broker: {broker_name} ({brokers}), {RUNS} runs, medians\n"
         );
         println!(
-            "{:<34} {:>12.0} {:>9.2}x {:>13.1}",
-            "  same, schemas.enable=false",
-            bare,
-            bare / raw,
-            bare_rss as f64 / 1024.0
+            "{:<36} {:>10} {:>8} {:>22} {:>13}",
+            "variant", "events/s", "vs raw", "CPU s per 1M events", "peak RSS MiB"
         );
+        println!("{:<36} {:>10.0} {:>7.2}x {:>22} {:>13}", "raw slot read (server decoding)", raw, 1.0, "-", "-");
+        for (name, pick) in [
+            ("sinkfleet publish (to Kafka, acked)", (|s: &Sample| &s.envelope) as fn(&Sample) -> &Published),
+            ("  same, schemas.enable=false", |s: &Sample| &s.bare),
+        ] {
+            let rate = median(samples.iter().map(|s| pick(s).rate).collect());
+            let cpu = median(samples.iter().map(|s| pick(s).cpu_per_million).collect());
+            let rss = samples.iter().map(|s| pick(s).rss_kib).max().unwrap_or(0);
+            println!(
+                "{:<36} {:>10.0} {:>7.2}x {:>22.2} {:>13.1}",
+                name,
+                rate,
+                rate / raw,
+                cpu,
+                rss as f64 / 1024.0
+            );
+        }
     });
+    if let Some(mut mock) = mock {
+        drop(mock.stdin.take()); // closing stdin ends the host
+        let _ = mock.wait();
+    }
 }
