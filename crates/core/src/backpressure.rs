@@ -14,7 +14,8 @@ use serde::Deserialize;
 pub struct Budget {
     /// Pause at or above this many records in flight.
     pub high_records: u64,
-    /// Pause at or above this many bytes in flight.
+    /// Pause at or above this many bytes in flight: what the records hold
+    /// in memory (the runtime counts the raw record and its decoded change).
     pub high_bytes: u64,
     /// Resume once both loads drop below this percentage of the high marks.
     #[serde(default = "default_resume_percent")]

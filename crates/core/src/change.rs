@@ -244,7 +244,36 @@ pub struct Change {
     pub source_ts_ms: Option<i64>,
 }
 
+impl Row {
+    /// Heap bytes of the row: its column slots, names and values.
+    pub fn heap_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|(name, value)| {
+                std::mem::size_of::<(String, Value)>() + name.len() + value.heap_bytes()
+            })
+            .sum()
+    }
+}
+
 impl Change {
+    /// Bytes this change holds in memory (itself, its key, row, names), so
+    /// budgets can bound what the worker holds, not just the raw records.
+    /// An estimate: payload sizes, not allocator overhead; the shared
+    /// schema is not counted (one per schema, not per change).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Change>()
+            + self.table.schema.len()
+            + self.table.table.len()
+            + self.key.heap_bytes()
+            + self.row.as_ref().map_or(0, Row::heap_bytes)
+            + self
+                .unchanged
+                .iter()
+                .map(|n| std::mem::size_of::<String>() + n.len())
+                .sum::<usize>()
+    }
+
     /// Canonical text identifying `(table, key)`: two changes of the same
     /// row have the same identity, different rows different identities.
     pub fn identity(&self) -> String {

@@ -69,6 +69,25 @@ pub fn check_decimal_fits(text: &str, precision: u32, scale: u32) -> Result<(), 
 }
 
 impl Value {
+    /// Heap bytes this value owns (its text, bytes or items), for memory
+    /// budgets: an estimate that counts payloads, not allocator slack.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Decimal(s)
+            | Value::Text(s)
+            | Value::TimestampTz(s)
+            | Value::TimeTz(s)
+            | Value::Uuid(s)
+            | Value::Json(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| std::mem::size_of::<Value>() + v.heap_bytes())
+                .sum(),
+            _ => 0,
+        }
+    }
+
     /// Significant digits of a time or timestamp's fraction of a second
     /// (trailing zeros do not count; the widest element of an array); `None`
     /// for other values. A target column holding fewer digits (Postgres

@@ -42,7 +42,8 @@ pub struct WorkerConfig {
     /// Most records in one sink write.
     #[serde(default = "defaults::batch_max_records")]
     pub batch_max_records: usize,
-    /// Most payload bytes in one sink write.
+    /// Most bytes in one sink write, counted as the budgets count them:
+    /// what the records hold in memory (raw record plus decoded change).
     #[serde(default = "defaults::batch_max_bytes")]
     pub batch_max_bytes: usize,
     /// How long a partial batch waits for more records (milliseconds).

@@ -49,12 +49,29 @@ pub struct Item {
     pub payload: Payload,
     /// Record timestamp (ms since epoch), for lag in seconds.
     pub timestamp_ms: Option<i64>,
+    /// What it holds in memory, counted against the budgets: see
+    /// [`Item::held_bytes`].
+    pub held: u64,
 }
 
 impl Item {
-    /// Payload bytes counted against the in-flight budgets.
+    /// Bytes counted against the in-flight budgets.
     pub fn bytes(&self) -> u64 {
-        (self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)) as u64
+        self.held
+    }
+
+    /// What a record holds in memory: its raw key and value (kept to
+    /// dead-letter it after an apply failure) and its decoded change. The
+    /// budgets exist to bound the worker's memory, and the decoded change
+    /// is most of it: counting raw bytes alone let a full budget hold
+    /// about three times its size.
+    pub fn held_bytes(key: Option<&[u8]>, value: Option<&[u8]>, payload: &Payload) -> u64 {
+        let raw = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+        let decoded = match payload {
+            Payload::Change(record) => record.change.memory_bytes(),
+            Payload::Skip | Payload::DeadLetter(_) => 0,
+        };
+        (std::mem::size_of::<Item>() + raw + decoded) as u64
     }
 }
 
@@ -439,6 +456,7 @@ mod tests {
             value: Some(value),
             payload: Payload::Change(SinkRecord { position, change }),
             timestamp_ms: None,
+            held: 0,
         }
     }
 

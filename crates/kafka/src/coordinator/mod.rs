@@ -314,8 +314,7 @@ impl Coordinator {
                 message: e.to_string(),
             }),
         };
-        let bytes =
-            (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)) as u64;
+        let bytes = Item::held_bytes(r.key.as_deref(), r.value.as_deref(), &payload);
         state.pending_bytes += bytes;
         state.pending_since.get_or_insert_with(Instant::now);
         state.pending.push_back(Item {
@@ -325,6 +324,7 @@ impl Coordinator {
             value: r.value,
             payload,
             timestamp_ms: r.timestamp_ms,
+            held: bytes,
         });
     }
 
