@@ -1,0 +1,208 @@
+//! Source commit → visible in the target, through the whole pipeline
+//! (issue 11's latency row): Postgres → `sinkfleet publish` → broker →
+//! `sinkfleet run` → Postgres, at a steady rate of source changes.
+//!
+//! The source table stamps each row with `clock_timestamp()` when it is
+//! inserted (one short transaction per tick, so that is its commit time to
+//! within the statement); the target table is created beforehand with one
+//! extra column, `visible_at timestamptz DEFAULT clock_timestamp()`, which
+//! the sink does not write, so Postgres stamps the moment the sink's
+//! insert ran (its transaction commits right after). Both stamps come from
+//! the same server clock; the latency is their difference, per row. The
+//! broker is librdkafka's mock cluster. Needs the local services
+//! (`scripts/services.sh start`).
+//!
+//!     cargo bench --bench pipeline_latency [-- --rate 5000 --seconds 20]
+
+mod common;
+
+use common::{arg, mock_cluster, worker_config};
+use sqlx::{Executor, PgPool};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Source transactions per second: the rate is spread over them.
+const TICKS_PER_SECOND: u64 = 100;
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rate: u64 = arg("--rate").and_then(|r| r.parse().ok()).unwrap_or(5_000);
+    let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let id = format!("lat_{}", std::process::id());
+    let target = format!("{id}_t");
+    let topic = format!("{id}.{id}.events");
+    let (mut mock, brokers) = mock_cluster(&[format!("{topic}:4"), "dlq:1".to_owned()]);
+    let pg_url = env(
+        "SINKFLEET_PG_URL",
+        "postgres://postgres@127.0.0.1:55432/postgres",
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let pool = PgPool::connect(&pg_url)
+            .await
+            .expect("Postgres (scripts/services.sh start)");
+        let exec = |sql: String| {
+            let pool = pool.clone();
+            async move {
+                pool.execute(sqlx::AssertSqlSafe(sql))
+                    .await
+                    .expect("bench setup")
+            }
+        };
+        exec(format!(
+            "CREATE SCHEMA {id};
+             CREATE TABLE {id}.events (id bigint PRIMARY KEY, n int, at timestamptz NOT NULL DEFAULT clock_timestamp());
+             CREATE PUBLICATION {id}_pub FOR TABLE {id}.events;
+             CREATE SCHEMA {target};
+             CREATE TABLE {target}.events (id bigint PRIMARY KEY, n int, at timestamptz,
+                 visible_at timestamptz NOT NULL DEFAULT clock_timestamp());"
+        ))
+        .await;
+        let mut publisher = start_publisher(&id, &pg_url, &brokers);
+        let mut worker = start_worker(&brokers, &topic, &target);
+
+        // Warm-up: one row through the whole pipeline (slot created,
+        // group joined, table prepared) before the clock matters.
+        exec(format!("INSERT INTO {id}.events (id, n) VALUES (0, 0)")).await;
+        wait_for_rows(&pool, &target, 1, &mut [&mut publisher, &mut worker]).await;
+
+        let total = rate * seconds;
+        let per_tick = (rate / TICKS_PER_SECOND).max(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / TICKS_PER_SECOND));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let started = Instant::now();
+        let mut next = 1u64;
+        while next <= total {
+            tick.tick().await;
+            let last = (next + per_tick - 1).min(total);
+            exec(format!(
+                "INSERT INTO {id}.events (id, n) SELECT g, 1 FROM generate_series({next}, {last}) g"
+            ))
+            .await;
+            next = last + 1;
+        }
+        let achieved = total as f64 / started.elapsed().as_secs_f64();
+        wait_for_rows(&pool, &target, total as i64 + 1, &mut [&mut publisher, &mut worker]).await;
+
+        let (p50, p90, p99, max): (f64, f64, f64, f64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l),
+                    percentile_cont(0.9) WITHIN GROUP (ORDER BY l),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY l),
+                    max(l)
+             FROM (SELECT extract(epoch FROM visible_at - at)::float8 * 1000 AS l
+                   FROM {target}.events WHERE id > 0) s"
+        )))
+        .fetch_one(&pool)
+        .await
+        .expect("latency query");
+        println!(
+            "pipeline: Postgres -> sinkfleet publish -> librdkafka mock cluster ({brokers}) -> sinkfleet run -> Postgres, default settings"
+        );
+        println!(
+            "{total} source changes at {achieved:.0}/s ({per_tick} per transaction, {TICKS_PER_SECOND} transactions/s)"
+        );
+        println!(
+            "source commit -> visible in target: p50 {p50:.0} ms, p90 {p90:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
+        );
+
+        for child in [&mut publisher, &mut worker] {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+        exec(format!(
+            "SELECT pg_drop_replication_slot('{id}');
+             DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;
+             DROP SCHEMA {target} CASCADE; DROP SCHEMA IF EXISTS {target}_meta CASCADE;"
+        ))
+        .await;
+    });
+    drop(mock.stdin.take()); // closing stdin ends the host
+    let _ = mock.wait();
+}
+
+/// Waits until the target holds `rows` rows; fails if a process exits.
+async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&mut Child]) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {target}.events"
+        )))
+        .fetch_one(pool)
+        .await
+        .expect("count");
+        if n >= rows {
+            return;
+        }
+        for child in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("a pipeline process exited: {status}");
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the target has {n} of {rows} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn start_publisher(id: &str, pg_url: &str, brokers: &str) -> Child {
+    let port = pg_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("55432");
+    let config = std::env::temp_dir().join(format!("{id}_publisher.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "config:
+  database.hostname: 127.0.0.1
+  database.port: {port}
+  database.user: postgres
+  database.password: \"\"
+  database.dbname: postgres
+  topic.prefix: {id}
+  slot.name: {id}
+  publication.name: {id}_pub
+  publication.autocreate.mode: disabled
+  table.include.list: {id}.events
+publisher:
+  brokers: {brokers}
+  create_topics: false
+  metrics_listen: 127.0.0.1:0
+"
+        ),
+    )
+    .expect("publisher config");
+    Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(["publish", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sinkfleet publish")
+}
+
+fn start_worker(brokers: &str, topic: &str, target: &str) -> Child {
+    let config = std::env::temp_dir().join(format!("{target}_worker.yaml"));
+    let dir = std::env::temp_dir().join(target);
+    std::fs::write(
+        &config,
+        worker_config("sinkfleet-postgres", brokers, topic, target, &dir),
+    )
+    .expect("worker config");
+    Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sinkfleet run")
+}
