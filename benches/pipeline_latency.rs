@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{arg, mock_cluster, worker_config};
+use common::{Publisher, arg, mock_cluster, publisher_config, worker_config};
 use sqlx::{Executor, PgPool};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ fn main() {
                  visible_at timestamptz NOT NULL DEFAULT clock_timestamp());"
         ))
         .await;
-        let mut publisher = start_publisher(&id, &pg_url, &brokers);
+        let mut publisher = start_publisher(&id, &brokers);
         let mut worker = start_worker(&brokers, &topic, &target);
 
         // Warm-up: one row through the whole pipeline (slot created,
@@ -152,33 +152,18 @@ async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&
     }
 }
 
-fn start_publisher(id: &str, pg_url: &str, brokers: &str) -> Child {
-    let port = pg_url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .unwrap_or("55432");
+fn start_publisher(id: &str, brokers: &str) -> Child {
     let config = std::env::temp_dir().join(format!("{id}_publisher.yaml"));
     std::fs::write(
         &config,
-        format!(
-            "config:
-  database.hostname: 127.0.0.1
-  database.port: {port}
-  database.user: postgres
-  database.password: \"\"
-  database.dbname: postgres
-  topic.prefix: {id}
-  slot.name: {id}
-  publication.name: {id}_pub
-  publication.autocreate.mode: disabled
-  table.include.list: {id}.events
-publisher:
-  brokers: {brokers}
-  create_topics: false
-  metrics_listen: 127.0.0.1:0
-"
-        ),
+        publisher_config(&Publisher {
+            name: id,
+            publication: &format!("{id}_pub"),
+            table: &format!("{id}.events"),
+            brokers,
+            schemas: true,
+            create_topics: false,
+        }),
     )
     .expect("publisher config");
     Command::new(env!("CARGO_BIN_EXE_sinkfleet"))

@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{arg, cpu_secs, median, mock_cluster, status_kib};
+use common::{Publisher, arg, cpu_secs, median, mock_cluster, publisher_config, status_kib};
 
 use sqlx::{Executor, PgPool};
 use std::process::{Command, Stdio};
@@ -139,40 +139,17 @@ async fn publish(
     rows: usize,
     schemas: bool,
 ) -> Published {
-    let port = env(
-        "SINKFLEET_PG_URL",
-        "postgres://postgres@127.0.0.1:55432/postgres",
-    )
-    .rsplit(':')
-    .next()
-    .and_then(|p| p.split('/').next())
-    .unwrap_or("55432")
-    .to_owned();
-    // Topics are created on tansu; the mock cluster hosts them from its
-    // start (its CreateTopics does not answer).
-    let create_topics = brokers == env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092");
     let config = std::env::temp_dir().join(format!("{id}_{slot}.yaml"));
     std::fs::write(
         &config,
-        format!(
-            "config:
-  database.hostname: 127.0.0.1
-  database.port: {port}
-  database.user: postgres
-  database.password: \"\"
-  database.dbname: postgres
-  topic.prefix: {id}_{slot}
-  slot.name: {id}_{slot}
-  publication.name: {id}_pub
-  value.converter.schemas.enable: {schemas}
-  publication.autocreate.mode: disabled
-  table.include.list: {id}.events
-publisher:
-  brokers: {brokers}
-  create_topics: {create_topics}
-  metrics_listen: 127.0.0.1:0
-"
-        ),
+        publisher_config(&Publisher {
+            name: &format!("{id}_{slot}"),
+            publication: &format!("{id}_pub"),
+            table: &format!("{id}.events"),
+            brokers,
+            schemas,
+            create_topics: brokers == env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092"),
+        }),
     )
     .expect("config");
     let started = Instant::now();

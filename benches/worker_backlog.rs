@@ -16,9 +16,9 @@
 
 mod common;
 
-use common::{arg, cpu_secs, mock_cluster, status_kib, worker_config};
+use common::{arg, cpu_secs, mock_cluster, produce_workload, status_kib, worker_config};
 use sinkfleet_testkit::kafka;
-use sinkfleet_testkit::workload::{self, Options};
+use sinkfleet_testkit::workload::Options;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,22 +57,18 @@ fn main() {
     );
     for (backlog, topic) in backlogs.iter().zip(&topics) {
         // ~1.4 records per change (duplicates, replays, tombstones).
-        let w = workload::generate(&Options {
-            keys: 50_000,
-            changes: backlog * 10 / 14,
-            seed: 7,
-            with_schema: false,
-            ..Options::default()
-        });
-        let bytes: usize = w
-            .records
-            .iter()
-            .map(|r| r.value.as_ref().map_or(0, Vec::len))
-            .sum();
-        rt.block_on(kafka::produce(&brokers, topic, &w.records))
-            .expect("producing the backlog");
-        let records = w.records.len();
-        drop(w);
+        let (records, bytes) = produce_workload(
+            &rt,
+            &brokers,
+            topic,
+            &Options {
+                keys: 50_000,
+                changes: backlog * 10 / 14,
+                seed: 7,
+                with_schema: false,
+                ..Options::default()
+            },
+        );
         let id = format!("bench_backlog_{}_{records}", std::process::id());
         let dir = std::env::temp_dir().join(&id);
         let config = std::env::temp_dir().join(format!("{id}.yaml"));
@@ -110,7 +106,7 @@ fn main() {
         println!(
             "{:>16} {:>12} {:>14} {:>22.2} {:>6.0} MiB",
             records,
-            bytes / records.max(1),
+            bytes,
             committed,
             cpu / committed.max(1) as f64 * 1e6,
             peak as f64 / 1024.0

@@ -27,11 +27,11 @@
 
 mod common;
 
-use common::{arg, cpu_secs, median, mock_cluster, status_kib, worker_config};
+use common::{arg, cpu_secs, median, mock_cluster, produce_workload, status_kib, worker_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sinkfleet_testkit::kafka;
-use sinkfleet_testkit::workload::{self, Options};
+use sinkfleet_testkit::workload::Options;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,21 +92,19 @@ fn main() {
         if !topics.contains(&topic) {
             continue;
         }
-        let w = workload::generate(&Options {
-            keys: 5_000,
-            changes,
-            seed: 11,
-            with_schema,
-            ..Options::default()
-        });
-        let bytes: usize = w
-            .records
-            .iter()
-            .map(|r| r.value.as_ref().map_or(0, Vec::len))
-            .sum();
-        rt.block_on(kafka::produce(&brokers, topic, &w.records))
-            .expect("producing the workload");
-        sizes.push((topic, w.records.len(), bytes / w.records.len().max(1)));
+        let (records, avg) = produce_workload(
+            &rt,
+            &brokers,
+            topic,
+            &Options {
+                keys: 5_000,
+                changes,
+                seed: 11,
+                with_schema,
+                ..Options::default()
+            },
+        );
+        sizes.push((topic, records, avg));
     }
     println!("broker: librdkafka mock cluster ({brokers}), {PARTITIONS} partitions per topic");
     for (topic, records, avg) in &sizes {

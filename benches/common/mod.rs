@@ -102,3 +102,79 @@ pub fn mock_cluster(topics: &[String]) -> (std::process::Child, String) {
         .to_owned();
     (mock, brokers)
 }
+
+/// What a `sinkfleet publish` config needs from a bench.
+pub struct Publisher<'a> {
+    /// `topic.prefix` and `slot.name`.
+    pub name: &'a str,
+    /// `publication.name` (the bench creates it).
+    pub publication: &'a str,
+    /// `table.include.list`.
+    pub table: &'a str,
+    /// Kafka bootstrap servers.
+    pub brokers: &'a str,
+    /// `value.converter.schemas.enable`.
+    pub schemas: bool,
+    /// Create topics (tansu); the mock cluster hosts them from its start
+    /// (its CreateTopics does not answer).
+    pub create_topics: bool,
+}
+
+/// A `sinkfleet publish` config reading the local Postgres
+/// (`SINKFLEET_PG_URL`'s port, user `postgres`).
+pub fn publisher_config(p: &Publisher<'_>) -> String {
+    let url = std::env::var("SINKFLEET_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let port = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("55432")
+        .to_owned();
+    format!(
+        "config:
+  database.hostname: 127.0.0.1
+  database.port: {port}
+  database.user: postgres
+  database.password: \"\"
+  database.dbname: postgres
+  topic.prefix: {name}
+  slot.name: {name}
+  publication.name: {publication}
+  value.converter.schemas.enable: {schemas}
+  publication.autocreate.mode: disabled
+  table.include.list: {table}
+publisher:
+  brokers: {brokers}
+  create_topics: {create_topics}
+  metrics_listen: 127.0.0.1:0
+",
+        name = p.name,
+        publication = p.publication,
+        schemas = p.schemas,
+        table = p.table,
+        brokers = p.brokers,
+        create_topics = p.create_topics,
+    )
+}
+
+/// Generates the Debezium workload `options` describes and produces it to
+/// `topic`; returns its record count and the mean value size in bytes.
+pub fn produce_workload(
+    rt: &tokio::runtime::Runtime,
+    brokers: &str,
+    topic: &str,
+    options: &sinkfleet_testkit::workload::Options,
+) -> (usize, usize) {
+    let w = sinkfleet_testkit::workload::generate(options);
+    let bytes: usize = w
+        .records
+        .iter()
+        .map(|r| r.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    rt.block_on(sinkfleet_testkit::kafka::produce(
+        brokers, topic, &w.records,
+    ))
+    .expect("producing the workload");
+    (w.records.len(), bytes / w.records.len().max(1))
+}
