@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{Publisher, arg, mock_cluster, publisher_config, worker_config};
+use common::{Publisher, Worker, arg, mock_cluster, publisher_config};
 use sqlx::{Executor, PgPool};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,12 +65,12 @@ fn main() {
         ))
         .await;
         let mut publisher = start_publisher(&id, &brokers);
-        let mut worker = start_worker(&brokers, &topic, &target);
+        let mut worker = Worker::start("sinkfleet-postgres", &brokers, &topic, &target);
 
         // Warm-up: one row through the whole pipeline (slot created,
         // group joined, table prepared) before the clock matters.
         exec(format!("INSERT INTO {id}.events (id, n) VALUES (0, 0)")).await;
-        wait_for_rows(&pool, &target, 1, &mut [&mut publisher, &mut worker]).await;
+        wait_for_rows(&pool, &target, 1, &mut [&mut publisher, &mut worker.child]).await;
 
         let total = rate * seconds;
         let per_tick = (rate / TICKS_PER_SECOND).max(1);
@@ -88,7 +88,8 @@ fn main() {
             next = last + 1;
         }
         let achieved = total as f64 / started.elapsed().as_secs_f64();
-        wait_for_rows(&pool, &target, total as i64 + 1, &mut [&mut publisher, &mut worker]).await;
+        let everything = total as i64 + 1;
+        wait_for_rows(&pool, &target, everything, &mut [&mut publisher, &mut worker.child]).await;
 
         let (p50, p90, p99, max): (f64, f64, f64, f64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l),
@@ -111,10 +112,10 @@ fn main() {
             "source commit -> visible in target: p50 {p50:.0} ms, p90 {p90:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
         );
 
-        for child in [&mut publisher, &mut worker] {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let _ = child.wait();
-        }
+        worker.stop();
+        let _ = Command::new("kill").arg(publisher.id().to_string()).status();
+        let _ = publisher.wait();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{id}_publisher.yaml")));
         exec(format!(
             "SELECT pg_drop_replication_slot('{id}');
              DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;
@@ -173,21 +174,4 @@ fn start_publisher(id: &str, brokers: &str) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("sinkfleet publish")
-}
-
-fn start_worker(brokers: &str, topic: &str, target: &str) -> Child {
-    let config = std::env::temp_dir().join(format!("{target}_worker.yaml"));
-    let dir = std::env::temp_dir().join(target);
-    std::fs::write(
-        &config,
-        worker_config("sinkfleet-postgres", brokers, topic, target, &dir),
-    )
-    .expect("worker config");
-    Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sinkfleet run")
 }

@@ -178,6 +178,7 @@ async fn publish(
     let (cpu, rss_kib) = (cpu_secs(&pid), status_kib(&pid, "VmHWM:"));
     let _ = Command::new("kill").arg(&pid).status();
     let _ = child.wait();
+    let _ = std::fs::remove_file(&config);
     Published {
         rate: rows as f64 / publisher_secs,
         cpu_per_million: cpu / rows as f64 * 1e6,

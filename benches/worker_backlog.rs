@@ -16,10 +16,9 @@
 
 mod common;
 
-use common::{arg, cpu_secs, mock_cluster, produce_workload, status_kib, worker_config};
+use common::{Worker, arg, cpu_secs, mock_cluster, produce_workload, status_kib};
 use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::Options;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Partitions per topic unless `--partitions` says otherwise: the mock
@@ -70,17 +69,8 @@ fn main() {
             },
         );
         let id = format!("bench_backlog_{}_{records}", std::process::id());
-        let dir = std::env::temp_dir().join(&id);
-        let config = std::env::temp_dir().join(format!("{id}.yaml"));
-        std::fs::write(&config, worker_config(&sink, &brokers, topic, &id, &dir))
-            .expect("writing the worker config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-            .args(["run", "--config", config.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("sinkfleet run");
-        let pid = child.id().to_string();
+        let mut worker = Worker::start(&sink, &brokers, topic, &id);
+        let pid = worker.pid();
         let deadline = Instant::now() + Duration::from_secs(900);
         let (committed, cpu, peak) = loop {
             let (cpu, peak) = (cpu_secs(&pid), status_kib(&pid, "VmHWM:"));
@@ -90,7 +80,7 @@ fn main() {
             if committed >= drain.min(records as i64) {
                 break (committed, cpu, peak);
             }
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Ok(Some(status)) = worker.child.try_wait() {
                 panic!("the worker exited early ({status})");
             }
             assert!(
@@ -99,10 +89,7 @@ fn main() {
             );
             std::thread::sleep(Duration::from_millis(200));
         };
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let _ = child.wait();
-        let _ = std::fs::remove_file(&config);
-        let _ = std::fs::remove_dir_all(&dir);
+        worker.stop();
         println!(
             "{:>16} {:>12} {:>14} {:>22.2} {:>6.0} MiB",
             records,

@@ -27,7 +27,7 @@
 
 mod common;
 
-use common::{arg, cpu_secs, median, mock_cluster, produce_workload, status_kib, worker_config};
+use common::{Worker, arg, cpu_secs, median, mock_cluster, produce_workload, status_kib};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sinkfleet_testkit::kafka;
@@ -164,17 +164,8 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
             peak_kib: parts.next().unwrap_or(0.0) as u64,
         };
     }
-    let config = std::env::temp_dir().join(format!("{id}.yaml"));
-    let dir = std::env::temp_dir().join(id);
-    std::fs::write(&config, worker_config(variant, brokers, topic, id, &dir))
-        .expect("writing the worker config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(["run", "--config", config.to_str().expect("utf-8 path")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sinkfleet run");
-    let pid = child.id().to_string();
+    let mut worker = Worker::start(variant, brokers, topic, id);
+    let pid = worker.pid();
     let deadline = Instant::now() + Duration::from_secs(600);
     // When some offset was first committed, and how many then.
     let mut first_commit: Option<(Instant, i64)> = None;
@@ -190,7 +181,7 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
         if committed >= end {
             break (cpu, peak);
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = worker.child.try_wait() {
             panic!("{variant} exited early ({status})");
         }
         assert!(Instant::now() < deadline, "{variant} did not finish");
@@ -201,10 +192,7 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
         Some((at, done)) if end > done => (end - done) as f64 / at.elapsed().as_secs_f64(),
         _ => end as f64 / secs,
     };
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = child.wait();
-    let _ = std::fs::remove_file(&config);
-    let _ = std::fs::remove_dir_all(&dir);
+    worker.stop();
     Sample {
         records: end as u64,
         secs,

@@ -178,3 +178,44 @@ pub fn produce_workload(
     .expect("producing the workload");
     (w.records.len(), bytes / w.records.len().max(1))
 }
+
+/// A running `sinkfleet run` started by [`Worker::start`].
+pub struct Worker {
+    /// The process.
+    pub child: std::process::Child,
+    config: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Worker {
+    /// Starts `sinkfleet run` with [`worker_config`] (group and target
+    /// named `id`), logging warnings only.
+    pub fn start(variant: &str, brokers: &str, topic: &str, id: &str) -> Worker {
+        let config = std::env::temp_dir().join(format!("{id}.yaml"));
+        let dir = std::env::temp_dir().join(id);
+        std::fs::write(&config, worker_config(variant, brokers, topic, id, &dir))
+            .expect("writing the worker config");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+            .args(["run", "--config", config.to_str().expect("utf-8 path")])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("sinkfleet run");
+        Worker { child, config, dir }
+    }
+
+    /// The process id, as `/proc` and `kill` want it.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Stops the worker (SIGTERM) and removes its config and files.
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
