@@ -364,6 +364,16 @@ mod tests {
         }
     }
 
+    /// The codec of `public.orders` keyed by `id`.
+    fn orders(schemas: bool) -> TableCodec {
+        TableCodec::new(
+            &relation(ReplicaIdentity::Default),
+            &["id".into()],
+            &config(schemas),
+        )
+        .unwrap()
+    }
+
     fn text(s: &str) -> TupleValue {
         TupleValue::Text(s.as_bytes().to_vec())
     }
@@ -371,12 +381,7 @@ mod tests {
     #[test]
     fn events_decode_on_the_sink_side_with_the_right_version() {
         for schemas in [true, false] {
-            let codec = TableCodec::new(
-                &relation(ReplicaIdentity::Default),
-                &["id".into()],
-                &config(schemas),
-            )
-            .unwrap();
+            let codec = orders(schemas);
             let row = codec
                 .row(&[text("7"), text("12.50"), TupleValue::UnchangedToast])
                 .unwrap();
@@ -427,12 +432,7 @@ mod tests {
     #[test]
     fn events_are_written_in_the_connectors_layout() {
         for schemas in [true, false] {
-            let codec = TableCodec::new(
-                &relation(ReplicaIdentity::Default),
-                &["id".into()],
-                &config(schemas),
-            )
-            .unwrap();
+            let codec = orders(schemas);
             let row = codec
                 .row(&[text("7"), text("12.50"), text("a \"quoted\" note")])
                 .unwrap();
