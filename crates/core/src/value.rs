@@ -69,16 +69,27 @@ pub fn check_decimal_fits(text: &str, precision: u32, scale: u32) -> Result<(), 
 }
 
 impl Value {
-    /// Heap bytes this value owns (its text, bytes or items), for memory
-    /// budgets: an estimate that counts payloads, not allocator slack.
-    pub fn heap_bytes(&self) -> usize {
+    /// The text of a value carried as text (text, JSON, decimal, UUID and
+    /// the zoned time types); `None` for the others.
+    pub fn text(&self) -> Option<&str> {
         match self {
             Value::Decimal(s)
             | Value::Text(s)
             | Value::TimestampTz(s)
             | Value::TimeTz(s)
             | Value::Uuid(s)
-            | Value::Json(s) => s.len(),
+            | Value::Json(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Heap bytes this value owns (its text, bytes or items), for memory
+    /// budgets: an estimate that counts payloads, not allocator slack.
+    pub fn heap_bytes(&self) -> usize {
+        if let Some(text) = self.text() {
+            return text.len();
+        }
+        match self {
             Value::Bytes(b) => b.len(),
             Value::Array(items) => items
                 .iter()

@@ -280,8 +280,8 @@ impl TableCodec {
         let mut out = Vec::with_capacity(256 + 48 * self.columns.len());
         out.push(b'{');
         if op != "t" {
-            for (name, image) in [("before", &before), ("after", &after)] {
-                out.extend_from_slice(format!(r#""{name}":"#).as_bytes());
+            for (field, image) in [(&br#""before":"#[..], &before), (br#""after":"#, &after)] {
+                out.extend_from_slice(field);
                 match image {
                     Some(row) => self.write_object(row, 0..self.columns.len(), &mut out),
                     None => out.extend_from_slice(b"null"),

@@ -200,14 +200,8 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
 /// not in any Postgres text value).
 fn contains_nul(value: &Value) -> bool {
     match value {
-        Value::Text(s)
-        | Value::Json(s)
-        | Value::Decimal(s)
-        | Value::Uuid(s)
-        | Value::TimestampTz(s)
-        | Value::TimeTz(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(contains_nul),
-        _ => false,
+        _ => value.text().is_some_and(|s| s.contains('\0')),
     }
 }
 
