@@ -22,8 +22,11 @@
 //!
 //!     cargo bench --bench worker_e2e [-- --changes 20000]
 //!         [--runs 3] [--topics envelope,bare] [--variants sinkfleet-postgres,...]
+//!         [--writers 1,2,4]
 //!
 //! (`count-only` always runs: it is the base of the ratio column.)
+//! `--writers` runs each sink variant once per `worker.writers` value
+//! (writes in flight in one process); without it, the default.
 
 mod common;
 
@@ -81,6 +84,25 @@ fn main() {
     };
     let variants = listed("--variants", &VARIANTS, Some(VARIANTS[0]));
     let topics = listed("--topics", &["envelope", "bare"], None);
+    let writers: Vec<Option<usize>> = match arg("--writers") {
+        Some(list) => list.split(',').map(|w| w.parse().ok()).collect(),
+        None => vec![None],
+    };
+    // (label, variant, writers)
+    let mut rows: Vec<(String, &str, Option<usize>)> = Vec::new();
+    for variant in &variants {
+        if *variant == VARIANTS[0] {
+            rows.push(((*variant).to_owned(), variant, None));
+            continue;
+        }
+        for w in &writers {
+            let label = match w {
+                Some(w) => format!("{variant} ×{w}"),
+                None => (*variant).to_owned(),
+            };
+            rows.push((label, variant, *w));
+        }
+    }
     let (mut mock, brokers) = mock_cluster(&[
         format!("envelope:{PARTITIONS}"),
         format!("bare:{PARTITIONS}"),
@@ -111,17 +133,19 @@ fn main() {
         println!("topic {topic}: {records} records, {avg} bytes per value on average");
     }
     for (topic, _, _) in &sizes {
-        let mut results: Vec<(&str, Vec<Sample>)> =
-            variants.iter().map(|v| (*v, Vec::new())).collect();
+        let mut results: Vec<(String, Vec<Sample>)> =
+            rows.iter().map(|r| (r.0.clone(), Vec::new())).collect();
         for run in 0..runs {
-            for (variant, samples) in results.iter_mut() {
-                // A group (and target) of its own per variant and run.
+            for (i, (_, variant, writers)) in rows.iter().enumerate() {
+                // A group (and target) of its own per row and run.
                 let id = format!(
-                    "bench_{}_{topic}_{}_{run}",
+                    "bench_{}_{topic}_{}_{i}_{run}",
                     std::process::id(),
                     variant.replace('-', "_")
                 );
-                samples.push(measure(variant, &brokers, topic, &id));
+                results[i]
+                    .1
+                    .push(measure(variant, *writers, &brokers, topic, &id));
             }
         }
         print_table(topic, runs, &results);
@@ -131,7 +155,7 @@ fn main() {
 }
 
 /// Runs one variant to completion and measures it.
-fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
+fn measure(variant: &str, writers: Option<usize>, brokers: &str, topic: &str, id: &str) -> Sample {
     let end: i64 = kafka::end_offsets(brokers, topic, PARTITIONS)
         .expect("end offsets")
         .values()
@@ -164,7 +188,12 @@ fn measure(variant: &str, brokers: &str, topic: &str, id: &str) -> Sample {
             peak_kib: parts.next().unwrap_or(0.0) as u64,
         };
     }
-    let mut worker = Worker::start(variant, brokers, topic, id);
+    let writers = writers.map(|w| w.to_string());
+    let env: Vec<(&str, &str)> = writers
+        .iter()
+        .map(|w| ("SINKFLEET__WORKER__WRITERS", w.as_str()))
+        .collect();
+    let mut worker = Worker::start_with(variant, brokers, topic, id, &env);
     let pid = worker.pid();
     let deadline = Instant::now() + Duration::from_secs(600);
     // When some offset was first committed, and how many then.
@@ -238,11 +267,11 @@ fn count_only(brokers: &str, topic: &str) {
     );
 }
 
-fn print_table(topic: &str, runs: usize, results: &[(&str, Vec<Sample>)]) {
+fn print_table(topic: &str, runs: usize, results: &[(String, Vec<Sample>)]) {
     println!();
     println!("topic `{topic}` (medians of {runs} runs)");
     println!(
-        "{:<22} {:>9} {:>11} {:>14} {:>22} {:>13} {:>10}",
+        "{:<25} {:>9} {:>11} {:>14} {:>22} {:>13} {:>10}",
         "variant",
         "records",
         "records/s",
@@ -264,7 +293,7 @@ fn print_table(topic: &str, runs: usize, results: &[(&str, Vec<Sample>)]) {
         );
         let rss = median(samples.iter().map(|s| s.peak_kib as f64).collect());
         println!(
-            "{:<22} {:>9} {:>11.0} {:>14.0} {:>22.2} {:>13.2} {:>7.0} MiB",
+            "{:<25} {:>9} {:>11.0} {:>14.0} {:>22.2} {:>13.2} {:>7.0} MiB",
             variant,
             samples[0].records,
             per_s,

@@ -141,6 +141,17 @@ impl Config {
                         .into_iter()
                         .map(|(p, m)| (format!("sink.postgres.{p}"), m)),
                 );
+                // Writers share the pool: fewer connections than writers
+                // would leave a writer waiting for one on every batch.
+                if (pg.pool_size as usize) < self.worker.writers {
+                    problems.push((
+                        "sink.postgres.pool_size".into(),
+                        format!(
+                            "{} is fewer than worker.writers ({}): every writer needs a connection",
+                            pg.pool_size, self.worker.writers
+                        ),
+                    ));
+                }
             }
             SinkConfig::Clickhouse(ch) => {
                 problems.extend(

@@ -115,16 +115,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = config.runtime()?;
     match config.sink {
         SinkConfig::Postgres(pg) => {
-            let sink = PostgresSink::new(pg)?;
-            sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
+            // The writers share one connection pool (`pool_size`).
+            let first = PostgresSink::new(pg)?;
+            let new_sink = move || Ok(first.sibling());
+            sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }
         SinkConfig::Clickhouse(ch) => {
-            let sink = sinkfleet_sink_clickhouse::ClickHouseSink::new(ch)?;
-            sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
+            let new_sink = move || sinkfleet_sink_clickhouse::ClickHouseSink::new(ch.clone());
+            sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }
         SinkConfig::S3Parquet(s3) => {
-            let sink = sinkfleet_sink_s3_parquet::ParquetSink::new(s3)?;
-            sinkfleet_kafka::run(sink, runtime, health, shutdown_signal()).await?;
+            let new_sink = move || sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone());
+            sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }
     }
     Ok(())

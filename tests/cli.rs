@@ -50,6 +50,29 @@ fn environment_overrides_are_validated_too() {
     assert!(text.contains("sink.postgres.url"), "{text}");
 }
 
+/// Postgres writers share the pool: a pool smaller than the writers, or no
+/// writer at all, is refused before anything starts.
+#[test]
+fn writers_need_a_connection_each() {
+    let (code, text) = validate(&example(), &[("SINKFLEET__WORKER__WRITERS", "3")]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("sink.postgres.pool_size") && text.contains("worker.writers (3)"),
+        "{text}"
+    );
+    let (code, text) = validate(&example(), &[("SINKFLEET__WORKER__WRITERS", "0")]);
+    assert_eq!(code, 2);
+    assert!(text.contains("worker.writers: must be in 1..=64"), "{text}");
+    let (code, text) = validate(
+        &example(),
+        &[
+            ("SINKFLEET__WORKER__WRITERS", "3"),
+            ("SINKFLEET__SINK__POSTGRES__POOL_SIZE", "3"),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+}
+
 #[test]
 fn a_missing_file_is_an_error() {
     let (code, text) = validate("/nonexistent/sinkfleet.yaml", &[]);

@@ -293,3 +293,82 @@ async fn a_second_worker_joins_and_partitions_split() {
     assert!(b.terminate(Duration::from_secs(30)).success());
     assert!(customers(&pool, &p.schema).await == w.expected);
 }
+
+/// `worker.writers: 2` puts two writes in flight at once, on two target
+/// connections: a statement trigger on the target table that takes 0.2 s
+/// logs each write's backend and interval, and two writes from different
+/// backends overlap. Everything still converges and is committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_writers_write_at_once_and_converge() {
+    let p = Pipeline::new("writers", 4).await;
+    let w = workload::generate(&Options {
+        keys: 300,
+        changes: 3_000,
+        seed: 5,
+        ..Options::default()
+    });
+    let (first, rest) = w.records.split_at(200);
+    p.produce(first).await;
+    let port = free_port();
+    let config = p.config("  writers: 2", "    pool_size: 2", port);
+    let mut worker = p.spawn("w", &config, port);
+    let pool = p.pool().await;
+    // The sink creates the table from the first events; the probe needs it.
+    let deadline = std::time::Instant::now() + CONVERGE;
+    let table = format!("{}.customers", p.schema);
+    loop {
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(&table)
+            .fetch_one(&pool)
+            .await
+            .expect("to_regclass");
+        if exists.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sink never created {table}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let probe = format!("{}_probe", p.schema);
+    for statement in [
+        format!("CREATE SCHEMA {probe}"),
+        format!("CREATE TABLE {probe}.writes (pid int, started timestamptz, ended timestamptz)"),
+        format!(
+            "CREATE FUNCTION {probe}.slow_write() RETURNS trigger LANGUAGE plpgsql AS $$
+             DECLARE t0 timestamptz := clock_timestamp();
+             BEGIN
+               PERFORM pg_sleep(0.2);
+               INSERT INTO {probe}.writes VALUES (pg_backend_pid(), t0, clock_timestamp());
+               RETURN NULL;
+             END $$"
+        ),
+        format!(
+            "CREATE TRIGGER slow_write BEFORE INSERT ON {}.customers
+             FOR EACH STATEMENT EXECUTE FUNCTION {probe}.slow_write()",
+            p.schema
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .expect("installing the probe");
+    }
+    p.produce(rest).await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    let (writes, overlapping): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT count(*) FROM {probe}.writes),
+                (SELECT count(*) FROM {probe}.writes a JOIN {probe}.writes b
+                    ON a.pid < b.pid AND a.started < b.ended AND b.started < a.ended)"
+    )))
+    .fetch_one(&pool)
+    .await
+    .expect("reading the probe");
+    assert!(
+        overlapping > 0,
+        "two writes were in flight at once ({writes} writes logged, none overlapping)"
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}

@@ -191,6 +191,18 @@ impl Worker {
     /// Starts `sinkfleet run` with [`worker_config`] (group and target
     /// named `id`), logging warnings only.
     pub fn start(variant: &str, brokers: &str, topic: &str, id: &str) -> Worker {
+        Worker::start_with(variant, brokers, topic, id, &[])
+    }
+
+    /// [`Worker::start`] with settings overridden from the environment,
+    /// e.g. `("SINKFLEET__WORKER__WRITERS", "1")`.
+    pub fn start_with(
+        variant: &str,
+        brokers: &str,
+        topic: &str,
+        id: &str,
+        env: &[(&str, &str)],
+    ) -> Worker {
         let config = std::env::temp_dir().join(format!("{id}.yaml"));
         let dir = std::env::temp_dir().join(id);
         std::fs::write(&config, worker_config(variant, brokers, topic, id, &dir))
@@ -198,6 +210,7 @@ impl Worker {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
             .args(["run", "--config", config.to_str().expect("utf-8 path")])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("sinkfleet run");

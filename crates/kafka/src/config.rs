@@ -35,6 +35,9 @@ pub struct DeadLetterConfig {
     pub create_topic: bool,
 }
 
+/// Most writers one process may run: each holds a target connection.
+pub const MAX_WRITERS: usize = 64;
+
 /// Batching, budgets, retries and timeouts (`worker:` in YAML).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +73,13 @@ pub struct WorkerConfig {
     /// How often durable offsets are committed (milliseconds).
     #[serde(default = "defaults::commit_interval_ms")]
     pub commit_interval_ms: u64,
-    /// Optional rate limit protecting the target.
+    /// Writes in flight at once, each with its own sink instance (and
+    /// target connection). A partition is bound to one of them from its
+    /// assignment to its revoke, so its records are applied in order: one
+    /// partition never uses more than one writer.
+    #[serde(default = "defaults::writers")]
+    pub writers: usize,
+    /// Optional rate limit protecting the target (shared by all writers).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
 }
@@ -100,6 +109,7 @@ impl Default for WorkerConfig {
             drain_timeout_ms: defaults::drain_timeout_ms(),
             shutdown_timeout_ms: defaults::shutdown_timeout_ms(),
             commit_interval_ms: defaults::commit_interval_ms(),
+            writers: defaults::writers(),
             rate_limit: None,
         }
     }
@@ -113,6 +123,12 @@ impl WorkerConfig {
             problems.push((
                 "worker.batch_max_records".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=MAX_WRITERS).contains(&self.writers) {
+            problems.push((
+                "worker.writers".into(),
+                format!("must be in 1..={MAX_WRITERS}"),
             ));
         }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
@@ -191,5 +207,8 @@ mod defaults {
     }
     pub fn commit_interval_ms() -> u64 {
         1_000
+    }
+    pub fn writers() -> usize {
+        2
     }
 }

@@ -1,7 +1,8 @@
 //! sinkfleet's Kafka consumer runtime.
 //!
-//! [`run`] consumes the configured topics in a consumer group and feeds a
-//! [`Sink`]. Guarantees:
+//! [`run`] consumes the configured topics in a consumer group and feeds
+//! `worker.writers` instances of a [`Sink`], one write in flight each.
+//! Guarantees:
 //! * **Offsets after durability**: a partition's committed offset only moves
 //!   over records that the sink made durable or that went to the
 //!   dead-letter topic (acknowledged). Nothing in flight is committed.
@@ -9,6 +10,8 @@
 //!   broker acknowledged it; a refused commit is retried until it lands or
 //!   the partition is gone, so an idle partition never keeps a stale
 //!   committed offset.
+//! * **Per-partition order**: a partition is bound to one writer while it is
+//!   assigned, and that writer applies one batch at a time.
 //! * **Backpressure by pausing partitions**: in-flight records and bytes are
 //!   budgeted per partition and globally; over budget, or while the sink is
 //!   failing, partitions are paused. Polling never stops, so a slow sink
@@ -56,6 +59,9 @@ pub enum RuntimeError {
     /// The dead-letter topic could not be created.
     #[error("dead-letter topic: {0}")]
     DeadLetterTopic(String),
+    /// A sink instance could not be created.
+    #[error("sink: {0}")]
+    Sink(#[from] sinkfleet_core::SinkError),
     /// An internal task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -108,13 +114,19 @@ fn consumer_config(cfg: &RuntimeConfig) -> ClientConfig {
 }
 
 /// Consumes until `shutdown` completes, then drains, commits and leaves the
-/// group. Returns an error only for failures at start.
+/// group. `new_sink` is called once per writer (`worker.writers`): each
+/// instance is used by one writer only. Returns an error only for failures
+/// at start.
 pub async fn run<S: Sink>(
-    sink: S,
+    mut new_sink: impl FnMut() -> Result<S, sinkfleet_core::SinkError>,
     cfg: RuntimeConfig,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
+    let sinks = (0..cfg.worker.writers.max(1))
+        .map(|_| new_sink())
+        .collect::<Result<Vec<S>, _>>()?;
+    let sink_name = sinks[0].name();
     let client = client_config(&cfg.kafka);
     if cfg.dead_letter.create_topic {
         admin::ensure_topic(&client, &cfg.dead_letter.topic, 1)
@@ -139,7 +151,7 @@ pub async fn run<S: Sink>(
         Arc::new(consumer_config(&cfg).create_with_context(context)?);
     let topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    tracing::info!(topics = ?cfg.kafka.topics, group = %cfg.kafka.group_id, sink = sink.name(), "subscribed");
+    tracing::info!(topics = ?cfg.kafka.topics, group = %cfg.kafka.group_id, sink = sink_name, writers = sinks.len(), "subscribed");
 
     let stop = Arc::new(AtomicBool::new(false));
     let poll_thread = {
@@ -151,17 +163,29 @@ pub async fn run<S: Sink>(
             .map_err(|e| RuntimeError::Internal(e.to_string()))?
     };
 
-    let (writer_tx, writer_rx) = mpsc::channel(2);
-    let (releases_tx, releases_rx) = mpsc::unbounded_channel();
     let (writer_events_tx, writer_events_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(writer::run(
-        sink,
+    let shared = writer::Shared {
         dead_letters,
-        cfg.worker.clone(),
-        writer_rx,
-        releases::Releases::new(releases_rx),
-        writer_events_tx,
-    ));
+        limits: Arc::new(writer::Limits::new(cfg.worker.rate_limit)),
+        backoff: retry::Backoff::from_config(&cfg.worker),
+        events: writer_events_tx,
+    };
+    let mut lanes = Vec::with_capacity(sinks.len());
+    let mut writers = Vec::with_capacity(sinks.len());
+    for (index, sink) in sinks.into_iter().enumerate() {
+        // A job and a flush can queue behind the one being written.
+        let (commands_tx, commands_rx) = mpsc::channel(2);
+        let (releases_tx, releases_rx) = mpsc::unbounded_channel();
+        writers.push(tokio::spawn(writer::run(
+            index,
+            sink,
+            shared.clone(),
+            commands_rx,
+            releases::Releases::new(releases_rx),
+        )));
+        lanes.push(coordinator::Lane::new(commands_tx, releases_tx));
+    }
+    drop(shared);
 
     let committer = committer::Committer::spawn(Arc::clone(&consumer), answers_tx)
         .map_err(|e| RuntimeError::Internal(e.to_string()))?;
@@ -170,17 +194,18 @@ pub async fn run<S: Sink>(
         committer,
         cfg.worker.clone(),
         cfg.decode.clone(),
-        writer_tx,
-        releases_tx,
+        lanes,
         broker_offsets,
         Arc::clone(&health),
         stop,
     );
     coordinator.run(poll_rx, writer_events_rx, shutdown).await;
     // The coordinator is done and has committed what is durable: anything
-    // the writer still holds was abandoned and will be replayed by the
+    // the writers still hold was abandoned and will be replayed by the
     // partitions' next owner.
-    writer.abort();
+    for writer in writers {
+        writer.abort();
+    }
     let _ = tokio::task::spawn_blocking(move || poll_thread.join()).await;
     tracing::info!("consumer closed");
     Ok(())

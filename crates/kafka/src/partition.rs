@@ -11,6 +11,8 @@ use std::time::Instant;
 /// State of one assigned partition.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionState {
+    /// The writer (lane) its records go to, fixed while it is assigned.
+    pub lane: usize,
     /// Records received, not yet handed to the writer.
     pub pending: VecDeque<Item>,
     /// When the oldest pending record arrived (for linger).

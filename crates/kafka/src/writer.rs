@@ -1,7 +1,9 @@
-//! The writer task: owns the sink and the dead-letter producer.
+//! A writer task: owns one sink instance and writes one job at a time.
 //!
-//! It takes one job at a time from the coordinator and reports back which
-//! offsets became durable. Retryable sink errors are retried with
+//! A process runs `worker.writers` of them (lanes), so that many writes are
+//! in flight at once; the coordinator binds each partition to one lane.
+//! A writer takes one job at a time from the coordinator and reports back
+//! which offsets became durable. Retryable sink errors are retried with
 //! exponential backoff and jitter (the coordinator keeps partitions paused
 //! meanwhile); a permanent error splits the failing slice in halves until
 //! the bad record is alone, and that record goes to the dead-letter topic.
@@ -9,7 +11,7 @@
 //! Revoked partitions arrive on their own channel ([`Releases`]) and are
 //! applied between retry attempts.
 
-use crate::config::{RateLimit, WorkerConfig};
+use crate::config::RateLimit;
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::releases::Releases;
 use crate::retry::Backoff;
@@ -78,15 +80,24 @@ impl Item {
 /// A batch handed to the writer.
 #[derive(Debug)]
 pub struct Job {
-    /// Job id, echoed in [`WriterEvent::Done`].
+    /// Job id, echoed in [`WriterEventKind::Done`].
     pub id: u64,
     /// Records in per-partition stream order.
     pub items: Vec<Item>,
 }
 
-/// What the writer reports.
+/// What a writer reports, with its lane.
 #[derive(Debug)]
-pub enum WriterEvent {
+pub struct WriterEvent {
+    /// The lane (index of the writer) reporting.
+    pub lane: usize,
+    /// What happened.
+    pub kind: WriterEventKind,
+}
+
+/// What happened in a writer.
+#[derive(Debug)]
+pub enum WriterEventKind {
     /// A retryable error; the same write is retried after a backoff.
     Retrying {
         /// Attempt number (1-based).
@@ -114,14 +125,16 @@ pub enum WriterCommand {
     Flush(FlushMode),
 }
 
-struct Limits {
+/// The rate limit, shared by every writer: it protects the target, which
+/// sees all of them.
+pub(crate) struct Limits {
     /// Rows limiter and its bucket size (one request may not exceed it).
     rows: Option<(DefaultDirectRateLimiter, u32)>,
     writes: Option<DefaultDirectRateLimiter>,
 }
 
 impl Limits {
-    fn new(cfg: Option<RateLimit>) -> Self {
+    pub(crate) fn new(cfg: Option<RateLimit>) -> Self {
         let cfg = cfg.unwrap_or_default();
         Limits {
             rows: cfg
@@ -156,25 +169,56 @@ impl Limits {
 /// `(covers_from, key, value)` of a change, kept to dead-letter it later.
 type RawOrigin = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// The writer loop.
-pub async fn run<S: Sink>(
+/// What every writer of a process shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// Where records that cannot be applied go.
+    pub dead_letters: Arc<DeadLetterProducer>,
+    /// The process's rate limit.
+    pub limits: Arc<Limits>,
+    /// Retry delays.
+    pub backoff: Backoff,
+    /// Reports to the coordinator.
+    pub events: mpsc::UnboundedSender<WriterEvent>,
+}
+
+/// One writer's way of reporting: every event names its lane.
+struct Reporter<'a> {
+    lane: usize,
+    events: &'a mpsc::UnboundedSender<WriterEvent>,
+}
+
+impl Reporter<'_> {
+    fn report(&self, kind: WriterEventKind) {
+        // The coordinator is gone only at shutdown, when nobody listens.
+        let _ = self.events.send(WriterEvent {
+            lane: self.lane,
+            kind,
+        });
+    }
+}
+
+/// The writer loop of lane `lane`.
+pub(crate) async fn run<S: Sink>(
+    lane: usize,
     mut sink: S,
-    dead_letters: Arc<DeadLetterProducer>,
-    cfg: WorkerConfig,
+    shared: Shared,
     mut commands: mpsc::Receiver<WriterCommand>,
     mut releases: Releases,
-    events: mpsc::UnboundedSender<WriterEvent>,
 ) {
-    let limits = Limits::new(cfg.rate_limit);
     let name = sink.name();
     // Registered at 0, so `rate()` has a series before the first retry.
     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(0);
-    let backoff = Backoff::from_config(&cfg);
+    let backoff = shared.backoff;
+    let reporter = Reporter {
+        lane,
+        events: &shared.events,
+    };
     let ctx = Context {
-        dead_letters: &dead_letters,
+        dead_letters: &shared.dead_letters,
         backoff,
-        limits: &limits,
-        events: &events,
+        limits: &shared.limits,
+        reporter: &reporter,
         name,
     };
     while let Some(command) = commands.recv().await {
@@ -183,7 +227,7 @@ pub async fn run<S: Sink>(
         match command {
             WriterCommand::Write(job) => {
                 let durable = write_job(&mut sink, &mut releases, &ctx, job.items).await;
-                let _ = events.send(WriterEvent::Done {
+                reporter.report(WriterEventKind::Done {
                     id: job.id,
                     durable,
                 });
@@ -193,12 +237,12 @@ pub async fn run<S: Sink>(
                 loop {
                     match sink.flush(mode).await {
                         Ok(ranges) => {
-                            let _ = events.send(WriterEvent::Flushed(ranges));
+                            reporter.report(WriterEventKind::Flushed(ranges));
                             break;
                         }
                         Err(e) => {
                             attempt += 1;
-                            let _ = events.send(WriterEvent::Retrying {
+                            reporter.report(WriterEventKind::Retrying {
                                 attempt,
                                 error: e.to_string(),
                             });
@@ -219,7 +263,7 @@ struct Context<'a> {
     /// Delays between retries (sink writes, flushes, dead-letter produces).
     backoff: Backoff,
     limits: &'a Limits,
-    events: &'a mpsc::UnboundedSender<WriterEvent>,
+    reporter: &'a Reporter<'a>,
     name: &'static str,
 }
 
@@ -233,7 +277,7 @@ async fn write_job<S: Sink>(
         dead_letters,
         backoff,
         limits,
-        events,
+        reporter,
         name,
     } = *ctx;
     let mut durable: Vec<(Position, i64)> = Vec::with_capacity(items.len());
@@ -244,7 +288,7 @@ async fn write_job<S: Sink>(
         match item.payload {
             Payload::Skip => durable.push((item.position, item.covers_from)),
             Payload::DeadLetter(letter) => {
-                send_dead_letter(dead_letters, &letter, &backoff, events).await;
+                send_dead_letter(dead_letters, &letter, &backoff, reporter).await;
                 durable.push((item.position, item.covers_from));
             }
             Payload::Change(record) => {
@@ -287,7 +331,7 @@ async fn write_job<S: Sink>(
                     attempt += 1;
                     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
-                    let _ = events.send(WriterEvent::Retrying { attempt, error });
+                    reporter.report(WriterEventKind::Retrying { attempt, error });
                     releases.sleep(sink, backoff.delay(attempt)).await;
                 }
             }
@@ -327,7 +371,7 @@ async fn write_job<S: Sink>(
                     class,
                     message,
                 };
-                send_dead_letter(dead_letters, &letter, &backoff, events).await;
+                send_dead_letter(dead_letters, &letter, &backoff, reporter).await;
                 durable.push((record.position.clone(), *covers_from));
             }
             Err((_, message)) => {
@@ -347,7 +391,7 @@ async fn send_dead_letter(
     producer: &DeadLetterProducer,
     letter: &DeadLetter,
     backoff: &Backoff,
-    events: &mpsc::UnboundedSender<WriterEvent>,
+    reporter: &Reporter<'_>,
 ) {
     let mut attempt = 0;
     loop {
@@ -361,7 +405,7 @@ async fn send_dead_letter(
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, "dead-letter produce failed; retrying");
-                let _ = events.send(WriterEvent::Retrying {
+                reporter.report(WriterEventKind::Retrying {
                     attempt,
                     error: format!("dead-letter topic: {e}"),
                 });
@@ -398,6 +442,7 @@ fn to_ranges(mut durable: Vec<(Position, i64)>) -> Vec<DurableRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::WorkerConfig;
     use crate::consumer::PartitionId;
     use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 
@@ -479,11 +524,15 @@ mod tests {
             DeadLetterProducer::new(&rdkafka::ClientConfig::new(), "dlq".into()).expect("producer");
         let limits = Limits::new(None);
         let (events, _events_rx) = mpsc::unbounded_channel();
+        let reporter = Reporter {
+            lane: 0,
+            events: &events,
+        };
         let ctx = Context {
             dead_letters: &dead_letters,
             backoff: Backoff::from_config(&cfg),
             limits: &limits,
-            events: &events,
+            reporter: &reporter,
             name: "flaky",
         };
         let (release_tx, release_rx) = mpsc::unbounded_channel();

@@ -34,7 +34,8 @@ pub enum WritePath {
 pub struct PostgresSinkConfig {
     /// Connection URL, e.g. `postgres://user:pass@host:5432/db`.
     pub url: String,
-    /// Connections in the pool (one batch uses one connection).
+    /// Connections in the pool, shared by the process's writers (a batch
+    /// uses one connection).
     #[serde(default = "defaults::pool_size")]
     pub pool_size: u32,
     /// Schema for tables not listed in `tables`; default: the source schema.

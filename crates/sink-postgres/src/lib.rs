@@ -71,6 +71,19 @@ impl PostgresSink {
         })
     }
 
+    /// Another instance for another writer of the same process: it shares
+    /// the connection pool (so `pool_size` bounds the process's
+    /// connections) and learns the target's tables on its own.
+    pub fn sibling(&self) -> Self {
+        PostgresSink {
+            pool: self.pool.clone(),
+            cfg: self.cfg.clone(),
+            catalog: Catalog::default(),
+            meta_ready: false,
+            last_expiry: Instant::now(),
+        }
+    }
+
     /// The target table of a source table ([`table::route`]).
     fn target(&self, table: &TableId) -> Result<QualifiedName, SinkError> {
         let (schema, name) = table::route(

@@ -1,10 +1,10 @@
 //! The coordinator: one async task that owns all partition state.
 //!
 //! It receives records and rebalances from the poll thread and results from
-//! the writer; it batches records, keeps the in-flight budgets by pausing
-//! and resuming partitions, advances offset watermarks only over durable
-//! records, commits them until the broker acknowledges them, and drains
-//! revoked partitions. Keeping all of it in one task means no locks around
+//! the writers (see [`lanes`]); it batches records, keeps the in-flight
+//! budgets by pausing and resuming partitions, advances offset watermarks
+//! only over durable records, commits them until the broker acknowledges
+//! them, and drains revoked partitions. Keeping all of it in one task means no locks around
 //! partition state.
 
 use crate::committer::Committer;
@@ -14,10 +14,9 @@ use crate::dead_letter::DeadLetter;
 use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
 use crate::retry::Backoff;
-use crate::writer::{Item, Job, Payload, WriterCommand, WriterEvent};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::TopicPartitionList;
-use sinkfleet_core::backpressure::{Decision, Load, decide};
+use crate::writer::{Item, Payload, WriterCommand, WriterEvent, WriterEventKind};
+use rdkafka::consumer::BaseConsumer;
+use sinkfleet_core::backpressure::Load;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::watermark::OffsetWatermark;
 use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord, VersionSource};
@@ -35,13 +34,6 @@ struct PendingRevoke {
     partitions: Vec<PartitionId>,
     reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>,
     deadline: Instant,
-}
-
-/// The job the writer is working on.
-struct InFlight {
-    id: u64,
-    /// Per partition: what the job holds of it.
-    load: HashMap<PartitionId, JobShare>,
 }
 
 /// One partition's part of a job.
@@ -63,6 +55,11 @@ pub struct Health {
 }
 
 mod commits;
+mod dispatch;
+mod lanes;
+
+use lanes::InFlight;
+pub(crate) use lanes::Lane;
 
 /// Most poll events handled in one go before dispatch and backpressure run
 /// again. Those scan every partition; running them after each record cost
@@ -75,6 +72,8 @@ struct Gauges {
     paused: metrics::Gauge,
     inflight_records: metrics::Gauge,
     inflight_bytes: metrics::Gauge,
+    /// Writers with a batch in flight (of `sinkfleet_writers`).
+    writers_busy: metrics::Gauge,
 }
 
 pub(crate) struct Coordinator {
@@ -83,20 +82,13 @@ pub(crate) struct Coordinator {
     cfg: WorkerConfig,
     decoder: Decoder,
     partitions: HashMap<PartitionId, PartitionState>,
-    writer: mpsc::Sender<WriterCommand>,
-    /// Revoked partitions, for the writer (see [`crate::releases::Releases`]).
-    releases: mpsc::UnboundedSender<Vec<PartitionId>>,
+    /// The writers; a partition's is `PartitionState::lane`.
+    lanes: Vec<Lane>,
     broker_offsets: BrokerOffsetsMap,
     health: Arc<Health>,
     stop_polling: Arc<AtomicBool>,
-    inflight: Option<InFlight>,
     revokes: Vec<PendingRevoke>,
     next_job: u64,
-    /// The sink is failing: every partition stays paused.
-    held: bool,
-    /// A flush is with the writer: a buffering sink may be uploading records
-    /// of any partition, so revokes wait for it.
-    flushing: bool,
     last_commit: Instant,
     /// Delays between refused commits.
     commit_backoff: Backoff,
@@ -114,8 +106,7 @@ impl Coordinator {
         committer: Committer,
         cfg: WorkerConfig,
         decode: DecodeOptions,
-        writer: mpsc::Sender<WriterCommand>,
-        releases: mpsc::UnboundedSender<Vec<PartitionId>>,
+        lanes: Vec<Lane>,
         broker_offsets: BrokerOffsetsMap,
         health: Arc<Health>,
         stop_polling: Arc<AtomicBool>,
@@ -123,6 +114,7 @@ impl Coordinator {
         // Registered at 0, so `rate()` has a series before the first error.
         metrics::counter!("sinkfleet_offset_commit_failures_total").increment(0);
         metrics::counter!("sinkfleet_consumer_errors_total").increment(0);
+        metrics::gauge!("sinkfleet_writers").set(lanes.len() as f64);
         Coordinator {
             consumer,
             committer,
@@ -132,21 +124,18 @@ impl Coordinator {
             cfg,
             decoder: Decoder::new(decode),
             partitions: HashMap::new(),
-            writer,
-            releases,
+            lanes,
             broker_offsets,
             health,
             stop_polling,
-            inflight: None,
             revokes: Vec::new(),
             next_job: 0,
-            held: false,
-            flushing: false,
             last_commit: Instant::now(),
             gauges: Gauges {
                 paused: metrics::gauge!("sinkfleet_partitions_paused"),
                 inflight_records: metrics::gauge!("sinkfleet_inflight_records"),
                 inflight_bytes: metrics::gauge!("sinkfleet_inflight_bytes"),
+                writers_busy: metrics::gauge!("sinkfleet_writers_busy"),
             },
         }
     }
@@ -191,39 +180,25 @@ impl Coordinator {
                         >= Duration::from_millis(self.cfg.commit_interval_ms)
                     {
                         // Buffering sinks report durability on flush. It
-                        // queues behind an in-flight write (the writer takes
+                        // queues behind an in-flight write (a writer takes
                         // commands in order), so a busy writer cannot starve
                         // it and hold every offset back.
-                        if !self.flushing {
-                            self.flushing = self
-                                .writer
-                                .try_send(WriterCommand::Flush(FlushMode::Due))
-                                .is_ok();
-                        }
+                        self.flush(FlushMode::Due);
                         self.commit_async();
                         self.publish_progress();
                     }
                 }
                 // A buffering sink makes what it holds durable before the
                 // final commit, so a clean stop replays nothing.
-                Some(deadline)
-                    if !final_flush_sent
-                        && self.inflight.is_none()
-                        && !self.flushing
-                        && Instant::now() < deadline =>
-                {
+                Some(deadline) if !final_flush_sent && self.idle() && Instant::now() < deadline => {
                     final_flush_sent = true;
-                    self.flushing = self
-                        .writer
-                        .try_send(WriterCommand::Flush(FlushMode::All))
-                        .is_ok();
+                    self.flush(FlushMode::All);
                 }
                 Some(deadline)
                     if !final_commit_done
-                        && ((final_flush_sent && self.inflight.is_none() && !self.flushing)
-                            || Instant::now() >= deadline) =>
+                        && ((final_flush_sent && self.idle()) || Instant::now() >= deadline) =>
                 {
-                    if self.inflight.is_some() || self.flushing {
+                    if !self.idle() {
                         tracing::warn!(
                             "shutdown timeout: abandoning the in-flight batch or flush (it will be replayed)"
                         );
@@ -330,7 +305,33 @@ impl Coordinator {
 
     fn on_assigned(&mut self, partitions: Vec<PartitionId>) {
         for id in partitions {
-            self.partitions.entry(id).or_default();
+            let lanes = &mut self.lanes;
+            self.partitions.entry(id).or_insert_with(|| {
+                let lane = lanes::least_loaded(lanes);
+                lanes[lane].partitions += 1;
+                PartitionState {
+                    lane,
+                    ..PartitionState::default()
+                }
+            });
+        }
+    }
+
+    /// Some writer's sink is failing (see [`Coordinator::backpressure`]).
+    fn held(&self) -> bool {
+        self.lanes.iter().any(|l| l.held)
+    }
+
+    /// No writer is writing or flushing.
+    fn idle(&self) -> bool {
+        self.lanes.iter().all(Lane::idle)
+    }
+
+    /// Asks every writer not flushing yet to flush. A writer whose queue is
+    /// full is asked again on the next tick.
+    fn flush(&mut self, mode: FlushMode) {
+        for lane in self.lanes.iter_mut().filter(|l| !l.flushing) {
+            lane.flushing = lane.commands.try_send(WriterCommand::Flush(mode)).is_ok();
         }
     }
 
@@ -366,13 +367,11 @@ impl Coordinator {
         let now = Instant::now();
         let mut i = 0;
         while i < self.revokes.len() {
-            let busy = self.flushing
-                || self.inflight.as_ref().is_some_and(|job| {
-                    self.revokes[i]
-                        .partitions
-                        .iter()
-                        .any(|p| job.load.contains_key(p))
-                });
+            let busy = self.revokes[i].partitions.iter().any(|p| {
+                self.partitions
+                    .get(p)
+                    .is_some_and(|state| self.lanes[state.lane].busy_with(p))
+            });
             if busy && !force && now < self.revokes[i].deadline {
                 i += 1;
                 continue;
@@ -383,30 +382,42 @@ impl Coordinator {
                 // The poll thread commits these (and publishes the
                 // committed offset once the broker acknowledged it), unless
                 // the broker has them already.
-                if let Some(state) = self.partitions.remove(id)
-                    && let Some(next) = state.durable()
-                    && state.commit.behind(next)
-                {
-                    offsets.push((id.clone(), next));
+                if let Some(state) = self.partitions.remove(id) {
+                    self.lanes[state.lane].partitions -= 1;
+                    if let Some(next) = state.durable()
+                        && state.commit.behind(next)
+                    {
+                        offsets.push((id.clone(), next));
+                    }
                 }
                 progress::clear_lag(id);
             }
-            let _ = self.releases.send(revoke.partitions.clone());
+            // Every lane hears it: a release of partitions a sink instance
+            // never held is a no-op, and a partition's lane can be told
+            // without looking it up again.
+            for lane in &self.lanes {
+                let _ = lane.releases.send(revoke.partitions.clone());
+            }
             let _ = revoke.reply.send(offsets);
         }
     }
 
     fn on_writer(&mut self, event: WriterEvent) {
-        match event {
-            WriterEvent::Retrying { attempt, error } => {
-                if !self.held {
-                    tracing::warn!(attempt, %error, "sink failing: pausing all partitions until it recovers");
+        let Some(lane) = self.lanes.get_mut(event.lane) else {
+            return;
+        };
+        match event.kind {
+            WriterEventKind::Retrying { attempt, error } => {
+                if !lane.held {
+                    tracing::warn!(writer = event.lane, attempt, %error,
+                        "sink failing: pausing all partitions until it recovers");
                 }
-                self.held = true;
+                lane.held = true;
                 self.health.ready.store(false, Ordering::Release);
+                return;
             }
-            WriterEvent::Done { id, durable } => {
-                if let Some(job) = self.inflight.take_if(|j| j.id == id) {
+            WriterEventKind::Done { id, durable } => {
+                if let Some(job) = lane.inflight.take_if(|j| j.id == id) {
                     for (pid, share) in job.load {
                         if let Some(state) = self.partitions.get_mut(&pid) {
                             state.inflight.records -=
@@ -420,22 +431,20 @@ impl Coordinator {
                     }
                 }
                 self.mark_durable(durable);
-                if self.held {
-                    tracing::info!("sink recovered: resuming partitions");
-                }
-                self.held = false;
-                self.health.ready.store(true, Ordering::Release);
             }
-            WriterEvent::Flushed(ranges) => {
-                self.flushing = false;
+            WriterEventKind::Flushed(ranges) => {
+                lane.flushing = false;
                 self.mark_durable(ranges);
-                if self.held {
-                    tracing::info!("sink recovered: resuming partitions");
-                }
-                self.held = false;
-                self.health.ready.store(true, Ordering::Release);
             }
         }
+        // A write or flush succeeded: the writer's sink works again.
+        let lane = &mut self.lanes[event.lane];
+        if lane.held {
+            tracing::info!(writer = event.lane, "sink recovered: resuming partitions");
+        }
+        lane.held = false;
+        let ready = !self.held();
+        self.health.ready.store(ready, Ordering::Release);
     }
 
     fn mark_durable(&mut self, ranges: Vec<DurableRange>) {
@@ -448,133 +457,6 @@ impl Coordinator {
                 self.freshness.durable(&state.take_durable());
             }
         }
-    }
-
-    /// Hands a batch to the writer when it is idle and a batch is due.
-    async fn dispatch(&mut self) {
-        if self.inflight.is_some() || self.held {
-            return;
-        }
-        let (records, bytes, oldest) =
-            self.partitions
-                .values()
-                .fold((0usize, 0u64, None::<Instant>), |acc, p| {
-                    let oldest = match (acc.2, p.pending_since) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    (acc.0 + p.pending.len(), acc.1 + p.pending_bytes, oldest)
-                });
-        let lingered =
-            oldest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.cfg.linger_ms));
-        if records == 0
-            || !(records >= self.cfg.batch_max_records
-                || bytes >= self.cfg.batch_max_bytes as u64
-                || lingered)
-        {
-            return;
-        }
-        let mut items = Vec::with_capacity(records.min(self.cfg.batch_max_records));
-        let mut job_load: HashMap<PartitionId, JobShare> = HashMap::new();
-        let mut taken_bytes = 0u64;
-        // Fair share: round-robin over partitions, one record at a time is
-        // too slow; take up to an equal slice from each.
-        let share = (self.cfg.batch_max_records / self.partitions.len().max(1)).max(1);
-        for (pid, state) in self.partitions.iter_mut() {
-            let mut n = 0;
-            while n < share
-                && items.len() < self.cfg.batch_max_records
-                && taken_bytes < self.cfg.batch_max_bytes as u64
-            {
-                let Some(item) = state.pending.pop_front() else {
-                    break;
-                };
-                let b = item.bytes();
-                state.pending_bytes -= b.min(state.pending_bytes);
-                state.inflight.records += 1;
-                state.inflight.bytes += b;
-                let entry = job_load.entry(pid.clone()).or_default();
-                entry.load.records += 1;
-                entry.load.bytes += b;
-                let mark = &mut entry.mark;
-                mark.newest_ts = mark.newest_ts.max(item.timestamp_ms);
-                mark.last_offset = mark.last_offset.max(item.position.offset);
-                if let Payload::Change(record) = &item.payload {
-                    let c = &record.change;
-                    // Snapshot rows from Debezium carry no commit LSN.
-                    let lsn = self
-                        .lsn_versions
-                        .then(|| c.version.major.max(c.version.minor));
-                    mark.add_change(&c.table, c.source_ts_ms, lsn);
-                }
-                taken_bytes += b;
-                items.push(item);
-                n += 1;
-            }
-            state.pending_since = if state.pending.is_empty() {
-                None
-            } else {
-                Some(Instant::now())
-            };
-        }
-        let id = self.next_job;
-        self.next_job += 1;
-        self.inflight = Some(InFlight { id, load: job_load });
-        if self
-            .writer
-            .send(WriterCommand::Write(Job { id, items }))
-            .await
-            .is_err()
-        {
-            tracing::error!("writer task is gone");
-        }
-    }
-
-    /// Pauses and resumes partitions according to the budgets.
-    fn backpressure(&mut self) {
-        let global = self.partitions.values().fold(Load::default(), |acc, p| {
-            let l = p.load();
-            Load {
-                records: acc.records + l.records,
-                bytes: acc.bytes + l.bytes,
-            }
-        });
-        let mut pause = TopicPartitionList::new();
-        let mut resume = TopicPartitionList::new();
-        for ((topic, partition), state) in self.partitions.iter_mut() {
-            match decide(
-                state.paused,
-                state.load(),
-                &self.cfg.partition_budget,
-                global,
-                &self.cfg.global_budget,
-                self.held,
-            ) {
-                Decision::Pause => {
-                    state.paused = true;
-                    pause.add_partition(topic, *partition);
-                }
-                Decision::Resume => {
-                    state.paused = false;
-                    resume.add_partition(topic, *partition);
-                }
-                Decision::Keep => {}
-            }
-        }
-        if pause.count() > 0
-            && let Err(e) = self.consumer.pause(&pause)
-        {
-            tracing::debug!(error = %e, "pause failed (partition revoked meanwhile?)");
-        }
-        if resume.count() > 0
-            && let Err(e) = self.consumer.resume(&resume)
-        {
-            tracing::debug!(error = %e, "resume failed (partition revoked meanwhile?)");
-        }
-        let paused = self.partitions.values().filter(|p| p.paused).count();
-        self.gauges.paused.set(paused as f64);
-        self.gauges.inflight_records.set(global.records as f64);
-        self.gauges.inflight_bytes.set(global.bytes as f64);
     }
 
     /// Lag per owned partition from the broker's numbers, durable but

@@ -1,0 +1,159 @@
+//! Handing batches to the writers, and pausing partitions by the budgets.
+
+use super::{Coordinator, InFlight, JobShare};
+use crate::consumer::PartitionId;
+use crate::writer::{Job, Payload, WriterCommand};
+use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use sinkfleet_core::backpressure::{Decision, Load, decide};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+impl Coordinator {
+    /// Hands a batch to every idle writer whose partitions have one due,
+    /// unless the sink is failing: then the failing writer's retries probe
+    /// the target and the others wait with it.
+    pub(super) async fn dispatch(&mut self) {
+        if self.held() {
+            return;
+        }
+        for lane in 0..self.lanes.len() {
+            let l = &self.lanes[lane];
+            if l.inflight.is_none() && l.partitions > 0 {
+                self.dispatch_lane(lane).await;
+            }
+        }
+    }
+
+    /// Takes a batch from the partitions bound to `lane`, if one is due:
+    /// full by records or bytes, or its oldest record lingered long enough.
+    async fn dispatch_lane(&mut self, lane: usize) {
+        let (records, bytes, oldest) = self.partitions.values().filter(|p| p.lane == lane).fold(
+            (0usize, 0u64, None::<Instant>),
+            |acc, p| {
+                let oldest = match (acc.2, p.pending_since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (acc.0 + p.pending.len(), acc.1 + p.pending_bytes, oldest)
+            },
+        );
+        let lingered =
+            oldest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.cfg.linger_ms));
+        if records == 0
+            || !(records >= self.cfg.batch_max_records
+                || bytes >= self.cfg.batch_max_bytes as u64
+                || lingered)
+        {
+            return;
+        }
+        let mut items = Vec::with_capacity(records.min(self.cfg.batch_max_records));
+        let mut job_load: HashMap<PartitionId, JobShare> = HashMap::new();
+        let mut taken_bytes = 0u64;
+        // Fair share: round-robin over partitions, one record at a time is
+        // too slow; take up to an equal slice from each.
+        let share = (self.cfg.batch_max_records / self.lanes[lane].partitions.max(1)).max(1);
+        for (pid, state) in self.partitions.iter_mut().filter(|(_, p)| p.lane == lane) {
+            let mut n = 0;
+            while n < share
+                && items.len() < self.cfg.batch_max_records
+                && taken_bytes < self.cfg.batch_max_bytes as u64
+            {
+                let Some(item) = state.pending.pop_front() else {
+                    break;
+                };
+                let b = item.bytes();
+                state.pending_bytes -= b.min(state.pending_bytes);
+                state.inflight.records += 1;
+                state.inflight.bytes += b;
+                let entry = job_load.entry(pid.clone()).or_default();
+                entry.load.records += 1;
+                entry.load.bytes += b;
+                let mark = &mut entry.mark;
+                mark.newest_ts = mark.newest_ts.max(item.timestamp_ms);
+                mark.last_offset = mark.last_offset.max(item.position.offset);
+                if let Payload::Change(record) = &item.payload {
+                    let c = &record.change;
+                    // Snapshot rows from Debezium carry no commit LSN.
+                    let lsn = self
+                        .lsn_versions
+                        .then(|| c.version.major.max(c.version.minor));
+                    mark.add_change(&c.table, c.source_ts_ms, lsn);
+                }
+                taken_bytes += b;
+                items.push(item);
+                n += 1;
+            }
+            state.pending_since = if state.pending.is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
+        }
+        let id = self.next_job;
+        self.next_job += 1;
+        let lane = &mut self.lanes[lane];
+        lane.inflight = Some(InFlight { id, load: job_load });
+        if lane
+            .commands
+            .send(WriterCommand::Write(Job { id, items }))
+            .await
+            .is_err()
+        {
+            tracing::error!("writer task is gone");
+        }
+    }
+
+    /// Pauses and resumes partitions according to the budgets. While a
+    /// writer's sink is failing every partition stays paused: the writers
+    /// share one target, and what stops one (an outage, a full disk)
+    /// stops them all.
+    pub(super) fn backpressure(&mut self) {
+        let held = self.held();
+        let global = self.partitions.values().fold(Load::default(), |acc, p| {
+            let l = p.load();
+            Load {
+                records: acc.records + l.records,
+                bytes: acc.bytes + l.bytes,
+            }
+        });
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for ((topic, partition), state) in self.partitions.iter_mut() {
+            match decide(
+                state.paused,
+                state.load(),
+                &self.cfg.partition_budget,
+                global,
+                &self.cfg.global_budget,
+                held,
+            ) {
+                Decision::Pause => {
+                    state.paused = true;
+                    pause.add_partition(topic, *partition);
+                }
+                Decision::Resume => {
+                    state.paused = false;
+                    resume.add_partition(topic, *partition);
+                }
+                Decision::Keep => {}
+            }
+        }
+        if pause.count() > 0
+            && let Err(e) = self.consumer.pause(&pause)
+        {
+            tracing::debug!(error = %e, "pause failed (partition revoked meanwhile?)");
+        }
+        if resume.count() > 0
+            && let Err(e) = self.consumer.resume(&resume)
+        {
+            tracing::debug!(error = %e, "resume failed (partition revoked meanwhile?)");
+        }
+        let paused = self.partitions.values().filter(|p| p.paused).count();
+        self.gauges.paused.set(paused as f64);
+        self.gauges.inflight_records.set(global.records as f64);
+        self.gauges.inflight_bytes.set(global.bytes as f64);
+        let busy = self.lanes.iter().filter(|l| l.inflight.is_some()).count();
+        self.gauges.writers_busy.set(busy as f64);
+    }
+}

@@ -1,0 +1,125 @@
+//! The coordinator's view of its writers (lanes).
+//!
+//! Each lane is a writer task with its own sink instance, writing one job
+//! at a time, so a process has as many writes in flight as it has lanes.
+//! Toward the target a lane is what a worker process is: its own
+//! connection, its own transactions. A partition is bound to one lane from
+//! its assignment to its revoke, which keeps its records in order (a job
+//! is dispatched only after the lane's previous one finished) and keeps a
+//! buffering sink's open files of a partition in one sink instance.
+
+use super::JobShare;
+use crate::consumer::PartitionId;
+use crate::writer::WriterCommand;
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// The job a lane's writer is working on.
+pub(super) struct InFlight {
+    /// Job id, echoed when the writer is done.
+    pub id: u64,
+    /// Per partition: what the job holds of it.
+    pub load: HashMap<PartitionId, JobShare>,
+}
+
+/// One writer, as the coordinator tracks it.
+pub(crate) struct Lane {
+    /// Jobs and flushes, in order.
+    pub(super) commands: mpsc::Sender<WriterCommand>,
+    /// Revoked partitions (see [`crate::releases::Releases`]).
+    pub(super) releases: mpsc::UnboundedSender<Vec<PartitionId>>,
+    /// Its job, while it writes one.
+    pub(super) inflight: Option<InFlight>,
+    /// Its sink is failing: every partition stays paused until it reports
+    /// success.
+    pub(super) held: bool,
+    /// A flush is with it: a buffering sink may be uploading records of
+    /// any of the lane's partitions, so their revokes wait for it.
+    pub(super) flushing: bool,
+    /// Partitions bound to it.
+    pub(super) partitions: usize,
+}
+
+impl Lane {
+    /// A lane fed through `commands` and `releases`.
+    pub(crate) fn new(
+        commands: mpsc::Sender<WriterCommand>,
+        releases: mpsc::UnboundedSender<Vec<PartitionId>>,
+    ) -> Self {
+        Lane {
+            commands,
+            releases,
+            inflight: None,
+            held: false,
+            flushing: false,
+            partitions: 0,
+        }
+    }
+
+    /// Neither writing nor flushing.
+    pub fn idle(&self) -> bool {
+        self.inflight.is_none() && !self.flushing
+    }
+
+    /// Whether its current job or flush may be writing `partition`.
+    pub fn busy_with(&self, partition: &PartitionId) -> bool {
+        self.flushing
+            || self
+                .inflight
+                .as_ref()
+                .is_some_and(|job| job.load.contains_key(partition))
+    }
+}
+
+/// The lane a newly assigned partition is bound to: the one with the
+/// fewest partitions (the first of them on a tie), so partitions spread
+/// evenly and one lane is not left with every partition of a rebalance.
+pub(super) fn least_loaded(lanes: &[Lane]) -> usize {
+    lanes
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, lane)| (lane.partitions, *i))
+        .map_or(0, |(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lanes(partitions: &[usize]) -> Vec<Lane> {
+        partitions
+            .iter()
+            .map(|&n| {
+                let (commands, _) = mpsc::channel(1);
+                let (releases, _) = mpsc::unbounded_channel();
+                Lane {
+                    partitions: n,
+                    ..Lane::new(commands, releases)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_partition_goes_to_the_lane_with_fewest() {
+        assert_eq!(least_loaded(&lanes(&[0, 0, 0])), 0);
+        assert_eq!(least_loaded(&lanes(&[2, 1, 1])), 1);
+        assert_eq!(least_loaded(&lanes(&[3, 3, 0])), 2);
+    }
+
+    #[test]
+    fn a_lane_is_busy_with_its_jobs_partitions_and_all_while_flushing() {
+        let mut lane = lanes(&[1]).remove(0);
+        let p: PartitionId = ("t".into(), 0);
+        let q: PartitionId = ("t".into(), 1);
+        assert!(lane.idle() && !lane.busy_with(&p));
+        lane.inflight = Some(InFlight {
+            id: 7,
+            load: HashMap::from([(p.clone(), JobShare::default())]),
+        });
+        assert!(lane.busy_with(&p) && !lane.busy_with(&q) && !lane.idle());
+        lane.inflight = None;
+        lane.flushing = true;
+        assert!(lane.busy_with(&q) && !lane.idle());
+    }
+}
