@@ -143,12 +143,14 @@ impl Config {
                 );
                 // Writers share the pool: fewer connections than writers
                 // would leave a writer waiting for one on every batch.
-                if (pg.pool_size as usize) < self.worker.writers {
+                if let Some(pool) = pg.pool_size
+                    && (pool as usize) < self.worker.writers
+                {
                     problems.push((
                         "sink.postgres.pool_size".into(),
                         format!(
-                            "{} is fewer than worker.writers ({}): every writer needs a connection",
-                            pg.pool_size, self.worker.writers
+                            "{pool} is fewer than worker.writers ({}): every writer needs a connection",
+                            self.worker.writers
                         ),
                     ));
                 }

@@ -115,7 +115,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = config.runtime()?;
     match config.sink {
         SinkConfig::Postgres(pg) => {
-            // The writers share one connection pool (`pool_size`).
+            // The writers share one connection pool, by default one
+            // connection each.
+            let mut pg = pg;
+            pg.pool_size.get_or_insert(runtime.worker.writers as u32);
             let first = PostgresSink::new(pg)?;
             let new_sink = move || Ok(first.sibling());
             sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;

@@ -51,10 +51,17 @@ fn environment_overrides_are_validated_too() {
 }
 
 /// Postgres writers share the pool: a pool smaller than the writers, or no
-/// writer at all, is refused before anything starts.
+/// writer at all, is refused before anything starts; an unset pool has one
+/// connection per writer.
 #[test]
 fn writers_need_a_connection_each() {
-    let (code, text) = validate(&example(), &[("SINKFLEET__WORKER__WRITERS", "3")]);
+    let (code, text) = validate(
+        &example(),
+        &[
+            ("SINKFLEET__WORKER__WRITERS", "3"),
+            ("SINKFLEET__SINK__POSTGRES__POOL_SIZE", "2"),
+        ],
+    );
     assert_eq!(code, 2);
     assert!(
         text.contains("sink.postgres.pool_size") && text.contains("worker.writers (3)"),
@@ -63,14 +70,14 @@ fn writers_need_a_connection_each() {
     let (code, text) = validate(&example(), &[("SINKFLEET__WORKER__WRITERS", "0")]);
     assert_eq!(code, 2);
     assert!(text.contains("worker.writers: must be in 1..=64"), "{text}");
-    let (code, text) = validate(
-        &example(),
-        &[
-            ("SINKFLEET__WORKER__WRITERS", "3"),
-            ("SINKFLEET__SINK__POSTGRES__POOL_SIZE", "3"),
-        ],
-    );
-    assert_eq!(code, 0, "{text}");
+    for pool in ["3", ""] {
+        let mut env = vec![("SINKFLEET__WORKER__WRITERS", "3")];
+        if !pool.is_empty() {
+            env.push(("SINKFLEET__SINK__POSTGRES__POOL_SIZE", pool));
+        }
+        let (code, text) = validate(&example(), &env);
+        assert_eq!(code, 0, "pool_size {pool:?}: {text}");
+    }
 }
 
 #[test]

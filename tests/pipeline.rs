@@ -298,6 +298,12 @@ async fn a_second_worker_joins_and_partitions_split() {
 /// connections: a statement trigger on the target table that takes 0.2 s
 /// logs each write's backend and interval, and two writes from different
 /// backends overlap. Everything still converges and is committed.
+///
+/// Both writers' first batches create the same schemas: an event trigger
+/// makes each `CREATE SCHEMA` of this test take 0.5 s before it commits,
+/// so the second writer's arrives while the first is uncommitted. The DDL
+/// lock makes it wait and find the schema; without the lock it fails and
+/// the batch is retried, which this test refuses.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_writers_write_at_once_and_converge() {
     let p = Pipeline::new("writers", 4).await;
@@ -307,12 +313,36 @@ async fn two_writers_write_at_once_and_converge() {
         seed: 5,
         ..Options::default()
     });
+    let pool = p.pool().await;
+    let probe = format!("{}_probe", p.schema);
+    let slow_ddl = format!("{}_slow_ddl", p.schema);
+    for statement in [
+        format!("CREATE SCHEMA {probe}"),
+        format!(
+            "CREATE FUNCTION {probe}.slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+                           WHERE object_identity IN ('{s}', '{s}_meta')) THEN
+                 PERFORM pg_sleep(0.5);
+               END IF;
+             END $$",
+            s = p.schema
+        ),
+        format!(
+            "CREATE EVENT TRIGGER {slow_ddl} ON ddl_command_end WHEN TAG IN ('CREATE SCHEMA')
+             EXECUTE FUNCTION {probe}.slow_ddl()"
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .expect("installing the DDL probe");
+    }
     let (first, rest) = w.records.split_at(200);
     p.produce(first).await;
     let port = free_port();
-    let config = p.config("  writers: 2", "    pool_size: 2", port);
+    let config = p.config("  writers: 2", "", port);
     let mut worker = p.spawn("w", &config, port);
-    let pool = p.pool().await;
     // The sink creates the table from the first events; the probe needs it.
     let deadline = std::time::Instant::now() + CONVERGE;
     let table = format!("{}.customers", p.schema);
@@ -331,9 +361,7 @@ async fn two_writers_write_at_once_and_converge() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let probe = format!("{}_probe", p.schema);
     for statement in [
-        format!("CREATE SCHEMA {probe}"),
         format!("CREATE TABLE {probe}.writes (pid int, started timestamptz, ended timestamptz)"),
         format!(
             "CREATE FUNCTION {probe}.slow_write() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -369,6 +397,18 @@ async fn two_writers_write_at_once_and_converge() {
     assert!(
         overlapping > 0,
         "two writes were in flight at once ({writes} writes logged, none overlapping)"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP EVENT TRIGGER {slow_ddl}"
+    )))
+    .execute(&pool)
+    .await
+    .expect("dropping the DDL probe");
+    assert_eq!(
+        worker.metric("sinkfleet_write_retries_total"),
+        0.0,
+        "{}",
+        worker.log_text()
     );
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }

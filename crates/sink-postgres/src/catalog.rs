@@ -5,8 +5,16 @@
 //! transactional). If any record of the batch then fails, the DDL it asked
 //! for rolls back with the rows: the batch is split, the bad record goes to
 //! the dead-letter topic, and it leaves no trace in the target, neither a
-//! column nor a widened type. `IF NOT EXISTS` and retries on concurrent-DDL
-//! errors let several workers racing on the same change agree.
+//! column nor a widened type.
+//!
+//! DDL in a schema is serialized across writers and workers by a
+//! transaction-scoped advisory lock ([`lock_ddl`]): the second one waits
+//! for the first to commit, then plans again against the table as it is.
+//! (Per schema, not per table: creating two tables may both create their
+//! schema.)
+//! Without it, every fresh start with several writers raced on the same
+//! `CREATE` and went through a failed, retried batch. `IF NOT EXISTS` and
+//! retries on concurrent-DDL errors remain for DDL run by anything else.
 
 use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::error::classify;
@@ -50,6 +58,12 @@ pub fn parse_qualified(text: &str) -> Result<QualifiedName, IdentError> {
 }
 
 /// Reads a table's columns and primary key; `None` if it does not exist.
+///
+/// The table is found by joining the catalogs on its names, not through
+/// `to_regclass`: that resolves the schema through the backend's catalog
+/// cache, which can keep "no such schema" for the rest of a transaction,
+/// and a reload after waiting for another writer's DDL ([`lock_ddl`]) must
+/// see what that writer committed.
 pub(crate) async fn load(
     conn: &mut PgConnection,
     name: &QualifiedName,
@@ -58,10 +72,13 @@ pub(crate) async fn load(
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
            FROM pg_attribute a
-          WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+           JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
           ORDER BY a.attnum",
     )
-    .bind(name.to_string())
+    .bind(name.schema.as_str())
+    .bind(name.table.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(classify)?;
@@ -72,10 +89,13 @@ pub(crate) async fn load(
         "SELECT a.attname::text
            FROM pg_index i
            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-          WHERE i.indrelid = to_regclass($1) AND i.indisprimary
+           JOIN pg_class c ON c.oid = i.indrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
           ORDER BY array_position(i.indkey, a.attnum)",
     )
-    .bind(name.to_string())
+    .bind(name.schema.as_str())
+    .bind(name.table.as_str())
     .fetch_all(&mut *conn)
     .await
     .map_err(classify)?;
@@ -102,6 +122,18 @@ fn tombstone_table(
     })
 }
 
+/// Takes the DDL lock of `schema` until the transaction ends. Advisory locks take part in deadlock detection, so two
+/// batches locking two tables in opposite orders fail retryably (40P01)
+/// rather than hang.
+async fn lock_ddl(conn: &mut PgConnection, schema: &Ident) -> Result<(), SinkError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sinkfleet ddl'), hashtext($1))")
+        .bind(schema.to_string())
+        .execute(conn)
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
 /// Creates the bookkeeping schema and the truncation table.
 pub(crate) async fn ensure_meta(
     conn: &mut PgConnection,
@@ -115,10 +147,13 @@ pub(crate) async fn ensure_meta(
              version numeric(39,0) NOT NULL,
              truncated_at timestamptz NOT NULL DEFAULT now())"
     );
+    let mut tx = sqlx::Connection::begin(conn).await.map_err(classify)?;
+    lock_ddl(&mut tx, &meta).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(conn)
+        .execute(&mut *tx)
         .await
         .map_err(classify_ddl)?;
+    tx.commit().await.map_err(classify)?;
     Ok(())
 }
 
@@ -133,6 +168,55 @@ pub(crate) async fn ensure_table(
     changes: &[&Change],
     cfg: &PostgresSinkConfig,
 ) -> Result<TableMeta, SinkError> {
+    let mut existing = existing;
+    let mut locked = false;
+    let (ddl, key_columns) = loop {
+        let (ddl, key_columns) = plan_ddl(name, existing.as_ref(), changes, cfg)?;
+        if ddl.is_empty() || locked {
+            break (ddl, key_columns);
+        }
+        // Another writer may be changing the table right now: once we hold
+        // the lock its DDL is committed, so plan again against what is there.
+        lock_ddl(conn, &name.schema).await?;
+        locked = true;
+        existing = load(conn, name, cfg).await?;
+    };
+    let meta = existing;
+
+    if !ddl.is_empty() {
+        tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.join("; ")))
+            .execute(&mut *conn)
+            .await
+            .map_err(classify_ddl)?;
+    }
+    let meta = match (meta, ddl.is_empty()) {
+        (Some(meta), true) => meta,
+        _ => load(conn, name, cfg)
+            .await?
+            .ok_or_else(|| SinkError::Retryable(format!("{name} vanished after DDL")))?,
+    };
+
+    if meta.key.is_empty() {
+        return Err(SinkError::schema(format!(
+            "{name} has no primary key: upserts need one"
+        )));
+    }
+    check_key(name, &meta, &key_columns)?;
+    if cfg.delete_mode == DeleteMode::Hard {
+        ensure_tombstones(conn, &meta, cfg).await?;
+    }
+    Ok(meta)
+}
+
+/// The DDL that makes `existing` (or a new table) fit the changes, and the
+/// changes' key columns.
+fn plan_ddl(
+    name: &QualifiedName,
+    existing: Option<&TableMeta>,
+    changes: &[&Change],
+    cfg: &PostgresSinkConfig,
+) -> Result<(Vec<String>, Vec<String>), SinkError> {
     let version = Ident::new(&cfg.version_column).map_err(|e| SinkError::schema(e.to_string()))?;
     let deleted = Ident::new(&cfg.deleted_column).map_err(|e| SinkError::schema(e.to_string()))?;
     let ident = |n: &str| Ident::new(n).map_err(|e| SinkError::schema(e.to_string()));
@@ -149,7 +233,7 @@ pub(crate) async fn ensure_table(
     let mut ddl: Vec<String> = Vec::new();
     // The changes' key, checked again against the table as reloaded after
     // the DDL (another worker may have created it with another key).
-    let (meta, key_columns) = match existing {
+    let key_columns = match existing {
         None => {
             let NewTable { columns, key } = plan::create(&PgTypes, &table, changes, &rules)?;
             let mut cols: Vec<String> = Vec::new();
@@ -165,7 +249,7 @@ pub(crate) async fn ensure_table(
                 "CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({pk}))",
                 cols.join(", ")
             ));
-            (None, key)
+            key
         }
         Some(meta) => {
             let shape = Existing {
@@ -193,34 +277,10 @@ pub(crate) async fn ensure_table(
             if meta.column_type(&cfg.deleted_column).is_none() {
                 ddl.push(format!("ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {deleted} boolean NOT NULL DEFAULT false"));
             }
-            (Some(meta), key)
+            key
         }
     };
-
-    if !ddl.is_empty() {
-        tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.join("; ")))
-            .execute(&mut *conn)
-            .await
-            .map_err(classify_ddl)?;
-    }
-    let meta = match (meta, ddl.is_empty()) {
-        (Some(meta), true) => meta,
-        _ => load(conn, name, cfg)
-            .await?
-            .ok_or_else(|| SinkError::Retryable(format!("{name} vanished after DDL")))?,
-    };
-
-    if meta.key.is_empty() {
-        return Err(SinkError::schema(format!(
-            "{name} has no primary key: upserts need one"
-        )));
-    }
-    check_key(name, &meta, &key_columns)?;
-    if cfg.delete_mode == DeleteMode::Hard {
-        ensure_tombstones(conn, &meta, cfg).await?;
-    }
-    Ok(meta)
+    Ok((ddl, key_columns))
 }
 
 async fn ensure_tombstones(

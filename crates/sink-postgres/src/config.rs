@@ -28,6 +28,9 @@ pub enum WritePath {
     Copy,
 }
 
+/// Connections of a sink whose `pool_size` is unset.
+pub const DEFAULT_POOL_SIZE: u32 = 2;
+
 /// `sink.postgres` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,8 +39,10 @@ pub struct PostgresSinkConfig {
     pub url: String,
     /// Connections in the pool, shared by the process's writers (a batch
     /// uses one connection).
-    #[serde(default = "defaults::pool_size")]
-    pub pool_size: u32,
+    /// Unset: one connection per writer (the binary sets it to
+    /// `worker.writers`), or [`DEFAULT_POOL_SIZE`] for a sink used alone.
+    #[serde(default)]
+    pub pool_size: Option<u32>,
     /// Schema for tables not listed in `tables`; default: the source schema.
     #[serde(default)]
     pub target_schema: Option<String>,
@@ -86,7 +91,7 @@ impl PostgresSinkConfig {
     pub fn with_url(url: impl Into<String>) -> Self {
         PostgresSinkConfig {
             url: url.into(),
-            pool_size: defaults::pool_size(),
+            pool_size: None,
             target_schema: None,
             tables: BTreeMap::new(),
             create_tables: true,
@@ -114,7 +119,7 @@ impl PostgresSinkConfig {
         } else if let Err(e) = self.url.parse::<sqlx::postgres::PgConnectOptions>() {
             problems.push(("url".into(), e.to_string()));
         }
-        if self.pool_size == 0 {
+        if self.pool_size == Some(0) {
             problems.push(("pool_size".into(), "must be at least 1".into()));
         }
         for (field, name) in [
@@ -144,9 +149,6 @@ impl PostgresSinkConfig {
 }
 
 mod defaults {
-    pub fn pool_size() -> u32 {
-        2
-    }
     pub fn yes() -> bool {
         true
     }

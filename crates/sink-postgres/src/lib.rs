@@ -59,7 +59,7 @@ impl PostgresSink {
             options = options.application_name("sinkfleet");
         }
         let pool = PgPoolOptions::new()
-            .max_connections(cfg.pool_size)
+            .max_connections(cfg.pool_size.unwrap_or(config::DEFAULT_POOL_SIZE))
             .acquire_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .connect_lazy_with(options);
         Ok(PostgresSink {
