@@ -134,6 +134,7 @@ pub fn agreed_key_columns<'a>(changes: &[&'a Change]) -> Result<Vec<&'a str>, St
 mod tests {
     use super::*;
     use crate::{Row, TableId, Value, Version};
+    use std::sync::Arc;
 
     fn refs(batch: &[Change]) -> Vec<&Change> {
         batch.iter().collect()
@@ -149,7 +150,7 @@ mod tests {
             row: op.is_upsert().then(|| Row {
                 columns: cols
                     .iter()
-                    .map(|(n, v)| (n.to_string(), v.clone()))
+                    .map(|(n, v)| (Arc::from(*n), v.clone()))
                     .collect(),
             }),
             version: Version::new(version, 0),

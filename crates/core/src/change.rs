@@ -71,23 +71,28 @@ impl Op {
 /// real NULL.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
-    /// The columns in source order.
-    pub columns: Vec<(String, Value)>,
+    /// The columns in source order. Names are shared (`Arc`) between the
+    /// rows that repeat them: the decoder hands every row of a table the
+    /// same names, so a row costs no allocation per column name.
+    pub columns: Vec<(Arc<str>, Value)>,
 }
 
 impl Row {
     /// Value of a column, if present in this change.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.columns
+            .iter()
+            .find(|(n, _)| **n == *name)
+            .map(|(_, v)| v)
     }
 
     /// True if the column is part of this change.
     pub fn contains(&self, name: &str) -> bool {
-        self.columns.iter().any(|(n, _)| n == name)
+        self.columns.iter().any(|(n, _)| **n == *name)
     }
 
     /// Adds (or replaces) a column value.
-    pub fn set(&mut self, name: impl Into<String>, value: Value) {
+    pub fn set(&mut self, name: impl Into<Arc<str>>, value: Value) {
         let name = name.into();
         match self.columns.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
@@ -97,7 +102,7 @@ impl Row {
 
     /// Column names in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.columns.iter().map(|(n, _)| n.as_str())
+        self.columns.iter().map(|(n, _)| &**n)
     }
 }
 
@@ -245,13 +250,12 @@ pub struct Change {
 }
 
 impl Row {
-    /// Heap bytes of the row: its column slots, names and values.
+    /// Heap bytes of the row: its column slots and values. Names are not
+    /// counted: rows share them, as changes share their schema.
     pub fn heap_bytes(&self) -> usize {
         self.columns
             .iter()
-            .map(|(name, value)| {
-                std::mem::size_of::<(String, Value)>() + name.len() + value.heap_bytes()
-            })
+            .map(|(_, value)| std::mem::size_of::<(Arc<str>, Value)>() + value.heap_bytes())
             .sum()
     }
 }

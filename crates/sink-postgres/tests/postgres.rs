@@ -887,7 +887,7 @@ async fn event_names_outside_the_identifier_policy_are_refused() {
         );
         r.change.table.table = table.to_owned();
         if let Some(row) = r.change.row.as_mut() {
-            row.columns.retain(|(n, _)| n != "v");
+            row.columns.retain(|(n, _)| &**n != "v");
             row.set(column, sinkfleet_core::Value::Text("x".into()));
         }
         r

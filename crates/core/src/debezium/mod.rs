@@ -77,6 +77,9 @@ pub struct Decoder {
     /// Recent value and key envelope prefixes (see [`prefix`]).
     value_prefixes: prefix::Prefixes,
     key_prefixes: prefix::Prefixes,
+    /// Column names of recent value and key rows (see [`wire::RecentNames`]).
+    value_names: wire::RecentNames,
+    key_names: wire::RecentNames,
 }
 
 impl Decoder {
@@ -88,6 +91,8 @@ impl Decoder {
             declared: HashMap::new(),
             value_prefixes: prefix::Prefixes::default(),
             key_prefixes: prefix::Prefixes::default(),
+            value_names: wire::RecentNames::default(),
+            key_names: wire::RecentNames::default(),
         }
     }
 
@@ -287,20 +292,23 @@ impl Decoder {
 
         // Columns carrying Debezium's unchanged-TOAST placeholder.
         let mut unchanged = Vec::new();
-        let after =
-            match event.after {
-                Some(raw) if op.is_upsert() && raw.get().starts_with('{') => Some(
-                    wire::decode_row(raw, row_codec, "after", Some(&mut unchanged))?,
-                ),
-                _ if op.is_upsert() => {
-                    return Err(field("after", "an insert/update/read needs an `after` row"));
-                }
-                _ => None,
-            };
+        let after = match event.after {
+            Some(raw) if op.is_upsert() && raw.get().starts_with('{') => Some(wire::decode_row(
+                raw,
+                row_codec,
+                "after",
+                Some(&mut unchanged),
+                &mut self.value_names,
+            )?),
+            _ if op.is_upsert() => {
+                return Err(field("after", "an insert/update/read needs an `after` row"));
+            }
+            _ => None,
+        };
         let key = if op == Op::Truncate {
             Row::default()
         } else if let Some(columns) = self.opts.key_columns_for(&table) {
-            let image = image(&after, event, row_codec)?;
+            let image = image(&after, event, row_codec, &mut self.value_names)?;
             let mut key = Row::default();
             for column in columns {
                 let value = image.get(column).ok_or_else(|| {
@@ -318,7 +326,7 @@ impl Decoder {
             // Schema-less keys take the value schema's codec for the same
             // column.
             let codec = key_codec.as_deref().unwrap_or(row_codec);
-            let key = wire::decode_row(raw, codec, "key", None)?;
+            let key = wire::decode_row(raw, codec, "key", None, &mut self.key_names)?;
             if key.columns.is_empty() {
                 return Err(DecodeError::MissingKey(table.to_string()));
             }
@@ -330,9 +338,10 @@ impl Decoder {
             VersionSource::KafkaOffset if op != Op::Truncate => {
                 Version::new(offset.max(0) as u64, 0)
             }
-            VersionSource::Field { field: name } if op != Op::Truncate => {
-                field_version(image(&after, event, row_codec)?.get(name), name)?
-            }
+            VersionSource::Field { field: name } if op != Op::Truncate => field_version(
+                image(&after, event, row_codec, &mut self.value_names)?.get(name),
+                name,
+            )?,
             // Truncate spans every key: only an LSN orders it against rows
             // of other partitions. Anything else would truncate unordered.
             _ => {
@@ -366,6 +375,7 @@ fn image<'r>(
     after: &'r Option<Row>,
     event: &Event<'_>,
     codec: &RowCodec,
+    names: &mut wire::RecentNames,
 ) -> Result<Cow<'r, Row>, DecodeError> {
     if let Some(row) = after {
         return Ok(Cow::Borrowed(row));
@@ -374,7 +384,9 @@ fn image<'r>(
         .before
         .filter(|raw| raw.get() != "null")
         .ok_or_else(|| field("before", "expected an object"))?;
-    Ok(Cow::Owned(wire::decode_row(before, codec, "before", None)?))
+    Ok(Cow::Owned(wire::decode_row(
+        before, codec, "before", None, names,
+    )?))
 }
 
 fn json_err(part: &'static str, e: serde_json::Error) -> DecodeError {

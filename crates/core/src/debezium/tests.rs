@@ -34,10 +34,7 @@ fn snapshot_with_schema_and_schema_key() {
         .unwrap();
     assert_eq!(change.op, Op::Read);
     assert_eq!(change.table, TableId::new("inventory", "customers"));
-    assert_eq!(
-        change.key.columns,
-        vec![("id".to_string(), Value::Int(1002))]
-    );
+    assert_eq!(change.key.columns, vec![("id".into(), Value::Int(1002))]);
     let row = change.row.unwrap();
     assert_eq!(row.get("first_name"), Some(&text("George")));
     assert_eq!(row.get("email"), Some(&text("gbailey@foobar.com")));
@@ -90,7 +87,7 @@ fn create_update_delete_with_schema() {
     );
     assert_eq!(d.op, Op::Delete);
     assert!(d.row.is_none());
-    assert_eq!(d.key.columns, vec![("id".to_string(), Value::Int(111))]);
+    assert_eq!(d.key.columns, vec![("id".into(), Value::Int(111))]);
     assert!(c.version < u.version && u.version < d.version);
 }
 
@@ -116,10 +113,7 @@ fn schemaless_create_update_and_default_identity_delete() {
     assert_eq!(u.row.unwrap().get("town"), Some(&text("LEE-ON-THE-SOLENT")));
     // The nulls in a default-identity `before` are fillers: only the key is read.
     let d = decode(None, Some(&d), 2, &opts).unwrap().unwrap();
-    assert_eq!(
-        d.key.columns,
-        vec![("id".to_string(), Value::Int(50419765))]
-    );
+    assert_eq!(d.key.columns, vec![("id".into(), Value::Int(50419765))]);
     assert!(d.row.is_none());
     let full = decode(None, Some(&full), 3, &opts).unwrap().unwrap();
     assert_eq!(full.row.unwrap().get("type"), Some(&text("terraced")));
@@ -196,8 +190,8 @@ fn composite_key_delete_reads_only_key_columns() {
     assert_eq!(
         d.key.columns,
         vec![
-            ("actor_id".to_string(), Value::Int(1)),
-            ("film_id".to_string(), Value::Int(23))
+            ("actor_id".into(), Value::Int(1)),
+            ("film_id".into(), Value::Int(23))
         ]
     );
     assert!(
@@ -543,4 +537,34 @@ fn columns_keep_source_order_and_a_repeated_column_is_refused() {
         decode(None, Some(twice), 0, &id_key()),
         Err(DecodeError::Field { path, .. }) if path == "after.n"
     ));
+}
+
+/// Rows of one table share their column names; a row with other names, or
+/// with a TOAST placeholder shifting its columns, still gets its own names
+/// right.
+#[test]
+fn rows_share_repeated_column_names() {
+    let event = |after: &str| {
+        format!(r#"{{"op":"u","source":{{"schema":"s","table":"t","lsn":9}},"after":{after}}}"#)
+    };
+    let mut decoder = Decoder::new(id_key());
+    let mut row = |after: &str| {
+        let value = event(after);
+        let change = decoder
+            .decode(None, Some(value.as_bytes()), 0)
+            .expect("decodes")
+            .expect("a change");
+        change.row.expect("a row")
+    };
+    let first = row(r#"{"id":1,"name":"a","bio":"x"}"#);
+    let second = row(r#"{"id":2,"name":"b","bio":"y"}"#);
+    for ((a, _), (b, _)) in first.columns.iter().zip(&second.columns) {
+        assert!(Arc::ptr_eq(a, b), "`{a}` is shared");
+    }
+    let partial = row(r#"{"id":3,"name":"__debezium_unavailable_value","bio":"z"}"#);
+    assert_eq!(partial.names().collect::<Vec<_>>(), ["id", "bio"]);
+    assert!(Arc::ptr_eq(&partial.columns[1].0, &first.columns[2].0));
+    let other = row(r#"{"id":4,"title":"c","bio":"w"}"#);
+    assert_eq!(other.names().collect::<Vec<_>>(), ["id", "title", "bio"]);
+    assert_eq!(other.get("title"), Some(&text("c")));
 }

@@ -17,6 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 use std::fmt;
+use std::sync::Arc;
 
 /// `Some(raw)` for a present field, a JSON null included (which `Option`
 /// alone would turn into `None`): `"payload": null` is a tombstone, while a
@@ -92,23 +93,49 @@ pub(super) fn column_names(raw: &RawValue) -> Result<Vec<String>, serde_json::Er
     serde_json::Deserializer::from_str(raw.get()).deserialize_map(Names)
 }
 
+/// The column names of the last whole row decoded of one kind (keys, or
+/// values), handed out again to the next rows: rows of a table list the
+/// same names in the same order, so a name at the same position that is
+/// equal costs a reference count, not an allocation.
+#[derive(Debug, Default)]
+pub(super) struct RecentNames(Vec<Arc<str>>);
+
+impl RecentNames {
+    /// Remembers `row`'s names, unless they are the ones remembered.
+    fn remember(&mut self, row: &Row) {
+        let same = self.0.len() == row.columns.len()
+            && self
+                .0
+                .iter()
+                .zip(&row.columns)
+                .all(|(a, (b, _))| Arc::ptr_eq(a, b));
+        if !same {
+            self.0 = row.columns.iter().map(|(n, _)| Arc::clone(n)).collect();
+        }
+    }
+}
+
 /// Decodes a row image. Columns carrying the TOAST placeholder are left
 /// out: they are not part of this change (their names go to `unchanged`).
 /// A column named twice is refused: which of the two values the source
-/// meant is unknown.
+/// meant is unknown. Names come from `recent` where they repeat it.
 pub(super) fn decode_row(
     raw: &RawValue,
     codec: &RowCodec,
     part: &str,
     unchanged: Option<&mut Vec<String>>,
+    recent: &mut RecentNames,
 ) -> Result<Row, DecodeError> {
     if !raw.get().starts_with('{') {
         return Err(super::field(part, "expected an object"));
     }
     let mut failure = None;
+    let mut skipped = false;
     let seed = RowSeed {
         codec,
         unchanged,
+        recent: &recent.0,
+        skipped: &mut skipped,
         failure: &mut failure,
     };
     let result = seed.deserialize(&mut serde_json::Deserializer::from_str(raw.get()));
@@ -128,6 +155,10 @@ pub(super) fn decode_row(
             message: "the column appears twice in the row".into(),
         });
     }
+    // A row missing a placeholder column would shift the names after it.
+    if !skipped {
+        recent.remember(&row);
+    }
     Ok(row)
 }
 
@@ -140,9 +171,9 @@ fn duplicate(row: &Row) -> Option<&str> {
             .iter()
             .enumerate()
             .find(|(i, (a, _))| names[i + 1..].iter().any(|(b, _)| a == b))
-            .map(|(_, (a, _))| a.as_str());
+            .map(|(_, (a, _))| &**a);
     }
-    let mut sorted: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let mut sorted: Vec<&str> = names.iter().map(|(n, _)| &**n).collect();
     sorted.sort_unstable();
     sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
@@ -151,6 +182,10 @@ fn duplicate(row: &Row) -> Option<&str> {
 struct RowSeed<'c> {
     codec: &'c RowCodec,
     unchanged: Option<&'c mut Vec<String>>,
+    /// Names to reuse (see [`RecentNames`]).
+    recent: &'c [Arc<str>],
+    /// Set when a column was left out (the TOAST placeholder).
+    skipped: &'c mut bool,
     /// The column and message of a value its codec refused. The serde error
     /// that stops the parse cannot carry them.
     failure: &'c mut Option<(String, String)>,
@@ -175,23 +210,56 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         // Events list columns in schema order: try the next schema field
         // before searching.
         let mut next = 0;
-        while let Some(name) = map.next_key::<String>()? {
+        let mut at = 0;
+        while let Some(name) = map.next_key_seed(NameSeed {
+            recent: self.recent.get(at),
+        })? {
+            at += 1;
             let (hint, codec) = self.codec.codec_near(&name, next);
             next = hint;
             match map.next_value_seed(CellSeed(codec))? {
                 Ok(Cell::Value(value)) => columns.push((name, value)),
                 Ok(Cell::Unchanged) => {
+                    *self.skipped = true;
                     if let Some(unchanged) = self.unchanged.as_deref_mut() {
-                        unchanged.push(name);
+                        unchanged.push(name.to_string());
                     }
                 }
                 Err(message) => {
-                    *self.failure = Some((name, message));
+                    *self.failure = Some((name.to_string(), message));
                     return Err(de::Error::custom("a column value was refused"));
                 }
             }
         }
         Ok(Row { columns })
+    }
+}
+
+/// A column name: the recent row's name at the same position when equal,
+/// else a new one.
+struct NameSeed<'c> {
+    recent: Option<&'c Arc<str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NameSeed<'_> {
+    type Value = Arc<str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Arc<str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed<'_> {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a column name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Arc<str>, E> {
+        Ok(match self.recent {
+            Some(recent) if **recent == *name => Arc::clone(recent),
+            _ => Arc::from(name),
+        })
     }
 }
 
