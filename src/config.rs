@@ -168,6 +168,18 @@ impl Config {
                         .into_iter()
                         .map(|(p, m)| (format!("sink.s3_parquet.{p}"), m)),
                 );
+                // Each writer keeps its share of the buffer, and a share
+                // must hold one full file.
+                let share = s3.max_buffer_bytes / self.worker.writers.max(1);
+                if self.worker.writers > 1 && share < s3.rotation.max_bytes {
+                    problems.push((
+                        "sink.s3_parquet.max_buffer_bytes".into(),
+                        format!(
+                            "shared by worker.writers ({}): each gets {share}, less than rotation.max_bytes ({})",
+                            self.worker.writers, s3.rotation.max_bytes
+                        ),
+                    ));
+                }
             }
         }
         if problems.is_empty() {

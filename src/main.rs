@@ -128,6 +128,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }
         SinkConfig::S3Parquet(s3) => {
+            // `max_buffer_bytes` bounds the process: each writer's sink
+            // instance keeps its share of it.
+            let mut s3 = s3;
+            s3.max_buffer_bytes /= runtime.worker.writers.max(1);
             let new_sink = move || sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone());
             sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }

@@ -80,6 +80,21 @@ fn writers_need_a_connection_each() {
     }
 }
 
+/// The Parquet buffer bound is the process's: with more writers each gets
+/// a smaller share, and a share too small for one file is refused.
+#[test]
+fn parquet_writers_share_the_buffer() {
+    let path = format!("{}/config/s3-parquet.yaml", env!("CARGO_MANIFEST_DIR"));
+    let (code, text) = validate(&path, &[("SINKFLEET__WORKER__WRITERS", "4")]);
+    assert_eq!(code, 0, "4 x 64 MiB fit 256 MiB: {text}");
+    let (code, text) = validate(&path, &[("SINKFLEET__WORKER__WRITERS", "8")]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("sink.s3_parquet.max_buffer_bytes") && text.contains("worker.writers (8)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_missing_file_is_an_error() {
     let (code, text) = validate("/nonexistent/sinkfleet.yaml", &[]);

@@ -129,6 +129,9 @@ async fn sigterm_uploads_open_files_then_commits_everything() {
     })
     .await;
     assert_eq!(worker.metric("sinkfleet_objects_written_total"), 0.0);
+    // One open file per partition; the two partitions are with the two
+    // writers (each its own sink instance), and the gauge counts both.
+    assert_eq!(worker.metric("sinkfleet_open_files"), 2.0);
     assert!(worker.terminate(Duration::from_secs(30)).success());
     assert_eq!(p.committed(&p.group), p.end_offsets());
 

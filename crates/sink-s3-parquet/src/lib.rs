@@ -74,6 +74,36 @@ pub struct ParquetSink {
     pending: VecDeque<(FileKey, ClosedFile)>,
     /// Offsets that became durable since the last `flush`.
     durable: Vec<DurableRange>,
+    /// This instance's part of `sinkfleet_open_files`.
+    open_files: GaugeShare,
+    /// This instance's part of `sinkfleet_open_file_bytes`.
+    open_file_bytes: GaugeShare,
+}
+
+/// One sink instance's part of a process-wide gauge. A worker runs one
+/// instance per writer, each with its own files: setting the gauge from
+/// each would show whichever wrote last, so each adds the change of its
+/// own part instead, and takes its part back when dropped.
+struct GaugeShare {
+    gauge: metrics::Gauge,
+    mine: f64,
+}
+
+impl GaugeShare {
+    fn new(gauge: metrics::Gauge) -> Self {
+        GaugeShare { gauge, mine: 0.0 }
+    }
+
+    fn set(&mut self, value: f64) {
+        self.gauge.increment(value - self.mine);
+        self.mine = value;
+    }
+}
+
+impl Drop for GaugeShare {
+    fn drop(&mut self) {
+        self.gauge.decrement(self.mine);
+    }
 }
 
 impl ParquetSink {
@@ -102,6 +132,8 @@ impl ParquetSink {
             cursors: HashMap::new(),
             pending: VecDeque::new(),
             durable: Vec::new(),
+            open_files: GaugeShare::new(metrics::gauge!("sinkfleet_open_files")),
+            open_file_bytes: GaugeShare::new(metrics::gauge!("sinkfleet_open_file_bytes")),
         })
     }
 
@@ -333,8 +365,8 @@ impl ParquetSink {
     async fn bound_memory(&mut self) -> Result<(), SinkError> {
         loop {
             let total: usize = self.files.values().map(OpenFile::size).sum();
-            metrics::gauge!("sinkfleet_open_file_bytes").set(total as f64);
-            metrics::gauge!("sinkfleet_open_files").set(self.files.len() as f64);
+            self.open_file_bytes.set(total as f64);
+            self.open_files.set(self.files.len() as f64);
             if total <= self.cfg.max_buffer_bytes {
                 return Ok(());
             }
@@ -388,7 +420,7 @@ impl Sink for ParquetSink {
     async fn flush(&mut self, mode: FlushMode) -> Result<Vec<DurableRange>, SinkError> {
         self.upload_pending().await?;
         self.rotate_aged(mode == FlushMode::All).await?;
-        metrics::gauge!("sinkfleet_open_files").set(self.files.len() as f64);
+        self.open_files.set(self.files.len() as f64);
         Ok(std::mem::take(&mut self.durable))
     }
 
