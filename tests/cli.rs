@@ -95,6 +95,27 @@ fn parquet_writers_share_the_buffer() {
     );
 }
 
+/// One budget mark can be set alone; the others keep their defaults.
+#[test]
+fn one_budget_mark_can_be_set_alone() {
+    let (code, text) = validate(
+        &example(),
+        &[("SINKFLEET__WORKER__GLOBAL_BUDGET__HIGH_RECORDS", "25000")],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = validate(
+        &example(),
+        &[("SINKFLEET__WORKER__PARTITION_BUDGET__RESUME_PERCENT", "100")],
+    );
+    assert_eq!(code, 2);
+    assert!(text.contains("worker.partition_budget"), "{text}");
+    let (code, text) = validate(
+        &example(),
+        &[("SINKFLEET__WORKER__GLOBAL_BUDGET__HIGH_RECORD", "1")],
+    );
+    assert_eq!(code, 2, "a misspelt mark is refused: {text}");
+}
+
 #[test]
 fn a_missing_file_is_an_error() {
     let (code, text) = validate("/nonexistent/sinkfleet.yaml", &[]);

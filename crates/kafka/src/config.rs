@@ -52,11 +52,18 @@ pub struct WorkerConfig {
     /// How long a partial batch waits for more records (milliseconds).
     #[serde(default = "defaults::linger_ms")]
     pub linger_ms: u64,
-    /// In-flight budget of one partition.
-    #[serde(default = "defaults::partition_budget")]
+    /// In-flight budget of one partition. A field left out keeps its
+    /// default, so one mark can be tuned alone (also from the environment).
+    #[serde(
+        default = "defaults::partition_budget",
+        deserialize_with = "budgets::partition"
+    )]
     pub partition_budget: Budget,
-    /// In-flight budget of the whole process.
-    #[serde(default = "defaults::global_budget")]
+    /// In-flight budget of the whole process (fields as above).
+    #[serde(
+        default = "defaults::global_budget",
+        deserialize_with = "budgets::global"
+    )]
     pub global_budget: Budget,
     /// First retry delay after a retryable sink error (milliseconds).
     #[serde(default = "defaults::retry_initial_ms")]
@@ -164,6 +171,38 @@ impl WorkerConfig {
     }
 }
 
+/// Budgets given in part: the fields left out take the budget's defaults.
+mod budgets {
+    use super::defaults;
+    use serde::{Deserialize, Deserializer};
+    use sinkfleet_core::backpressure::Budget;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Partial {
+        high_records: Option<u64>,
+        high_bytes: Option<u64>,
+        resume_percent: Option<u8>,
+    }
+
+    fn over<'de, D: Deserializer<'de>>(d: D, base: Budget) -> Result<Budget, D::Error> {
+        let p = Partial::deserialize(d)?;
+        Ok(Budget {
+            high_records: p.high_records.unwrap_or(base.high_records),
+            high_bytes: p.high_bytes.unwrap_or(base.high_bytes),
+            resume_percent: p.resume_percent.unwrap_or(base.resume_percent),
+        })
+    }
+
+    pub fn partition<'de, D: Deserializer<'de>>(d: D) -> Result<Budget, D::Error> {
+        over(d, defaults::partition_budget())
+    }
+
+    pub fn global<'de, D: Deserializer<'de>>(d: D) -> Result<Budget, D::Error> {
+        over(d, defaults::global_budget())
+    }
+}
+
 mod defaults {
     use sinkfleet_core::backpressure::Budget;
 
@@ -210,5 +249,35 @@ mod defaults {
     }
     pub fn writers() -> usize {
         2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_given_in_part_keeps_its_other_defaults() {
+        let cfg: WorkerConfig = serde_json::from_str(
+            r#"{"global_budget": {"high_records": 25000},
+                "partition_budget": {"resume_percent": 80}}"#,
+        )
+        .expect("parses");
+        let global = defaults::global_budget();
+        assert_eq!(
+            cfg.global_budget,
+            Budget {
+                high_records: 25_000,
+                ..global
+            }
+        );
+        assert_eq!(
+            cfg.partition_budget,
+            Budget {
+                resume_percent: 80,
+                ..defaults::partition_budget()
+            }
+        );
+        assert!(serde_json::from_str::<WorkerConfig>(r#"{"global_budget": {"high": 1}}"#).is_err());
     }
 }
