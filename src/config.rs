@@ -170,7 +170,7 @@ impl Config {
                 );
                 // Each writer keeps its share of the buffer, and a share
                 // must hold one full file.
-                let share = s3.max_buffer_bytes / self.worker.writers.max(1);
+                let share = s3.buffer_share(self.worker.writers);
                 if self.worker.writers > 1 && share < s3.rotation.max_bytes {
                     problems.push((
                         "sink.s3_parquet.max_buffer_bytes".into(),

@@ -131,7 +131,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             // `max_buffer_bytes` bounds the process: each writer's sink
             // instance keeps its share of it.
             let mut s3 = s3;
-            s3.max_buffer_bytes /= runtime.worker.writers.max(1);
+            s3.max_buffer_bytes = s3.buffer_share(runtime.worker.writers);
             let new_sink = move || sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone());
             sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }

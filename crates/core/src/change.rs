@@ -104,6 +104,15 @@ impl Row {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|(n, _)| &**n)
     }
+
+    /// Heap bytes of the row: its column slots and values. Names are not
+    /// counted: rows share them, as changes share their schema.
+    pub fn heap_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|(_, value)| std::mem::size_of::<(Arc<str>, Value)>() + value.heap_bytes())
+            .sum()
+    }
 }
 
 /// A column type as declared by the event's schema (Debezium/Kafka Connect
@@ -247,17 +256,6 @@ pub struct Change {
     /// else the event's `ts_ms`), ms since the epoch. Part of the event, so
     /// a replay sees the same value (unlike the time it is consumed).
     pub source_ts_ms: Option<i64>,
-}
-
-impl Row {
-    /// Heap bytes of the row: its column slots and values. Names are not
-    /// counted: rows share them, as changes share their schema.
-    pub fn heap_bytes(&self) -> usize {
-        self.columns
-            .iter()
-            .map(|(_, value)| std::mem::size_of::<(Arc<str>, Value)>() + value.heap_bytes())
-            .sum()
-    }
 }
 
 impl Change {

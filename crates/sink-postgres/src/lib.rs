@@ -62,22 +62,20 @@ impl PostgresSink {
             .max_connections(cfg.pool_size.unwrap_or(config::DEFAULT_POOL_SIZE))
             .acquire_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .connect_lazy_with(options);
-        Ok(PostgresSink {
-            pool,
-            cfg,
-            catalog: Catalog::default(),
-            meta_ready: false,
-            last_expiry: Instant::now(),
-        })
+        Ok(PostgresSink::with_pool(pool, cfg))
     }
 
     /// Another instance for another writer of the same process: it shares
     /// the connection pool (so `pool_size` bounds the process's
     /// connections) and learns the target's tables on its own.
     pub fn sibling(&self) -> Self {
+        PostgresSink::with_pool(self.pool.clone(), self.cfg.clone())
+    }
+
+    fn with_pool(pool: PgPool, cfg: PostgresSinkConfig) -> Self {
         PostgresSink {
-            pool: self.pool.clone(),
-            cfg: self.cfg.clone(),
+            pool,
+            cfg,
             catalog: Catalog::default(),
             meta_ready: false,
             last_expiry: Instant::now(),

@@ -168,6 +168,12 @@ impl ParquetSinkConfig {
         }
     }
 
+    /// The share of `max_buffer_bytes` one of `writers` sink instances
+    /// keeps its open files under: the bound holds for the whole process.
+    pub fn buffer_share(&self, writers: usize) -> usize {
+        self.max_buffer_bytes / writers.max(1)
+    }
+
     /// Checks what deserialization cannot: returns `(field path, problem)`.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();

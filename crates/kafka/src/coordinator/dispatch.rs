@@ -9,50 +9,60 @@ use sinkfleet_core::backpressure::{Decision, Load, decide};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// What waits for one lane: records not yet handed to its writer.
+#[derive(Debug, Clone, Default)]
+struct Waiting {
+    /// Partitions bound to the lane.
+    partitions: usize,
+    records: usize,
+    bytes: u64,
+    /// When the oldest waiting record arrived.
+    oldest: Option<Instant>,
+}
+
 impl Coordinator {
     /// Hands a batch to every idle writer whose partitions have one due,
     /// unless the sink is failing: then the failing writer's retries probe
-    /// the target and the others wait with it.
+    /// the target and the others wait with it. One pass over the partitions
+    /// sums what waits per lane; only a lane with a batch due is visited
+    /// again, to take it.
     pub(super) async fn dispatch(&mut self) {
         if self.held() {
             return;
         }
-        for lane in 0..self.lanes.len() {
-            let l = &self.lanes[lane];
-            if l.inflight.is_none() && l.partitions > 0 {
-                self.dispatch_lane(lane).await;
+        let mut waiting = vec![Waiting::default(); self.lanes.len()];
+        for p in self.partitions.values() {
+            let w = &mut waiting[p.lane];
+            w.partitions += 1;
+            w.records += p.pending.len();
+            w.bytes += p.pending_bytes;
+            w.oldest = match (w.oldest, p.pending_since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let linger = Duration::from_millis(self.cfg.linger_ms);
+        for (lane, w) in waiting.into_iter().enumerate() {
+            let due = w.records > 0
+                && (w.records >= self.cfg.batch_max_records
+                    || w.bytes >= self.cfg.batch_max_bytes as u64
+                    || w.oldest.is_some_and(|t| t.elapsed() >= linger));
+            if due && self.lanes[lane].inflight.is_none() {
+                self.dispatch_lane(lane, &w).await;
             }
         }
     }
 
-    /// Takes a batch from the partitions bound to `lane`, if one is due:
-    /// full by records or bytes, or its oldest record lingered long enough.
-    async fn dispatch_lane(&mut self, lane: usize) {
-        let (records, bytes, oldest) = self.partitions.values().filter(|p| p.lane == lane).fold(
-            (0usize, 0u64, None::<Instant>),
-            |acc, p| {
-                let oldest = match (acc.2, p.pending_since) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                (acc.0 + p.pending.len(), acc.1 + p.pending_bytes, oldest)
-            },
-        );
-        let lingered =
-            oldest.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.cfg.linger_ms));
-        if records == 0
-            || !(records >= self.cfg.batch_max_records
-                || bytes >= self.cfg.batch_max_bytes as u64
-                || lingered)
-        {
-            return;
-        }
+    /// Takes a batch from the partitions bound to `lane`, where `waiting`
+    /// records wait.
+    async fn dispatch_lane(&mut self, lane: usize, waiting: &Waiting) {
+        let records = waiting.records;
         let mut items = Vec::with_capacity(records.min(self.cfg.batch_max_records));
         let mut job_load: HashMap<PartitionId, JobShare> = HashMap::new();
         let mut taken_bytes = 0u64;
         // Fair share: round-robin over partitions, one record at a time is
         // too slow; take up to an equal slice from each.
-        let share = (self.cfg.batch_max_records / self.lanes[lane].partitions.max(1)).max(1);
+        let share = (self.cfg.batch_max_records / waiting.partitions.max(1)).max(1);
         for (pid, state) in self.partitions.iter_mut().filter(|(_, p)| p.lane == lane) {
             let mut n = 0;
             while n < share

@@ -36,8 +36,6 @@ pub(crate) struct Lane {
     /// A flush is with it: a buffering sink may be uploading records of
     /// any of the lane's partitions, so their revokes wait for it.
     pub(super) flushing: bool,
-    /// Partitions bound to it.
-    pub(super) partitions: usize,
 }
 
 impl Lane {
@@ -52,7 +50,6 @@ impl Lane {
             inflight: None,
             held: false,
             flushing: false,
-            partitions: 0,
         }
     }
 
@@ -71,14 +68,15 @@ impl Lane {
     }
 }
 
-/// The lane a newly assigned partition is bound to: the one with the
-/// fewest partitions (the first of them on a tie), so partitions spread
-/// evenly and one lane is not left with every partition of a rebalance.
-pub(super) fn least_loaded(lanes: &[Lane]) -> usize {
-    lanes
+/// The lane a newly assigned partition is bound to, given how many
+/// partitions each lane has: the one with the fewest (the first of them on
+/// a tie), so partitions spread evenly and one lane is not left with every
+/// partition of a rebalance.
+pub(super) fn least_loaded(bound: &[usize]) -> usize {
+    bound
         .iter()
         .enumerate()
-        .min_by_key(|(i, lane)| (lane.partitions, *i))
+        .min_by_key(|(i, n)| (**n, *i))
         .map_or(0, |(i, _)| i)
 }
 
@@ -86,30 +84,18 @@ pub(super) fn least_loaded(lanes: &[Lane]) -> usize {
 mod tests {
     use super::*;
 
-    fn lanes(partitions: &[usize]) -> Vec<Lane> {
-        partitions
-            .iter()
-            .map(|&n| {
-                let (commands, _) = mpsc::channel(1);
-                let (releases, _) = mpsc::unbounded_channel();
-                Lane {
-                    partitions: n,
-                    ..Lane::new(commands, releases)
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn a_new_partition_goes_to_the_lane_with_fewest() {
-        assert_eq!(least_loaded(&lanes(&[0, 0, 0])), 0);
-        assert_eq!(least_loaded(&lanes(&[2, 1, 1])), 1);
-        assert_eq!(least_loaded(&lanes(&[3, 3, 0])), 2);
+        assert_eq!(least_loaded(&[0, 0, 0]), 0);
+        assert_eq!(least_loaded(&[2, 1, 1]), 1);
+        assert_eq!(least_loaded(&[3, 3, 0]), 2);
     }
 
     #[test]
     fn a_lane_is_busy_with_its_jobs_partitions_and_all_while_flushing() {
-        let mut lane = lanes(&[1]).remove(0);
+        let (commands, _) = mpsc::channel(1);
+        let (releases, _) = mpsc::unbounded_channel();
+        let mut lane = Lane::new(commands, releases);
         let p: PartitionId = ("t".into(), 0);
         let q: PartitionId = ("t".into(), 1);
         assert!(lane.idle() && !lane.busy_with(&p));

@@ -4,8 +4,8 @@
 //! the writers (see [`lanes`]); it batches records, keeps the in-flight
 //! budgets by pausing and resuming partitions, advances offset watermarks
 //! only over durable records, commits them until the broker acknowledges
-//! them, and drains revoked partitions. Keeping all of it in one task means no locks around
-//! partition state.
+//! them, and drains revoked partitions. Keeping all of it in one task means
+//! no locks around partition state.
 
 use crate::committer::Committer;
 use crate::config::WorkerConfig;
@@ -304,11 +304,14 @@ impl Coordinator {
     }
 
     fn on_assigned(&mut self, partitions: Vec<PartitionId>) {
+        let mut bound = vec![0usize; self.lanes.len()];
+        for state in self.partitions.values() {
+            bound[state.lane] += 1;
+        }
         for id in partitions {
-            let lanes = &mut self.lanes;
             self.partitions.entry(id).or_insert_with(|| {
-                let lane = lanes::least_loaded(lanes);
-                lanes[lane].partitions += 1;
+                let lane = lanes::least_loaded(&bound);
+                bound[lane] += 1;
                 PartitionState {
                     lane,
                     ..PartitionState::default()
@@ -382,13 +385,11 @@ impl Coordinator {
                 // The poll thread commits these (and publishes the
                 // committed offset once the broker acknowledged it), unless
                 // the broker has them already.
-                if let Some(state) = self.partitions.remove(id) {
-                    self.lanes[state.lane].partitions -= 1;
-                    if let Some(next) = state.durable()
-                        && state.commit.behind(next)
-                    {
-                        offsets.push((id.clone(), next));
-                    }
+                if let Some(state) = self.partitions.remove(id)
+                    && let Some(next) = state.durable()
+                    && state.commit.behind(next)
+                {
+                    offsets.push((id.clone(), next));
                 }
                 progress::clear_lag(id);
             }
