@@ -50,7 +50,7 @@ fn main() {
         let exec = |sql: String| {
             let pool = pool.clone();
             async move {
-                pool.execute(sqlx::AssertSqlSafe(sql))
+                pool.execute(sql.as_str())
                     .await
                     .expect("bench setup")
             }
@@ -91,14 +91,14 @@ fn main() {
         let everything = total as i64 + 1;
         wait_for_rows(&pool, &target, everything, &mut [&mut publisher, &mut worker.child]).await;
 
-        let (p50, p90, p99, max): (f64, f64, f64, f64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let (p50, p90, p99, max): (f64, f64, f64, f64) = sqlx::query_as(&format!(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l),
                     percentile_cont(0.9) WITHIN GROUP (ORDER BY l),
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY l),
                     max(l)
              FROM (SELECT extract(epoch FROM visible_at - at)::float8 * 1000 AS l
                    FROM {target}.events WHERE id > 0) s"
-        )))
+        ))
         .fetch_one(&pool)
         .await
         .expect("latency query");
@@ -131,12 +131,10 @@ fn main() {
 async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&mut Child]) {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {target}.events"
-        )))
-        .fetch_one(pool)
-        .await
-        .expect("count");
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {target}.events"))
+            .fetch_one(pool)
+            .await
+            .expect("count");
         if n >= rows {
             return;
         }

@@ -209,7 +209,7 @@ async fn run_variant(variant: &str, changes: usize, run: &str) -> (usize, f64) {
                     Some(sinkfleet_core::Value::Text(s)) => Some(s.clone()),
                     _ => None,
                 };
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                sqlx::query(&sql)
                     .bind(id)
                     .bind(text("name"))
                     .bind(text("email"))
@@ -232,15 +232,12 @@ async fn create_plain(conn: &mut PgConnection, schema: &str) {
          CREATE TABLE \"{schema}\".customers (id bigint PRIMARY KEY, name text, email text, balance numeric(12,2),
            updated_at bigint, bio text, tier text, version text)"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-        .execute(conn)
-        .await
-        .expect("create");
+    sqlx::raw_sql(&ddl).execute(conn).await.expect("create");
 }
 
 async fn drop_schema(conn: &mut PgConnection, schema: &str) {
     let sql = format!(
         "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; DROP SCHEMA IF EXISTS \"{schema}_meta\" CASCADE"
     );
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await;
+    let _ = sqlx::raw_sql(&sql).execute(conn).await;
 }

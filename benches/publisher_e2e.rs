@@ -42,7 +42,7 @@ fn parse_lsn(text: &str) -> u64 {
 }
 
 async fn lsn(pool: &PgPool, sql: &str) -> u64 {
-    let text: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+    let text: Option<Option<String>> = sqlx::query_scalar(sql)
         .fetch_optional(pool)
         .await
         .expect("lsn query");
@@ -70,11 +70,7 @@ fn run_id(run: usize) -> String {
 
 async fn run(pool: &PgPool, brokers: &str, rows: usize, run: usize) -> Sample {
     let id = run_id(run);
-    let exec = |sql: String| async move {
-        pool.execute(sqlx::AssertSqlSafe(sql))
-            .await
-            .expect("bench setup")
-    };
+    let exec = |sql: String| async move { pool.execute(sql.as_str()).await.expect("bench setup") };
     exec(format!(
         "CREATE SCHEMA {id}; CREATE TABLE {id}.events (id bigint PRIMARY KEY, amount numeric(12,2), at timestamptz, note text);
          CREATE PUBLICATION {id}_pub FOR TABLE {id}.events;"
@@ -103,10 +99,10 @@ async fn run(pool: &PgPool, brokers: &str, rows: usize, run: usize) -> Sample {
     let end = lsn(pool, "SELECT pg_current_wal_lsn()::text").await;
 
     let started = Instant::now();
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    let n: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM pg_logical_slot_get_binary_changes('{id}_raw', NULL, NULL,
            'proto_version', '1', 'publication_names', '{id}_pub')"
-    )))
+    ))
     .fetch_one(pool)
     .await
     .expect("raw slot read");

@@ -141,10 +141,8 @@ async fn postgres_stores_every_value_exactly_or_refuses_it() {
                 Err(e) => Err(e.to_string()),
                 Ok(_) => {
                     let sql = format!("SELECT v::text FROM \"{schema}\".\"{}\"", case.name);
-                    let v: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                        .fetch_one(&mut conn)
-                        .await
-                        .unwrap();
+                    let v: Option<String> =
+                        sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
                     Ok(v.unwrap_or_else(|| "NULL".into()))
                 }
             };
@@ -307,12 +305,11 @@ async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
         let mut conn = sqlx::PgConnection::connect(&common::pg_url())
             .await
             .unwrap();
-        let row: (String, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT v, doc FROM \"{schema}\".\"{table}\""
-        )))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+        let row: (String, String) =
+            sqlx::query_as(&format!("SELECT v, doc FROM \"{schema}\".\"{table}\""))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
         assert_eq!(row, ("second".into(), "big document".into()), "{shape:?}");
         // ClickHouse.
         let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")

@@ -96,10 +96,7 @@ async fn whole_topic_replay_is_harmless() {
         let sql = format!(
             "SELECT id, __sinkfleet_version::text, __sinkfleet_deleted, name, bio FROM \"{schema}\".customers ORDER BY id"
         );
-        let rows: Vec<SnapshotRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let rows: Vec<SnapshotRow> = sqlx::query_as(&sql).fetch_all(&pool).await.unwrap();
         rows
     };
     let port = free_port();
@@ -163,10 +160,7 @@ async fn poison_records_go_to_the_dead_letter_topic() {
     p.wait_committed_to_end(&p.group, CONVERGE).await;
     let pool = p.pool().await;
     let sql = format!("SELECT id FROM \"{}\".customers ORDER BY id", p.schema);
-    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap();
     assert_eq!(ids, vec![1, 4]);
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns
@@ -333,7 +327,7 @@ async fn two_writers_write_at_once_and_converge() {
              EXECUTE FUNCTION {probe}.slow_ddl()"
         ),
     ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        sqlx::raw_sql(&statement)
             .execute(&pool)
             .await
             .expect("installing the DDL probe");
@@ -378,7 +372,7 @@ async fn two_writers_write_at_once_and_converge() {
             p.schema
         ),
     ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        sqlx::raw_sql(&statement)
             .execute(&pool)
             .await
             .expect("installing the probe");
@@ -386,11 +380,11 @@ async fn two_writers_write_at_once_and_converge() {
     p.produce(rest).await;
     p.wait_converged(&pool, &w, CONVERGE).await;
     p.wait_committed_to_end(&p.group, CONVERGE).await;
-    let (writes, overlapping): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let (writes, overlapping): (i64, i64) = sqlx::query_as(&format!(
         "SELECT (SELECT count(*) FROM {probe}.writes),
                 (SELECT count(*) FROM {probe}.writes a JOIN {probe}.writes b
                     ON a.pid < b.pid AND a.started < b.ended AND b.started < a.ended)"
-    )))
+    ))
     .fetch_one(&pool)
     .await
     .expect("reading the probe");
@@ -398,12 +392,10 @@ async fn two_writers_write_at_once_and_converge() {
         overlapping > 0,
         "two writes were in flight at once ({writes} writes logged, none overlapping)"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP EVENT TRIGGER {slow_ddl}"
-    )))
-    .execute(&pool)
-    .await
-    .expect("dropping the DDL probe");
+    sqlx::raw_sql(&format!("DROP EVENT TRIGGER {slow_ddl}"))
+        .execute(&pool)
+        .await
+        .expect("dropping the DDL probe");
     assert_eq!(
         worker.metric("sinkfleet_write_retries_total"),
         0.0,

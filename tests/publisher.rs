@@ -114,7 +114,7 @@ fn events_load(src: &Source, batches: i64) -> tokio::task::JoinHandle<()> {
                 batch * 50 + 49,
                 batch % 7
             );
-            pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+            pool.execute(sql.as_str()).await.unwrap();
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
     })
@@ -356,11 +356,9 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
     let mut a = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
     let mut b = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
     let mut t = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
-    a.execute(sqlx::AssertSqlSafe(format!(
-        "BEGIN; INSERT INTO {s}.other VALUES (1)"
-    )))
-    .await
-    .unwrap();
+    a.execute(format!("BEGIN; INSERT INTO {s}.other VALUES (1)").as_str())
+        .await
+        .unwrap();
 
     let (pp, wp) = (free_port(), free_port());
     let publisher = Worker::start(
@@ -377,7 +375,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
     );
     wait_until("slot creation started", CONVERGE, || {
         futures_lite_block(async {
-            sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(slot_seen.clone()))
+            sqlx::query_scalar::<_, i32>(&slot_seen.clone())
                 .fetch_optional(&src.pool)
                 .await
         })
@@ -386,19 +384,15 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
         .is_some()
     })
     .await;
-    b.execute(sqlx::AssertSqlSafe(format!(
-        "BEGIN; INSERT INTO {s}.other VALUES (2)"
-    )))
-    .await
-    .unwrap();
+    b.execute(format!("BEGIN; INSERT INTO {s}.other VALUES (2)").as_str())
+        .await
+        .unwrap();
     a.execute("COMMIT").await.unwrap();
     src.sql("CHECKPOINT").await; // builder: A done -> waits for B
     tokio::time::sleep(Duration::from_millis(500)).await;
-    t.execute(sqlx::AssertSqlSafe(format!(
-        "BEGIN; UPDATE {s}.acct SET balance = 150 WHERE id = 1"
-    )))
-    .await
-    .unwrap();
+    t.execute(format!("BEGIN; UPDATE {s}.acct SET balance = 150 WHERE id = 1").as_str())
+        .await
+        .unwrap();
     b.execute("COMMIT").await.unwrap();
     src.sql("CHECKPOINT").await; // builder: B done -> consistent, T still open
     wait_until("snapshot complete", CONVERGE, || {
@@ -410,10 +404,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
     let worker = src.sink_worker(&["acct"], wp);
     src.wait_identical("acct", "id, balance").await;
     let sql = format!("SELECT balance FROM \"{}\".acct WHERE id = 1", src.target);
-    let balance: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(&src.pool)
-        .await
-        .unwrap();
+    let balance: i32 = sqlx::query_scalar(&sql).fetch_one(&src.pool).await.unwrap();
     assert_eq!(balance, 150);
     // And the event really straddled: change LSN < consistent point < commit LSN.
     let log = publisher.log_text();

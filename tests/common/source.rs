@@ -42,14 +42,14 @@ impl Source {
 
     pub async fn sql(&self, sql: &str) {
         self.pool
-            .execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub async fn lsn(&self, sql: &str) -> u64 {
         // No row (the slot does not exist yet) reads as 0.
-        let text: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        let text: Option<Option<String>> = sqlx::query_scalar(sql)
             .fetch_optional(&self.pool)
             .await
             .unwrap();
@@ -160,7 +160,7 @@ metrics:
             "SELECT count(*), coalesce(md5(string_agg(concat_ws('|', {columns}), ';' ORDER BY id)), '')
                FROM \"{schema}\".\"{table}\" {filter}"
         );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as(&sql)
             .fetch_one(&self.pool)
             .await
             .unwrap_or((-1, String::new()))
@@ -220,10 +220,7 @@ metrics:
         }
         let _ = self
             .pool
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP PUBLICATION IF EXISTS {}",
-                self.publication
-            )))
+            .execute(format!("DROP PUBLICATION IF EXISTS {}", self.publication).as_str())
             .await;
     }
 }

@@ -181,8 +181,7 @@ pub async fn ensure_publication(
         }
     };
     tracing::info!(%statement, "publication");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-        .execute(pool)
+    sqlx::Executor::execute(pool, statement.as_str())
         .await
         .map_err(sql("creating the publication"))?;
     Ok(())

@@ -40,19 +40,19 @@ pub async fn run(
         .await
         .map_err(sql("snapshot connection"))?;
     // Text output exactly as the walsender renders it for streamed events.
-    sqlx::raw_sql(
-        "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET bytea_output = 'hex';
+    sqlx::Executor::execute(&mut conn, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET bytea_output = 'hex';
          SET IntervalStyle = 'postgres';
-         BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",
-    )
-    .execute(&mut conn)
+         BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",)
     .await
     .map_err(sql("starting the snapshot transaction"))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SET TRANSACTION SNAPSHOT '{}'",
-        snapshot_name.replace('\'', "''")
-    )))
-    .execute(&mut conn)
+    sqlx::Executor::execute(
+        &mut conn,
+        (format!(
+            "SET TRANSACTION SNAPSHOT '{}'",
+            snapshot_name.replace('\'', "''")
+        ))
+        .as_str(),
+    )
     .await
     .map_err(sql("importing the exported snapshot"))?;
 
@@ -74,11 +74,10 @@ pub async fn run(
             control::quote(&table.schema),
             control::quote(&table.name)
         );
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
-                .fetch_one(&mut conn)
-                .await
-                .map_err(sql("counting snapshot rows"))?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {name}"))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(sql("counting snapshot rows"))?;
         let labels = [("table", format!("{}.{}", table.schema, table.name))];
         metrics::gauge!("sinkfleet_publisher_snapshot_rows_total", &labels).set(total as f64);
         tracing::info!(table = %labels[0].1, rows = total, "snapshot: reading table");
@@ -93,21 +92,22 @@ pub async fn run(
                 format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END")
             })
             .collect();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DECLARE sinkfleet_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {name}",
-            columns.join(", ")
-        )))
-        .execute(&mut conn)
+        sqlx::Executor::execute(
+            &mut conn,
+            (format!(
+                "DECLARE sinkfleet_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {name}",
+                columns.join(", ")
+            ))
+            .as_str(),
+        )
         .await
         .map_err(sql("opening the snapshot cursor"))?;
         let mut done = 0u64;
         loop {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "FETCH {FETCH} FROM sinkfleet_snapshot"
-            )))
-            .fetch_all(&mut conn)
-            .await
-            .map_err(sql("reading snapshot rows"))?;
+            let rows = sqlx::query(&format!("FETCH {FETCH} FROM sinkfleet_snapshot"))
+                .fetch_all(&mut conn)
+                .await
+                .map_err(sql("reading snapshot rows"))?;
             if rows.is_empty() {
                 break;
             }
@@ -148,15 +148,13 @@ pub async fn run(
                 }
             }
         }
-        sqlx::raw_sql("CLOSE sinkfleet_snapshot")
-            .execute(&mut conn)
+        sqlx::Executor::execute(&mut conn, "CLOSE sinkfleet_snapshot")
             .await
             .map_err(sql("closing the snapshot cursor"))?;
         tracing::info!(table = %labels[0].1, rows = done, "snapshot: table done");
         result.rows += done;
     }
-    sqlx::raw_sql("COMMIT")
-        .execute(&mut conn)
+    sqlx::Executor::execute(&mut conn, "COMMIT")
         .await
         .map_err(sql("ending the snapshot"))?;
     Ok(result)

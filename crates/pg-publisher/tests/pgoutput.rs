@@ -31,11 +31,14 @@ async fn decodes_a_real_servers_stream() {
         format!("pgout_slot_{id}"),
     );
     // Publication before slot: a publication created after the slot fails decoding.
-    pool.execute(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE {table} (id bigint PRIMARY KEY, note text, amount numeric(10,2));
+    pool.execute(
+        format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, note text, amount numeric(10,2));
          ALTER TABLE {table} ALTER COLUMN note SET STORAGE EXTERNAL;
          CREATE PUBLICATION {publication} FOR TABLE {table};"
-    )))
+        )
+        .as_str(),
+    )
     .await
     .unwrap();
     sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
@@ -52,7 +55,7 @@ async fn decodes_a_real_servers_stream() {
         format!("ALTER TABLE {table} ADD COLUMN tier text"),
         format!("INSERT INTO {table} VALUES (3, 'n', 3, 'gold')"),
     ] {
-        pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+        pool.execute(sql.as_str()).await.unwrap();
     }
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
         "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
@@ -68,11 +71,9 @@ async fn decodes_a_real_servers_stream() {
         .execute(&pool)
         .await
         .unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!(
-        "DROP PUBLICATION {publication}; DROP TABLE {table}"
-    )))
-    .await
-    .unwrap();
+    pool.execute(format!("DROP PUBLICATION {publication}; DROP TABLE {table}").as_str())
+        .await
+        .unwrap();
 
     let messages: Vec<Message> = rows.iter().map(|(b,)| decode(b).unwrap()).collect();
     let kinds: Vec<&str> = messages

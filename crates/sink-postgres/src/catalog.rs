@@ -149,8 +149,7 @@ pub(crate) async fn ensure_meta(
     );
     let mut tx = sqlx::Connection::begin(conn).await.map_err(classify)?;
     lock_ddl(&mut tx, &meta).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *tx)
+    sqlx::Executor::execute(&mut *tx, sql.as_str())
         .await
         .map_err(classify_ddl)?;
     tx.commit().await.map_err(classify)?;
@@ -185,8 +184,7 @@ pub(crate) async fn ensure_table(
 
     if !ddl.is_empty() {
         tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.join("; ")))
-            .execute(&mut *conn)
+        sqlx::Executor::execute(&mut *conn, ddl.join("; ").as_str())
             .await
             .map_err(classify_ddl)?;
     }
@@ -303,8 +301,7 @@ async fn ensure_tombstones(
         cols.join(", "),
         idents(&meta.key)?
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(conn)
+    sqlx::Executor::execute(conn, sql.as_str())
         .await
         .map_err(classify_ddl)?;
     Ok(())

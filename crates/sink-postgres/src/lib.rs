@@ -29,7 +29,7 @@ use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId};
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ impl PostgresSink {
         self.last_expiry = Instant::now();
         for meta in self.catalog.tables.values() {
             let sql = sql::expire_tombstones(meta);
-            if let Err(e) = sqlx::query(AssertSqlSafe(sql))
+            if let Err(e) = sqlx::query(&sql)
                 .bind(self.cfg.tombstone_retention_secs as f64)
                 .execute(&self.pool)
                 .await
@@ -317,7 +317,7 @@ async fn execute(
     let result = match cfg.write_path {
         WritePath::Unnest => {
             let statement = build(&RowSource::Unnest { first_param })?;
-            let mut query = sqlx::query(AssertSqlSafe(statement));
+            let mut query = sqlx::query(&statement);
             if let Statement::Upsert = kind {
                 query = query.bind(meta.name.plain());
             }
@@ -328,8 +328,7 @@ async fn execute(
         }
         WritePath::Copy => {
             let (stage, prepare) = sql::stage(cols.names.len());
-            sqlx::raw_sql(AssertSqlSafe(prepare))
-                .execute(&mut *conn)
+            sqlx::Executor::execute(&mut *conn, prepare.as_str())
                 .await
                 .map_err(classify)?;
             let mut data = String::with_capacity(cols.versions.len() * 64);
@@ -348,7 +347,7 @@ async fn execute(
             copy.send(data.as_bytes()).await.map_err(classify)?;
             copy.finish().await.map_err(classify)?;
             let statement = build(&RowSource::Stage(&stage))?;
-            let mut query = sqlx::query(AssertSqlSafe(statement));
+            let mut query = sqlx::query(&statement);
             if let Statement::Upsert = kind {
                 query = query.bind(meta.name.plain());
             }
@@ -366,12 +365,12 @@ async fn apply_truncate(
 ) -> Result<(), SinkError> {
     let version = change.version.as_u128().to_string();
     let [rows, floor] = sql::truncate(meta, cfg)?;
-    sqlx::query(AssertSqlSafe(rows))
+    sqlx::query(&rows)
         .bind(&version)
         .execute(&mut *conn)
         .await
         .map_err(classify)?;
-    sqlx::query(AssertSqlSafe(floor))
+    sqlx::query(&floor)
         .bind(&version)
         .bind(meta.name.plain())
         .execute(&mut *conn)

@@ -77,7 +77,7 @@ async fn rows(pool: &PgPool, schema: &str) -> Vec<(i64, Option<String>, Option<S
     let sql = format!(
         "SELECT id, name, note FROM \"{schema}\".items WHERE NOT __sinkfleet_deleted ORDER BY id"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .fetch_all(pool)
         .await
         .unwrap()
@@ -214,10 +214,7 @@ async fn no_resurrection(mode: DeleteMode) {
     );
     if mode == DeleteMode::Hard {
         let sql = format!("SELECT count(*) FROM \"{schema}\".items");
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let n: i64 = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
         assert_eq!(n, 1, "hard deletes remove rows");
     }
 }
@@ -278,10 +275,7 @@ async fn new_column_mid_stream_and_safe_widening() {
     )
     .await;
     let sql = format!("SELECT id, score FROM \"{schema}\".items ORDER BY id");
-    let got: Vec<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let got: Vec<(i64, Option<i64>)> = sqlx::query_as(&sql).fetch_all(&pool).await.unwrap();
     assert_eq!(got, vec![(1, None), (2, Some(7))]);
 
     // An int32 column widens to bigint when events declare int64.
@@ -304,10 +298,7 @@ async fn new_column_mid_stream_and_safe_widening() {
     let sql = format!(
         "SELECT qty::text, format_type(atttypid, atttypmod) FROM \"{schema}\".items, pg_attribute WHERE attrelid = '\"{schema}\".items'::regclass AND attname = 'qty' AND id = 3"
     );
-    let (qty, ty): (String, String) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (qty, ty): (String, String) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
     assert_eq!((qty.as_str(), ty.as_str()), ("5000000000", "bigint"));
 }
 
@@ -339,10 +330,7 @@ async fn a_bad_value_fails_the_batch_permanently() {
     // Nothing of the failed batch was applied; alone, the good record goes in.
     write(&mut sink, &[good]).await;
     let sql = format!("SELECT id FROM \"{schema}\".items ORDER BY id");
-    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap();
     assert_eq!(ids, vec![1, 3]);
     assert!(matches!(
         sink.write(&[bad]).await,
@@ -364,10 +352,7 @@ async fn printable_identifiers_are_quoted_or_refused() {
                    "after": {"id": 1, "we\"ird col": "ok"}});
     write(&mut sink, &[record(&v, 1, 0)]).await;
     let sql = format!("SELECT \"we\"\"ird col\" FROM \"{schema}\".\"x\"\"; DROP TABLE y; --\"");
-    let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let got: String = sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap();
     assert_eq!(got, "ok");
     let v = json!({"op": "c", "source": {"schema": "public", "table": "t", "lsn": 5},
                    "after": {"id": 1, "bad\ncolumn": 1}});
@@ -457,7 +442,7 @@ fn fixture_record(
 }
 
 async fn query_text(pool: &PgPool, sql: String) -> Vec<Vec<Option<String>>> {
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query(&sql)
         .fetch_all(pool)
         .await
         .unwrap()
@@ -626,10 +611,7 @@ async fn schemaless_fixtures_into_a_typed_table() {
            PRIMARY KEY (actor_id, film_id));
          INSERT INTO \"{schema}\".film_actor VALUES (1, 23, now());"
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(&ddl).execute(&pool).await.unwrap();
     for (i, n) in names[..4].iter().enumerate() {
         write(&mut sink, &[fixture_record(&f[n], None, i as i64, &["id"])]).await;
     }
@@ -782,12 +764,12 @@ async fn columns(pool: &PgPool, schema: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn a_refused_record_adds_and_widens_nothing() {
     let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+    sqlx::raw_sql(&format!(
         "CREATE SCHEMA \"{schema}\";
          CREATE TABLE \"{schema}\".items (id integer PRIMARY KEY, amount numeric(5,2),
              __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
              __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
-    )))
+    ))
     .execute(&pool)
     .await
     .unwrap();
@@ -819,12 +801,10 @@ async fn a_refused_record_adds_and_widens_nothing() {
     }
     write(&mut sink, &[good]).await;
     assert_eq!(columns(&pool, &schema).await, before);
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM \"{schema}\".items"
-    )))
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".items"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 }
 
@@ -936,12 +916,12 @@ async fn event_names_outside_the_identifier_policy_are_refused() {
 #[tokio::test]
 async fn schemaless_base64_into_bytea_is_stored_as_bytes() {
     let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+    sqlx::raw_sql(&format!(
         "CREATE SCHEMA \"{schema}\";
          CREATE TABLE \"{schema}\".items (id bigint PRIMARY KEY, payload bytea,
              __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
              __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
-    )))
+    ))
     .execute(&pool)
     .await
     .unwrap();
@@ -959,9 +939,9 @@ async fn schemaless_base64_into_bytea_is_stored_as_bytes() {
         )],
     )
     .await;
-    let stored: Vec<u8> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    let stored: Vec<u8> = sqlx::query_scalar(&format!(
         "SELECT payload FROM \"{schema}\".items WHERE id = 1"
-    )))
+    ))
     .fetch_one(&pool)
     .await
     .unwrap();

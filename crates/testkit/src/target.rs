@@ -25,9 +25,7 @@ pub async fn customers(
            FROM \"{}\".customers WHERE NOT __sinkfleet_deleted",
         schema.replace('"', "\"\"")
     );
-    let rows: Vec<CustomerRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<CustomerRow> = sqlx::query_as(&sql).fetch_all(pool).await?;
     Ok(rows
         .into_iter()
         .map(|(id, name, email, balance, updated_at_micros, bio, tier)| {

@@ -26,7 +26,7 @@ pub async fn setup(url: &str, schema: &str) -> anyhow::Result<()> {
         .await
         .context("connecting to the source")?;
     let s = quote(schema);
-    pool.execute(sqlx::AssertSqlSafe(format!(
+    pool.execute(format!(
         "CREATE SCHEMA {s};
          CREATE TABLE {s}.orders (id bigint PRIMARY KEY, customer_id int NOT NULL, amount numeric(12,2) NOT NULL,
                                   placed_at timestamptz NOT NULL, status text NOT NULL);
@@ -39,7 +39,7 @@ pub async fn setup(url: &str, schema: &str) -> anyhow::Result<()> {
            FROM generate_series(1, 20000) g;
          INSERT INTO {s}.products SELECT g, 'product ' || g, g * 1.5, now(), repeat(md5(g::text), 200)
            FROM generate_series(1, 1000) g;"
-    )))
+    ).as_str())
     .await
     .context("creating the demo schema")?;
     println!(
@@ -60,10 +60,8 @@ pub async fn load(url: &str, schema: &str, transactions: u32) -> anyhow::Result<
     let started = Instant::now();
     for t in 0..transactions {
         if t == transactions / 2 {
-            pool.execute(sqlx::AssertSqlSafe(format!(
-                "ALTER TABLE {s}.orders ADD COLUMN channel text"
-            )))
-            .await?;
+            pool.execute(format!("ALTER TABLE {s}.orders ADD COLUMN channel text").as_str())
+                .await?;
             println!("  [{t}/{transactions}] ALTER TABLE orders ADD COLUMN channel");
         }
         let channel = if t >= transactions / 2 {
@@ -99,7 +97,7 @@ pub async fn load(url: &str, schema: &str, transactions: u32) -> anyhow::Result<
             });
         }
         sql.push_str("COMMIT;");
-        pool.execute(sqlx::AssertSqlSafe(sql))
+        pool.execute(sql.as_str())
             .await
             .context("workload transaction")?;
         if (t + 1) % 500 == 0 {
@@ -131,7 +129,7 @@ async fn checksum(
         quote(schema),
         quote(table)
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(&sql)
         .fetch_one(pool)
         .await
         .unwrap_or((-1, "missing".into()))
