@@ -6,7 +6,8 @@
 //! wrote (all versions, before merges) is exported as JSONEachRow and
 //! `clickhouse-client` inserts that file into a copy of the table: the
 //! baseline moves the same rows without any of the sink's work. Rows/s
-//! counts input changes for the sink, rows for the client. Then the same
+//! counts input changes for the sink, rows for the client; the sink's
+//! "writing only" line leaves out its decoding of each batch. Then the same
 //! rows are exported in each candidate insert format (JSONEachRow,
 //! RowBinary) and POSTed over HTTP in one request, with and without gzip:
 //! the measurement behind the sink's format choice. Needs the local
@@ -70,7 +71,7 @@ fn main() {
         bio_len: 200,
         ..Options::default()
     });
-    let (mut sink_rates, mut client_rates) = (Vec::new(), Vec::new());
+    let (mut sink_rates, mut write_rates, mut client_rates) = (Vec::new(), Vec::new(), Vec::new());
     let mut format_rates: BTreeMap<(&str, bool), Vec<f64>> = BTreeMap::new();
     for run in 0..RUNS {
         let db = format!("bench_ch_{}_{run}", std::process::id());
@@ -81,16 +82,20 @@ fn main() {
         let topic: Arc<str> = Arc::from("bench");
         let mut decoder = Decoder::new(DecodeOptions::default());
         let started = Instant::now();
+        let mut writing = 0.0;
         rt.block_on(async {
             for (n, raw) in w.records.chunks(BATCH).enumerate() {
                 // Decoding is part of the sink's work: inside the timing.
                 let batch = sink_records(raw, (n * BATCH) as i64, &topic, &mut decoder);
+                let write = Instant::now();
                 sink.write(&batch)
                     .await
                     .expect("sink write (scripts/services.sh start?)");
+                writing += write.elapsed().as_secs_f64();
             }
         });
         sink_rates.push(w.records.len() as f64 / started.elapsed().as_secs_f64());
+        write_rates.push(w.records.len() as f64 / writing);
 
         // The baseline: the same rows, same format, through clickhouse-client.
         let export = rt
@@ -160,6 +165,13 @@ fn main() {
         "sinkfleet ClickHouse sink",
         s,
         s / c
+    );
+    let written = median(write_rates);
+    println!(
+        "{:<40} {:>12.0} {:>9.2}x",
+        "  the same, writing only (no decoding)",
+        written,
+        written / c
     );
     println!("\nHTTP insert of the same rows, one request (what the sink sends per batch):");
     for ((format, compress), rates) in format_rates {
