@@ -8,6 +8,13 @@
 //! commits them synchronously (retrying within the drain timeout), then
 //! lets the revoke proceed. The thread polls continuously, so a paused or
 //! slow sink never exceeds `max.poll.interval.ms`.
+//!
+//! Records travel to the coordinator in bursts (what librdkafka already
+//! holds, up to [`RECORD_BURST`]), not one channel message and one wake-up
+//! each. A burst is collected over several polls, and a rebalance callback
+//! may run inside any of them, so the callbacks send the pending burst
+//! first: records always arrive in the order they were polled, before the
+//! revoke or assignment that followed them.
 
 use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -19,6 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// Most records sent to the coordinator in one [`PollEvent::Records`].
+pub const RECORD_BURST: usize = 64;
 
 /// A partition: `(topic, partition)`.
 pub type PartitionId = (Arc<str>, i32);
@@ -43,8 +53,8 @@ pub struct Incoming {
 /// What the poll thread (and the committer thread) tell the coordinator.
 #[derive(Debug)]
 pub enum PollEvent {
-    /// A record.
-    Record(Incoming),
+    /// Records, in the order they were polled (at most [`RECORD_BURST`]).
+    Records(Vec<Incoming>),
     /// Partitions newly assigned to this process.
     Assigned(Vec<PartitionId>),
     /// Partitions being revoked. Answer on `reply` with the next offsets to
@@ -97,6 +107,9 @@ pub struct WorkerContext {
     commit_backoff: Backoff,
     broker_offsets: BrokerOffsetsMap,
     topics: Mutex<HashMap<String, Arc<str>>>,
+    /// Records polled but not yet sent. Only the poll thread touches it (the
+    /// callbacks run inside its `poll`), so the lock is never contended.
+    pending: Mutex<Vec<Incoming>>,
 }
 
 impl WorkerContext {
@@ -113,7 +126,31 @@ impl WorkerContext {
             commit_backoff,
             broker_offsets,
             topics: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Vec::with_capacity(RECORD_BURST)),
         }
+    }
+
+    /// Queues a polled record; true when the burst is full.
+    fn hold(&self, record: Incoming) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.push(record);
+        pending.len() >= RECORD_BURST
+    }
+
+    /// Sends the pending records, if any. False once the coordinator is gone.
+    fn flush(&self) -> bool {
+        let records = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.is_empty() {
+                return true;
+            }
+            std::mem::replace(&mut *pending, Vec::with_capacity(RECORD_BURST))
+        };
+        // Bounded channel: if the coordinator lags, this blocks the poll
+        // thread briefly instead of growing memory.
+        self.events
+            .blocking_send(PollEvent::Records(records))
+            .is_ok()
     }
 
     fn intern(&self, topic: &str) -> Arc<str> {
@@ -160,6 +197,10 @@ impl ConsumerContext for WorkerContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
+        // Records polled before the revoke go first, so the drain sees them.
+        if !self.flush() {
+            return; // coordinator gone: nothing durable to add
+        }
         let partitions = self.partitions(tpl);
         let started = Instant::now();
         metrics::counter!("sinkfleet_rebalances_total", "kind" => "revoke").increment(1);
@@ -208,6 +249,10 @@ impl ConsumerContext for WorkerContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                // Records of the previous assignment come before it.
+                if !self.flush() {
+                    return;
+                }
                 let partitions = self.partitions(tpl);
                 metrics::counter!("sinkfleet_rebalances_total", "kind" => "assign").increment(1);
                 tracing::info!(?partitions, "partitions assigned");
@@ -222,7 +267,7 @@ impl ConsumerContext for WorkerContext {
 /// Runs the poll loop until `stop` is set, then leaves the group (revoking
 /// everything through the callbacks above) and reports `Closed`.
 pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBool>) {
-    let events = consumer.context().events.clone();
+    let context = consumer.context();
     let mut unsubscribed = false;
     loop {
         if stop.load(Ordering::Acquire) && !unsubscribed {
@@ -237,29 +282,38 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBoo
         {
             break;
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Ok(msg)) => {
-                let incoming = Incoming {
-                    topic: consumer.context().intern(msg.topic()),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    timestamp_ms: msg.timestamp().to_millis(),
-                    key: msg.key().map(<[u8]>::to_vec),
-                    value: msg.payload().map(<[u8]>::to_vec),
-                };
-                // Bounded channel: if the coordinator lags, this blocks the
-                // poll thread briefly instead of growing memory.
-                if events.blocking_send(PollEvent::Record(incoming)).is_err() {
+        // Wait for a record, then take what librdkafka already holds
+        // without waiting, up to a burst.
+        let mut timeout = Duration::from_millis(100);
+        loop {
+            match consumer.poll(timeout) {
+                None => break,
+                Some(Ok(msg)) => {
+                    let incoming = Incoming {
+                        topic: context.intern(msg.topic()),
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                        timestamp_ms: msg.timestamp().to_millis(),
+                        key: msg.key().map(<[u8]>::to_vec),
+                        value: msg.payload().map(<[u8]>::to_vec),
+                    };
+                    if context.hold(incoming) {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    metrics::counter!("sinkfleet_consumer_errors_total").increment(1);
+                    tracing::warn!(error = %e, "consumer error");
                     break;
                 }
             }
-            Some(Err(e)) => {
-                metrics::counter!("sinkfleet_consumer_errors_total").increment(1);
-                tracing::warn!(error = %e, "consumer error");
-            }
+            timeout = Duration::ZERO;
+        }
+        if !context.flush() {
+            break;
         }
     }
+    let events = context.events.clone();
     // Drop our handle before reporting, so the coordinator's drop (the
     // last one) closes the consumer after the group was left.
     drop(consumer);

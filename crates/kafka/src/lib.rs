@@ -138,7 +138,8 @@ pub async fn run<S: Sink>(
         cfg.dead_letter.topic.clone(),
     )?);
 
-    let (poll_tx, poll_rx) = mpsc::channel(4096);
+    // Holds up to 4096 records, as when each was its own event.
+    let (poll_tx, poll_rx) = mpsc::channel(4096 / consumer::RECORD_BURST);
     let answers_tx = poll_tx.clone();
     let broker_offsets = Arc::default();
     let context = WorkerContext::new(

@@ -61,8 +61,8 @@ mod lanes;
 use lanes::InFlight;
 pub(crate) use lanes::Lane;
 
-/// Most poll events handled in one go before dispatch and backpressure run
-/// again. Those scan every partition; running them after each record cost
+/// Most poll events (a record counts as one) handled in one go before
+/// dispatch and backpressure run again. Those scan every partition; running them after each record cost
 /// more than the record. A burst is bounded so a full channel still yields
 /// to writer results and ticks.
 const POLL_BURST: usize = 256;
@@ -226,9 +226,14 @@ impl Coordinator {
         let mut handled = 0;
         loop {
             match event {
-                Some(PollEvent::Record(incoming)) => {
+                Some(PollEvent::Records(records)) => {
+                    // A burst counts its records, so it bounds what arrives
+                    // between two backpressure passes as before.
+                    handled += records.len().saturating_sub(1);
                     if !stopping {
-                        self.on_record(incoming)
+                        for incoming in records {
+                            self.on_record(incoming)
+                        }
                     }
                 }
                 Some(PollEvent::Assigned(partitions)) => self.on_assigned(partitions),
@@ -239,7 +244,7 @@ impl Coordinator {
                 Some(PollEvent::Closed) | None => return false,
             }
             handled += 1;
-            if handled == POLL_BURST {
+            if handled >= POLL_BURST {
                 return true;
             }
             event = match queue.try_recv() {
