@@ -86,6 +86,18 @@ impl Row {
             .map(|(_, v)| v)
     }
 
+    /// Value of a column, looked up first at position `hint`.
+    ///
+    /// Sinks walk a table's columns in order, and rows mostly carry them in
+    /// that same order, so this finds a column in one comparison where
+    /// [`Row::get`] scans: a row of `n` columns costs `n`, not `n²/2`.
+    pub fn get_at(&self, name: &str, hint: usize) -> Option<&Value> {
+        match self.columns.get(hint) {
+            Some((n, v)) if **n == *name => Some(v),
+            _ => self.get(name),
+        }
+    }
+
     /// True if the column is part of this change.
     pub fn contains(&self, name: &str) -> bool {
         self.columns.iter().any(|(n, _)| **n == *name)
@@ -334,6 +346,18 @@ mod tests {
             unchanged: Vec::new(),
             source_ts_ms: None,
         }
+    }
+
+    #[test]
+    fn get_at_finds_a_column_at_its_hint_or_anywhere() {
+        let mut row = Row::default();
+        row.set("id", Value::Int(1));
+        row.set("name", Value::Text("a".into()));
+        assert_eq!(row.get_at("name", 1), Some(&Value::Text("a".into())));
+        // A wrong or out-of-range hint still finds the column by name.
+        assert_eq!(row.get_at("name", 0), Some(&Value::Text("a".into())));
+        assert_eq!(row.get_at("id", 7), Some(&Value::Int(1)));
+        assert_eq!(row.get_at("missing", 0), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use error::classify;
 use ident::{Ident, QualifiedName};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
-use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId};
+use sinkfleet_core::{Change, Durability, Row, Sink, SinkError, SinkRecord, TableId};
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -209,13 +209,22 @@ impl TableTarget for PostgresSink {
 /// Text columns of one statement: `columns[i][row]`, plus the versions.
 struct Columns {
     names: Vec<String>,
+    /// Each column's target type, resolved once per statement.
+    types: Vec<String>,
+    /// Where each column usually sits in the rows pushed ([`Row::get_at`]).
+    hints: Vec<usize>,
     values: Vec<Vec<Option<String>>>,
     versions: Vec<Option<String>>,
 }
 
 impl Columns {
-    fn new(names: Vec<String>) -> Self {
+    fn new(meta: &TableMeta, names: Vec<String>, hints: Vec<usize>) -> Self {
         Columns {
+            types: names
+                .iter()
+                .map(|n| meta.column_type(n).unwrap_or("text").to_owned())
+                .collect(),
+            hints,
             values: vec![Vec::new(); names.len()],
             names,
             versions: Vec::new(),
@@ -224,17 +233,13 @@ impl Columns {
 
     /// Adds a row; a value its column cannot hold exactly fails the batch
     /// (the record is isolated and dead-lettered).
-    fn push(
-        &mut self,
-        meta: &TableMeta,
-        image: &sinkfleet_core::Row,
-        change: &Change,
-    ) -> Result<(), SinkError> {
+    fn push(&mut self, meta: &TableMeta, image: &Row, change: &Change) -> Result<(), SinkError> {
         for (i, name) in self.names.iter().enumerate() {
-            let value = image.get(name).or_else(|| change.key.get(name));
-            let ty = meta.column_type(name).unwrap_or("text");
+            let value = image
+                .get_at(name, self.hints[i])
+                .or_else(|| change.key.get(name));
             let text = match value {
-                Some(v) => types::to_text(v, ty)
+                Some(v) => types::to_text(v, &self.types[i])
                     .map_err(|e| SinkError::apply(format!("{}.{name}: {e}", meta.name.plain())))?,
                 None => None,
             };
@@ -259,7 +264,8 @@ async fn apply_round(
     // Upserts grouped by the set of columns they carry: a partial row (an
     // unchanged TOAST column left out) must not overwrite what is stored.
     let mut upserts: HashMap<Vec<usize>, Columns> = HashMap::new();
-    let mut deletes = Columns::new(meta.key.clone());
+    let key_hints = (0..meta.key.len()).collect();
+    let mut deletes = Columns::new(meta, meta.key.clone(), key_hints);
     for &change in &changes {
         match &change.row {
             Some(row) if change.op.is_upsert() => {
@@ -267,13 +273,14 @@ async fn apply_round(
                     .columns
                     .iter()
                     .enumerate()
-                    .filter(|(_, (n, _))| row.contains(n) || change.key.contains(n))
+                    .filter(|(i, (n, _))| row.get_at(n, *i).is_some() || change.key.contains(n))
                     .map(|(i, _)| i)
                     .collect();
                 upserts
                     .entry(present.clone())
                     .or_insert_with(|| {
-                        Columns::new(present.iter().map(|&i| meta.columns[i].0.clone()).collect())
+                        let names = present.iter().map(|&i| meta.columns[i].0.clone()).collect();
+                        Columns::new(meta, names, present)
                     })
                     .push(meta, row, change)?;
             }

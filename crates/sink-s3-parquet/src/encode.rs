@@ -28,7 +28,7 @@ const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
 pub fn record_batch(schema: &SchemaRef, records: &[&SinkRecord]) -> Result<RecordBatch, String> {
     let data_columns = schema.fields().len() - schema::BOOKKEEPING.len();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for field in &schema.fields()[..data_columns] {
+    for (position, field) in schema.fields()[..data_columns].iter().enumerate() {
         let name = field.name();
         let values: Vec<Option<&Value>> = records
             .iter()
@@ -36,7 +36,7 @@ pub fn record_batch(schema: &SchemaRef, records: &[&SinkRecord]) -> Result<Recor
                 let c = &r.change;
                 c.row
                     .as_ref()
-                    .and_then(|row| row.get(name))
+                    .and_then(|row| row.get_at(name, position))
                     .or_else(|| c.key.get(name))
                     .filter(|v| !v.is_null())
             })
