@@ -7,7 +7,11 @@
 //!   server (moto);
 //! * `pyarrow-local` / `pyarrow-s3`: `pyarrow.parquet.write_table` of
 //!   exactly the rows the sink wrote (read back from the sink's files
-//!   before the clock starts), zstd, same row group size.
+//!   before the clock starts), zstd, same row group size;
+//! * `arrow-rs-local`: the same rows, same settings, written by the Rust
+//!   `parquet` crate's `ArrowWriter` (the library the sink uses): how much
+//!   of the gap to pyarrow is the library, and how much the sink's own work
+//!   (grouping, row-to-column conversion, file bookkeeping).
 //!
 //! Each variant runs in a fresh process, three times; medians. Rows/s counts
 //! rows written (every change, duplicates included); MB/s the Parquet bytes.
@@ -35,7 +39,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-const VARIANTS: [&str; 4] = ["sink-local", "sink-s3", "pyarrow-local", "pyarrow-s3"];
+const VARIANTS: [&str; 5] = [
+    "sink-local",
+    "sink-s3",
+    "pyarrow-local",
+    "arrow-rs-local",
+    "pyarrow-s3",
+];
 const RUNS: usize = 3;
 const BATCH: usize = 5_000;
 
@@ -109,6 +119,44 @@ async fn run_sink(variant: &str, changes: usize, run: &str) -> (usize, f64, u64,
     (rows, secs, bytes, before, peak)
 }
 
+/// The rows the sink wrote (read back from its local files, as pyarrow
+/// reads them), written again by the `parquet` crate's `ArrowWriter` with
+/// pyarrow's settings: zstd at its default level, 131072-row groups.
+async fn run_arrow_rs(run: &str) -> (usize, f64, u64, u64, u64) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    let dir = scratch(run);
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir.join("sink"))
+        .expect("the sink-local output");
+    let batches: Vec<_> = sinkfleet_sink_s3_parquet::read::objects(&store, "")
+        .await
+        .expect("reading the sink's files")
+        .into_iter()
+        .flat_map(|(_, batches)| batches)
+        .collect();
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        panic!("sink-local wrote nothing to {}", dir.display());
+    };
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(131_072))
+        .build();
+    let path = dir.join("arrow-rs.parquet");
+    let before = status_kib("self", "VmRSS:");
+    let started = Instant::now();
+    let file = std::fs::File::create(&path).expect("output file");
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).expect("writer");
+    for batch in &batches {
+        writer.write(batch).expect("write");
+    }
+    writer.close().expect("close");
+    let secs = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    (rows, secs, bytes, before, status_kib("self", "VmHWM:"))
+}
+
 /// One run of one variant: (rows/s, MB/s, seconds, RSS before MiB, peak RSS MiB).
 type Sample = (f64, f64, f64, f64, f64);
 
@@ -137,7 +185,11 @@ fn main() {
     if let Some(variant) = arg("--variant") {
         let run = arg("--run").unwrap_or_default();
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let (rows, secs, bytes, before, peak) = rt.block_on(run_sink(&variant, changes, &run));
+        let (rows, secs, bytes, before, peak) = if variant == "arrow-rs-local" {
+            rt.block_on(run_arrow_rs(&run))
+        } else {
+            rt.block_on(run_sink(&variant, changes, &run))
+        };
         println!("RESULT {rows} {secs} {bytes} {before} {peak}");
         return;
     }
@@ -162,7 +214,8 @@ fn main() {
         let run_id = format!("{}-{run}", std::process::id());
         let mut sink_bytes = 0.0;
         for (variant, samples) in results.iter_mut() {
-            let out = if variant.starts_with("sink") {
+            let ours = variant.starts_with("sink") || *variant == "arrow-rs-local";
+            let out = if ours {
                 Command::new(&exe)
                     .args([
                         "--variant",
@@ -195,8 +248,10 @@ fn main() {
                 .filter_map(|x| x.parse().ok())
                 .collect();
             let (rows, secs) = (f[0], f[1]);
-            if variant.starts_with("sink") {
-                sink_bytes = f[2];
+            if ours {
+                if variant.starts_with("sink") {
+                    sink_bytes = f[2];
+                }
                 samples.push((
                     rows / secs,
                     f[2] / secs / 1e6,
