@@ -133,14 +133,8 @@ impl Decoder {
             return Ok(Arc::new(RowCodec::default()));
         }
         let (Some(schema), Some(table)) = (
-            event
-                .source
-                .as_ref()
-                .and_then(|s| s.schema.as_ref()?.as_str()),
-            event
-                .source
-                .as_ref()
-                .and_then(|s| s.table.as_ref()?.as_str()),
+            event.source.as_ref().and_then(|s| s.schema.as_deref()),
+            event.source.as_ref().and_then(|s| s.table.as_deref()),
         ) else {
             // Decoding reports the missing field.
             return Ok(Arc::new(RowCodec::default()));
@@ -279,9 +273,8 @@ impl Decoder {
             .source
             .as_ref()
             .ok_or_else(|| field("source", "missing"))?;
-        let name = |json: &Option<Json>, path: &str| {
-            json.as_ref()
-                .and_then(Json::as_str)
+        let name = |text: &Option<std::borrow::Cow<'_, str>>, path: &str| {
+            text.as_deref()
                 .map(str::to_owned)
                 .ok_or_else(|| field(path, "missing"))
         };
@@ -432,8 +425,16 @@ fn field(path: &str, message: &str) -> DecodeError {
 /// that is not an LSN, and a sequence that is not a pair, is an error. A
 /// guessed version could lose to any other change of the key, or win over
 /// newer ones.
-fn lsn_version(source: &wire::Source) -> Result<Version, DecodeError> {
-    let sequence = match &source.sequence {
+fn lsn_version(source: &wire::Source<'_>) -> Result<Version, DecodeError> {
+    if let Some((commit, change)) = wire::fast_lsn_version(source) {
+        return Ok(Version::new(commit, change));
+    }
+    // The slow way, for the reason: the fields as JSON values.
+    let json = |raw: Option<&serde_json::value::RawValue>| {
+        raw.and_then(|r| serde_json::from_str::<Json>(r.get()).ok())
+    };
+    let (sequence, lsn) = (json(source.sequence), json(source.lsn));
+    let sequence = match &sequence {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(serde_json::from_str::<Json>(s).map_err(|_| {
             field(
@@ -470,7 +471,7 @@ fn lsn_version(source: &wire::Source) -> Result<Version, DecodeError> {
         })?;
         return Ok(Version::new(commit, change));
     }
-    let lsn = match &source.lsn {
+    let lsn = match &lsn {
         None | Some(Json::Null) => {
             return Err(field("source.lsn", "missing: cannot version this event"));
         }

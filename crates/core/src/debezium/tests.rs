@@ -356,6 +356,34 @@ fn malformed_versions_are_refused_not_defaulted() {
     }
 }
 
+/// Well-formed LSNs are read without a JSON tree; anything else leaves
+/// the fast path for the slow one, which names the field (above).
+#[test]
+fn well_formed_lsns_take_the_fast_path() {
+    let fast = |json: &str| {
+        let source: wire::Source<'_> = serde_json::from_str(json).expect("a source block");
+        wire::fast_lsn_version(&source)
+    };
+    assert_eq!(
+        fast(r#"{"lsn":7,"sequence":"[\"5\",\"7\"]"}"#),
+        Some((5, 7))
+    );
+    assert_eq!(fast(r#"{"lsn":7,"sequence":"[null,\"7\"]"}"#), Some((0, 7)));
+    assert_eq!(fast(r#"{"lsn":7,"sequence":["5",7]}"#), Some((5, 7)));
+    assert_eq!(fast(r#"{"lsn":7,"sequence":null}"#), Some((7, 7)));
+    assert_eq!(fast(r#"{"lsn":"7"}"#), Some((7, 7)));
+    for refused in [
+        r#"{"lsn":7,"sequence":"[\"5\",null]"}"#,
+        r#"{"lsn":7,"sequence":"[1,2,3]"}"#,
+        r#"{"lsn":-1}"#,
+        r#"{"lsn":1.5}"#,
+        r#"{"lsn":null}"#,
+        r#"{}"#,
+    ] {
+        assert_eq!(fast(refused), None, "{refused}");
+    }
+}
+
 /// An empty base64 Decimal is not 0.
 #[test]
 fn empty_decimal_bytes_are_refused() {

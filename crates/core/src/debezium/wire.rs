@@ -16,6 +16,7 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -41,26 +42,90 @@ pub(super) struct Event<'a> {
     pub after: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     pub op: Option<&'a RawValue>,
-    #[serde(default)]
-    pub source: Option<Source>,
+    #[serde(borrow, default)]
+    pub source: Option<Source<'a>>,
     #[serde(default)]
     pub ts_ms: Option<Json>,
 }
 
-/// The `source` block fields decoding reads. Scalars only: none of them
-/// builds a tree.
+/// The `source` block fields decoding reads, borrowed from the record: a
+/// name without escapes costs no allocation, and the LSNs are read as raw
+/// text (see [`fast_lsn_version`]).
 #[derive(Deserialize)]
-pub(super) struct Source {
-    #[serde(default)]
-    pub schema: Option<Json>,
-    #[serde(default)]
-    pub table: Option<Json>,
-    #[serde(default)]
-    pub lsn: Option<Json>,
-    #[serde(default)]
-    pub sequence: Option<Json>,
+pub(super) struct Source<'a> {
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub schema: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub table: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub lsn: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub sequence: Option<&'a RawValue>,
     #[serde(default)]
     pub ts_ms: Option<Json>,
+}
+
+/// A string field, borrowed unless it has escapes. Anything that is not a
+/// string (null, a number) reads as absent, which decoding reports.
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    let raw = <&RawValue>::deserialize(d)?;
+    Ok(match serde_json::from_str::<&str>(raw.get()) {
+        Ok(borrowed) => Some(Cow::Borrowed(borrowed)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
+    })
+}
+
+/// An LSN as Debezium writes it: a decimal string or a JSON integer within
+/// `u64`; `None` for null. Anything else fails, and the caller's slow path
+/// says what was wrong.
+struct Lsn(Option<u64>);
+
+impl<'de> Deserialize<'de> for Lsn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Lsn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an LSN")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Lsn, E> {
+                Ok(Lsn(Some(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Lsn, E> {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom("not an LSN"));
+                }
+                v.parse().map(|n| Lsn(Some(n))).map_err(E::custom)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Lsn, E> {
+                Ok(Lsn(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The event's `(commit LSN, LSN)` from `source.sequence` (a JSON array
+/// as a string, or as an array), else `(lsn, lsn)` from `source.lsn`,
+/// read without building a JSON tree. `None` when the fields are not
+/// exactly in Debezium's shape: the caller then reads them again the slow
+/// way, to refuse them with the reason.
+pub(super) fn fast_lsn_version(source: &Source<'_>) -> Option<(u64, u64)> {
+    let pair = |text: &str| -> Option<(u64, u64)> {
+        let (commit, change) = serde_json::from_str::<(Lsn, Lsn)>(text).ok()?;
+        Some((commit.0.unwrap_or(0), change.0?))
+    };
+    match source.sequence.map(RawValue::get) {
+        None | Some("null") => {}
+        Some(quoted) if quoted.starts_with('"') => {
+            return pair(&serde_json::from_str::<String>(quoted).ok()?);
+        }
+        Some(array) => return pair(array),
+    }
+    let lsn = serde_json::from_str::<Lsn>(source.lsn?.get()).ok()?.0?;
+    Some((lsn, lsn))
 }
 
 /// The envelope of a Kafka key: `{"schema", "payload"}`, or neither for a
