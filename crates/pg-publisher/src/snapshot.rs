@@ -40,21 +40,19 @@ pub async fn run(
         .await
         .map_err(sql("snapshot connection"))?;
     // Text output exactly as the walsender renders it for streamed events.
-    sqlx::Executor::execute(&mut conn, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET bytea_output = 'hex';
-         SET IntervalStyle = 'postgres';
-         BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",)
-    .await
-    .map_err(sql("starting the snapshot transaction"))?;
-    sqlx::Executor::execute(
-        &mut conn,
-        (format!(
-            "SET TRANSACTION SNAPSHOT '{}'",
-            snapshot_name.replace('\'', "''")
-        ))
-        .as_str(),
-    )
-    .await
-    .map_err(sql("importing the exported snapshot"))?;
+    let session = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3;
+         SET bytea_output = 'hex'; SET IntervalStyle = 'postgres';
+         BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;";
+    sqlx::Executor::execute(&mut conn, session)
+        .await
+        .map_err(sql("starting the snapshot transaction"))?;
+    let import = format!(
+        "SET TRANSACTION SNAPSHOT '{}'",
+        snapshot_name.replace('\'', "''")
+    );
+    sqlx::Executor::execute(&mut conn, import.as_str())
+        .await
+        .map_err(sql("importing the exported snapshot"))?;
 
     let mut result = SnapshotResult {
         rows: 0,
@@ -92,16 +90,13 @@ pub async fn run(
                 format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END")
             })
             .collect();
-        sqlx::Executor::execute(
-            &mut conn,
-            (format!(
-                "DECLARE sinkfleet_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {name}",
-                columns.join(", ")
-            ))
-            .as_str(),
-        )
-        .await
-        .map_err(sql("opening the snapshot cursor"))?;
+        let cursor = format!(
+            "DECLARE sinkfleet_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {name}",
+            columns.join(", ")
+        );
+        sqlx::Executor::execute(&mut conn, cursor.as_str())
+            .await
+            .map_err(sql("opening the snapshot cursor"))?;
         let mut done = 0u64;
         loop {
             let rows = sqlx::query(&format!("FETCH {FETCH} FROM sinkfleet_snapshot"))

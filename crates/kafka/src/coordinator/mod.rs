@@ -61,10 +61,11 @@ mod lanes;
 use lanes::InFlight;
 pub(crate) use lanes::Lane;
 
-/// Most poll events (a record counts as one) handled in one go before
-/// dispatch and backpressure run again. Those scan every partition; running them after each record cost
-/// more than the record. A burst is bounded so a full channel still yields
-/// to writer results and ticks.
+/// Most poll events (each record of a burst counts as one) handled in one
+/// go before dispatch and backpressure run again. Those scan every
+/// partition; running them after each record cost more than the record. A
+/// burst is bounded so a full channel still yields to writer results and
+/// ticks.
 const POLL_BURST: usize = 256;
 
 /// Gauges set on every backpressure pass, looked up once.
