@@ -114,10 +114,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     observability::serve(&config.metrics.listen, Arc::clone(&health)).await?;
     let runtime = config.runtime()?;
     match config.sink {
-        SinkConfig::Postgres(pg) => {
+        SinkConfig::Postgres(mut pg) => {
             // The writers share one connection pool, by default one
             // connection each.
-            let mut pg = pg;
             pg.pool_size.get_or_insert(runtime.worker.writers as u32);
             let first = PostgresSink::new(pg)?;
             let new_sink = move || Ok(first.sibling());
@@ -127,10 +126,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             let new_sink = move || sinkfleet_sink_clickhouse::ClickHouseSink::new(ch.clone());
             sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
         }
-        SinkConfig::S3Parquet(s3) => {
+        SinkConfig::S3Parquet(mut s3) => {
             // `max_buffer_bytes` bounds the process: each writer's sink
             // instance keeps its share of it.
-            let mut s3 = s3;
             s3.max_buffer_bytes = s3.buffer_share(runtime.worker.writers);
             let new_sink = move || sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone());
             sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;

@@ -122,9 +122,9 @@ fn tombstone_table(
     })
 }
 
-/// Takes the DDL lock of `schema` until the transaction ends. Advisory locks take part in deadlock detection, so two
-/// batches locking two tables in opposite orders fail retryably (40P01)
-/// rather than hang.
+/// Takes the DDL lock of `schema` until the transaction ends. Advisory
+/// locks take part in deadlock detection, so two batches locking two
+/// schemas in opposite orders fail retryably (40P01) rather than hang.
 async fn lock_ddl(conn: &mut PgConnection, schema: &Ident) -> Result<(), SinkError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sinkfleet ddl'), hashtext($1))")
         .bind(schema.to_string())
@@ -163,11 +163,10 @@ pub(crate) async fn ensure_meta(
 pub(crate) async fn ensure_table(
     conn: &mut PgConnection,
     name: &QualifiedName,
-    existing: Option<TableMeta>,
+    mut existing: Option<TableMeta>,
     changes: &[&Change],
     cfg: &PostgresSinkConfig,
 ) -> Result<TableMeta, SinkError> {
-    let mut existing = existing;
     let mut locked = false;
     let (ddl, key_columns) = loop {
         let (ddl, key_columns) = plan_ddl(name, existing.as_ref(), changes, cfg)?;
@@ -180,7 +179,6 @@ pub(crate) async fn ensure_table(
         locked = true;
         existing = load(conn, name, cfg).await?;
     };
-    let meta = existing;
 
     if !ddl.is_empty() {
         tracing::info!(table = %name.plain(), statements = ddl.len(), "evolving target table (commits with the batch)");
@@ -188,7 +186,7 @@ pub(crate) async fn ensure_table(
             .await
             .map_err(classify_ddl)?;
     }
-    let meta = match (meta, ddl.is_empty()) {
+    let meta = match (existing, ddl.is_empty()) {
         (Some(meta), true) => meta,
         _ => load(conn, name, cfg)
             .await?
