@@ -118,20 +118,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
             // The writers share one connection pool, by default one
             // connection each.
             pg.pool_size.get_or_insert(runtime.worker.writers as u32);
-            let first = PostgresSink::new(pg)?;
+            let mut first = PostgresSink::new(pg)?;
+            let offsets = first
+                .offset_store(&runtime.kafka.group_id)?
+                .map(|store| store as Arc<dyn sinkfleet_core::OffsetStore>);
             let new_sink = move || Ok(first.sibling());
-            sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
+            sinkfleet_kafka::run(new_sink, offsets, runtime, health, shutdown_signal()).await?;
         }
         SinkConfig::Clickhouse(ch) => {
             let new_sink = move || sinkfleet_sink_clickhouse::ClickHouseSink::new(ch.clone());
-            sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
+            sinkfleet_kafka::run(new_sink, None, runtime, health, shutdown_signal()).await?;
         }
         SinkConfig::S3Parquet(mut s3) => {
             // `max_buffer_bytes` bounds the process: each writer's sink
             // instance keeps its share of it.
             s3.max_buffer_bytes = s3.buffer_share(runtime.worker.writers);
             let new_sink = move || sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone());
-            sinkfleet_kafka::run(new_sink, runtime, health, shutdown_signal()).await?;
+            sinkfleet_kafka::run(new_sink, None, runtime, health, shutdown_signal()).await?;
         }
     }
     Ok(())

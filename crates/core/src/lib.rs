@@ -26,6 +26,8 @@ pub use change::{
 };
 pub use error::{DecodeError, ErrorClass, SinkError};
 pub use identifier::{IdentifierError, IdentifierPolicy};
-pub use sink::{Durability, DurableRange, FlushMode, Position, Sink, SinkRecord};
+pub use sink::{
+    ClaimFuture, Durability, DurableRange, FlushMode, OffsetStore, Position, Sink, SinkRecord,
+};
 pub use value::Value;
 pub use version::{Version, VersionSource};

@@ -3,6 +3,7 @@
 use crate::change::Change;
 use crate::error::SinkError;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Where a record came from: topic, partition, offset.
@@ -109,4 +110,29 @@ pub trait Sink: Send + 'static {
     fn release(&mut self, _partitions: &[(Arc<str>, i32)]) -> impl Future<Output = ()> + Send {
         async {}
     }
+}
+
+/// A future that [`OffsetStore`] returns (boxed, so the store can be a
+/// trait object shared with the consumer's poll thread).
+pub type ClaimFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Option<i64>>, SinkError>> + Send + 'a>>;
+
+/// Offsets kept in the target, written in the same transaction as the rows
+/// they cover, so a crash can never separate the two: what the target holds
+/// and where consumption resumes always agree. With it, a topic whose
+/// records carry no usable version is still applied exactly once.
+///
+/// Contract:
+/// * [`OffsetStore::claim`] runs when partitions are assigned to this
+///   process, before any of their records is read. It takes a new fencing
+///   epoch per partition: from the moment it returns, a write by any
+///   earlier owner of that partition (a zombie that lost it while paused)
+///   fails inside its transaction and commits nothing.
+/// * It returns, per partition and in order, the next offset to read as
+///   the target stored it, or `None` when the target never stored one.
+///   The runtime resumes there (or at Kafka's committed offset if that is
+///   further on: records between the two were dead-lettered, not applied).
+pub trait OffsetStore: Send + Sync + 'static {
+    /// Claims `partitions` for this process (see the trait docs).
+    fn claim<'a>(&'a self, partitions: &'a [(Arc<str>, i32)]) -> ClaimFuture<'a>;
 }

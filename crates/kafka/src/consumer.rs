@@ -15,12 +15,19 @@
 //! may run inside any of them, so the callbacks send the pending burst
 //! first: records always arrive in the order they were polled, before the
 //! revoke or assignment that followed them.
+//!
+//! When the sink keeps offsets in its target ([`OffsetStore`]), the assign
+//! callback claims the new partitions there and starts each one at the
+//! offset the target stored, before librdkafka fetches anything.
 
 use crate::retry::Backoff;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, TopicPartitionList as Tpl};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList as Tpl};
+use sinkfleet_core::OffsetStore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -110,6 +117,17 @@ pub struct WorkerContext {
     /// Records polled but not yet sent. Only the poll thread touches it (the
     /// callbacks run inside its `poll`), so the lock is never contended.
     pending: Mutex<Vec<Incoming>>,
+    /// Where the sink keeps offsets in its target, if it does.
+    target_offsets: Option<TargetOffsets>,
+}
+
+/// An [`OffsetStore`] and the async runtime its claims run on (the poll
+/// thread is not one of the runtime's threads, so it may block on them).
+pub struct TargetOffsets {
+    /// The sink's store.
+    pub store: Arc<dyn OffsetStore>,
+    /// The runtime that runs its futures.
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl WorkerContext {
@@ -119,6 +137,7 @@ impl WorkerContext {
         drain_timeout: Duration,
         commit_backoff: Backoff,
         broker_offsets: BrokerOffsetsMap,
+        target_offsets: Option<TargetOffsets>,
     ) -> Self {
         WorkerContext {
             events,
@@ -127,6 +146,52 @@ impl WorkerContext {
             broker_offsets,
             topics: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::with_capacity(RECORD_BURST)),
+            target_offsets,
+        }
+    }
+
+    /// Claims newly assigned partitions in the target and sets each one's
+    /// start to the offset stored there, or Kafka's committed offset when
+    /// that is further on (the records between were dead-lettered). Blocks
+    /// the poll thread until the target answers: starting anywhere else
+    /// could apply a record twice, or skip one.
+    fn start_at_target_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut Tpl) {
+        let Some(target) = &self.target_offsets else {
+            return;
+        };
+        let partitions = self.partitions(tpl);
+        let mut attempt = 0;
+        let stored = loop {
+            match target.runtime.block_on(target.store.claim(&partitions)) {
+                Ok(stored) => break stored,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "cannot claim assigned partitions in the target; retrying");
+                    std::thread::sleep(self.commit_backoff.delay(attempt));
+                }
+            }
+        };
+        let mut committed = HashMap::new();
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(list) => {
+                for e in list.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        committed.insert((e.topic().to_owned(), e.partition()), o);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets; starting at the target's")
+            }
+        }
+        for ((topic, partition), stored) in partitions.iter().zip(stored) {
+            let Some(stored) = stored else { continue };
+            let kafka = committed.get(&(topic.to_string(), *partition)).copied();
+            let start = kafka.map_or(stored, |k| k.max(stored));
+            tracing::info!(%topic, partition, stored, ?kafka, start, "starting at the target's offset");
+            if let Err(e) = tpl.set_partition_offset(topic, *partition, Offset::Offset(start)) {
+                tracing::warn!(%topic, partition, error = %e, "cannot set the start offset");
+            }
         }
     }
 
@@ -193,6 +258,51 @@ impl ClientContext for WorkerContext {
 }
 
 impl ConsumerContext for WorkerContext {
+    /// librdkafka's rebalance, as rdkafka does it, plus one step: an
+    /// assignment's start offsets come from the target when it keeps them
+    /// (they must be set before the assign, or librdkafka fetches from the
+    /// committed offset first).
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut Tpl) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.start_at_target_offsets(consumer, tpl);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = assigned {
+                    tracing::error!(error = %e, "assign failed");
+                }
+                self.post_rebalance(consumer, &Rebalance::Assign(tpl));
+            }
+            // A revoke, or an error: either way the partitions go (as in
+            // rdkafka's own rebalance).
+            other => {
+                let rebalance = if other == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    Rebalance::Revoke(tpl)
+                } else {
+                    let code: RDKafkaErrorCode = other.into();
+                    Rebalance::Error(KafkaError::Rebalance(code))
+                };
+                self.pre_rebalance(consumer, &rebalance);
+                let revoked = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = revoked {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+                self.post_rebalance(consumer, &rebalance);
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;

@@ -43,8 +43,8 @@ use coordinator::Coordinator;
 use dead_letter::DeadLetterProducer;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use sinkfleet_core::Sink;
 use sinkfleet_core::debezium::DecodeOptions;
+use sinkfleet_core::{OffsetStore, Sink};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -115,10 +115,12 @@ fn consumer_config(cfg: &RuntimeConfig) -> ClientConfig {
 
 /// Consumes until `shutdown` completes, then drains, commits and leaves the
 /// group. `new_sink` is called once per writer (`worker.writers`): each
-/// instance is used by one writer only. Returns an error only for failures
-/// at start.
+/// instance is used by one writer only. `offsets` is given when the sink
+/// keeps offsets in its target: assigned partitions then start where the
+/// target says. Returns an error only for failures at start.
 pub async fn run<S: Sink>(
     mut new_sink: impl FnMut() -> Result<S, sinkfleet_core::SinkError>,
+    offsets: Option<Arc<dyn OffsetStore>>,
     cfg: RuntimeConfig,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -147,6 +149,10 @@ pub async fn run<S: Sink>(
         Duration::from_millis(cfg.worker.drain_timeout_ms),
         retry::Backoff::from_config(&cfg.worker),
         Arc::clone(&broker_offsets),
+        offsets.map(|store| consumer::TargetOffsets {
+            store,
+            runtime: tokio::runtime::Handle::current(),
+        }),
     );
     let consumer: Arc<BaseConsumer<WorkerContext>> =
         Arc::new(consumer_config(&cfg).create_with_context(context)?);

@@ -25,6 +25,15 @@ use sinkfleet_core::{Change, SinkError};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
+/// What a target table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// The current state: one row per key, upserted by version.
+    Current,
+    /// Every change: one row per `(key, version)` (see [`crate::history`]).
+    History,
+}
+
 /// A target table as the sink last saw it.
 #[derive(Debug, Clone)]
 pub struct TableMeta {
@@ -32,10 +41,13 @@ pub struct TableMeta {
     pub name: QualifiedName,
     /// Columns in table order with their `format_type` names.
     pub columns: Vec<(String, String)>,
-    /// Primary key columns in key order.
+    /// Key columns in key order (for a history table: its primary key
+    /// without the version column).
     pub key: Vec<String>,
     /// Hard-delete tombstones of this table.
     pub tombstones: QualifiedName,
+    /// What the table holds.
+    pub kind: TableKind,
 }
 
 impl TableMeta {
@@ -68,6 +80,7 @@ pub(crate) async fn load(
     conn: &mut PgConnection,
     name: &QualifiedName,
     cfg: &PostgresSinkConfig,
+    kind: TableKind,
 ) -> Result<Option<TableMeta>, SinkError> {
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
@@ -101,9 +114,14 @@ pub(crate) async fn load(
     .map_err(classify)?;
     Ok(Some(TableMeta {
         tombstones: tombstone_table(name, cfg)?,
+        kind,
         name: name.clone(),
         columns,
-        key: key.into_iter().map(|(k,)| k).collect(),
+        key: key
+            .into_iter()
+            .map(|(k,)| k)
+            .filter(|k| kind == TableKind::Current || *k != cfg.version_column)
+            .collect(),
     }))
 }
 
@@ -134,7 +152,8 @@ async fn lock_ddl(conn: &mut PgConnection, schema: &Ident) -> Result<(), SinkErr
     Ok(())
 }
 
-/// Creates the bookkeeping schema and the truncation table.
+/// Creates the bookkeeping schema, the truncation table and, when offsets
+/// are kept in the target, the offsets table.
 pub(crate) async fn ensure_meta(
     conn: &mut PgConnection,
     cfg: &PostgresSinkConfig,
@@ -145,7 +164,12 @@ pub(crate) async fn ensure_meta(
          CREATE TABLE IF NOT EXISTS {meta}.truncations (
              target_table text PRIMARY KEY,
              version numeric(39,0) NOT NULL,
-             truncated_at timestamptz NOT NULL DEFAULT now())"
+             truncated_at timestamptz NOT NULL DEFAULT now());
+         {offsets}",
+        offsets = match cfg.offset_storage {
+            crate::config::OffsetStorage::Target => crate::offsets::create_table(&meta),
+            crate::config::OffsetStorage::Kafka => String::new(),
+        }
     );
     let mut tx = sqlx::Connection::begin(conn).await.map_err(classify)?;
     lock_ddl(&mut tx, &meta).await?;
@@ -166,10 +190,11 @@ pub(crate) async fn ensure_table(
     mut existing: Option<TableMeta>,
     changes: &[&Change],
     cfg: &PostgresSinkConfig,
+    kind: TableKind,
 ) -> Result<TableMeta, SinkError> {
     let mut locked = false;
     let (ddl, key_columns) = loop {
-        let (ddl, key_columns) = plan_ddl(name, existing.as_ref(), changes, cfg)?;
+        let (ddl, key_columns) = plan_ddl(name, existing.as_ref(), changes, cfg, kind)?;
         if ddl.is_empty() || locked {
             break (ddl, key_columns);
         }
@@ -177,7 +202,7 @@ pub(crate) async fn ensure_table(
         // the lock its DDL is committed, so plan again against what is there.
         lock_ddl(conn, &name.schema).await?;
         locked = true;
-        existing = load(conn, name, cfg).await?;
+        existing = load(conn, name, cfg, kind).await?;
     };
 
     if !ddl.is_empty() {
@@ -188,7 +213,7 @@ pub(crate) async fn ensure_table(
     }
     let meta = match (existing, ddl.is_empty()) {
         (Some(meta), true) => meta,
-        _ => load(conn, name, cfg)
+        _ => load(conn, name, cfg, kind)
             .await?
             .ok_or_else(|| SinkError::Retryable(format!("{name} vanished after DDL")))?,
     };
@@ -199,24 +224,34 @@ pub(crate) async fn ensure_table(
         )));
     }
     check_key(name, &meta, &key_columns)?;
-    if cfg.delete_mode == DeleteMode::Hard {
+    if cfg.delete_mode == DeleteMode::Hard && kind == TableKind::Current {
         ensure_tombstones(conn, &meta, cfg).await?;
     }
     Ok(meta)
 }
 
-/// The DDL that makes `existing` (or a new table) fit the changes, and the
-/// changes' key columns.
+/// The DDL that makes `existing` (or a new table of `kind`) fit the
+/// changes, and the changes' key columns.
 fn plan_ddl(
     name: &QualifiedName,
     existing: Option<&TableMeta>,
     changes: &[&Change],
     cfg: &PostgresSinkConfig,
+    kind: TableKind,
 ) -> Result<(Vec<String>, Vec<String>), SinkError> {
-    let version = Ident::new(&cfg.version_column).map_err(|e| SinkError::schema(e.to_string()))?;
-    let deleted = Ident::new(&cfg.deleted_column).map_err(|e| SinkError::schema(e.to_string()))?;
     let ident = |n: &str| Ident::new(n).map_err(|e| SinkError::schema(e.to_string()));
-    let bookkeeping = [cfg.version_column.clone(), cfg.deleted_column.clone()];
+    // The sink's own columns and their types, in table order.
+    let own: Vec<(String, &str)> = match kind {
+        TableKind::Current => vec![
+            (
+                cfg.version_column.clone(),
+                "numeric(39,0) NOT NULL DEFAULT 0",
+            ),
+            (cfg.deleted_column.clone(), "boolean NOT NULL DEFAULT false"),
+        ],
+        TableKind::History => crate::history::columns(cfg),
+    };
+    let bookkeeping: Vec<String> = own.iter().map(|(n, _)| n.clone()).collect();
     let rules = Rules {
         create_tables: cfg.create_tables,
         evolve_schema: cfg.evolve_schema,
@@ -237,13 +272,19 @@ fn plan_ddl(
                 let not_null = if c.key { " NOT NULL" } else { "" };
                 cols.push(format!("{} {}{not_null}", ident(&c.name)?, c.ty));
             }
-            cols.push(format!("{version} numeric(39,0) NOT NULL"));
-            cols.push(format!("{deleted} boolean NOT NULL DEFAULT false"));
-            let pk = idents(&key)?;
+            for (n, ty) in &own {
+                cols.push(format!("{} {ty}", ident(n)?));
+            }
+            // A history table keeps one row per version of a key.
+            let mut pk = key.clone();
+            if kind == TableKind::History {
+                pk.push(cfg.version_column.clone());
+            }
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", name.schema));
             ddl.push(format!(
-                "CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({pk}))",
-                cols.join(", ")
+                "CREATE TABLE IF NOT EXISTS {name} ({}, PRIMARY KEY ({}))",
+                cols.join(", "),
+                idents(&pk)?
             ));
             key
         }
@@ -267,11 +308,13 @@ fn plan_ddl(
                     ident(column)?
                 ));
             }
-            if meta.column_type(&cfg.version_column).is_none() {
-                ddl.push(format!("ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {version} numeric(39,0) NOT NULL DEFAULT 0"));
-            }
-            if meta.column_type(&cfg.deleted_column).is_none() {
-                ddl.push(format!("ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {deleted} boolean NOT NULL DEFAULT false"));
+            for (n, ty) in &own {
+                if meta.column_type(n).is_none() {
+                    ddl.push(format!(
+                        "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {} {ty}",
+                        ident(n)?
+                    ));
+                }
             }
             key
         }

@@ -28,6 +28,56 @@ pub enum WritePath {
     Copy,
 }
 
+/// Where a partition's next offset is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetStorage {
+    /// Only in Kafka (the group's committed offsets): at least once, and
+    /// versions make replays harmless.
+    #[default]
+    Kafka,
+    /// Also in `<meta_schema>.offsets`, in the same transaction as the
+    /// rows, fenced per partition: exactly once, even without versions.
+    Target,
+}
+
+/// `history:`: tables whose every change is kept (see [`crate::history`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Source tables (`schema.table`, or `*` for every table) kept as
+    /// history.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Keep the current-state table beside the history table.
+    #[serde(default = "defaults::yes")]
+    pub keep_current: bool,
+    /// Appended to the target table's name to name its history table.
+    #[serde(default = "defaults::history_suffix")]
+    pub suffix: String,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            tables: Vec::new(),
+            keep_current: true,
+            suffix: defaults::history_suffix(),
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// True if `table` (`schema.table`) is kept as history.
+    pub fn covers(&self, schema: &str, table: &str) -> bool {
+        self.tables.iter().any(|t| {
+            t == "*"
+                || t.split_once('.')
+                    .is_some_and(|(s, n)| s == schema && n == table)
+        })
+    }
+}
+
 /// Connections of a sink whose `pool_size` is unset.
 pub const DEFAULT_POOL_SIZE: u32 = 2;
 
@@ -84,6 +134,12 @@ pub struct PostgresSinkConfig {
     /// (`strict` by default); records with other names are dead-lettered.
     #[serde(default)]
     pub identifiers: IdentifierPolicy,
+    /// Where partitions' offsets are kept (see [`OffsetStorage`]).
+    #[serde(default)]
+    pub offset_storage: OffsetStorage,
+    /// Tables kept as history (every change a row).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 impl PostgresSinkConfig {
@@ -105,6 +161,8 @@ impl PostgresSinkConfig {
             statement_timeout_ms: defaults::statement_timeout_ms(),
             connect_timeout_ms: defaults::connect_timeout_ms(),
             identifiers: IdentifierPolicy::default(),
+            offset_storage: OffsetStorage::Kafka,
+            history: HistoryConfig::default(),
         }
     }
 
@@ -130,6 +188,20 @@ impl PostgresSinkConfig {
             if let Err(e) = crate::ident::Ident::new(name) {
                 problems.push((field.into(), e.to_string()));
             }
+        }
+        for (i, t) in self.history.tables.iter().enumerate() {
+            if t != "*" && t.split_once('.').is_none() {
+                problems.push((
+                    format!("history.tables.{i}"),
+                    "expected `schema.table` or `*`".into(),
+                ));
+            }
+        }
+        if self.history.suffix.is_empty() {
+            problems.push((
+                "history.suffix".into(),
+                "must not be empty (the history table would be the current table)".into(),
+            ));
         }
         if let Some(schema) = &self.target_schema
             && let Err(e) = crate::ident::Ident::new(schema)
@@ -157,6 +229,9 @@ mod defaults {
     }
     pub fn deleted_column() -> String {
         "__sinkfleet_deleted".into()
+    }
+    pub fn history_suffix() -> String {
+        "__history".into()
     }
     pub fn meta_schema() -> String {
         "sinkfleet".into()

@@ -15,13 +15,16 @@
 mod catalog;
 pub mod config;
 mod error;
+pub mod history;
 pub mod ident;
+mod offsets;
 mod sql;
 pub mod types;
 
-pub use config::{DeleteMode, PostgresSinkConfig, WritePath};
+pub use config::{DeleteMode, HistoryConfig, OffsetStorage, PostgresSinkConfig, WritePath};
+pub use offsets::TargetOffsets;
 
-use catalog::{Catalog, TableMeta};
+use catalog::{Catalog, TableKind, TableMeta};
 use error::classify;
 use ident::{Ident, QualifiedName};
 use sinkfleet_core::batch::collapse;
@@ -32,6 +35,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often expired hard-delete tombstones are purged.
@@ -44,6 +48,11 @@ pub struct PostgresSink {
     catalog: Catalog,
     meta_ready: bool,
     last_expiry: Instant,
+    /// Offsets kept in the target, shared by the process's instances.
+    offsets: Option<Arc<TargetOffsets>>,
+    /// The next offsets of the batch being written, for `offsets` (set by
+    /// `write`, written by the commit hook).
+    batch_offsets: Vec<(offsets::Partition, i64)>,
 }
 
 impl PostgresSink {
@@ -69,7 +78,26 @@ impl PostgresSink {
     /// the connection pool (so `pool_size` bounds the process's
     /// connections) and learns the target's tables on its own.
     pub fn sibling(&self) -> Self {
-        PostgresSink::with_pool(self.pool.clone(), self.cfg.clone())
+        let mut sibling = PostgresSink::with_pool(self.pool.clone(), self.cfg.clone());
+        sibling.offsets = self.offsets.clone();
+        sibling
+    }
+
+    /// With `offset_storage: target`: the store of consumer group
+    /// `group`'s offsets, for the runtime's assign callback. This instance
+    /// and its later siblings write their batches' offsets to it. `None`
+    /// when offsets are kept in Kafka only.
+    pub fn offset_store(&mut self, group: &str) -> Result<Option<Arc<TargetOffsets>>, SinkError> {
+        if self.cfg.offset_storage != OffsetStorage::Target {
+            return Ok(None);
+        }
+        let store = Arc::new(TargetOffsets::new(
+            self.pool.clone(),
+            self.cfg.clone(),
+            group,
+        )?);
+        self.offsets = Some(Arc::clone(&store));
+        Ok(Some(store))
     }
 
     fn with_pool(pool: PgPool, cfg: PostgresSinkConfig) -> Self {
@@ -79,6 +107,8 @@ impl PostgresSink {
             catalog: Catalog::default(),
             meta_ready: false,
             last_expiry: Instant::now(),
+            offsets: None,
+            batch_offsets: Vec::new(),
         }
     }
 
@@ -105,7 +135,8 @@ impl PostgresSink {
             return;
         }
         self.last_expiry = Instant::now();
-        for meta in self.catalog.tables.values() {
+        let current = self.catalog.tables.values();
+        for meta in current.filter(|m| m.kind == TableKind::Current) {
             let sql = sql::expire_tombstones(meta);
             if let Err(e) = sqlx::query(&sql)
                 .bind(self.cfg.tombstone_retention_secs as f64)
@@ -124,6 +155,9 @@ impl Sink for PostgresSink {
     }
 
     async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
+        if self.offsets.is_some() {
+            self.batch_offsets = offsets::next_offsets(batch);
+        }
         table::apply(self, batch, "postgres").await?;
         self.expire_tombstones().await;
         Ok(Durability::Durable)
@@ -135,7 +169,7 @@ impl Sink for PostgresSink {
 /// and a record that ends in the dead-letter topic changes nothing.
 impl TableTarget for PostgresSink {
     type Target = QualifiedName;
-    type Meta = TableMeta;
+    type Meta = Tables;
     type Session = Transaction<'static, Postgres>;
 
     fn route(&self, table: &TableId) -> Result<QualifiedName, SinkError> {
@@ -160,49 +194,102 @@ impl TableTarget for PostgresSink {
         tx: &mut Self::Session,
         name: &QualifiedName,
         changes: &[&Change],
-    ) -> Result<TableMeta, SinkError> {
-        let existing = match self.catalog.tables.remove(name) {
-            Some(meta) => Some(meta),
-            None => catalog::load(tx, name, &self.cfg).await?,
+    ) -> Result<Tables, SinkError> {
+        // One target table per source table: the first change names it.
+        let history = match changes.first() {
+            Some(c) => history::table_of(&c.table, name, &self.cfg)?,
+            None => None,
         };
-        catalog::ensure_table(tx, name, existing, changes, &self.cfg).await
+        let current = match history {
+            Some(_) if !self.cfg.history.keep_current => None,
+            _ => Some(
+                self.prepare_table(tx, name, changes, TableKind::Current)
+                    .await?,
+            ),
+        };
+        let history = match history {
+            Some(h) => Some(
+                self.prepare_table(tx, &h, changes, TableKind::History)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(Tables { current, history })
     }
 
     async fn truncate(
         &mut self,
         tx: &mut Self::Session,
         _: &QualifiedName,
-        meta: &mut TableMeta,
+        tables: &mut Tables,
         truncate: &Change,
     ) -> Result<(), SinkError> {
-        apply_truncate(tx, meta, truncate, &self.cfg).await
+        match &tables.current {
+            Some(meta) => apply_truncate(tx, meta, truncate, &self.cfg).await,
+            None => Ok(()),
+        }
     }
 
     async fn apply_run(
         &mut self,
         tx: &mut Self::Session,
-        meta: &mut TableMeta,
+        tables: &mut Tables,
         _records: &[&SinkRecord],
         _index: usize,
         run: Vec<&Change>,
     ) -> Result<u64, SinkError> {
         let mut applied = 0;
-        for round in collapse(run) {
-            applied += apply_round(tx, meta, round, &self.cfg).await?;
+        if let Some(meta) = &tables.history {
+            applied = history::append(tx, meta, &run, &self.cfg).await?;
+        }
+        if let Some(meta) = &tables.current {
+            applied = 0;
+            for round in collapse(run) {
+                applied += apply_round(tx, meta, round, &self.cfg).await?;
+            }
         }
         Ok(applied)
     }
 
-    async fn commit(&mut self, tx: Self::Session) -> Result<(), SinkError> {
+    async fn commit(&mut self, mut tx: Self::Session) -> Result<(), SinkError> {
+        if let Some(offsets) = &self.offsets {
+            offsets.advance(&mut tx, &self.batch_offsets).await?;
+        }
         tx.commit().await.map_err(classify)
     }
 
-    fn remember(&mut self, name: QualifiedName, meta: TableMeta) {
-        self.catalog.tables.insert(name, meta);
+    fn remember(&mut self, _: QualifiedName, tables: Tables) {
+        for meta in [tables.current, tables.history].into_iter().flatten() {
+            self.catalog.tables.insert(meta.name.clone(), meta);
+        }
     }
 
     fn forget(&mut self) {
         self.catalog.tables.clear();
+    }
+}
+
+/// The tables one source table is written to: its current-state table,
+/// its history table, or both (`history` in the config).
+pub struct Tables {
+    current: Option<TableMeta>,
+    history: Option<TableMeta>,
+}
+
+impl PostgresSink {
+    /// Makes table `name` of `kind` fit `changes` and returns its metadata.
+    async fn prepare_table(
+        &mut self,
+        tx: &mut PgConnection,
+        name: &QualifiedName,
+        changes: &[&Change],
+        kind: TableKind,
+    ) -> Result<TableMeta, SinkError> {
+        let existing = match self.catalog.tables.remove(name) {
+            Some(meta) => Some(meta),
+            None => catalog::load(tx, name, &self.cfg, kind).await?,
+        };
+        catalog::ensure_table(tx, name, existing, changes, &self.cfg, kind).await
     }
 }
 

@@ -966,3 +966,8 @@ async fn schemaless_base64_into_bytea_is_stored_as_bytes() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[path = "postgres/history.rs"]
+mod history;
+#[path = "postgres/offsets.rs"]
+mod offsets;
