@@ -307,6 +307,17 @@ impl Worker {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP: the process freezes (no polls, no heartbeats) with its
+    /// connections and whatever it had in flight.
+    pub fn freeze(&self) {
+        send_signal(self.child.id(), "STOP");
+    }
+
+    /// SIGCONT after [`Worker::freeze`].
+    pub fn thaw(&self) {
+        send_signal(self.child.id(), "CONT");
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
