@@ -100,6 +100,10 @@ pub struct ConnectorConfig {
     /// `database.sslmode`, `database.sslrootcert`, `database.sslcert`,
     /// `database.sslkey`.
     pub tls: SourceTls,
+    /// `provide.transaction.metadata` (default false): BEGIN and END
+    /// records on [`ConnectorConfig::transaction_topic`], and a
+    /// `transaction` block in every streamed event.
+    pub provide_transaction_metadata: bool,
 }
 
 /// The file: `name`, `config` (connector properties), `publisher`.
@@ -235,7 +239,6 @@ impl ConnectorConfig {
                 &["adaptive", "adaptive_time_microseconds"][..],
             ),
             ("binary.handling.mode", &["bytes"][..]),
-            ("provide.transaction.metadata", &["false"][..]),
             ("interval.handling.mode", &["string"][..]),
         ] {
             if let Some(v) = get(key)
@@ -428,6 +431,7 @@ impl ConnectorConfig {
             message_key_columns,
             schemas_enable,
             tls,
+            provide_transaction_metadata: flag("provide.transaction.metadata", false, &mut err),
         };
         if config.tls.mode == SourceSslMode::VerifyFull
             && config.host.parse::<std::net::IpAddr>().is_ok()
@@ -462,6 +466,12 @@ impl ConnectorConfig {
             return self.table_include.iter().any(|p| matches(p, &name));
         }
         !self.table_exclude.iter().any(|p| matches(p, &name))
+    }
+
+    /// Topic of transaction BEGIN and END records:
+    /// `<topic.prefix>.transaction`, as Debezium names it.
+    pub fn transaction_topic(&self) -> String {
+        format!("{}.transaction", self.topic_prefix)
     }
 
     /// Topic of a table: `<topic.prefix>.<schema>.<table>`.

@@ -28,6 +28,20 @@ pub struct Source<'a> {
     pub ts_ms: i64,
     /// `"true"`/`"last"` for snapshot rows, `"false"` when streaming.
     pub snapshot: &'static str,
+    /// The event's place in its transaction, with
+    /// `provide.transaction.metadata` (else the block is null).
+    pub transaction: Option<TxOrder<'a>>,
+}
+
+/// The `transaction` block of a data event.
+#[derive(Debug, Clone, Copy)]
+pub struct TxOrder<'a> {
+    /// The transaction's id, as in its BEGIN and END records.
+    pub id: &'a str,
+    /// Position of the event among all of the transaction's events (from 1).
+    pub total_order: u64,
+    /// Position among the transaction's events of the same table (from 1).
+    pub data_collection_order: u64,
 }
 
 /// Why a table cannot be published.
@@ -188,6 +202,14 @@ impl TableCodec {
             "fields": [
                 self.row_schema("before"), self.row_schema("after"), source,
                 s("string", "op", false), s("int64", "ts_ms", true),
+                json!({
+                    "type": "struct", "optional": true, "field": "transaction",
+                    "name": "event.block", "version": 1,
+                    "fields": [
+                        s("string", "id", false), s("int64", "total_order", false),
+                        s("int64", "data_collection_order", false),
+                    ],
+                }),
             ],
         })
     }
@@ -296,8 +318,17 @@ impl TableCodec {
         } else {
             src.lsn
         };
+        let transaction = match &src.transaction {
+            Some(t) => format!(
+                r#"{{"id":{},"total_order":{},"data_collection_order":{}}}"#,
+                text(t.id),
+                t.total_order,
+                t.data_collection_order
+            ),
+            None => "null".to_owned(),
+        };
         let source = format!(
-            r#""source":{head}{ts},"snapshot":{snapshot},"db":{db},"sequence":"[\"{commit}\",\"{lsn_seq}\"]",{table},"txId":{tx_id},"lsn":{lsn},"xmin":null}},"op":{op},"ts_ms":{now_ms},"transaction":null}}"#,
+            r#""source":{head}{ts},"snapshot":{snapshot},"db":{db},"sequence":"[\"{commit}\",\"{lsn_seq}\"]",{table},"txId":{tx_id},"lsn":{lsn},"xmin":null}},"op":{op},"ts_ms":{now_ms},"transaction":{transaction}}}"#,
             head = self.source_head,
             ts = src.ts_ms,
             snapshot = text(src.snapshot),
@@ -392,6 +423,7 @@ mod tests {
                 tx_id: Some(5),
                 ts_ms: 1,
                 snapshot: "false",
+                transaction: None,
             };
             let key = codec.key(&row);
             let value = codec.value("u", None, Some(row), &src);
@@ -443,6 +475,7 @@ mod tests {
                 tx_id: None,
                 ts_ms: 1,
                 snapshot: "false",
+                transaction: None,
             };
             let value = String::from_utf8(codec.value("c", None, Some(row.clone()), &src)).unwrap();
             let json: Value = serde_json::from_str(&value).unwrap();

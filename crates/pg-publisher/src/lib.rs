@@ -18,6 +18,7 @@ pub mod producer;
 pub mod snapshot;
 pub mod stream;
 pub mod tls;
+pub mod transaction;
 pub mod types;
 
 use config::{ConnectorConfig, PublisherSettings, SnapshotMode};

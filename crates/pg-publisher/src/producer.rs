@@ -45,10 +45,15 @@ impl EventProducer {
 
     /// Creates `topic` unless it was seen before.
     pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), String> {
+        self.ensure_topic_with(topic, self.partitions).await
+    }
+
+    /// Creates `topic` with `partitions` unless it was seen before.
+    pub async fn ensure_topic_with(&mut self, topic: &str, partitions: i32) -> Result<(), String> {
         if !self.create_topics || self.topics.contains(topic) {
             return Ok(());
         }
-        sinkfleet_kafka::admin::ensure_topic(&self.client, topic, self.partitions).await?;
+        sinkfleet_kafka::admin::ensure_topic(&self.client, topic, partitions).await?;
         self.topics.insert(topic.to_owned());
         Ok(())
     }

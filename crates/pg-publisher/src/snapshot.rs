@@ -123,6 +123,7 @@ pub async fn run(
                     tx_id: None,
                     ts_ms: now_ms(),
                     snapshot: "true",
+                    transaction: None,
                 };
                 let key = codec.key(&after);
                 let value = codec.value("r", None, Some(after), &src);

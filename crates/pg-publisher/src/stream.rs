@@ -10,10 +10,11 @@
 
 use crate::config::ConnectorConfig;
 use crate::control;
-use crate::event::{Source, TableCodec};
+use crate::event::{Row, Source, TableCodec};
 use crate::pgoutput::{self, Message};
 use crate::producer::EventProducer;
 use crate::snapshot::{acknowledged, now_ms};
+use crate::transaction::TxMetadata;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
 use rdkafka::producer::DeliveryFuture;
 use sqlx::PgPool;
@@ -84,6 +85,8 @@ struct Tx {
     xid: u32,
     ts_ms: i64,
     deliveries: Vec<DeliveryFuture>,
+    /// With `provide.transaction.metadata`.
+    metadata: Option<TxMetadata>,
 }
 
 /// Runs until `shutdown` fires or an error occurs; on shutdown, confirms
@@ -107,6 +110,14 @@ pub async fn run(
         tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval_ms.max(1000)));
     let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
     let heartbeat_topic = format!("__debezium-heartbeat.{}", cfg.topic_prefix);
+    let transaction_topic = cfg.transaction_topic();
+    if cfg.provide_transaction_metadata {
+        // One partition: END records keep commit order for consumers.
+        producer
+            .ensure_topic_with(&transaction_topic, 1)
+            .await
+            .map_err(StreamError::Kafka)?;
+    }
 
     let result = loop {
         tokio::select! {
@@ -118,11 +129,15 @@ pub async fn run(
                 };
                 match event {
                     ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                        let ts_ms = (commit_time_micros + PG_EPOCH_MICROS) / 1000;
                         tx = Some(Tx {
                             commit_lsn: final_lsn.as_u64(),
                             xid,
-                            ts_ms: (commit_time_micros + PG_EPOCH_MICROS) / 1000,
+                            ts_ms,
                             deliveries: Vec::new(),
+                            metadata: cfg
+                                .provide_transaction_metadata
+                                .then(|| TxMetadata::new(xid, final_lsn.as_u64(), ts_ms)),
                         });
                     }
                     ReplicationEvent::XLogData { wal_start, data, .. } => {
@@ -131,7 +146,19 @@ pub async fn run(
                         }
                     }
                     ReplicationEvent::Commit { end_lsn, .. } => {
-                        let deliveries = tx.take().map(|t| t.deliveries).unwrap_or_default();
+                        let mut deliveries = Vec::new();
+                        if let Some(t) = tx.take() {
+                            deliveries = t.deliveries;
+                            // END goes with the transaction's events: the
+                            // commit is confirmed once it is acknowledged too.
+                            if let Some(m) = t.metadata.filter(|m| !m.is_empty()) {
+                                let (key, value) = m.end(cfg.schemas_enable);
+                                match producer.send(&transaction_topic, Some(&key), Some(&value)).await {
+                                    Ok(d) => deliveries.push(d),
+                                    Err(e) => break Err(StreamError::Kafka(e)),
+                                }
+                            }
+                        }
                         queued += 1;
                         let _ = queue_tx.send(Pending { end_lsn: end_lsn.as_u64(), deliveries, committed_at: Instant::now() });
                     }
@@ -210,8 +237,18 @@ pub async fn run(
     result
 }
 
-/// `(topic, key, value)`; a `None` value is a Kafka tombstone.
-type Outgoing = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+/// What one message becomes, before it is encoded: a change event (its
+/// table, key, op and images), or a Kafka tombstone (topic and key).
+enum Outgoing<'c> {
+    Event(
+        &'c TableCodec,
+        Option<Vec<u8>>,
+        &'static str,
+        Option<Row>,
+        Option<Row>,
+    ),
+    Tombstone(&'c TableCodec, Vec<u8>),
+}
 
 /// Handles one pgoutput message inside the stream.
 async fn handle(
@@ -256,22 +293,24 @@ async fn handle(
         tx_id: Some(t.xid),
         ts_ms: t.ts_ms,
         snapshot: "false",
+        transaction: None,
     };
     let codec = |oid: u32| {
         tables
             .get(&oid)
             .ok_or_else(|| StreamError::Refused(format!("no Relation seen for table oid {oid}")))
     };
-    // (topic, key, value) of the events this message becomes.
     let mut out: Vec<Outgoing> = Vec::new();
     match message {
         Message::Insert { new, .. } => {
             let c = codec(relation_id)?;
             let after = c.row(&new).map_err(refused)?;
-            out.push((
-                c.topic.clone(),
+            out.push(Outgoing::Event(
+                c,
                 Some(c.key(&after)),
-                Some(c.value("c", None, Some(after), &src)),
+                "c",
+                None,
+                Some(after),
             ));
         }
         Message::Update { old, new, .. } => {
@@ -283,24 +322,30 @@ async fn handle(
                 // tombstone), then a create of the new one, as Debezium does.
                 Some(b) if !c.same_key(&b, &after) => {
                     let old_key = c.key(&b);
-                    out.push((
-                        c.topic.clone(),
+                    out.push(Outgoing::Event(
+                        c,
                         Some(old_key.clone()),
-                        Some(c.value("d", Some(b), None, &src)),
+                        "d",
+                        Some(b),
+                        None,
                     ));
                     if cfg.tombstones_on_delete {
-                        out.push((c.topic.clone(), Some(old_key), None));
+                        out.push(Outgoing::Tombstone(c, old_key));
                     }
-                    out.push((
-                        c.topic.clone(),
+                    out.push(Outgoing::Event(
+                        c,
                         Some(c.key(&after)),
-                        Some(c.value("c", None, Some(after), &src)),
+                        "c",
+                        None,
+                        Some(after),
                     ));
                 }
-                before => out.push((
-                    c.topic.clone(),
+                before => out.push(Outgoing::Event(
+                    c,
                     Some(c.key(&after)),
-                    Some(c.value("u", before, Some(after), &src)),
+                    "u",
+                    before,
+                    Some(after),
                 )),
             }
         }
@@ -308,26 +353,50 @@ async fn handle(
             let c = codec(relation_id)?;
             let before = c.row(&old).map_err(refused)?;
             let key = c.key(&before);
-            out.push((
-                c.topic.clone(),
+            out.push(Outgoing::Event(
+                c,
                 Some(key.clone()),
-                Some(c.value("d", Some(before), None, &src)),
+                "d",
+                Some(before),
+                None,
             ));
             if cfg.tombstones_on_delete {
-                out.push((c.topic.clone(), Some(key), None));
+                out.push(Outgoing::Tombstone(c, key));
             }
         }
         Message::Truncate { relations, .. } => {
             for oid in relations {
-                let c = codec(oid)?;
-                out.push((c.topic.clone(), None, Some(c.value("t", None, None, &src))));
+                out.push(Outgoing::Event(codec(oid)?, None, "t", None, None));
             }
         }
         _ => {}
     }
-    for (topic, key, value) in out {
+    for outgoing in out {
+        let (topic, key, value) = match outgoing {
+            Outgoing::Event(c, key, op, before, after) => {
+                let transaction = match t.metadata.as_mut() {
+                    Some(m) => {
+                        if m.is_empty() {
+                            // BEGIN goes out before the transaction's first event.
+                            let (key, value) = m.begin(cfg.schemas_enable);
+                            let topic = cfg.transaction_topic();
+                            let begin = producer
+                                .send(&topic, Some(&key), Some(&value))
+                                .await
+                                .map_err(StreamError::Kafka)?;
+                            t.deliveries.push(begin);
+                        }
+                        Some(m.next(&format!("{}.{}", c.schema, c.table)))
+                    }
+                    None => None,
+                };
+                let src = Source { transaction, ..src };
+                (&c.topic, key, Some(c.value(op, before, after, &src)))
+            }
+            Outgoing::Tombstone(c, key) => (&c.topic, Some(key), None),
+        };
         let delivery = producer
-            .send(&topic, key.as_deref(), value.as_deref())
+            .send(topic, key.as_deref(), value.as_deref())
             .await
             .map_err(StreamError::Kafka)?;
         t.deliveries.push(delivery);
