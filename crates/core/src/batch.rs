@@ -157,6 +157,7 @@ mod tests {
             schema: None,
             unchanged: Vec::new(),
             source_ts_ms: None,
+            transaction: None,
         }
     }
 

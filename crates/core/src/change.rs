@@ -268,6 +268,9 @@ pub struct Change {
     /// else the event's `ts_ms`), ms since the epoch. Part of the event, so
     /// a replay sees the same value (unlike the time it is consumed).
     pub source_ts_ms: Option<i64>,
+    /// The id of the source transaction that made the change, when the
+    /// event carries transaction metadata (Debezium's `transaction.id`).
+    pub transaction: Option<Arc<str>>,
 }
 
 impl Change {
@@ -345,6 +348,7 @@ mod tests {
             schema,
             unchanged: Vec::new(),
             source_ts_ms: None,
+            transaction: None,
         }
     }
 

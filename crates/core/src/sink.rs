@@ -101,6 +101,17 @@ pub trait Sink: Send + 'static {
         async { Ok(Vec::new()) }
     }
 
+    /// Positions of a job's records that need no write: Kafka tombstones,
+    /// transaction markers, records sent to the dead-letter topic. Called
+    /// before the job's `write`. A sink that keeps offsets in its target
+    /// stores these with its next write and returns true: the runtime then
+    /// calls `write` even when the job has no change left (with an empty
+    /// batch), so the offsets reach the target. Default: false (offsets
+    /// live in Kafka only).
+    fn skipped(&mut self, _positions: &[Position]) -> bool {
+        false
+    }
+
     /// Forgets buffered, not yet durable records of partitions this process
     /// no longer owns (after a revoke). Their new owner replays them.
     ///

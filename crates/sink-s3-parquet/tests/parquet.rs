@@ -551,6 +551,7 @@ fn item(offset: i64, id: i64, price: &str) -> SinkRecord {
             schema: Some(schema),
             unchanged: Vec::new(),
             source_ts_ms: None,
+            transaction: None,
         },
     }
 }
@@ -794,6 +795,7 @@ async fn wide_and_odd_decimals_are_stored_exactly() {
             schema: Some(schema),
             unchanged: Vec::new(),
             source_ts_ms: None,
+            transaction: None,
         },
     };
     let mut sink = ParquetSink::new(local_config("decimals")).unwrap();

@@ -9,6 +9,7 @@
 mod declared;
 mod prefix;
 mod schema;
+pub mod transaction;
 mod values;
 mod wire;
 
@@ -358,6 +359,11 @@ impl Decoder {
                 .as_ref()
                 .and_then(Json::as_i64)
                 .or_else(|| event.ts_ms.as_ref().and_then(Json::as_i64)),
+            transaction: event
+                .transaction
+                .as_ref()
+                .and_then(|t| t.id.as_deref())
+                .map(Arc::from),
         }))
     }
 }

@@ -596,3 +596,24 @@ fn rows_share_repeated_column_names() {
     assert_eq!(other.names().collect::<Vec<_>>(), ["id", "title", "bio"]);
     assert_eq!(other.get("title"), Some(&text("c")));
 }
+
+#[test]
+fn the_transaction_block_names_the_source_transaction() {
+    let event = |transaction: &str| {
+        format!(
+            r#"{{"op":"c","source":{{"schema":"s","table":"t","lsn":5}},"after":{{"id":1}},"transaction":{transaction}}}"#
+        )
+    };
+    let decoded = |transaction: &str| {
+        decode(None, Some(event(transaction).as_bytes()), 0, &id_key())
+            .unwrap()
+            .unwrap()
+            .transaction
+    };
+    assert_eq!(
+        decoded(r#"{"id":"571:53195832","total_order":1,"data_collection_order":1}"#).as_deref(),
+        Some("571:53195832")
+    );
+    assert_eq!(decoded("null"), None);
+    assert!(decode(None, Some(event(r#""x""#).as_bytes()), 0, &id_key()).is_err());
+}

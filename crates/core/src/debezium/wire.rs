@@ -29,7 +29,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 
 /// The fields decoding reads from a record value: the envelope's two
 /// (`schemas.enable=true`) and a bare payload's. Every other field
-/// (`transaction`, `ts_us`, ...) is skipped without being built.
+/// (`ts_us`, ...) is skipped without being built.
 #[derive(Deserialize)]
 pub(super) struct Event<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
@@ -46,6 +46,16 @@ pub(super) struct Event<'a> {
     pub source: Option<Source<'a>>,
     #[serde(default)]
     pub ts_ms: Option<Json>,
+    #[serde(borrow, default)]
+    pub transaction: Option<Transaction<'a>>,
+}
+
+/// The `transaction` block (with Debezium's `provide.transaction.metadata`):
+/// only the id is read.
+#[derive(Deserialize)]
+pub(super) struct Transaction<'a> {
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub id: Option<Cow<'a, str>>,
 }
 
 /// The `source` block fields decoding reads, borrowed from the record: a

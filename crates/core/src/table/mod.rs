@@ -69,6 +69,7 @@ pub(crate) fn test_record(
             schema: None,
             unchanged: Vec::new(),
             source_ts_ms: None,
+            transaction: None,
         },
     }
 }

@@ -358,6 +358,7 @@ mod tests {
             }),
             unchanged: Vec::new(),
             source_ts_ms: None,
+            transaction: None,
         }
     }
 
