@@ -219,6 +219,7 @@ impl Config {
                 columns: DeclaredColumns::parse(&self.decode.columns)
                     .map_err(|e| anyhow::anyhow!("decode.columns: {e}"))?,
             },
+            transactions: None,
         })
     }
 }

@@ -8,8 +8,8 @@ mod publisher_config;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{Config, SinkConfig};
-use sinkfleet_kafka::Health;
-use sinkfleet_sink_postgres::PostgresSink;
+use sinkfleet_kafka::{Health, TransactionsConfig};
+use sinkfleet_sink_postgres::{ApplyMode, Ownership, PostgresSink};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,9 +112,24 @@ async fn publish(
 async fn run(config: Config) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     observability::serve(&config.metrics.listen, Arc::clone(&health)).await?;
-    let runtime = config.runtime()?;
+    let mut runtime = config.runtime()?;
     match config.sink {
         SinkConfig::Postgres(mut pg) => {
+            // Transactional apply runs one active worker per group: wait
+            // for the turn before joining it.
+            let mut owner = None;
+            if pg.apply == ApplyMode::Transactional {
+                let group = runtime.kafka.group_id.clone();
+                tokio::select! {
+                    taken = Ownership::acquire(&pg, &group) => owner = Some(taken?),
+                    _ = shutdown_signal() => return Ok(()),
+                }
+                runtime.transactions = Some(TransactionsConfig {
+                    topic: pg.transaction_topic.clone().unwrap_or_default(),
+                    max_wait_ms: pg.transaction_max_wait_ms,
+                });
+                runtime.worker.writers = 1;
+            }
             // The writers share one connection pool, by default one
             // connection each.
             pg.pool_size.get_or_insert(runtime.worker.writers as u32);
@@ -123,7 +138,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .offset_store(&runtime.kafka.group_id)?
                 .map(|store| store as Arc<dyn sinkfleet_core::OffsetStore>);
             let new_sink = move || Ok(first.sibling());
-            sinkfleet_kafka::run(new_sink, offsets, runtime, health, shutdown_signal()).await?;
+            let run = sinkfleet_kafka::run(new_sink, offsets, runtime, health, shutdown_signal());
+            match owner.as_mut() {
+                Some(owner) => tokio::select! {
+                    done = run => done?,
+                    lost = owner.lost() => return Err(lost).context("stopping: another worker may take over"),
+                },
+                None => run.await?,
+            }
         }
         SinkConfig::Clickhouse(ch) => {
             let new_sink = move || sinkfleet_sink_clickhouse::ClickHouseSink::new(ch.clone());

@@ -35,6 +35,19 @@ pub struct DeadLetterConfig {
     pub create_topic: bool,
 }
 
+/// Transactional apply: the runtime hands the sink whole source
+/// transactions, framed by the BEGIN and END records of a transaction
+/// topic (see the `coordinator::transactions` module).
+#[derive(Debug, Clone)]
+pub struct TransactionsConfig {
+    /// The topic of BEGIN and END records (`<topic.prefix>.transaction`);
+    /// it must have one partition, so END records keep commit order.
+    pub topic: String,
+    /// How long a transaction's END may wait for its events before the
+    /// transaction is applied as far as it arrived (split, counted).
+    pub max_wait_ms: u64,
+}
+
 /// Most writers one process may run: each holds a target connection.
 pub const MAX_WRITERS: usize = 64;
 

@@ -35,7 +35,7 @@ mod releases;
 mod retry;
 mod writer;
 
-pub use config::{DeadLetterConfig, KafkaConfig, RateLimit, WorkerConfig};
+pub use config::{DeadLetterConfig, KafkaConfig, RateLimit, TransactionsConfig, WorkerConfig};
 pub use coordinator::Health;
 
 use consumer::{WorkerContext, poll_loop};
@@ -78,6 +78,8 @@ pub struct RuntimeConfig {
     pub dead_letter: DeadLetterConfig,
     /// How records become changes.
     pub decode: DecodeOptions,
+    /// Transactional apply, if on (one writer, whole source transactions).
+    pub transactions: Option<TransactionsConfig>,
 }
 
 /// The librdkafka settings shared by the consumer, the dead-letter producer
@@ -125,7 +127,13 @@ pub async fn run<S: Sink>(
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
-    let sinks = (0..cfg.worker.writers.max(1))
+    // Whole transactions span partitions: one writer applies them in
+    // commit order.
+    let writers = match cfg.transactions {
+        Some(_) => 1,
+        None => cfg.worker.writers.max(1),
+    };
+    let sinks = (0..writers)
         .map(|_| new_sink())
         .collect::<Result<Vec<S>, _>>()?;
     let sink_name = sinks[0].name();
@@ -156,7 +164,12 @@ pub async fn run<S: Sink>(
     );
     let consumer: Arc<BaseConsumer<WorkerContext>> =
         Arc::new(consumer_config(&cfg).create_with_context(context)?);
-    let topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
+    let mut topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();
+    if let Some(tx) = &cfg.transactions
+        && !topics.contains(&tx.topic.as_str())
+    {
+        topics.push(&tx.topic);
+    }
     consumer.subscribe(&topics)?;
     tracing::info!(topics = ?cfg.kafka.topics, group = %cfg.kafka.group_id, sink = sink_name, writers = sinks.len(), "subscribed");
 
@@ -201,6 +214,7 @@ pub async fn run<S: Sink>(
         committer,
         cfg.worker.clone(),
         cfg.decode.clone(),
+        cfg.transactions.clone(),
         lanes,
         broker_offsets,
         Arc::clone(&health),
@@ -266,6 +280,7 @@ mod tests {
                     create_topic: false,
                 },
                 decode: DecodeOptions::default(),
+                transactions: None,
             };
             if let Err(e) = consumer_config(&cfg).create::<BaseConsumer>() {
                 panic!("consumer with {properties:?}: {e}");

@@ -16,6 +16,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::releases::Releases;
 use crate::retry::Backoff;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sinkfleet_core::debezium::transaction::TxMarker;
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
@@ -33,6 +34,8 @@ pub enum Payload {
     Skip,
     /// Undecodable: straight to the dead-letter topic.
     DeadLetter(DeadLetter),
+    /// A transaction BEGIN or END record: frames changes, applies nothing.
+    Marker(Box<TxMarker>),
 }
 
 /// One record of a job.
@@ -71,7 +74,7 @@ impl Item {
         let raw = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
         let decoded = match payload {
             Payload::Change(record) => record.change.memory_bytes(),
-            Payload::Skip | Payload::DeadLetter(_) => 0,
+            Payload::Skip | Payload::DeadLetter(_) | Payload::Marker(_) => 0,
         };
         (std::mem::size_of::<Item>() + raw + decoded) as u64
     }
@@ -286,7 +289,7 @@ async fn write_job<S: Sink>(
     let mut change_items: Vec<RawOrigin> = Vec::new();
     for item in items {
         match item.payload {
-            Payload::Skip => durable.push((item.position, item.covers_from)),
+            Payload::Skip | Payload::Marker(_) => durable.push((item.position, item.covers_from)),
             Payload::DeadLetter(letter) => {
                 send_dead_letter(dead_letters, &letter, &backoff, reporter).await;
                 durable.push((item.position, item.covers_from));
@@ -297,11 +300,14 @@ async fn write_job<S: Sink>(
             }
         }
     }
+    let skipped: Vec<Position> = durable.iter().map(|(p, _)| p.clone()).collect();
+    let store_skipped = !skipped.is_empty() && sink.skipped(&skipped);
 
     // Slices still to write, front first; a permanent failure replaces a
-    // slice by its two halves.
+    // slice by its two halves. An empty slice is a write of no change, for
+    // a sink that stores the skipped records' offsets in its target.
     let mut todo: std::collections::VecDeque<std::ops::Range<usize>> = Default::default();
-    if !changes.is_empty() {
+    if !changes.is_empty() || store_skipped {
         todo.push_back(0..changes.len());
     }
     while let Some(range) = todo.pop_front() {
@@ -313,7 +319,7 @@ async fn write_job<S: Sink>(
             // Records of partitions released while this job was retried
             // belong to another process now: they are not written.
             let owned = releases.retain_owned(slice);
-            if owned.is_empty() {
+            if owned.is_empty() && !slice.is_empty() {
                 break Ok(None);
             }
             let started = Instant::now();

@@ -28,6 +28,20 @@ pub enum WritePath {
     Copy,
 }
 
+/// How batches of changes are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyMode {
+    /// Batches of changes as they come, per partition: a reader of the
+    /// target may see part of a source transaction.
+    #[default]
+    PerTable,
+    /// Whole source transactions, in commit order, one target transaction
+    /// each (or several whole ones): needs the transaction topic, offsets
+    /// in the target and one active worker per group (see the README).
+    Transactional,
+}
+
 /// Where a partition's next offset is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -140,6 +154,17 @@ pub struct PostgresSinkConfig {
     /// Tables kept as history (every change a row).
     #[serde(default)]
     pub history: HistoryConfig,
+    /// Per table (default) or whole source transactions.
+    #[serde(default)]
+    pub apply: ApplyMode,
+    /// With `apply: transactional`: the topic of the publisher's BEGIN and
+    /// END records, `<topic.prefix>.transaction`.
+    #[serde(default)]
+    pub transaction_topic: Option<String>,
+    /// With `apply: transactional`: how long a transaction's END waits for
+    /// its events before the transaction is applied as far as it arrived.
+    #[serde(default = "defaults::transaction_max_wait_ms")]
+    pub transaction_max_wait_ms: u64,
 }
 
 impl PostgresSinkConfig {
@@ -163,6 +188,9 @@ impl PostgresSinkConfig {
             identifiers: IdentifierPolicy::default(),
             offset_storage: OffsetStorage::Kafka,
             history: HistoryConfig::default(),
+            apply: ApplyMode::PerTable,
+            transaction_topic: None,
+            transaction_max_wait_ms: defaults::transaction_max_wait_ms(),
         }
     }
 
@@ -203,6 +231,21 @@ impl PostgresSinkConfig {
                 "must not be empty (the history table would be the current table)".into(),
             ));
         }
+        if self.apply == ApplyMode::Transactional {
+            if self.transaction_topic.is_none() {
+                problems.push((
+                    "transaction_topic".into(),
+                    "apply: transactional needs the transaction topic (`<topic.prefix>.transaction`)"
+                        .into(),
+                ));
+            }
+            if self.offset_storage != OffsetStorage::Target {
+                problems.push((
+                    "offset_storage".into(),
+                    "apply: transactional needs `target`: the data and transaction topics must resume at one consistent point".into(),
+                ));
+            }
+        }
         if let Some(schema) = &self.target_schema
             && let Err(e) = crate::ident::Ident::new(schema)
         {
@@ -229,6 +272,9 @@ mod defaults {
     }
     pub fn deleted_column() -> String {
         "__sinkfleet_deleted".into()
+    }
+    pub fn transaction_max_wait_ms() -> u64 {
+        60_000
     }
     pub fn history_suffix() -> String {
         "__history".into()

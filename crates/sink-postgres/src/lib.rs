@@ -18,18 +18,22 @@ mod error;
 pub mod history;
 pub mod ident;
 mod offsets;
+mod ownership;
 mod sql;
 pub mod types;
 
-pub use config::{DeleteMode, HistoryConfig, OffsetStorage, PostgresSinkConfig, WritePath};
+pub use config::{
+    ApplyMode, DeleteMode, HistoryConfig, OffsetStorage, PostgresSinkConfig, WritePath,
+};
 pub use offsets::TargetOffsets;
+pub use ownership::Ownership;
 
 use catalog::{Catalog, TableKind, TableMeta};
 use error::classify;
 use ident::{Ident, QualifiedName};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
-use sinkfleet_core::{Change, Durability, Row, Sink, SinkError, SinkRecord, TableId};
+use sinkfleet_core::{Change, Durability, Position, Row, Sink, SinkError, SinkRecord, TableId};
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -53,6 +57,9 @@ pub struct PostgresSink {
     /// The next offsets of the batch being written, for `offsets` (set by
     /// `write`, written by the commit hook).
     batch_offsets: Vec<(offsets::Partition, i64)>,
+    /// Records that needed no write ([`Sink::skipped`]), whose offsets go
+    /// with the next batch.
+    skipped: Vec<Position>,
 }
 
 impl PostgresSink {
@@ -109,6 +116,7 @@ impl PostgresSink {
             last_expiry: Instant::now(),
             offsets: None,
             batch_offsets: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -156,11 +164,29 @@ impl Sink for PostgresSink {
 
     async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
         if self.offsets.is_some() {
-            self.batch_offsets = offsets::next_offsets(batch);
+            let positions = batch.iter().map(|r| &r.position).chain(&self.skipped);
+            self.batch_offsets = offsets::next_offsets(positions);
         }
         table::apply(self, batch, "postgres").await?;
+        self.skipped.clear();
         self.expire_tombstones().await;
         Ok(Durability::Durable)
+    }
+
+    fn skipped(&mut self, positions: &[Position]) -> bool {
+        if self.offsets.is_none() {
+            return false;
+        }
+        self.skipped.extend_from_slice(positions);
+        true
+    }
+
+    async fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
+        self.skipped.retain(|p| {
+            !partitions
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        });
     }
 }
 

@@ -24,7 +24,7 @@ use crate::catalog;
 use crate::config::PostgresSinkConfig;
 use crate::error::classify;
 use crate::ident::Ident;
-use sinkfleet_core::{ClaimFuture, OffsetStore, SinkError, SinkRecord};
+use sinkfleet_core::{ClaimFuture, OffsetStore, Position, SinkError};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,11 +192,12 @@ impl TargetOffsets {
     }
 }
 
-/// The next offset of every partition of `batch`: its highest offset + 1.
-pub(crate) fn next_offsets(batch: &[SinkRecord]) -> Vec<(Partition, i64)> {
+/// The next offset of every partition of `positions`: its highest offset + 1.
+pub(crate) fn next_offsets<'a>(
+    positions: impl Iterator<Item = &'a Position>,
+) -> Vec<(Partition, i64)> {
     let mut next: HashMap<Partition, i64> = HashMap::new();
-    for r in batch {
-        let p = &r.position;
+    for p in positions {
         let slot = next.entry((Arc::clone(&p.topic), p.partition)).or_insert(0);
         *slot = (*slot).max(p.offset + 1);
     }

@@ -2,7 +2,8 @@
 
 use super::{Coordinator, InFlight, JobShare};
 use crate::consumer::PartitionId;
-use crate::writer::{Job, Payload, WriterCommand};
+use crate::partition::PartitionState;
+use crate::writer::{Item, Job, Payload, WriterCommand};
 use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use sinkfleet_core::backpressure::{Decision, Load, decide};
@@ -69,27 +70,14 @@ impl Coordinator {
                 && items.len() < self.cfg.batch_max_records
                 && taken_bytes < self.cfg.batch_max_bytes as u64
             {
-                let Some(item) = state.pending.pop_front() else {
+                if state.pending.is_empty() {
+                    break;
+                }
+                let entry = job_load.entry(pid.clone()).or_default();
+                let Some(item) = take_head(state, entry, self.lsn_versions) else {
                     break;
                 };
                 let b = item.bytes();
-                state.pending_bytes -= b.min(state.pending_bytes);
-                state.inflight.records += 1;
-                state.inflight.bytes += b;
-                let entry = job_load.entry(pid.clone()).or_default();
-                entry.load.records += 1;
-                entry.load.bytes += b;
-                let mark = &mut entry.mark;
-                mark.newest_ts = mark.newest_ts.max(item.timestamp_ms);
-                mark.last_offset = mark.last_offset.max(item.position.offset);
-                if let Payload::Change(record) = &item.payload {
-                    let c = &record.change;
-                    // Snapshot rows from Debezium carry no commit LSN.
-                    let lsn = self
-                        .lsn_versions
-                        .then(|| c.version.major.max(c.version.minor));
-                    mark.add_change(&c.table, c.source_ts_ms, lsn);
-                }
                 taken_bytes += b;
                 items.push(item);
                 n += 1;
@@ -166,4 +154,32 @@ impl Coordinator {
         let busy = self.lanes.iter().filter(|l| l.inflight.is_some()).count();
         self.gauges.writers_busy.set(busy as f64);
     }
+}
+
+/// Moves the head record of `state` into a job: counts it in flight and in
+/// the job's `share` of the partition (offsets, timestamps, tables, for
+/// freshness once it is durable). `lsn_versions`: versions are commit
+/// LSNs, so the share can name the newest one.
+pub(super) fn take_head(
+    state: &mut PartitionState,
+    share: &mut JobShare,
+    lsn_versions: bool,
+) -> Option<Item> {
+    let item = state.pending.pop_front()?;
+    let b = item.bytes();
+    state.pending_bytes -= b.min(state.pending_bytes);
+    state.inflight.records += 1;
+    state.inflight.bytes += b;
+    share.load.records += 1;
+    share.load.bytes += b;
+    let mark = &mut share.mark;
+    mark.newest_ts = mark.newest_ts.max(item.timestamp_ms);
+    mark.last_offset = mark.last_offset.max(item.position.offset);
+    if let Payload::Change(record) = &item.payload {
+        let c = &record.change;
+        // Snapshot rows from Debezium carry no commit LSN.
+        let lsn = lsn_versions.then(|| c.version.major.max(c.version.minor));
+        mark.add_change(&c.table, c.source_ts_ms, lsn);
+    }
+    Some(item)
 }

@@ -17,6 +17,7 @@ use crate::retry::Backoff;
 use crate::writer::{Item, Payload, WriterCommand, WriterEvent, WriterEventKind};
 use rdkafka::consumer::BaseConsumer;
 use sinkfleet_core::backpressure::Load;
+use sinkfleet_core::debezium::transaction::decode_marker;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::watermark::OffsetWatermark;
 use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord, VersionSource};
@@ -57,6 +58,7 @@ pub struct Health {
 mod commits;
 mod dispatch;
 mod lanes;
+mod transactions;
 
 use lanes::InFlight;
 pub(crate) use lanes::Lane;
@@ -98,6 +100,8 @@ pub(crate) struct Coordinator {
     /// Versions are `(commit_lsn, lsn)`: freshness can name LSNs.
     lsn_versions: bool,
     gauges: Gauges,
+    /// Transactional apply, if on.
+    transactions: Option<transactions::Assembler>,
 }
 
 impl Coordinator {
@@ -107,6 +111,7 @@ impl Coordinator {
         committer: Committer,
         cfg: WorkerConfig,
         decode: DecodeOptions,
+        transactions: Option<crate::config::TransactionsConfig>,
         lanes: Vec<Lane>,
         broker_offsets: BrokerOffsetsMap,
         health: Arc<Health>,
@@ -122,6 +127,7 @@ impl Coordinator {
             commit_backoff: Backoff::from_config(&cfg),
             freshness: Freshness::default(),
             lsn_versions: decode.version == VersionSource::DebeziumLsn,
+            transactions: transactions.as_ref().map(transactions::Assembler::new),
             cfg,
             decoder: Decoder::new(decode),
             partitions: HashMap::new(),
@@ -175,7 +181,11 @@ impl Coordinator {
             self.answer_revokes(false);
             match stopping {
                 None => {
-                    self.dispatch().await;
+                    if self.transactions.is_some() {
+                        self.dispatch_transactions().await;
+                    } else {
+                        self.dispatch().await;
+                    }
                     self.backpressure();
                     if self.last_commit.elapsed()
                         >= Duration::from_millis(self.cfg.commit_interval_ms)
@@ -278,14 +288,27 @@ impl Coordinator {
             partition: r.partition,
             offset: r.offset,
         };
-        let payload = match self
-            .decoder
-            .decode(r.key.as_deref(), r.value.as_deref(), r.offset)
-        {
-            Ok(Some(change)) => Payload::Change(SinkRecord {
-                position: position.clone(),
-                change,
-            }),
+        let marker = self
+            .transactions
+            .as_ref()
+            .is_some_and(|t| t.is_marker_topic(&position.topic));
+        let decoded = match (marker, r.value.as_deref()) {
+            (true, Some(value)) => decode_marker(value).map(|m| Some(Payload::Marker(Box::new(m)))),
+            (true, None) => Ok(None),
+            (false, _) => self
+                .decoder
+                .decode(r.key.as_deref(), r.value.as_deref(), r.offset)
+                .map(|c| {
+                    c.map(|change| {
+                        Payload::Change(SinkRecord {
+                            position: position.clone(),
+                            change,
+                        })
+                    })
+                }),
+        };
+        let payload = match decoded {
+            Ok(Some(payload)) => payload,
             Ok(None) => Payload::Skip,
             Err(e) => Payload::DeadLetter(DeadLetter {
                 position: position.clone(),
