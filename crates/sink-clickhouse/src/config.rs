@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 use sinkfleet_core::IdentifierPolicy;
+pub use sinkfleet_core::table::history::HistoryConfig;
+use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 use std::collections::BTreeMap;
 
 /// `sink.clickhouse` settings.
@@ -48,6 +50,9 @@ pub struct ClickHouseSinkConfig {
     /// (`strict` by default); records with other names are dead-lettered.
     #[serde(default)]
     pub identifiers: IdentifierPolicy,
+    /// Tables kept as history (every change a row).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
 impl ClickHouseSinkConfig {
@@ -67,6 +72,7 @@ impl ClickHouseSinkConfig {
             timeout_ms: defaults::timeout_ms(),
             ca_cert: None,
             identifiers: IdentifierPolicy::default(),
+            history: HistoryConfig::default(),
         }
     }
 
@@ -82,11 +88,12 @@ impl ClickHouseSinkConfig {
         column == self.version_column
             || column == self.deleted_column
             || column == self.minor_version_column()
+            || [OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN].contains(&column)
     }
 
     /// Checks what deserialization cannot: returns `(field path, problem)`.
     pub fn validate(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
+        let mut problems = self.history.validate();
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             problems.push(("url".into(), "expected an http:// or https:// URL".into()));
         }

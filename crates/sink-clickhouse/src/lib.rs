@@ -25,7 +25,7 @@ pub mod truncate;
 pub use config::ClickHouseSinkConfig;
 
 use client::{Client, ServerFeatures};
-use schema::{TableMeta, literal, quote};
+use schema::{TableKind, TableMeta, literal, quote};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId, Value, Version};
@@ -74,6 +74,50 @@ impl ClickHouseSink {
             tables: HashMap::new(),
             truncation_tables: HashSet::new(),
         })
+    }
+
+    /// Makes table `target` of `kind` fit `changes` and returns its
+    /// metadata, cached or loaded.
+    async fn prepare_table(
+        &mut self,
+        features: &ServerFeatures,
+        target: &(String, String),
+        changes: &[&Change],
+        kind: TableKind,
+    ) -> Result<TableMeta, SinkError> {
+        // A history table's sorting key ends with the version: the key of
+        // its rows is the rest.
+        let row_key = |mut meta: TableMeta| {
+            meta.key.retain(|k| !self.cfg.is_bookkeeping(k));
+            meta
+        };
+        let existing = match self.tables.remove(target) {
+            Some(meta) => Some(meta),
+            None => schema::load(&self.client, &target.0, &target.1)
+                .await?
+                .map(row_key),
+        };
+        let plan = schema::plan(
+            &target.0,
+            &target.1,
+            existing.as_ref(),
+            changes,
+            &self.cfg,
+            features,
+            kind,
+        )?;
+        match existing {
+            Some(meta) if plan.ddl.is_empty() => Ok(meta),
+            _ => {
+                // ClickHouse DDL is not transactional: decide it only from
+                // records the server accepts, so a record that will be
+                // dead-lettered adds or widens nothing.
+                probe::check(&self.client, &plan.columns, changes, &self.cfg, features).await?;
+                schema::apply(&self.client, &target.0, &target.1, &plan)
+                    .await
+                    .map(row_key)
+            }
+        }
     }
 
     /// The target `(database, table)` of a source table ([`table::route`]).
@@ -393,11 +437,12 @@ impl Sink for ClickHouseSink {
     }
 }
 
-/// A table that fits the batch, and its truncate floor: changes older
-/// than the table's last truncate were removed at the source after them.
+/// The tables one source table is written to: its current-state table
+/// (with its truncate floor: changes older than the table's last truncate
+/// were removed at the source after them), its history table, or both.
 pub struct PreparedTable {
-    meta: TableMeta,
-    floor: u128,
+    current: Option<(TableMeta, u128)>,
+    history: Option<TableMeta>,
 }
 
 /// Every insert is durable on its own (no session); the session is the
@@ -432,35 +477,38 @@ impl TableTarget for ClickHouseSink {
         target: &(String, String),
         changes: &[&Change],
     ) -> Result<PreparedTable, SinkError> {
-        let existing = match self.tables.remove(target) {
-            Some(meta) => Some(meta),
-            None => schema::load(&self.client, &target.0, &target.1).await?,
+        // One target table per source table: the first change names it.
+        let history = match changes.first() {
+            Some(c) if self.cfg.history.covers(&c.table.schema, &c.table.table) => {
+                let name = format!("{}{}", target.1, self.cfg.history.suffix);
+                schema::check_ident(&name)?;
+                Some((target.0.clone(), name))
+            }
+            _ => None,
         };
-        let plan = schema::plan(
-            &target.0,
-            &target.1,
-            existing.as_ref(),
-            changes,
-            &self.cfg,
-            features,
-        )?;
-        let meta = match existing {
-            Some(meta) if plan.ddl.is_empty() => meta,
+        let current = match history {
+            Some(_) if !self.cfg.history.keep_current => None,
             _ => {
-                // ClickHouse DDL is not transactional: decide it only from
-                // records the server accepts, so a record that will be
-                // dead-lettered adds or widens nothing.
-                probe::check(&self.client, &plan.columns, changes, &self.cfg, features).await?;
-                schema::apply(&self.client, &target.0, &target.1, &plan).await?
+                let meta = self
+                    .prepare_table(features, target, changes, TableKind::Current)
+                    .await?;
+                if !self.truncation_tables.contains(&target.0) {
+                    let sql = truncate::create_sql(&target.0, features);
+                    self.client.execute(&sql, None, &[]).await?;
+                    self.truncation_tables.insert(target.0.clone());
+                }
+                let floor = truncate::floor(&self.client, &target.0, &target.1).await?;
+                Some((meta, floor))
             }
         };
-        if !self.truncation_tables.contains(&target.0) {
-            let sql = truncate::create_sql(&target.0, features);
-            self.client.execute(&sql, None, &[]).await?;
-            self.truncation_tables.insert(target.0.clone());
-        }
-        let floor = truncate::floor(&self.client, &target.0, &target.1).await?;
-        Ok(PreparedTable { meta, floor })
+        let history = match history {
+            Some(h) => Some(
+                self.prepare_table(features, &h, changes, TableKind::History)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(PreparedTable { current, history })
     }
 
     async fn truncate(
@@ -470,16 +518,20 @@ impl TableTarget for ClickHouseSink {
         table: &mut PreparedTable,
         truncate: &Change,
     ) -> Result<(), SinkError> {
+        // History keeps the changes; a truncate is not one of a row.
+        let Some((meta, floor)) = table.current.as_mut() else {
+            return Ok(());
+        };
         let applied = truncate::apply(
             &self.client,
             (database, name),
-            &table.meta,
+            meta,
             truncate.version,
             &self.cfg,
             features,
         )
         .await?;
-        table.floor = table.floor.max(applied);
+        *floor = (*floor).max(applied);
         Ok(())
     }
 
@@ -491,21 +543,36 @@ impl TableTarget for ClickHouseSink {
         index: usize,
         mut run: Vec<&Change>,
     ) -> Result<u64, SinkError> {
+        let token_base = dedup_token_base(records);
+        let mut inserted = 0u64;
+        if let Some(meta) = &table.history {
+            // Every change, as it came: the (key, version) order key makes
+            // replays collapse.
+            self.insert(
+                meta,
+                &run,
+                features,
+                &format!("{token_base}-{index}-history"),
+            )
+            .await?;
+            inserted = run.len() as u64;
+        }
+        let Some((meta, floor)) = &table.current else {
+            return Ok(inserted);
+        };
         // Older than the last truncate: the row was removed at the source
         // after this change (strictly older, because on servers with a
         // UInt64 version a change in the truncate's own transaction shares
         // its version and may follow it).
-        let floor = table.floor;
-        run.retain(|c| version_key(c.version, features) >= floor);
-        let run = self.drop_stale(&table.meta, run).await?;
-        let token_base = dedup_token_base(records);
-        let mut inserted = 0u64;
+        run.retain(|c| version_key(c.version, features) >= *floor);
+        let run = self.drop_stale(meta, run).await?;
+        inserted = 0;
         for (round, changes) in collapse(run).into_iter().enumerate() {
-            let changes = self.complete_partial_rows(&table.meta, changes).await?;
+            let changes = self.complete_partial_rows(meta, changes).await?;
             let changes: Vec<&Change> = changes.iter().map(|c| &**c).collect();
             inserted += changes.len() as u64;
             let token = format!("{token_base}-{index}-{round}");
-            self.insert(&table.meta, &changes, features, &token).await?;
+            self.insert(meta, &changes, features, &token).await?;
         }
         Ok(inserted)
     }
@@ -515,7 +582,13 @@ impl TableTarget for ClickHouseSink {
     }
 
     fn remember(&mut self, target: (String, String), table: PreparedTable) {
-        self.tables.insert(target, table.meta);
+        if let Some(history) = table.history {
+            let name = format!("{}{}", target.1, self.cfg.history.suffix);
+            self.tables.insert((target.0.clone(), name), history);
+        }
+        if let Some((meta, _)) = table.current {
+            self.tables.insert(target, meta);
+        }
     }
 
     fn forget(&mut self) {

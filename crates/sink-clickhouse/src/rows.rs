@@ -10,12 +10,14 @@ use crate::config::ClickHouseSinkConfig;
 use crate::encode_version;
 use crate::schema::quote;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 use sinkfleet_core::{Change, SinkError, Value};
 use std::fmt::Write;
 
 /// The quoted column list and the `JSONEachRow` body inserting `changes`
 /// into a table with `table_columns` (name, type): the data columns some
-/// change carries, then the version and the deleted flag.
+/// change carries, then the version and the deleted flag (and, into a
+/// history table, the op, source commit time and unchanged columns).
 /// A value a column cannot hold exactly fails the whole body, naming the
 /// column (the runtime isolates the record and dead-letters it).
 pub(crate) fn insert_body(
@@ -45,6 +47,9 @@ pub(crate) fn insert_body(
     // Tables on servers without UInt128 keep the version's minor part apart.
     let minor =
         Some(cfg.minor_version_column()).filter(|m| table_columns.iter().any(|(n, _)| n == m));
+    // A history table: every change also names its op, source commit time
+    // and unchanged columns.
+    let history = table_columns.iter().any(|(n, _)| n == OP_COLUMN);
     let mut body = String::with_capacity(changes.len() * 128);
     for change in changes {
         body.push('{');
@@ -87,11 +92,30 @@ pub(crate) fn insert_body(
         }
         let _ = write!(
             body,
-            "{}:{}}}",
+            "{}:{}",
             serde_json::Value::String(cfg.deleted_column.clone()),
             deleted
         );
-        body.push('\n');
+        if history {
+            let unchanged: Vec<serde_json::Value> = change
+                .unchanged
+                .iter()
+                .map(|c| serde_json::Value::String(c.clone()))
+                .collect();
+            let _ = write!(
+                body,
+                ",{}:{},{}:{},{}:{}",
+                serde_json::Value::String(OP_COLUMN.to_owned()),
+                serde_json::Value::String(change.op.code().to_owned()),
+                serde_json::Value::String(SOURCE_TS_COLUMN.to_owned()),
+                change
+                    .source_ts_ms
+                    .map_or("null".to_owned(), |t| t.to_string()),
+                serde_json::Value::String(UNCHANGED_COLUMN.to_owned()),
+                serde_json::Value::Array(unchanged),
+            );
+        }
+        body.push_str("}\n");
     }
     let mut names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     names.push(quote(&cfg.version_column));
@@ -99,6 +123,9 @@ pub(crate) fn insert_body(
         names.push(quote(minor));
     }
     names.push(quote(&cfg.deleted_column));
+    if history {
+        names.extend([OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN].map(quote));
+    }
     Ok((names, body))
 }
 

@@ -2,6 +2,7 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
+use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 use sinkfleet_core::table::plan::{
     self, Alteration, Existing, NewTable, PlannedColumn, Rules, TypeSystem,
 };
@@ -212,24 +213,38 @@ pub fn create_table_sql(
     key: &[String],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
+    kind: TableKind,
 ) -> String {
     let version_type = version_type(features);
     let mut cols = columns.to_vec();
     cols.push(format!("{} {version_type}", quote(&cfg.version_column)));
+    let mut order: Vec<String> = key.iter().map(|k| quote(k)).collect();
+    if kind == TableKind::History {
+        order.push(quote(&cfg.version_column));
+    }
     if !features.uint128() {
         cols.push(format!("{} UInt64", quote(&cfg.minor_version_column())));
+        if kind == TableKind::History {
+            order.push(quote(&cfg.minor_version_column()));
+        }
     }
     cols.push(format!("{} UInt8", quote(&cfg.deleted_column)));
-    let engine = if features.is_deleted_engine() {
-        format!(
+    let engine = match kind {
+        // One row per (key, version): replays of it are identical, and a
+        // merge (or FINAL) keeps one of them.
+        TableKind::History => {
+            for (n, t) in history_columns() {
+                cols.push(format!("{} {t}", quote(n)));
+            }
+            "ReplacingMergeTree".to_owned()
+        }
+        TableKind::Current if features.is_deleted_engine() => format!(
             "ReplacingMergeTree({}, {})",
             quote(&cfg.version_column),
             quote(&cfg.deleted_column)
-        )
-    } else {
-        format!("ReplacingMergeTree({})", quote(&cfg.version_column))
+        ),
+        TableKind::Current => format!("ReplacingMergeTree({})", quote(&cfg.version_column)),
     };
-    let order: Vec<String> = key.iter().map(|k| quote(k)).collect();
     // The token only deduplicates within this window of recent inserts.
     let settings = if features.dedup_token() {
         " SETTINGS non_replicated_deduplication_window = 1000"
@@ -243,6 +258,25 @@ pub fn create_table_sql(
         cols.join(", "),
         order.join(", ")
     )
+}
+
+/// What a target table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// The current state: one row per key after merges (by version).
+    Current,
+    /// Every change: one row per `(key, version)`, with its op, source
+    /// commit time (ms since the epoch) and unchanged columns.
+    History,
+}
+
+/// The history table's own columns beyond the version and deleted flag.
+fn history_columns() -> [(&'static str, &'static str); 3] {
+    [
+        (OP_COLUMN, "String"),
+        (SOURCE_TS_COLUMN, "Nullable(Int64)"),
+        (UNCHANGED_COLUMN, "Array(String)"),
+    ]
 }
 
 /// What a batch needs of one table: the DDL, and the columns (with types)
@@ -266,11 +300,15 @@ pub fn plan(
     changes: &[&Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
+    kind: TableKind,
 ) -> Result<Plan, SinkError> {
     let bookkeeping = [
         cfg.version_column.clone(),
         cfg.deleted_column.clone(),
         cfg.minor_version_column(),
+        OP_COLUMN.to_owned(),
+        SOURCE_TS_COLUMN.to_owned(),
+        UNCHANGED_COLUMN.to_owned(),
     ];
     let rules = Rules {
         create_tables: cfg.create_tables,
@@ -304,13 +342,16 @@ pub fn plan(
                 .collect();
             ddl.push(format!("CREATE DATABASE IF NOT EXISTS {}", quote(database)));
             ddl.push(create_table_sql(
-                database, table, &defs, &key, cfg, features,
+                database, table, &defs, &key, cfg, features, kind,
             ));
             columns.push((cfg.version_column.clone(), version_type(features).into()));
             if !features.uint128() {
                 columns.push((cfg.minor_version_column(), "UInt64".into()));
             }
             columns.push((cfg.deleted_column.clone(), "UInt8".into()));
+            if kind == TableKind::History {
+                columns.extend(history_columns().map(|(n, t)| (n.to_owned(), t.to_owned())));
+            }
             columns
         }
         Some(meta) => {
@@ -422,13 +463,13 @@ mod tests {
         ];
         let key = vec!["id".to_owned()];
         assert_eq!(
-            create_table_sql("db", "t", &cols, &key, &cfg, &OLD),
+            create_table_sql("db", "t", &cols, &key, &cfg, &OLD, TableKind::Current),
             "CREATE TABLE IF NOT EXISTS `db`.`t` (`id` Int64, `name` Nullable(String), `__sinkfleet_version` UInt64, \
              `__sinkfleet_version_minor` UInt64, `__sinkfleet_deleted` UInt8) \
              ENGINE = ReplacingMergeTree(`__sinkfleet_version`) ORDER BY (`id`)"
         );
         assert_eq!(
-            create_table_sql("db", "t", &cols, &key, &cfg, &NEW),
+            create_table_sql("db", "t", &cols, &key, &cfg, &NEW, TableKind::Current),
             "CREATE TABLE IF NOT EXISTS `db`.`t` (`id` Int64, `name` Nullable(String), `__sinkfleet_version` UInt128, \
              `__sinkfleet_deleted` UInt8) ENGINE = ReplacingMergeTree(`__sinkfleet_version`, `__sinkfleet_deleted`) \
              ORDER BY (`id`) SETTINGS non_replicated_deduplication_window = 1000"

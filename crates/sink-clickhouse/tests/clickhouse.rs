@@ -583,3 +583,6 @@ async fn values_without_an_exact_type_are_kept_as_text_or_refused() {
     }
     drop_database(&client, &db).await;
 }
+
+#[path = "clickhouse/history.rs"]
+mod history;

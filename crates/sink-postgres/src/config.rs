@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use sinkfleet_core::IdentifierPolicy;
+pub use sinkfleet_core::table::history::HistoryConfig;
 use std::collections::BTreeMap;
 
 /// How deletes are kept.
@@ -53,43 +54,6 @@ pub enum OffsetStorage {
     /// Also in `<meta_schema>.offsets`, in the same transaction as the
     /// rows, fenced per partition: exactly once, even without versions.
     Target,
-}
-
-/// `history:`: tables whose every change is kept (see [`crate::history`]).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryConfig {
-    /// Source tables (`schema.table`, or `*` for every table) kept as
-    /// history.
-    #[serde(default)]
-    pub tables: Vec<String>,
-    /// Keep the current-state table beside the history table.
-    #[serde(default = "defaults::yes")]
-    pub keep_current: bool,
-    /// Appended to the target table's name to name its history table.
-    #[serde(default = "defaults::history_suffix")]
-    pub suffix: String,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig {
-            tables: Vec::new(),
-            keep_current: true,
-            suffix: defaults::history_suffix(),
-        }
-    }
-}
-
-impl HistoryConfig {
-    /// True if `table` (`schema.table`) is kept as history.
-    pub fn covers(&self, schema: &str, table: &str) -> bool {
-        self.tables.iter().any(|t| {
-            t == "*"
-                || t.split_once('.')
-                    .is_some_and(|(s, n)| s == schema && n == table)
-        })
-    }
 }
 
 /// Connections of a sink whose `pool_size` is unset.
@@ -217,20 +181,7 @@ impl PostgresSinkConfig {
                 problems.push((field.into(), e.to_string()));
             }
         }
-        for (i, t) in self.history.tables.iter().enumerate() {
-            if t != "*" && t.split_once('.').is_none() {
-                problems.push((
-                    format!("history.tables.{i}"),
-                    "expected `schema.table` or `*`".into(),
-                ));
-            }
-        }
-        if self.history.suffix.is_empty() {
-            problems.push((
-                "history.suffix".into(),
-                "must not be empty (the history table would be the current table)".into(),
-            ));
-        }
+        problems.extend(self.history.validate());
         if self.apply == ApplyMode::Transactional {
             if self.transaction_topic.is_none() {
                 problems.push((
@@ -275,9 +226,6 @@ mod defaults {
     }
     pub fn transaction_max_wait_ms() -> u64 {
         60_000
-    }
-    pub fn history_suffix() -> String {
-        "__history".into()
     }
     pub fn meta_schema() -> String {
         "sinkfleet".into()

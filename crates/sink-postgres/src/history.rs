@@ -22,12 +22,7 @@ use crate::ident::{Ident, QualifiedName, fit_name};
 use sinkfleet_core::{Change, SinkError, TableId};
 use sqlx::PgConnection;
 
-/// The op column of a history table.
-pub const OP_COLUMN: &str = "__sinkfleet_op";
-/// The source commit time column of a history table.
-pub const SOURCE_TS_COLUMN: &str = "__sinkfleet_source_ts";
-/// The unchanged-columns column of a history table.
-pub const UNCHANGED_COLUMN: &str = "__sinkfleet_unchanged";
+pub use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 
 /// The sink's own columns of a history table with their types.
 pub(crate) fn columns(cfg: &PostgresSinkConfig) -> Vec<(String, &'static str)> {

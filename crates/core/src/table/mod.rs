@@ -11,6 +11,7 @@
 
 pub mod driver;
 pub mod group;
+pub mod history;
 pub mod plan;
 pub mod route;
 
