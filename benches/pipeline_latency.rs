@@ -16,7 +16,9 @@
 
 mod common;
 
-use common::{Publisher, Worker, arg, mock_cluster, publisher_config};
+use common::{
+    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, wait_for_count,
+};
 use sqlx::{Executor, PgPool};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -113,42 +115,21 @@ fn main() {
         );
 
         worker.stop();
-        let _ = Command::new("kill").arg(publisher.id().to_string()).status();
-        let _ = publisher.wait();
-        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{id}_publisher.yaml")));
-        exec(format!(
-            "SELECT pg_drop_replication_slot('{id}');
-             DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;
-             DROP SCHEMA {target} CASCADE; DROP SCHEMA IF EXISTS {target}_meta CASCADE;"
-        ))
-        .await;
+        remove_pipeline(&pool, &id, &target, publisher).await;
     });
     drop(mock.stdin.take()); // closing stdin ends the host
     let _ = mock.wait();
 }
 
-/// Waits until the target holds `rows` rows; fails if a process exits.
+/// Waits until the target holds `rows` rows (see [`wait_for_count`]).
 async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&mut Child]) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {target}.events"))
-            .fetch_one(pool)
-            .await
-            .expect("count");
-        if n >= rows {
-            return;
-        }
-        for child in children.iter_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("a pipeline process exited: {status}");
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the target has {n} of {rows} rows"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_count(
+        pool,
+        &format!("SELECT count(*) FROM {target}.events"),
+        rows,
+        children,
+    )
+    .await;
 }
 
 fn start_publisher(id: &str, brokers: &str) -> Child {

@@ -22,7 +22,9 @@
 
 mod common;
 
-use common::{Publisher, Worker, arg, mock_cluster, publisher_config};
+use common::{
+    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, wait_for_count,
+};
 use sqlx::{Executor, PgPool};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -109,15 +111,6 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
         ],
         _ => vec![],
     };
-    let start_worker = || {
-        Worker::start_with(
-            "sinkfleet-postgres",
-            &brokers,
-            &worker_topics,
-            &target,
-            &env,
-        )
-    };
     let transfer = |from: u64, to: u64| {
         format!(
             "DO $$ BEGIN FOR i IN {from}..{to} LOOP
@@ -129,7 +122,13 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
     };
 
     // Latency at a steady rate.
-    let mut worker = start_worker();
+    let mut worker = Worker::start_with(
+        "sinkfleet-postgres",
+        &brokers,
+        &worker_topics,
+        &target,
+        &env,
+    );
     exec(transfer(0, 0)).await;
     wait_for_rows(pool, &target, 1, &mut [&mut publisher, &mut worker.child]).await;
     let total = rate * seconds;
@@ -200,17 +199,7 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
     let transfers_per_second = backlog as f64 / started.elapsed().as_secs_f64();
     worker.stop();
 
-    let _ = Command::new("kill")
-        .arg(publisher.id().to_string())
-        .status();
-    let _ = publisher.wait();
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{id}_publisher.yaml")));
-    exec(format!(
-        "SELECT pg_drop_replication_slot('{id}');
-         DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;
-         DROP SCHEMA {target} CASCADE; DROP SCHEMA IF EXISTS {target}_meta CASCADE;"
-    ))
-    .await;
+    remove_pipeline(pool, &id, &target, publisher).await;
     drop(mock.stdin.take()); // closing stdin ends the host
     let _ = mock.wait();
     Measured {
@@ -220,31 +209,12 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
     }
 }
 
-/// Waits until both target tables hold `rows` rows; fails if a process exits.
+/// Waits until both target tables hold `rows` rows (see [`wait_for_count`]).
 async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&mut Child]) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let sql = format!(
+    let count = format!(
         "SELECT least((SELECT count(*) FROM {target}.debits), (SELECT count(*) FROM {target}.credits))"
     );
-    loop {
-        let n: i64 = sqlx::query_scalar(&sql)
-            .fetch_one(pool)
-            .await
-            .expect("count");
-        if n >= rows {
-            return;
-        }
-        for child in children.iter_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("a pipeline process exited: {status}");
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the target has {n} of {rows} transfers"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_count(pool, &count, rows, children).await;
 }
 
 fn start_publisher(id: &str, brokers: &str) -> Child {

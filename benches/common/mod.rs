@@ -232,3 +232,58 @@ impl Worker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Waits until `count` (a SQL query returning one bigint) reaches `rows`;
+/// fails if one of `children` (the pipeline's processes) exits, or after
+/// five minutes.
+pub async fn wait_for_count(
+    pool: &sqlx::PgPool,
+    count: &str,
+    rows: i64,
+    children: &mut [&mut std::process::Child],
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let n: i64 = sqlx::query_scalar(count)
+            .fetch_one(pool)
+            .await
+            .expect("count");
+        if n >= rows {
+            return;
+        }
+        for child in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("a pipeline process exited: {status}");
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the target has {n} of {rows} rows"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Stops `publisher` (SIGTERM) and removes what a pipeline bench created
+/// for source schema `id`: its publisher config, slot `id`, publication
+/// `<id>_pub`, and the schemas `id`, `target` and `<target>_meta`.
+pub async fn remove_pipeline(
+    pool: &sqlx::PgPool,
+    id: &str,
+    target: &str,
+    mut publisher: std::process::Child,
+) {
+    let _ = std::process::Command::new("kill")
+        .arg(publisher.id().to_string())
+        .status();
+    let _ = publisher.wait();
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{id}_publisher.yaml")));
+    let sql = format!(
+        "SELECT pg_drop_replication_slot('{id}');
+         DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;
+         DROP SCHEMA {target} CASCADE; DROP SCHEMA IF EXISTS {target}_meta CASCADE;"
+    );
+    sqlx::Executor::execute(pool, sql.as_str())
+        .await
+        .expect("bench cleanup");
+}

@@ -19,7 +19,7 @@ use crate::catalog::{TableMeta, idents};
 use crate::config::PostgresSinkConfig;
 use crate::error::classify;
 use crate::ident::{Ident, QualifiedName, fit_name};
-use sinkfleet_core::{Change, SinkError, TableId};
+use sinkfleet_core::{Change, SinkError, TableId, Value};
 use sqlx::PgConnection;
 
 pub use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
@@ -134,21 +134,9 @@ pub(crate) async fn append(
 
 /// A Postgres array literal of `names`, every element quoted.
 fn array_literal(names: &[String]) -> String {
-    let mut out = String::from("{");
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for ch in name.chars() {
-            if ch == '"' || ch == '\\' {
-                out.push('\\');
-            }
-            out.push(ch);
-        }
-        out.push('"');
-    }
-    out.push('}');
+    let items: Vec<Value> = names.iter().map(|n| Value::Text(n.clone())).collect();
+    let mut out = String::new();
+    crate::types::write_array(&items, &mut out);
     out
 }
 

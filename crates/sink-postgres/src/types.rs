@@ -255,7 +255,7 @@ fn write_text(value: &Value, out: &mut String) {
 
 /// Postgres array literal: `{"a","b",NULL}`; every element quoted so that
 /// commas, braces and spaces inside elements are data.
-fn write_array(items: &[Value], out: &mut String) {
+pub(crate) fn write_array(items: &[Value], out: &mut String) {
     out.push('{');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {

@@ -88,6 +88,17 @@ impl Coordinator {
                 Some(Instant::now())
             };
         }
+        self.send_job(lane, items, job_load).await;
+    }
+
+    /// Hands `items` to `lane`'s writer as the next job; `job_load` is
+    /// what it holds of each partition, kept until it is durable.
+    pub(super) async fn send_job(
+        &mut self,
+        lane: usize,
+        items: Vec<Item>,
+        job_load: HashMap<PartitionId, JobShare>,
+    ) {
         let id = self.next_job;
         self.next_job += 1;
         let lane = &mut self.lanes[lane];

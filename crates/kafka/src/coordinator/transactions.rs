@@ -30,10 +30,10 @@
 //! transaction topic must be assigned to this process: the binary runs one
 //! active worker per group in this mode (see the README).
 
-use super::{Coordinator, InFlight, JobShare};
+use super::{Coordinator, JobShare};
 use crate::consumer::PartitionId;
 use crate::partition::PartitionState;
-use crate::writer::{Item, Job, Payload, WriterCommand};
+use crate::writer::{Item, Payload};
 use sinkfleet_core::debezium::transaction::{TxMarker, TxStatus, commit_lsn};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -293,18 +293,7 @@ impl Coordinator {
             }
             state.pending_since = (!state.pending.is_empty()).then(Instant::now);
         }
-        let id = self.next_job;
-        self.next_job += 1;
-        let lane = &mut self.lanes[0];
-        lane.inflight = Some(InFlight { id, load: job_load });
-        if lane
-            .commands
-            .send(WriterCommand::Write(Job { id, items }))
-            .await
-            .is_err()
-        {
-            tracing::error!("writer task is gone");
-        }
+        self.send_job(0, items, job_load).await;
     }
 }
 
