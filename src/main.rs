@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{Config, SinkConfig};
 use sinkfleet_kafka::{Health, TransactionsConfig};
-use sinkfleet_sink_postgres::{ApplyMode, Ownership, PostgresSink};
+use sinkfleet_sink_postgres::{ApplyMode, OffsetStorage, Ownership, PostgresSink};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -119,6 +119,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
             // for the turn before joining it.
             let mut owner = None;
             if pg.apply == ApplyMode::Transactional {
+                // A standby is alive (its liveness probe must pass) but not
+                // ready: it consumes nothing.
+                health
+                    .live
+                    .store(true, std::sync::atomic::Ordering::Release);
                 let group = runtime.kafka.group_id.clone();
                 tokio::select! {
                     taken = Ownership::acquire(&pg, &group) => owner = Some(taken?),
@@ -131,8 +136,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 runtime.worker.writers = 1;
             }
             // The writers share one connection pool, by default one
-            // connection each.
-            pg.pool_size.get_or_insert(runtime.worker.writers as u32);
+            // connection each, and one to claim partitions with when
+            // offsets are kept in the target.
+            let claims = u32::from(pg.offset_storage == OffsetStorage::Target);
+            pg.pool_size
+                .get_or_insert(runtime.worker.writers as u32 + claims);
             let mut first = PostgresSink::new(pg)?;
             let offsets = first
                 .offset_store(&runtime.kafka.group_id)?

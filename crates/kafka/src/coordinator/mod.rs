@@ -492,6 +492,9 @@ impl Coordinator {
     /// Lag per owned partition from the broker's numbers, durable but
     /// uncommitted records, and freshness per table.
     fn publish_progress(&mut self) {
+        if let Some(assembler) = &self.transactions {
+            assembler.publish(&self.partitions);
+        }
         let now = progress::now_ms();
         let broker = self
             .broker_offsets

@@ -247,8 +247,9 @@ impl Assembler {
     }
 
     /// Publishes what waits: END records not applied yet, and the bytes
-    /// held in partitions.
-    fn publish(&self, partitions: &HashMap<PartitionId, PartitionState>) {
+    /// held in partitions. On the commit tick: it walks the transaction
+    /// topic's queue.
+    pub(super) fn publish(&self, partitions: &HashMap<PartitionId, PartitionState>) {
         let ends = partitions
             .iter()
             .filter(|((t, _), _)| self.is_marker_topic(t))
@@ -271,7 +272,6 @@ impl Coordinator {
         let Some(assembler) = self.transactions.as_mut() else {
             return;
         };
-        assembler.publish(&self.partitions);
         if self.lanes.iter().any(|l| l.held || l.inflight.is_some()) {
             return;
         }
