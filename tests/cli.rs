@@ -164,3 +164,37 @@ fn validate_shows_the_identifier_policy() {
         "{text}"
     );
 }
+
+/// Transactional apply needs the transaction topic and offsets in the
+/// target; a history entry must name `schema.table`. Each refusal names
+/// its key.
+#[test]
+fn transactional_apply_and_history_settings_are_checked() {
+    let (code, text) = validate(
+        &example(),
+        &[
+            ("SINKFLEET__SINK__POSTGRES__APPLY", "transactional"),
+            ("SINKFLEET__SINK__POSTGRES__HISTORY__TABLES", "[orders]"),
+        ],
+    );
+    assert_eq!(code, 2);
+    for key in [
+        "sink.postgres.transaction_topic",
+        "sink.postgres.offset_storage",
+        "sink.postgres.history.tables.0",
+    ] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+    let (code, text) = validate(
+        &example(),
+        &[
+            ("SINKFLEET__SINK__POSTGRES__APPLY", "transactional"),
+            ("SINKFLEET__SINK__POSTGRES__OFFSET_STORAGE", "target"),
+            (
+                "SINKFLEET__SINK__POSTGRES__TRANSACTION_TOPIC",
+                "app.transaction",
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+}
