@@ -2,6 +2,7 @@
 //! loads the config, and wires a sink into the Kafka runtime.
 
 mod config;
+mod dlq;
 mod observability;
 mod publisher_config;
 
@@ -34,11 +35,41 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Look at the dead-letter topic: `dlq list` counts its records by error
+    /// class, table and origin; `dlq show` prints them with their headers.
+    ///
+    /// Examples: `sinkfleet dlq list -c worker.yaml`,
+    /// `sinkfleet dlq show -c worker.yaml --class apply --table public.orders --json`
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Run the WAL publisher (Postgres -> Kafka) until SIGTERM/SIGINT.
     Publish {
         /// YAML file: a Debezium connector config plus a `publisher` section.
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Records per error class, source table and origin partition.
+    List {
+        /// The worker's YAML config file (its `kafka` and `dead_letter`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The records, with their headers, filtered.
+    Show {
+        /// The worker's YAML config file (its `kafka` and `dead_letter`).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        filter: dlq::Filter,
+        /// One JSON object per record.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -81,6 +112,18 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?
                 .block_on(run(config))
+        }
+        Command::Dlq { action } => {
+            let text = match action {
+                DlqAction::List { config } => dlq::list(&dlq::letters(&Config::load(&config)?)?),
+                DlqAction::Show {
+                    config,
+                    filter,
+                    json,
+                } => dlq::show(&dlq::letters(&Config::load(&config)?)?, &filter, json),
+            };
+            print!("{text}");
+            Ok(())
         }
         Command::Publish { config } => {
             let (connector, settings) = publisher_config::load(&config)?;

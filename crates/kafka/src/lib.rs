@@ -29,6 +29,7 @@ pub mod config;
 mod consumer;
 mod coordinator;
 pub mod dead_letter;
+pub mod inspect;
 mod partition;
 mod progress;
 mod releases;

@@ -1,0 +1,123 @@
+//! `sinkfleet dlq`: what the dead-letter topic holds, counted and shown.
+
+use anyhow::Context;
+use sinkfleet_kafka::inspect::{Letter, read_all};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Which records `show` prints.
+#[derive(Debug, Default, clap::Args)]
+pub struct Filter {
+    /// Only this error class (`decode`, `apply`, `schema`).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Only this source table (`schema.table`).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Only records whose key (as text) contains this.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only original offsets at or above this.
+    #[arg(long)]
+    pub from_offset: Option<i64>,
+    /// Only original offsets at or below this.
+    #[arg(long)]
+    pub to_offset: Option<i64>,
+}
+
+impl Filter {
+    fn keeps(&self, l: &Letter) -> bool {
+        let offset = l.origin.as_ref().map(|o| o.2);
+        self.class.as_ref().is_none_or(|c| *c == l.class)
+            && self
+                .table
+                .as_ref()
+                .is_none_or(|t| l.table.as_ref() == Some(t))
+            && self
+                .key
+                .as_ref()
+                .is_none_or(|k| text(l.key.as_deref()).contains(k.as_str()))
+            && self
+                .from_offset
+                .is_none_or(|f| offset.is_some_and(|o| o >= f))
+            && self
+                .to_offset
+                .is_none_or(|t| offset.is_some_and(|o| o <= t))
+    }
+}
+
+fn text(bytes: Option<&[u8]>) -> String {
+    bytes.map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn origin(l: &Letter) -> String {
+    l.origin
+        .as_ref()
+        .map_or("-".to_owned(), |(t, p, o)| format!("{t}/{p}@{o}"))
+}
+
+/// Reads the dead-letter topic of `config`.
+pub fn letters(config: &crate::config::Config) -> anyhow::Result<Vec<Letter>> {
+    let client = sinkfleet_kafka::client_config(&config.kafka);
+    read_all(&client, &config.dead_letter.topic, Duration::from_secs(30))
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("reading {}", config.dead_letter.topic))
+}
+
+/// `dlq list`: records per error class, source table and origin partition.
+pub fn list(letters: &[Letter]) -> String {
+    let mut counts: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for l in letters {
+        let partition = l
+            .origin
+            .as_ref()
+            .map_or("-".to_owned(), |(t, p, _)| format!("{t}/{p}"));
+        let table = l.table.clone().unwrap_or_else(|| "-".into());
+        *counts
+            .entry((l.class.clone(), table, partition))
+            .or_default() += 1;
+    }
+    let mut out = format!(
+        "{:<8} {:<32} {:<40} {:>8}\n",
+        "class", "table", "from", "records"
+    );
+    for ((class, table, partition), n) in &counts {
+        out.push_str(&format!("{class:<8} {table:<32} {partition:<40} {n:>8}\n"));
+    }
+    out.push_str(&format!("{} records\n", letters.len()));
+    out
+}
+
+/// `dlq show`: the records `filter` keeps, with their headers; one JSON
+/// object per line with `json`.
+pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
+    let mut out = String::new();
+    for l in letters.iter().filter(|l| filter.keeps(l)) {
+        if json {
+            let line = serde_json::json!({
+                "partition": l.partition,
+                "offset": l.offset,
+                "class": l.class,
+                "message": l.message,
+                "origin": l.origin.as_ref().map(|(t, p, o)| serde_json::json!({"topic": t, "partition": p, "offset": o})),
+                "table": l.table,
+                "key": l.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "value": l.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()),
+            });
+            out.push_str(&format!("{line}\n"));
+        } else {
+            out.push_str(&format!(
+                "{}@{} {} from {} table {}: {}\n  key:   {}\n  value: {}\n",
+                l.partition,
+                l.offset,
+                l.class,
+                origin(l),
+                l.table.as_deref().unwrap_or("-"),
+                l.message,
+                text(l.key.as_deref()),
+                text(l.value.as_deref()),
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,103 @@
+//! `sinkfleet dlq list` and `dlq show` against the real broker: dead
+//! letters produced as the worker produces them, read back, counted and
+//! filtered.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+mod common;
+
+use common::{Pipeline, free_port};
+use sinkfleet_core::{ErrorClass, Position};
+use sinkfleet_kafka::dead_letter::{DeadLetter, DeadLetterProducer};
+use std::process::Command;
+use std::sync::Arc;
+
+/// Runs `sinkfleet dlq <args> --config <config>`: (exit code, stdout).
+fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .arg("dlq")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{text}{err}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
+    let p = Pipeline::new("dlqcli", 1).await;
+    let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
+        brokers: p.brokers.clone(),
+        group_id: p.group.clone(),
+        topics: vec![p.topic.clone()],
+        group_instance_id: None,
+        properties: Default::default(),
+    });
+    let producer = DeadLetterProducer::new(&client, p.dlq.clone()).unwrap();
+    let letter = |offset: i64, class: ErrorClass, value: &str, message: &str| DeadLetter {
+        position: Position {
+            topic: Arc::from(p.topic.as_str()),
+            partition: 0,
+            offset,
+        },
+        key: Some(format!(r#"{{"id":{offset}}}"#).into_bytes()),
+        value: Some(value.as_bytes().to_vec()),
+        class,
+        message: message.into(),
+    };
+    let orders = r#"{"op":"c","source":{"schema":"public","table":"orders"},"after":{"id":7,"note":"xxxxxxxxxx"}}"#;
+    for l in [
+        letter(
+            3,
+            ErrorClass::Decode,
+            "{not json",
+            "invalid JSON in record value",
+        ),
+        letter(5, ErrorClass::Apply, orders, "public.orders.note: too long"),
+        letter(9, ErrorClass::Apply, orders, "public.orders.note: too long"),
+    ] {
+        producer.send(&l).await.unwrap();
+    }
+    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-dlq.yaml", p.schema));
+    std::fs::write(&config, p.config("", "", free_port())).unwrap();
+
+    let (code, text) = dlq(&config, &["list"]);
+    assert_eq!(code, 0, "{text}");
+    let from = format!("{}/0", p.topic);
+    let line = |class: &str, table: &str, n: usize| {
+        text.lines().any(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields == [class, table, from.as_str(), &n.to_string()]
+        })
+    };
+    assert!(line("apply", "public.orders", 2), "{text}");
+    assert!(line("decode", "-", 1), "{text}");
+    assert!(text.contains("3 records"), "{text}");
+
+    let (code, text) = dlq(
+        &config,
+        &["show", "--class", "apply", "--from-offset", "6", "--json"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let shown: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(shown.len(), 1, "{text}");
+    assert_eq!(shown[0]["origin"]["offset"], 9);
+    assert_eq!(shown[0]["table"], "public.orders");
+    assert_eq!(shown[0]["message"], "public.orders.note: too long");
+    assert_eq!(shown[0]["value"], orders);
+
+    let (code, text) = dlq(&config, &["show", "--key", r#""id":3"#]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("decode from ") && text.contains("@3"),
+        "{text}"
+    );
+    assert!(!text.contains("apply"), "{text}");
+}
