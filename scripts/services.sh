@@ -4,7 +4,8 @@
 #   sqlite storage), ClickHouse (Debian's 18.16, HTTP and HTTPS) and moto (an
 #   S3-compatible server, in memory, bucket `sinkfleet` created at start; a
 #   second one serves HTTPS). TLS uses test CAs made at first start.
-#   Prometheus and promtool are installed, not started (tests start their own).
+#   Prometheus and promtool are installed, not started (tests start their own);
+#   so is kubernetes-validate (PyPI), which checks deploy/kubernetes.
 #
 #   scripts/services.sh start    install what is missing (build dependencies
 #                                included), start what is not running
@@ -32,6 +33,7 @@ CH_HTTPS_PORT=${SINKFLEET_CLICKHOUSE_HTTPS_PORT:-58443}
 S3_PORT=${SINKFLEET_S3_PORT:-59900}
 S3_TLS_PORT=${SINKFLEET_S3_TLS_PORT:-59943}
 MOTO_VERSION=5.2.5
+KUBERNETES_VALIDATE_VERSION=1.37.0
 PYARROW_VERSION=26.0.1
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
 TOOLS_DIR=${SINKFLEET_TOOLS_DIR:-$HOME/.local/share/sinkfleet}
@@ -234,17 +236,34 @@ XML
 
 moto_venv() { echo "$TOOLS_DIR/moto-$MOTO_VERSION"; }
 
-install_moto() {
-  local venv; venv=$(moto_venv)
-  if [ -x "$venv/bin/moto_server" ]; then return; fi
+# Python virtualenvs need Debian's python3-venv.
+install_venv_support() {
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
     log "installing python3-venv (Debian packages)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
   fi
+}
+
+install_moto() {
+  local venv; venv=$(moto_venv)
+  if [ -x "$venv/bin/moto_server" ]; then return; fi
+  install_venv_support
   log "installing moto $MOTO_VERSION into $venv (once, ~35 s)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2
+}
+
+kubernetes_validate() { echo "$TOOLS_DIR/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION/bin/kubernetes-validate"; }
+
+# kubernetes-validate: the Kubernetes schemas, bundled, for the manifests test.
+install_kubernetes_validate() {
+  local venv="$TOOLS_DIR/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
+  if [ -x "$venv/bin/kubernetes-validate" ]; then return; fi
+  install_venv_support
+  log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv (once)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
 }
 
 # One moto server: $1 port, $2 name (pid and log files), $3 "tls" for
@@ -354,6 +373,7 @@ export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export SINKFLEET_S3_TLS_ENDPOINT=https://127.0.0.1:$S3_TLS_PORT
 export SINKFLEET_S3_CA=$STATE_DIR/moto/tls/ca.crt
 export SINKFLEET_PG_CA=$(pg_ca)
+export SINKFLEET_KUBERNETES_VALIDATE=$(kubernetes_validate)
 ENV
 }
 
@@ -370,7 +390,7 @@ pg_ca() {
 }
 
 case "${1:-}" in
-  start) install_build_deps; install_prometheus; start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
+  start) install_build_deps; install_prometheus; install_kubernetes_validate; start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
   build-deps) install_build_deps ;;
   stop) stop_all ;;
   status)
