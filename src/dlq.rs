@@ -1,4 +1,5 @@
-//! `sinkfleet dlq`: what the dead-letter topic holds, counted and shown.
+//! `sinkfleet dlq`: what the dead-letter topic holds, counted, shown and
+//! replayed.
 
 use anyhow::Context;
 use sinkfleet_kafka::inspect::{Letter, read_all};
@@ -26,6 +27,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The letters this filter keeps.
+    pub fn apply<'a>(&self, letters: &'a [Letter]) -> Vec<&'a Letter> {
+        letters.iter().filter(|l| self.keeps(l)).collect()
+    }
+
     fn keeps(&self, l: &Letter) -> bool {
         let offset = l.origin.as_ref().map(|o| o.2);
         self.class.as_ref().is_none_or(|c| *c == l.class)
@@ -92,7 +98,7 @@ pub fn list(letters: &[Letter]) -> String {
 /// object per line with `json`.
 pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
     let mut out = String::new();
-    for l in letters.iter().filter(|l| filter.keeps(l)) {
+    for l in filter.apply(letters) {
         if json {
             let line = serde_json::json!({
                 "partition": l.partition,
@@ -120,4 +126,39 @@ pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
         }
     }
     out
+}
+
+/// `dlq replay`: puts the records `filter` keeps back into the partitions
+/// they came from (see [`sinkfleet_kafka::inspect::replay`]), or with
+/// `dry_run` only says which it would.
+pub async fn replay(
+    config: &crate::config::Config,
+    letters: &[Letter],
+    filter: &Filter,
+    dry_run: bool,
+) -> anyhow::Result<String> {
+    let chosen = filter.apply(letters);
+    let mut out = String::new();
+    for l in &chosen {
+        out.push_str(&format!(
+            "{} {}@{} -> {}\n",
+            if dry_run { "would replay" } else { "replay" },
+            l.partition,
+            l.offset,
+            origin(l)
+        ));
+    }
+    if dry_run {
+        out.push_str(&format!(
+            "{} records would be replayed (dry run)\n",
+            chosen.len()
+        ));
+        return Ok(out);
+    }
+    let client = sinkfleet_kafka::client_config(&config.kafka);
+    let n = sinkfleet_kafka::inspect::replay(&client, &chosen)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    out.push_str(&format!("{n} records replayed\n"));
+    Ok(out)
 }

@@ -36,10 +36,12 @@ enum Command {
         config: PathBuf,
     },
     /// Look at the dead-letter topic: `dlq list` counts its records by error
-    /// class, table and origin; `dlq show` prints them with their headers.
+    /// class, table and origin; `dlq show` prints them with their headers;
+    /// `dlq replay` puts them back into their topic.
     ///
     /// Examples: `sinkfleet dlq list -c worker.yaml`,
-    /// `sinkfleet dlq show -c worker.yaml --class apply --table public.orders --json`
+    /// `sinkfleet dlq show -c worker.yaml --class apply --table public.orders --json`,
+    /// `sinkfleet dlq replay -c worker.yaml --table public.orders --dry-run`
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
@@ -70,6 +72,18 @@ enum DlqAction {
         /// One JSON object per record.
         #[arg(long)]
         json: bool,
+    },
+    /// Puts the records (filtered as for `show`) back into the partitions
+    /// they came from; the sink is idempotent, so a replay is harmless.
+    Replay {
+        /// The worker's YAML config file (its `kafka` and `dead_letter`).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        filter: dlq::Filter,
+        /// Only print what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -121,6 +135,19 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     filter,
                     json,
                 } => dlq::show(&dlq::letters(&Config::load(&config)?)?, &filter, json),
+                DlqAction::Replay {
+                    config,
+                    filter,
+                    dry_run,
+                } => {
+                    let config = Config::load(&config)?;
+                    let letters = dlq::letters(&config)?;
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("starting the async runtime")?
+                        .block_on(dlq::replay(&config, &letters, &filter, dry_run))?
+                }
             };
             print!("{text}");
             Ok(())

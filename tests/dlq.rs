@@ -101,3 +101,64 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
     );
     assert!(!text.contains("apply"), "{text}");
 }
+
+/// `dlq replay` puts a dead letter back into the partition it came from; a
+/// running worker applies it; a second replay changes nothing (the sink is
+/// idempotent). `--dry-run` only says what it would do.
+#[tokio::test(flavor = "multi_thread")]
+async fn replayed_dead_letters_are_applied_once() {
+    let p = Pipeline::new("dlqreplay", 1).await;
+    let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
+        brokers: p.brokers.clone(),
+        group_id: p.group.clone(),
+        topics: vec![p.topic.clone()],
+        group_instance_id: None,
+        properties: Default::default(),
+    });
+    let producer = DeadLetterProducer::new(&client, p.dlq.clone()).unwrap();
+    let value = r#"{"op":"c","source":{"schema":"public","table":"items","lsn":5},"after":{"id":1,"name":"fixed"}}"#;
+    producer
+        .send(&DeadLetter {
+            position: Position {
+                topic: Arc::from(p.topic.as_str()),
+                partition: 0,
+                offset: 0,
+            },
+            key: Some(br#"{"id":1}"#.to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            class: ErrorClass::Apply,
+            message: "the target was down for maintenance".into(),
+        })
+        .await
+        .unwrap();
+    let port = free_port();
+    let config_text = p.config("", "", port);
+    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-replay.yaml", p.schema));
+    std::fs::write(&config, &config_text).unwrap();
+    let _worker = p.spawn("w", &config_text, port);
+
+    let (code, text) = dlq(&config, &["replay", "--class", "apply", "--dry-run"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 records would be replayed"), "{text}");
+    assert_eq!(p.end_offsets().get(&0), Some(&0), "a dry run sends nothing");
+
+    let pool = p.pool().await;
+    let rows = format!("SELECT count(*) FROM \"{}\".items", p.schema);
+    for replays in 1..=2i64 {
+        let (code, text) = dlq(&config, &["replay", "--class", "apply"]);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("1 records replayed"), "{text}");
+        assert_eq!(p.end_offsets().get(&0), Some(&replays));
+        // Applied once the group has committed past it.
+        p.wait_committed_to_end(&p.group, std::time::Duration::from_secs(120))
+            .await;
+        let n: i64 = sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 1, "replay {replays}");
+    }
+    let name: String = sqlx::query_scalar(&format!("SELECT name FROM \"{}\".items", p.schema))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "fixed");
+}

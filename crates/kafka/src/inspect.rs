@@ -1,10 +1,11 @@
 //! Reading the dead-letter topic back, for `sinkfleet dlq`: what an
-//! operator looks at before deciding what to replay.
+//! operator looks at before deciding what to replay, and the replay.
 
 use crate::dead_letter::headers;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -134,6 +135,58 @@ fn letter(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
         origin,
         table: m.payload().and_then(source_table),
     }
+}
+
+/// Header on a replayed record: the dead-letter partition and offset it
+/// was replayed from.
+pub const REPLAYED_FROM: &str = "sinkfleet.replayed.from";
+
+/// Produces each letter's original key and value back into the partition
+/// it was read from (so its key keeps its partition and its order there),
+/// with [`REPLAYED_FROM`]; waits for every acknowledgement. Letters without
+/// origin headers are refused before anything is sent. Returns how many
+/// were replayed.
+///
+/// Safe to repeat: the sink applies a record only if its version is newer
+/// than what the target holds, so a replayed record that a newer change of
+/// its key has overtaken changes nothing.
+pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<usize, String> {
+    if let Some(l) = letters.iter().find(|l| l.origin.is_none()) {
+        return Err(format!(
+            "dead letter {}@{} has no sinkfleet.original.* headers: its topic is unknown",
+            l.partition, l.offset
+        ));
+    }
+    let producer: FutureProducer = client
+        .clone()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .map_err(|e| e.to_string())?;
+    for l in letters {
+        let Some((topic, partition, _)) = &l.origin else {
+            continue;
+        };
+        let from = format!("{}@{}", l.partition, l.offset);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: REPLAYED_FROM,
+            value: Some(from.as_str()),
+        });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(*partition)
+            .headers(headers);
+        if let Some(k) = &l.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &l.value {
+            record = record.payload(v.as_slice());
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| format!("replaying {from} into {topic}/{partition}: {e}"))?;
+    }
+    Ok(letters.len())
 }
 
 /// `schema.table` from a Debezium value's `source` (bare or enveloped).
