@@ -17,10 +17,11 @@
 mod common;
 
 use common::{
-    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, wait_for_count,
+    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, spawn_publisher,
+    wait_for_count,
 };
 use sqlx::{Executor, PgPool};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Source transactions per second: the rate is spread over them.
@@ -133,24 +134,13 @@ async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&
 }
 
 fn start_publisher(id: &str, brokers: &str) -> Child {
-    let config = std::env::temp_dir().join(format!("{id}_publisher.yaml"));
-    std::fs::write(
-        &config,
-        publisher_config(&Publisher {
-            name: id,
-            publication: &format!("{id}_pub"),
-            table: &format!("{id}.events"),
-            brokers,
-            schemas: true,
-            create_topics: false,
-        }),
-    )
-    .expect("publisher config");
-    Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(["publish", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sinkfleet publish")
+    let config = publisher_config(&Publisher {
+        name: id,
+        publication: &format!("{id}_pub"),
+        table: &format!("{id}.events"),
+        brokers,
+        schemas: true,
+        create_topics: false,
+    });
+    spawn_publisher(id, &config)
 }

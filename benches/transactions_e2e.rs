@@ -23,10 +23,11 @@
 mod common;
 
 use common::{
-    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, wait_for_count,
+    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, spawn_publisher,
+    wait_for_count,
 };
 use sqlx::{Executor, PgPool};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// What one mode measured.
@@ -218,8 +219,7 @@ async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&
 }
 
 fn start_publisher(id: &str, brokers: &str) -> Child {
-    let config = std::env::temp_dir().join(format!("{id}_publisher.yaml"));
-    let text = publisher_config(&Publisher {
+    let config = publisher_config(&Publisher {
         name: id,
         publication: &format!("{id}_pub"),
         table: &format!("{id}.debits,{id}.credits"),
@@ -231,12 +231,5 @@ fn start_publisher(id: &str, brokers: &str) -> Child {
         "config:\n",
         "config:\n  provide.transaction.metadata: \"true\"\n",
     );
-    std::fs::write(&config, text).expect("publisher config");
-    Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(["publish", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sinkfleet publish")
+    spawn_publisher(id, &config)
 }

@@ -26,9 +26,8 @@ fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), format!("{text}{err}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
-    let p = Pipeline::new("dlqcli", 1).await;
+/// The worker's own dead-letter producer, writing to `p`'s dead-letter topic.
+fn dead_letters(p: &Pipeline) -> DeadLetterProducer {
     let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
         brokers: p.brokers.clone(),
         group_id: p.group.clone(),
@@ -36,7 +35,13 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
         group_instance_id: None,
         properties: Default::default(),
     });
-    let producer = DeadLetterProducer::new(&client, p.dlq.clone()).unwrap();
+    DeadLetterProducer::new(&client, p.dlq.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
+    let p = Pipeline::new("dlqcli", 1).await;
+    let producer = dead_letters(&p);
     let letter = |offset: i64, class: ErrorClass, value: &str, message: &str| DeadLetter {
         position: Position {
             topic: Arc::from(p.topic.as_str()),
@@ -108,14 +113,7 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
 #[tokio::test(flavor = "multi_thread")]
 async fn replayed_dead_letters_are_applied_once() {
     let p = Pipeline::new("dlqreplay", 1).await;
-    let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
-        brokers: p.brokers.clone(),
-        group_id: p.group.clone(),
-        topics: vec![p.topic.clone()],
-        group_instance_id: None,
-        properties: Default::default(),
-    });
-    let producer = DeadLetterProducer::new(&client, p.dlq.clone()).unwrap();
+    let producer = dead_letters(&p);
     let value = r#"{"op":"c","source":{"schema":"public","table":"items","lsn":5},"after":{"id":1,"name":"fixed"}}"#;
     producer
         .send(&DeadLetter {

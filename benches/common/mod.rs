@@ -287,3 +287,17 @@ pub async fn remove_pipeline(
         .await
         .expect("bench cleanup");
 }
+
+/// Starts `sinkfleet publish` with `config` (a [`publisher_config`],
+/// perhaps amended), written to the file [`remove_pipeline`] removes.
+pub fn spawn_publisher(id: &str, config: &str) -> std::process::Child {
+    let path = std::env::temp_dir().join(format!("{id}_publisher.yaml"));
+    std::fs::write(&path, config).expect("publisher config");
+    std::process::Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(["publish", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sinkfleet publish")
+}
