@@ -123,6 +123,15 @@ impl Config {
                 "must not be one of kafka.topics".into(),
             ));
         }
+        if self.dead_letter.on_error == sinkfleet_kafka::OnError::ParkKey {
+            let parked = self.dead_letter.parked_topic();
+            if self.kafka.topics.contains(&parked) || parked == self.dead_letter.topic {
+                problems.push((
+                    "dead_letter.parked_topic".into(),
+                    "must be neither one of kafka.topics nor dead_letter.topic".into(),
+                ));
+            }
+        }
         if let VersionSource::Field { field } = &self.decode.version
             && field.is_empty()
         {

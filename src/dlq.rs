@@ -137,7 +137,11 @@ pub async fn replay(
     filter: &Filter,
     dry_run: bool,
 ) -> anyhow::Result<String> {
-    let chosen = filter.apply(letters);
+    let mut chosen = filter.apply(letters);
+    // Each key's records go back in their original order: a parked key is
+    // released by the replay of the record that parked it, and its later
+    // records must follow that one.
+    chosen.sort_by(|a, b| a.origin.cmp(&b.origin));
     let mut out = String::new();
     for l in &chosen {
         out.push_str(&format!(

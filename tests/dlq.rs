@@ -52,6 +52,7 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
         value: Some(value.as_bytes().to_vec()),
         class,
         message: message.into(),
+        parked_since: None,
     };
     let orders = r#"{"op":"c","source":{"schema":"public","table":"orders"},"after":{"id":7,"note":"xxxxxxxxxx"}}"#;
     for l in [
@@ -126,6 +127,7 @@ async fn replayed_dead_letters_are_applied_once() {
             value: Some(value.as_bytes().to_vec()),
             class: ErrorClass::Apply,
             message: "the target was down for maintenance".into(),
+            parked_since: None,
         })
         .await
         .unwrap();

@@ -18,6 +18,10 @@ pub enum ErrorClass {
     Apply,
     /// The change needs a schema change the sink will not make automatically.
     Schema,
+    /// Nothing is wrong with the record itself: an earlier record of its key
+    /// was dead-lettered and the key is parked (`on_error: park_key`), so it
+    /// may not overtake that record.
+    Parked,
 }
 
 impl ErrorClass {
@@ -27,6 +31,7 @@ impl ErrorClass {
             ErrorClass::Decode => "decode",
             ErrorClass::Apply => "apply",
             ErrorClass::Schema => "schema",
+            ErrorClass::Parked => "parked",
         }
     }
 }

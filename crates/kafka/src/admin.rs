@@ -12,8 +12,22 @@ pub async fn ensure_topic(
     topic: &str,
     partitions: i32,
 ) -> Result<(), String> {
+    ensure_topic_with(client, topic, partitions, &[]).await
+}
+
+/// Creates `topic` with `partitions` partitions and topic `configs` (such
+/// as `cleanup.policy`) unless it exists; an existing topic is left as is.
+pub async fn ensure_topic_with(
+    client: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    for (name, value) in configs {
+        new = new.set(name, value);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&new], &opts)

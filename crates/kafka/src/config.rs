@@ -30,9 +30,41 @@ pub struct KafkaConfig {
 pub struct DeadLetterConfig {
     /// Topic receiving records that cannot be decoded or applied.
     pub topic: String,
-    /// Create the topic at start if it is missing.
+    /// Create the topic (and the parked-keys topic) at start if missing.
     #[serde(default = "defaults::yes")]
     pub create_topic: bool,
+    /// What a dead-lettered record means for later records of its key.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The compacted topic that remembers parked keys across restarts and
+    /// rebalances (default `<topic>.parked`); used with `park_key` only.
+    #[serde(default)]
+    pub parked_topic: Option<String>,
+}
+
+impl DeadLetterConfig {
+    /// The parked-keys topic: `parked_topic`, or `<topic>.parked`.
+    pub fn parked_topic(&self) -> String {
+        self.parked_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.parked", self.topic))
+    }
+}
+
+/// `dead_letter.on_error`: what happens to a key once one of its records
+/// was dead-lettered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// The record is skipped; later records of its key apply as usual (a
+    /// newer version may then overtake the dead-lettered one).
+    #[default]
+    Skip,
+    /// The key is parked in its partition: its later records go to the
+    /// dead-letter topic too (marked `sinkfleet.parked=true`) until a
+    /// replay of the record that parked it releases the key. Other keys
+    /// keep flowing and offsets keep advancing.
+    ParkKey,
 }
 
 /// Transactional apply: the runtime hands the sink whole source

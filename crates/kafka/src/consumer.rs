@@ -20,10 +20,11 @@
 //! callback claims the new partitions there and starts each one at the
 //! offset the target stored, before librdkafka fetches anything.
 
+use crate::parking::Parking;
 use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList as Tpl};
@@ -55,6 +56,8 @@ pub struct Incoming {
     pub key: Option<Vec<u8>>,
     /// Value bytes (`None` for a Kafka tombstone).
     pub value: Option<Vec<u8>>,
+    /// Its original offset, when `sinkfleet dlq replay` put it back here.
+    pub replayed_offset: Option<i64>,
 }
 
 /// What the poll thread (and the committer thread) tell the coordinator.
@@ -119,6 +122,8 @@ pub struct WorkerContext {
     pending: Mutex<Vec<Incoming>>,
     /// Where the sink keeps offsets in its target, if it does.
     target_offsets: Option<TargetOffsets>,
+    /// The parked keys, with `on_error: park_key`.
+    parking: Option<Arc<Parking>>,
 }
 
 /// An [`OffsetStore`] and the async runtime its claims run on (the poll
@@ -138,6 +143,7 @@ impl WorkerContext {
         commit_backoff: Backoff,
         broker_offsets: BrokerOffsetsMap,
         target_offsets: Option<TargetOffsets>,
+        parking: Option<Arc<Parking>>,
     ) -> Self {
         WorkerContext {
             events,
@@ -147,6 +153,31 @@ impl WorkerContext {
             topics: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::with_capacity(RECORD_BURST)),
             target_offsets,
+            parking,
+        }
+    }
+
+    /// Reads the keys parked in newly assigned partitions. Blocks the poll
+    /// thread until the parked-keys topic could be read: without them, a
+    /// parked key's next record would be applied ahead of its failed one.
+    fn load_parked_keys(&self, tpl: &Tpl) {
+        let Some(parking) = &self.parking else {
+            return;
+        };
+        let partitions = self.partitions(tpl);
+        let mut attempt = 0;
+        loop {
+            match parking.load(&partitions, Duration::from_secs(30)) {
+                Ok(keys) => {
+                    tracing::info!(keys, ?partitions, "parked keys loaded");
+                    return;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "cannot read the parked keys; retrying");
+                    std::thread::sleep(self.commit_backoff.delay(attempt));
+                }
+            }
         }
     }
 
@@ -270,6 +301,7 @@ impl ConsumerContext for WorkerContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.start_at_target_offsets(consumer, tpl);
+                self.load_parked_keys(tpl);
                 let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -368,10 +400,23 @@ impl ConsumerContext for WorkerContext {
                 tracing::info!(?partitions, "partitions assigned");
                 let _ = self.events.blocking_send(PollEvent::Assigned(partitions));
             }
-            Rebalance::Revoke(_) => {}
+            Rebalance::Revoke(tpl) => {
+                if let Some(parking) = &self.parking {
+                    parking.forget(&self.partitions(tpl));
+                }
+            }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
+}
+
+/// The original offset a replayed record carries
+/// ([`REPLAYED_OFFSET`](crate::inspect::REPLAYED_OFFSET)).
+fn replayed_offset(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<i64> {
+    msg.headers()?
+        .iter()
+        .find(|h| h.key == crate::inspect::REPLAYED_OFFSET)
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
 }
 
 /// Runs the poll loop until `stop` is set, then leaves the group (revoking
@@ -406,6 +451,7 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBoo
                         timestamp_ms: msg.timestamp().to_millis(),
                         key: msg.key().map(<[u8]>::to_vec),
                         value: msg.payload().map(<[u8]>::to_vec),
+                        replayed_offset: replayed_offset(&msg),
                     };
                     if context.hold(incoming) {
                         break;

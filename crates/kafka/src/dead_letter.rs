@@ -20,6 +20,11 @@ pub mod headers {
     pub const PARTITION: &str = "sinkfleet.original.partition";
     /// Its offset there.
     pub const OFFSET: &str = "sinkfleet.original.offset";
+    /// `true` on a record dead-lettered only because its key is parked.
+    pub const PARKED: &str = "sinkfleet.parked";
+    /// On a parked record: the offset of the record that parked its key
+    /// (in the same partition). Replaying that record releases the key.
+    pub const PARKED_SINCE: &str = "sinkfleet.parked.since";
 }
 
 /// A record bound for the dead-letter topic.
@@ -35,6 +40,9 @@ pub struct DeadLetter {
     pub class: ErrorClass,
     /// Details.
     pub message: String,
+    /// Set when the record is dead-lettered because its key is parked: the
+    /// offset of the record that parked it.
+    pub parked_since: Option<i64>,
 }
 
 /// Produces dead letters with an idempotent, `acks=all` producer.
@@ -60,7 +68,7 @@ impl DeadLetterProducer {
     pub async fn send(&self, letter: &DeadLetter) -> Result<(), rdkafka::error::KafkaError> {
         let partition = letter.position.partition.to_string();
         let offset = letter.position.offset.to_string();
-        let headers = OwnedHeaders::new()
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: headers::ERROR_CLASS,
                 value: Some(letter.class.as_str()),
@@ -81,6 +89,18 @@ impl DeadLetterProducer {
                 key: headers::OFFSET,
                 value: Some(offset.as_str()),
             });
+        let since = letter.parked_since.map(|s| s.to_string());
+        if let Some(since) = &since {
+            headers = headers
+                .insert(Header {
+                    key: headers::PARKED,
+                    value: Some("true"),
+                })
+                .insert(Header {
+                    key: headers::PARKED_SINCE,
+                    value: Some(since.as_str()),
+                });
+        }
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(&self.topic).headers(headers);
         if let Some(k) = &letter.key {

@@ -4,7 +4,7 @@
 use crate::dead_letter::headers;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -39,27 +39,54 @@ pub fn read_all(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<Letter>, String> {
+    let mut letters = Vec::new();
+    read_to_end(client, topic, timeout, |m| letters.push(letter(m))).map_err(|e| e.to_string())?;
+    letters.sort_by_key(|l| (l.partition, l.offset));
+    Ok(letters)
+}
+
+/// Why [`read_to_end`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The topic does not exist (or has no partitions).
+    #[error("{0}: no such topic")]
+    NoSuchTopic(String),
+    /// The broker could not be asked, or did not deliver in time.
+    #[error("{0}")]
+    Kafka(String),
+}
+
+/// Hands every record of `topic`, from each partition's start to the end it
+/// had when called, to `on_record` (in order within a partition). Uses no
+/// consumer group offsets: nothing is committed.
+pub fn read_to_end(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+    mut on_record: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), ReadError> {
+    let kafka = |e: rdkafka::error::KafkaError| ReadError::Kafka(format!("{topic}: {e}"));
     let consumer: BaseConsumer = client
         .clone()
         .set(
             "group.id",
-            format!("sinkfleet-dlq-reader-{}", std::process::id()),
+            format!("sinkfleet-reader-{}", std::process::id()),
         )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()
-        .map_err(|e| e.to_string())?;
+        .map_err(kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("{topic}: {e}"))?;
+        .map_err(kafka)?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
-        .filter(|t| t.name() == topic)
+        .filter(|t| t.name() == topic && t.error().is_none())
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(format!("{topic}: no such topic"));
+        return Err(ReadError::NoSuchTopic(topic.to_owned()));
     }
     // Where each partition ends now: what was there when asked.
     let mut ends = HashMap::new();
@@ -67,25 +94,24 @@ pub fn read_all(
     for &p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| format!("{topic}/{p}: {e}"))?;
+            .map_err(kafka)?;
         if high > low {
             ends.insert(p, high);
             tpl.add_partition_offset(topic, p, Offset::Offset(low))
-                .map_err(|e| e.to_string())?;
+                .map_err(kafka)?;
         }
     }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    consumer.assign(&tpl).map_err(kafka)?;
     let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut letters = Vec::new();
     let deadline = Instant::now() + timeout;
     while ends
         .iter()
         .any(|(p, end)| next.get(p).is_none_or(|n| n < end))
     {
         if Instant::now() >= deadline {
-            return Err(format!(
+            return Err(ReadError::Kafka(format!(
                 "{topic}: read up to {next:?} of {ends:?} within {timeout:?}"
-            ));
+            )));
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
@@ -94,18 +120,17 @@ pub fn read_all(
                     .get(&m.partition())
                     .is_some_and(|end| m.offset() < *end)
                 {
-                    letters.push(letter(&m));
+                    on_record(&m);
                 }
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(kafka(e)),
             None => {}
         }
     }
-    letters.sort_by_key(|l| (l.partition, l.offset));
-    Ok(letters)
+    Ok(())
 }
 
-fn letter(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
+fn letter(m: &BorrowedMessage<'_>) -> Letter {
     let mut found: HashMap<&str, String> = HashMap::new();
     if let Some(h) = m.headers() {
         for header in h.iter() {
@@ -141,6 +166,10 @@ fn letter(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
 /// was replayed from.
 pub const REPLAYED_FROM: &str = "sinkfleet.replayed.from";
 
+/// Header on a replayed record: its original offset (in the same topic and
+/// partition). A replay of the record that parked a key releases the key.
+pub const REPLAYED_OFFSET: &str = "sinkfleet.replayed.offset";
+
 /// Produces each letter's original key and value back into the partition
 /// it was read from (so its key keeps its partition and its order there),
 /// with [`REPLAYED_FROM`]; waits for every acknowledgement. Letters without
@@ -164,14 +193,20 @@ pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<usize,
         .create()
         .map_err(|e| e.to_string())?;
     for l in letters {
-        let Some((topic, partition, _)) = &l.origin else {
+        let Some((topic, partition, original)) = &l.origin else {
             continue;
         };
         let from = format!("{}@{}", l.partition, l.offset);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: REPLAYED_FROM,
-            value: Some(from.as_str()),
-        });
+        let original = original.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: REPLAYED_FROM,
+                value: Some(from.as_str()),
+            })
+            .insert(Header {
+                key: REPLAYED_OFFSET,
+                value: Some(original.as_str()),
+            });
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
             .partition(*partition)
             .headers(headers);

@@ -30,13 +30,16 @@ mod consumer;
 mod coordinator;
 pub mod dead_letter;
 pub mod inspect;
+pub mod parking;
 mod partition;
 mod progress;
 mod releases;
 mod retry;
 mod writer;
 
-pub use config::{DeadLetterConfig, KafkaConfig, RateLimit, TransactionsConfig, WorkerConfig};
+pub use config::{
+    DeadLetterConfig, KafkaConfig, OnError, RateLimit, TransactionsConfig, WorkerConfig,
+};
 pub use coordinator::Health;
 
 use consumer::{WorkerContext, poll_loop};
@@ -148,6 +151,20 @@ pub async fn run<S: Sink>(
         &client,
         cfg.dead_letter.topic.clone(),
     )?);
+    let parking = match cfg.dead_letter.on_error {
+        OnError::Skip => None,
+        OnError::ParkKey => {
+            let topic = cfg.dead_letter.parked_topic();
+            if cfg.dead_letter.create_topic {
+                // One partition (a small set, read whole at every
+                // assignment), compacted: only a key's latest state counts.
+                admin::ensure_topic_with(&client, &topic, 1, &[("cleanup.policy", "compact")])
+                    .await
+                    .map_err(RuntimeError::DeadLetterTopic)?;
+            }
+            Some(Arc::new(parking::Parking::new(&client, topic)?))
+        }
+    };
 
     // Holds up to 4096 records, as when each was its own event.
     let (poll_tx, poll_rx) = mpsc::channel(4096 / consumer::RECORD_BURST);
@@ -162,6 +179,7 @@ pub async fn run<S: Sink>(
             store,
             runtime: tokio::runtime::Handle::current(),
         }),
+        parking.clone(),
     );
     let consumer: Arc<BaseConsumer<WorkerContext>> =
         Arc::new(consumer_config(&cfg).create_with_context(context)?);
@@ -187,6 +205,7 @@ pub async fn run<S: Sink>(
     let (writer_events_tx, writer_events_rx) = mpsc::unbounded_channel();
     let shared = writer::Shared {
         dead_letters,
+        parking,
         limits: Arc::new(writer::Limits::new(cfg.worker.rate_limit)),
         backoff: retry::Backoff::from_config(&cfg.worker),
         events: writer_events_tx,
@@ -279,6 +298,8 @@ mod tests {
                 dead_letter: DeadLetterConfig {
                     topic: "dlq".into(),
                     create_topic: false,
+                    on_error: config::OnError::Skip,
+                    parked_topic: None,
                 },
                 decode: DecodeOptions::default(),
                 transactions: None,

@@ -316,6 +316,7 @@ impl Coordinator {
                 value: r.value.clone(),
                 class: ErrorClass::Decode,
                 message: e.to_string(),
+                parked_since: None,
             }),
         };
         let bytes = Item::held_bytes(r.key.as_deref(), r.value.as_deref(), &payload);
@@ -326,6 +327,7 @@ impl Coordinator {
             position,
             key: r.key,
             value: r.value,
+            replayed_offset: r.replayed_offset,
             payload,
             timestamp_ms: r.timestamp_ms,
             held: bytes,

@@ -317,6 +317,7 @@ mod tests {
             },
             key: None,
             value: None,
+            replayed_offset: None,
             payload,
             timestamp_ms: None,
             held: 0,

@@ -11,15 +11,20 @@
 //! Revoked partitions arrive on their own channel ([`Releases`]) and are
 //! applied between retry attempts.
 
+mod dead_letters;
+
 use crate::config::RateLimit;
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
+use crate::parking::Parking;
 use crate::releases::Releases;
 use crate::retry::Backoff;
+use dead_letters::{Origin, dead_letter, take_parked};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sinkfleet_core::debezium::transaction::TxMarker;
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
+use std::borrow::Cow;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +55,8 @@ pub struct Item {
     pub key: Option<Vec<u8>>,
     /// Raw value.
     pub value: Option<Vec<u8>>,
+    /// Its original offset, when it is a replay of a dead letter.
+    pub replayed_offset: Option<i64>,
     /// What to do with it.
     pub payload: Payload,
     /// Record timestamp (ms since epoch), for lag in seconds.
@@ -169,14 +176,13 @@ impl Limits {
     }
 }
 
-/// `(covers_from, key, value)` of a change, kept to dead-letter it later.
-type RawOrigin = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
-
 /// What every writer of a process shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
     /// Where records that cannot be applied go.
     pub dead_letters: Arc<DeadLetterProducer>,
+    /// The parked keys, with `on_error: park_key`.
+    pub parking: Option<Arc<Parking>>,
     /// The process's rate limit.
     pub limits: Arc<Limits>,
     /// Retry delays.
@@ -219,6 +225,7 @@ pub(crate) async fn run<S: Sink>(
     };
     let ctx = Context {
         dead_letters: &shared.dead_letters,
+        parking: shared.parking.as_deref(),
         backoff,
         limits: &shared.limits,
         reporter: &reporter,
@@ -263,6 +270,8 @@ pub(crate) async fn run<S: Sink>(
 /// What a job needs besides the sink.
 struct Context<'a> {
     dead_letters: &'a DeadLetterProducer,
+    /// The parked keys, with `on_error: park_key`.
+    parking: Option<&'a Parking>,
     /// Delays between retries (sink writes, flushes, dead-letter produces).
     backoff: Backoff,
     limits: &'a Limits,
@@ -277,25 +286,30 @@ async fn write_job<S: Sink>(
     items: Vec<Item>,
 ) -> Vec<DurableRange> {
     let Context {
-        dead_letters,
-        backoff,
         limits,
         reporter,
         name,
+        parking,
+        ..
     } = *ctx;
     let mut durable: Vec<(Position, i64)> = Vec::with_capacity(items.len());
     let mut changes: Vec<SinkRecord> = Vec::new();
     // Per change: what it covers and its raw bytes, for dead-lettering.
-    let mut change_items: Vec<RawOrigin> = Vec::new();
+    let mut origins: Vec<Origin> = Vec::new();
     for item in items {
         match item.payload {
             Payload::Skip | Payload::Marker(_) => durable.push((item.position, item.covers_from)),
             Payload::DeadLetter(letter) => {
-                send_dead_letter(dead_letters, &letter, &backoff, reporter).await;
+                dead_letter(ctx, &letter).await;
                 durable.push((item.position, item.covers_from));
             }
             Payload::Change(record) => {
-                change_items.push((item.covers_from, item.key, item.value));
+                origins.push(Origin {
+                    covers_from: item.covers_from,
+                    key: item.key,
+                    value: item.value,
+                    replayed_offset: item.replayed_offset,
+                });
                 changes.push(record);
             }
         }
@@ -303,22 +317,43 @@ async fn write_job<S: Sink>(
     let skipped: Vec<Position> = durable.iter().map(|(p, _)| p.clone()).collect();
     let store_skipped = !skipped.is_empty() && sink.skipped(&skipped);
 
-    // Slices still to write, front first; a permanent failure replaces a
-    // slice by its two halves. An empty slice is a write of no change, for
-    // a sink that stores the skipped records' offsets in its target.
+    // Slices still to write, front first, so that each partition's records
+    // are decided in stream order; a permanent failure replaces a slice by
+    // its two halves. An empty slice is a write of no change, for a sink
+    // that stores the skipped records' offsets in its target.
     let mut todo: std::collections::VecDeque<std::ops::Range<usize>> = Default::default();
     if !changes.is_empty() || store_skipped {
         todo.push_back(0..changes.len());
     }
+    // Changes dead-lettered because their key is parked: never written.
+    let mut parked = vec![false; changes.len()];
     while let Some(range) = todo.pop_front() {
-        let slice = &changes[range.clone()];
+        // The slice's changes still to write, by index.
+        let mut indices: Vec<usize> = range.clone().filter(|&i| !parked[i]).collect();
+        if let Some(parking) = parking {
+            let before = indices.clone();
+            for done in take_parked(ctx, parking, &changes, &origins, &mut indices).await {
+                durable.push(done);
+            }
+            for i in before.into_iter().filter(|i| !indices.contains(i)) {
+                parked[i] = true;
+            }
+            if indices.is_empty() && !range.is_empty() {
+                continue;
+            }
+        }
+        let slice: Cow<'_, [SinkRecord]> = if indices.len() == range.len() {
+            Cow::Borrowed(&changes[range.clone()])
+        } else {
+            Cow::Owned(indices.iter().map(|&i| changes[i].clone()).collect())
+        };
         limits.wait(slice.len()).await;
         let mut attempt = 0u32;
         // `None`: nothing left to write, every record's partition was released.
         let outcome: Result<Option<Durability>, (ErrorClass, String)> = loop {
             // Records of partitions released while this job was retried
             // belong to another process now: they are not written.
-            let owned = releases.retain_owned(slice);
+            let owned = releases.retain_owned(&slice);
             if owned.is_empty() && !slice.is_empty() {
                 break Ok(None);
             }
@@ -338,18 +373,19 @@ async fn write_job<S: Sink>(
                     metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
                     reporter.report(WriterEventKind::Retrying { attempt, error });
-                    releases.sleep(sink, backoff.delay(attempt)).await;
+                    releases.sleep(sink, ctx.backoff.delay(attempt)).await;
                 }
             }
         };
         match outcome {
             Ok(None) => {}
             Ok(Some(durability)) => {
-                for (i, record) in slice.iter().enumerate() {
+                for &i in &indices {
+                    let record = &changes[i];
                     if !releases.owns(&record.position) {
                         continue;
                     }
-                    let covers_from = change_items[range.start + i].0;
+                    let covers_from = origins[i].covers_from;
                     match durability {
                         Durability::Durable => durable.push((record.position.clone(), covers_from)),
                         // The record itself is reported by the sink's flush;
@@ -366,22 +402,22 @@ async fn write_job<S: Sink>(
                     }
                 }
             }
-            Err((class, message)) if range.len() == 1 => {
-                let record = &slice[0];
-                let (covers_from, key, value) = &change_items[range.start];
+            Err((class, message)) if indices.len() == 1 => {
+                let (record, origin) = (&changes[indices[0]], &origins[indices[0]]);
                 tracing::warn!(sink = name, position = ?record.position, %message, "record dead-lettered");
                 let letter = DeadLetter {
                     position: record.position.clone(),
-                    key: key.clone(),
-                    value: value.clone(),
+                    key: origin.key.clone(),
+                    value: origin.value.clone(),
                     class,
                     message,
+                    parked_since: None,
                 };
-                send_dead_letter(dead_letters, &letter, &backoff, reporter).await;
-                durable.push((record.position.clone(), *covers_from));
+                dead_letter(ctx, &letter).await;
+                durable.push((record.position.clone(), origin.covers_from));
             }
             Err((_, message)) => {
-                tracing::info!(sink = name, records = range.len(), %message, "permanent error: splitting batch to isolate the record");
+                tracing::info!(sink = name, records = indices.len(), %message, "permanent error: splitting batch to isolate the record");
                 let mid = range.start + range.len() / 2;
                 todo.push_front(mid..range.end);
                 todo.push_front(range.start..mid);
@@ -389,36 +425,6 @@ async fn write_job<S: Sink>(
         }
     }
     to_ranges(durable)
-}
-
-/// Sends a dead letter, retrying until the broker acknowledges it: a
-/// record's offset may only advance once it is safely in the DLQ.
-async fn send_dead_letter(
-    producer: &DeadLetterProducer,
-    letter: &DeadLetter,
-    backoff: &Backoff,
-    reporter: &Reporter<'_>,
-) {
-    let mut attempt = 0;
-    loop {
-        match producer.send(letter).await {
-            Ok(()) => {
-                metrics::counter!("sinkfleet_records_dead_lettered_total",
-                    "topic" => letter.position.topic.to_string(), "class" => letter.class.as_str())
-                .increment(1);
-                return;
-            }
-            Err(e) => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "dead-letter produce failed; retrying");
-                reporter.report(WriterEventKind::Retrying {
-                    attempt,
-                    error: format!("dead-letter topic: {e}"),
-                });
-                tokio::time::sleep(backoff.delay(attempt)).await;
-            }
-        }
-    }
 }
 
 /// Folds `(position, covers_from)` pairs into ranges per partition.
@@ -505,6 +511,7 @@ mod tests {
             position: position.clone(),
             key: Some(key),
             value: Some(value),
+            replayed_offset: None,
             payload: Payload::Change(SinkRecord { position, change }),
             timestamp_ms: None,
             held: 0,
@@ -536,6 +543,7 @@ mod tests {
         };
         let ctx = Context {
             dead_letters: &dead_letters,
+            parking: None,
             backoff: Backoff::from_config(&cfg),
             limits: &limits,
             reporter: &reporter,

@@ -1,0 +1,217 @@
+//! Per-key parking against the real broker and Postgres: a poison record
+//! of key K parks K (its newer records are dead-lettered, marked parked,
+//! never applied ahead of it) while other keys converge; the parked key
+//! survives a restart; after the target is fixed, `sinkfleet dlq replay`
+//! of K's records releases K and K converges. With `on_error: skip` (the
+//! default) K's newer records overtake the poison one, as before.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+mod common;
+
+use common::{Pipeline, free_port, wait_until};
+use serde_json::json;
+use sinkfleet_testkit::kafka::{self, Record};
+use std::process::Command;
+use std::time::Duration;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+/// A Debezium create of `customers` row `id` with `name` at `lsn`.
+fn change(id: i64, name: &str, lsn: u64) -> Record {
+    Record {
+        key: Some(json!({ "id": id }).to_string().into_bytes()),
+        value: Some(
+            json!({"op": "c", "source": {"schema": "public", "table": "customers", "lsn": lsn},
+                   "after": {"id": id, "name": name}})
+            .to_string()
+            .into_bytes(),
+        ),
+    }
+}
+
+/// The poison: a name the target's check constraint refuses.
+const POISON: &str = "far-too-long-for-the-target";
+
+/// Runs the first records through a worker, then makes the target refuse
+/// long names, as a target can that someone changed by hand.
+async fn with_refusing_target(p: &Pipeline, config: &str) -> sqlx::PgPool {
+    p.produce(&[change(1, "a1", 10), change(2, "b1", 11)]).await;
+    let port = free_port();
+    let mut worker = p.spawn("setup", &config.replace("{port}", &port.to_string()), port);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    let pool = p.pool().await;
+    sqlx::query(&format!(
+        "ALTER TABLE \"{}\".customers ADD CONSTRAINT short_name CHECK (length(name) <= 5)",
+        p.schema
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+/// K's poison record, then (once a running worker is past it, so they are
+/// not in its batch, where only K's newest version would be written) newer
+/// records of K and of another key.
+async fn produce_poison_and_newer(p: &Pipeline) {
+    p.produce(&[change(1, POISON, 20), change(2, "b2", 21)])
+        .await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    p.produce(&[
+        change(1, "a3", 22),
+        change(2, "b3", 23),
+        change(1, "a4", 24),
+    ])
+    .await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+}
+
+async fn names(pool: &sqlx::PgPool, schema: &str) -> Vec<(i64, String)> {
+    sqlx::query_as(&format!(
+        "SELECT id, name FROM \"{schema}\".customers ORDER BY id"
+    ))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn park_key_config(p: &Pipeline) -> String {
+    p.config("", "", 0)
+        .replace(
+            "  create_topic: false\n",
+            "  create_topic: true\n  on_error: park_key\n",
+        )
+        .replace("127.0.0.1:0", "127.0.0.1:{port}")
+}
+
+/// Runs `sinkfleet dlq <args> --config <config>`: (exit code, output).
+fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .arg("dlq")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed() {
+    let p = Pipeline::new("park", 1).await;
+    let config = park_key_config(&p);
+    let pool = with_refusing_target(&p, &config).await;
+    let port = free_port();
+    let worker_config = config.replace("{port}", &port.to_string());
+    let mut worker = p.spawn("w1", &worker_config, port);
+    produce_poison_and_newer(&p).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a1".into()), (2, "b3".into())],
+        "K keeps its last good state, the other key converges"
+    );
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    let classes: Vec<(&str, &str, Option<&str>)> = dead
+        .iter()
+        .map(|r| {
+            (
+                r.headers["sinkfleet.original.offset"].as_str(),
+                r.headers["sinkfleet.error.class"].as_str(),
+                r.headers.get("sinkfleet.parked").map(String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("2", "apply", None),
+            ("4", "parked", Some("true")),
+            ("6", "parked", Some("true"))
+        ]
+    );
+    assert_eq!(dead[1].headers["sinkfleet.parked.since"], "2");
+    assert_eq!(worker.metric("sinkfleet_parked_keys"), 1.0);
+    assert_eq!(worker.metric("sinkfleet_records_parked_total"), 2.0);
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+
+    // A new process (as after a restart or a rebalance) knows K is parked.
+    p.produce(&[change(1, "a5", 26), change(2, "b5", 27)]).await;
+    let mut worker = p.spawn("w2", &worker_config, port);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a1".into()), (2, "b5".into())]
+    );
+    assert_eq!(worker.metric("sinkfleet_parked_keys"), 1.0);
+
+    let config_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-cli.yaml", p.schema));
+    std::fs::write(&config_path, &worker_config).unwrap();
+    let (code, listed) = dlq(&config_path, &["list"]);
+    assert_eq!(code, 0, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("parked") && l.contains(" 3")),
+        "{listed}"
+    );
+
+    // The target is fixed; replaying K's records releases K, in order.
+    sqlx::query(&format!(
+        "ALTER TABLE \"{}\".customers DROP CONSTRAINT short_name",
+        p.schema
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (code, replayed) = dlq(&config_path, &["replay", "--key", r#"{"id":1}"#]);
+    assert_eq!(code, 0, "{replayed}");
+    assert!(replayed.contains("4 records replayed"), "{replayed}");
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a5".into()), (2, "b5".into())]
+    );
+    // Released: K's next change applies directly.
+    p.produce(&[change(1, "a6", 28)]).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a6".into()), (2, "b5".into())]
+    );
+    wait_until("the parked-keys gauge drops", CONVERGE, || {
+        worker.metric("sinkfleet_parked_keys") == 0.0
+    })
+    .await;
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    assert_eq!(dead.len(), 4, "the replay dead-lettered nothing more");
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}
+
+/// With `skip` (the default), K's newer records overtake the poison one.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_skip_newer_records_of_the_key_overtake_the_dead_lettered_one() {
+    let p = Pipeline::new("skip", 1).await;
+    let config = p
+        .config("", "", 0)
+        .replace("127.0.0.1:0", "127.0.0.1:{port}");
+    let pool = with_refusing_target(&p, &config).await;
+    let port = free_port();
+    let mut worker = p.spawn("w", &config.replace("{port}", &port.to_string()), port);
+    produce_poison_and_newer(&p).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a4".into()), (2, "b3".into())]
+    );
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].headers["sinkfleet.error.class"], "apply");
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}
