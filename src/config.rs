@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Yaml};
 use serde::Deserialize;
 use sinkfleet_core::VersionSource;
 use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions};
+use sinkfleet_kafka::status::StatusConfig;
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_postgres::PostgresSinkConfig;
@@ -37,6 +38,9 @@ pub struct Config {
     /// Metrics and health endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Status reports, read by `sinkfleet status`.
+    #[serde(default)]
+    pub status: StatusConfig,
 }
 
 /// `decode:` section.
@@ -122,6 +126,16 @@ impl Config {
                 "dead_letter.topic".into(),
                 "must not be one of kafka.topics".into(),
             ));
+        }
+        let status_topic = self.status.topic(&self.kafka.group_id);
+        if self.kafka.topics.contains(&status_topic) || status_topic == self.dead_letter.topic {
+            problems.push((
+                "status.topic".into(),
+                "must be neither one of kafka.topics nor dead_letter.topic".into(),
+            ));
+        }
+        if self.status.interval_ms < 100 {
+            problems.push(("status.interval_ms".into(), "at least 100".into()));
         }
         if self.dead_letter.on_error == sinkfleet_kafka::OnError::ParkKey {
             let parked = self.dead_letter.parked_topic();
@@ -229,6 +243,7 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("decode.columns: {e}"))?,
             },
             transactions: None,
+            status: self.status.clone(),
         })
     }
 }

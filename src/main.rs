@@ -4,7 +4,9 @@
 mod config;
 mod dlq;
 mod observability;
+mod offsets;
 mod publisher_config;
+mod status;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -46,6 +48,28 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// The group at a glance: members (from their status reports, and the
+    /// broker's list where it can describe groups), who owns which
+    /// partition, committed vs end offset, lag, paused, table freshness.
+    ///
+    /// Example: `sinkfleet status -c worker.yaml` (or `--json`)
+    Status {
+        /// The worker's YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offsets of the group: `offsets reset` moves them (group stopped).
+    ///
+    /// Examples: `sinkfleet offsets reset -c worker.yaml --to earliest --dry-run`,
+    /// `sinkfleet offsets reset -c worker.yaml --to 2026-11-30T06:00:00Z`,
+    /// `sinkfleet offsets reset -c worker.yaml --to app.public.orders:0:1200`
+    Offsets {
+        #[command(subcommand)]
+        action: OffsetsAction,
+    },
     /// Run the WAL publisher (Postgres -> Kafka) until SIGTERM/SIGINT.
     Publish {
         /// YAML file: a Debezium connector config plus a `publisher` section.
@@ -82,6 +106,25 @@ enum DlqAction {
         #[command(flatten)]
         filter: dlq::Filter,
         /// Only print what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffsetsAction {
+    /// Sets the group's committed offsets (and the target's, with
+    /// `offset_storage: target`); refused while the group has members.
+    /// Prints each partition's offset before and after.
+    Reset {
+        /// The worker's YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// `earliest`, `latest`, an RFC 3339 time (the first record at or
+        /// after it), or `topic:partition:offset` (repeatable).
+        #[arg(long, required = true, num_args = 1..)]
+        to: Vec<String>,
+        /// Only print what would change.
         #[arg(long)]
         dry_run: bool,
     },
@@ -149,6 +192,33 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                         .block_on(dlq::replay(&config, &letters, &filter, dry_run))?
                 }
             };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Status { config, json } => {
+            let status = status::gather(&Config::load(&config)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status::render(&status));
+            }
+            Ok(())
+        }
+        Command::Offsets {
+            action:
+                OffsetsAction::Reset {
+                    config,
+                    to,
+                    dry_run,
+                },
+        } => {
+            let config = Config::load(&config)?;
+            let to = offsets::ResetTo::parse(&to)?;
+            let text = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(offsets::reset(&config, &to, dry_run))?;
             print!("{text}");
             Ok(())
         }

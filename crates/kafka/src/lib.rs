@@ -29,12 +29,14 @@ pub mod config;
 mod consumer;
 mod coordinator;
 pub mod dead_letter;
+pub mod group;
 pub mod inspect;
 pub mod parking;
 mod partition;
 mod progress;
 mod releases;
 mod retry;
+pub mod status;
 mod writer;
 
 pub use config::{
@@ -63,6 +65,9 @@ pub enum RuntimeError {
     /// The dead-letter topic could not be created.
     #[error("dead-letter topic: {0}")]
     DeadLetterTopic(String),
+    /// The status topic could not be created.
+    #[error("status topic: {0}")]
+    StatusTopic(String),
     /// A sink instance could not be created.
     #[error("sink: {0}")]
     Sink(#[from] sinkfleet_core::SinkError),
@@ -84,6 +89,8 @@ pub struct RuntimeConfig {
     pub decode: DecodeOptions,
     /// Transactional apply, if on (one writer, whole source transactions).
     pub transactions: Option<TransactionsConfig>,
+    /// Status reports.
+    pub status: status::StatusConfig,
 }
 
 /// The librdkafka settings shared by the consumer, the dead-letter producer
@@ -227,6 +234,8 @@ pub async fn run<S: Sink>(
     }
     drop(shared);
 
+    let (status_feed, reporter) = start_status(&client, &cfg).await?;
+
     let committer = committer::Committer::spawn(Arc::clone(&consumer), answers_tx)
         .map_err(|e| RuntimeError::Internal(e.to_string()))?;
     let coordinator = Coordinator::new(
@@ -239,8 +248,16 @@ pub async fn run<S: Sink>(
         broker_offsets,
         Arc::clone(&health),
         stop,
+        Some(status_feed),
     );
     coordinator.run(poll_rx, writer_events_rx, shutdown).await;
+    // The last report (stopped) goes out before the process ends.
+    if tokio::time::timeout(Duration::from_secs(10), reporter)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last status report was not published in time");
+    }
     // The coordinator is done and has committed what is durable: anything
     // the writers still hold was abandoned and will be replayed by the
     // partitions' next owner.
@@ -250,6 +267,50 @@ pub async fn run<S: Sink>(
     let _ = tokio::task::spawn_blocking(move || poll_thread.join()).await;
     tracing::info!("consumer closed");
     Ok(())
+}
+
+/// Creates the status topic if asked to and starts the reporter task: it
+/// publishes the newest report the coordinator hands it, and ends after
+/// the last one once the coordinator is gone.
+async fn start_status(
+    client: &ClientConfig,
+    cfg: &RuntimeConfig,
+) -> Result<(coordinator::StatusFeed, tokio::task::JoinHandle<()>), RuntimeError> {
+    let topic = cfg.status.topic(&cfg.kafka.group_id);
+    if cfg.status.create_topic {
+        admin::ensure_topic_with(client, &topic, 1, &[("cleanup.policy", "compact")])
+            .await
+            .map_err(RuntimeError::StatusTopic)?;
+    }
+    let reporter = status::Reporter::new(client, topic)?;
+    let (member, host, pid) = status::identity(cfg.kafka.group_instance_id.as_deref());
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let task = tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let report = rx.borrow_and_update().clone();
+            if let Some(report) = report {
+                reporter.send(&report).await;
+            }
+        }
+    });
+    let base = status::MemberReport {
+        member,
+        host,
+        pid,
+        started_at_ms: progress::now_ms(),
+        reported_at_ms: 0,
+        interval_ms: cfg.status.interval_ms.max(100),
+        stopped: false,
+        partitions: Vec::new(),
+        tables: Vec::new(),
+    };
+    let feed = coordinator::StatusFeed {
+        tx,
+        base,
+        last: None,
+        dirty: true,
+    };
+    Ok((feed, task))
 }
 
 #[cfg(test)]
@@ -303,6 +364,7 @@ mod tests {
                 },
                 decode: DecodeOptions::default(),
                 transactions: None,
+                status: status::StatusConfig::default(),
             };
             if let Err(e) = consumer_config(&cfg).create::<BaseConsumer>() {
                 panic!("consumer with {properties:?}: {e}");

@@ -144,6 +144,13 @@ impl Freshness {
         }
     }
 
+    /// Each table's applied-through source time (ms since the epoch).
+    pub fn applied(&self) -> impl Iterator<Item = (&TableId, i64)> {
+        self.tables
+            .iter()
+            .filter_map(|(table, a)| Some((table, a.source_ts_ms?)))
+    }
+
     /// The applied-through source time of `table` (tests).
     #[cfg(test)]
     fn source_ts_ms(&self, table: &TableId) -> Option<i64> {

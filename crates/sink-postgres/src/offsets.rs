@@ -192,6 +192,50 @@ impl TargetOffsets {
     }
 }
 
+impl TargetOffsets {
+    /// Sets the stored next offset of each partition of `offsets`, for an
+    /// operator's reset while the group is stopped (`sinkfleet offsets
+    /// reset`): the next claim starts there. Each epoch is bumped too, so a
+    /// write of a process that claimed before the reset is fenced. Returns
+    /// the offsets stored before, in the order given.
+    pub async fn reset(
+        &self,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<Vec<Option<i64>>, SinkError> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        catalog::ensure_meta(&mut conn, &self.cfg).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(classify)?;
+        let mut before = Vec::with_capacity(offsets.len());
+        for (topic, partition, next) in offsets {
+            let sql = format!(
+                "WITH old AS (
+                     SELECT next_offset FROM {t}
+                      WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE)
+                 INSERT INTO {t} AS o (group_id, topic, partition, next_offset, epoch)
+                 VALUES ($1, $2, $3, $4, 1)
+                 ON CONFLICT (group_id, topic, partition)
+                 DO UPDATE SET next_offset = EXCLUDED.next_offset, epoch = o.epoch + 1,
+                               written_at = now()
+                 RETURNING (SELECT next_offset FROM old)",
+                t = self.table
+            );
+            let old: Option<i64> = sqlx::query_scalar(&sql)
+                .bind(&self.group)
+                .bind(topic)
+                .bind(partition)
+                .bind(next)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+            before.push(old);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(before)
+    }
+}
+
 /// The next offset of every partition of `positions`: its highest offset + 1.
 pub(crate) fn next_offsets<'a>(
     positions: impl Iterator<Item = &'a Position>,

@@ -58,10 +58,12 @@ pub struct Health {
 mod commits;
 mod dispatch;
 mod lanes;
+mod report;
 mod transactions;
 
 use lanes::InFlight;
 pub(crate) use lanes::Lane;
+pub(crate) use report::StatusFeed;
 
 /// Most poll events (each record of a burst counts as one) handled in one
 /// go before dispatch and backpressure run again. Those scan every
@@ -102,6 +104,8 @@ pub(crate) struct Coordinator {
     gauges: Gauges,
     /// Transactional apply, if on.
     transactions: Option<transactions::Assembler>,
+    /// Status reports, if published.
+    status: Option<StatusFeed>,
 }
 
 impl Coordinator {
@@ -116,6 +120,7 @@ impl Coordinator {
         broker_offsets: BrokerOffsetsMap,
         health: Arc<Health>,
         stop_polling: Arc<AtomicBool>,
+        status: Option<StatusFeed>,
     ) -> Self {
         // Registered at 0, so `rate()` has a series before the first error.
         metrics::counter!("sinkfleet_offset_commit_failures_total").increment(0);
@@ -136,6 +141,7 @@ impl Coordinator {
             health,
             stop_polling,
             revokes: Vec::new(),
+            status,
             next_job: 0,
             last_commit: Instant::now(),
             gauges: Gauges {
@@ -198,6 +204,7 @@ impl Coordinator {
                         self.commit_async();
                         self.publish_progress();
                     }
+                    self.report_status(false);
                 }
                 // A buffering sink makes what it holds durable before the
                 // final commit, so a clean stop replays nothing.
@@ -223,6 +230,7 @@ impl Coordinator {
         }
         self.health.ready.store(false, Ordering::Release);
         self.answer_revokes(true);
+        self.report_status(true);
     }
 
     /// Handles `first` and the events queued behind it, up to a burst.
@@ -335,6 +343,7 @@ impl Coordinator {
     }
 
     fn on_assigned(&mut self, partitions: Vec<PartitionId>) {
+        self.assignment_changed();
         let mut bound = vec![0usize; self.lanes.len()];
         for state in self.partitions.values() {
             bound[state.lane] += 1;
@@ -411,6 +420,7 @@ impl Coordinator {
                 continue;
             }
             let revoke = self.revokes.swap_remove(i);
+            self.assignment_changed();
             let mut offsets = Vec::new();
             for id in &revoke.partitions {
                 // The poll thread commits these (and publishes the

@@ -1,0 +1,85 @@
+//! The coordinator's status report (see [`crate::status`]): built from the
+//! partition state it owns, handed to the reporter task through a watch
+//! channel, so a slow broker never holds the coordinator up and only the
+//! newest report is ever sent.
+
+use super::Coordinator;
+use crate::progress;
+use crate::status::{MemberReport, PartitionReport, TableReport};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Where reports go, and when the next one is due.
+pub(crate) struct StatusFeed {
+    /// The newest report, for the reporter task.
+    pub tx: watch::Sender<Option<MemberReport>>,
+    /// Identity and interval; partitions and tables are filled per report.
+    pub base: MemberReport,
+    /// The last report went out then.
+    pub last: Option<Instant>,
+    /// The assignment changed since.
+    pub dirty: bool,
+}
+
+impl Coordinator {
+    /// Sends a report when one is due (every interval, and as soon as the
+    /// assignment changed), or the last one (`stopped`) at the end.
+    pub(super) fn report_status(&mut self, stopped: bool) {
+        let Some(feed) = self.status.as_mut() else {
+            return;
+        };
+        let interval = Duration::from_millis(feed.base.interval_ms);
+        let due = stopped || feed.dirty || feed.last.is_none_or(|l| l.elapsed() >= interval);
+        if !due {
+            return;
+        }
+        let now = progress::now_ms();
+        let broker = self
+            .broker_offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut partitions: Vec<PartitionReport> = if stopped {
+            Vec::new()
+        } else {
+            self.partitions
+                .iter()
+                .map(|(id, state)| PartitionReport {
+                    topic: id.0.to_string(),
+                    partition: id.1,
+                    paused: state.paused,
+                    durable_next: state.durable(),
+                    lag_seconds: progress::partition_lag(state, broker.get(id).copied(), now)
+                        .map_or(0.0, |lag| lag.seconds),
+                })
+                .collect()
+        };
+        drop(broker);
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        let mut tables: Vec<TableReport> = self
+            .freshness
+            .applied()
+            .map(|(table, ts)| TableReport {
+                table: table.to_string(),
+                applied_source_ts_ms: ts,
+            })
+            .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        let report = MemberReport {
+            reported_at_ms: now,
+            stopped,
+            partitions,
+            tables,
+            ..feed.base.clone()
+        };
+        feed.tx.send_replace(Some(report));
+        feed.last = Some(Instant::now());
+        feed.dirty = false;
+    }
+
+    /// The assignment changed: report it on the next tick.
+    pub(super) fn assignment_changed(&mut self) {
+        if let Some(feed) = self.status.as_mut() {
+            feed.dirty = true;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! A consumer group's offsets seen from outside the group, for
+//! `sinkfleet status` and `sinkfleet offsets reset`: the partitions of its
+//! topics, their committed and end offsets, and committing new ones.
+//!
+//! [`GroupOffsets`] never subscribes, so it never joins the group: reading
+//! is invisible to the workers, and a commit is an administrative one
+//! (generation -1). A broker that tracks membership refuses such a commit
+//! while the group has members; callers check membership first anyway.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A partition: `(topic, partition)`, ordered for printing.
+pub type TopicPartition = (String, i32);
+
+/// Reads and commits the offsets of one consumer group.
+pub struct GroupOffsets {
+    consumer: BaseConsumer,
+    timeout: Duration,
+}
+
+impl GroupOffsets {
+    /// A client of group `group` that does not join it.
+    pub fn new(
+        client: &ClientConfig,
+        group: &str,
+        timeout: Duration,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let consumer = client
+            .clone()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        Ok(GroupOffsets { consumer, timeout })
+    }
+
+    /// Every partition of `topics` (names, not patterns); an error names a
+    /// topic that does not exist.
+    pub fn partitions(&self, topics: &[String]) -> Result<Vec<TopicPartition>, String> {
+        let mut out = Vec::new();
+        for topic in topics {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(topic), self.timeout)
+                .map_err(|e| format!("{topic}: {e}"))?;
+            let found: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if found.is_empty() {
+                return Err(format!("{topic}: no such topic"));
+            }
+            out.extend(found.into_iter().map(|p| (topic.clone(), p)));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `(low, high)` watermarks: the oldest retained offset and the offset
+    /// the next record will get.
+    pub fn watermarks(&self, (topic, partition): &TopicPartition) -> Result<(i64, i64), String> {
+        self.consumer
+            .fetch_watermarks(topic, *partition, self.timeout)
+            .map_err(|e| format!("{topic}/{partition}: {e}"))
+    }
+
+    /// The group's committed offsets (`None`: never committed).
+    pub fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, String> {
+        let tpl = list(partitions, Offset::Invalid)?;
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| format!("committed offsets: {e}"))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                };
+                ((e.topic().to_owned(), e.partition()), offset)
+            })
+            .collect())
+    }
+
+    /// The first offset of each partition whose record timestamp is at or
+    /// after `timestamp_ms`; the end offset where no record is that new.
+    pub fn offsets_for_time(
+        &self,
+        partitions: &[TopicPartition],
+        timestamp_ms: i64,
+    ) -> Result<BTreeMap<TopicPartition, i64>, String> {
+        let tpl = list(partitions, Offset::Offset(timestamp_ms))?;
+        let found = self
+            .consumer
+            .offsets_for_times(tpl, self.timeout)
+            .map_err(|e| format!("offsets for time {timestamp_ms}: {e}"))?;
+        let mut out = BTreeMap::new();
+        for e in found.elements() {
+            let id = (e.topic().to_owned(), e.partition());
+            let offset = match e.offset() {
+                Offset::Offset(o) => o,
+                // No record at or after the time: start at the end.
+                _ => self.watermarks(&id)?.1,
+            };
+            out.insert(id, offset);
+        }
+        Ok(out)
+    }
+
+    /// Commits `offsets` (next offset to read) for the group, synchronously:
+    /// returns once the broker acknowledged them.
+    pub fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), String> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|e| e.to_string())?;
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| format!("commit: {e}"))
+    }
+}
+
+fn list(partitions: &[TopicPartition], offset: Offset) -> Result<TopicPartitionList, String> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition_offset(topic, *partition, offset)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(tpl)
+}

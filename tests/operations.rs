@@ -1,0 +1,261 @@
+//! `sinkfleet status` and `sinkfleet offsets reset` against the real broker
+//! and Postgres: what status says about a running, a stalled and a stopped
+//! worker, and a reset that is refused while the group has a member, then
+//! moves the committed offsets (Kafka's and the target's) and makes the
+//! next worker apply the records again from there.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
+
+mod common;
+
+use common::{Pipeline, free_port, wait_until};
+use serde_json::{Value, json};
+use sinkfleet_testkit::kafka::Record;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+fn change(id: i64, lsn: u64) -> Record {
+    Record {
+        key: Some(json!({ "id": id }).to_string().into_bytes()),
+        value: Some(
+            json!({"op": "c", "source": {"schema": "public", "table": "customers", "lsn": lsn, "ts_ms": 1_700_000_000_000i64},
+                   "after": {"id": id, "name": format!("n{id}")}})
+            .to_string()
+            .into_bytes(),
+        ),
+    }
+}
+
+/// Runs `sinkfleet <args> --config <config>`: (exit code, stdout + stderr).
+fn sinkfleet(config: &PathBuf, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn status(config: &PathBuf) -> Value {
+    let (code, text) = sinkfleet(config, &["status", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Writes the worker config where the CLI reads it.
+fn config_file(p: &Pipeline, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-ops.yaml", p.schema));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Status reports every 500 ms (the default is 10 s).
+fn with_fast_status(config: String) -> String {
+    format!("{config}status:\n  interval_ms: 500\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
+    let p = Pipeline::new("status", 2).await;
+    p.produce(
+        &(0..20)
+            .map(|i| change(i, 100 + i as u64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let port = free_port();
+    // A small partition budget, so a stalled target pauses the partitions.
+    let text = with_fast_status(p.config(
+        "  partition_budget: { high_records: 5, high_bytes: 1048576 }",
+        "",
+        port,
+    ));
+    let config = config_file(&p, &text);
+    let mut worker = p.spawn("w", &text, port);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+
+    // Converged: one live member owns both partitions, no lag.
+    let mut s = Value::Null;
+    wait_until("status shows the converged group", CONVERGE, || {
+        s = status(&config);
+        let partitions = s["partitions"].as_array().unwrap();
+        s["members"].as_array().unwrap().len() == 1
+            && partitions.len() == 2
+            && partitions
+                .iter()
+                .all(|p| p["lag"] == 0 && p["paused"] == false && !p["owner"].is_null())
+    })
+    .await;
+    let member = &s["members"][0];
+    assert_eq!(member["live"], true, "{s}");
+    assert_eq!(member["partitions"].as_array().unwrap().len(), 2, "{s}");
+    for partition in s["partitions"].as_array().unwrap() {
+        assert_eq!(partition["owner"], member["member"], "{s}");
+        assert_eq!(partition["committed"], partition["end"], "{s}");
+    }
+    assert_eq!(s["tables"][0]["table"], "public.customers", "{s}");
+    assert_eq!(
+        s["tables"][0]["applied_source_ts_ms"], 1_700_000_000_000i64,
+        "{s}"
+    );
+
+    // The target stalls (a lock): records wait, the partitions pause.
+    let pool = p.pool().await;
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "LOCK TABLE \"{}\".customers IN ACCESS EXCLUSIVE MODE",
+        p.schema
+    ))
+    .execute(&mut *lock)
+    .await
+    .unwrap();
+    p.produce(
+        &(20..120)
+            .map(|i| change(i, 200 + i as u64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    wait_until("status shows paused partitions with lag", CONVERGE, || {
+        s = status(&config);
+        s["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["paused"] == true && p["lag"].as_i64().unwrap_or(0) > 0)
+    })
+    .await;
+    let (code, table) = sinkfleet(&config, &["status"]);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains(&p.topic) && table.contains("yes"), "{table}");
+    assert!(table.contains("live"), "{table}");
+    lock.rollback().await.unwrap();
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+
+    // A clean stop says so: no member is left.
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    s = status(&config);
+    assert_eq!(s["members"].as_array().unwrap().len(), 0, "{s}");
+    assert!(
+        s["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["owner"].is_null() && p["lag"] == 0),
+        "{s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_reset_is_refused_while_a_worker_runs_then_moves_both_offsets() {
+    let p = Pipeline::new("reset", 1).await;
+    p.produce(
+        &(0..10)
+            .map(|i| change(i, 100 + i as u64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    // Every record of the next batch is newer than this.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    p.produce(
+        &(10..15)
+            .map(|i| change(i, 100 + i as u64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let port = free_port();
+    let text = with_fast_status(p.config("", "    offset_storage: target", port));
+    let config = config_file(&p, &text);
+    let mut worker = p.spawn("w1", &text, port);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    let topic_spec = |offset: i64| format!("{}:0:{offset}", p.topic);
+
+    // Refused while the worker runs; nothing changes.
+    let (code, refused) = sinkfleet(&config, &["offsets", "reset", "--to", "earliest"]);
+    assert_ne!(code, 0, "{refused}");
+    assert!(refused.contains("live members"), "{refused}");
+    assert_eq!(p.committed(&p.group).get(&0), Some(&15));
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+
+    // A dry run prints the change and makes none.
+    let (code, dry) = sinkfleet(
+        &config,
+        &["offsets", "reset", "--to", &topic_spec(4), "--dry-run"],
+    );
+    assert_eq!(code, 0, "{dry}");
+    assert!(
+        dry.lines()
+            .any(|l| l.contains(&p.topic) && l.contains("15 ->") && l.ends_with(" 4")),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("1 partitions would be reset (dry run)"),
+        "{dry}"
+    );
+    assert_eq!(p.committed(&p.group).get(&0), Some(&15));
+
+    // Out of range is refused.
+    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", &topic_spec(99)]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("outside"), "{out}");
+
+    // By time: the first record of the second batch.
+    let (code, out) = sinkfleet(
+        &config,
+        &["offsets", "reset", "--to", &between.to_rfc3339()],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(p.committed(&p.group).get(&0), Some(&10), "{out}");
+
+    // Exact: Kafka and the target both move, and say so.
+    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", &topic_spec(4)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 partitions reset in Kafka"), "{out}");
+    assert!(out.contains("1 partitions reset in the target"), "{out}");
+    assert_eq!(p.committed(&p.group).get(&0), Some(&4));
+    let pool = p.pool().await;
+    let stored: i64 = sqlx::query_scalar(&format!(
+        "SELECT next_offset FROM \"{}_meta\".offsets WHERE group_id = $1",
+        p.schema
+    ))
+    .bind(&p.group)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 4);
+
+    // The next worker starts at 4: rows 4..15 deleted by hand come back,
+    // the others stay deleted.
+    sqlx::query(&format!("DELETE FROM \"{}\".customers", p.schema))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut worker = p.spawn("w2", &text, port);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    let ids: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM \"{}\".customers ORDER BY id",
+        p.schema
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ids, (4..15).collect::<Vec<i64>>());
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+
+    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", "earliest"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(p.committed(&p.group).get(&0), Some(&0));
+    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", "latest"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(p.committed(&p.group).get(&0), Some(&15));
+}
