@@ -128,29 +128,43 @@ pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
     out
 }
 
-/// `dlq replay`: puts the records `filter` keeps back into the partitions
-/// they came from (see [`sinkfleet_kafka::inspect::replay`]), or with
-/// `dry_run` only says which it would.
+/// How `dlq replay` sends records back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// Only say what would be replayed.
+    DryRun,
+    /// Back into the partitions they came from (see
+    /// [`sinkfleet_kafka::inspect::replay`]).
+    IntoTopic,
+    /// Applied by the configured sink directly (see [`crate::dlq_apply`]).
+    ThroughSink,
+}
+
+/// `dlq replay`: the records `filter` keeps, replayed as `mode` says.
 pub async fn replay(
     config: &crate::config::Config,
     letters: &[Letter],
     filter: &Filter,
-    dry_run: bool,
+    mode: ReplayMode,
 ) -> anyhow::Result<String> {
+    let dry_run = mode == ReplayMode::DryRun;
     let mut chosen = filter.apply(letters);
     // Each key's records go back in their original order: a parked key is
     // released by the replay of the record that parked it, and its later
     // records must follow that one.
     chosen.sort_by(|a, b| a.origin.cmp(&b.origin));
     let mut out = String::new();
-    for l in &chosen {
-        out.push_str(&format!(
-            "{} {}@{} -> {}\n",
-            if dry_run { "would replay" } else { "replay" },
-            l.partition,
-            l.offset,
-            origin(l)
-        ));
+    // Through the sink, its report lists the records.
+    if mode != ReplayMode::ThroughSink {
+        for l in &chosen {
+            out.push_str(&format!(
+                "{} {}@{} -> {}\n",
+                if dry_run { "would replay" } else { "replay" },
+                l.partition,
+                l.offset,
+                origin(l)
+            ));
+        }
     }
     if dry_run {
         out.push_str(&format!(
@@ -158,6 +172,21 @@ pub async fn replay(
             chosen.len()
         ));
         return Ok(out);
+    }
+    if mode == ReplayMode::ThroughSink {
+        let outcome = crate::dlq_apply::apply(config, &chosen).await?;
+        let applied = chosen.len() - outcome.refused;
+        if outcome.refused > 0 {
+            anyhow::bail!(
+                "{}{} records refused again (they stay in the dead-letter topic), {applied} handled",
+                outcome.report,
+                outcome.refused
+            );
+        }
+        return Ok(format!(
+            "{}{applied} records applied through the sink\n",
+            outcome.report
+        ));
     }
     let client = sinkfleet_kafka::client_config(&config.kafka);
     let n = sinkfleet_kafka::inspect::replay(&client, &chosen)

@@ -3,6 +3,7 @@
 
 mod config;
 mod dlq;
+mod dlq_apply;
 mod observability;
 mod offsets;
 mod publisher_config;
@@ -43,7 +44,9 @@ enum Command {
     ///
     /// Examples: `sinkfleet dlq list -c worker.yaml`,
     /// `sinkfleet dlq show -c worker.yaml --class apply --table public.orders --json`,
-    /// `sinkfleet dlq replay -c worker.yaml --table public.orders --dry-run`
+    /// `sinkfleet dlq replay -c worker.yaml --table public.orders --dry-run`,
+    /// `sinkfleet dlq replay -c worker.yaml --key '{"id":42}'`,
+    /// `sinkfleet dlq replay -c worker.yaml --class apply --through-sink`
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
@@ -98,9 +101,12 @@ enum DlqAction {
         json: bool,
     },
     /// Puts the records (filtered as for `show`) back into the partitions
-    /// they came from; the sink is idempotent, so a replay is harmless.
+    /// they came from, in their original order, or with `--through-sink`
+    /// applies them with the configured sink directly; the sink is
+    /// idempotent, so a replay is harmless. Replaying the record that
+    /// parked a key (`on_error: park_key`) into its topic releases the key.
     Replay {
-        /// The worker's YAML config file (its `kafka` and `dead_letter`).
+        /// The worker's YAML config file.
         #[arg(long, short)]
         config: PathBuf,
         #[command(flatten)]
@@ -108,6 +114,10 @@ enum DlqAction {
         /// Only print what would be replayed.
         #[arg(long)]
         dry_run: bool,
+        /// Apply them with the configured sink instead of producing them
+        /// back into Kafka (does not release parked keys).
+        #[arg(long, conflicts_with = "dry_run")]
+        through_sink: bool,
     },
 }
 
@@ -182,14 +192,20 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     config,
                     filter,
                     dry_run,
+                    through_sink,
                 } => {
+                    let mode = match (dry_run, through_sink) {
+                        (true, _) => dlq::ReplayMode::DryRun,
+                        (false, true) => dlq::ReplayMode::ThroughSink,
+                        (false, false) => dlq::ReplayMode::IntoTopic,
+                    };
                     let config = Config::load(&config)?;
                     let letters = dlq::letters(&config)?;
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .context("starting the async runtime")?
-                        .block_on(dlq::replay(&config, &letters, &filter, dry_run))?
+                        .block_on(dlq::replay(&config, &letters, &filter, mode))?
                 }
             };
             print!("{text}");

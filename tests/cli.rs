@@ -198,3 +198,50 @@ fn transactional_apply_and_history_settings_are_checked() {
     );
     assert_eq!(code, 0, "{text}");
 }
+
+/// The operator commands are in `--help`, each with examples in its own.
+#[test]
+fn operator_commands_are_listed_with_examples() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+            .args(args)
+            .output()
+            .expect("running sinkfleet");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for command in ["dlq", "status", "offsets"] {
+        assert!(
+            top.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command}: {top}"
+        );
+    }
+    assert!(help(&["status", "--help"]).contains("sinkfleet status -c worker.yaml"));
+    assert!(help(&["offsets", "--help"]).contains("--to 2026-11-30T06:00:00Z"));
+    let replay = help(&["dlq", "replay", "--help"]);
+    assert!(
+        replay.contains("--through-sink") && replay.contains("--dry-run"),
+        "{replay}"
+    );
+    assert!(help(&["dlq", "--help"]).contains("--key '{\"id\":42}'"));
+}
+
+/// A parked-keys topic that is a consumed topic is refused.
+#[test]
+fn a_parked_topic_among_the_consumed_topics_is_refused() {
+    let bad = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parked.yaml");
+    let text = std::fs::read_to_string(example()).unwrap().replace(
+        "  on_error: skip",
+        "  on_error: park_key\n  parked_topic: app.public.customers",
+    );
+    assert!(
+        text.contains("topics: [app.public.customers]"),
+        "the example consumes it"
+    );
+    std::fs::write(&bad, text).unwrap();
+    let (code, text) = validate(bad.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("dead_letter.parked_topic"), "{text}");
+}

@@ -162,3 +162,71 @@ async fn replayed_dead_letters_are_applied_once() {
         .unwrap();
     assert_eq!(name, "fixed");
 }
+
+/// `dlq replay --through-sink` applies dead letters with the configured
+/// sink, no worker running: each once however often it is run, in original
+/// order (the newer version wins), and a record that is still bad is
+/// refused again, changes nothing and makes the command fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_replayed_through_the_sink_are_applied_once() {
+    let p = Pipeline::new("dlqsink", 1).await;
+    let producer = dead_letters(&p);
+    let letter = |offset: i64, value: &str, class: ErrorClass| DeadLetter {
+        position: Position {
+            topic: Arc::from(p.topic.as_str()),
+            partition: 0,
+            offset,
+        },
+        key: Some(br#"{"id":1}"#.to_vec()),
+        value: Some(value.as_bytes().to_vec()),
+        class,
+        message: "the target refused it".into(),
+        parked_since: None,
+    };
+    let named = |lsn: u64, name: &str| {
+        format!(
+            r#"{{"op":"c","source":{{"schema":"public","table":"items","lsn":{lsn}}},"after":{{"id":1,"name":"{name}"}}}}"#
+        )
+    };
+    for l in [
+        letter(4, &named(40, "older"), ErrorClass::Apply),
+        letter(6, &named(60, "newer"), ErrorClass::Parked),
+        letter(7, "{not json", ErrorClass::Decode),
+    ] {
+        producer.send(&l).await.unwrap();
+    }
+    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-sink.yaml", p.schema));
+    std::fs::write(&config, p.config("", "", free_port())).unwrap();
+    let pool = p.pool().await;
+    let rows = format!(
+        "SELECT name, __sinkfleet_version::text FROM \"{}\".items",
+        p.schema
+    );
+    for run in 1..=2 {
+        let (code, text) = dlq(
+            &config,
+            &["replay", "--table", "public.items", "--through-sink"],
+        );
+        assert_eq!(code, 0, "run {run}: {text}");
+        assert!(
+            text.contains("2 records applied through the sink"),
+            "{text}"
+        );
+        let got: Vec<(String, String)> = sqlx::query_as(&rows).fetch_all(&pool).await.unwrap();
+        assert_eq!(got.len(), 1, "run {run}");
+        assert_eq!(got[0].0, "newer", "run {run}");
+    }
+    // The undecodable one is refused again: the command fails and says so.
+    let (code, text) = dlq(&config, &["replay", "--class", "decode", "--through-sink"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("refused 0@2"), "{text}");
+    assert!(text.contains("1 records refused again"), "{text}");
+    let got: Vec<(String, String)> = sqlx::query_as(&rows).fetch_all(&pool).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        p.end_offsets().get(&0),
+        Some(&0),
+        "nothing went back to Kafka"
+    );
+}

@@ -96,7 +96,9 @@ impl Pipeline {
     /// topic and dead-letter topic.
     pub fn on_mock(name: &str, partitions: i32) -> (Self, MockBroker) {
         let mut p = Pipeline::named(name, String::new(), partitions);
-        let mock = MockBroker::start(&[(&p.topic, partitions), (&p.dlq, 1)]);
+        // The mock cannot create topics: the workers' status topic too.
+        let status = format!("{}.status", p.group);
+        let mock = MockBroker::start(&[(&p.topic, partitions), (&p.dlq, 1), (&status, 1)]);
         p.brokers = mock.bootstrap.clone();
         (p, mock)
     }

@@ -65,9 +65,6 @@ pub enum RuntimeError {
     /// The dead-letter topic could not be created.
     #[error("dead-letter topic: {0}")]
     DeadLetterTopic(String),
-    /// The status topic could not be created.
-    #[error("status topic: {0}")]
-    StatusTopic(String),
     /// A sink instance could not be created.
     #[error("sink: {0}")]
     Sink(#[from] sinkfleet_core::SinkError),
@@ -234,7 +231,7 @@ pub async fn run<S: Sink>(
     }
     drop(shared);
 
-    let (status_feed, reporter) = start_status(&client, &cfg).await?;
+    let (status_feed, reporter) = start_status(&client, &cfg)?;
 
     let committer = committer::Committer::spawn(Arc::clone(&consumer), answers_tx)
         .map_err(|e| RuntimeError::Internal(e.to_string()))?;
@@ -252,7 +249,7 @@ pub async fn run<S: Sink>(
     );
     coordinator.run(poll_rx, writer_events_rx, shutdown).await;
     // The last report (stopped) goes out before the process ends.
-    if tokio::time::timeout(Duration::from_secs(10), reporter)
+    if tokio::time::timeout(Duration::from_secs(5), reporter)
         .await
         .is_err()
     {
@@ -269,23 +266,27 @@ pub async fn run<S: Sink>(
     Ok(())
 }
 
-/// Creates the status topic if asked to and starts the reporter task: it
-/// publishes the newest report the coordinator hands it, and ends after
-/// the last one once the coordinator is gone.
-async fn start_status(
+/// Starts the reporter task: it creates the status topic if asked to, then
+/// publishes the newest report the coordinator hands it, and ends after the
+/// last one once the coordinator is gone. Reports are for operators, not
+/// for the data path: a status topic that cannot be created or written is
+/// logged, and the worker goes on.
+fn start_status(
     client: &ClientConfig,
     cfg: &RuntimeConfig,
 ) -> Result<(coordinator::StatusFeed, tokio::task::JoinHandle<()>), RuntimeError> {
     let topic = cfg.status.topic(&cfg.kafka.group_id);
-    if cfg.status.create_topic {
-        admin::ensure_topic_with(client, &topic, 1, &[("cleanup.policy", "compact")])
-            .await
-            .map_err(RuntimeError::StatusTopic)?;
-    }
-    let reporter = status::Reporter::new(client, topic)?;
+    let reporter = status::Reporter::new(client, topic.clone())?;
     let (member, host, pid) = status::identity(cfg.kafka.group_instance_id.as_deref());
     let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let create = cfg.status.create_topic.then(|| client.clone());
     let task = tokio::spawn(async move {
+        if let Some(client) = create
+            && let Err(e) =
+                admin::ensure_topic_with(&client, &topic, 1, &[("cleanup.policy", "compact")]).await
+        {
+            tracing::warn!(%topic, error = %e, "cannot create the status topic; `sinkfleet status` may not see this worker");
+        }
         while rx.changed().await.is_ok() {
             let report = rx.borrow_and_update().clone();
             if let Some(report) = report {

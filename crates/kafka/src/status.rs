@@ -157,7 +157,7 @@ impl Reporter {
         let record = FutureRecord::to(&self.topic)
             .key(report.member.as_bytes())
             .payload(&value);
-        if let Err((e, _)) = self.producer.send(record, Duration::from_secs(10)).await {
+        if let Err((e, _)) = self.producer.send(record, Duration::from_secs(5)).await {
             tracing::warn!(error = %e, topic = %self.topic, "status report not published");
         }
     }
