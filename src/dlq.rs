@@ -2,9 +2,13 @@
 //! replayed.
 
 use anyhow::Context;
+use sinkfleet_kafka::OnError;
 use sinkfleet_kafka::inspect::{Letter, read_all};
-use std::collections::BTreeMap;
+use sinkfleet_kafka::parking::read_parked;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which records `show` prints.
 #[derive(Debug, Default, clap::Args)]
@@ -65,7 +69,7 @@ fn origin(l: &Letter) -> String {
 /// Reads the dead-letter topic of `config`.
 pub fn letters(config: &crate::config::Config) -> anyhow::Result<Vec<Letter>> {
     let client = sinkfleet_kafka::client_config(&config.kafka);
-    read_all(&client, &config.dead_letter.topic, Duration::from_secs(30))
+    read_all(&client, &config.dead_letter.topic, TIMEOUT)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("reading {}", config.dead_letter.topic))
 }
@@ -146,6 +150,7 @@ pub async fn replay(
     letters: &[Letter],
     filter: &Filter,
     mode: ReplayMode,
+    release_wait: Duration,
 ) -> anyhow::Result<String> {
     let dry_run = mode == ReplayMode::DryRun;
     let mut chosen = filter.apply(letters);
@@ -189,9 +194,26 @@ pub async fn replay(
         ));
     }
     let client = sinkfleet_kafka::client_config(&config.kafka);
-    let n = sinkfleet_kafka::inspect::replay(&client, &chosen)
+    // Read before replaying: a parked key is released by its replay.
+    let parked = if config.dead_letter.on_error == OnError::ParkKey {
+        read_parked(&client, &config.dead_letter.parked_topic(), TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("reading the parked keys: {e}"))?
+    } else {
+        Vec::new()
+    };
+    let offsets = sinkfleet_kafka::inspect::replay(&client, &chosen)
         .await
         .map_err(anyhow::Error::msg)?;
-    out.push_str(&format!("{n} records replayed\n"));
+    out.push_str(&format!("{} records replayed\n", offsets.len()));
+    let releases = crate::dlq_release::releases(&parked, &chosen, &offsets);
+    if !releases.is_empty() {
+        // Where this replay read the dead-letter topic up to.
+        let mut seen: HashMap<i32, i64> = HashMap::new();
+        for l in letters {
+            let end = seen.entry(l.partition).or_default();
+            *end = (*end).max(l.offset + 1);
+        }
+        out.push_str(&crate::dlq_release::follow_up(config, &releases, &seen, release_wait).await?);
+    }
     Ok(out)
 }

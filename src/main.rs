@@ -4,6 +4,7 @@
 mod config;
 mod dlq;
 mod dlq_apply;
+mod dlq_release;
 mod observability;
 mod offsets;
 mod publisher_config;
@@ -118,6 +119,11 @@ enum DlqAction {
         /// back into Kafka (does not release parked keys).
         #[arg(long, conflicts_with = "dry_run")]
         through_sink: bool,
+        /// With `on_error: park_key`: how long to wait for the workers to
+        /// pass a released key's replayed records (records of the key
+        /// parked meanwhile are then replayed too).
+        #[arg(long, default_value_t = 120)]
+        release_wait_secs: u64,
     },
 }
 
@@ -193,6 +199,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     filter,
                     dry_run,
                     through_sink,
+                    release_wait_secs,
                 } => {
                     let mode = match (dry_run, through_sink) {
                         (true, _) => dlq::ReplayMode::DryRun,
@@ -205,7 +212,13 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                         .enable_all()
                         .build()
                         .context("starting the async runtime")?
-                        .block_on(dlq::replay(&config, &letters, &filter, mode))?
+                        .block_on(dlq::replay(
+                            &config,
+                            &letters,
+                            &filter,
+                            mode,
+                            std::time::Duration::from_secs(release_wait_secs),
+                        ))?
                 }
             };
             print!("{text}");

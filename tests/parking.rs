@@ -215,3 +215,67 @@ async fn with_skip_newer_records_of_the_key_overtake_the_dead_lettered_one() {
     assert_eq!(dead[0].headers["sinkfleet.error.class"], "apply");
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }
+
+/// A record of a parked key that reaches its partition after `dlq replay`
+/// read the dead-letter topic, but before the replayed record that releases
+/// the key, is parked after `replay` looked: `replay` waits for the group
+/// to pass the release and replays it too, so the key ends at its newest
+/// version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_parked_while_the_release_is_on_its_way_is_replayed_too() {
+    let p = Pipeline::new("parkrace", 1).await;
+    let config = park_key_config(&p);
+    let pool = with_refusing_target(&p, &config).await;
+    let port = free_port();
+    let worker_config = config.replace("{port}", &port.to_string());
+    let mut worker = p.spawn("w1", &worker_config, port);
+    produce_poison_and_newer(&p).await;
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+
+    // While no worker runs: the target is fixed, K changes once more (not
+    // parked yet: nobody read it), and K's dead letters are replayed
+    // behind that change.
+    sqlx::query(&format!(
+        "ALTER TABLE \"{}\".customers DROP CONSTRAINT short_name",
+        p.schema
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    p.produce(&[change(1, "a5", 26)]).await;
+    let config_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-cli.yaml", p.schema));
+    std::fs::write(&config_path, &worker_config).unwrap();
+    let replay = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(["dlq", "replay", "--key", r#"{"id":1}"#, "--config"])
+        .arg(&config_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The replay is in the topic before a worker starts: a5 comes first
+    // and is parked, then the replayed poison releases K.
+    wait_until("the replay is in the topic", CONVERGE, || {
+        p.end_offsets().get(&0) == Some(&11)
+    })
+    .await;
+    let mut worker = p.spawn("w2", &worker_config, port);
+    let out = replay.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 parked keys released"), "{text}");
+    assert!(
+        text.contains("1 records parked while the release was on its way, replayed too"),
+        "{text}"
+    );
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a5".into()), (2, "b3".into())]
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}

@@ -173,13 +173,13 @@ pub const REPLAYED_OFFSET: &str = "sinkfleet.replayed.offset";
 /// Produces each letter's original key and value back into the partition
 /// it was read from (so its key keeps its partition and its order there),
 /// with [`REPLAYED_FROM`]; waits for every acknowledgement. Letters without
-/// origin headers are refused before anything is sent. Returns how many
-/// were replayed.
+/// origin headers are refused before anything is sent. Returns the offset
+/// each letter got, in order.
 ///
 /// Safe to repeat: the sink applies a record only if its version is newer
 /// than what the target holds, so a replayed record that a newer change of
 /// its key has overtaken changes nothing.
-pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<usize, String> {
+pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<Vec<i64>, String> {
     if let Some(l) = letters.iter().find(|l| l.origin.is_none()) {
         return Err(format!(
             "dead letter {}@{} has no sinkfleet.original.* headers: its topic is unknown",
@@ -192,6 +192,7 @@ pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<usize,
         .set("acks", "all")
         .create()
         .map_err(|e| e.to_string())?;
+    let mut offsets = Vec::with_capacity(letters.len());
     for l in letters {
         let Some((topic, partition, original)) = &l.origin else {
             continue;
@@ -216,12 +217,13 @@ pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<usize,
         if let Some(v) = &l.value {
             record = record.payload(v.as_slice());
         }
-        producer
+        let delivery = producer
             .send(record, Duration::from_secs(30))
             .await
             .map_err(|(e, _)| format!("replaying {from} into {topic}/{partition}: {e}"))?;
+        offsets.push(delivery.offset);
     }
-    Ok(letters.len())
+    Ok(offsets)
 }
 
 /// `schema.table` from a Debezium value's `source` (bare or enveloped).

@@ -192,37 +192,19 @@ impl Parking {
     /// before the partitions' records are fetched. A missing topic holds
     /// nothing.
     pub fn load(&self, partitions: &[PartitionId], timeout: Duration) -> Result<usize, ReadError> {
-        // Latest value per stored key: compaction keeps only that, but the
-        // topic may not be compacted yet.
-        let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
-        match read_to_end(&self.client, &self.topic, timeout, |m| {
-            if let Some(key) = m.key() {
-                latest.insert(key.to_vec(), m.payload().map(<[u8]>::to_vec));
-            }
-        }) {
-            Ok(()) | Err(ReadError::NoSuchTopic(_)) => {}
-            Err(e) => return Err(e),
-        }
         let mut loaded: HashMap<PartitionId, HashMap<Vec<u8>, Parked>> = HashMap::new();
-        for value in latest.into_values().flatten() {
-            let Ok(stored) = serde_json::from_slice::<Stored>(&value) else {
-                tracing::warn!(topic = %self.topic, "unreadable parked-key record ignored");
-                continue;
-            };
-            let Ok(key) = hex::decode(&stored.key_hex) else {
-                continue;
-            };
+        for parked in read_parked(&self.client, &self.topic, timeout)? {
             let Some(id) = partitions
                 .iter()
-                .find(|(t, p)| **t == *stored.topic && *p == stored.partition)
+                .find(|(t, p)| **t == *parked.topic && *p == parked.partition)
             else {
                 continue;
             };
             loaded.entry(id.clone()).or_default().insert(
-                key,
+                parked.key,
                 Parked {
-                    since: stored.since,
-                    reason: stored.reason,
+                    since: parked.since,
+                    reason: parked.reason,
                 },
             );
         }
@@ -252,6 +234,52 @@ impl Parking {
         let n: usize = self.keys().values().map(HashMap::len).sum();
         metrics::gauge!("sinkfleet_parked_keys").set(n as f64);
     }
+}
+
+/// A parked key, as `sinkfleet dlq replay` reads it from the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedKey {
+    /// Topic of the partition it is parked in.
+    pub topic: String,
+    /// That partition.
+    pub partition: i32,
+    /// The raw key.
+    pub key: Vec<u8>,
+    /// Offset of the record that parked it.
+    pub since: i64,
+    /// Why that record was dead-lettered.
+    pub reason: String,
+}
+
+/// Every key parked in `topic` (the parked-keys topic) now.
+pub fn read_parked(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<ParkedKey>, ReadError> {
+    let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+    match read_to_end(client, topic, timeout, |m| {
+        if let Some(key) = m.key() {
+            latest.insert(key.to_vec(), m.payload().map(<[u8]>::to_vec));
+        }
+    }) {
+        Ok(()) | Err(ReadError::NoSuchTopic(_)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(latest
+        .into_values()
+        .flatten()
+        .filter_map(|value| {
+            let stored: Stored = serde_json::from_slice(&value).ok()?;
+            Some(ParkedKey {
+                key: hex::decode(&stored.key_hex).ok()?,
+                topic: stored.topic,
+                partition: stored.partition,
+                since: stored.since,
+                reason: stored.reason,
+            })
+        })
+        .collect())
 }
 
 /// The parked-keys topic's record key: `<topic>/<partition>/<hex key>`
