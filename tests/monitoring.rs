@@ -218,7 +218,16 @@ async fn every_dashboard_and_alert_expression_reads_real_series() {
     )
     .await
     .unwrap();
-    let worker = src.sink_worker(&["acct"], wp);
+    // With park_key, the dead-lettered record parks its key: the parked
+    // keys gauge has a series.
+    let worker = Worker::spawn(
+        &format!("{}-sink", src.prefix),
+        &src.worker_config(&["acct"], wp).replace(
+            &format!("  topic: {}.dlq\n", src.prefix),
+            &format!("  topic: {}.dlq\n  on_error: park_key\n", src.prefix),
+        ),
+        wp,
+    );
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&src.prefix);
     let parquet_config = src.worker_config(&["acct"], qp).replace(
         &format!(
@@ -251,6 +260,7 @@ async fn every_dashboard_and_alert_expression_reads_real_series() {
     wait_until("parquet objects written", CONVERGE, || {
         parquet.metric("sinkfleet_objects_written_total") >= 1.0
             && worker.metric("sinkfleet_records_dead_lettered_total") >= 1.0
+            && worker.metric("sinkfleet_parked_keys") >= 1.0
     })
     .await;
 
