@@ -117,14 +117,8 @@ pub async fn reset(config: &Config, to: &ResetTo, dry_run: bool) -> anyhow::Resu
     let client = sinkfleet_kafka::client_config(&config.kafka);
     let group = &config.kafka.group_id;
     let offsets = GroupOffsets::new(&client, group, TIMEOUT)?;
-    let topics: Vec<String> = config
-        .kafka
-        .topics
-        .iter()
-        .filter(|t| !t.starts_with('^'))
-        .cloned()
-        .collect();
-    let all = offsets.partitions(&topics).map_err(anyhow::Error::msg)?;
+    let topics = &config.kafka.topics;
+    let all = offsets.partitions(topics).map_err(anyhow::Error::msg)?;
     let chosen: Vec<TopicPartition> = match to {
         ResetTo::Exact(exact) => {
             for id in exact.keys() {

@@ -121,14 +121,8 @@ pub fn gather(config: &Config) -> anyhow::Result<GroupStatus> {
         .filter(|r| !r.stopped && now - r.reported_at_ms <= FORGET_AFTER_MS)
         .collect();
     let offsets = GroupOffsets::new(&client, &group, TIMEOUT)?;
-    let topics: Vec<String> = config
-        .kafka
-        .topics
-        .iter()
-        .filter(|t| !t.starts_with('^'))
-        .cloned()
-        .collect();
-    let ids = offsets.partitions(&topics).map_err(anyhow::Error::msg)?;
+    let topics = &config.kafka.topics;
+    let ids = offsets.partitions(topics).map_err(anyhow::Error::msg)?;
     let committed = offsets.committed(&ids).map_err(anyhow::Error::msg)?;
 
     // Owners, from the live members only: a silent member's claim is stale.

@@ -9,21 +9,11 @@ mod common;
 use common::{Pipeline, free_port};
 use sinkfleet_core::{ErrorClass, Position};
 use sinkfleet_kafka::dead_letter::{DeadLetter, DeadLetterProducer};
-use std::process::Command;
 use std::sync::Arc;
 
-/// Runs `sinkfleet dlq <args> --config <config>`: (exit code, stdout).
+/// Runs `sinkfleet dlq <args> --config <config>`: (exit code, output).
 fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .arg("dlq")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let err = String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), format!("{text}{err}"))
+    common::cli(&[&["dlq"], args].concat(), config)
 }
 
 /// The worker's own dead-letter producer, writing to `p`'s dead-letter topic.
@@ -67,9 +57,7 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
     ] {
         producer.send(&l).await.unwrap();
     }
-    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-dlq.yaml", p.schema));
-    std::fs::write(&config, p.config("", "", free_port())).unwrap();
+    let config = p.config_file("dlq", &p.config("", "", free_port()));
 
     let (code, text) = dlq(&config, &["list"]);
     assert_eq!(code, 0, "{text}");
@@ -133,9 +121,7 @@ async fn replayed_dead_letters_are_applied_once() {
         .unwrap();
     let port = free_port();
     let config_text = p.config("", "", port);
-    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-replay.yaml", p.schema));
-    std::fs::write(&config, &config_text).unwrap();
+    let config = p.config_file("replay", &config_text);
     let _worker = p.spawn("w", &config_text, port);
 
     let (code, text) = dlq(&config, &["replay", "--class", "apply", "--dry-run"]);
@@ -195,9 +181,7 @@ async fn dead_letters_replayed_through_the_sink_are_applied_once() {
     ] {
         producer.send(&l).await.unwrap();
     }
-    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-sink.yaml", p.schema));
-    std::fs::write(&config, p.config("", "", free_port())).unwrap();
+    let config = p.config_file("sink", &p.config("", "", free_port()));
     let pool = p.pool().await;
     let rows = format!(
         "SELECT name, __sinkfleet_version::text FROM \"{}\".items",

@@ -8,11 +8,10 @@
 
 mod common;
 
-use common::{Pipeline, free_port, wait_until};
+use common::{Pipeline, cli, free_port, wait_until};
 use serde_json::{Value, json};
 use sinkfleet_testkit::kafka::Record;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -29,33 +28,10 @@ fn change(id: i64, lsn: u64) -> Record {
     }
 }
 
-/// Runs `sinkfleet <args> --config <config>`: (exit code, stdout + stderr).
-fn sinkfleet(config: &PathBuf, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
-fn status(config: &PathBuf) -> Value {
-    let (code, text) = sinkfleet(config, &["status", "--json"]);
+fn status(config: &Path) -> Value {
+    let (code, text) = cli(&["status", "--json"], config);
     assert_eq!(code, 0, "{text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// Writes the worker config where the CLI reads it.
-fn config_file(p: &Pipeline, text: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-ops.yaml", p.schema));
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Status reports every 500 ms (the default is 10 s).
@@ -79,7 +55,7 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
         "",
         port,
     ));
-    let config = config_file(&p, &text);
+    let config = p.config_file("ops", &text);
     let mut worker = p.spawn("w", &text, port);
     p.wait_committed_to_end(&p.group, CONVERGE).await;
 
@@ -133,7 +109,7 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
             .any(|p| p["paused"] == true && p["lag"].as_i64().unwrap_or(0) > 0)
     })
     .await;
-    let (code, table) = sinkfleet(&config, &["status"]);
+    let (code, table) = cli(&["status"], &config);
     assert_eq!(code, 0, "{table}");
     assert!(table.contains(&p.topic) && table.contains("yes"), "{table}");
     assert!(table.contains("live"), "{table}");
@@ -175,22 +151,22 @@ async fn offsets_reset_is_refused_while_a_worker_runs_then_moves_both_offsets() 
     .await;
     let port = free_port();
     let text = with_fast_status(p.config("", "    offset_storage: target", port));
-    let config = config_file(&p, &text);
+    let config = p.config_file("ops", &text);
     let mut worker = p.spawn("w1", &text, port);
     p.wait_committed_to_end(&p.group, CONVERGE).await;
     let topic_spec = |offset: i64| format!("{}:0:{offset}", p.topic);
 
     // Refused while the worker runs; nothing changes.
-    let (code, refused) = sinkfleet(&config, &["offsets", "reset", "--to", "earliest"]);
+    let (code, refused) = cli(&["offsets", "reset", "--to", "earliest"], &config);
     assert_ne!(code, 0, "{refused}");
     assert!(refused.contains("live members"), "{refused}");
     assert_eq!(p.committed(&p.group).get(&0), Some(&15));
     assert!(worker.terminate(Duration::from_secs(30)).success());
 
     // A dry run prints the change and makes none.
-    let (code, dry) = sinkfleet(
-        &config,
+    let (code, dry) = cli(
         &["offsets", "reset", "--to", &topic_spec(4), "--dry-run"],
+        &config,
     );
     assert_eq!(code, 0, "{dry}");
     assert!(
@@ -205,20 +181,20 @@ async fn offsets_reset_is_refused_while_a_worker_runs_then_moves_both_offsets() 
     assert_eq!(p.committed(&p.group).get(&0), Some(&15));
 
     // Out of range is refused.
-    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", &topic_spec(99)]);
+    let (code, out) = cli(&["offsets", "reset", "--to", &topic_spec(99)], &config);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("outside"), "{out}");
 
     // By time: the first record of the second batch.
-    let (code, out) = sinkfleet(
-        &config,
+    let (code, out) = cli(
         &["offsets", "reset", "--to", &between.to_rfc3339()],
+        &config,
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(p.committed(&p.group).get(&0), Some(&10), "{out}");
 
     // Exact: Kafka and the target both move, and say so.
-    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", &topic_spec(4)]);
+    let (code, out) = cli(&["offsets", "reset", "--to", &topic_spec(4)], &config);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1 partitions reset in Kafka"), "{out}");
     assert!(out.contains("1 partitions reset in the target"), "{out}");
@@ -252,10 +228,10 @@ async fn offsets_reset_is_refused_while_a_worker_runs_then_moves_both_offsets() 
     assert_eq!(ids, (4..15).collect::<Vec<i64>>());
     assert!(worker.terminate(Duration::from_secs(30)).success());
 
-    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", "earliest"]);
+    let (code, out) = cli(&["offsets", "reset", "--to", "earliest"], &config);
     assert_eq!(code, 0, "{out}");
     assert_eq!(p.committed(&p.group).get(&0), Some(&0));
-    let (code, out) = sinkfleet(&config, &["offsets", "reset", "--to", "latest"]);
+    let (code, out) = cli(&["offsets", "reset", "--to", "latest"], &config);
     assert_eq!(code, 0, "{out}");
     assert_eq!(p.committed(&p.group).get(&0), Some(&15));
 }

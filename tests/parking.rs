@@ -88,30 +88,35 @@ fn park_key_config(p: &Pipeline) -> String {
 
 /// Runs `sinkfleet dlq <args> --config <config>`: (exit code, output).
 fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .arg("dlq")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::cli(&[&["dlq"], args].concat(), config)
+}
+
+/// The target accepts long names again: the poison record's cause is fixed.
+async fn fix_target(pool: &sqlx::PgPool, schema: &str) {
+    sqlx::query(&format!(
+        "ALTER TABLE \"{schema}\".customers DROP CONSTRAINT short_name"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A worker with `park_key` (on `port`, with `config`) that has parked
+/// key 1: its poison record and two newer records are dead-lettered.
+async fn park_one_key(p: &Pipeline) -> (sqlx::PgPool, String, u16, common::Worker) {
+    let config = park_key_config(p);
+    let pool = with_refusing_target(p, &config).await;
+    let port = free_port();
+    let config = config.replace("{port}", &port.to_string());
+    let worker = p.spawn("w1", &config, port);
+    produce_poison_and_newer(p).await;
+    (pool, config, port, worker)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed() {
     let p = Pipeline::new("park", 1).await;
-    let config = park_key_config(&p);
-    let pool = with_refusing_target(&p, &config).await;
-    let port = free_port();
-    let worker_config = config.replace("{port}", &port.to_string());
-    let mut worker = p.spawn("w1", &worker_config, port);
-    produce_poison_and_newer(&p).await;
+    let (pool, worker_config, port, mut worker) = park_one_key(&p).await;
     assert_eq!(
         names(&pool, &p.schema).await,
         [(1, "a1".into()), (2, "b3".into())],
@@ -151,9 +156,7 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
     );
     assert_eq!(worker.metric("sinkfleet_parked_keys"), 1.0);
 
-    let config_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-cli.yaml", p.schema));
-    std::fs::write(&config_path, &worker_config).unwrap();
+    let config_path = p.config_file("cli", &worker_config);
     let (code, listed) = dlq(&config_path, &["list"]);
     assert_eq!(code, 0, "{listed}");
     assert!(
@@ -164,13 +167,7 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
     );
 
     // The target is fixed; replaying K's records releases K, in order.
-    sqlx::query(&format!(
-        "ALTER TABLE \"{}\".customers DROP CONSTRAINT short_name",
-        p.schema
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    fix_target(&pool, &p.schema).await;
     let (code, replayed) = dlq(&config_path, &["replay", "--key", r#"{"id":1}"#]);
     assert_eq!(code, 0, "{replayed}");
     assert!(replayed.contains("4 records replayed"), "{replayed}");
@@ -224,28 +221,15 @@ async fn with_skip_newer_records_of_the_key_overtake_the_dead_lettered_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_parked_while_the_release_is_on_its_way_is_replayed_too() {
     let p = Pipeline::new("parkrace", 1).await;
-    let config = park_key_config(&p);
-    let pool = with_refusing_target(&p, &config).await;
-    let port = free_port();
-    let worker_config = config.replace("{port}", &port.to_string());
-    let mut worker = p.spawn("w1", &worker_config, port);
-    produce_poison_and_newer(&p).await;
+    let (pool, worker_config, port, mut worker) = park_one_key(&p).await;
     assert!(worker.terminate(Duration::from_secs(30)).success());
 
     // While no worker runs: the target is fixed, K changes once more (not
     // parked yet: nobody read it), and K's dead letters are replayed
     // behind that change.
-    sqlx::query(&format!(
-        "ALTER TABLE \"{}\".customers DROP CONSTRAINT short_name",
-        p.schema
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    fix_target(&pool, &p.schema).await;
     p.produce(&[change(1, "a5", 26)]).await;
-    let config_path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-cli.yaml", p.schema));
-    std::fs::write(&config_path, &worker_config).unwrap();
+    let config_path = p.config_file("cli", &worker_config);
     let replay = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
         .args(["dlq", "replay", "--key", r#"{"id":1}"#, "--config"])
         .arg(&config_path)

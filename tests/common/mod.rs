@@ -161,6 +161,15 @@ metrics:
         )
     }
 
+    /// Writes `config` where a CLI command can read it; `name` tells the
+    /// files of one test apart.
+    pub fn config_file(&self, name: &str, config: &str) -> PathBuf {
+        let path =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}.yaml", self.schema));
+        std::fs::write(&path, config).expect("writing config");
+        path
+    }
+
     /// Starts a worker with this config.
     pub fn spawn(&self, name: &str, config: &str, metrics_port: u16) -> Worker {
         Worker::spawn(&format!("{}-{name}", self.schema), config, metrics_port)
@@ -346,6 +355,23 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `sinkfleet <args> --config <config>` to its end: (exit code,
+/// stdout then stderr).
+pub fn cli(args: &[&str], config: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("running sinkfleet");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// `GET path` from a server on 127.0.0.1:`port`: (status, body).

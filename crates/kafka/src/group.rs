@@ -37,27 +37,37 @@ impl GroupOffsets {
         Ok(GroupOffsets { consumer, timeout })
     }
 
-    /// Every partition of `topics` (names, not patterns); an error names a
-    /// topic that does not exist.
+    /// Every partition of `topics` as a worker subscribes to them: a name,
+    /// or a pattern starting with `^` (matched against the broker's topics,
+    /// internal ones aside). An error names a topic that does not exist or
+    /// a pattern that is not a regular expression.
     pub fn partitions(&self, topics: &[String]) -> Result<Vec<TopicPartition>, String> {
         let mut out = Vec::new();
         for topic in topics {
-            let metadata = self
-                .consumer
-                .fetch_metadata(Some(topic), self.timeout)
+            if topic.starts_with('^') {
+                let pattern =
+                    regex::Regex::new(topic).map_err(|e| format!("topic pattern {topic}: {e}"))?;
+                let metadata = self
+                    .consumer
+                    .fetch_metadata(None, self.timeout)
+                    .map_err(|e| format!("listing topics: {e}"))?;
+                for t in metadata.topics() {
+                    if pattern.is_match(t.name()) && !t.name().starts_with("__") {
+                        let name = t.name().to_owned();
+                        out.extend(t.partitions().iter().map(|p| (name.clone(), p.id())));
+                    }
+                }
+                continue;
+            }
+            let found = partitions_of(&self.consumer, topic, self.timeout)
                 .map_err(|e| format!("{topic}: {e}"))?;
-            let found: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
             if found.is_empty() {
                 return Err(format!("{topic}: no such topic"));
             }
             out.extend(found.into_iter().map(|p| (topic.clone(), p)));
         }
         out.sort();
+        out.dedup();
         Ok(out)
     }
 
@@ -129,6 +139,22 @@ impl GroupOffsets {
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| format!("commit: {e}"))
     }
+}
+
+/// The partitions of `topic` from the broker's metadata; none when it does
+/// not exist.
+pub(crate) fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
 }
 
 fn list(partitions: &[TopicPartition], offset: Offset) -> Result<TopicPartitionList, String> {

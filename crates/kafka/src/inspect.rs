@@ -56,6 +56,26 @@ pub enum ReadError {
     Kafka(String),
 }
 
+/// The latest value per key of a compacted topic, read to its end (`None`
+/// for a key whose latest record is a tombstone). A missing topic holds
+/// nothing. Compaction keeps only the latest value per key, but the topic
+/// may not be compacted yet, so this keeps only that too.
+pub fn read_latest(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<HashMap<Vec<u8>, Option<Vec<u8>>>, ReadError> {
+    let mut latest = HashMap::new();
+    match read_to_end(client, topic, timeout, |m| {
+        if let Some(key) = m.key() {
+            latest.insert(key.to_vec(), m.payload().map(<[u8]>::to_vec));
+        }
+    }) {
+        Ok(()) | Err(ReadError::NoSuchTopic(_)) => Ok(latest),
+        Err(e) => Err(e),
+    }
+}
+
 /// Hands every record of `topic`, from each partition's start to the end it
 /// had when called, to `on_record` (in order within a partition). Uses no
 /// consumer group offsets: nothing is committed.
@@ -76,15 +96,7 @@ pub fn read_to_end(
         .set("enable.partition.eof", "false")
         .create()
         .map_err(kafka)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(kafka)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = crate::group::partitions_of(&consumer, topic, timeout).map_err(kafka)?;
     if partitions.is_empty() {
         return Err(ReadError::NoSuchTopic(topic.to_owned()));
     }

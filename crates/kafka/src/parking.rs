@@ -21,9 +21,8 @@
 //! cannot be parked (it is dead-lettered as with `skip`).
 
 use crate::consumer::PartitionId;
-use crate::inspect::{ReadError, read_to_end};
+use crate::inspect::{ReadError, read_latest};
 use rdkafka::ClientConfig;
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use sinkfleet_core::Position;
@@ -257,15 +256,7 @@ pub fn read_parked(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<ParkedKey>, ReadError> {
-    let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
-    match read_to_end(client, topic, timeout, |m| {
-        if let Some(key) = m.key() {
-            latest.insert(key.to_vec(), m.payload().map(<[u8]>::to_vec));
-        }
-    }) {
-        Ok(()) | Err(ReadError::NoSuchTopic(_)) => {}
-        Err(e) => return Err(e),
-    }
+    let latest = read_latest(client, topic, timeout)?;
     Ok(latest
         .into_values()
         .flatten()

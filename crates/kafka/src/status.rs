@@ -15,13 +15,11 @@
 //! running report behind. [`MemberReport::is_live`] therefore trusts a
 //! report only for three reporting intervals.
 
-use crate::inspect::{ReadError, read_to_end};
+use crate::inspect::{ReadError, read_latest};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Status reporting (`status:` in YAML).
@@ -170,17 +168,12 @@ pub fn read_reports(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<MemberReport>, ReadError> {
-    let mut latest: HashMap<Vec<u8>, Option<MemberReport>> = HashMap::new();
-    match read_to_end(client, topic, timeout, |m| {
-        if let Some(key) = m.key() {
-            let report = m.payload().and_then(|v| serde_json::from_slice(v).ok());
-            latest.insert(key.to_vec(), report);
-        }
-    }) {
-        Ok(()) | Err(ReadError::NoSuchTopic(_)) => {}
-        Err(e) => return Err(e),
-    }
-    let mut reports: Vec<MemberReport> = latest.into_values().flatten().collect();
+    let latest = read_latest(client, topic, timeout)?;
+    let mut reports: Vec<MemberReport> = latest
+        .into_values()
+        .flatten()
+        .filter_map(|value| serde_json::from_slice(&value).ok())
+        .collect();
     reports.sort_by(|a, b| a.member.cmp(&b.member));
     Ok(reports)
 }
