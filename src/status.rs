@@ -16,8 +16,7 @@ use sinkfleet_kafka::status::{BrokerMember, MemberReport, describe_group, read_r
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Reports silent for longer than this are not shown at all (a worker
-/// killed long ago).
+/// Reports older than this are not read at all (a worker killed long ago).
 const FORGET_AFTER_MS: i64 = 3_600_000;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,11 +101,13 @@ pub fn live_members(config: &Config) -> anyhow::Result<Vec<MemberReport>> {
     let client = sinkfleet_kafka::client_config(&config.kafka);
     let topic = config.status.topic(&config.kafka.group_id);
     let now = now_ms();
-    Ok(read_reports(&client, &topic, TIMEOUT)
-        .with_context(|| format!("reading {topic}"))?
-        .into_iter()
-        .filter(|r| r.is_live(now))
-        .collect())
+    Ok(
+        read_reports(&client, &topic, now - FORGET_AFTER_MS, TIMEOUT)
+            .with_context(|| format!("reading {topic}"))?
+            .into_iter()
+            .filter(|r| r.is_live(now))
+            .collect(),
+    )
 }
 
 /// Gathers the group's status.
@@ -115,11 +116,12 @@ pub fn gather(config: &Config) -> anyhow::Result<GroupStatus> {
     let group = config.kafka.group_id.clone();
     let status_topic = config.status.topic(&group);
     let now = now_ms();
-    let reports: Vec<MemberReport> = read_reports(&client, &status_topic, TIMEOUT)
-        .with_context(|| format!("reading {status_topic}"))?
-        .into_iter()
-        .filter(|r| !r.stopped && now - r.reported_at_ms <= FORGET_AFTER_MS)
-        .collect();
+    let reports: Vec<MemberReport> =
+        read_reports(&client, &status_topic, now - FORGET_AFTER_MS, TIMEOUT)
+            .with_context(|| format!("reading {status_topic}"))?
+            .into_iter()
+            .filter(|r| !r.stopped)
+            .collect();
     let offsets = GroupOffsets::new(&client, &group, TIMEOUT)?;
     let topics = &config.kafka.topics;
     let ids = offsets.partitions(topics).map_err(anyhow::Error::msg)?;

@@ -56,17 +56,19 @@ pub enum ReadError {
     Kafka(String),
 }
 
-/// The latest value per key of a compacted topic, read to its end (`None`
-/// for a key whose latest record is a tombstone). A missing topic holds
+/// The latest value per key of a compacted topic, read to its end from
+/// `since_ms` (see [`read_since`]) or its start (`None` for a key whose
+/// latest record is a tombstone). A missing topic holds
 /// nothing. Compaction keeps only the latest value per key, but the topic
 /// may not be compacted yet, so this keeps only that too.
 pub fn read_latest(
     client: &ClientConfig,
     topic: &str,
+    since_ms: Option<i64>,
     timeout: Duration,
 ) -> Result<HashMap<Vec<u8>, Option<Vec<u8>>>, ReadError> {
     let mut latest = HashMap::new();
-    match read_to_end(client, topic, timeout, |m| {
+    match read_since(client, topic, since_ms, timeout, |m| {
         if let Some(key) = m.key() {
             latest.insert(key.to_vec(), m.payload().map(<[u8]>::to_vec));
         }
@@ -82,6 +84,18 @@ pub fn read_latest(
 pub fn read_to_end(
     client: &ClientConfig,
     topic: &str,
+    timeout: Duration,
+    on_record: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), ReadError> {
+    read_since(client, topic, None, timeout, on_record)
+}
+
+/// As [`read_to_end`], but from the first record of each partition whose
+/// timestamp is at or after `since_ms` (ms since the epoch), when given.
+pub fn read_since(
+    client: &ClientConfig,
+    topic: &str,
+    since_ms: Option<i64>,
     timeout: Duration,
     mut on_record: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), ReadError> {
@@ -107,9 +121,23 @@ pub fn read_to_end(
         let (low, high) = consumer
             .fetch_watermarks(topic, p, timeout)
             .map_err(kafka)?;
-        if high > low {
+        let start = match since_ms {
+            None => low,
+            Some(ms) => {
+                let mut at = TopicPartitionList::new();
+                at.add_partition_offset(topic, p, Offset::Offset(ms))
+                    .map_err(kafka)?;
+                let found = consumer.offsets_for_times(at, timeout).map_err(kafka)?;
+                match found.elements().first().map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o.max(low),
+                    // Nothing that new.
+                    _ => high,
+                }
+            }
+        };
+        if high > start {
             ends.insert(p, high);
-            tpl.add_partition_offset(topic, p, Offset::Offset(low))
+            tpl.add_partition_offset(topic, p, Offset::Offset(start))
                 .map_err(kafka)?;
         }
     }

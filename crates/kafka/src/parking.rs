@@ -256,7 +256,7 @@ pub fn read_parked(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<ParkedKey>, ReadError> {
-    let latest = read_latest(client, topic, timeout)?;
+    let latest = read_latest(client, topic, None, timeout)?;
     Ok(latest
         .into_values()
         .flatten()
