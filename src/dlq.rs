@@ -98,6 +98,34 @@ pub fn list(letters: &[Letter]) -> String {
     out
 }
 
+/// The keys parked now (`on_error: park_key`), for `dlq list`: where, since
+/// which offset, why.
+pub fn parked_keys(config: &crate::config::Config) -> anyhow::Result<String> {
+    if config.dead_letter.on_error != OnError::ParkKey {
+        return Ok(String::new());
+    }
+    let topic = config.dead_letter.parked_topic();
+    let client = sinkfleet_kafka::client_config(&config.kafka);
+    let mut parked = read_parked(&client, &topic, TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("reading {topic}: {e}"))?;
+    parked.sort_by(|a, b| (&a.topic, a.partition, a.since).cmp(&(&b.topic, b.partition, b.since)));
+    let mut out = format!(
+        "\n{} parked keys (release: dlq replay --key <key>)\n",
+        parked.len()
+    );
+    for p in &parked {
+        out.push_str(&format!(
+            "{}/{} since {} key {}: {}\n",
+            p.topic,
+            p.partition,
+            p.since,
+            text(Some(&p.key)),
+            p.reason
+        ));
+    }
+    Ok(out)
+}
+
 /// `dlq show`: the records `filter` keeps, with their headers; one JSON
 /// object per line with `json`.
 pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {

@@ -84,7 +84,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DlqAction {
-    /// Records per error class, source table and origin partition.
+    /// Records per error class, source table and origin partition; with
+    /// `on_error: park_key`, the keys parked now and why.
     List {
         /// The worker's YAML config file (its `kafka` and `dead_letter`).
         #[arg(long, short)]
@@ -188,7 +189,10 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dlq { action } => {
             let text = match action {
-                DlqAction::List { config } => dlq::list(&dlq::letters(&Config::load(&config)?)?),
+                DlqAction::List { config } => {
+                    let config = Config::load(&config)?;
+                    dlq::list(&dlq::letters(&config)?) + &dlq::parked_keys(&config)?
+                }
                 DlqAction::Show {
                     config,
                     filter,

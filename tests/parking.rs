@@ -165,6 +165,11 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
             .any(|l| l.contains("parked") && l.contains(" 3")),
         "{listed}"
     );
+    assert!(listed.contains("1 parked keys"), "{listed}");
+    assert!(
+        listed.contains(&format!(r#"{}/0 since 2 key {{"id":1}}: apply: "#, p.topic)),
+        "{listed}"
+    );
 
     // The target is fixed; replaying K's records releases K, in order.
     fix_target(&pool, &p.schema).await;
