@@ -41,7 +41,8 @@ enum Command {
     },
     /// Look at the dead-letter topic: `dlq list` counts its records by error
     /// class, table and origin; `dlq show` prints them with their headers;
-    /// `dlq replay` puts them back into their topic.
+    /// `dlq replay` puts them back into their topic (or applies them with the
+    /// sink).
     ///
     /// Examples: `sinkfleet dlq list -c worker.yaml`,
     /// `sinkfleet dlq show -c worker.yaml --class apply --table public.orders --json`,
