@@ -18,12 +18,12 @@ use anyhow::bail;
 use sinkfleet_core::debezium::Decoder;
 use sinkfleet_core::{FlushMode, Position, Sink, SinkError, SinkRecord};
 use sinkfleet_kafka::inspect::Letter;
+use sinkfleet_kafka::retry::Backoff;
 use sinkfleet_sink_postgres::{ApplyMode, OffsetStorage};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Retries of a retryable error before giving up (the target is down: the
-/// operator can run the command again later).
+/// Tries of a write or flush that fails retryably before giving up (the
+/// target is down: the operator can run the command again later).
 const ATTEMPTS: u32 = 5;
 
 /// What happened to each letter.
@@ -68,6 +68,7 @@ async fn apply_with<S: Sink>(
     letters: &[&Letter],
 ) -> anyhow::Result<Outcome> {
     let runtime = config.runtime()?;
+    let backoff = Backoff::from_config(&runtime.worker);
     let mut decoder = Decoder::new(runtime.decode);
     let mut report = String::new();
     let mut refused = 0;
@@ -103,7 +104,7 @@ async fn apply_with<S: Sink>(
             },
             change,
         };
-        match write(&mut sink, record).await {
+        match write(&mut sink, record, &backoff).await {
             Ok(()) => report.push_str(&format!("applied {from}\n")),
             Err(SinkError::Permanent { class, message }) => {
                 refused += 1;
@@ -121,13 +122,17 @@ async fn apply_with<S: Sink>(
         if !e.is_retryable() || attempt >= ATTEMPTS {
             bail!("{report}flushing the sink: {e}");
         }
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        tokio::time::sleep(backoff.delay(attempt)).await;
     }
     Ok(Outcome { report, refused })
 }
 
 /// Writes one record, retrying a retryable error a few times.
-async fn write<S: Sink>(sink: &mut S, record: SinkRecord) -> Result<(), SinkError> {
+async fn write<S: Sink>(
+    sink: &mut S,
+    record: SinkRecord,
+    backoff: &Backoff,
+) -> Result<(), SinkError> {
     let batch = [record];
     let mut attempt = 0;
     loop {
@@ -136,7 +141,7 @@ async fn write<S: Sink>(sink: &mut S, record: SinkRecord) -> Result<(), SinkErro
             Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, "retryable error; retrying");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                tokio::time::sleep(backoff.delay(attempt)).await;
             }
             Err(e) => return Err(e),
         }

@@ -150,14 +150,7 @@ async fn a_zombie_cannot_commit_rows_for_a_partition_that_moved() {
 
     // Hold the history table so the zombie's next write is in flight,
     // waiting, when it freezes.
-    let mut lock = pool.begin().await.unwrap();
-    sqlx::query(&format!(
-        "LOCK TABLE \"{}\".events__history IN ACCESS EXCLUSIVE MODE",
-        p.schema
-    ))
-    .execute(&mut *lock)
-    .await
-    .unwrap();
+    let lock = common::lock_table(&pool, &p.schema, "events__history").await;
     p.produce(&events(50..100)).await;
     let waiting = "SELECT count(*) FROM pg_stat_activity
         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO %' AND position($1 in query) > 0";

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Pipeline, cli, free_port, wait_until};
+use common::{Pipeline, cli, free_port, lock_table, wait_until};
 use serde_json::{Value, json};
 use sinkfleet_testkit::kafka::Record;
 use std::path::Path;
@@ -28,6 +28,11 @@ fn change(id: i64, lsn: u64) -> Record {
     }
 }
 
+/// Creates of rows `ids`, row `i` at LSN `lsn_base + i`.
+fn changes(ids: std::ops::Range<i64>, lsn_base: u64) -> Vec<Record> {
+    ids.map(|i| change(i, lsn_base + i as u64)).collect()
+}
+
 fn status(config: &Path) -> Value {
     let (code, text) = cli(&["status", "--json"], config);
     assert_eq!(code, 0, "{text}");
@@ -42,12 +47,7 @@ fn with_fast_status(config: String) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
     let p = Pipeline::new("status", 2).await;
-    p.produce(
-        &(0..20)
-            .map(|i| change(i, 100 + i as u64))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    p.produce(&changes(0..20, 100)).await;
     let port = free_port();
     // A small partition budget, so a stalled target pauses the partitions.
     let text = with_fast_status(p.config(
@@ -86,20 +86,8 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
 
     // The target stalls (a lock): records wait, the partitions pause.
     let pool = p.pool().await;
-    let mut lock = pool.begin().await.unwrap();
-    sqlx::query(&format!(
-        "LOCK TABLE \"{}\".customers IN ACCESS EXCLUSIVE MODE",
-        p.schema
-    ))
-    .execute(&mut *lock)
-    .await
-    .unwrap();
-    p.produce(
-        &(20..120)
-            .map(|i| change(i, 200 + i as u64))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let lock = lock_table(&pool, &p.schema, "customers").await;
+    p.produce(&changes(20..120, 200)).await;
     wait_until("status shows paused partitions with lag", CONVERGE, || {
         s = status(&config);
         s["partitions"]
@@ -133,22 +121,12 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
 #[tokio::test(flavor = "multi_thread")]
 async fn offsets_reset_is_refused_while_a_worker_runs_then_moves_both_offsets() {
     let p = Pipeline::new("reset", 1).await;
-    p.produce(
-        &(0..10)
-            .map(|i| change(i, 100 + i as u64))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    p.produce(&changes(0..10, 100)).await;
     // Every record of the next batch is newer than this.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let between = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    p.produce(
-        &(10..15)
-            .map(|i| change(i, 100 + i as u64))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    p.produce(&changes(10..15, 100)).await;
     let port = free_port();
     let text = with_fast_status(p.config("", "    offset_storage: target", port));
     let config = p.config_file("ops", &text);

@@ -122,7 +122,7 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
         [(1, "a1".into()), (2, "b3".into())],
         "K keeps its last good state, the other key converges"
     );
-    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, CONVERGE).unwrap();
     let classes: Vec<(&str, &str, Option<&str>)> = dead
         .iter()
         .map(|r| {
@@ -192,7 +192,7 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
         worker.metric("sinkfleet_parked_keys") == 0.0
     })
     .await;
-    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, CONVERGE).unwrap();
     assert_eq!(dead.len(), 4, "the replay dead-lettered nothing more");
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }
@@ -212,7 +212,7 @@ async fn with_skip_newer_records_of_the_key_overtake_the_dead_lettered_one() {
         names(&pool, &p.schema).await,
         [(1, "a4".into()), (2, "b3".into())]
     );
-    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, CONVERGE).unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].headers["sinkfleet.error.class"], "apply");
     assert!(worker.terminate(Duration::from_secs(30)).success());

@@ -182,7 +182,7 @@ async fn poison_records_go_to_the_dead_letter_topic() {
         "a dead-lettered record adds no column"
     );
 
-    let dead = kafka::read_to_end(&p.brokers, &p.dlq, 1, CONVERGE).unwrap();
+    let dead = kafka::read_to_end(&p.brokers, &p.dlq, CONVERGE).unwrap();
     assert_eq!(dead.len(), 3, "{dead:?}");
     let by_offset = |o: &str| {
         dead.iter()

@@ -416,7 +416,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
         .unwrap_or_else(|| panic!("no consistent point in the log: {log}"));
     let topic = format!("{}.{}.acct", src.prefix, src.schema);
     // The sink applied it, so it is in the topic, below its end offsets.
-    let events = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, 3, CONVERGE).unwrap();
+    let events = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
     let update: serde_json::Value = events
         .iter()
         .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok())

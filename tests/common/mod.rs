@@ -357,6 +357,23 @@ impl Drop for Worker {
     }
 }
 
+/// Takes `schema.table` with an exclusive lock, held until the returned
+/// transaction ends: a stalled target, as a long migration makes one.
+pub async fn lock_table(
+    pool: &PgPool,
+    schema: &str,
+    table: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = pool.begin().await.expect("begin");
+    sqlx::query(&format!(
+        "LOCK TABLE \"{schema}\".{table} IN ACCESS EXCLUSIVE MODE"
+    ))
+    .execute(&mut *lock)
+    .await
+    .expect("lock table");
+    lock
+}
+
 /// Runs `sinkfleet <args> --config <config>` to its end: (exit code,
 /// stdout then stderr).
 pub fn cli(args: &[&str], config: &std::path::Path) -> (i32, String) {

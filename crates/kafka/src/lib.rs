@@ -35,7 +35,7 @@ pub mod parking;
 mod partition;
 mod progress;
 mod releases;
-mod retry;
+pub mod retry;
 pub mod status;
 mod writer;
 

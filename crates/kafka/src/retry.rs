@@ -9,7 +9,7 @@ use std::time::Duration;
 /// half random, so many workers retrying against one recovering target
 /// (or one group coordinator) spread out instead of arriving together.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     initial: Duration,
     max: Duration,
     jitter: bool,

@@ -8,7 +8,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A record to produce.
 #[derive(Debug, Clone)]
@@ -123,63 +123,32 @@ pub async fn produce(brokers: &str, topic: &str, records: &[Record]) -> Result<(
 pub fn read_to_end(
     brokers: &str,
     topic: &str,
-    partitions: i32,
     timeout: Duration,
 ) -> Result<Vec<ReadRecord>, String> {
-    let ends = end_offsets(brokers, topic, partitions)?;
-    let consumer: BaseConsumer = client(brokers)
-        .set(
-            "group.id",
-            format!("sinkfleet-testkit-reader-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-    }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
-    // Next offset to read per partition; a partition is done at its end.
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let done = |next: &HashMap<i32, i64>| {
-        ends.iter()
-            .all(|(p, end)| *end <= 0 || next.get(p).is_some_and(|n| n >= end))
-    };
     let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
-    while !done(&next) {
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "{topic}: read up to {next:?}, end offsets {ends:?}, within {timeout:?}"
-            ));
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let mut headers = HashMap::new();
-                if let Some(h) = m.headers() {
-                    for i in 0..h.count() {
-                        let header = h.get(i);
-                        headers.insert(
+    sinkfleet_kafka::inspect::read_to_end(&client(brokers), topic, timeout, |m| {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|header| {
+                        (
                             header.key.to_owned(),
                             String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
-                        );
-                    }
-                }
-                next.insert(m.partition(), m.offset() + 1);
-                out.push(ReadRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
-            }
-            Some(Err(e)) => return Err(e.to_string()),
-            None => {}
-        }
-    }
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ReadRecord {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+        });
+    })
+    .map_err(|e| e.to_string())?;
     Ok(out)
 }
 

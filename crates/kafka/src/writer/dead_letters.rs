@@ -70,18 +70,26 @@ pub(super) async fn dead_letter(ctx: &Context<'_>, letter: &DeadLetter) {
     }
 }
 
+/// Where [`take_parked`] records what it took.
+pub(super) struct Taken<'a> {
+    /// Per change of the job: dead-lettered as parked, never to be written.
+    pub parked: &'a mut [bool],
+    /// The job's done records: `(position, covers_from)`.
+    pub durable: &'a mut Vec<(Position, i64)>,
+}
+
 /// Takes the records of parked keys out of `indices` (changes of a slice
 /// about to be written, in stream order) and dead-letters them, marked as
-/// parked; releases a key whose parking record arrives replayed. Returns
-/// the positions and `covers_from` of the records parked, which are done.
+/// parked, into `taken`; releases a key whose parking record arrives
+/// replayed.
 pub(super) async fn take_parked(
     ctx: &Context<'_>,
     parking: &Parking,
     changes: &[SinkRecord],
     origins: &[Origin],
     indices: &mut Vec<usize>,
-) -> Vec<(Position, i64)> {
-    let mut parked = Vec::new();
+    taken: Taken<'_>,
+) {
     let mut kept = Vec::with_capacity(indices.len());
     for &i in indices.iter() {
         let (record, origin) = (&changes[i], &origins[i]);
@@ -110,10 +118,12 @@ pub(super) async fn take_parked(
                 metrics::counter!("sinkfleet_records_parked_total",
                     "topic" => record.position.topic.to_string())
                 .increment(1);
-                parked.push((record.position.clone(), origin.covers_from));
+                taken.parked[i] = true;
+                taken
+                    .durable
+                    .push((record.position.clone(), origin.covers_from));
             }
         }
     }
     *indices = kept;
-    parked
 }

@@ -18,7 +18,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::parking::Parking;
 use crate::releases::Releases;
 use crate::retry::Backoff;
-use dead_letters::{Origin, dead_letter, take_parked};
+use dead_letters::{Origin, Taken, dead_letter, take_parked};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sinkfleet_core::debezium::transaction::TxMarker;
 use sinkfleet_core::{
@@ -331,13 +331,11 @@ async fn write_job<S: Sink>(
         // The slice's changes still to write, by index.
         let mut indices: Vec<usize> = range.clone().filter(|&i| !parked[i]).collect();
         if let Some(parking) = parking {
-            let before = indices.clone();
-            for done in take_parked(ctx, parking, &changes, &origins, &mut indices).await {
-                durable.push(done);
-            }
-            for i in before.into_iter().filter(|i| !indices.contains(i)) {
-                parked[i] = true;
-            }
+            let taken = Taken {
+                parked: &mut parked,
+                durable: &mut durable,
+            };
+            take_parked(ctx, parking, &changes, &origins, &mut indices, taken).await;
             if indices.is_empty() && !range.is_empty() {
                 continue;
             }
