@@ -55,6 +55,17 @@ pub enum DecodeError {
         /// What is wrong with it.
         message: String,
     },
+    /// The record is JSON but no change event: it names what arrived.
+    #[error(
+        "{part} is not a Debezium change event: {found}; expected `op`, `source` and `before`/`after`, \
+         bare or as the `payload` of a JsonConverter envelope {{\"schema\", \"payload\"}}"
+    )]
+    NotAnEvent {
+        /// `value`, or `payload` inside an envelope.
+        part: &'static str,
+        /// What the record holds instead (its top-level keys).
+        found: String,
+    },
     /// The `op` is not one of c, r, u, d, t.
     #[error("unknown op `{0}`")]
     UnknownOp(String),

@@ -229,6 +229,9 @@ impl Decoder {
                 }
                 let event: Event<'_> =
                     serde_json::from_str(payload.get()).map_err(|e| json_err("value", e))?;
+                if event.op.is_none() {
+                    return Err(not_an_event("payload", payload.get().as_bytes()));
+                }
                 let codec = match schema.get() {
                     "null" => self.schemaless_codec(&event)?,
                     schema => {
@@ -241,6 +244,9 @@ impl Decoder {
             }
             // A bare payload (schemas.enable=false).
             _ => {
+                if top.op.is_none() {
+                    return Err(not_an_event("value", value));
+                }
                 let codec = self.schemaless_codec(&top)?;
                 (top, codec)
             }
@@ -411,6 +417,32 @@ fn value_row_schema(schema: &Json) -> Option<&Json> {
                 .iter()
                 .find(|f| f.get("field").and_then(Json::as_str) == Some("before"))
         })
+}
+
+/// The refusal of a JSON record that is no change event, naming its
+/// top-level keys (an operator sees what arrived, not a missing `op`).
+fn not_an_event(part: &'static str, raw: &[u8]) -> DecodeError {
+    const SHOWN: usize = 12;
+    let found = match serde_json::from_slice::<serde_json::Map<String, Json>>(raw) {
+        Ok(object) if object.is_empty() => "an empty object".to_owned(),
+        Ok(object) => {
+            let mut keys: Vec<String> = object
+                .keys()
+                .take(SHOWN)
+                .map(|k| format!("`{k}`"))
+                .collect();
+            if object.len() > SHOWN {
+                keys.push(format!("and {} more", object.len() - SHOWN));
+            }
+            let mut found = format!("its top-level keys are {}", keys.join(", "));
+            if object.contains_key("payload") && !object.contains_key("schema") {
+                found.push_str(" (a `payload` without `schema` is no JsonConverter envelope)");
+            }
+            found
+        }
+        Err(_) => "not a JSON object".to_owned(),
+    };
+    DecodeError::NotAnEvent { part, found }
 }
 
 fn field(path: &str, message: &str) -> DecodeError {

@@ -181,8 +181,9 @@ pub(crate) fn parse_field_type(field: &Json) -> (ColumnType, Codec) {
         "int8" | "int16" => (ColumnType::Int16, Codec::Int),
         "int32" => (ColumnType::Int32, Codec::Int),
         "int64" => (ColumnType::Int64, Codec::Int),
-        "float32" => (ColumnType::Float32, Codec::Float),
-        "float64" => (ColumnType::Float64, Codec::Float),
+        // JsonConverter writes Connect's FLOAT32/FLOAT64 as `float`/`double`.
+        "float" | "float32" => (ColumnType::Float32, Codec::Float),
+        "double" | "float64" => (ColumnType::Float64, Codec::Float),
         "boolean" => (ColumnType::Bool, Codec::Bool),
         "bytes" => (ColumnType::Bytes, Codec::Bytes),
         "array" => {

@@ -265,6 +265,38 @@ fn tombstones_and_malformed_records() {
     ));
 }
 
+/// A record that is JSON but no change event says what it holds.
+#[test]
+fn a_record_that_is_no_event_names_what_arrived() {
+    let opts = id_key();
+    for (record, part, said) in [
+        (
+            &br#"{"payload":{"op":"c","after":{"id":1}}}"#[..],
+            "value",
+            "its top-level keys are `payload` (a `payload` without `schema` is no JsonConverter envelope)",
+        ),
+        (
+            br#"{"id":1,"name":"x"}"#,
+            "value",
+            "its top-level keys are `id`, `name`",
+        ),
+        (
+            br#"{"schema":{"type":"struct"},"payload":{"after":{"id":1},"ts_ms":1}}"#,
+            "payload",
+            "its top-level keys are `after`, `ts_ms`",
+        ),
+        (br#"{}"#, "value", "an empty object"),
+    ] {
+        let err = decode(Some(b"{\"id\":1}"), Some(record), 0, &opts).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("{part} is not a Debezium change event: {said};")),
+            "{message}"
+        );
+        assert!(message.contains("expected `op`, `source`"), "{message}");
+    }
+}
+
 #[test]
 fn toast_placeholder_leaves_the_column_out() {
     let v = br#"{"op":"u","source":{"schema":"s","table":"t","lsn":9},
@@ -616,4 +648,40 @@ fn the_transaction_block_names_the_source_transaction() {
     );
     assert_eq!(decoded("null"), None);
     assert!(decode(None, Some(event(r#""x""#).as_bytes()), 0, &id_key()).is_err());
+}
+
+/// JsonConverter names Connect's FLOAT32/FLOAT64 `float` and `double`.
+#[test]
+fn float_and_double_fields_are_floats() {
+    let value = br#"{"schema":{"type":"struct","fields":[
+        {"type":"struct","optional":true,"field":"after","fields":[
+          {"type":"int32","optional":false,"field":"id"},
+          {"type":"float","optional":true,"field":"f4"},
+          {"type":"double","optional":true,"field":"f8"}]},
+        {"type":"struct","optional":false,"field":"source","fields":[]}]},
+      "payload":{"op":"c","source":{"schema":"s","table":"t","lsn":1},
+        "after":{"id":1,"f4":1.5,"f8":"NaN"}}}"#;
+    let change = decode(
+        Some(b"{\"id\":1}"),
+        Some(value),
+        0,
+        &DecodeOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let schema = change.schema.unwrap();
+    let ty = |name: &str| {
+        schema
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap()
+            .ty
+            .clone()
+    };
+    assert_eq!(ty("f4"), ColumnType::Float32);
+    assert_eq!(ty("f8"), ColumnType::Float64);
+    let row = change.row.unwrap();
+    assert_eq!(row.get("f4"), Some(&Value::Float(1.5)));
+    assert!(matches!(row.get("f8"), Some(Value::Float(f)) if f.is_nan()));
 }

@@ -94,14 +94,18 @@ pub(crate) fn decode(json: &Json, codec: &Codec) -> Result<Value, String> {
         }
         Codec::Date => {
             let days = json.as_i64().ok_or_else(|| wrong("days since epoch"))?;
-            Value::Date(epoch_day(days).ok_or_else(|| wrong("a date in range"))?)
+            match days {
+                sentinel::DATE_POSITIVE => Value::Text("infinity".into()),
+                sentinel::DATE_NEGATIVE => Value::Text("-infinity".into()),
+                _ => Value::Date(epoch_day(days).ok_or_else(|| wrong("a date in range"))?),
+            }
         }
         Codec::TimeMillis => time_value(int(json)?, 1_000_000)?,
         Codec::TimeMicros => time_value(int(json)?, 1_000)?,
         Codec::TimeNanos => time_value(int(json)?, 1)?,
-        Codec::TimestampMillis => Value::Timestamp(timestamp(int(json)?, 1_000_000)?),
-        Codec::TimestampMicros => Value::Timestamp(timestamp(int(json)?, 1_000)?),
-        Codec::TimestampNanos => Value::Timestamp(timestamp(int(json)?, 1)?),
+        Codec::TimestampMillis => timestamp_value(int(json)?, 1_000_000)?,
+        Codec::TimestampMicros => timestamp_value(int(json)?, 1_000)?,
+        Codec::TimestampNanos => timestamp_value(int(json)?, 1)?,
         Codec::Array(item) => {
             let items = json.as_array().ok_or_else(|| wrong("an array"))?;
             Value::Array(
@@ -288,6 +292,37 @@ fn time_of_day(nanos: i64) -> Result<NaiveTime, String> {
     NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, frac as u32).ok_or_else(out_of_range)
 }
 
+/// Debezium's encodings of Postgres' `infinity` and `-infinity` (pgjdbc's
+/// sentinel instants, converted like any other value).
+mod sentinel {
+    /// `date 'infinity'` / `'-infinity'`, in days.
+    pub const DATE_POSITIVE: i64 = -2_147_472_692;
+    pub const DATE_NEGATIVE: i64 = -2_147_472_691;
+    /// `timestamp 'infinity'` / `'-infinity'`, in microseconds.
+    pub const MICROS_POSITIVE: i64 = 9_223_372_036_825_200_000;
+    pub const MICROS_NEGATIVE: i64 = -9_223_372_036_832_400_000;
+}
+
+/// A timestamp, or Postgres' `infinity`/`-infinity` as their text (which
+/// no calendar type can hold: a Postgres column stores it exactly, a sink
+/// without such a value refuses it, as `24:00:00`).
+fn timestamp_value(value: i64, nanos_per_unit: i64) -> Result<Value, String> {
+    let (positive, negative) = match nanos_per_unit {
+        1_000_000 => (
+            sentinel::MICROS_POSITIVE / 1_000,
+            sentinel::MICROS_NEGATIVE / 1_000,
+        ),
+        1_000 => (sentinel::MICROS_POSITIVE, sentinel::MICROS_NEGATIVE),
+        // NanoTimestamp: Debezium saturates.
+        _ => (i64::MAX, i64::MIN),
+    };
+    Ok(match value {
+        v if v == positive => Value::Text("infinity".into()),
+        v if v == negative => Value::Text("-infinity".into()),
+        v => Value::Timestamp(timestamp(v, nanos_per_unit)?),
+    })
+}
+
 /// `value` counts units of `nanos_per_unit` since the epoch; negative values
 /// are instants before 1970 (`div_euclid` keeps the fraction positive).
 fn timestamp(value: i64, nanos_per_unit: i64) -> Result<chrono::NaiveDateTime, String> {
@@ -302,6 +337,52 @@ fn timestamp(value: i64, nanos_per_unit: i64) -> Result<chrono::NaiveDateTime, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Postgres' `infinity` arrives as Debezium's sentinels and leaves as
+    /// its text (a Postgres column stores it; other sinks refuse it).
+    #[test]
+    fn infinite_dates_and_timestamps() {
+        let infinity = Value::Text("infinity".into());
+        let minus = Value::Text("-infinity".into());
+        let d = |j: Json, c: &Codec| decode(&j, c).unwrap();
+        assert_eq!(
+            d(serde_json::json!(-2_147_472_692i64), &Codec::Date),
+            infinity
+        );
+        assert_eq!(d(serde_json::json!(-2_147_472_691i64), &Codec::Date), minus);
+        assert_eq!(
+            d(
+                serde_json::json!(9_223_372_036_825_200_000i64),
+                &Codec::TimestampMicros
+            ),
+            infinity
+        );
+        assert_eq!(
+            d(
+                serde_json::json!(-9_223_372_036_832_400_000i64),
+                &Codec::TimestampMicros
+            ),
+            minus
+        );
+        assert_eq!(
+            d(
+                serde_json::json!(9_223_372_036_825_200i64),
+                &Codec::TimestampMillis
+            ),
+            infinity
+        );
+        assert_eq!(
+            d(
+                serde_json::json!(-9_223_372_036_832_400i64),
+                &Codec::TimestampMillis
+            ),
+            minus
+        );
+        assert!(matches!(
+            d(serde_json::json!(0), &Codec::TimestampMicros),
+            Value::Timestamp(_)
+        ));
+    }
 
     #[test]
     fn decimals_from_unscaled_bytes() {
