@@ -108,36 +108,73 @@ fn numeric_typmod(t: &str) -> Option<(u32, u32)> {
     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
 }
 
-/// How the target column stores time, for coercing schema-less integers
-/// (Debezium's epoch encodings) into calendar values.
-fn epoch_coercion(target_type: &str, value: &Value) -> Option<String> {
-    let Value::Int(n) = value else { return None };
-    let n = *n;
+/// A schema-less epoch integer (Debezium's encoding of a temporal column
+/// sent without its schema) as the calendar value a pre-created temporal
+/// column holds; `Ok(None)` for anything else.
+///
+/// The unit follows Debezium's default (`adaptive`) encoding of the
+/// column's own precision, which is what a schema-less event of such a
+/// column carries: `date` days; `time(0..3)`/`timestamp(0..3)`
+/// milliseconds; `time(4..6)`/`timestamp(4..6)` (and no precision, which
+/// is 6) microseconds. Debezium never sends integers for zoned types, so
+/// an integer for a `timestamptz`/`timetz` column is refused, as is one
+/// out of range: the unit is then declared in `decode.columns`.
+fn epoch_value(target_type: &str, value: &Value) -> Result<Option<Value>, String> {
+    if let Value::Array(items) = value {
+        let Some(element) = target_type.strip_suffix("[]") else {
+            return Ok(None);
+        };
+        if !items.iter().any(|v| matches!(v, Value::Int(_))) {
+            return Ok(None);
+        }
+        let converted = items
+            .iter()
+            .map(|item| Ok(epoch_value(element, item)?.unwrap_or_else(|| item.clone())))
+            .collect::<Result<Vec<_>, String>>()?;
+        return Ok(Some(Value::Array(converted)));
+    }
+    let Value::Int(n) = *value else {
+        return Ok(None);
+    };
+    let out_of_range = |unit: &str| {
+        format!(
+            "{n} is out of range as {unit} for a {target_type} column; declare the column's encoding in decode.columns"
+        )
+    };
     if target_type == "date" {
-        let d = NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(TimeDelta::try_days(n)?)?;
-        return Some(pg_date(d));
+        return NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|epoch| epoch.checked_add_signed(TimeDelta::try_days(n)?))
+            .map(|d| Some(Value::Date(d)))
+            .ok_or_else(|| out_of_range("days since 1970-01-01"));
     }
+    if !target_type.starts_with("time") {
+        return Ok(None);
+    }
+    if target_type.contains("with time zone") {
+        return Err(format!(
+            "the schema-less integer {n} has no time zone for a {target_type} column (Debezium sends zoned values as ISO-8601 text); \
+             declare the column's encoding in decode.columns"
+        ));
+    }
+    let precision = fraction_digits_held(target_type).unwrap_or(6);
+    let (unit, per_second) = if precision <= 3 {
+        ("milliseconds", 1_000)
+    } else {
+        ("microseconds", 1_000_000)
+    };
+    let (seconds, fraction) = (n.div_euclid(per_second), n.rem_euclid(per_second));
+    let nanos = (fraction * (1_000_000_000 / per_second)) as u32;
     if target_type.starts_with("timestamp") {
-        // Debezium's default (adaptive) encoding of timestamp(6) is micros.
-        let t = DateTime::from_timestamp(
-            n.div_euclid(1_000_000),
-            (n.rem_euclid(1_000_000) * 1000) as u32,
-        )?;
-        let text = pg_timestamp(t.naive_utc());
-        return Some(if target_type.contains("with time zone") {
-            text + "+00"
-        } else {
-            text
-        });
+        DateTime::from_timestamp(seconds, nanos)
+            .map(|t| Some(Value::Timestamp(t.naive_utc())))
+            .ok_or_else(|| out_of_range(&format!("{unit} since 1970-01-01")))
+    } else {
+        u32::try_from(seconds)
+            .ok()
+            .and_then(|s| chrono::NaiveTime::from_num_seconds_from_midnight_opt(s, nanos))
+            .map(|t| Some(Value::Time(t)))
+            .ok_or_else(|| out_of_range(&format!("{unit} since midnight")))
     }
-    if target_type.starts_with("time") {
-        let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
-            n.div_euclid(1_000_000) as u32,
-            (n.rem_euclid(1_000_000) * 1000) as u32,
-        )?;
-        return Some(t.to_string());
-    }
-    None
 }
 
 /// A date as Postgres reads it: years before 1 AD as `… BC` (chrono's ISO
@@ -163,6 +200,9 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
     if value.is_null() {
         return Ok(None);
     }
+    // Converted first, so the checks below see the value as stored.
+    let converted = epoch_value(target_type, value)?;
+    let value = converted.as_ref().unwrap_or(value);
     if let (Some(digits), Some(held)) = (value.fraction_digits(), fraction_digits_held(target_type))
         && digits > held
     {
@@ -177,9 +217,6 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
         return Err(format!(
             "{value:?} contains U+0000, which Postgres text cannot hold"
         ));
-    }
-    if let Some(coerced) = epoch_coercion(target_type, value) {
-        return Ok(Some(coerced));
     }
     // Schema-less events carry bytes as Debezium's base64 text. Cast to
     // bytea as it is, the text would be stored as its own ASCII bytes.
@@ -333,6 +370,48 @@ mod tests {
             .unwrap()
             .unwrap(),
             "2022-10-14 23:55:31.989360"
+        );
+    }
+
+    /// Debezium's adaptive encoding by the column's precision: a
+    /// `timestamp(0..3)` gets milliseconds, `(4..6)` microseconds; a value
+    /// the column would round is refused after the conversion too.
+    #[test]
+    fn schemaless_epoch_units_follow_the_column_precision() {
+        let int = Value::Int;
+        assert_eq!(
+            to_text(&int(1_321_009_871_000), "timestamp(0) without time zone"),
+            Ok(Some("2011-11-11 11:11:11".into()))
+        );
+        assert_eq!(
+            to_text(&int(1_321_009_871_123), "timestamp(3) without time zone"),
+            Ok(Some("2011-11-11 11:11:11.123".into()))
+        );
+        let rounded = to_text(&int(1_321_009_871_871), "timestamp(0) without time zone");
+        assert!(rounded.is_err_and(|e| e.contains("would round")));
+        assert_eq!(
+            to_text(&int(49_890_123), "time(3) without time zone"),
+            Ok(Some("13:51:30.123".into()))
+        );
+        assert_eq!(
+            to_text(&int(49_890_123_456), "time without time zone"),
+            Ok(Some("13:51:30.123456".into()))
+        );
+        for zoned in ["timestamp with time zone", "time(3) with time zone"] {
+            let refused = to_text(&int(1_321_009_871_000), zoned);
+            assert!(
+                refused.is_err_and(|e| e.contains("decode.columns")),
+                "{zoned}"
+            );
+        }
+        let out_of_range = to_text(&int(86_400_000_000), "time without time zone");
+        assert!(out_of_range.is_err_and(|e| e.contains("decode.columns")));
+        assert_eq!(
+            to_text(
+                &Value::Array(vec![int(0), Value::Null]),
+                "timestamp(3) without time zone[]"
+            ),
+            Ok(Some(r#"{"1970-01-01 00:00:00",NULL}"#.into()))
         );
     }
 
