@@ -100,7 +100,179 @@ async fn source_and_target_end_identical() {
     src.finish(publisher, worker).await;
 }
 
-/// Runs a future to completion from a sync closure (used in wait_until).
+/// Tables of different widths and types, snapshotted narrow before wide
+/// and wide before narrow (the snapshot reads them in name order), one of
+/// them wider than 100 columns: every row of every table arrives with all
+/// of its columns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_reads_every_table_with_its_own_shape() {
+    let src = Source::new("shapes").await;
+    let s = &src.schema;
+    let wide: Vec<String> = (1..=120).map(|i| format!("c{i}")).collect();
+    src.sql(&format!(
+        "CREATE TABLE {s}.t1_narrow (id int PRIMARY KEY, v text);
+         CREATE TABLE {s}.t2_wide (id bigint PRIMARY KEY, a text, b numeric(8,2), c date, d boolean);
+         CREATE TABLE {s}.t3_widest (id int PRIMARY KEY, {widest});
+         CREATE TABLE {s}.t4_narrow (id int PRIMARY KEY, n int);
+         INSERT INTO {s}.t1_narrow SELECT g, 'v' || g FROM generate_series(1, 30) g;
+         INSERT INTO {s}.t2_wide SELECT g, 'a' || g, g * 1.5, date '2024-01-01' + g, g % 2 = 0
+                                   FROM generate_series(1, 30) g;
+         INSERT INTO {s}.t3_widest SELECT g, {values} FROM generate_series(1, 30) g;
+         INSERT INTO {s}.t4_narrow SELECT g, g * 7 FROM generate_series(1, 30) g;",
+        widest = wide.iter().map(|c| format!("{c} text")).collect::<Vec<_>>().join(", "),
+        values = wide.iter().map(|c| format!("'{c}-' || g")).collect::<Vec<_>>().join(", "),
+    ))
+    .await;
+    let tables = ["t1_narrow", "t2_wide", "t3_widest", "t4_narrow"];
+    let (pp, wp) = (free_port(), free_port());
+    let publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&tables, &brokers(), "", pp),
+        pp,
+    );
+    // The worker subscribes to topics the snapshot creates.
+    wait_until("snapshot complete", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    let worker = src.sink_worker(&tables, wp);
+    src.wait_identical("t1_narrow", "id, v").await;
+    src.wait_identical("t2_wide", "id, a, b, c, d").await;
+    // ROW(...): concat_ws takes at most 100 arguments.
+    src.wait_identical("t3_widest", &format!("ROW(id, {})::text", wide.join(", ")))
+        .await;
+    src.wait_identical("t4_narrow", "id, n").await;
+    src.finish(publisher, worker).await;
+}
+
+/// With Debezium's default publication mode (`all_tables`: the publication
+/// covers the whole database), changes of tables outside
+/// `table.include.list` are never published, and a table outside the list
+/// without a primary key does not stop the publisher.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_include_list_is_published_whatever_the_publication_covers() {
+    let src = Source::in_own_database("incl").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.wanted (id int PRIMARY KEY, v text);
+         CREATE TABLE {s}.other (id int PRIMARY KEY, v text);
+         CREATE TABLE {s}.keyless (a int, b text);"
+    ))
+    .await;
+    let pp = free_port();
+    let config = src
+        .publisher_config(&["wanted"], &brokers(), "", pp)
+        .replace(
+            "publication.autocreate.mode: filtered",
+            "publication.autocreate.mode: all_tables",
+        );
+    let mut publisher = Worker::start(&src.prefix, "publish", &config, pp);
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.other VALUES (1, 'not published')"
+    ))
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.keyless VALUES (1, 'not published')"
+    ))
+    .await;
+    src.sql(&format!(
+        "UPDATE {s}.other SET v = 'still not' WHERE id = 1"
+    ))
+    .await;
+    src.sql(&format!("INSERT INTO {s}.wanted VALUES (1, 'published')"))
+        .await;
+    // The last change is in Kafka once the slot confirms it: everything
+    // before it has been handled.
+    let written = src.current_lsn().await;
+    wait_until("the last change is acknowledged", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= written || publisher.exited().is_some()
+    })
+    .await;
+    assert!(publisher.exited().is_none(), "{}", publisher.log_text());
+    let topic = |t: &str| format!("{}.{s}.{t}", src.prefix);
+    let events =
+        sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic("wanted"), CONVERGE).unwrap();
+    assert_eq!(events.len(), 1);
+    let topics = sinkfleet_testkit::kafka::topic_names(&brokers()).unwrap();
+    for left_out in ["other", "keyless"] {
+        assert!(
+            !topics.contains(&topic(left_out)),
+            "{left_out} was published"
+        );
+    }
+    assert!(publisher.terminate(Duration::from_secs(30)).success());
+    src.cleanup().await;
+}
+
+/// `slot.drop.on.stop`: a publisher stopped under load drops its slot
+/// every time (its walsender may still hold the slot for a moment after
+/// the replication connection closes), and exits 0 only when it did.
+#[tokio::test(flavor = "multi_thread")]
+async fn slot_drop_on_stop_drops_the_slot_every_time() {
+    let src = Source::new("dropstop").await;
+    let s = src.schema.clone();
+    src.sql(&format!(
+        "CREATE TABLE {s}.events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int);
+         CREATE TABLE {s}.noise (v int);"
+    ))
+    .await;
+    let pp = free_port();
+    let config = src
+        .publisher_config(&["events"], &brokers(), "", pp)
+        .replace(
+            "  plugin.name: pgoutput\n",
+            // No snapshot: the table grows with every round.
+            "  plugin.name: pgoutput\n  slot.drop.on.stop: true\n  snapshot.mode: no_data\n",
+        );
+    let slot_exists = format!(
+        "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name = '{}'",
+        src.slot
+    );
+    for round in 0..20 {
+        let mut publisher =
+            Worker::start(&format!("{}-{round}", src.prefix), "publish", &config, pp);
+        wait_until("slot created", CONVERGE, || {
+            futures_lite_block(src.confirmed_lsn()) > 0
+        })
+        .await;
+        let (pool, insert) = (
+            src.pool.clone(),
+            // Large transactions: the walsender is busy decoding one when
+            // the publisher stops, and notices the end of its connection
+            // only after a while. Mostly of a table outside the
+            // publication, which the walsender decodes but never sends:
+            // load on the source, not on the broker.
+            format!(
+                "INSERT INTO {s}.noise SELECT g FROM generate_series(1, 20000) g;
+                 INSERT INTO {s}.events (v) VALUES (1);"
+            ),
+        );
+        let load = tokio::spawn(async move {
+            loop {
+                let _ = pool.execute(insert.as_str()).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let status = publisher.terminate(Duration::from_secs(60));
+        load.abort();
+        let left: Option<String> = sqlx::query_scalar(&slot_exists)
+            .fetch_optional(&src.pool)
+            .await
+            .unwrap();
+        assert!(
+            status.success() && left.is_none(),
+            "round {round}: exit {status:?}, slot left: {left:?}\n{}",
+            publisher.log_text()
+        );
+    }
+    src.cleanup().await;
+}
+
 /// Load on `<schema>.events (id, v)`: `batches` transactions of 50 inserts
 /// plus an update of every 7th row, 40 ms apart.
 fn events_load(src: &Source, batches: i64) -> tokio::task::JoinHandle<()> {
@@ -120,6 +292,7 @@ fn events_load(src: &Source, batches: i64) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Runs a future to completion from a sync closure (used in wait_until).
 fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }

@@ -144,6 +144,8 @@ pub fn publisher_config(p: &Publisher<'_>) -> String {
   value.converter.schemas.enable: {schemas}
   publication.autocreate.mode: disabled
   table.include.list: {table}
+  skipped.operations: none
+  extended.headers.enabled: false
 publisher:
   brokers: {brokers}
   create_topics: {create_topics}

@@ -14,7 +14,12 @@ pub const CONVERGE: Duration = Duration::from_secs(90);
 /// One source schema with its publisher identity (slot, publication,
 /// topic prefix) and the target schema the sink writes.
 pub struct Source {
+    /// The source database.
     pub pool: PgPool,
+    /// The target's database (the source's, unless it has its own).
+    pub target_pool: PgPool,
+    /// The source database's name.
+    pub dbname: String,
     pub schema: String,
     pub target: String,
     pub prefix: String,
@@ -24,11 +29,34 @@ pub struct Source {
 
 impl Source {
     pub async fn new(name: &str) -> Source {
-        let id = unique(name);
         let pool = PgPool::connect(&pg_url())
             .await
             .expect("Postgres (scripts/services.sh start)");
+        Source::with_pool(name, pool.clone(), pool, "postgres".into()).await
+    }
+
+    /// A source in a database of its own, for publications that cover the
+    /// whole database (`FOR ALL TABLES` would otherwise reach every other
+    /// test's tables: their keyless tables could no longer be updated).
+    pub async fn in_own_database(name: &str) -> Source {
+        let target = PgPool::connect(&pg_url())
+            .await
+            .expect("Postgres (scripts/services.sh start)");
+        let dbname = unique(name).to_lowercase();
+        target
+            .execute(format!("CREATE DATABASE {dbname}").as_str())
+            .await
+            .unwrap();
+        let url = format!("{}/{dbname}", pg_url().rsplit_once('/').unwrap().0);
+        let pool = PgPool::connect(&url).await.unwrap();
+        Source::with_pool(name, pool, target, dbname).await
+    }
+
+    async fn with_pool(name: &str, pool: PgPool, target_pool: PgPool, dbname: String) -> Source {
+        let id = unique(name);
         let s = Source {
+            target_pool,
+            dbname,
             schema: format!("src_{id}"),
             target: format!("dst_{id}"),
             prefix: format!("p_{id}"),
@@ -89,9 +117,11 @@ config:
   database.port: {port_pg}
   database.user: postgres
   database.password: \"\"
-  database.dbname: postgres
+  database.dbname: {dbname}
   topic.prefix: {prefix}
   plugin.name: pgoutput
+  skipped.operations: none
+  extended.headers.enabled: false
   slot.name: {slot}
   publication.name: {publication}
   publication.autocreate.mode: filtered
@@ -106,6 +136,7 @@ publisher:
                 .next()
                 .and_then(|p| p.split('/').next())
                 .unwrap_or("55432"),
+            dbname = self.dbname,
             prefix = self.prefix,
             slot = self.slot,
             publication = self.publication,
@@ -143,25 +174,24 @@ metrics:
         )
     }
 
-    /// `(rows, checksum)` of a table's live rows over `columns`.
-    pub async fn checksum(
-        &self,
-        schema: &str,
-        table: &str,
-        columns: &str,
-        live_only: bool,
-    ) -> (i64, String) {
-        let filter = if live_only {
-            "WHERE NOT __sinkfleet_deleted"
+    /// `(rows, checksum)` over `columns` of the source table, or of the
+    /// target's live rows.
+    async fn checksum(&self, target: bool, table: &str, columns: &str) -> (i64, String) {
+        let (pool, schema, filter) = if target {
+            (
+                &self.target_pool,
+                &self.target,
+                "WHERE NOT __sinkfleet_deleted",
+            )
         } else {
-            ""
+            (&self.pool, &self.schema, "")
         };
         let sql = format!(
             "SELECT count(*), coalesce(md5(string_agg(concat_ws('|', {columns}), ';' ORDER BY id)), '')
                FROM \"{schema}\".\"{table}\" {filter}"
         );
         sqlx::query_as(&sql)
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await
             .unwrap_or((-1, String::new()))
     }
@@ -169,8 +199,10 @@ metrics:
     pub async fn wait_identical(&self, table: &str, columns: &str) {
         let deadline = Instant::now() + CONVERGE;
         loop {
-            let source = self.checksum(&self.schema, table, columns, false).await;
-            let target = self.checksum(&self.target, table, columns, true).await;
+            let source = self.checksum(false, table, columns).await;
+            // The target may not exist yet; the source must always answer.
+            assert!(source.0 >= 0, "{table}: the source checksum failed");
+            let target = self.checksum(true, table, columns).await;
             if source == target {
                 return;
             }
@@ -222,5 +254,12 @@ metrics:
             .pool
             .execute(format!("DROP PUBLICATION IF EXISTS {}", self.publication).as_str())
             .await;
+        if self.dbname != "postgres" {
+            self.pool.close().await;
+            let _ = self
+                .target_pool
+                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.dbname).as_str())
+                .await;
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! that would change the events' meaning is never silently ignored.
 
 use crate::tls::{SourceSslMode, SourceTls};
+use crate::types::options::TypeOptions;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,7 +34,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "max.queue.size",
     "poll.interval.ms",
     "status.update.interval.ms",
-    "slot.stream.params",
     "errors.log.enable",
     "errors.log.include.messages",
 ];
@@ -104,6 +104,14 @@ pub struct ConnectorConfig {
     /// records on [`ConnectorConfig::transaction_topic`], and a
     /// `transaction` block in every streamed event.
     pub provide_transaction_metadata: bool,
+    /// How values are represented (`decimal.handling.mode`, ...).
+    pub types: TypeOptions,
+    /// `skipped.operations` (default `t`): streamed changes of these ops
+    /// (`c`, `u`, `d`, `t`) are not published.
+    pub skipped_operations: Vec<char>,
+    /// `extended.headers.enabled` (default true): every change record
+    /// carries Debezium's `__debezium.context.*` headers.
+    pub extended_headers: bool,
 }
 
 /// The file: `name`, `config` (connector properties), `publisher`.
@@ -232,24 +240,58 @@ impl ConnectorConfig {
                 format!("`{other}`: only pgoutput is supported"),
             ),
         }
-        for (key, allowed) in [
-            ("decimal.handling.mode", &["precise"][..]),
-            (
-                "time.precision.mode",
-                &["adaptive", "adaptive_time_microseconds"][..],
-            ),
-            ("binary.handling.mode", &["bytes"][..]),
-            ("interval.handling.mode", &["string"][..]),
+        let types = TypeOptions::from_properties(|k| get(k).map(str::to_owned), &mut err);
+        // This publisher stops on a value it cannot encode (Debezium's
+        // `fail`); it never drops an event or leaves a field null.
+        for key in [
+            "event.converting.failure.handling.mode",
+            "event.processing.failure.handling.mode",
         ] {
-            if let Some(v) = get(key)
-                && !allowed.contains(&v)
-            {
-                err(
+            match get(key) {
+                None | Some("fail") => {}
+                Some(other) => err(
                     key,
-                    format!("`{v}` is not supported (supported: {})", allowed.join(", ")),
-                );
+                    format!("`{other}` would drop events or null values; only `fail` is supported"),
+                ),
             }
         }
+        // JsonConverter's replace.null.with.default writes a column's
+        // default where the value is NULL: that changes values.
+        if flag("value.converter.replace.null.with.default", false, &mut err) {
+            err(
+                "value.converter.replace.null.with.default",
+                "`true` would write a column's default in place of its NULL; only `false` is supported".into(),
+            );
+        }
+        if let Some(v) = get("unavailable.value.placeholder")
+            && v != sinkfleet_core::debezium::UNAVAILABLE_VALUE
+        {
+            err(
+                "unavailable.value.placeholder",
+                format!(
+                    "`{v}`: the sinks recognise only Debezium's default, {}",
+                    sinkfleet_core::debezium::UNAVAILABLE_VALUE
+                ),
+            );
+        }
+        let skipped_operations = match get("skipped.operations").unwrap_or("t").trim() {
+            "none" => Vec::new(),
+            list => {
+                let mut ops = Vec::new();
+                for op in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    match op {
+                        "c" | "u" | "d" | "t" => ops.extend(op.chars()),
+                        // Debezium accepts `r` and never skips snapshot reads.
+                        "r" => {}
+                        other => err(
+                            "skipped.operations",
+                            format!("`{other}`: expected c, u, d, t or none"),
+                        ),
+                    }
+                }
+                ops
+            }
+        };
 
         let port = match get("database.port").unwrap_or("5432").parse::<u16>() {
             Ok(p) => p,
@@ -359,20 +401,25 @@ impl ConnectorConfig {
             "tombstones.on.delete",
             "heartbeat.interval.ms",
             "message.key.columns",
-            "decimal.handling.mode",
-            "time.precision.mode",
-            "binary.handling.mode",
             "provide.transaction.metadata",
             "database.sslmode",
             "database.sslrootcert",
             "database.sslcert",
             "database.sslkey",
-            "interval.handling.mode",
             "value.converter.schemas.enable",
+            "value.converter.replace.null.with.default",
+            "event.converting.failure.handling.mode",
+            "event.processing.failure.handling.mode",
+            "unavailable.value.placeholder",
+            "skipped.operations",
+            "extended.headers.enabled",
             "key.converter.schemas.enable",
         ];
         for key in props.keys() {
-            if !known.contains(&key.as_str()) && !ACCEPTED_WITHOUT_EFFECT.contains(&key.as_str()) {
+            if !known.contains(&key.as_str())
+                && !TypeOptions::PROPERTIES.contains(&key.as_str())
+                && !ACCEPTED_WITHOUT_EFFECT.contains(&key.as_str())
+            {
                 err(key, "not supported by sinkfleet's publisher; remove it or see the README for the supported set".into());
             }
         }
@@ -432,6 +479,9 @@ impl ConnectorConfig {
             schemas_enable,
             tls,
             provide_transaction_metadata: flag("provide.transaction.metadata", false, &mut err),
+            types,
+            skipped_operations,
+            extended_headers: flag("extended.headers.enabled", true, &mut err),
         };
         if config.tls.mode == SourceSslMode::VerifyFull
             && config.host.parse::<std::net::IpAddr>().is_ok()
@@ -451,21 +501,6 @@ impl ConnectorConfig {
         } else {
             Err(errors)
         }
-    }
-
-    /// Whether `schema.table` is captured (Debezium semantics: each list
-    /// entry is a regex that must match the whole `schema.table`).
-    pub fn captures(
-        &self,
-        schema: &str,
-        table: &str,
-        matches: impl Fn(&str, &str) -> bool,
-    ) -> bool {
-        let name = format!("{schema}.{table}");
-        if !self.table_include.is_empty() {
-            return self.table_include.iter().any(|p| matches(p, &name));
-        }
-        !self.table_exclude.iter().any(|p| matches(p, &name))
     }
 
     /// Topic of transaction BEGIN and END records:
@@ -558,17 +593,57 @@ mod tests {
     #[test]
     fn semantic_properties_it_cannot_honour_are_refused_by_name() {
         let errs = ConnectorConfig::from_properties(&props(&[
-            ("decimal.handling.mode", "double"),
+            ("time.precision.mode", "nanoseconds"),
+            ("decimal.handling.mode", "exact"),
             ("transforms", "unwrap"),
             ("slot.name", "Bad-Slot"),
             ("snapshot.mode", "when_needed"),
+            ("slot.stream.params", "origin=none"),
+            ("event.converting.failure.handling.mode", "warn"),
+            ("value.converter.replace.null.with.default", "true"),
+            ("skipped.operations", "c,x"),
         ]))
         .unwrap_err();
         let names: Vec<&str> = errs.iter().map(|e| e.property.as_str()).collect();
-        assert!(names.contains(&"decimal.handling.mode"));
-        assert!(names.contains(&"transforms"));
-        assert!(names.contains(&"slot.name"));
-        assert!(names.contains(&"snapshot.mode"));
+        for refused in [
+            "time.precision.mode",
+            "decimal.handling.mode",
+            "transforms",
+            "slot.name",
+            "snapshot.mode",
+            "slot.stream.params",
+            "event.converting.failure.handling.mode",
+            "value.converter.replace.null.with.default",
+            "skipped.operations",
+        ] {
+            assert!(names.contains(&refused), "{refused} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn representation_options_and_skipped_operations() {
+        use crate::types::options::{BinaryMode, DecimalMode, IntervalMode};
+        let c = ConnectorConfig::from_properties(&props(&[])).unwrap();
+        assert_eq!(c.skipped_operations, vec!['t'], "Debezium's default");
+        assert_eq!(c.types, TypeOptions::default());
+        assert!(c.extended_headers);
+        let c = ConnectorConfig::from_properties(&props(&[
+            ("decimal.handling.mode", "string"),
+            ("interval.handling.mode", "string"),
+            ("binary.handling.mode", "hex"),
+            ("money.fraction.digits", "4"),
+            ("skipped.operations", "none"),
+            ("extended.headers.enabled", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(c.types.decimal, DecimalMode::String);
+        assert_eq!(c.types.interval, IntervalMode::String);
+        assert_eq!(c.types.binary, BinaryMode::Hex);
+        assert_eq!(c.types.money_fraction_digits, 4);
+        assert!(c.skipped_operations.is_empty() && !c.extended_headers);
+        let c =
+            ConnectorConfig::from_properties(&props(&[("skipped.operations", "u, d")])).unwrap();
+        assert_eq!(c.skipped_operations, vec!['u', 'd']);
     }
 
     #[test]

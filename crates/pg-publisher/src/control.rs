@@ -2,6 +2,7 @@
 //! and columns, the publication, the slot's state.
 
 use crate::config::{ConnectorConfig, PublicationMode};
+use crate::event::ColumnFacts;
 use crate::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
 use regex::Regex;
 use sqlx::PgPool;
@@ -37,14 +38,43 @@ pub struct CapturedTable {
     pub name: String,
 }
 
-/// Compiles Debezium's table lists: each entry must match all of `schema.table`.
-fn patterns(list: &[String]) -> Result<Vec<Regex>, ControlError> {
-    list.iter()
-        .map(|p| {
-            Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| ControlError::Refused(format!("table list entry `{p}`: {e}")))
+/// Debezium's table lists, compiled: which `schema.table` names are
+/// captured. Each entry is a regex that must match the whole name; with
+/// an include list, only what it matches, else all but what the exclude
+/// list matches. Applied to the snapshot and to every streamed change,
+/// whatever the publication covers.
+#[derive(Debug, Clone)]
+pub struct TableFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+}
+
+impl TableFilter {
+    /// Compiles `table.include.list` and `table.exclude.list`.
+    pub fn new(cfg: &ConnectorConfig) -> Result<TableFilter, ControlError> {
+        let patterns = |list: &[String]| {
+            list.iter()
+                .map(|p| {
+                    Regex::new(&format!("^(?:{p})$"))
+                        .map_err(|e| ControlError::Refused(format!("table list entry `{p}`: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(TableFilter {
+            include: patterns(&cfg.table_include)?,
+            exclude: patterns(&cfg.table_exclude)?,
         })
-        .collect()
+    }
+
+    /// Whether changes of `schema.table` are published.
+    pub fn captures(&self, schema: &str, table: &str) -> bool {
+        let name = format!("{schema}.{table}");
+        if self.include.is_empty() {
+            !self.exclude.iter().any(|r| r.is_match(&name))
+        } else {
+            self.include.iter().any(|r| r.is_match(&name))
+        }
+    }
 }
 
 /// The ordinary tables of the database that the include/exclude lists select.
@@ -52,8 +82,7 @@ pub async fn captured_tables(
     pool: &PgPool,
     cfg: &ConnectorConfig,
 ) -> Result<Vec<CapturedTable>, ControlError> {
-    let include = patterns(&cfg.table_include)?;
-    let exclude = patterns(&cfg.table_exclude)?;
+    let filter = TableFilter::new(cfg)?;
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT c.oid::bigint, n.nspname::text, c.relname::text
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -66,14 +95,7 @@ pub async fn captured_tables(
     .map_err(sql("listing tables"))?;
     Ok(rows
         .into_iter()
-        .filter(|(_, s, t)| {
-            let name = format!("{s}.{t}");
-            if include.is_empty() {
-                !exclude.iter().any(|r| r.is_match(&name))
-            } else {
-                include.iter().any(|r| r.is_match(&name))
-            }
-        })
+        .filter(|(_, s, t)| filter.captures(s, t))
         .map(|(oid, schema, name)| CapturedTable {
             oid: oid as u32,
             schema,
@@ -95,6 +117,29 @@ pub async fn primary_key(pool: &PgPool, oid: u32) -> Result<Vec<String>, Control
     .await
     .map_err(sql("reading a primary key"))?;
     Ok(rows.into_iter().map(|(n,)| n).collect())
+}
+
+/// NOT NULL and the default expression of every column of a table, by
+/// name. Generated columns have no default (their expression is not one).
+pub async fn column_facts(
+    pool: &PgPool,
+    oid: u32,
+) -> Result<std::collections::HashMap<String, ColumnFacts>, ControlError> {
+    let rows: Vec<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT a.attname::text, a.attnotnull OR (t.typtype = 'd' AND t.typnotnull),
+                CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END
+           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(oid as i64)
+    .fetch_all(pool)
+    .await
+    .map_err(sql("reading column defaults"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, not_null, default)| (name, ColumnFacts { not_null, default }))
+        .collect())
 }
 
 /// A table's current shape as a [`Relation`] (for the snapshot, which
@@ -233,6 +278,11 @@ pub async fn slot(pool: &PgPool, cfg: &ConnectorConfig) -> Result<Option<SlotSta
     }))
 }
 
+/// An LSN as Postgres writes it (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
 /// `16/B374D848` → u64.
 pub fn parse_lsn(text: &str) -> Option<u64> {
     let (hi, lo) = text.split_once('/')?;
@@ -277,8 +327,32 @@ mod tests {
         assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
         assert_eq!(parse_lsn("0/0"), Some(0));
         assert_eq!(parse_lsn("x"), None);
-        let p = patterns(&["public.orders".into(), "inventory\\..*".into()]).unwrap();
-        assert!(p[0].is_match("public.orders") && !p[0].is_match("public.orders_archive"));
-        assert!(p[1].is_match("inventory.customers"));
+    }
+
+    fn filter(list: &str, value: &str) -> TableFilter {
+        let props = [
+            ("database.hostname", "h"),
+            ("database.user", "u"),
+            ("database.password", ""),
+            ("database.dbname", "d"),
+            ("topic.prefix", "p"),
+            (list, value),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        TableFilter::new(&ConnectorConfig::from_properties(&props).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn table_lists_match_whole_names() {
+        let include = filter("table.include.list", "public.orders,inventory\\..*");
+        assert!(include.captures("public", "orders"));
+        assert!(!include.captures("public", "orders_archive"));
+        assert!(include.captures("inventory", "customers"));
+        assert!(!include.captures("other", "customers"));
+        let exclude = filter("table.exclude.list", "public.audit.*");
+        assert!(!exclude.captures("public", "audit_log"));
+        assert!(exclude.captures("public", "orders"));
     }
 }

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod control;
 pub mod event;
+pub mod headers;
 pub mod pgoutput;
 pub mod producer;
 pub mod snapshot;
@@ -23,11 +24,11 @@ pub mod types;
 
 use config::{ConnectorConfig, PublisherSettings, SnapshotMode};
 use control::ControlError;
-use event::TableCodec;
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use producer::EventProducer;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
+use types::registry::TypeRegistry;
 
 /// Why the publisher stopped.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +64,16 @@ pub async fn run(
             .username(&cfg.user)
             .password(&cfg.password)
             .database(&cfg.dbname)
-            .application_name("sinkfleet-publisher"),
+            .application_name("sinkfleet-publisher")
+            // The text of defaults (`pg_get_expr`) and of snapshot values
+            // in the walsender's formats, which `types` reads.
+            .options([
+                ("TimeZone", "UTC"),
+                ("DateStyle", "ISO,YMD"),
+                ("IntervalStyle", "postgres"),
+                ("extra_float_digits", "3"),
+                ("bytea_output", "hex"),
+            ]),
     );
     let pool = PgPoolOptions::new()
         .max_connections(2)
@@ -75,12 +85,17 @@ pub async fn run(
             source,
         })?;
 
-    // Refuse at start, by name, any captured table that cannot be keyed.
+    let registry = TypeRegistry::load(&pool)
+        .await
+        .map_err(|source| ControlError::Sql {
+            context: "reading the source's types",
+            source,
+        })?;
+    // Refuse at start, by name, any captured table that cannot be keyed
+    // or has a column that cannot be read.
     let tables = control::captured_tables(&pool, &cfg).await?;
     for table in &tables {
-        let relation = control::relation(&pool, table).await?;
-        let key = control::primary_key(&pool, table.oid).await?;
-        TableCodec::new(&relation, &key, &cfg).map_err(|e| ControlError::Refused(e.to_string()))?;
+        snapshot::table_codec(&pool, table, &cfg, &registry).await?;
     }
     tracing::info!(tables = tables.len(), "captured tables");
     control::ensure_publication(&pool, &cfg, &tables).await?;
@@ -117,7 +132,7 @@ pub async fn run(
             tracing::info!(slot = %cfg.slot_name, confirmed = ?slot.confirmed_flush_lsn, "resuming from the existing slot");
             // A crash between copying the staging slot and dropping it
             // leaves it behind, holding WAL: it is not needed any more.
-            drop_slot(&pool, &staging_slot_name(&cfg.slot_name)).await;
+            drop_staging_slot(&pool, &staging_slot_name(&cfg.slot_name)).await;
             if cfg.snapshot_mode == SnapshotMode::InitialOnly {
                 tracing::info!("snapshot.mode=initial_only and the slot exists: nothing to do");
                 return Ok(());
@@ -137,7 +152,7 @@ pub async fn run(
             let snapshotting = cfg.snapshot_mode != SnapshotMode::Never;
             let staging = staging_slot_name(&cfg.slot_name);
             if snapshotting {
-                drop_slot(&pool, &staging).await;
+                drop_staging_slot(&pool, &staging).await;
             }
             let create_as = if snapshotting {
                 &staging
@@ -174,6 +189,7 @@ pub async fn run(
                     snapshot_lsn,
                     &tables,
                     &cfg,
+                    &registry,
                     &mut producer,
                 )
                 .await;
@@ -181,7 +197,7 @@ pub async fn run(
                     Ok(r) => r,
                     Err(e) => {
                         drop(repl);
-                        drop_slot(&pool, &staging).await;
+                        drop_staging_slot(&pool, &staging).await;
                         return Err(e.into());
                     }
                 };
@@ -191,7 +207,7 @@ pub async fn run(
                 for d in result.deliveries {
                     if let Err(e) = snapshot::acknowledged(d).await {
                         drop(repl);
-                        drop_slot(&pool, &staging).await;
+                        drop_staging_slot(&pool, &staging).await;
                         return Err(PublishError::Kafka(e));
                     }
                 }
@@ -203,7 +219,7 @@ pub async fn run(
                 // Ends the exported snapshot and frees the staging slot.
                 drop(repl);
                 control::copy_slot(&pool, &staging, &cfg.slot_name).await?;
-                drop_slot(&pool, &staging).await;
+                drop_staging_slot(&pool, &staging).await;
                 if cfg.snapshot_mode == SnapshotMode::InitialOnly {
                     return Ok(());
                 }
@@ -224,19 +240,31 @@ pub async fn run(
         let _ = stop_tx.send(true);
         std::future::pending::<()>().await
     };
-    let streaming = stream_with_reconnects(repl, repl_config, &pool, &cfg, &mut producer, stop);
+    let streaming = stream_with_reconnects(
+        repl,
+        repl_config,
+        &pool,
+        &cfg,
+        registry,
+        &mut producer,
+        stop,
+    );
     let result = tokio::select! {
         result = streaming => result,
         () = stop_signal => Ok(()),
     };
+    result?;
     if cfg.slot_drop_on_stop {
-        let _ = sqlx::query("SELECT pg_drop_replication_slot($1)")
-            .bind(&cfg.slot_name)
-            .execute(&pool)
-            .await
-            .map_err(|e| tracing::warn!(error = %e, "slot.drop.on.stop: could not drop the slot"));
+        // A slot left behind holds WAL on the source until its disk fills:
+        // a stop that cannot drop it fails, naming it.
+        drop_slot(&pool, &cfg.slot_name).await.map_err(|e| {
+            PublishError::Control(ControlError::Refused(format!(
+                "slot.drop.on.stop: {e}; drop it by hand (SELECT pg_drop_replication_slot('{}'))",
+                cfg.slot_name
+            )))
+        })?;
     }
-    Ok(result?)
+    Ok(())
 }
 
 /// Reconnects after this many replication failures in a row, then gives up.
@@ -254,6 +282,7 @@ async fn stream_with_reconnects(
     repl_config: ReplicationConfig,
     pool: &sqlx::PgPool,
     cfg: &ConnectorConfig,
+    mut registry: TypeRegistry,
     producer: &mut EventProducer,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), stream::StreamError> {
@@ -264,10 +293,11 @@ async fn stream_with_reconnects(
         let stopped = async move {
             let _ = watch.wait_for(|stop| *stop).await;
         };
-        let message = match stream::run(repl, pool.clone(), cfg, producer, stopped).await {
-            Err(stream::StreamError::Replication(message)) if !*stop.borrow() => message,
-            other => return other,
-        };
+        let message =
+            match stream::run(repl, pool.clone(), cfg, &mut registry, producer, stopped).await {
+                Err(stream::StreamError::Replication(message)) if !*stop.borrow() => message,
+                other => return other,
+            };
         if started.elapsed() >= STABLE_STREAM {
             failures = 0;
         }
@@ -312,25 +342,46 @@ fn staging_slot_name(slot: &str) -> String {
     format!("{}_snap", &slot[..slot.len().min(58)])
 }
 
-/// Drops `slot` if it exists, waiting for it to become inactive (a slot
-/// stays active until its replication connection is gone).
-async fn drop_slot(pool: &sqlx::PgPool, slot: &str) {
-    for _ in 0..40 {
+/// How long a slot may stay active after its replication connection was
+/// closed: the walsender lets go once it has seen the connection end.
+const SLOT_RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drops `slot` if it exists. A slot stays active until its walsender has
+/// noticed that the replication connection is gone, so an active slot is
+/// waited for (up to [`SLOT_RELEASE_TIMEOUT`]) and the drop retried.
+async fn drop_slot(pool: &sqlx::PgPool, slot: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + SLOT_RELEASE_TIMEOUT;
+    loop {
         let dropped = sqlx::query(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
         )
         .bind(slot)
         .execute(pool)
         .await;
-        match dropped {
+        let error = match dropped {
             Ok(result) => {
                 if result.rows_affected() > 0 {
                     tracing::info!(%slot, "slot dropped");
                 }
-                return;
+                return Ok(());
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(e) => e,
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "slot {slot} could not be dropped within {}s: {error}",
+                SLOT_RELEASE_TIMEOUT.as_secs()
+            ));
         }
+        tracing::debug!(%slot, %error, "slot still in use: waiting for its walsender to let go");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tracing::error!(%slot, "the slot could not be dropped: drop it by hand");
+}
+
+/// [`drop_slot`] for the staging slot, whose leftovers are only logged:
+/// the next start drops it again.
+async fn drop_staging_slot(pool: &sqlx::PgPool, slot: &str) {
+    if let Err(e) = drop_slot(pool, slot).await {
+        tracing::error!(error = %e, "drop the staging slot by hand");
+    }
 }

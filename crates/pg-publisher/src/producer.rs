@@ -2,6 +2,7 @@
 //! that creates topics on first use (brokers may not auto-create them).
 
 use rdkafka::ClientConfig;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -65,6 +66,17 @@ impl EventProducer {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<DeliveryFuture, String> {
+        self.send_with(topic, key, value, None).await
+    }
+
+    /// [`EventProducer::send`] with record headers.
+    pub async fn send_with(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<DeliveryFuture, String> {
         loop {
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
             if let Some(k) = key {
@@ -72,6 +84,9 @@ impl EventProducer {
             }
             if let Some(v) = value {
                 record = record.payload(v);
+            }
+            if let Some(h) = &headers {
+                record = record.headers(h.clone());
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => {

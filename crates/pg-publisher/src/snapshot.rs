@@ -3,15 +3,25 @@
 //! exactly at the slot's consistent point. Rows are `op = r` events with
 //! version `(snapshot_lsn, 0)`: any streamed change (committed after the
 //! consistent point) is newer.
+//!
+//! `source.snapshot` marks the rows as Debezium does: `first` (the first
+//! row of the whole snapshot), `first_in_data_collection` and
+//! `last_in_data_collection` (a table's first and last row), `last` (the
+//! last row of the whole snapshot), `true` for the rest. One row is held
+//! back so that the last row of a table, and of the snapshot, is known
+//! before it is written.
 
 use crate::config::ConnectorConfig;
 use crate::control::{self, CapturedTable, ControlError};
-use crate::event::{Source, TableCodec};
+use crate::event::{Row, Snapshot, Source, TableCodec};
+use crate::headers::ContextHeaders;
 use crate::pgoutput::TupleValue;
 use crate::producer::EventProducer;
+use crate::types::registry::TypeRegistry;
 use rdkafka::producer::DeliveryFuture;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Row as _};
+use std::sync::Arc;
 
 /// Rows fetched per round trip: memory stays bounded by this, not by the table.
 const FETCH: usize = 2_000;
@@ -25,7 +35,89 @@ pub struct SnapshotResult {
     pub deliveries: Vec<DeliveryFuture>,
 }
 
+/// The codec of a captured table, from its current shape in the catalog.
+pub async fn table_codec(
+    pool: &PgPool,
+    table: &CapturedTable,
+    cfg: &ConnectorConfig,
+    registry: &TypeRegistry,
+) -> Result<TableCodec, ControlError> {
+    let relation = control::relation(pool, table).await?;
+    let facts = control::column_facts(pool, table.oid).await?;
+    let key = control::primary_key(pool, table.oid).await?;
+    TableCodec::new(&relation, &facts, &key, cfg, registry)
+        .map_err(|e| ControlError::Refused(e.to_string()))
+}
+
+/// A row read but not yet written: written once the next row (or the
+/// end) says whether it was the last of its table, or of the snapshot.
+struct Held {
+    codec: Arc<TableCodec>,
+    row: Row,
+    first_table: bool,
+    first_of_table: bool,
+    last_of_table: bool,
+}
+
+impl Held {
+    /// Its marker, `last` for the snapshot's final row.
+    fn marker(&self, last_of_snapshot: bool) -> Snapshot {
+        if last_of_snapshot {
+            Snapshot::Last
+        } else if self.first_table && self.first_of_table {
+            Snapshot::First
+        } else if self.last_of_table {
+            Snapshot::LastInDataCollection
+        } else if self.first_of_table {
+            Snapshot::FirstInDataCollection
+        } else {
+            Snapshot::True
+        }
+    }
+}
+
+/// What every snapshot row shares.
+struct Writer<'a> {
+    cfg: &'a ConnectorConfig,
+    snapshot_lsn: u64,
+    xid: Option<u64>,
+    started_us: i64,
+    headers: ContextHeaders,
+}
+
+impl Writer<'_> {
+    async fn write(
+        &self,
+        held: Held,
+        last_of_snapshot: bool,
+        producer: &EventProducer,
+    ) -> Result<DeliveryFuture, ControlError> {
+        let src = Source {
+            db: &self.cfg.dbname,
+            commit_lsn: self.snapshot_lsn,
+            lsn: 0,
+            tx_id: self.xid,
+            ts_us: self.started_us,
+            snapshot: held.marker(last_of_snapshot),
+            origin: None,
+            transaction: None,
+        };
+        let key = held.codec.key(&held.row);
+        let value = held.codec.value("r", None, Some(&held.row), &src);
+        producer
+            .send_with(
+                &held.codec.topic,
+                Some(&key),
+                Some(&value),
+                self.headers.with(None),
+            )
+            .await
+            .map_err(ControlError::Refused)
+    }
+}
+
 /// Reads every table in the exported snapshot `snapshot_name`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     connect: &PgConnectOptions,
     pool: &PgPool,
@@ -33,17 +125,14 @@ pub async fn run(
     snapshot_lsn: u64,
     tables: &[CapturedTable],
     cfg: &ConnectorConfig,
+    registry: &TypeRegistry,
     producer: &mut EventProducer,
 ) -> Result<SnapshotResult, ControlError> {
     let sql = |context: &'static str| move |source| ControlError::Sql { context, source };
     let mut conn = PgConnection::connect_with(connect)
         .await
         .map_err(sql("snapshot connection"))?;
-    // Text output exactly as the walsender renders it for streamed events.
-    let session = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3;
-         SET bytea_output = 'hex'; SET IntervalStyle = 'postgres';
-         BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;";
-    sqlx::Executor::execute(&mut conn, session)
+    sqlx::Executor::execute(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(sql("starting the snapshot transaction"))?;
     let import = format!(
@@ -53,20 +142,35 @@ pub async fn run(
     sqlx::Executor::execute(&mut conn, import.as_str())
         .await
         .map_err(sql("importing the exported snapshot"))?;
+    // Debezium's snapshot rows carry the snapshot transaction's id and
+    // start time.
+    let (xid, started_us): (i64, i64) = sqlx::query_as(
+        "SELECT pg_current_xact_id()::text::bigint,
+                (extract(epoch FROM current_timestamp) * 1000000)::bigint",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(sql("reading the snapshot transaction"))?;
+    let writer = Writer {
+        cfg,
+        snapshot_lsn,
+        xid: Some(xid as u64),
+        started_us,
+        headers: ContextHeaders::new(cfg),
+    };
 
     let mut result = SnapshotResult {
         rows: 0,
         deliveries: Vec::new(),
     };
-    for table in tables {
-        let relation = control::relation(pool, table).await?;
-        let key = control::primary_key(pool, table.oid).await?;
-        let codec = TableCodec::new(&relation, &key, cfg)
-            .map_err(|e| ControlError::Refused(e.to_string()))?;
+    let mut held: Option<Held> = None;
+    for (index, table) in tables.iter().enumerate() {
+        let codec = Arc::new(table_codec(pool, table, cfg, registry).await?);
         producer
             .ensure_topic(&codec.topic)
             .await
             .map_err(ControlError::Refused)?;
+        let relation = control::relation(pool, table).await?;
         let name = format!(
             "{}.{}",
             control::quote(&table.schema),
@@ -99,7 +203,11 @@ pub async fn run(
             .map_err(sql("opening the snapshot cursor"))?;
         let mut done = 0u64;
         loop {
+            // Not a cached statement: the text is the same for every
+            // table, and a cached one keeps the first table's row
+            // description (every later table would be decoded with it).
             let rows = sqlx::query(&format!("FETCH {FETCH} FROM sinkfleet_snapshot"))
+                .persistent(false)
                 .fetch_all(&mut conn)
                 .await
                 .map_err(sql("reading snapshot rows"))?;
@@ -113,28 +221,25 @@ pub async fn run(
                         None => TupleValue::Null,
                     })
                     .collect();
-                let after = codec
-                    .row(&tuple)
-                    .map_err(|e| ControlError::Refused(e.to_string()))?;
-                let src = Source {
-                    db: &cfg.dbname,
-                    commit_lsn: snapshot_lsn,
-                    lsn: 0,
-                    tx_id: None,
-                    ts_ms: now_ms(),
-                    snapshot: "true",
-                    transaction: None,
-                };
-                let key = codec.key(&after);
-                let value = codec.value("r", None, Some(after), &src);
-                result.deliveries.push(
-                    producer
-                        .send(&codec.topic, Some(&key), Some(&value))
-                        .await
-                        .map_err(ControlError::Refused)?,
-                );
+                let after = codec.row(&tuple).map_err(|e| {
+                    ControlError::Refused(format!(
+                        "snapshot at LSN {}: {e}; nothing of the snapshot is confirmed",
+                        control::format_lsn(snapshot_lsn)
+                    ))
+                })?;
+                if let Some(previous) = held.replace(Held {
+                    codec: Arc::clone(&codec),
+                    row: after,
+                    first_table: index == 0,
+                    first_of_table: done == 0,
+                    last_of_table: false,
+                }) {
+                    result
+                        .deliveries
+                        .push(writer.write(previous, false, producer).await?);
+                }
+                done += 1;
             }
-            done += rows.len() as u64;
             metrics::gauge!("sinkfleet_publisher_snapshot_rows_done", &labels).set(done as f64);
             // Bound the outstanding deliveries: wait for the older half.
             if result.deliveries.len() > 50_000 {
@@ -144,11 +249,21 @@ pub async fn run(
                 }
             }
         }
+        if done > 0
+            && let Some(h) = held.as_mut()
+        {
+            h.last_of_table = true;
+        }
         sqlx::Executor::execute(&mut conn, "CLOSE sinkfleet_snapshot")
             .await
             .map_err(sql("closing the snapshot cursor"))?;
         tracing::info!(table = %labels[0].1, rows = done, "snapshot: table done");
         result.rows += done;
+    }
+    if let Some(last) = held {
+        result
+            .deliveries
+            .push(writer.write(last, true, producer).await?);
     }
     sqlx::Executor::execute(&mut conn, "COMMIT")
         .await
@@ -167,8 +282,5 @@ pub async fn acknowledged(delivery: DeliveryFuture) -> Result<(), String> {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::event::envelope::now_us().div_euclid(1000)
 }

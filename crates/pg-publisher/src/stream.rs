@@ -10,11 +10,13 @@
 
 use crate::config::ConnectorConfig;
 use crate::control;
-use crate::event::{Row, Source, TableCodec};
+use crate::event::{Row, Snapshot, Source, TableCodec};
+use crate::headers::{self, ContextHeaders};
 use crate::pgoutput::{self, Message};
 use crate::producer::EventProducer;
 use crate::snapshot::{acknowledged, now_ms};
 use crate::transaction::TxMetadata;
+use crate::types::registry::TypeRegistry;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
 use rdkafka::producer::DeliveryFuture;
 use sqlx::PgPool;
@@ -40,6 +42,10 @@ pub enum StreamError {
     /// A table cannot be published, or the catalog could not be read.
     #[error("{0}")]
     Refused(String),
+    /// A value the configured mapping cannot carry: the transaction is
+    /// not confirmed, and the publisher stops.
+    #[error("{0}")]
+    Value(String),
 }
 
 /// A committed transaction waiting for its acknowledgements.
@@ -83,7 +89,10 @@ async fn acker(
 struct Tx {
     commit_lsn: u64,
     xid: u32,
-    ts_ms: i64,
+    /// Commit time, µs since the Unix epoch.
+    ts_us: i64,
+    /// The replication origin of a replicated transaction (name, LSN).
+    origin: Option<(String, u64)>,
     deliveries: Vec<DeliveryFuture>,
     /// With `provide.transaction.metadata`.
     metadata: Option<TxMetadata>,
@@ -95,14 +104,19 @@ pub async fn run(
     mut repl: ReplicationClient,
     pool: PgPool,
     cfg: &ConnectorConfig,
+    registry: &mut TypeRegistry,
     producer: &mut EventProducer,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StreamError> {
+    let filter = control::TableFilter::new(cfg).map_err(|e| StreamError::Refused(e.to_string()))?;
     tokio::pin!(shutdown);
     let (queue_tx, queue_rx) = mpsc::unbounded_channel();
     let (acked_tx, mut acked_rx) = watch::channel(Ok(Acked::default()));
     let acker = tokio::spawn(acker(queue_rx, acked_tx));
-    let mut tables: HashMap<u32, TableCodec> = HashMap::new();
+    // By relation OID; `None` for a table the publication covers but the
+    // table lists leave out.
+    let mut tables: HashMap<u32, Option<TableCodec>> = HashMap::new();
+    let context = ContextHeaders::new(cfg);
     let mut tx: Option<Tx> = None;
     let (mut queued, mut confirmed_groups) = (0u64, 0u64);
     let mut confirmed: u64 = 0;
@@ -129,19 +143,21 @@ pub async fn run(
                 };
                 match event {
                     ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
-                        let ts_ms = (commit_time_micros + PG_EPOCH_MICROS) / 1000;
+                        let ts_us = commit_time_micros + PG_EPOCH_MICROS;
                         tx = Some(Tx {
                             commit_lsn: final_lsn.as_u64(),
                             xid,
-                            ts_ms,
+                            ts_us,
+                            origin: None,
                             deliveries: Vec::new(),
                             metadata: cfg
                                 .provide_transaction_metadata
-                                .then(|| TxMetadata::new(xid, final_lsn.as_u64(), ts_ms)),
+                                .then(|| TxMetadata::new(xid, final_lsn.as_u64(), ts_us.div_euclid(1000))),
                         });
                     }
                     ReplicationEvent::XLogData { wal_start, data, .. } => {
-                        if let Err(e) = handle(&data, wal_start.as_u64(), &mut tx, &mut tables, &pool, cfg, producer).await {
+                        let mut stream = Stream { tables: &mut tables, filter: &filter, registry, context: &context, pool: &pool, cfg };
+                        if let Err(e) = stream.handle(&data, wal_start.as_u64(), &mut tx, producer).await {
                             break Err(e);
                         }
                     }
@@ -237,169 +253,281 @@ pub async fn run(
     result
 }
 
+/// A key-change header: `__debezium.newkey`/`__debezium.oldkey` and the key.
+type KeyHeader = Option<(&'static str, Vec<u8>)>;
+
 /// What one message becomes, before it is encoded: a change event (its
-/// table, key, op and images), or a Kafka tombstone (topic and key).
+/// table, op, images and key-change header), or a Kafka tombstone.
 enum Outgoing<'c> {
-    Event(
-        &'c TableCodec,
-        Option<Vec<u8>>,
-        &'static str,
-        Option<Row>,
-        Option<Row>,
-    ),
-    Tombstone(&'c TableCodec, Vec<u8>),
+    Event {
+        codec: &'c TableCodec,
+        op: &'static str,
+        key: Option<Vec<u8>>,
+        before: Option<Row>,
+        after: Option<Row>,
+        header: KeyHeader,
+    },
+    Tombstone {
+        codec: &'c TableCodec,
+        key: Vec<u8>,
+        header: KeyHeader,
+    },
 }
 
-/// Handles one pgoutput message inside the stream.
-async fn handle(
-    data: &[u8],
-    lsn: u64,
-    tx: &mut Option<Tx>,
-    tables: &mut HashMap<u32, TableCodec>,
-    pool: &PgPool,
-    cfg: &ConnectorConfig,
-    producer: &mut EventProducer,
-) -> Result<(), StreamError> {
-    let message = pgoutput::decode(data)?;
-    let refused = |e: crate::event::TableError| StreamError::Refused(e.to_string());
-    let relation_id = match &message {
-        Message::Relation(rel) => {
-            let key = control::primary_key(pool, rel.oid)
-                .await
-                .map_err(|e| StreamError::Refused(e.to_string()))?;
-            let codec = TableCodec::new(rel, &key, cfg).map_err(refused)?;
-            producer
-                .ensure_topic(&codec.topic)
-                .await
-                .map_err(StreamError::Kafka)?;
-            tables.insert(rel.oid, codec);
+/// What handling a message needs of the stream's state.
+struct Stream<'a> {
+    /// By relation OID; `None` for a table the publication covers but the
+    /// table lists leave out.
+    tables: &'a mut HashMap<u32, Option<TableCodec>>,
+    filter: &'a control::TableFilter,
+    registry: &'a mut TypeRegistry,
+    context: &'a ContextHeaders,
+    pool: &'a PgPool,
+    cfg: &'a ConnectorConfig,
+}
+
+impl Stream<'_> {
+    /// A Relation message (a table's first change in this session, or a
+    /// schema change): the table's codec, from its shape and the catalog.
+    async fn relation(
+        &mut self,
+        rel: &pgoutput::Relation,
+        producer: &mut EventProducer,
+    ) -> Result<(), StreamError> {
+        if !self.filter.captures(&rel.namespace, &rel.name) {
+            // The publication covers more than the table lists (an
+            // `all_tables` or hand-made publication): its changes are not
+            // published, and its shape (even without a key) is none of
+            // this publisher's business.
+            self.tables.insert(rel.oid, None);
             return Ok(());
         }
-        Message::Insert { relation, .. }
-        | Message::Update { relation, .. }
-        | Message::Delete { relation, .. } => *relation,
-        Message::Truncate { relations, .. } => relations.first().copied().unwrap_or(0),
-        _ => return Ok(()),
-    };
-    let Some(t) = tx.as_mut() else {
-        return Err(StreamError::Refused(
-            "a change arrived outside a transaction".into(),
-        ));
-    };
-    let src = Source {
-        db: &cfg.dbname,
-        commit_lsn: t.commit_lsn,
-        lsn,
-        tx_id: Some(t.xid),
-        ts_ms: t.ts_ms,
-        snapshot: "false",
-        transaction: None,
-    };
-    let codec = |oid: u32| {
-        tables
-            .get(&oid)
-            .ok_or_else(|| StreamError::Refused(format!("no Relation seen for table oid {oid}")))
-    };
-    let mut out: Vec<Outgoing> = Vec::new();
-    match message {
-        Message::Insert { new, .. } => {
-            let c = codec(relation_id)?;
-            let after = c.row(&new).map_err(refused)?;
-            out.push(Outgoing::Event(
-                c,
-                Some(c.key(&after)),
-                "c",
-                None,
-                Some(after),
-            ));
+        let refused = |e: control::ControlError| StreamError::Refused(e.to_string());
+        // A type created after the registry was read (an enum, a domain).
+        if rel
+            .columns
+            .iter()
+            .any(|c| self.registry.get(c.type_oid).is_none())
+        {
+            *self.registry = TypeRegistry::load(self.pool)
+                .await
+                .map_err(|e| StreamError::Refused(format!("reading the source's types: {e}")))?;
         }
-        Message::Update { old, new, .. } => {
-            let c = codec(relation_id)?;
-            let after = c.row(&new).map_err(refused)?;
-            let before = old.map(|o| c.row(&o)).transpose().map_err(refused)?;
-            match before {
-                // The key changed: a delete of the old key (and its
-                // tombstone), then a create of the new one, as Debezium does.
-                Some(b) if !c.same_key(&b, &after) => {
-                    let old_key = c.key(&b);
-                    out.push(Outgoing::Event(
-                        c,
-                        Some(old_key.clone()),
-                        "d",
-                        Some(b),
-                        None,
-                    ));
-                    if cfg.tombstones_on_delete {
-                        out.push(Outgoing::Tombstone(c, old_key));
-                    }
-                    out.push(Outgoing::Event(
-                        c,
-                        Some(c.key(&after)),
-                        "c",
-                        None,
-                        Some(after),
-                    ));
-                }
-                before => out.push(Outgoing::Event(
-                    c,
-                    Some(c.key(&after)),
-                    "u",
-                    before,
-                    Some(after),
-                )),
-            }
-        }
-        Message::Delete { old, .. } => {
-            let c = codec(relation_id)?;
-            let before = c.row(&old).map_err(refused)?;
-            let key = c.key(&before);
-            out.push(Outgoing::Event(
-                c,
-                Some(key.clone()),
-                "d",
-                Some(before),
-                None,
-            ));
-            if cfg.tombstones_on_delete {
-                out.push(Outgoing::Tombstone(c, key));
-            }
-        }
-        Message::Truncate { relations, .. } => {
-            for oid in relations {
-                out.push(Outgoing::Event(codec(oid)?, None, "t", None, None));
-            }
-        }
-        _ => {}
-    }
-    for outgoing in out {
-        let (topic, key, value) = match outgoing {
-            Outgoing::Event(c, key, op, before, after) => {
-                let transaction = match t.metadata.as_mut() {
-                    Some(m) => {
-                        if m.is_empty() {
-                            // BEGIN goes out before the transaction's first event.
-                            let (key, value) = m.begin(cfg.schemas_enable);
-                            let topic = cfg.transaction_topic();
-                            let begin = producer
-                                .send(&topic, Some(&key), Some(&value))
-                                .await
-                                .map_err(StreamError::Kafka)?;
-                            t.deliveries.push(begin);
-                        }
-                        Some(m.next(&format!("{}.{}", c.schema, c.table)))
-                    }
-                    None => None,
-                };
-                let src = Source { transaction, ..src };
-                (&c.topic, key, Some(c.value(op, before, after, &src)))
-            }
-            Outgoing::Tombstone(c, key) => (&c.topic, Some(key), None),
-        };
-        let delivery = producer
-            .send(topic, key.as_deref(), value.as_deref())
+        let facts = control::column_facts(self.pool, rel.oid)
+            .await
+            .map_err(refused)?;
+        let key = control::primary_key(self.pool, rel.oid)
+            .await
+            .map_err(refused)?;
+        let codec = TableCodec::new(rel, &facts, &key, self.cfg, self.registry)
+            .map_err(|e| StreamError::Refused(e.to_string()))?;
+        producer
+            .ensure_topic(&codec.topic)
             .await
             .map_err(StreamError::Kafka)?;
-        t.deliveries.push(delivery);
+        self.tables.insert(rel.oid, Some(codec));
+        Ok(())
     }
-    Ok(())
+
+    /// Handles one pgoutput message inside the stream.
+    async fn handle(
+        &mut self,
+        data: &[u8],
+        lsn: u64,
+        tx: &mut Option<Tx>,
+        producer: &mut EventProducer,
+    ) -> Result<(), StreamError> {
+        let message = pgoutput::decode(data)?;
+        let (op, relation_id) = match &message {
+            Message::Relation(rel) => return self.relation(rel, producer).await,
+            Message::Origin { lsn, name } => {
+                if let Some(t) = tx.as_mut() {
+                    t.origin = Some((name.clone(), *lsn));
+                }
+                return Ok(());
+            }
+            Message::Insert { relation, .. } => ('c', *relation),
+            Message::Update { relation, .. } => ('u', *relation),
+            Message::Delete { relation, .. } => ('d', *relation),
+            Message::Truncate { .. } => ('t', 0),
+            _ => return Ok(()),
+        };
+        // Skipped operations are not published, nor counted in the
+        // transaction's metadata (as Debezium's dispatcher skips them).
+        if self.cfg.skipped_operations.contains(&op) {
+            return Ok(());
+        }
+        let tables = &*self.tables;
+        let captured = |oid: u32| !matches!(tables.get(&oid), Some(None));
+        if op != 't' && !captured(relation_id) {
+            return Ok(());
+        }
+        let Some(t) = tx.as_mut() else {
+            return Err(StreamError::Refused(
+                "a change arrived outside a transaction".into(),
+            ));
+        };
+        let src = Source {
+            db: &self.cfg.dbname,
+            commit_lsn: t.commit_lsn,
+            lsn,
+            tx_id: Some(t.xid as u64),
+            ts_us: t.ts_us,
+            snapshot: Snapshot::False,
+            origin: t.origin.as_ref().map(|(name, at)| (name.as_str(), *at)),
+            transaction: None,
+        };
+        let codec = |oid: u32| {
+            tables.get(&oid).and_then(Option::as_ref).ok_or_else(|| {
+                StreamError::Refused(format!("no Relation seen for table oid {oid}"))
+            })
+        };
+        let xid = t.xid;
+        let unencodable = |e: crate::event::ValueError| {
+            StreamError::Value(format!(
+                "{e} (LSN {}, transaction {xid}); nothing of this transaction is confirmed",
+                control::format_lsn(lsn)
+            ))
+        };
+        let tombstones = self.cfg.tombstones_on_delete;
+        let mut out: Vec<Outgoing> = Vec::new();
+        match message {
+            Message::Insert { new, .. } => {
+                let c = codec(relation_id)?;
+                let after = c.row(&new).map_err(unencodable)?;
+                out.push(Outgoing::Event {
+                    codec: c,
+                    op: "c",
+                    key: Some(c.key(&after)),
+                    before: None,
+                    after: Some(after),
+                    header: None,
+                });
+            }
+            Message::Update { old, new, .. } => {
+                let c = codec(relation_id)?;
+                let after = c.row(&new).map_err(unencodable)?;
+                let before = old.map(|o| c.row(&o)).transpose().map_err(unencodable)?;
+                match before {
+                    // The key changed: a delete of the old key (and its
+                    // tombstone) naming the new key, then a create of the
+                    // new one naming the old, as Debezium does.
+                    Some(b) if !c.same_key(&b, &after) => {
+                        let old_key = c.key(&b);
+                        let (new_header, old_header) = (c.key_header(&after), c.key_header(&b));
+                        out.push(Outgoing::Event {
+                            codec: c,
+                            op: "d",
+                            key: Some(old_key.clone()),
+                            before: Some(b),
+                            after: None,
+                            header: Some((headers::NEW_KEY, new_header.clone())),
+                        });
+                        if tombstones {
+                            out.push(Outgoing::Tombstone {
+                                codec: c,
+                                key: old_key,
+                                header: Some((headers::NEW_KEY, new_header)),
+                            });
+                        }
+                        out.push(Outgoing::Event {
+                            codec: c,
+                            op: "c",
+                            key: Some(c.key(&after)),
+                            before: None,
+                            after: Some(after),
+                            header: Some((headers::OLD_KEY, old_header)),
+                        });
+                    }
+                    before => out.push(Outgoing::Event {
+                        codec: c,
+                        op: "u",
+                        key: Some(c.key(&after)),
+                        before,
+                        after: Some(after),
+                        header: None,
+                    }),
+                }
+            }
+            Message::Delete { old, .. } => {
+                let c = codec(relation_id)?;
+                let before = c.row(&old).map_err(unencodable)?;
+                let key = c.key(&before);
+                out.push(Outgoing::Event {
+                    codec: c,
+                    op: "d",
+                    key: Some(key.clone()),
+                    before: Some(before),
+                    after: None,
+                    header: None,
+                });
+                if tombstones {
+                    out.push(Outgoing::Tombstone {
+                        codec: c,
+                        key,
+                        header: None,
+                    });
+                }
+            }
+            Message::Truncate { relations, .. } => {
+                for oid in relations.into_iter().filter(|&oid| captured(oid)) {
+                    out.push(Outgoing::Event {
+                        codec: codec(oid)?,
+                        op: "t",
+                        key: None,
+                        before: None,
+                        after: None,
+                        header: None,
+                    });
+                }
+            }
+            _ => {}
+        }
+        for outgoing in out {
+            let (topic, key, value, header) = match outgoing {
+                Outgoing::Event {
+                    codec: c,
+                    op,
+                    key,
+                    before,
+                    after,
+                    header,
+                } => {
+                    let transaction = match t.metadata.as_mut() {
+                        Some(m) => {
+                            if m.is_empty() {
+                                // BEGIN goes out before the transaction's first event.
+                                let (key, value) = m.begin(self.cfg.schemas_enable);
+                                let topic = self.cfg.transaction_topic();
+                                let begin = producer
+                                    .send(&topic, Some(&key), Some(&value))
+                                    .await
+                                    .map_err(StreamError::Kafka)?;
+                                t.deliveries.push(begin);
+                            }
+                            Some(m.next(&format!("{}.{}", c.schema, c.table)))
+                        }
+                        None => None,
+                    };
+                    let src = Source { transaction, ..src };
+                    let value = c.value(op, before.as_ref(), after.as_ref(), &src);
+                    (&c.topic, key, Some(value), header)
+                }
+                Outgoing::Tombstone {
+                    codec: c,
+                    key,
+                    header,
+                } => (&c.topic, Some(key), None, header),
+            };
+            let record_headers = self
+                .context
+                .with(header.as_ref().map(|(k, v)| (*k, v.as_slice())));
+            let delivery = producer
+                .send_with(topic, key.as_deref(), value.as_deref(), record_headers)
+                .await
+                .map_err(StreamError::Kafka)?;
+            t.deliveries.push(delivery);
+        }
+        Ok(())
+    }
 }

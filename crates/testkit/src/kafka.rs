@@ -200,3 +200,16 @@ pub fn end_offsets(
     }
     Ok(out)
 }
+
+/// The names of every topic the broker has.
+pub fn topic_names(brokers: &str) -> Result<Vec<String>, String> {
+    let consumer: BaseConsumer = client(brokers).create().map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect())
+}

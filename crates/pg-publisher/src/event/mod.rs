@@ -1,0 +1,303 @@
+//! Debezium change events for one table: key, envelope, schemas.
+//!
+//! [`TableCodec`] is built from a table's shape (a Relation message, or
+//! the catalog for the snapshot), its columns' NOT NULL and defaults, and
+//! the source's types; it turns tuples into rows ([`TableCodec::row`]) and
+//! rows into Kafka keys and values in the connector's layout
+//! ([`envelope`]). The sinks read the version from `source.sequence`:
+//! this publisher puts the event's own transaction commit LSN first, and
+//! snapshot rows carry `(snapshot_lsn, 0)`.
+
+pub mod envelope;
+mod schema;
+
+use crate::config::ConnectorConfig;
+use crate::pgoutput::{Relation, ReplicaIdentity, TupleValue};
+use crate::types::registry::TypeRegistry;
+use crate::types::{self, ColumnCodec, ColumnType, Kind, Unmapped};
+use base64::Engine;
+pub use envelope::{Snapshot, Source, TxOrder};
+use serde_json::{Value, json};
+use sinkfleet_core::debezium::UNAVAILABLE_VALUE;
+use std::collections::HashMap;
+
+/// Why a table cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}: {reason}")]
+pub struct TableError {
+    /// `schema.table`.
+    pub table: String,
+    /// What to do about it.
+    pub reason: String,
+}
+
+/// A value the configured mapping cannot carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}, column {column}: {reason}")]
+pub struct ValueError {
+    /// `schema.table`.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// Why, and the option that would carry it where one exists.
+    pub reason: String,
+}
+
+/// A column's NOT NULL and default, from the catalog (pgoutput's Relation
+/// messages carry neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnFacts {
+    /// NOT NULL, the column's own or its domain's.
+    pub not_null: bool,
+    /// The default expression, `pg_get_expr(adbin)`.
+    pub default: Option<String>,
+}
+
+/// A tuple's column values, in the table's column order (`Null` for SQL
+/// NULL; left-out columns hold `Null` and are never written). Events are
+/// written from it as JSON text in the connector's field order: no map is
+/// built per event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(Vec<Value>);
+
+/// One column of a table: its name, `"name":` escaped once, and its codec
+/// (`None`: a type without a mapping, left out of the events).
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    field: String,
+    codec: Option<ColumnCodec>,
+}
+
+/// Encodes the events of one table (one Relation message's shape).
+#[derive(Debug, Clone)]
+pub struct TableCodec {
+    /// Source schema.
+    pub schema: String,
+    /// Source table.
+    pub table: String,
+    /// Kafka topic.
+    pub topic: String,
+    columns: Vec<Column>,
+    key: Vec<usize>,
+    envelope: envelope::Layout,
+    key_schema: Option<String>,
+}
+
+impl TableCodec {
+    /// Builds the codec. `primary_key` comes from the catalog;
+    /// `message.key.columns` overrides it. A table without either needs
+    /// `REPLICA IDENTITY FULL` (then every column is the key).
+    pub fn new(
+        rel: &Relation,
+        facts: &HashMap<String, ColumnFacts>,
+        primary_key: &[String],
+        cfg: &ConnectorConfig,
+        registry: &TypeRegistry,
+    ) -> Result<Self, TableError> {
+        let name = format!("{}.{}", rel.namespace, rel.name);
+        let err = |reason: String| TableError {
+            table: name.clone(),
+            reason,
+        };
+        let mut columns = Vec::with_capacity(rel.columns.len());
+        for c in &rel.columns {
+            let fact = facts.get(&c.name).cloned().unwrap_or_default();
+            let column = ColumnType {
+                oid: c.type_oid,
+                typmod: c.type_modifier,
+                not_null: fact.not_null,
+                default: fact.default.as_deref(),
+            };
+            let codec = match types::codec(column, registry, &cfg.types) {
+                Ok(codec) => Some(codec),
+                Err(Unmapped::Unknown(type_name)) => {
+                    tracing::warn!(table = %name, column = %c.name, %type_name,
+                        "column left out of the events: Debezium has no mapping for its type \
+                         (include.unknown.datatypes=true carries it as the bytes of its text)");
+                    None
+                }
+                Err(Unmapped::Unreadable(why)) => {
+                    return Err(err(format!("column {}: {why}", c.name)));
+                }
+            };
+            columns.push(Column {
+                field: format!("{}:", json!(c.name)),
+                name: c.name.clone(),
+                codec,
+            });
+        }
+        let key_names: Vec<String> = match cfg.message_key_columns.get(&name) {
+            Some(cols) => cols.clone(),
+            None if !primary_key.is_empty() => primary_key.to_vec(),
+            None if rel.replica_identity == ReplicaIdentity::Full => columns
+                .iter()
+                .filter(|c| c.codec.is_some())
+                .map(|c| c.name.clone())
+                .collect(),
+            None => {
+                return Err(err(
+                    "has no primary key: add one, set REPLICA IDENTITY FULL, or name its key in message.key.columns".into(),
+                ));
+            }
+        };
+        let mut key = Vec::with_capacity(key_names.len());
+        for k in &key_names {
+            let i = columns
+                .iter()
+                .position(|c| c.name == *k)
+                .ok_or_else(|| err(format!("key column `{k}` does not exist")))?;
+            if columns[i].codec.is_none() {
+                return Err(err(format!(
+                    "key column `{k}` has a type without a mapping; set include.unknown.datatypes=true"
+                )));
+            }
+            key.push(i);
+        }
+        let mut codec = TableCodec {
+            schema: rel.namespace.clone(),
+            table: rel.name.clone(),
+            topic: cfg.topic(&rel.namespace, &rel.name),
+            columns,
+            key,
+            envelope: envelope::Layout::default(),
+            key_schema: None,
+        };
+        codec.envelope = envelope::Layout::new(&codec, cfg);
+        if cfg.schemas_enable {
+            codec.key_schema = Some(schema::key(&codec, &cfg.topic_prefix).to_string());
+        }
+        Ok(codec)
+    }
+
+    /// The columns carried in events, with their codecs.
+    fn carried(&self) -> impl Iterator<Item = (usize, &str, &ColumnCodec)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.name.as_str(), c.codec.as_ref()?)))
+    }
+
+    /// A tuple as a Debezium row. Unchanged TOAST values become the
+    /// placeholder (sinks keep their stored value); a NOT NULL column
+    /// absent from the image (a key-only `before`) gets its fallback, so
+    /// the value fits its schema. A value the mapping cannot carry is an
+    /// error naming the column.
+    pub fn row(&self, tuple: &[TupleValue]) -> Result<Row, ValueError> {
+        let mut row = vec![Value::Null; self.columns.len()];
+        for (i, name, codec) in self.carried() {
+            row[i] = match tuple.get(i) {
+                None | Some(TupleValue::Null) if codec.optional => Value::Null,
+                None | Some(TupleValue::Null) => codec.fallback.clone(),
+                Some(TupleValue::UnchangedToast) => placeholder(&codec.kind),
+                Some(TupleValue::Text(bytes) | TupleValue::Binary(bytes)) => {
+                    std::str::from_utf8(bytes)
+                        .map_err(|_| "the value is not UTF-8".to_owned())
+                        .and_then(|text| codec.kind.encode(text))
+                        .map_err(|reason| ValueError {
+                            table: format!("{}.{}", self.schema, self.table),
+                            column: name.to_owned(),
+                            reason,
+                        })?
+                }
+            };
+        }
+        Ok(Row(row))
+    }
+
+    /// Writes `{"column":value,...}` of the columns at `indexes`.
+    fn write_object(&self, row: &Row, indexes: impl Iterator<Item = usize>, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (n, i) in indexes.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(self.columns[i].field.as_bytes());
+            let value = row.0.get(i).unwrap_or(&Value::Null);
+            // Writing a `Value` into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        out.push(b'}');
+    }
+
+    /// The Kafka key of a row (its key columns).
+    pub fn key(&self, row: &Row) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(16 * self.key.len() + 2);
+        self.write_object(row, self.key.iter().copied(), &mut payload);
+        envelope::enveloped(self.key_schema.as_deref(), payload)
+    }
+
+    /// The key of a row as Kafka Connect's default header converter
+    /// (`SimpleHeaderConverter`) writes a key struct: `{"id":1}`, decimals
+    /// as plain numbers. Debezium puts it in the `__debezium.oldkey` /
+    /// `__debezium.newkey` headers of a primary-key change.
+    pub fn key_header(&self, row: &Row) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * self.key.len() + 2);
+        out.push(b'{');
+        for (n, &i) in self.key.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(self.columns[i].field.as_bytes());
+            let value = row.0.get(i).unwrap_or(&Value::Null);
+            let decimal_scale = match self.columns[i].codec.as_ref().map(|c| &c.kind) {
+                Some(Kind::Numeric {
+                    mode: types::options::DecimalMode::Precise,
+                    scale: Some(scale),
+                })
+                | Some(Kind::Money {
+                    mode: types::options::DecimalMode::Precise,
+                    scale,
+                }) => Some(*scale),
+                _ => None,
+            };
+            let unscaled = value.as_str().zip(decimal_scale).and_then(|(b64, scale)| {
+                Some((
+                    base64::engine::general_purpose::STANDARD.decode(b64).ok()?,
+                    scale,
+                ))
+            });
+            match unscaled {
+                Some((bytes, scale)) => out.extend_from_slice(
+                    sinkfleet_core::debezium::unscaled_to_decimal(&bytes, scale).as_bytes(),
+                ),
+                None => {
+                    let _ = serde_json::to_writer(&mut out, value);
+                }
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// Whether two rows have the same key.
+    pub fn same_key(&self, a: &Row, b: &Row) -> bool {
+        self.key.iter().all(|&i| a.0.get(i) == b.0.get(i))
+    }
+
+    /// The record value of a change (`op` = c, r, u, d, t) in the
+    /// connector's layout (see [`envelope`]).
+    pub fn value(
+        &self,
+        op: &str,
+        before: Option<&Row>,
+        after: Option<&Row>,
+        src: &Source<'_>,
+    ) -> Vec<u8> {
+        envelope::value(self, op, before, after, src)
+    }
+}
+
+/// The TOAST placeholder in the column's own encoding.
+fn placeholder(kind: &Kind) -> Value {
+    match kind {
+        Kind::Bytes(_) => {
+            json!(base64::engine::general_purpose::STANDARD.encode(UNAVAILABLE_VALUE))
+        }
+        Kind::Array(_) => json!([UNAVAILABLE_VALUE]),
+        _ => json!(UNAVAILABLE_VALUE),
+    }
+}
+
+#[cfg(test)]
+mod tests;
