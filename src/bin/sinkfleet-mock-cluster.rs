@@ -14,8 +14,10 @@
 //! ```
 //!
 //! makes the next 5 `OffsetCommit` requests (from any client) fail with
-//! that error. Each command is answered with `ok` or `error: …` on
-//! standard output.
+//! that error; `clear OffsetCommit` drops the failures not used yet.
+//! `rtt 200` delays every broker's responses by 200 ms (`rtt 0` ends
+//! it), as a distant or loaded cluster would. Each command is answered
+//! with `ok` or `error: …` on standard output.
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -60,21 +62,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies one `fail <api> <count> <error>` line.
+/// Applies one command line: `fail <api> <count> <error>`, `clear <api>`
+/// or `rtt <ms>`.
 fn command<C: rdkafka::ClientContext>(
     cluster: &MockCluster<'_, C>,
     line: &str,
 ) -> anyhow::Result<()> {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let ["fail", api, count, error] = words.as_slice() else {
-        bail!("expected `fail <api> <count> <error>`, got {line:?}");
-    };
-    let api = match *api {
-        "OffsetCommit" => RDKafkaApiKey::OffsetCommit,
-        "Heartbeat" => RDKafkaApiKey::Heartbeat,
-        "JoinGroup" => RDKafkaApiKey::JoinGroup,
-        "Fetch" => RDKafkaApiKey::Fetch,
-        other => bail!("unsupported api {other}"),
+    let (api, count, error) = match words.as_slice() {
+        ["fail", api, count, error] => (api_key(api)?, count, error),
+        ["clear", api] => {
+            cluster.clear_request_errors(api_key(api)?);
+            return Ok(());
+        }
+        ["rtt", ms] => {
+            let ms: u64 = ms.parse().context("rtt must be milliseconds")?;
+            // -1: every broker of the cluster.
+            cluster
+                .broker_round_trip_time(-1, std::time::Duration::from_millis(ms))
+                .context("setting the round-trip time")?;
+            return Ok(());
+        }
+        _ => bail!(
+            "expected `fail <api> <count> <error>`, `clear <api>` or `rtt <ms>`, got {line:?}"
+        ),
     };
     let error = match *error {
         "REBALANCE_IN_PROGRESS" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
@@ -87,4 +98,14 @@ fn command<C: rdkafka::ClientContext>(
     let count: usize = count.parse().context("count must be a number")?;
     cluster.request_errors(api, &vec![error; count]);
     Ok(())
+}
+
+fn api_key(name: &str) -> anyhow::Result<RDKafkaApiKey> {
+    Ok(match name {
+        "OffsetCommit" => RDKafkaApiKey::OffsetCommit,
+        "Heartbeat" => RDKafkaApiKey::Heartbeat,
+        "JoinGroup" => RDKafkaApiKey::JoinGroup,
+        "Fetch" => RDKafkaApiKey::Fetch,
+        other => bail!("unsupported api {other}"),
+    })
 }

@@ -454,14 +454,33 @@ impl MockBroker {
     /// Makes the next `count` requests of `api` fail with `error`
     /// (`fail OffsetCommit 5 REBALANCE_IN_PROGRESS`, see the binary).
     pub fn fail(&mut self, api: &str, count: usize, error: &str) {
+        self.command(&format!("fail {api} {count} {error}"));
+    }
+
+    /// Drops the failures of `api` not used yet (see [`MockBroker::fail`]).
+    pub fn clear(&mut self, api: &str) {
+        self.command(&format!("clear {api}"));
+    }
+
+    /// Delays every broker response by `ms` (0: no delay), as a distant or
+    /// loaded cluster would.
+    pub fn rtt(&mut self, ms: u64) {
+        self.command(&format!("rtt {ms}"));
+    }
+
+    fn command(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        writeln!(stdin, "fail {api} {count} {error}").expect("mock cluster stdin");
+        writeln!(stdin, "{line}").expect("mock cluster stdin");
         stdin.flush().expect("mock cluster stdin");
         let mut answer = String::new();
         self.answers
             .read_line(&mut answer)
             .expect("mock cluster answer");
-        assert_eq!(answer.trim(), "ok", "mock cluster refused the command");
+        assert_eq!(
+            answer.trim(),
+            "ok",
+            "mock cluster refused {line:?}: {answer}"
+        );
     }
 }
 

@@ -8,6 +8,17 @@ use sinkfleet_core::watermark::OffsetWatermark;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+/// Why a partition is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PauseCause {
+    /// Its in-flight budget (or the process's) reached the high-water
+    /// mark: nothing more may be fetched until some of it is durable.
+    Budget,
+    /// A writer's sink is failing (an outage, a fence): every partition
+    /// waits for it, whatever its load.
+    Sink,
+}
+
 /// State of one assigned partition.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionState {
@@ -27,8 +38,8 @@ pub(crate) struct PartitionState {
     pub first_offset: Option<i64>,
     /// Offset after the last record seen: the next record covers from here.
     pub next_expected: Option<i64>,
-    /// Whether we paused fetching.
-    pub paused: bool,
+    /// Whether we paused fetching, and why (see [`PauseCause`]).
+    pub pause: Option<PauseCause>,
     /// What the broker acknowledged, and the next commit.
     pub commit: CommitTracker,
     /// Written jobs whose records are not all durable yet, oldest first.
@@ -85,6 +96,11 @@ impl JobMark {
 }
 
 impl PartitionState {
+    /// Whether fetching is paused.
+    pub fn paused(&self) -> bool {
+        self.pause.is_some()
+    }
+
     /// Everything not yet durable.
     pub fn load(&self) -> Load {
         Load {

@@ -2,11 +2,11 @@
 
 use super::{Coordinator, InFlight, JobShare};
 use crate::consumer::PartitionId;
-use crate::partition::PartitionState;
+use crate::partition::{PartitionState, PauseCause};
 use crate::writer::{Item, Job, Payload, WriterCommand};
 use rdkafka::consumer::Consumer;
 use rdkafka::topic_partition_list::TopicPartitionList;
-use sinkfleet_core::backpressure::{Decision, Load, decide};
+use sinkfleet_core::backpressure::{Budget, Decision, Load, decide};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -116,7 +116,8 @@ impl Coordinator {
     /// Pauses and resumes partitions according to the budgets. While a
     /// writer's sink is failing every partition stays paused: the writers
     /// share one target, and what stops one (an outage, a full disk)
-    /// stops them all.
+    /// stops them all. Runs before each dispatch, so what a dispatch reads
+    /// (the transaction assembler reads the pauses) is current.
     pub(super) fn backpressure(&mut self) {
         let held = self.held();
         let global = self.partitions.values().fold(Load::default(), |acc, p| {
@@ -129,24 +130,24 @@ impl Coordinator {
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
         for ((topic, partition), state) in self.partitions.iter_mut() {
-            match decide(
-                state.paused,
+            let next = next_pause(
+                state.pause,
                 state.load(),
                 &self.cfg.partition_budget,
                 global,
                 &self.cfg.global_budget,
                 held,
-            ) {
-                Decision::Pause => {
-                    state.paused = true;
+            );
+            match (state.paused(), next.is_some()) {
+                (false, true) => {
                     pause.add_partition(topic, *partition);
                 }
-                Decision::Resume => {
-                    state.paused = false;
+                (true, false) => {
                     resume.add_partition(topic, *partition);
                 }
-                Decision::Keep => {}
+                _ => {}
             }
+            state.pause = next;
         }
         if pause.count() > 0
             && let Err(e) = self.consumer.pause(&pause)
@@ -158,12 +159,51 @@ impl Coordinator {
         {
             tracing::debug!(error = %e, "resume failed (partition revoked meanwhile?)");
         }
-        let paused = self.partitions.values().filter(|p| p.paused).count();
+        let paused = self.partitions.values().filter(|p| p.paused()).count();
         self.gauges.paused.set(paused as f64);
         self.gauges.inflight_records.set(global.records as f64);
         self.gauges.inflight_bytes.set(global.bytes as f64);
+    }
+
+    /// Writers with a batch in flight, after the dispatch.
+    pub(super) fn publish_busy(&self) {
         let busy = self.lanes.iter().filter(|l| l.inflight.is_some()).count();
         self.gauges.writers_busy.set(busy as f64);
+    }
+}
+
+/// A partition's pause after a backpressure pass: the budget policy
+/// ([`decide`]) for one paused for its budget or not paused, plus the
+/// cause. A partition paused only because the sink was failing resumes as
+/// soon as the sink works again, unless its load is over a high-water mark
+/// by then (then it stays paused, for its budget now): the band between
+/// the marks keeps budget pauses from flapping, and an outage is no
+/// budget. Otherwise that partition would stay paused with room in its
+/// budget, and the transaction assembler would take it for full.
+fn next_pause(
+    current: Option<PauseCause>,
+    load: Load,
+    partition_budget: &Budget,
+    global: Load,
+    global_budget: &Budget,
+    held: bool,
+) -> Option<PauseCause> {
+    if current == Some(PauseCause::Sink) && !held {
+        let full = partition_budget.over_high(load) || global_budget.over_high(global);
+        return full.then_some(PauseCause::Budget);
+    }
+    match decide(
+        current.is_some(),
+        load,
+        partition_budget,
+        global,
+        global_budget,
+        held,
+    ) {
+        Decision::Pause if held => Some(PauseCause::Sink),
+        Decision::Pause => Some(PauseCause::Budget),
+        Decision::Resume => None,
+        Decision::Keep => current,
     }
 }
 
@@ -193,4 +233,68 @@ pub(super) fn take_head(
         mark.add_change(&c.table, c.source_ts_ms, lsn);
     }
     Some(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARTITION: Budget = Budget {
+        high_records: 100,
+        high_bytes: 1_000_000,
+        resume_percent: 50,
+    };
+    const GLOBAL: Budget = Budget {
+        high_records: 1_000,
+        high_bytes: 10_000_000,
+        resume_percent: 50,
+    };
+
+    fn records(n: u64) -> Load {
+        Load {
+            records: n,
+            bytes: n,
+        }
+    }
+
+    fn next(current: Option<PauseCause>, load: u64, held: bool) -> Option<PauseCause> {
+        next_pause(
+            current,
+            records(load),
+            &PARTITION,
+            records(load),
+            &GLOBAL,
+            held,
+        )
+    }
+
+    #[test]
+    fn a_failing_sink_pauses_everyone_and_its_recovery_resumes_them() {
+        assert_eq!(next(None, 0, true), Some(PauseCause::Sink));
+        assert_eq!(
+            next(Some(PauseCause::Sink), 0, true),
+            Some(PauseCause::Sink)
+        );
+        // Between the marks: a budget pause would stay, an outage's does not.
+        assert_eq!(next(Some(PauseCause::Sink), 70, false), None);
+        assert_eq!(
+            next(Some(PauseCause::Budget), 70, false),
+            Some(PauseCause::Budget)
+        );
+        // Over the high mark when the sink recovers: paused for the budget now.
+        assert_eq!(
+            next(Some(PauseCause::Sink), 100, false),
+            Some(PauseCause::Budget)
+        );
+    }
+
+    #[test]
+    fn a_budget_pause_keeps_its_cause_through_an_outage() {
+        assert_eq!(next(None, 100, false), Some(PauseCause::Budget));
+        assert_eq!(
+            next(Some(PauseCause::Budget), 10, true),
+            Some(PauseCause::Budget)
+        );
+        assert_eq!(next(Some(PauseCause::Budget), 10, false), None);
+    }
 }

@@ -72,7 +72,8 @@ pub(crate) use report::StatusFeed;
 /// ticks.
 const POLL_BURST: usize = 256;
 
-/// Gauges set on every backpressure pass, looked up once.
+/// Gauges set on every backpressure pass (`writers_busy` after each
+/// dispatch), looked up once.
 struct Gauges {
     paused: metrics::Gauge,
     inflight_records: metrics::Gauge,
@@ -187,12 +188,21 @@ impl Coordinator {
             self.answer_revokes(false);
             match stopping {
                 None => {
+                    // Pauses first: a dispatch reads them. A write that
+                    // succeeded after an outage, or freed a budget, must
+                    // resume its partitions before the transaction
+                    // assembler looks, or it takes them for stuck behind a
+                    // full budget and splits a transaction that is still
+                    // arriving. (A dispatch only moves records from
+                    // pending to in flight: the loads it decides on are the
+                    // same before and after.)
+                    self.backpressure();
                     if self.transactions.is_some() {
                         self.dispatch_transactions().await;
                     } else {
                         self.dispatch().await;
                     }
-                    self.backpressure();
+                    self.publish_busy();
                     if self.last_commit.elapsed()
                         >= Duration::from_millis(self.cfg.commit_interval_ms)
                     {

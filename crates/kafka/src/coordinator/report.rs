@@ -46,7 +46,7 @@ impl Coordinator {
                 .map(|(id, state)| PartitionReport {
                     topic: id.0.to_string(),
                     partition: id.1,
-                    paused: state.paused,
+                    paused: state.paused(),
                     durable_next: state.durable(),
                     lag_seconds: progress::partition_lag(state, broker.get(id).copied(), now)
                         .map_or(0.0, |lag| lag.seconds),

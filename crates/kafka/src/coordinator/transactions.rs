@@ -20,9 +20,11 @@
 //!
 //! **Split.** A transaction is applied as far as it arrived, counted in
 //! `sinkfleet_transactions_split_total` and logged, when it cannot
-//! complete: a partition that may still owe it events is paused (the
-//! in-flight budgets are full, so nothing more can arrive: `reason=budget`),
-//! or its END waited `max_wait_ms` (`reason=timeout`). Its later events
+//! complete: a partition that may still owe it events is paused because
+//! the in-flight budgets are full, so nothing more can arrive
+//! (`reason=budget`; a pause for a failing sink does not count, it ends
+//! with the outage, before the assembler looks again), or its END waited
+//! `max_wait_ms` (`reason=timeout`). Its later events
 //! then flow as they come. Nothing is dropped, and versions keep replays
 //! harmless either way.
 //!
@@ -32,7 +34,7 @@
 
 use super::{Coordinator, JobShare};
 use crate::consumer::PartitionId;
-use crate::partition::PartitionState;
+use crate::partition::{PartitionState, PauseCause};
 use crate::writer::{Item, Payload};
 use sinkfleet_core::debezium::transaction::{TxMarker, TxStatus, commit_lsn};
 use std::collections::{HashMap, HashSet};
@@ -192,9 +194,13 @@ impl Assembler {
                     }
                     to += 1;
                 }
-                // Paused with nothing of a later transaction behind: this
-                // partition may owe events it cannot fetch.
-                stuck |= state.paused && to == state.pending.len();
+                // Paused for its budget with nothing of a later
+                // transaction behind: this partition may owe events it
+                // cannot fetch until something is taken. A partition paused
+                // because the sink was failing is not stuck: it resumes
+                // with the sink (see `Coordinator::backpressure`), and its
+                // events follow.
+                stuck |= state.pause == Some(PauseCause::Budget) && to == state.pending.len();
                 if to > from {
                     runs.push((pid.clone(), to));
                 }
@@ -425,10 +431,19 @@ mod tests {
             asm.plan(&parts, 100).is_empty(),
             "waits while it can still complete"
         );
-        // The partition is paused with only the transaction's events: the
-        // second one cannot arrive until something is taken.
+        // Paused because the sink fails: not stuck, the partition resumes
+        // with the sink and the second event follows.
         let a = parts.get_mut(&(Arc::from("app.public.a"), 0)).expect("a");
-        a.paused = true;
+        a.pause = Some(PauseCause::Sink);
+        assert!(
+            asm.plan(&parts, 100).is_empty(),
+            "a failing sink is no full budget"
+        );
+        // The partition is paused for its budget with only the
+        // transaction's events: the second one cannot arrive until
+        // something is taken.
+        let a = parts.get_mut(&(Arc::from("app.public.a"), 0)).expect("a");
+        a.pause = Some(PauseCause::Budget);
         let plan = asm.plan(&parts, 100);
         assert_eq!(
             (taken(&plan, MARKERS), taken(&plan, "app.public.a")),
@@ -441,7 +456,7 @@ mod tests {
         ]);
         late.get_mut(&(Arc::from("app.public.a"), 0))
             .expect("a")
-            .paused = false;
+            .pause = None;
         assert_eq!(taken(&asm.plan(&late, 100), "app.public.a"), 1);
     }
 
