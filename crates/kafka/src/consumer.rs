@@ -19,6 +19,11 @@
 //! When the sink keeps offsets in its target ([`OffsetStore`]), the assign
 //! callback claims the new partitions there and starts each one at the
 //! offset the target stored, before librdkafka fetches anything.
+//!
+//! The assign callback also resumes the partitions it assigns: librdkafka
+//! keeps an application pause on a partition across its revoke and a
+//! later assign to the same process, and the coordinator's state of a new
+//! assignment says "not paused".
 
 use crate::parking::Parking;
 use crate::retry::Backoff;
@@ -226,6 +231,20 @@ impl WorkerContext {
         }
     }
 
+    /// Resumes the partitions about to be assigned. librdkafka keeps a
+    /// partition's application pause across its revoke and a later assign
+    /// to this process (the partition's handle, flags included, outlives
+    /// the assignment): one paused before it went (for a failing sink, a
+    /// fence or a full budget) would come back assigned but never fetched,
+    /// while the coordinator's fresh state says it is not paused. Done
+    /// before the assign, so the fetch starts at the assigned position; a
+    /// partition not paused is left as it is.
+    fn resume_assigned(&self, consumer: &BaseConsumer<Self>, tpl: &Tpl) {
+        if let Err(e) = consumer.resume(tpl) {
+            tracing::warn!(error = %e, "cannot resume assigned partitions");
+        }
+    }
+
     /// Queues a polled record; true when the burst is full.
     fn hold(&self, record: Incoming) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -302,6 +321,7 @@ impl ConsumerContext for WorkerContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.start_at_target_offsets(consumer, tpl);
                 self.load_parked_keys(tpl);
+                self.resume_assigned(consumer, tpl);
                 let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {

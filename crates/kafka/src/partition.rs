@@ -22,6 +22,10 @@ pub(crate) enum PauseCause {
 /// State of one assigned partition.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionState {
+    /// This assignment of the partition, among all of the process's: a
+    /// job's share from an earlier assignment (a revoke that gave up on
+    /// its drain, then the partition came back) is not this one's.
+    pub generation: u64,
     /// The writer (lane) its records go to, fixed while it is assigned.
     pub lane: usize,
     /// Records received, not yet handed to the writer.

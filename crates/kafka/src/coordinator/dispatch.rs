@@ -73,7 +73,9 @@ impl Coordinator {
                 if state.pending.is_empty() {
                     break;
                 }
-                let entry = job_load.entry(pid.clone()).or_default();
+                let entry = job_load
+                    .entry(pid.clone())
+                    .or_insert_with(|| JobShare::of(state));
                 let Some(item) = take_head(state, entry, self.lsn_versions) else {
                     break;
                 };

@@ -15,7 +15,7 @@ use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
 use crate::retry::Backoff;
 use crate::writer::{Item, Payload, WriterCommand, WriterEvent, WriterEventKind};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use sinkfleet_core::backpressure::Load;
 use sinkfleet_core::debezium::transaction::decode_marker;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
@@ -40,10 +40,23 @@ struct PendingRevoke {
 /// One partition's part of a job.
 #[derive(Debug, Default)]
 struct JobShare {
+    /// The assignment of the partition it was taken from
+    /// ([`PartitionState::generation`]).
+    generation: u64,
     /// Records and bytes.
     load: Load,
     /// Offsets, timestamps and tables, kept until durable.
     mark: JobMark,
+}
+
+impl JobShare {
+    /// An empty share of `state`'s partition, in its current assignment.
+    fn of(state: &PartitionState) -> Self {
+        JobShare {
+            generation: state.generation,
+            ..JobShare::default()
+        }
+    }
 }
 
 /// Health flags served on `/healthz` and `/readyz`.
@@ -107,6 +120,8 @@ pub(crate) struct Coordinator {
     transactions: Option<transactions::Assembler>,
     /// Status reports, if published.
     status: Option<StatusFeed>,
+    /// The last assignment generation handed out.
+    generation: u64,
 }
 
 impl Coordinator {
@@ -143,6 +158,7 @@ impl Coordinator {
             stop_polling,
             revokes: Vec::new(),
             status,
+            generation: 0,
             next_job: 0,
             last_commit: Instant::now(),
             gauges: Gauges {
@@ -358,16 +374,56 @@ impl Coordinator {
         for state in self.partitions.values() {
             bound[state.lane] += 1;
         }
+        let mut resume = rdkafka::TopicPartitionList::new();
         for id in partitions {
-            self.partitions.entry(id).or_insert_with(|| {
-                let lane = lanes::least_loaded(&bound);
-                bound[lane] += 1;
-                PartitionState {
-                    lane,
-                    ..PartitionState::default()
-                }
-            });
+            if self.reassigned(&id)
+                && let Some(old) = self.partitions.remove(&id)
+            {
+                bound[old.lane] -= 1;
+                // The poll thread resumed it before the assign, but the
+                // old state may have paused it again since.
+                resume.add_partition(&id.0, id.1);
+            }
+            self.generation += 1;
+            let lane = lanes::least_loaded(&bound);
+            bound[lane] += 1;
+            let state = PartitionState {
+                generation: self.generation,
+                lane,
+                ..PartitionState::default()
+            };
+            self.partitions.insert(id, state);
         }
+        if resume.count() > 0
+            && let Err(e) = self.consumer.resume(&resume)
+        {
+            tracing::warn!(error = %e, "cannot resume partitions assigned again");
+        }
+    }
+
+    /// A partition assigned again while its revoke is still pending: the
+    /// poll thread stopped waiting for the revoke's drain (it committed
+    /// nothing for it) and the partition came back. The revoke no longer
+    /// concerns it, or answering it would forget the partition we own
+    /// again, and its records would be dropped. Its old writes still go:
+    /// the writers drop what they hold of it, as for any revoke, and the
+    /// partition starts afresh where the group (or the target) says.
+    /// True when that was the case.
+    fn reassigned(&mut self, id: &PartitionId) -> bool {
+        let mut pending = false;
+        for revoke in &mut self.revokes {
+            let before = revoke.partitions.len();
+            revoke.partitions.retain(|p| p != id);
+            pending |= revoke.partitions.len() != before;
+        }
+        if pending {
+            tracing::warn!(topic = %id.0, partition = id.1,
+                "partition assigned again before its revoke finished draining: starting it afresh");
+            for lane in &self.lanes {
+                let _ = lane.releases.send(vec![id.clone()]);
+            }
+        }
+        pending || self.partitions.contains_key(id)
     }
 
     /// Some writer's sink is failing (see [`Coordinator::backpressure`]).
@@ -468,17 +524,27 @@ impl Coordinator {
                 self.health.ready.store(false, Ordering::Release);
                 return;
             }
-            WriterEventKind::Done { id, durable } => {
+            WriterEventKind::Done { id, mut durable } => {
                 if let Some(job) = lane.inflight.take_if(|j| j.id == id) {
                     for (pid, share) in job.load {
-                        if let Some(state) = self.partitions.get_mut(&pid) {
-                            state.inflight.records -=
-                                share.load.records.min(state.inflight.records);
-                            state.inflight.bytes -= share.load.bytes.min(state.inflight.bytes);
-                            // Counts for freshness and lag once the
-                            // watermark passes it: at once for a durable
-                            // sink, after the upload for a buffering one.
-                            state.written.push_back(share.mark);
+                        match self.partitions.get_mut(&pid) {
+                            Some(state) if state.generation == share.generation => {
+                                state.inflight.records -=
+                                    share.load.records.min(state.inflight.records);
+                                state.inflight.bytes -= share.load.bytes.min(state.inflight.bytes);
+                                // Counts for freshness and lag once the
+                                // watermark passes it: at once for a
+                                // durable sink, after the upload for a
+                                // buffering one.
+                                state.written.push_back(share.mark);
+                            }
+                            // Taken from an earlier assignment of a
+                            // partition assigned again: none of its
+                            // bookkeeping is this assignment's.
+                            Some(_) => {
+                                durable.retain(|r| *r.topic != *pid.0 || r.partition != pid.1)
+                            }
+                            None => {}
                         }
                     }
                 }
@@ -532,5 +598,87 @@ impl Coordinator {
             }
         }
         self.freshness.publish(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::ClientConfig;
+    use sinkfleet_core::DurableRange;
+
+    /// A coordinator with one lane, on a consumer that never connects (no
+    /// broker listens there), and what its lane receives.
+    fn coordinator() -> (Coordinator, mpsc::UnboundedReceiver<Vec<PartitionId>>) {
+        let (events, _) = mpsc::channel(16);
+        let broker_offsets: BrokerOffsetsMap = Arc::default();
+        let context = WorkerContext::new(
+            events.clone(),
+            Duration::from_secs(1),
+            Backoff::fixed(Duration::from_millis(10)),
+            Arc::clone(&broker_offsets),
+            None,
+            None,
+        );
+        let consumer: SharedConsumer = Arc::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:9")
+                .set("group.id", "g")
+                .create_with_context(context)
+                .expect("a consumer"),
+        );
+        let committer = Committer::spawn(Arc::clone(&consumer), events).expect("committer");
+        let (commands, _) = mpsc::channel(2);
+        let (releases, released) = mpsc::unbounded_channel();
+        let coordinator = Coordinator::new(
+            consumer,
+            committer,
+            WorkerConfig::default(),
+            DecodeOptions::default(),
+            None,
+            vec![Lane::new(commands, releases)],
+            broker_offsets,
+            Arc::default(),
+            Arc::default(),
+            None,
+        );
+        (coordinator, released)
+    }
+
+    #[test]
+    fn a_partition_assigned_again_while_its_revoke_drains_stays_ours() {
+        let (mut c, mut released) = coordinator();
+        let p: PartitionId = (Arc::from("t"), 0);
+        c.on_assigned(vec![p.clone()]);
+        // A write of it is in flight when it is revoked: the drain waits.
+        c.lanes[0].inflight = Some(InFlight {
+            id: 1,
+            load: HashMap::from([(p.clone(), JobShare::of(&c.partitions[&p]))]),
+        });
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        c.on_revoked(vec![p.clone()], reply, false);
+        c.answer_revokes(false);
+        assert!(answer.try_recv().is_err(), "still draining");
+        // The poll thread gave up waiting, and the partition came back.
+        c.on_assigned(vec![p.clone()]);
+        assert_eq!(released.try_recv().ok(), Some(vec![p.clone()]));
+        c.answer_revokes(true);
+        assert_eq!(answer.try_recv().ok(), Some(Vec::new()));
+        assert!(c.partitions.contains_key(&p), "the revoke forgot it");
+        // The old write finishing is none of the new assignment's business.
+        c.on_writer(WriterEvent {
+            lane: 0,
+            kind: WriterEventKind::Done {
+                id: 1,
+                durable: vec![DurableRange {
+                    topic: Arc::clone(&p.0),
+                    partition: 0,
+                    first: 0,
+                    last: 9,
+                }],
+            },
+        });
+        let state = &c.partitions[&p];
+        assert!(state.written.is_empty() && state.durable().is_none());
     }
 }

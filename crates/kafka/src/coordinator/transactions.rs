@@ -291,7 +291,7 @@ impl Coordinator {
             let Some(state) = self.partitions.get_mut(&pid) else {
                 continue;
             };
-            let share = job_load.entry(pid).or_default();
+            let share = job_load.entry(pid).or_insert_with(|| JobShare::of(state));
             for _ in 0..n {
                 if let Some(item) = super::dispatch::take_head(state, share, self.lsn_versions) {
                     items.push(item);
