@@ -3,7 +3,8 @@
 //! transaction as the rows (`offset_storage: target`).
 //!
 //! * Workers SIGKILLed again and again: every record lands exactly once,
-//!   and the target's offsets reach the end of every partition.
+//!   and the target's offsets reach the end of every partition, and so do
+//!   Kafka's, even where the last owner starts at the end.
 //! * A zombie: a worker frozen (SIGSTOP) with a write in flight, past the
 //!   session timeout, while another takes its partition over. Thawed, its
 //!   write is fenced: it commits nothing, and the new owner's rows stand.
@@ -100,7 +101,9 @@ async fn stored_offsets(pool: &PgPool, p: &Pipeline) -> std::collections::HashMa
 async fn a_plain_topic_lands_exactly_once_through_kills() {
     const RECORDS: u32 = 8_000;
     const KILLS: usize = 6;
-    let (p, _mock) = Pipeline::on_mock("exactly", 4);
+    /// Records landing while commits are refused, at the end.
+    const TAIL: u32 = 200;
+    let (p, mut mock) = Pipeline::on_mock("exactly", 4);
     p.produce(&events(0..RECORDS)).await;
     let pace = "  rate_limit: { rows_per_second: 400 }";
     let mut workers: Vec<Worker> = Vec::new();
@@ -129,6 +132,32 @@ async fn a_plain_topic_lands_exactly_once_through_kills() {
         block_on(stored_offsets(&pool, &p)) == end
     })
     .await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+
+    // The last records land while the broker refuses every commit, and
+    // the workers die before one goes through: Kafka's committed offsets
+    // stay behind the target's. The next owner starts at the target's
+    // offsets, the end, so no record will ever arrive: it must still
+    // bring Kafka's offsets there (lag, alerts and autoscaling read them).
+    mock.fail("OffsetCommit", 100_000, "UNKNOWN_SERVER_ERROR");
+    p.produce(&events(RECORDS..RECORDS + TAIL)).await;
+    wait_landed(&pool, &p.schema, i64::from(RECORDS + TAIL)).await;
+    let end = p.end_offsets();
+    wait_until("the target's offsets reach the new end", CONVERGE, || {
+        block_on(stored_offsets(&pool, &p)) == end
+    })
+    .await;
+    let behind = p.committed(&p.group);
+    assert!(
+        behind != end,
+        "Kafka's offsets reached the end although commits were refused: {behind:?}"
+    );
+    for w in &mut workers {
+        w.kill9();
+    }
+    mock.clear("OffsetCommit");
+    let _last = spawn(2 + KILLS);
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
 }
 
 /// Runs a future to completion from a synchronous check.

@@ -18,7 +18,9 @@
 //!
 //! When the sink keeps offsets in its target ([`OffsetStore`]), the assign
 //! callback claims the new partitions there and starts each one at the
-//! offset the target stored, before librdkafka fetches anything.
+//! offset the target stored, before librdkafka fetches anything; the
+//! coordinator hears that start with the assignment ([`Assignment`]), so
+//! Kafka's committed offset follows it even if no record ever arrives.
 //!
 //! The assign callback also resumes the partitions it assigns: librdkafka
 //! keeps an application pause on a partition across its revoke and a
@@ -71,7 +73,7 @@ pub enum PollEvent {
     /// Records, in the order they were polled (at most [`RECORD_BURST`]).
     Records(Vec<Incoming>),
     /// Partitions newly assigned to this process.
-    Assigned(Vec<PartitionId>),
+    Assigned(Vec<Assignment>),
     /// Partitions being revoked. Answer on `reply` with the next offsets to
     /// commit for them once their in-flight writes are drained or abandoned.
     Revoked {
@@ -84,6 +86,27 @@ pub enum PollEvent {
     Committed(Vec<CommitAnswer>),
     /// The consumer left the group; no more events follow.
     Closed,
+}
+
+/// A partition newly assigned to this process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Where it starts, when the target keeps offsets (set by the assign
+    /// callback); `None`: at the group's committed offset.
+    pub start: Option<Start>,
+}
+
+/// Where a partition claimed in the target starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// The first offset to read: every record below it is applied (the
+    /// target's stored offset) or was dead-lettered (Kafka's, when it is
+    /// further on).
+    pub offset: i64,
+    /// Kafka's committed offset at the claim, if the group has one.
+    pub kafka: Option<i64>,
 }
 
 /// The broker's answer for one partition of an offset commit.
@@ -129,6 +152,9 @@ pub struct WorkerContext {
     target_offsets: Option<TargetOffsets>,
     /// The parked keys, with `on_error: park_key`.
     parking: Option<Arc<Parking>>,
+    /// Starts of partitions claimed in the target, from the assign
+    /// callback until the assignment is reported (poll thread only).
+    starts: Mutex<HashMap<PartitionId, Start>>,
 }
 
 /// An [`OffsetStore`] and the async runtime its claims run on (the poll
@@ -159,6 +185,7 @@ impl WorkerContext {
             pending: Mutex::new(Vec::with_capacity(RECORD_BURST)),
             target_offsets,
             parking,
+            starts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -220,6 +247,7 @@ impl WorkerContext {
                 tracing::warn!(error = %e, "cannot read committed offsets; starting at the target's")
             }
         }
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
         for ((topic, partition), stored) in partitions.iter().zip(stored) {
             let Some(stored) = stored else { continue };
             let kafka = committed.get(&(topic.to_string(), *partition)).copied();
@@ -227,7 +255,15 @@ impl WorkerContext {
             tracing::info!(%topic, partition, stored, ?kafka, start, "starting at the target's offset");
             if let Err(e) = tpl.set_partition_offset(topic, *partition, Offset::Offset(start)) {
                 tracing::warn!(%topic, partition, error = %e, "cannot set the start offset");
+                continue;
             }
+            starts.insert(
+                (Arc::clone(topic), *partition),
+                Start {
+                    offset: start,
+                    kafka,
+                },
+            );
         }
     }
 
@@ -418,7 +454,19 @@ impl ConsumerContext for WorkerContext {
                 let partitions = self.partitions(tpl);
                 metrics::counter!("sinkfleet_rebalances_total", "kind" => "assign").increment(1);
                 tracing::info!(?partitions, "partitions assigned");
-                let _ = self.events.blocking_send(PollEvent::Assigned(partitions));
+                let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+                let assigned = partitions
+                    .into_iter()
+                    .map(|partition| Assignment {
+                        start: starts.remove(&partition),
+                        partition,
+                    })
+                    .collect();
+                // Starts of partitions that were not assigned after all
+                // (the assign failed) must not reach a later assignment.
+                starts.clear();
+                drop(starts);
+                let _ = self.events.blocking_send(PollEvent::Assigned(assigned));
             }
             Rebalance::Revoke(tpl) => {
                 if let Some(parking) = &self.parking {

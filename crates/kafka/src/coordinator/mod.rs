@@ -9,7 +9,7 @@
 
 use crate::committer::Committer;
 use crate::config::WorkerConfig;
-use crate::consumer::{BrokerOffsetsMap, PartitionId, PollEvent, WorkerContext};
+use crate::consumer::{Assignment, BrokerOffsetsMap, PartitionId, PollEvent, WorkerContext};
 use crate::dead_letter::DeadLetter;
 use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
@@ -368,14 +368,18 @@ impl Coordinator {
         });
     }
 
-    fn on_assigned(&mut self, partitions: Vec<PartitionId>) {
+    fn on_assigned(&mut self, assigned: Vec<Assignment>) {
         self.assignment_changed();
         let mut bound = vec![0usize; self.lanes.len()];
         for state in self.partitions.values() {
             bound[state.lane] += 1;
         }
         let mut resume = rdkafka::TopicPartitionList::new();
-        for id in partitions {
+        for Assignment {
+            partition: id,
+            start,
+        } in assigned
+        {
             if self.reassigned(&id)
                 && let Some(old) = self.partitions.remove(&id)
             {
@@ -387,11 +391,26 @@ impl Coordinator {
             self.generation += 1;
             let lane = lanes::least_loaded(&bound);
             bound[lane] += 1;
-            let state = PartitionState {
+            let mut state = PartitionState {
                 generation: self.generation,
                 lane,
                 ..PartitionState::default()
             };
+            if let Some(start) = start {
+                // Claimed in the target: everything below the start is
+                // applied there or was dead-lettered, so it is the
+                // durable watermark already, and Kafka's committed offset
+                // must follow it even if no record ever arrives (a
+                // partition whose records were all applied by an owner
+                // that died before committing them to Kafka). Records
+                // from the start on cover any gap before them.
+                state.watermark = Some(OffsetWatermark::new(start.offset));
+                state.first_offset = Some(start.offset);
+                state.next_expected = Some(start.offset);
+                if let Some(kafka) = start.kafka {
+                    state.commit.seed(kafka);
+                }
+            }
             self.partitions.insert(id, state);
         }
         if resume.count() > 0
@@ -604,6 +623,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::Start;
     use rdkafka::ClientConfig;
     use sinkfleet_core::DurableRange;
 
@@ -645,11 +665,18 @@ mod tests {
         (coordinator, released)
     }
 
+    fn assignment(p: &PartitionId, start: Option<Start>) -> Vec<Assignment> {
+        vec![Assignment {
+            partition: p.clone(),
+            start,
+        }]
+    }
+
     #[test]
     fn a_partition_assigned_again_while_its_revoke_drains_stays_ours() {
         let (mut c, mut released) = coordinator();
         let p: PartitionId = (Arc::from("t"), 0);
-        c.on_assigned(vec![p.clone()]);
+        c.on_assigned(assignment(&p, None));
         // A write of it is in flight when it is revoked: the drain waits.
         c.lanes[0].inflight = Some(InFlight {
             id: 1,
@@ -660,7 +687,7 @@ mod tests {
         c.answer_revokes(false);
         assert!(answer.try_recv().is_err(), "still draining");
         // The poll thread gave up waiting, and the partition came back.
-        c.on_assigned(vec![p.clone()]);
+        c.on_assigned(assignment(&p, None));
         assert_eq!(released.try_recv().ok(), Some(vec![p.clone()]));
         c.answer_revokes(true);
         assert_eq!(answer.try_recv().ok(), Some(Vec::new()));
@@ -680,5 +707,26 @@ mod tests {
         });
         let state = &c.partitions[&p];
         assert!(state.written.is_empty() && state.durable().is_none());
+    }
+
+    #[test]
+    fn a_start_claimed_in_the_target_is_committed_without_a_record() {
+        let (mut c, _released) = coordinator();
+        let (p, q): (PartitionId, PartitionId) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
+        let start = |offset, kafka| {
+            Some(Start {
+                offset,
+                kafka: Some(kafka),
+            })
+        };
+        c.on_assigned(assignment(&p, start(50, 40)));
+        c.on_assigned(assignment(&q, start(30, 30)));
+        let now = Instant::now();
+        let due = |c: &Coordinator, id: &PartitionId| {
+            let state = &c.partitions[id];
+            state.commit.due(state.durable()?, now)
+        };
+        assert_eq!(due(&c, &p), Some(50), "Kafka is behind the target");
+        assert_eq!(due(&c, &q), None, "Kafka has it already");
     }
 }
