@@ -219,3 +219,68 @@ async fn a_zombie_cannot_commit_rows_for_a_partition_that_moved() {
         zombie.log_text()
     );
 }
+
+/// Partitions claimed in the target by a second process (epoch 2 or more).
+async fn claimed_again(pool: &PgPool, p: &Pipeline) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM \"{}_meta\".offsets WHERE group_id = $1 AND epoch >= 2",
+        p.schema
+    );
+    sqlx::query_scalar(&sql)
+        .bind(&p.group)
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
+}
+
+/// A partition paused because its writes fail, revoked, and assigned back
+/// to the same process flows again. Worker A's writes wait on a lock and
+/// time out, so its sink is failing and every partition pauses; B joins
+/// and claims two of them, and fails the same way. While nothing moves,
+/// more records arrive: the lag gauges must show them (the broker's end
+/// offset, not the one the paused consumer last fetched). Then the lock
+/// goes, B stops cleanly and A gets its partitions back: it must apply
+/// everything to the end of every partition, and Kafka's committed
+/// offsets must get there too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_partition_handed_back_flows_again() {
+    let (p, _mock) = Pipeline::on_mock("handback", 4);
+    let pool = p.pool().await;
+    // A write waiting on the lock fails after a second (the sink is
+    // failing); a revoke's drain gives up on it after three.
+    let (worker, sink) = ("  drain_timeout_ms: 3000", "    statement_timeout_ms: 1000");
+    let port_a = free_port();
+    let a = p.spawn("a", &config(&p, worker, sink, port_a), port_a);
+    p.produce(&events(0..400)).await;
+    wait_landed(&pool, &p.schema, 400).await;
+
+    let lock = common::lock_table(&pool, &p.schema, "events__history").await;
+    p.produce(&events(400..800)).await;
+    wait_until("A pauses its partitions", CONVERGE, || {
+        a.metric("sinkfleet_partitions_paused") == 4.0
+    })
+    .await;
+    let port_b = free_port();
+    let mut b = p.spawn("b", &config(&p, worker, sink, port_b), port_b);
+    wait_until("B claims partitions and pauses them too", CONVERGE, || {
+        block_on(claimed_again(&pool, &p)) >= 1 && b.metric("sinkfleet_partitions_paused") >= 1.0
+    })
+    .await;
+    p.produce(&events(800..1200)).await;
+    let lag_while_stuck = common::wait_true_lag(&p, &[&a, &b], Duration::from_secs(60)).await;
+    eprintln!("lag gauges while nothing moved: {lag_while_stuck:?}");
+
+    lock.rollback().await.unwrap();
+    assert!(b.terminate(Duration::from_secs(60)).success());
+    p.produce(&events(1200..1600)).await;
+    wait_landed(&pool, &p.schema, 1600).await;
+    let end = p.end_offsets();
+    wait_until("the target's offsets reach the end", CONVERGE, || {
+        block_on(stored_offsets(&pool, &p)) == end
+    })
+    .await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    if let Err(shown) = lag_while_stuck {
+        panic!("while nothing moved, the lag gauges did not show the lag: {shown}");
+    }
+}

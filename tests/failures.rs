@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Pipeline, Proxy, Worker, free_port, wait_until};
+use sinkfleet_testkit::kafka::Record;
 use sinkfleet_testkit::workload::{self, Options};
 use std::time::Duration;
 
@@ -137,4 +138,74 @@ async fn sigkill_failover_between_two_workers() {
     );
     assert!(b.terminate(Duration::from_secs(30)).success());
     drop(mock);
+}
+
+/// A partition paused by a target outage, revoked, and assigned back to
+/// the same process flows again (offsets in Kafka). Worker A's target goes
+/// away, so every partition pauses; B joins (through the same broken
+/// path) and takes two of them. While nothing moves, more records arrive:
+/// the lag gauges must show them. Then the target comes back, B stops
+/// cleanly and A gets its partitions back: it must apply everything, and
+/// the group's committed offsets must reach the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_paused_by_an_outage_and_handed_back_flows_again() {
+    let (p, _mock) = Pipeline::on_mock("outageback", 4);
+    let w = workload::generate(&Options {
+        keys: 400,
+        changes: 4_000,
+        seed: 29,
+        ..Options::default()
+    });
+    let chunks: Vec<&[Record]> = w.records.chunks(w.records.len().div_ceil(4)).collect();
+    let upstream = p
+        .pg_url
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = Proxy::start(&upstream).await;
+    let via_proxy = format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port);
+    let config = |port: u16| {
+        // A revoke's drain gives up on a failing write after three seconds.
+        p.config(
+            "  drain_timeout_ms: 3000",
+            "    connect_timeout_ms: 1000",
+            port,
+        )
+        .replace(&p.pg_url, &via_proxy)
+    };
+    let port_a = free_port();
+    let a = p.spawn("a", &config(port_a), port_a);
+    p.produce(chunks[0]).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+
+    proxy.down();
+    p.produce(chunks[1]).await;
+    wait_until("A pauses its partitions", CONVERGE, || {
+        a.metric("sinkfleet_partitions_paused") == 4.0
+    })
+    .await;
+    let port_b = free_port();
+    let mut b = p.spawn("b", &config(port_b), port_b);
+    wait_until("B takes partitions and pauses them too", CONVERGE, || {
+        a.metric("sinkfleet_rebalances_total{kind=\"revoke\"}") >= 1.0
+            && b.metric("sinkfleet_records_in_total") > 0.0
+            && b.metric("sinkfleet_partitions_paused") >= 1.0
+    })
+    .await;
+    p.produce(chunks[2]).await;
+    let lag_while_stuck = common::wait_true_lag(&p, &[&a, &b], Duration::from_secs(60)).await;
+    eprintln!("lag gauges while nothing moved: {lag_while_stuck:?}");
+
+    proxy.up().await;
+    assert!(b.terminate(Duration::from_secs(60)).success());
+    p.produce(chunks[3]).await;
+    let pool = p.pool().await;
+    p.wait_converged(&pool, &w, CONVERGE).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    if let Err(shown) = lag_while_stuck {
+        panic!("while nothing moved, the lag gauges did not show the lag: {shown}");
+    }
+    proxy.down();
 }

@@ -350,6 +350,86 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// A per-partition gauge of `topic` (`sinkfleet_consumer_lag_records`
+    /// and the like): partition → value, for the partitions it has a
+    /// series of.
+    pub fn partition_gauge(&self, name: &str, topic: &str) -> HashMap<i32, f64> {
+        let Some((_, body)) = self.http_get("/metrics") else {
+            return HashMap::new();
+        };
+        let topic_label = format!("topic=\"{topic}\"");
+        body.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&topic_label))
+            .filter_map(|l| {
+                let partition = l.split("partition=\"").nth(1)?.split('"').next()?;
+                let value = l.rsplit(' ').next()?.parse::<f64>().ok()?;
+                Some((partition.parse().ok()?, value))
+            })
+            .collect()
+    }
+}
+
+/// Whether the workers' lag gauges tell the truth about `p`'s partitions:
+/// for each one, the largest `sinkfleet_consumer_lag_records` among
+/// `workers` (its owner's: the others publish 0 for it) is the end offset
+/// minus the group's committed offset in Kafka, and its largest
+/// `sinkfleet_consumer_lag_seconds` is above 0 where there is lag. `Err`
+/// says what they showed instead.
+pub fn lag_is_true(p: &Pipeline, workers: &[&Worker]) -> Result<(), String> {
+    let end = p.end_offsets();
+    let committed = p.committed(&p.group);
+    let largest = |name: &str| {
+        let mut out: HashMap<i32, f64> = HashMap::new();
+        for w in workers {
+            for (partition, v) in w.partition_gauge(name, &p.topic) {
+                let e = out.entry(partition).or_insert(v);
+                *e = e.max(v);
+            }
+        }
+        out
+    };
+    let (records, seconds) = (
+        largest("sinkfleet_consumer_lag_records"),
+        largest("sinkfleet_consumer_lag_seconds"),
+    );
+    let mut wrong = Vec::new();
+    for partition in 0..p.partitions {
+        let lag = end[&partition] - committed[&partition].max(0);
+        let shown = records.get(&partition).copied();
+        let age = seconds.get(&partition).copied().unwrap_or(0.0);
+        if shown != Some(lag as f64) || (lag > 0 && age <= 0.0) {
+            wrong.push(format!(
+                "partition {partition}: lag {lag} (end {}, committed {}), gauges show {shown:?} records, {age} s",
+                end[&partition], committed[&partition]
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// Waits until [`lag_is_true`] holds, for `timeout` at most; `Err` with
+/// what the gauges last showed when it never did (the caller asserts, once
+/// the rest of its scenario ran).
+pub async fn wait_true_lag(
+    p: &Pipeline,
+    workers: &[&Worker],
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let result = tokio::task::block_in_place(|| lag_is_true(p, workers));
+        if result.is_ok() || Instant::now() >= deadline {
+            return result;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -121,10 +121,15 @@ pub struct CommitAnswer {
 }
 
 /// What the broker says about a partition, from librdkafka's statistics
-/// (refreshed every `statistics.interval.ms`).
+/// (refreshed every `statistics.interval.ms`) and from the end offsets the
+/// coordinator asks for ([`crate::end_offsets`]).
 #[derive(Debug, Clone, Copy)]
 pub struct BrokerOffsets {
-    /// High watermark: the offset the next produced record will get.
+    /// High watermark: the offset the next produced record will get;
+    /// negative while unknown. librdkafka learns it from fetch responses
+    /// only, so for a partition that does not fetch (paused) its
+    /// statistics keep an old value: this is the newest (largest) of that
+    /// and the end offsets listed since. It only grows.
     pub high: i64,
     /// Low watermark: the oldest offset still retained.
     pub low: i64,
@@ -328,15 +333,32 @@ impl ClientContext for WorkerContext {
             .unwrap_or_else(|p| p.into_inner());
         for (name, topic) in &statistics.topics {
             for (id, p) in &topic.partitions {
-                if *id >= 0 && p.hi_offset >= 0 {
-                    offsets.insert(
-                        (self.intern(name), *id),
-                        BrokerOffsets {
-                            high: p.hi_offset,
-                            low: p.lo_offset.max(0),
-                            committed: p.committed_offset,
-                        },
-                    );
+                if *id < 0 {
+                    continue;
+                }
+                let key = (self.intern(name), *id);
+                match offsets.get_mut(&key) {
+                    Some(known) => {
+                        // A paused partition's statistics repeat the high
+                        // watermark of its last fetch: never let them
+                        // lower a listed end offset.
+                        known.high = known.high.max(p.hi_offset);
+                        if p.lo_offset >= 0 {
+                            known.low = p.lo_offset;
+                        }
+                        known.committed = p.committed_offset;
+                    }
+                    None if p.hi_offset >= 0 || p.committed_offset >= 0 => {
+                        offsets.insert(
+                            key,
+                            BrokerOffsets {
+                                high: p.hi_offset,
+                                low: p.lo_offset.max(0),
+                                committed: p.committed_offset,
+                            },
+                        );
+                    }
+                    None => {}
                 }
             }
         }

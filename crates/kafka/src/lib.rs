@@ -29,6 +29,7 @@ pub mod config;
 mod consumer;
 mod coordinator;
 pub mod dead_letter;
+mod end_offsets;
 pub mod group;
 pub mod inspect;
 pub mod parking;
@@ -235,6 +236,9 @@ pub async fn run<S: Sink>(
 
     let committer = committer::Committer::spawn(Arc::clone(&consumer), answers_tx)
         .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+    let end_offsets =
+        end_offsets::EndOffsets::spawn(Arc::clone(&consumer), Arc::clone(&broker_offsets))
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
     let coordinator = Coordinator::new(
         consumer,
         committer,
@@ -246,6 +250,7 @@ pub async fn run<S: Sink>(
         Arc::clone(&health),
         stop,
         Some(status_feed),
+        end_offsets,
     );
     coordinator.run(poll_rx, writer_events_rx, shutdown).await;
     // The last report (stopped) goes out before the process ends.

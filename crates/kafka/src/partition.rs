@@ -58,6 +58,20 @@ pub(crate) struct PartitionState {
     /// once: a registry lookup (label hashing, a topic string) per record
     /// showed in profiles.
     pub records_in: Option<metrics::Counter>,
+    /// Timestamp (ms) of the first record this assignment received: the
+    /// newest committed record is older, so its age bounds the lag in
+    /// seconds from below while `committed_ts` is unknown.
+    pub first_ts: Option<i64>,
+    /// Since when (ms) the lag has been above 0 without a break: the
+    /// records waiting are at least that old (used while no record
+    /// timestamp is known, e.g. a partition handed over while paused).
+    pub lag_since_ms: Option<i64>,
+    /// When the broker was last asked for the end offset (see
+    /// [`crate::end_offsets`]).
+    pub listed_at: Option<Instant>,
+    /// A record arrived since then: the partition fetches, and fetch
+    /// responses keep librdkafka's high watermark current.
+    pub received_since_listing: bool,
 }
 
 /// What one job held of a partition, kept until its records are durable.
@@ -103,6 +117,20 @@ impl PartitionState {
     /// Whether fetching is paused.
     pub fn paused(&self) -> bool {
         self.pause.is_some()
+    }
+
+    /// Whether to ask the broker for the end offset now: at assignment,
+    /// then every `interval` while the partition is paused or received
+    /// nothing (librdkafka learns the high watermark from fetch responses
+    /// only, and a paused partition sends none).
+    pub fn listing_due(&self, now: Instant, interval: std::time::Duration) -> bool {
+        match self.listed_at {
+            None => true,
+            Some(at) => {
+                now.duration_since(at) >= interval
+                    && (self.paused() || !self.received_since_listing)
+            }
+        }
     }
 
     /// Everything not yet durable.

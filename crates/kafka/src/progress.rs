@@ -38,20 +38,32 @@ pub(crate) struct PartitionLag {
     pub uncommitted: i64,
 }
 
-/// Lag of a partition from the broker's numbers (`None` until librdkafka's
-/// statistics reported the partition).
+/// Lag of a partition from the broker's numbers (`None` until the
+/// partition's high watermark is known, from librdkafka's statistics or a
+/// listing of end offsets).
 pub(crate) fn partition_lag(
     state: &PartitionState,
     broker: Option<BrokerOffsets>,
     now_ms: i64,
 ) -> Option<PartitionLag> {
-    let broker = broker?;
+    let broker = broker.filter(|b| b.high >= 0)?;
     // A group that never committed starts at the oldest retained record.
     let committed = state
         .committed(Some(broker.committed))
         .unwrap_or(broker.low);
     let records = (broker.high - committed).max(0);
-    let seconds = match (records, state.committed_ts) {
+    // The age of the newest committed record. Until this assignment knows
+    // it (nothing of its own acknowledged yet: a partition just assigned,
+    // or handed over while paused, may never get there), what is known to
+    // wait is at least as old as the first record received, and as the
+    // lag itself: neither can be newer than the committed record.
+    let since = state
+        .committed_ts
+        .or_else(|| match (state.first_ts, state.lag_since_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
+    let seconds = match (records, since) {
         (0, _) | (_, None) => 0.0,
         (_, Some(ts)) => (now_ms - ts).max(0) as f64 / 1000.0,
     };
@@ -214,6 +226,41 @@ mod tests {
         p.acknowledged(10);
         let lag = partition_lag(&p, broker(20, 10), 4_500).unwrap();
         assert_eq!(lag.seconds, 3.5);
+    }
+
+    #[test]
+    fn a_partition_without_a_known_high_watermark_reports_no_lag() {
+        let p = PartitionState::default();
+        assert!(partition_lag(&p, broker(-1001, 10), 0).is_none());
+    }
+
+    #[test]
+    fn lag_seconds_of_a_new_owner_count_from_what_is_known_to_wait() {
+        // Handed over while paused: no record, no commit of its own.
+        let mut p = PartitionState {
+            lag_since_ms: Some(2_000),
+            ..PartitionState::default()
+        };
+        assert_eq!(
+            partition_lag(&p, broker(20, 10), 5_000).unwrap().seconds,
+            3.0
+        );
+        // A record received (and not committed yet) is older.
+        p.first_ts = Some(1_000);
+        assert_eq!(
+            partition_lag(&p, broker(20, 10), 5_000).unwrap().seconds,
+            4.0
+        );
+        // Once a commit of its own is acknowledged, its record's age counts.
+        p.committed_ts = Some(1_500);
+        assert_eq!(
+            partition_lag(&p, broker(20, 10), 5_000).unwrap().seconds,
+            3.5
+        );
+        assert_eq!(
+            partition_lag(&p, broker(10, 10), 5_000).unwrap().seconds,
+            0.0
+        );
     }
 
     #[test]

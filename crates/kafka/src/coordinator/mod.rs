@@ -11,6 +11,7 @@ use crate::committer::Committer;
 use crate::config::WorkerConfig;
 use crate::consumer::{Assignment, BrokerOffsetsMap, PartitionId, PollEvent, WorkerContext};
 use crate::dead_letter::DeadLetter;
+use crate::end_offsets::EndOffsets;
 use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
 use crate::retry::Backoff;
@@ -85,6 +86,11 @@ pub(crate) use report::StatusFeed;
 /// ticks.
 const POLL_BURST: usize = 256;
 
+/// How often the broker is asked for the end offset of a partition that
+/// does not fetch (paused, or nothing received): librdkafka's statistics
+/// interval, at which the lag of the others refreshes.
+const LIST_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Gauges set on every backpressure pass (`writers_busy` after each
 /// dispatch), looked up once.
 struct Gauges {
@@ -120,6 +126,8 @@ pub(crate) struct Coordinator {
     transactions: Option<transactions::Assembler>,
     /// Status reports, if published.
     status: Option<StatusFeed>,
+    /// Lists end offsets of partitions that do not fetch.
+    end_offsets: EndOffsets,
     /// The last assignment generation handed out.
     generation: u64,
 }
@@ -137,6 +145,7 @@ impl Coordinator {
         health: Arc<Health>,
         stop_polling: Arc<AtomicBool>,
         status: Option<StatusFeed>,
+        end_offsets: EndOffsets,
     ) -> Self {
         // Registered at 0, so `rate()` has a series before the first error.
         metrics::counter!("sinkfleet_offset_commit_failures_total").increment(0);
@@ -158,6 +167,7 @@ impl Coordinator {
             stop_polling,
             revokes: Vec::new(),
             status,
+            end_offsets,
             generation: 0,
             next_job: 0,
             last_commit: Instant::now(),
@@ -311,6 +321,10 @@ impl Coordinator {
                 || metrics::counter!("sinkfleet_records_in_total", "topic" => r.topic.to_string()),
             )
             .increment(1);
+        state.received_since_listing = true;
+        if state.first_ts.is_none() {
+            state.first_ts = r.timestamp_ms;
+        }
         let covers_from = state.next_expected.unwrap_or(r.offset).min(r.offset);
         state.next_expected = Some(r.offset + 1);
         if state.watermark.is_none() {
@@ -614,9 +628,33 @@ impl Coordinator {
             }
             if let Some(lag) = progress::partition_lag(state, offsets, now) {
                 progress::publish_lag(id, lag);
+                state.lag_since_ms = (lag.records > 0).then(|| state.lag_since_ms.unwrap_or(now));
             }
         }
+        drop(broker);
         self.freshness.publish(now);
+        self.list_end_offsets();
+    }
+
+    /// Asks the broker for the end offsets of the partitions whose
+    /// statistics may be stale (see [`crate::end_offsets`]).
+    fn list_end_offsets(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PartitionId> = self
+            .partitions
+            .iter()
+            .filter(|(_, state)| state.listing_due(now, LIST_INTERVAL))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if due.is_empty() || !self.end_offsets.request(due.clone()) {
+            return; // busy: the next tick asks
+        }
+        for id in due {
+            if let Some(state) = self.partitions.get_mut(&id) {
+                state.listed_at = Some(now);
+                state.received_since_listing = false;
+            }
+        }
     }
 }
 
@@ -648,6 +686,8 @@ mod tests {
                 .expect("a consumer"),
         );
         let committer = Committer::spawn(Arc::clone(&consumer), events).expect("committer");
+        let end_offsets = EndOffsets::spawn(Arc::clone(&consumer), Arc::clone(&broker_offsets))
+            .expect("end offsets");
         let (commands, _) = mpsc::channel(2);
         let (releases, released) = mpsc::unbounded_channel();
         let coordinator = Coordinator::new(
@@ -661,6 +701,7 @@ mod tests {
             Arc::default(),
             Arc::default(),
             None,
+            end_offsets,
         );
         (coordinator, released)
     }
