@@ -235,6 +235,17 @@ metrics:
         self.cleanup().await;
     }
 
+    /// Stops a publisher run without a sink worker, which must exit
+    /// cleanly, then cleans up.
+    pub async fn stop(&self, mut publisher: Worker) {
+        assert!(
+            publisher.terminate(Duration::from_secs(30)).success(),
+            "{}",
+            publisher.log_text()
+        );
+        self.cleanup().await;
+    }
+
     pub async fn cleanup(&self) {
         for _ in 0..40 {
             // The real slot, and a staging slot a failed snapshot may leave.

@@ -451,6 +451,64 @@ fn table() -> Vec<Case> {
                 "13:44:29.996577Z",
             )
         },
+        // ISO 8601's signed years: Postgres reads them as `… BC`; 18.16's
+        // String column keeps the exact UTC text.
+        Case {
+            pg: is("0044-03-15 10:00:00+00 BC"),
+            ch: is("-0043-03-15 10:00:00.000000"),
+            pq: is("-0043-03-15 10:00:00"),
+            ..same(
+                "zoned_timestamp_bc",
+                logical("string", "io.debezium.time.ZonedTimestamp"),
+                "zoned_timestamp",
+                json!("-0043-03-15T10:00:00.000000Z"),
+                "",
+            )
+        },
+        // Postgres' infinity arrives as Debezium's sentinels: a Postgres
+        // column holds it, 18.16's String column its text; ClickHouse's
+        // Date and Parquet's date and timestamp types have no infinity.
+        Case {
+            pg: is("infinity"),
+            ch: is("infinity"),
+            pq: Want::Refused,
+            ..same(
+                "timestamp_infinity",
+                logical("int64", "io.debezium.time.MicroTimestamp"),
+                "timestamp_micros",
+                json!(9_223_372_036_825_200_000i64),
+                "",
+            )
+        },
+        Case {
+            pg: is("-infinity"),
+            ch: Want::Refused,
+            pq: Want::Refused,
+            ..same(
+                "date_minus_infinity",
+                logical("int32", "io.debezium.time.Date"),
+                "date",
+                json!(-2_147_472_691i64),
+                "",
+            )
+        },
+        Case {
+            pg: is("1 year 2 mons 3 days 04:05:06.78"),
+            ..same(
+                "interval_iso",
+                logical("string", "io.debezium.time.Interval"),
+                "interval",
+                json!("P1Y2M3DT4H5M6.78S"),
+                "P1Y2M3DT4H5M6.78S",
+            )
+        },
+        same(
+            "bits",
+            json!({"type": "bytes", "name": "io.debezium.data.Bits", "parameters": {"length": "10"}}),
+            "bits(10)",
+            json!("AQI="),
+            "1000000001",
+        ),
         same(
             "uuid",
             logical("string", "io.debezium.data.Uuid"),

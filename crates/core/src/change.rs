@@ -172,6 +172,14 @@ pub enum ColumnType {
     Json,
     /// `io.debezium.data.Enum` (stored as text).
     Enum,
+    /// `io.debezium.time.Interval`: ISO 8601 duration text (`P1Y2M3DT4H5M6.78S`).
+    Interval,
+    /// `io.debezium.data.Bits`: a bit string of `length` bits, as its text
+    /// (`0101`).
+    Bits {
+        /// The column's length in bits.
+        length: u32,
+    },
     /// An array of the element type.
     Array(Box<ColumnType>),
     /// A schema-less event: the type is inferred from the JSON value.

@@ -42,6 +42,21 @@ pub enum Value {
     Array(Vec<Value>),
 }
 
+/// Parses a `ZonedTimestamp`'s ISO 8601 text. RFC 3339 has four-digit
+/// years only; Debezium writes years before 1 AD and after 9999 signed
+/// (`-0043-03-15T10:00:00Z` is 44 BC, `+21016-…`), as ISO 8601 does.
+pub fn parse_zoned_timestamp(text: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    chrono::DateTime::parse_from_rfc3339(text).or_else(|e| {
+        let signed = text.starts_with(['+', '-']);
+        let utc = text.strip_suffix('Z').map(|t| format!("{t}+00:00"));
+        match (signed, utc) {
+            (true, Some(t)) => chrono::DateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f%:z")
+                .map_err(|e| format!("`{text}` is not an ISO-8601 timestamp: {e}")),
+            _ => Err(format!("`{text}` is not an ISO-8601 timestamp: {e}")),
+        }
+    })
+}
+
 /// Checks that exact decimal text fits a `(precision, scale)` column
 /// without rounding: at most `precision - scale` integer digits, and no
 /// non-zero digit past `scale` fraction digits (a target would round it).
@@ -199,6 +214,18 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zoned_timestamps_with_signed_years() {
+        let micros = |t: &str| parse_zoned_timestamp(t).map(|d| d.timestamp_micros());
+        assert_eq!(micros("1970-01-01T00:00:00.000001Z"), Ok(1));
+        assert_eq!(
+            micros("-0043-03-15T10:00:00.000000Z"),
+            Ok(-63_517_788_000_000_000)
+        );
+        assert!(micros("+21016-11-04T06:51:30Z").is_ok_and(|m| m > 0));
+        assert!(micros("infinity").is_err());
+    }
 
     #[test]
     fn decimals_fit_or_say_why() {

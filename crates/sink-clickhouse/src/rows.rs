@@ -169,15 +169,18 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
             out.push_str(d)
         }
         Value::Decimal(d) => string(out, d),
+        // Text in a date or time column is Postgres' `infinity` (or
+        // `24:00:00`): ClickHouse's calendar types have no such value.
+        Value::Text(s) if base.starts_with("Date") => {
+            return Err(format!("`{s}` has no value in ClickHouse's {base}"));
+        }
         Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
         Value::Json(s) => string(out, s),
         Value::TimestampTz(s) => {
             let utc = s.replace('T', " ");
             let utc = utc.trim_end_matches('Z');
             if base.starts_with("DateTime") {
-                let t = chrono::DateTime::parse_from_rfc3339(s)
-                    .map_err(|e| format!("`{s}` is not an ISO-8601 timestamp: {e}"))?
-                    .naive_utc();
+                let t = sinkfleet_core::value::parse_zoned_timestamp(s)?.naive_utc();
                 check_timestamp(&t, base)?;
             }
             string(out, utc);

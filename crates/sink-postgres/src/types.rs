@@ -32,6 +32,8 @@ pub fn pg_type(ty: &ColumnType, sample: Option<&Value>) -> String {
         ColumnType::Timestamp => "timestamp".into(),
         ColumnType::TimestampTz => "timestamptz".into(),
         ColumnType::TimeTz => "timetz".into(),
+        ColumnType::Interval => "interval".into(),
+        ColumnType::Bits { length } => format!("bit varying({length})"),
         ColumnType::Uuid => "uuid".into(),
         ColumnType::Json => "jsonb".into(),
         ColumnType::Array(item) => {
@@ -90,6 +92,15 @@ pub fn widening(current: &str, wanted: &str) -> Option<String> {
         ("real", "double precision") => Some("double precision".into()),
         (c, "text") if c.starts_with("character varying") => Some("text".into()),
         (c, "numeric") if c.starts_with("numeric(") => Some("numeric".into()),
+        (c, w) if c.starts_with("bit varying(") && w.starts_with("bit varying(") => {
+            let length = |t: &str| {
+                t.strip_prefix("bit varying(")?
+                    .strip_suffix(')')?
+                    .parse::<u32>()
+                    .ok()
+            };
+            (length(w)? > length(c)?).then(|| w.to_owned())
+        }
         (c, w) => {
             // numeric(p,s) -> numeric(p',s'): only if neither the integer
             // digits (p-s) nor the scale shrink; else values would round.
@@ -193,6 +204,29 @@ fn pg_timestamp(t: chrono::NaiveDateTime) -> String {
     format!("{year:04}-{}{era}", t.format("%m-%d %H:%M:%S%.f"))
 }
 
+/// An ISO 8601 timestamp as Postgres reads it: Debezium's years outside
+/// 0001-9999 are signed (`-0043` is 44 BC, year `0000` is 1 BC, `+21016`),
+/// which Postgres refuses; it takes `0044-… BC` and `21016-…`.
+fn pg_zoned_timestamp(text: &str) -> std::borrow::Cow<'_, str> {
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ if text.starts_with("0000-") => (true, text),
+        _ => return text.into(),
+    };
+    let Some((year, tail)) = rest.split_once('-') else {
+        return text.into();
+    };
+    let Ok(year) = year.parse::<u32>() else {
+        return text.into();
+    };
+    if negative {
+        format!("{:04}-{tail} BC", year + 1).into()
+    } else {
+        format!("{year}-{tail}").into()
+    }
+}
+
 /// The Postgres text literal of `value` for a column of `target_type`
 /// (`Ok(None)` is SQL NULL); `Err` says why the value cannot be stored as
 /// the source had it.
@@ -269,12 +303,10 @@ fn write_text(value: &Value, out: &mut String) {
         Value::Float(f) => {
             let _ = write!(out, "{f}");
         }
-        Value::Decimal(s)
-        | Value::Text(s)
-        | Value::TimestampTz(s)
-        | Value::TimeTz(s)
-        | Value::Uuid(s)
-        | Value::Json(s) => out.push_str(s),
+        Value::TimestampTz(s) => out.push_str(&pg_zoned_timestamp(s)),
+        Value::Decimal(s) | Value::Text(s) | Value::TimeTz(s) | Value::Uuid(s) | Value::Json(s) => {
+            out.push_str(s)
+        }
         Value::Bytes(b) => {
             out.push_str("\\x");
             for byte in b {
@@ -461,6 +493,30 @@ mod tests {
             to_text(&Value::Int(-735_160), "date"),
             Ok(Some("0044-03-15 BC".into()))
         );
+    }
+
+    /// Debezium writes years before 1 AD and after 9999 signed (ISO 8601);
+    /// Postgres reads them in its own form.
+    #[test]
+    fn zoned_timestamps_before_1_ad_and_after_9999() {
+        let tz = |s: &str| to_text(&Value::TimestampTz(s.into()), "timestamp with time zone");
+        assert_eq!(
+            tz("-0043-03-15T10:00:00.000000Z"),
+            Ok(Some("0044-03-15T10:00:00.000000Z BC".into()))
+        );
+        assert_eq!(
+            tz("0000-12-31T23:30:00Z"),
+            Ok(Some("0001-12-31T23:30:00Z BC".into()))
+        );
+        assert_eq!(
+            tz("+21016-11-04T06:51:30.000000Z"),
+            Ok(Some("21016-11-04T06:51:30.000000Z".into()))
+        );
+        assert_eq!(
+            tz("2016-11-04T11:51:30Z"),
+            Ok(Some("2016-11-04T11:51:30Z".into()))
+        );
+        assert_eq!(tz("infinity"), Ok(Some("infinity".into())));
     }
 
     #[test]

@@ -967,6 +967,71 @@ async fn schemaless_base64_into_bytea_is_stored_as_bytes() {
     }
 }
 
+/// Schema-less epoch integers into pre-created temporal columns take
+/// Debezium's adaptive unit of the column's precision (milliseconds for
+/// precision 0-3, microseconds for 4-6); a value the column would round
+/// after that conversion is refused, and so is an integer for a zoned
+/// column (the unit is then declared in `decode.columns`).
+#[tokio::test]
+async fn schemaless_epoch_integers_take_the_unit_of_the_columns_precision() {
+    let (mut sink, pool, schema) = setup(DeleteMode::Soft, WritePath::Unnest).await;
+    sqlx::raw_sql(&format!(
+        "CREATE SCHEMA \"{schema}\";
+         CREATE TABLE \"{schema}\".items (id bigint PRIMARY KEY, t0 timestamp(0), t3 timestamp(3),
+             t6 timestamp, tm3 time(3), tz timestamptz,
+             __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
+             __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let row = |id: i64, after: serde_json::Value, offset: i64| {
+        record(
+            &event("c", id, (id as u64, id as u64), Some(after)),
+            id,
+            offset,
+        )
+    };
+    write(
+        &mut sink,
+        &[row(
+            1,
+            json!({"id": 1, "t0": 1_321_009_871_000i64, "t3": 1_321_009_871_123i64,
+                   "t6": 1_321_009_871_123_456i64, "tm3": 49_890_123}),
+            0,
+        )],
+    )
+    .await;
+    assert_eq!(
+        query_text(
+            &pool,
+            format!("SELECT t0::text, t3::text, t6::text, tm3::text FROM \"{schema}\".items")
+        )
+        .await,
+        vec![vec![
+            s("2011-11-11 11:11:11"),
+            s("2011-11-11 11:11:11.123"),
+            s("2011-11-11 11:11:11.123456"),
+            s("13:51:30.123"),
+        ]]
+    );
+    for (column, value, said) in [
+        ("t0", json!(1_321_009_871_871i64), "round"),
+        ("tz", json!(1_321_009_871_000i64), "decode.columns"),
+    ] {
+        let refused = row(2, json!({"id": 2, column: value}), 1);
+        match sink.write(&[refused]).await {
+            Err(SinkError::Permanent { message, .. }) => {
+                assert!(
+                    message.contains(column) && message.contains(said),
+                    "{message}"
+                )
+            }
+            other => panic!("{column}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
 #[path = "postgres/history.rs"]
 mod history;
 #[path = "postgres/offsets.rs"]

@@ -15,7 +15,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, RecordBatch};
 use arrow_buffer::{NullBuffer, OffsetBuffer, i256};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use chrono::{DateTime, Datelike, NaiveDate, Timelike};
+use chrono::{Datelike, NaiveDate, Timelike};
 use sinkfleet_core::{Op, SinkRecord, Value};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -171,9 +171,9 @@ fn array(ty: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
         DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => build!(
             TimestampMicrosecondBuilder::new().with_timezone(tz.as_ref()),
             |v| match v {
-                Value::TimestampTz(text) => DateTime::parse_from_rfc3339(text)
-                    .map_err(|e| format!("timestamp `{text}`: {e}"))?
-                    .timestamp_micros(),
+                Value::TimestampTz(text) => {
+                    sinkfleet_core::value::parse_zoned_timestamp(text)?.timestamp_micros()
+                }
                 other => return Err(mismatch("a zoned timestamp", other)),
             }
         ),

@@ -72,6 +72,8 @@ pub fn arrow_type(ty: &ColumnType) -> DataType {
         | ColumnType::Uuid
         | ColumnType::Json
         | ColumnType::Enum
+        | ColumnType::Interval
+        | ColumnType::Bits { .. }
         | ColumnType::Inferred => DataType::Utf8,
     }
 }

@@ -34,7 +34,7 @@ impl DeclaredColumns {
     /// `boolean`, `string`, `bytes`, `json`, `uuid`, `enum`, `date`,
     /// `time_millis`, `time_micros`, `time_nanos`, `timestamp_millis`,
     /// `timestamp_micros`, `timestamp_nanos`, `zoned_timestamp`,
-    /// `zoned_time`, `decimal(P,S)` (Connect `Decimal`, base64 or
+    /// `zoned_time`, `interval` (ISO 8601), `bits(N)`, `decimal(P,S)` (Connect `Decimal`, base64 or
     /// `decimal.format=NUMERIC`), `variable_decimal`; or a logical name
     /// such as `io.debezium.time.MicroTimestamp`. A `[]` suffix declares an
     /// array of that type.
@@ -114,6 +114,17 @@ fn connect_field(name: &str) -> Option<Json> {
             "parameters": {"scale": scale.to_string(), "connect.decimal.precision": precision.to_string()},
         }));
     }
+    if let Some(length) = name
+        .strip_prefix("bits(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        let length: u32 = length.trim().parse().ok().filter(|l| *l > 0)?;
+        return Some(json!({
+            "type": "bytes",
+            "name": "io.debezium.data.Bits",
+            "parameters": {"length": length.to_string()},
+        }));
+    }
     let (physical, logical) = match name {
         "int16" | "int32" | "int64" | "float32" | "float64" | "boolean" | "string" | "bytes" => {
             (name, None)
@@ -130,6 +141,7 @@ fn connect_field(name: &str) -> Option<Json> {
         "timestamp_nanos" => ("int64", Some("io.debezium.time.NanoTimestamp")),
         "zoned_timestamp" => ("string", Some("io.debezium.time.ZonedTimestamp")),
         "zoned_time" => ("string", Some("io.debezium.time.ZonedTime")),
+        "interval" => ("string", Some("io.debezium.time.Interval")),
         "variable_decimal" => ("struct", Some("io.debezium.data.VariableScaleDecimal")),
         logical if super::schema::is_known_logical(logical) => ("", Some(logical)),
         _ => return None,

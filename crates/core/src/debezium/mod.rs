@@ -542,8 +542,8 @@ fn field_version(value: Option<&crate::Value>, name: &str) -> Result<Version, De
             .and_hms_opt(0, 0, 0)
             .map(|t| t.and_utc().timestamp_micros())
             .unwrap_or(0),
-        Some(V::TimestampTz(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| field(&path, &format!("not an RFC 3339 timestamp: {e}")))?
+        Some(V::TimestampTz(s)) => crate::value::parse_zoned_timestamp(s)
+            .map_err(|e| field(&path, &e))?
             .timestamp_micros(),
         Some(V::Decimal(d)) => d
             .parse()

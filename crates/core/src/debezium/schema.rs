@@ -20,6 +20,11 @@ pub(crate) enum Codec {
     },
     /// `{"scale": s, "value": base64}`.
     VariableDecimal,
+    /// `io.debezium.data.Bits`: little-endian bytes (bit 0 is the last
+    /// character), read as `length` bits.
+    Bits {
+        length: u32,
+    },
     /// Days since 1970-01-01.
     Date,
     TimeMillis,
@@ -99,7 +104,9 @@ pub(crate) fn parse_struct(schema: &Json, path: &str) -> Result<RowCodec, Decode
 }
 
 /// The logical type names [`parse_field_type`] knows.
-const KNOWN_LOGICAL: [&str; 18] = [
+const KNOWN_LOGICAL: [&str; 20] = [
+    "io.debezium.time.Interval",
+    "io.debezium.data.Bits",
     "org.apache.kafka.connect.data.Decimal",
     "io.debezium.data.VariableScaleDecimal",
     "io.debezium.time.Date",
@@ -174,6 +181,20 @@ pub(crate) fn parse_field_type(field: &Json) -> (ColumnType, Codec) {
         "io.debezium.data.Json" => return (ColumnType::Json, Codec::Json),
         "io.debezium.data.Enum" | "io.debezium.data.EnumSet" => {
             return (ColumnType::Enum, Codec::Text);
+        }
+        "io.debezium.time.Interval" => return (ColumnType::Interval, Codec::Text),
+        "io.debezium.data.Bits" => {
+            let length = field
+                .get("parameters")
+                .and_then(|p| p.get("length"))
+                .and_then(|v| {
+                    v.as_str()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .or(v.as_u64().map(|n| n as u32))
+                });
+            if let Some(length) = length {
+                return (ColumnType::Bits { length }, Codec::Bits { length });
+            }
         }
         _ => {}
     }

@@ -78,6 +78,7 @@ pub(crate) fn decode(json: &Json, codec: &Codec) -> Result<Value, String> {
                 .to_owned(),
         ),
         Codec::Bytes => Value::Bytes(base64(json)?),
+        Codec::Bits { length } => Value::Text(bit_string(&base64(json)?, *length)?),
         Codec::Decimal { scale } => match json {
             // JsonConverter's `decimal.format=NUMERIC` writes plain numbers.
             Json::Number(n) => Value::Decimal(numeric_decimal(n, *scale)?),
@@ -292,6 +293,46 @@ fn time_of_day(nanos: i64) -> Result<NaiveTime, String> {
     NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, frac as u32).ok_or_else(out_of_range)
 }
 
+/// Postgres' longest bit string; a longer `length` is an unbounded
+/// `varbit`, whose values' own lengths the bytes do not carry.
+const MAX_BITS: u32 = 83_886_080;
+
+/// `io.debezium.data.Bits` bytes as the `length`-bit string they encode:
+/// bit *i* of the bytes (little-endian) is the *i*-th character from the
+/// right, as Java's `BitSet.toByteArray` wrote them.
+fn bit_string(bytes: &[u8], length: u32) -> Result<String, String> {
+    if length > MAX_BITS {
+        return Err(format!(
+            "bits of an unbounded varbit (length {length}): the value's own length is not carried, \
+             so its leading zeros cannot be known"
+        ));
+    }
+    if bytes.len() * 8 > length as usize
+        && bytes[length as usize / 8..]
+            .iter()
+            .enumerate()
+            .any(|(i, b)| {
+                if i == 0 {
+                    b >> (length % 8) != 0
+                } else {
+                    *b != 0
+                }
+            })
+    {
+        return Err(format!(
+            "{} bytes of bits do not fit {length} bits",
+            bytes.len()
+        ));
+    }
+    Ok((0..length as usize)
+        .rev()
+        .map(|i| {
+            let set = bytes.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+            if set { '1' } else { '0' }
+        })
+        .collect())
+}
+
 /// Debezium's encodings of Postgres' `infinity` and `-infinity` (pgjdbc's
 /// sentinel instants, converted like any other value).
 mod sentinel {
@@ -337,6 +378,25 @@ fn timestamp(value: i64, nanos_per_unit: i64) -> Result<chrono::NaiveDateTime, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bits_as_their_bit_string() {
+        let bits = |b64: &str, length| bit_string(&BASE64.decode(b64).unwrap(), length);
+        assert_eq!(bits("AQI=", 10).as_deref(), Ok("1000000001"));
+        assert_eq!(bits("Aw==", 2).as_deref(), Ok("11"));
+        assert_eq!(bits("QA==", 7).as_deref(), Ok("1000000"));
+        assert_eq!(bits("", 2).as_deref(), Ok("00"));
+        assert_eq!(
+            bits("AAAAAAAAAIA=", 64)
+                .unwrap()
+                .chars()
+                .filter(|c| *c == '1')
+                .count(),
+            1
+        );
+        assert!(bits("Aw==", 1).is_err(), "a set bit past the length");
+        assert!(bits("AQ==", 2_147_483_647).is_err(), "an unbounded varbit");
+    }
 
     /// Postgres' `infinity` arrives as Debezium's sentinels and leaves as
     /// its text (a Postgres column stores it; other sinks refuse it).
