@@ -11,6 +11,13 @@ use common::{MockBroker, Worker, brokers, free_port, pg_url, wait_until};
 use sqlx::Executor;
 use std::time::Duration;
 
+/// Transactions of the other tests while the straddle test waits for its
+/// slot's consistent point would join the ones that point waits for, and
+/// one of them is the test's own transaction T, held open until the
+/// snapshot completes. The straddle test therefore runs alone: it takes
+/// this lock exclusively, every other test of this file shares it.
+static SOURCE_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 const ORDERS: &str = "id, amount, placed_at, paid_at, note, md5(body), tier";
 const USERS: &str = "id, name, tags, active, uid, meta";
 
@@ -20,6 +27,7 @@ const USERS: &str = "id, name, tags, active, uid, meta";
 /// target ends identical.
 #[tokio::test(flavor = "multi_thread")]
 async fn source_and_target_end_identical() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("rt").await;
     let s = &src.schema;
     src.sql(&format!(
@@ -106,6 +114,7 @@ async fn source_and_target_end_identical() {
 /// of its columns.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_reads_every_table_with_its_own_shape() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("shapes").await;
     let s = &src.schema;
     let wide: Vec<String> = (1..=120).map(|i| format!("c{i}")).collect();
@@ -152,6 +161,7 @@ async fn a_snapshot_reads_every_table_with_its_own_shape() {
 /// without a primary key does not stop the publisher.
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_include_list_is_published_whatever_the_publication_covers() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::in_own_database("incl").await;
     let s = &src.schema;
     src.sql(&format!(
@@ -214,6 +224,7 @@ async fn only_the_include_list_is_published_whatever_the_publication_covers() {
 /// the replication connection closes), and exits 0 only when it did.
 #[tokio::test(flavor = "multi_thread")]
 async fn slot_drop_on_stop_drops_the_slot_every_time() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("dropstop").await;
     let s = src.schema.clone();
     src.sql(&format!(
@@ -301,6 +312,7 @@ fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
 /// confirmed LSN advance (keepalives), so WAL does not pile up.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_slot_still_advances() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("idle").await;
     let s = &src.schema;
     src.sql(&format!("CREATE TABLE {s}.quiet (id int PRIMARY KEY); CREATE TABLE {s}.busy (id serial PRIMARY KEY, v text)"))
@@ -336,6 +348,7 @@ async fn an_idle_slot_still_advances() {
 /// A captured table without a primary key is refused at start, by name.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_without_a_primary_key_is_refused() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("nopk").await;
     src.sql(&format!("CREATE TABLE {}.nopk (a int, b text)", src.schema))
         .await;
@@ -361,6 +374,7 @@ async fn a_table_without_a_primary_key_is_refused() {
 /// arrives (replays absorbed by the sink's versions).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_publisher_loses_nothing() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("kill").await;
     let s = src.schema.clone();
     src.sql(&format!(
@@ -390,6 +404,7 @@ async fn a_killed_publisher_loses_nothing() {
 /// (instead of streaming on and missing the rows not yet read).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_publisher_killed_during_the_snapshot_snapshots_again() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("snapkill").await;
     let s = src.schema.clone();
     src.sql(&format!(
@@ -426,6 +441,7 @@ async fn a_publisher_killed_during_the_snapshot_snapshots_again() {
 /// reconnects from the confirmed LSN by itself and nothing is lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_replication_connection_is_resumed() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("drop").await;
     let s = src.schema.clone();
     src.sql(&format!(
@@ -461,6 +477,7 @@ async fn a_dropped_replication_connection_is_resumed() {
 /// LSN stays behind the changes that could not be delivered.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
+    let _shared = SOURCE_LOAD.read().await;
     let src = Source::new("ack").await;
     let s = &src.schema;
     src.sql(&format!("CREATE TABLE {s}.t (id int PRIMARY KEY, v text)"))
@@ -518,6 +535,7 @@ async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
 /// CHECKPOINT logs the running-transactions records the builder waits for.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transaction_straddling_the_snapshot_point_is_applied() {
+    let _alone = SOURCE_LOAD.write().await;
     use sqlx::Connection;
     let src = Source::new("straddle").await;
     let s = src.schema.clone();
@@ -626,6 +644,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
 /// needs a DNS host name; the tests run on 127.0.0.1 only.)
 #[tokio::test(flavor = "multi_thread")]
 async fn the_source_is_read_over_verified_tls() {
+    let _shared = SOURCE_LOAD.read().await;
     let Ok(ca) = std::env::var("SINKFLEET_PG_CA") else {
         panic!("SINKFLEET_PG_CA unset: run through scripts/test.sh (services.sh env)");
     };

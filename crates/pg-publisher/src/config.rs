@@ -15,28 +15,12 @@
 //! change nothing here (accepted), or refused by name at start: a property
 //! that would change the events' meaning is never silently ignored.
 
+use crate::properties;
 use crate::tls::{SourceSslMode, SourceTls};
 use crate::types::options::TypeOptions;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// Properties accepted without effect on the events this publisher emits.
-const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
-    "name",
-    "tasks.max",
-    "database.server.name", // Debezium 1.x name of topic.prefix; topic.prefix wins
-    "key.converter",
-    "value.converter",
-    "include.schema.changes",
-    "snapshot.fetch.size",
-    "max.batch.size",
-    "max.queue.size",
-    "poll.interval.ms",
-    "status.update.interval.ms",
-    "errors.log.enable",
-    "errors.log.include.messages",
-];
 
 /// `publication.autocreate.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +71,10 @@ pub struct ConnectorConfig {
     pub table_include: Vec<String>,
     /// `table.exclude.list`.
     pub table_exclude: Vec<String>,
+    /// `schema.include.list`: anchored regexes over schema names.
+    pub schema_include: Vec<String>,
+    /// `schema.exclude.list`.
+    pub schema_exclude: Vec<String>,
     /// `snapshot.mode` (default `initial`).
     pub snapshot_mode: SnapshotMode,
     /// `tombstones.on.delete` (default true).
@@ -226,20 +214,6 @@ impl ConnectorConfig {
             }
         };
 
-        match get("connector.class") {
-            None | Some("io.debezium.connector.postgresql.PostgresConnector") => {}
-            Some(other) => err(
-                "connector.class",
-                format!("`{other}`: only the PostgreSQL connector is provided"),
-            ),
-        }
-        match get("plugin.name") {
-            None | Some("pgoutput") => {}
-            Some(other) => err(
-                "plugin.name",
-                format!("`{other}`: only pgoutput is supported"),
-            ),
-        }
         let types = TypeOptions::from_properties(|k| get(k).map(str::to_owned), &mut err);
         // This publisher stops on a value it cannot encode (Debezium's
         // `fail`); it never drops an event or leaves a field null.
@@ -382,45 +356,13 @@ impl ConnectorConfig {
             );
         }
 
-        let known = [
-            "connector.class",
-            "plugin.name",
-            "database.hostname",
-            "database.port",
-            "database.user",
-            "database.password",
-            "database.dbname",
-            "topic.prefix",
-            "slot.name",
-            "slot.drop.on.stop",
-            "publication.name",
-            "publication.autocreate.mode",
-            "table.include.list",
-            "table.exclude.list",
-            "snapshot.mode",
-            "tombstones.on.delete",
-            "heartbeat.interval.ms",
-            "message.key.columns",
-            "provide.transaction.metadata",
-            "database.sslmode",
-            "database.sslrootcert",
-            "database.sslcert",
-            "database.sslkey",
-            "value.converter.schemas.enable",
-            "value.converter.replace.null.with.default",
-            "event.converting.failure.handling.mode",
-            "event.processing.failure.handling.mode",
-            "unavailable.value.placeholder",
-            "skipped.operations",
-            "extended.headers.enabled",
-            "key.converter.schemas.enable",
-        ];
-        for key in props.keys() {
-            if !known.contains(&key.as_str())
-                && !TypeOptions::PROPERTIES.contains(&key.as_str())
-                && !ACCEPTED_WITHOUT_EFFECT.contains(&key.as_str())
+        // What the parsing above and below does not read is checked
+        // against the connector's property table.
+        for (key, value) in props {
+            if properties::support(key) != Some(properties::Support::Implemented)
+                && let Err(problem) = properties::check(key, value)
             {
-                err(key, "not supported by sinkfleet's publisher; remove it or see the README for the supported set".into());
+                err(key, problem);
             }
         }
         let tls = SourceTls {
@@ -456,6 +398,14 @@ impl ConnectorConfig {
                 "cannot be combined with table.include.list (as in Debezium)".into(),
             );
         }
+        let schema_include = list("schema.include.list");
+        let schema_exclude = list("schema.exclude.list");
+        if !schema_include.is_empty() && !schema_exclude.is_empty() {
+            err(
+                "schema.exclude.list",
+                "cannot be combined with schema.include.list (as in Debezium)".into(),
+            );
+        }
 
         let config = ConnectorConfig {
             host: required("database.hostname", &mut err),
@@ -472,6 +422,8 @@ impl ConnectorConfig {
             publication_mode,
             table_include,
             table_exclude,
+            schema_include,
+            schema_exclude,
             snapshot_mode,
             tombstones_on_delete: flag("tombstones.on.delete", true, &mut err),
             heartbeat_interval_ms,

@@ -47,6 +47,8 @@ pub struct CapturedTable {
 pub struct TableFilter {
     include: Vec<Regex>,
     exclude: Vec<Regex>,
+    schema_include: Vec<Regex>,
+    schema_exclude: Vec<Regex>,
 }
 
 impl TableFilter {
@@ -63,17 +65,23 @@ impl TableFilter {
         Ok(TableFilter {
             include: patterns(&cfg.table_include)?,
             exclude: patterns(&cfg.table_exclude)?,
+            schema_include: patterns(&cfg.schema_include)?,
+            schema_exclude: patterns(&cfg.schema_exclude)?,
         })
     }
 
-    /// Whether changes of `schema.table` are published.
+    /// Whether changes of `schema.table` are published: its schema passes
+    /// the schema lists and its name the table lists.
     pub fn captures(&self, schema: &str, table: &str) -> bool {
-        let name = format!("{schema}.{table}");
-        if self.include.is_empty() {
-            !self.exclude.iter().any(|r| r.is_match(&name))
-        } else {
-            self.include.iter().any(|r| r.is_match(&name))
-        }
+        let passes = |include: &[Regex], exclude: &[Regex], name: &str| {
+            if include.is_empty() {
+                !exclude.iter().any(|r| r.is_match(name))
+            } else {
+                include.iter().any(|r| r.is_match(name))
+            }
+        };
+        passes(&self.schema_include, &self.schema_exclude, schema)
+            && passes(&self.include, &self.exclude, &format!("{schema}.{table}"))
     }
 }
 
@@ -354,5 +362,10 @@ mod tests {
         let exclude = filter("table.exclude.list", "public.audit.*");
         assert!(!exclude.captures("public", "audit_log"));
         assert!(exclude.captures("public", "orders"));
+        let schemas = filter("schema.include.list", "inventory|sales");
+        assert!(schemas.captures("sales", "orders"));
+        assert!(!schemas.captures("sales_archive", "orders"));
+        let schemas = filter("schema.exclude.list", "audit");
+        assert!(!schemas.captures("audit", "log") && schemas.captures("public", "log"));
     }
 }

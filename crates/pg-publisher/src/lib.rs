@@ -16,6 +16,7 @@ pub mod event;
 pub mod headers;
 pub mod pgoutput;
 pub mod producer;
+pub mod properties;
 pub mod snapshot;
 pub mod stream;
 pub mod tls;

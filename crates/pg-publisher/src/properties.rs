@@ -1,0 +1,293 @@
+//! Every property of Debezium's PostgreSQL connector (3.x), and what this
+//! publisher does with it: implemented; accepted because it changes
+//! nothing this publisher writes; accepted only at the value that means
+//! what this publisher does; or refused at start with what to do instead.
+//! A property that would change the events is never accepted and ignored.
+//! `docs/publisher.md` lists the same table for operators.
+
+/// What the publisher does with a property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Read and applied (`config`, `types::options`).
+    Implemented,
+    /// Changes nothing this publisher writes (a Kafka Connect runtime or
+    /// JDBC tuning setting): accepted whatever its value.
+    NoEffect,
+    /// Accepted only at this value, which is what the publisher does.
+    Only(&'static str),
+    /// Refused, saying why or what to use instead.
+    Refused(&'static str),
+}
+
+use Support::{Implemented, NoEffect, Only, Refused};
+
+const NOT_IMPLEMENTED: &str = "not implemented by sinkfleet's publisher";
+const INCREMENTAL: &str = "signals and incremental snapshots are not implemented yet";
+const COLUMN_FILTERS: &str = "column filters and masks are not implemented yet";
+const JVM: &str = "a Java extension point: nothing to load here";
+
+/// The connector's properties by name.
+pub const PROPERTIES: &[(&str, Support)] = &[
+    // Connection.
+    ("name", NoEffect),
+    (
+        "connector.class",
+        Only("io.debezium.connector.postgresql.PostgresConnector"),
+    ),
+    ("tasks.max", Only("1")),
+    ("topic.prefix", Implemented),
+    ("database.hostname", Implemented),
+    ("database.port", Implemented),
+    ("database.user", Implemented),
+    ("database.password", Implemented),
+    ("database.dbname", Implemented),
+    ("database.server.name", NoEffect), // Debezium 1.x; topic.prefix names the topics
+    ("database.sslmode", Implemented),
+    ("database.sslrootcert", Implemented),
+    ("database.sslcert", Implemented),
+    ("database.sslkey", Implemented),
+    (
+        "database.sslpassword",
+        Refused("encrypted client keys are not supported: give an unencrypted database.sslkey"),
+    ),
+    ("database.sslfactory", Refused(JVM)),
+    ("database.connection.factory.class", Refused(JVM)),
+    ("database.query.timeout.ms", Refused(NOT_IMPLEMENTED)),
+    ("database.tcpKeepAlive", Only("true")),
+    ("database.initial.statements", Refused(NOT_IMPLEMENTED)),
+    ("read.only", Only("false")),
+    ("connection.validation.timeout.ms", NoEffect),
+    // Replication, slot and publication.
+    ("plugin.name", Only("pgoutput")),
+    ("slot.name", Implemented),
+    ("slot.drop.on.stop", Implemented),
+    ("slot.failover", Refused("failover slots need Postgres 17")),
+    (
+        "slot.stream.params",
+        Refused("pgoutput's parameters are fixed by the publisher"),
+    ),
+    ("slot.max.retries", Refused(NOT_IMPLEMENTED)),
+    ("slot.retry.delay.ms", Refused(NOT_IMPLEMENTED)),
+    (
+        "offset.mismatch.strategy",
+        Refused("offsets live in the slot only: there is nothing to mismatch"),
+    ),
+    ("publication.name", Implemented),
+    ("publication.autocreate.mode", Implemented),
+    ("publish.via.partition.root", Only("false")),
+    ("replica.identity.autoset.values", Refused(NOT_IMPLEMENTED)),
+    ("status.update.interval.ms", NoEffect), // the publisher reports every 500 ms
+    ("lsn.flush.mode", Only("connector")),
+    ("flush.lsn.source", Only("true")),
+    ("lsn.flush.timeout.ms", NoEffect),
+    ("lsn.flush.timeout.action", Only("fail")),
+    ("xmin.fetch.interval.ms", Only("0")),
+    (
+        "message.prefix.include.list",
+        Refused("logical decoding messages are not published yet"),
+    ),
+    (
+        "message.prefix.exclude.list",
+        Refused("logical decoding messages are not published yet"),
+    ),
+    // Filters.
+    ("schema.include.list", Implemented),
+    ("schema.exclude.list", Implemented),
+    ("table.include.list", Implemented),
+    ("table.exclude.list", Implemented),
+    ("column.include.list", Refused(COLUMN_FILTERS)),
+    ("column.exclude.list", Refused(COLUMN_FILTERS)),
+    ("table.ignore.builtin", Only("true")),
+    ("skip.messages.without.change", Only("false")),
+    ("skipped.operations", Implemented),
+    // Data representation.
+    ("decimal.handling.mode", Implemented),
+    ("time.precision.mode", Implemented),
+    ("interval.handling.mode", Implemented),
+    ("hstore.handling.mode", Implemented),
+    ("binary.handling.mode", Implemented),
+    ("money.fraction.digits", Implemented),
+    ("include.unknown.datatypes", Implemented),
+    ("unavailable.value.placeholder", Implemented),
+    ("schema.name.adjustment.mode", Only("none")),
+    ("field.name.adjustment.mode", Only("none")),
+    ("include.schema.comments", Only("false")),
+    ("column.propagate.source.type", Refused(NOT_IMPLEMENTED)),
+    ("datatype.propagate.source.type", Refused(NOT_IMPLEMENTED)),
+    ("message.key.columns", Implemented),
+    ("converters", Refused(JVM)),
+    ("post.processors", Refused(JVM)),
+    (
+        "sourceinfo.struct.maker",
+        Only("io.debezium.connector.postgresql.PostgresSourceInfoStructMaker"),
+    ),
+    ("tombstones.on.delete", Implemented),
+    ("provide.transaction.metadata", Implemented),
+    (
+        "transaction.metadata.factory",
+        Only("io.debezium.pipeline.txmetadata.DefaultTransactionMetadataFactory"),
+    ),
+    ("extended.headers.enabled", Implemented),
+    (
+        "topic.naming.strategy",
+        Only("io.debezium.schema.SchemaTopicNamingStrategy"),
+    ),
+    ("topic.delimiter", Only(".")),
+    ("topic.cache.size", NoEffect),
+    ("topic.transaction", Only("transaction")),
+    ("topic.heartbeat.prefix", Only("__debezium-heartbeat")),
+    ("heartbeat.topics.prefix", Only("__debezium-heartbeat")),
+    // Snapshot.
+    ("snapshot.mode", Implemented),
+    (
+        "snapshot.isolation.mode",
+        Refused("the snapshot is read in the snapshot the slot exported (repeatable read)"),
+    ),
+    ("snapshot.locking.mode", Only("none")),
+    ("snapshot.query.mode", Only("select_all")),
+    ("snapshot.include.collection.list", Refused(NOT_IMPLEMENTED)),
+    (
+        "snapshot.select.statement.overrides",
+        Refused(NOT_IMPLEMENTED),
+    ),
+    ("snapshot.lock.timeout.ms", NoEffect), // no locks are taken
+    ("snapshot.fetch.size", NoEffect),      // rows are fetched 2000 at a time
+    ("snapshot.delay.ms", Only("0")),
+    ("streaming.delay.ms", Only("0")),
+    ("snapshot.max.threads", Only("1")),
+    ("snapshot.tables.order.by.row.count", Only("disabled")),
+    // Signals and incremental snapshots.
+    ("signal.data.collection", Refused(INCREMENTAL)),
+    ("signal.enabled.channels", Refused(INCREMENTAL)),
+    ("signal.poll.interval.ms", Refused(INCREMENTAL)),
+    ("signal.kafka.topic", Refused(INCREMENTAL)),
+    ("incremental.snapshot.chunk.size", Refused(INCREMENTAL)),
+    (
+        "incremental.snapshot.watermarking.strategy",
+        Refused(INCREMENTAL),
+    ),
+    (
+        "incremental.snapshot.allow.schema.changes",
+        Refused(INCREMENTAL),
+    ),
+    ("notification.enabled.channels", Refused(NOT_IMPLEMENTED)),
+    // Heartbeats.
+    ("heartbeat.interval.ms", Implemented),
+    ("heartbeat.action.query", Refused(NOT_IMPLEMENTED)),
+    // Queues, errors, metrics.
+    ("max.batch.size", NoEffect),
+    ("max.queue.size", NoEffect),
+    ("max.queue.size.in.bytes", NoEffect),
+    ("poll.interval.ms", NoEffect),
+    ("query.fetch.size", NoEffect),
+    ("event.processing.failure.handling.mode", Implemented),
+    ("event.converting.failure.handling.mode", Implemented),
+    ("errors.max.retries", Refused(NOT_IMPLEMENTED)),
+    ("retriable.restart.connector.wait.ms", NoEffect),
+    ("custom.metric.tags", Refused(NOT_IMPLEMENTED)),
+    ("statistics.metrics.enabled", NoEffect),
+    ("include.schema.changes", Only("false")), // the PostgreSQL connector has no schema change topic
+    // Kafka Connect's converters: JSON is what this publisher writes.
+    (
+        "key.converter",
+        Only("org.apache.kafka.connect.json.JsonConverter"),
+    ),
+    (
+        "value.converter",
+        Only("org.apache.kafka.connect.json.JsonConverter"),
+    ),
+    (
+        "header.converter",
+        Only("org.apache.kafka.connect.storage.SimpleHeaderConverter"),
+    ),
+    ("key.converter.schemas.enable", Implemented),
+    ("value.converter.schemas.enable", Implemented),
+    ("value.converter.replace.null.with.default", Implemented),
+    ("errors.log.enable", NoEffect),
+    ("errors.log.include.messages", NoEffect),
+];
+
+/// Property name prefixes that pass settings to Java components.
+const REFUSED_PREFIXES: &[(&str, &str)] = &[
+    ("driver.", JVM),
+    ("signal.", INCREMENTAL),
+    ("column.mask.", COLUMN_FILTERS),
+    ("column.truncate.", COLUMN_FILTERS),
+    (
+        "transforms",
+        "single message transforms run in Kafka Connect, not here",
+    ),
+    (
+        "predicates",
+        "single message transforms run in Kafka Connect, not here",
+    ),
+];
+
+/// How `key` is supported (`None`: not a property of the connector).
+pub fn support(key: &str) -> Option<Support> {
+    PROPERTIES
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, s)| *s)
+        .or_else(|| {
+            REFUSED_PREFIXES
+                .iter()
+                .find(|(prefix, _)| key.starts_with(prefix))
+                .map(|(_, why)| Refused(why))
+        })
+}
+
+/// Checks a property the configuration parser does not read itself: the
+/// problem if it is refused at this value.
+pub fn check(key: &str, value: &str) -> Result<(), String> {
+    match support(key) {
+        Some(Implemented | NoEffect) => Ok(()),
+        Some(Only(allowed)) if value == allowed => Ok(()),
+        Some(Only(allowed)) => Err(format!(
+            "`{value}` is not supported: sinkfleet's publisher does what `{allowed}` means"
+        )),
+        Some(Refused(why)) => Err(format!("not supported: {why}")),
+        None => Err(
+            "not a property of Debezium's PostgreSQL connector (see docs/publisher.md for the supported set)"
+                .into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_property_is_named_once() {
+        let mut names: Vec<&str> = PROPERTIES.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    /// The operators' table in docs/publisher.md names every property.
+    #[test]
+    fn the_docs_list_every_property() {
+        let docs = include_str!("../../../docs/publisher.md");
+        for (name, _) in PROPERTIES {
+            assert!(
+                docs.contains(&format!("| `{name}` |")),
+                "{name} missing from docs/publisher.md"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert_eq!(check("max.batch.size", "4096"), Ok(()));
+        assert_eq!(check("topic.delimiter", "."), Ok(()));
+        assert!(check("topic.delimiter", "_").is_err_and(|e| e.contains("`.`")));
+        assert!(
+            check("column.mask.with.4.chars", "public.t.c").is_err_and(|e| e.contains("masks"))
+        );
+        assert!(check("value.converter", "io.confluent.connect.avro.AvroConverter").is_err());
+        assert!(check("made.up", "x").is_err_and(|e| e.contains("not a property")));
+    }
+}
