@@ -4,6 +4,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use sinkfleet_core::metrics::BATCH_RECORDS;
 use sinkfleet_kafka::Health;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,8 +28,8 @@ pub fn init_logging() {
     }
 }
 
-/// Installs the Prometheus recorder and serves the endpoints on `listen`.
-pub async fn serve(listen: &str, health: Arc<Health>) -> anyhow::Result<()> {
+/// The Prometheus exporter, with the buckets of sinkfleet's histograms.
+fn exporter() -> anyhow::Result<PrometheusBuilder> {
     // Up to 5 minutes: a quantile never exceeds the highest finite bucket,
     // so an alert on "over 30 s" needs buckets above 30 s to ever fire.
     let seconds = [
@@ -38,10 +39,16 @@ pub async fn serve(listen: &str, health: Arc<Health>) -> anyhow::Result<()> {
     let records = [
         1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 50000.0,
     ];
-    let handle = PrometheusBuilder::new()
+    Ok(PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)?
-        .set_buckets_for_metric(Matcher::Full("sinkfleet_batch_records".into()), &records)?
-        .install_recorder()?;
+        .set_buckets_for_metric(Matcher::Full(BATCH_RECORDS.into()), &records)?)
+}
+
+/// Installs the Prometheus recorder and serves the endpoints on `listen`.
+pub async fn serve(listen: &str, health: Arc<Health>) -> anyhow::Result<()> {
+    let handle = exporter()?.install_recorder()?;
+    // Descriptions reach only an installed recorder.
+    sinkfleet_core::metrics::describe();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         loop {

@@ -15,6 +15,7 @@ pub mod change;
 pub mod debezium;
 pub mod error;
 pub mod identifier;
+pub mod metrics;
 pub mod sink;
 pub mod table;
 pub mod value;

@@ -14,6 +14,7 @@ use crate::consumer::{CommitAnswer, PartitionId, PollEvent, WorkerContext};
 use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use sinkfleet_core::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -100,7 +101,7 @@ pub(crate) fn commit_until(
             return true;
         };
         attempt += 1;
-        metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
+        metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(1);
         let delay = backoff.delay(attempt);
         if Instant::now() + delay >= deadline {
             tracing::warn!(%error, attempt, "commit on {what} failed within the drain timeout; the next owner replays from the last committed offset (harmless)");

@@ -36,6 +36,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList as Tpl};
 use sinkfleet_core::OffsetStore;
+use sinkfleet_core::metrics::{COMMITTED_OFFSET, CONSUMER_ERRORS_TOTAL, REBALANCES_TOTAL};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -423,7 +424,7 @@ impl ConsumerContext for WorkerContext {
         }
         let partitions = self.partitions(tpl);
         let started = Instant::now();
-        metrics::counter!("sinkfleet_rebalances_total", "kind" => "revoke").increment(1);
+        metrics::counter!(REBALANCES_TOTAL, "kind" => "revoke").increment(1);
         tracing::info!(?partitions, "partitions revoked: draining");
         let (reply, answer) = std_mpsc::sync_channel(1);
         if self
@@ -461,7 +462,7 @@ impl ConsumerContext for WorkerContext {
                     ("topic", topic.to_string()),
                     ("partition", partition.to_string()),
                 ];
-                metrics::gauge!("sinkfleet_committed_offset", &labels).set(*next as f64);
+                metrics::gauge!(COMMITTED_OFFSET, &labels).set(*next as f64);
             }
         }
     }
@@ -474,7 +475,7 @@ impl ConsumerContext for WorkerContext {
                     return;
                 }
                 let partitions = self.partitions(tpl);
-                metrics::counter!("sinkfleet_rebalances_total", "kind" => "assign").increment(1);
+                metrics::counter!(REBALANCES_TOTAL, "kind" => "assign").increment(1);
                 tracing::info!(?partitions, "partitions assigned");
                 let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
                 let assigned = partitions
@@ -548,7 +549,7 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBoo
                     }
                 }
                 Some(Err(e)) => {
-                    metrics::counter!("sinkfleet_consumer_errors_total").increment(1);
+                    metrics::counter!(CONSUMER_ERRORS_TOTAL).increment(1);
                     tracing::warn!(error = %e, "consumer error");
                     break;
                 }

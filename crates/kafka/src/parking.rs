@@ -26,6 +26,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use sinkfleet_core::Position;
+use sinkfleet_core::metrics::PARKED_KEYS;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -231,7 +232,7 @@ impl Parking {
 
     fn count(&self) {
         let n: usize = self.keys().values().map(HashMap::len).sum();
-        metrics::gauge!("sinkfleet_parked_keys").set(n as f64);
+        metrics::gauge!(PARKED_KEYS).set(n as f64);
     }
 }
 

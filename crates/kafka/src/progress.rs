@@ -13,6 +13,10 @@
 use crate::consumer::{BrokerOffsets, PartitionId};
 use crate::partition::{JobMark, PartitionState};
 use sinkfleet_core::TableId;
+use sinkfleet_core::metrics::{
+    APPLIED_COMMIT_LSN, APPLIED_SOURCE_TIMESTAMP_SECONDS, COMMITTED_OFFSET, CONSUMER_LAG_RECORDS,
+    CONSUMER_LAG_SECONDS, FRESHNESS_SECONDS, UNCOMMITTED_DURABLE_RECORDS,
+};
 use std::collections::HashMap;
 
 /// Milliseconds since the epoch, now.
@@ -81,9 +85,9 @@ pub(crate) fn partition_lag(
 /// Publishes one owned partition's lag gauges.
 pub(crate) fn publish_lag(id: &PartitionId, lag: PartitionLag) {
     let labels = partition_labels(id);
-    metrics::gauge!("sinkfleet_consumer_lag_records", &labels).set(lag.records as f64);
-    metrics::gauge!("sinkfleet_consumer_lag_seconds", &labels).set(lag.seconds);
-    metrics::gauge!("sinkfleet_uncommitted_durable_records", &labels).set(lag.uncommitted as f64);
+    metrics::gauge!(CONSUMER_LAG_RECORDS, &labels).set(lag.records as f64);
+    metrics::gauge!(CONSUMER_LAG_SECONDS, &labels).set(lag.seconds);
+    metrics::gauge!(UNCOMMITTED_DURABLE_RECORDS, &labels).set(lag.uncommitted as f64);
 }
 
 /// A partition this process gave up reports no lag of its own any more:
@@ -102,7 +106,7 @@ pub(crate) fn clear_lag(id: &PartitionId) {
 
 /// Publishes the committed offset the broker acknowledged.
 pub(crate) fn publish_committed(id: &PartitionId, offset: i64) {
-    metrics::gauge!("sinkfleet_committed_offset", &partition_labels(id)).set(offset as f64);
+    metrics::gauge!(COMMITTED_OFFSET, &partition_labels(id)).set(offset as f64);
 }
 
 /// The newest durable change of one source table.
@@ -133,12 +137,11 @@ impl Freshness {
                 }
                 let table = t.table.to_string();
                 if let Some(ts) = applied.source_ts_ms {
-                    metrics::gauge!("sinkfleet_applied_source_timestamp_seconds", "table" => table.clone())
+                    metrics::gauge!(APPLIED_SOURCE_TIMESTAMP_SECONDS, "table" => table.clone())
                         .set(ts as f64 / 1000.0);
                 }
                 if let Some(lsn) = applied.commit_lsn {
-                    metrics::gauge!("sinkfleet_applied_commit_lsn", "table" => table)
-                        .set(lsn as f64);
+                    metrics::gauge!(APPLIED_COMMIT_LSN, "table" => table).set(lsn as f64);
                 }
             }
         }
@@ -150,7 +153,7 @@ impl Freshness {
     pub fn publish(&self, now_ms: i64) {
         for (table, applied) in &self.tables {
             if let Some(ts) = applied.source_ts_ms {
-                metrics::gauge!("sinkfleet_freshness_seconds", "table" => table.to_string())
+                metrics::gauge!(FRESHNESS_SECONDS, "table" => table.to_string())
                     .set((now_ms - ts).max(0) as f64 / 1000.0);
             }
         }

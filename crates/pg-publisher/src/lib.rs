@@ -27,6 +27,7 @@ use config::{ConnectorConfig, PublisherSettings, SnapshotMode};
 use control::ControlError;
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use producer::EventProducer;
+use sinkfleet_core::metrics::PUBLISHER_RECONNECTS_TOTAL;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
 use types::registry::TypeRegistry;
@@ -307,7 +308,7 @@ async fn stream_with_reconnects(
             if failures > MAX_RECONNECTS {
                 return Err(stream::StreamError::Replication(message));
             }
-            metrics::counter!("sinkfleet_publisher_reconnects_total").increment(1);
+            metrics::counter!(PUBLISHER_RECONNECTS_TOTAL).increment(1);
             tracing::warn!(error = %message, attempt = failures, "replication stream failed: reconnecting from the confirmed LSN");
             tokio::time::sleep(Duration::from_millis(500 << failures.min(5))).await;
             if *stop.borrow() {

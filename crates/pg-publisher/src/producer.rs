@@ -4,6 +4,7 @@
 use rdkafka::ClientConfig;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use sinkfleet_core::metrics::PUBLISHER_EVENTS_TOTAL;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -90,7 +91,7 @@ impl EventProducer {
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    metrics::counter!("sinkfleet_publisher_events_total").increment(1);
+                    metrics::counter!(PUBLISHER_EVENTS_TOTAL).increment(1);
                     return Ok(delivery);
                 }
                 Err((

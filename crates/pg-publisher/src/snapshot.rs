@@ -19,6 +19,7 @@ use crate::pgoutput::TupleValue;
 use crate::producer::EventProducer;
 use crate::types::registry::TypeRegistry;
 use rdkafka::producer::DeliveryFuture;
+use sinkfleet_core::metrics::{PUBLISHER_SNAPSHOT_ROWS_DONE, PUBLISHER_SNAPSHOT_ROWS_TOTAL};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row as _};
 use std::sync::Arc;
@@ -181,7 +182,7 @@ pub async fn run(
             .await
             .map_err(sql("counting snapshot rows"))?;
         let labels = [("table", format!("{}.{}", table.schema, table.name))];
-        metrics::gauge!("sinkfleet_publisher_snapshot_rows_total", &labels).set(total as f64);
+        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_TOTAL, &labels).set(total as f64);
         tracing::info!(table = %labels[0].1, rows = total, "snapshot: reading table");
         // The type's output function, as pgoutput renders values (a plain
         // `::text` cast differs for some types: bool gives `true`, bpchar
@@ -240,7 +241,7 @@ pub async fn run(
                 }
                 done += 1;
             }
-            metrics::gauge!("sinkfleet_publisher_snapshot_rows_done", &labels).set(done as f64);
+            metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_DONE, &labels).set(done as f64);
             // Bound the outstanding deliveries: wait for the older half.
             if result.deliveries.len() > 50_000 {
                 let rest = result.deliveries.split_off(25_000);

@@ -19,6 +19,9 @@ use crate::transaction::TxMetadata;
 use crate::types::registry::TypeRegistry;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
 use rdkafka::producer::DeliveryFuture;
+use sinkfleet_core::metrics::{
+    PUBLISHER_CONFIRMED_LSN, PUBLISHER_DELIVERY_SECONDS, PUBLISHER_SLOT_LAG_BYTES,
+};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -77,7 +80,7 @@ async fn acker(
                 return;
             }
         }
-        metrics::histogram!("sinkfleet_publisher_delivery_seconds")
+        metrics::histogram!(PUBLISHER_DELIVERY_SECONDS)
             .record(p.committed_at.elapsed().as_secs_f64());
         progress.commits += 1;
         progress.end_lsn = p.end_lsn;
@@ -185,7 +188,7 @@ pub async fn run(
                         if tx.is_none() && queued == confirmed_groups && wal_end.as_u64() > confirmed {
                             confirmed = wal_end.as_u64();
                             repl.update_applied_lsn(wal_end);
-                            metrics::gauge!("sinkfleet_publisher_confirmed_lsn").set(confirmed as f64);
+                            metrics::gauge!(PUBLISHER_CONFIRMED_LSN).set(confirmed as f64);
                         }
                     }
                     ReplicationEvent::Message { .. } => {}
@@ -201,7 +204,7 @@ pub async fn run(
                         if lsn > confirmed {
                             confirmed = lsn;
                             repl.update_applied_lsn(Lsn::from_u64(lsn));
-                            metrics::gauge!("sinkfleet_publisher_confirmed_lsn").set(lsn as f64);
+                            metrics::gauge!(PUBLISHER_CONFIRMED_LSN).set(lsn as f64);
                         }
                     }
                     Err(e) => break Err(StreamError::Kafka(e)),
@@ -218,7 +221,7 @@ pub async fn run(
             }
             _ = lag_tick.tick() => {
                 if let Ok(Some(lag)) = control::slot_lag_bytes(&pool, &cfg.slot_name).await {
-                    metrics::gauge!("sinkfleet_publisher_slot_lag_bytes").set(lag as f64);
+                    metrics::gauge!(PUBLISHER_SLOT_LAG_BYTES).set(lag as f64);
                 }
             }
             _ = &mut shutdown => break Ok(()),

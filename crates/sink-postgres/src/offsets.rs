@@ -24,6 +24,7 @@ use crate::catalog;
 use crate::config::PostgresSinkConfig;
 use crate::error::classify;
 use crate::ident::Ident;
+use sinkfleet_core::metrics::FENCED_WRITES_TOTAL;
 use sinkfleet_core::{ClaimFuture, OffsetStore, Position, SinkError};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
@@ -180,7 +181,7 @@ impl TargetOffsets {
             .filter(|(t, p)| !written.iter().any(|(wt, wp)| wt == *t && wp == *p))
             .map(|(t, p)| format!("{t}/{p}"))
             .collect();
-        metrics::counter!("sinkfleet_fenced_writes_total").increment(1);
+        metrics::counter!(FENCED_WRITES_TOTAL).increment(1);
         tracing::warn!(
             ?fenced,
             "write fenced: another process claimed these partitions; rolling back"

@@ -44,6 +44,10 @@ use crate::file::{ClosedFile, OpenFile};
 use crate::layout::{FileKey, Layout};
 use crate::schema::FieldCache;
 use object_store::ObjectStore;
+use sinkfleet_core::metrics::{
+    OBJECT_BYTES_WRITTEN_TOTAL, OBJECT_UPLOAD_DURATION_SECONDS, OBJECTS_WRITTEN_TOTAL,
+    OPEN_FILE_BYTES, OPEN_FILES, RECORDS_ALREADY_WRITTEN_TOTAL, RECORDS_APPLIED_TOTAL,
+};
 use sinkfleet_core::{Durability, DurableRange, FlushMode, Sink, SinkError, SinkRecord};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -117,9 +121,9 @@ impl ParquetSink {
         let store = store::open(&cfg)?;
         // Registered at 0, so `rate()` has a series before the first object.
         for counter in [
-            "sinkfleet_objects_written_total",
-            "sinkfleet_object_bytes_written_total",
-            "sinkfleet_records_already_written_total",
+            OBJECTS_WRITTEN_TOTAL,
+            OBJECT_BYTES_WRITTEN_TOTAL,
+            RECORDS_ALREADY_WRITTEN_TOTAL,
         ] {
             metrics::counter!(counter).increment(0);
         }
@@ -132,8 +136,8 @@ impl ParquetSink {
             cursors: HashMap::new(),
             pending: VecDeque::new(),
             durable: Vec::new(),
-            open_files: GaugeShare::new(metrics::gauge!("sinkfleet_open_files")),
-            open_file_bytes: GaugeShare::new(metrics::gauge!("sinkfleet_open_file_bytes")),
+            open_files: GaugeShare::new(metrics::gauge!(OPEN_FILES)),
+            open_file_bytes: GaugeShare::new(metrics::gauge!(OPEN_FILE_BYTES)),
         })
     }
 
@@ -200,13 +204,11 @@ impl ParquetSink {
             &self.cfg,
         )
         .await?;
-        metrics::histogram!("sinkfleet_object_upload_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("sinkfleet_objects_written_total").increment(1);
-        metrics::counter!("sinkfleet_records_applied_total", "sink" => "s3_parquet", "table" => key.table.to_string())
+        metrics::histogram!(OBJECT_UPLOAD_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::counter!(OBJECTS_WRITTEN_TOTAL).increment(1);
+        metrics::counter!(RECORDS_APPLIED_TOTAL, "sink" => "s3_parquet", "table" => key.table.to_string())
             .increment(closed.rows as u64);
-        metrics::counter!("sinkfleet_object_bytes_written_total")
-            .increment(closed.data.len() as u64);
+        metrics::counter!(OBJECT_BYTES_WRITTEN_TOTAL).increment(closed.data.len() as u64);
         tracing::debug!(object = %closed.object, rows = closed.rows, bytes = closed.data.len(), "object written");
         if let (Some(c), Some(last)) = (self.cursors.get_mut(key), closed.ranges.last()) {
             c.written = c.written.max(last.last);
@@ -246,7 +248,7 @@ impl ParquetSink {
             let offset = r.position.offset;
             if offset <= cursor.written {
                 // Already in an object: written before a crash or a replay.
-                metrics::counter!("sinkfleet_records_already_written_total").increment(1);
+                metrics::counter!(RECORDS_ALREADY_WRITTEN_TOTAL).increment(1);
                 self.push_durable(key, offset, offset);
             } else if offset > cursor.accepted {
                 fresh.push(r);

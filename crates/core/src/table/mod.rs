@@ -19,6 +19,7 @@ pub use driver::{TableTarget, apply};
 pub use group::{Run, TableGroup, group_by_target, runs};
 pub use route::route;
 
+use crate::metrics::{RECORDS_APPLIED_TOTAL, RECORDS_SKIPPED_STALE_TOTAL};
 use std::collections::BTreeMap;
 
 /// Applied and stale (skipped: not newer than what the target holds)
@@ -39,9 +40,9 @@ impl ApplyStats {
     /// Publishes the counts for `sink`.
     pub fn publish(self, sink: &'static str) {
         for (table, (applied, stale)) in self.0 {
-            metrics::counter!("sinkfleet_records_applied_total", "sink" => sink, "table" => table.clone())
+            metrics::counter!(RECORDS_APPLIED_TOTAL, "sink" => sink, "table" => table.clone())
                 .increment(applied);
-            metrics::counter!("sinkfleet_records_skipped_stale_total", "sink" => sink, "table" => table)
+            metrics::counter!(RECORDS_SKIPPED_STALE_TOTAL, "sink" => sink, "table" => table)
                 .increment(stale);
         }
     }

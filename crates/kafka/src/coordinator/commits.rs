@@ -6,6 +6,7 @@ use super::Coordinator;
 use crate::committer;
 use crate::consumer::{CommitAnswer, PartitionId};
 use crate::progress;
+use sinkfleet_core::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use std::time::{Duration, Instant};
 
 impl Coordinator {
@@ -49,7 +50,7 @@ impl Coordinator {
                     progress::publish_committed(&answer.partition, answer.offset);
                 }
                 Err(error) => {
-                    metrics::counter!("sinkfleet_offset_commit_failures_total").increment(1);
+                    metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(1);
                     // A refusal storm (a long rebalance) logs once per streak
                     // and then every tenth attempt.
                     if state.commit.failures() % 10 == 0 {

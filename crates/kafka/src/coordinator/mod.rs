@@ -20,6 +20,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use sinkfleet_core::backpressure::Load;
 use sinkfleet_core::debezium::transaction::decode_marker;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
+use sinkfleet_core::metrics::{
+    CONSUMER_ERRORS_TOTAL, INFLIGHT_BYTES, INFLIGHT_RECORDS, OFFSET_COMMIT_FAILURES_TOTAL,
+    PARTITIONS_PAUSED, RECORDS_IN_TOTAL, WRITERS, WRITERS_BUSY,
+};
 use sinkfleet_core::watermark::OffsetWatermark;
 use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord, VersionSource};
 use std::collections::HashMap;
@@ -148,9 +152,9 @@ impl Coordinator {
         end_offsets: EndOffsets,
     ) -> Self {
         // Registered at 0, so `rate()` has a series before the first error.
-        metrics::counter!("sinkfleet_offset_commit_failures_total").increment(0);
-        metrics::counter!("sinkfleet_consumer_errors_total").increment(0);
-        metrics::gauge!("sinkfleet_writers").set(lanes.len() as f64);
+        metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(0);
+        metrics::counter!(CONSUMER_ERRORS_TOTAL).increment(0);
+        metrics::gauge!(WRITERS).set(lanes.len() as f64);
         Coordinator {
             consumer,
             committer,
@@ -172,10 +176,10 @@ impl Coordinator {
             next_job: 0,
             last_commit: Instant::now(),
             gauges: Gauges {
-                paused: metrics::gauge!("sinkfleet_partitions_paused"),
-                inflight_records: metrics::gauge!("sinkfleet_inflight_records"),
-                inflight_bytes: metrics::gauge!("sinkfleet_inflight_bytes"),
-                writers_busy: metrics::gauge!("sinkfleet_writers_busy"),
+                paused: metrics::gauge!(PARTITIONS_PAUSED),
+                inflight_records: metrics::gauge!(INFLIGHT_RECORDS),
+                inflight_bytes: metrics::gauge!(INFLIGHT_BYTES),
+                writers_busy: metrics::gauge!(WRITERS_BUSY),
             },
         }
     }
@@ -318,7 +322,7 @@ impl Coordinator {
         state
             .records_in
             .get_or_insert_with(
-                || metrics::counter!("sinkfleet_records_in_total", "topic" => r.topic.to_string()),
+                || metrics::counter!(RECORDS_IN_TOTAL, "topic" => r.topic.to_string()),
             )
             .increment(1);
         state.received_since_listing = true;

@@ -37,6 +37,10 @@ use crate::consumer::PartitionId;
 use crate::partition::{PartitionState, PauseCause};
 use crate::writer::{Item, Payload};
 use sinkfleet_core::debezium::transaction::{TxMarker, TxStatus, commit_lsn};
+use sinkfleet_core::metrics::{
+    TRANSACTION_BUFFERED_BYTES, TRANSACTION_OLDEST_AGE_SECONDS, TRANSACTIONS_APPLIED_TOTAL,
+    TRANSACTIONS_BUFFERED, TRANSACTIONS_SPLIT_TOTAL,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,8 +80,7 @@ impl Assembler {
             .unwrap_or(&cfg.topic)
             .to_owned();
         for reason in ["budget", "timeout"] {
-            metrics::counter!("sinkfleet_transactions_split_total", "reason" => reason)
-                .increment(0);
+            metrics::counter!(TRANSACTIONS_SPLIT_TOTAL, "reason" => reason).increment(0);
         }
         Assembler {
             topic: Arc::from(cfg.topic.as_str()),
@@ -86,10 +89,10 @@ impl Assembler {
             head: None,
             split: HashSet::new(),
             passed_lsn: 0,
-            applied: metrics::counter!("sinkfleet_transactions_applied_total"),
-            buffered: metrics::gauge!("sinkfleet_transactions_buffered"),
-            buffered_bytes: metrics::gauge!("sinkfleet_transaction_buffered_bytes"),
-            oldest_age: metrics::gauge!("sinkfleet_transaction_oldest_age_seconds"),
+            applied: metrics::counter!(TRANSACTIONS_APPLIED_TOTAL),
+            buffered: metrics::gauge!(TRANSACTIONS_BUFFERED),
+            buffered_bytes: metrics::gauge!(TRANSACTION_BUFFERED_BYTES),
+            oldest_age: metrics::gauge!(TRANSACTION_OLDEST_AGE_SECONDS),
         }
     }
 
@@ -225,8 +228,7 @@ impl Assembler {
                 break;
             };
             if let Some(reason) = split {
-                metrics::counter!("sinkfleet_transactions_split_total", "reason" => reason)
-                    .increment(1);
+                metrics::counter!(TRANSACTIONS_SPLIT_TOTAL, "reason" => reason).increment(1);
                 tracing::warn!(transaction = %end.id, present, expected, reason,
                     "applying a transaction as far as it arrived (split): its other events follow on their own");
                 if self.split.len() >= SPLIT_MEMORY {

@@ -6,6 +6,7 @@ use super::{Context, Reporter};
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::parking::{Parking, Verdict};
 use crate::retry::Backoff;
+use sinkfleet_core::metrics::{RECORDS_DEAD_LETTERED_TOTAL, RECORDS_PARKED_TOTAL};
 use sinkfleet_core::{ErrorClass, Position, SinkRecord};
 use std::future::Future;
 
@@ -52,7 +53,7 @@ pub(super) async fn send_dead_letter(
         producer.send(letter)
     })
     .await;
-    metrics::counter!("sinkfleet_records_dead_lettered_total",
+    metrics::counter!(RECORDS_DEAD_LETTERED_TOTAL,
         "topic" => letter.position.topic.to_string(), "class" => letter.class.as_str())
     .increment(1);
 }
@@ -115,7 +116,7 @@ pub(super) async fn take_parked(
                     parked_since: Some(why.since),
                 };
                 send_dead_letter(ctx.dead_letters, &letter, &ctx.backoff, ctx.reporter).await;
-                metrics::counter!("sinkfleet_records_parked_total",
+                metrics::counter!(RECORDS_PARKED_TOTAL,
                     "topic" => record.position.topic.to_string())
                 .increment(1);
                 taken.parked[i] = true;

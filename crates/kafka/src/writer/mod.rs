@@ -21,6 +21,7 @@ use crate::retry::Backoff;
 use dead_letters::{Origin, Taken, dead_letter, take_parked};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sinkfleet_core::debezium::transaction::TxMarker;
+use sinkfleet_core::metrics::{BATCH_RECORDS, WRITE_DURATION_SECONDS, WRITE_RETRIES_TOTAL};
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
@@ -217,7 +218,7 @@ pub(crate) async fn run<S: Sink>(
 ) {
     let name = sink.name();
     // Registered at 0, so `rate()` has a series before the first retry.
-    metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(0);
+    metrics::counter!(WRITE_RETRIES_TOTAL, "sink" => name).increment(0);
     let backoff = shared.backoff;
     let reporter = Reporter {
         lane,
@@ -357,18 +358,17 @@ async fn write_job<S: Sink>(
             }
             let started = Instant::now();
             let result = sink.write(&owned).await;
-            metrics::histogram!("sinkfleet_write_duration_seconds", "sink" => name)
+            metrics::histogram!(WRITE_DURATION_SECONDS, "sink" => name)
                 .record(started.elapsed().as_secs_f64());
             match result {
                 Ok(durability) => {
-                    metrics::histogram!("sinkfleet_batch_records", "sink" => name)
-                        .record(owned.len() as f64);
+                    metrics::histogram!(BATCH_RECORDS, "sink" => name).record(owned.len() as f64);
                     break Ok(Some(durability));
                 }
                 Err(SinkError::Permanent { class, message }) => break Err((class, message)),
                 Err(SinkError::Retryable(error)) => {
                     attempt += 1;
-                    metrics::counter!("sinkfleet_write_retries_total", "sink" => name).increment(1);
+                    metrics::counter!(WRITE_RETRIES_TOTAL, "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
                     reporter.report(WriterEventKind::Retrying { attempt, error });
                     releases.sleep(sink, ctx.backoff.delay(attempt)).await;
