@@ -84,3 +84,48 @@ fn status(ok: bool) -> (StatusCode, &'static str) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sinkfleet_core::metrics::{at_zero, describe};
+
+    /// The exporter shows registered series before their first event: a
+    /// counter at 0, a histogram with every bucket at 0 (what `rate()` of
+    /// `_bucket` needs to see a first observation), with their HELP lines.
+    #[test]
+    fn registered_series_are_exported_at_zero() {
+        let recorder = exporter().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            at_zero::worker();
+            at_zero::topic("orders", true);
+            at_zero::sink("postgres");
+            at_zero::publisher();
+        });
+        let text = handle.render();
+        for line in [
+            r#"sinkfleet_records_dead_lettered_total{topic="orders",class="decode"} 0"#,
+            r#"sinkfleet_records_dead_lettered_total{topic="orders",class="apply"} 0"#,
+            r#"sinkfleet_records_dead_lettered_total{topic="orders",class="schema"} 0"#,
+            r#"sinkfleet_records_dead_lettered_total{topic="orders",class="parked"} 0"#,
+            r#"sinkfleet_records_parked_total{topic="orders"} 0"#,
+            r#"sinkfleet_records_in_total{topic="orders"} 0"#,
+            r#"sinkfleet_rebalances_total{kind="assign"} 0"#,
+            r#"sinkfleet_rebalances_total{kind="revoke"} 0"#,
+            r#"sinkfleet_write_retries_total{sink="postgres"} 0"#,
+            r#"sinkfleet_write_duration_seconds_bucket{sink="postgres",le="30"} 0"#,
+            r#"sinkfleet_batch_records_bucket{sink="postgres",le="+Inf"} 0"#,
+            r#"sinkfleet_publisher_delivery_seconds_bucket{le="30"} 0"#,
+            r#"sinkfleet_publisher_delivery_seconds_bucket{le="+Inf"} 0"#,
+            "sinkfleet_publisher_delivery_seconds_count 0",
+            "# HELP sinkfleet_records_dead_lettered_total Records sent to the dead-letter topic",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(line)),
+                "{line:?} not in:\n{text}"
+            );
+        }
+    }
+}

@@ -25,6 +25,14 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, for series registered before their first record.
+    pub const ALL: [ErrorClass; 4] = [
+        ErrorClass::Decode,
+        ErrorClass::Apply,
+        ErrorClass::Schema,
+        ErrorClass::Parked,
+    ];
+
     /// Stable name used in headers and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -4,6 +4,17 @@
 //! The names are a contract: `deploy/grafana/sinkfleet.json`,
 //! `deploy/prometheus/alerts.yaml` and the README read them, so they do not
 //! change.
+//!
+//! **Series exist at 0 before their first event** ([`at_zero`]). Prometheus'
+//! `increase()` and `rate()` see no increase in a series whose first sample
+//! is already 1: an alert on the first dead letter of a topic would stay
+//! silent. So every counter and histogram is registered at 0 as soon as
+//! its labels are known: at start for labels known then (`sink`, `kind`,
+//! `reason`), when a topic's first partition is assigned for `topic`.
+//! Only the labels that name what a record carries (`table`) appear with
+//! their first record. Gauges that measure something (lag, committed
+//! offset, freshness, slot lag) appear once measured: a 0 there would be a
+//! claim, not a start value.
 
 use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
@@ -339,4 +350,83 @@ pub fn describe() {
         Unit::Count,
         "Rows of the table snapshotted so far."
     );
+}
+
+/// Registers series at 0 before their first event (see the module
+/// comment). Registering an existing series changes nothing, so each may
+/// be called again (a topic assigned back, a sink restarted).
+pub mod at_zero {
+    use super::*;
+    use crate::ErrorClass;
+
+    /// A sink worker's own series, before it joins its group.
+    pub fn worker() {
+        ::metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(0);
+        ::metrics::counter!(CONSUMER_ERRORS_TOTAL).increment(0);
+        for kind in REBALANCE_KINDS {
+            ::metrics::counter!(REBALANCES_TOTAL, "kind" => kind).increment(0);
+        }
+    }
+
+    /// The series of `topic`, when one of its partitions is assigned;
+    /// `parking` with `dead_letter.on_error: park_key`.
+    pub fn topic(topic: &str, parking: bool) {
+        ::metrics::counter!(RECORDS_IN_TOTAL, "topic" => topic.to_owned()).increment(0);
+        for class in ErrorClass::ALL {
+            ::metrics::counter!(RECORDS_DEAD_LETTERED_TOTAL,
+                "topic" => topic.to_owned(), "class" => class.as_str())
+            .increment(0);
+        }
+        if parking {
+            ::metrics::counter!(RECORDS_PARKED_TOTAL, "topic" => topic.to_owned()).increment(0);
+        }
+    }
+
+    /// The series of one of the worker's sinks, `sink` its name.
+    pub fn sink(sink: &'static str) {
+        ::metrics::counter!(WRITE_RETRIES_TOTAL, "sink" => sink).increment(0);
+        // Registering is the point: a registered histogram is exported
+        // with every bucket at 0.
+        let _ = ::metrics::histogram!(WRITE_DURATION_SECONDS, "sink" => sink);
+        let _ = ::metrics::histogram!(BATCH_RECORDS, "sink" => sink);
+    }
+
+    /// Parked keys, with `dead_letter.on_error: park_key`.
+    pub fn parking() {
+        ::metrics::gauge!(PARKED_KEYS).set(0.0);
+    }
+
+    /// Offsets stored in the target (`offset_storage: target`).
+    pub fn target_offsets() {
+        ::metrics::counter!(FENCED_WRITES_TOTAL).increment(0);
+    }
+
+    /// Transactional apply.
+    pub fn transactions() {
+        ::metrics::counter!(TRANSACTIONS_APPLIED_TOTAL).increment(0);
+        for reason in SPLIT_REASONS {
+            ::metrics::counter!(TRANSACTIONS_SPLIT_TOTAL, "reason" => reason).increment(0);
+        }
+    }
+
+    /// The Parquet sink.
+    pub fn parquet() {
+        for counter in [
+            OBJECTS_WRITTEN_TOTAL,
+            OBJECT_BYTES_WRITTEN_TOTAL,
+            RECORDS_ALREADY_WRITTEN_TOTAL,
+        ] {
+            ::metrics::counter!(counter).increment(0);
+        }
+        let _ = ::metrics::histogram!(OBJECT_UPLOAD_DURATION_SECONDS);
+    }
+
+    /// The publisher.
+    pub fn publisher() {
+        ::metrics::counter!(PUBLISHER_EVENTS_TOTAL).increment(0);
+        ::metrics::counter!(PUBLISHER_RECONNECTS_TOTAL).increment(0);
+        // The delivery alert reads the buckets' `rate()`: a histogram born
+        // with its first (slow) delivery would show no rate at all.
+        let _ = ::metrics::histogram!(PUBLISHER_DELIVERY_SECONDS);
+    }
 }

@@ -36,7 +36,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList as Tpl};
 use sinkfleet_core::OffsetStore;
-use sinkfleet_core::metrics::{COMMITTED_OFFSET, CONSUMER_ERRORS_TOTAL, REBALANCES_TOTAL};
+use sinkfleet_core::metrics::{COMMITTED_OFFSET, CONSUMER_ERRORS_TOTAL, REBALANCES_TOTAL, at_zero};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -475,6 +475,11 @@ impl ConsumerContext for WorkerContext {
                     return;
                 }
                 let partitions = self.partitions(tpl);
+                // Before any record of the partitions can be counted, so
+                // the first dead letter of a topic is an increase from 0.
+                for (topic, _) in &partitions {
+                    at_zero::topic(topic, self.parking.is_some());
+                }
                 metrics::counter!(REBALANCES_TOTAL, "kind" => "assign").increment(1);
                 tracing::info!(?partitions, "partitions assigned");
                 let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());

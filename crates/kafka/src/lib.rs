@@ -186,6 +186,8 @@ pub async fn run<S: Sink>(
         }),
         parking.clone(),
     );
+    // Before the group is joined: the first assignment is a rebalance too.
+    sinkfleet_core::metrics::at_zero::worker();
     let consumer: Arc<BaseConsumer<WorkerContext>> =
         Arc::new(consumer_config(&cfg).create_with_context(context)?);
     let mut topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();

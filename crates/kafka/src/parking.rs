@@ -79,6 +79,7 @@ impl Parking {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .create()?;
+        sinkfleet_core::metrics::at_zero::parking();
         Ok(Parking {
             keys: Mutex::default(),
             client: client.clone(),

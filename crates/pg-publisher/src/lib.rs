@@ -59,6 +59,7 @@ pub async fn run(
     settings: PublisherSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PublishError> {
+    sinkfleet_core::metrics::at_zero::publisher();
     let connect = cfg.tls.sql(
         PgConnectOptions::new()
             .host(&cfg.host)

@@ -70,6 +70,7 @@ impl TargetOffsets {
         group: &str,
     ) -> Result<Self, SinkError> {
         let meta = Ident::new(&cfg.meta_schema).map_err(|e| SinkError::schema(e.to_string()))?;
+        sinkfleet_core::metrics::at_zero::target_offsets();
         Ok(TargetOffsets {
             pool,
             cfg,

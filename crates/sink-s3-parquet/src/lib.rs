@@ -119,14 +119,7 @@ impl ParquetSink {
             )));
         }
         let store = store::open(&cfg)?;
-        // Registered at 0, so `rate()` has a series before the first object.
-        for counter in [
-            OBJECTS_WRITTEN_TOTAL,
-            OBJECT_BYTES_WRITTEN_TOTAL,
-            RECORDS_ALREADY_WRITTEN_TOTAL,
-        ] {
-            metrics::counter!(counter).increment(0);
-        }
+        sinkfleet_core::metrics::at_zero::parquet();
         Ok(ParquetSink {
             layout: Layout::new(&cfg.prefix, &cfg.path),
             cfg,

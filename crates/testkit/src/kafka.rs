@@ -68,6 +68,27 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result
 /// Produces records in order (idempotent producer, acks=all) and waits for
 /// every acknowledgement.
 pub async fn produce(brokers: &str, topic: &str, records: &[Record]) -> Result<(), String> {
+    produce_with_timestamp(brokers, topic, records, None).await
+}
+
+/// [`produce`] with every record's Kafka timestamp set to `timestamp_ms`
+/// (ms since the epoch): records that look as old as a backlog does, for
+/// lag measured in seconds.
+pub async fn produce_dated(
+    brokers: &str,
+    topic: &str,
+    records: &[Record],
+    timestamp_ms: i64,
+) -> Result<(), String> {
+    produce_with_timestamp(brokers, topic, records, Some(timestamp_ms)).await
+}
+
+async fn produce_with_timestamp(
+    brokers: &str,
+    topic: &str,
+    records: &[Record],
+    timestamp_ms: Option<i64>,
+) -> Result<(), String> {
     let producer: FutureProducer = client(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -83,6 +104,9 @@ pub async fn produce(brokers: &str, topic: &str, records: &[Record]) -> Result<(
         }
         if let Some(v) = &r.value {
             rec = rec.payload(v.as_slice());
+        }
+        if let Some(ts) = timestamp_ms {
+            rec = rec.timestamp(ts);
         }
         loop {
             match producer.send_result(rec) {

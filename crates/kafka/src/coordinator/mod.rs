@@ -21,8 +21,7 @@ use sinkfleet_core::backpressure::Load;
 use sinkfleet_core::debezium::transaction::decode_marker;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 use sinkfleet_core::metrics::{
-    CONSUMER_ERRORS_TOTAL, INFLIGHT_BYTES, INFLIGHT_RECORDS, OFFSET_COMMIT_FAILURES_TOTAL,
-    PARTITIONS_PAUSED, RECORDS_IN_TOTAL, WRITERS, WRITERS_BUSY,
+    INFLIGHT_BYTES, INFLIGHT_RECORDS, PARTITIONS_PAUSED, RECORDS_IN_TOTAL, WRITERS, WRITERS_BUSY,
 };
 use sinkfleet_core::watermark::OffsetWatermark;
 use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord, VersionSource};
@@ -151,9 +150,6 @@ impl Coordinator {
         status: Option<StatusFeed>,
         end_offsets: EndOffsets,
     ) -> Self {
-        // Registered at 0, so `rate()` has a series before the first error.
-        metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(0);
-        metrics::counter!(CONSUMER_ERRORS_TOTAL).increment(0);
         metrics::gauge!(WRITERS).set(lanes.len() as f64);
         Coordinator {
             consumer,

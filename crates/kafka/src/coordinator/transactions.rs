@@ -79,9 +79,7 @@ impl Assembler {
             .strip_suffix("transaction")
             .unwrap_or(&cfg.topic)
             .to_owned();
-        for reason in ["budget", "timeout"] {
-            metrics::counter!(TRANSACTIONS_SPLIT_TOTAL, "reason" => reason).increment(0);
-        }
+        sinkfleet_core::metrics::at_zero::transactions();
         Assembler {
             topic: Arc::from(cfg.topic.as_str()),
             prefix,

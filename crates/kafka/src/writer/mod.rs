@@ -217,8 +217,7 @@ pub(crate) async fn run<S: Sink>(
     mut releases: Releases,
 ) {
     let name = sink.name();
-    // Registered at 0, so `rate()` has a series before the first retry.
-    metrics::counter!(WRITE_RETRIES_TOTAL, "sink" => name).increment(0);
+    sinkfleet_core::metrics::at_zero::sink(name);
     let backoff = shared.backoff;
     let reporter = Reporter {
         lane,
