@@ -3,7 +3,9 @@
 
 use crate::common::source::{CONVERGE, Source};
 use crate::common::{self, MockBroker, Pipeline, Worker, brokers};
-use crate::prometheus::{Prometheus, alert_expressions, dashboard_expressions, metric_names};
+use crate::prometheus::{
+    Prometheus, alert_expressions, dashboard_expressions, metric_names, wait_for,
+};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use sinkfleet_testkit::kafka::{self, Record};
@@ -309,6 +311,21 @@ impl PipelineRun {
         }
         self.slow.drive(prometheus, out).await;
 
+        // Idle, every file uploaded: the open file gauges must say nothing
+        // is held, or the buffer alert fires on what was held before.
+        let rotated = wait_for("the Parquet files rotated", CONVERGE, || {
+            self.parquet.metric("sinkfleet_open_files") == 0.0
+        })
+        .await;
+        let held = self.parquet.metric("sinkfleet_open_file_bytes");
+        out.push(Outcome::new(
+            "sinkfleet_open_file_bytes",
+            "every open file uploaded",
+            rotated.and_then(|()| match held {
+                0.0 => Ok(0.0),
+                _ => Err(format!("{held} bytes shown open while no file is")),
+            }),
+        ));
         assert!(self.parquet.terminate(Duration::from_secs(30)).success());
         assert!(self.worker.terminate(Duration::from_secs(30)).success());
     }
