@@ -477,7 +477,10 @@ impl ConsumerContext for WorkerContext {
                 let partitions = self.partitions(tpl);
                 // Before any record of the partitions can be counted, so
                 // the first dead letter of a topic is an increase from 0.
-                for (topic, _) in &partitions {
+                let mut topics: Vec<&Arc<str>> = partitions.iter().map(|(t, _)| t).collect();
+                topics.sort();
+                topics.dedup();
+                for topic in topics {
                     at_zero::topic(topic, self.parking.is_some());
                 }
                 metrics::counter!(REBALANCES_TOTAL, "kind" => "assign").increment(1);
