@@ -24,14 +24,19 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
+/// Creates the hstore extension if missing. Concurrent `CREATE EXTENSION`s
+/// collide on the catalog's unique index (the second does not see the
+/// first's uncommitted row): a transaction-scoped lock, held until the
+/// creating transaction commits, puts them in line.
+async fn create_hstore(src: &Source) {
+    src.sql("SELECT pg_advisory_xact_lock(22022); CREATE EXTENSION IF NOT EXISTS hstore;")
+        .await;
+}
+
 /// Creates the cases' types and tables in the source's schema.
 async fn create_tables(src: &Source, tables: &[Table]) {
     let s = &src.schema;
-    // One CREATE EXTENSION at a time: concurrent ones collide.
-    src.sql(
-        "SELECT pg_advisory_lock(22022); CREATE EXTENSION IF NOT EXISTS hstore; SELECT pg_advisory_unlock(22022);",
-    )
-    .await;
+    create_hstore(src).await;
     src.sql(&format!(
         "CREATE TYPE {s}.mood AS ENUM ('sad', 'ok', 'happy');
          CREATE DOMAIN {s}.posint AS int CHECK (VALUE > 0);"

@@ -9,10 +9,7 @@ use super::*;
 async fn each_representation_option_changes_the_output() {
     let src = Source::new("dbzopts").await;
     let s = &src.schema;
-    src.sql(
-        "SELECT pg_advisory_lock(22022); CREATE EXTENSION IF NOT EXISTS hstore; SELECT pg_advisory_unlock(22022);",
-    )
-    .await;
+    create_hstore(&src).await;
     src.sql(&format!(
         "CREATE TABLE {s}.opt (id int PRIMARY KEY, n numeric(6,2), nv numeric, m money, t3 time(3),
                                ts timestamp, d date, iv interval, h hstore, b bytea, l pg_lsn);
