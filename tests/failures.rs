@@ -120,7 +120,9 @@ async fn sigkill_failover_between_two_workers() {
         ..Options::default()
     });
     p.produce(&w.records).await;
-    let slow = "  rate_limit: { rows_per_second: 1500 }";
+    // Slow enough that A still owns unapplied records when it dies: 6,000
+    // records at 2 x 500/s take ~6 s, longer than the wait for both to consume.
+    let slow = "  rate_limit: { rows_per_second: 500 }";
     let (port_a, port_b) = (free_port(), free_port());
     let mut a: Worker = p.spawn("a", &p.config(slow, "", port_a), port_a);
     let mut b: Worker = p.spawn("b", &p.config(slow, "", port_b), port_b);
@@ -129,13 +131,21 @@ async fn sigkill_failover_between_two_workers() {
     })
     .await;
     a.kill9();
+    // Only B can move the group's offsets from here: if they were already at
+    // the end, the test would prove nothing about the failover.
+    let end: i64 = p.end_offsets().values().sum();
+    let committed_at_kill: i64 = p.committed(&p.group).values().sum();
+    assert!(
+        committed_at_kill < end,
+        "A died with nothing left to take over ({committed_at_kill} of {end} committed)"
+    );
+    wait_until("b takes over a's partitions", CONVERGE, || {
+        b.metric("sinkfleet_rebalances_total{kind=\"assign\"}") >= 2.0
+    })
+    .await;
     let pool = p.pool().await;
     p.wait_converged(&pool, &w, CONVERGE).await;
     p.wait_committed_to_end(&p.group, CONVERGE).await;
-    assert!(
-        b.metric("sinkfleet_rebalances_total{kind=\"assign\"}") >= 2.0,
-        "b took over a's partitions"
-    );
     assert!(b.terminate(Duration::from_secs(30)).success());
     drop(mock);
 }
