@@ -382,6 +382,10 @@ class Server(ThreadingHTTPServer):
             try:
                 request = self.tls.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError) as e:
+                # A port probe (connect, close) is not worth a line.
+                if isinstance(e, (ssl.SSLEOFError, ConnectionResetError)) or \
+                        getattr(e, "reason", None) == "UNEXPECTED_EOF_WHILE_READING":
+                    return
                 sys.stderr.write("[registry] %s tls handshake failed from %s: %s\n" % (
                     time.strftime("%Y-%m-%dT%H:%M:%S"), client_address[0], e))
                 return

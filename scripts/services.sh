@@ -3,7 +3,14 @@
 #   PostgreSQL 15 (wal_level=logical, TLS), tansu (Kafka-protocol broker,
 #   sqlite storage), ClickHouse (Debian's 18.16, HTTP and HTTPS) and moto (an
 #   S3-compatible server, in memory, bucket `sinkfleet` created at start; a
-#   second one serves HTTPS). TLS uses test CAs made at first start.
+#   second one serves HTTPS) and scripts/schema-registry.py (the project's own
+#   TEST schema registry, Confluent's REST subset: plain HTTP, and a second
+#   listener with TLS and HTTP basic auth; data kept in
+#   $STATE_DIR/schema-registry/registry.json). TLS uses test CAs made at first
+#   start. A virtualenv with Confluent's Python client and serializers
+#   (confluent-kafka[avro,json,protobuf,schemaregistry]) is installed for the
+#   test-data scripts (scripts/testdata/connect_avro.py) that produce
+#   Confluent-framed records through that registry.
 #   Prometheus and promtool are installed, not started (tests start their own);
 #   so is kubernetes-validate (PyPI), which checks deploy/kubernetes.
 #
@@ -15,13 +22,18 @@
 #   scripts/services.sh env      print the connection settings as shell exports
 #   scripts/services.sh python   print the path of the Python (moto's virtualenv,
 #                                with pyarrow added) that benches use
+#   scripts/services.sh serializers-python  print the path of the Python with
+#                                confluent-kafka's serializers (installed if
+#                                missing; also in `env` as SINKFLEET_SERIALIZERS_PYTHON)
+#   scripts/services.sh stop-registry|start-registry  the schema registry alone
 #   scripts/services.sh stop-clickhouse|kill-clickhouse|start-clickhouse
 #                                ClickHouse alone (tests; kill = SIGKILL, a crash:
 #                                on SIGTERM it keeps serving for seconds)
 #
 # Idempotent: running `start` twice starts nothing twice. Ports and data
-# locations can be overridden with SINKFLEET_PG_PORT, SINKFLEET_KAFKA_PORT and
-# SINKFLEET_STATE_DIR; tools built once are kept in SINKFLEET_TOOLS_DIR.
+# locations can be overridden with SINKFLEET_PG_PORT, SINKFLEET_KAFKA_PORT,
+# SINKFLEET_REGISTRY_PORT, SINKFLEET_REGISTRY_TLS_PORT and SINKFLEET_STATE_DIR;
+# tools built once are kept in SINKFLEET_TOOLS_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,7 +44,14 @@ CH_TCP_PORT=${SINKFLEET_CLICKHOUSE_TCP_PORT:-59000}
 CH_HTTPS_PORT=${SINKFLEET_CLICKHOUSE_HTTPS_PORT:-58443}
 S3_PORT=${SINKFLEET_S3_PORT:-59900}
 S3_TLS_PORT=${SINKFLEET_S3_TLS_PORT:-59943}
+REGISTRY_PORT=${SINKFLEET_REGISTRY_PORT:-58081}
+REGISTRY_TLS_PORT=${SINKFLEET_REGISTRY_TLS_PORT:-58082}
+# Fixed test credentials of the registry's TLS listener (a test service on
+# 127.0.0.1, not a secret).
+REGISTRY_USER=sinkfleet
+REGISTRY_PASSWORD=sinkfleet-test-registry
 MOTO_VERSION=5.2.5
+CONFLUENT_KAFKA_VERSION=2.16.2
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYARROW_VERSION=26.0.1
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
@@ -314,6 +333,53 @@ stop_s3() {
   done
 }
 
+serializers_venv() { echo "$TOOLS_DIR/confluent-kafka-$CONFLUENT_KAFKA_VERSION"; }
+
+# Confluent's Python client with its schema-registry serializers (Avro via
+# fastavro, Protobuf, JSON Schema): test data is framed by Confluent's own
+# code, not ours. Checked by importing them, so a half-done install is redone.
+install_serializers() {
+  local venv; venv=$(serializers_venv)
+  local check='import confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf, confluent_kafka.schema_registry.json_schema'
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then return; fi
+  install_venv_support
+  log "installing confluent-kafka[avro,json,protobuf,schemaregistry] $CONFLUENT_KAFKA_VERSION into $venv (once, ~15 s)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "confluent-kafka[avro,json,protobuf,schemaregistry]==$CONFLUENT_KAFKA_VERSION" >&2
+  "$venv/bin/python" -c "$check" || { log "confluent-kafka's serializers do not import from $venv"; return 1; }
+}
+
+# The project's test schema registry (scripts/schema-registry.py, Python
+# standard library only): plain HTTP on REGISTRY_PORT, HTTPS with basic auth
+# on REGISTRY_TLS_PORT. Schemas and ids persist in registry.json.
+start_registry() {
+  local dir=$STATE_DIR/schema-registry
+  if port_open "$REGISTRY_PORT"; then log "schema registry already listening on 127.0.0.1:$REGISTRY_PORT"; return; fi
+  install_venv_support
+  mkdir -p "$dir"
+  test_certs "$dir/tls"
+  (
+    cd "$dir"
+    nohup python3 "$ROOT/scripts/schema-registry.py" --data "$dir/registry.json" \
+      --port "$REGISTRY_PORT" --tls-port "$REGISTRY_TLS_PORT" \
+      --cert "$dir/tls/server.crt" --key "$dir/tls/server.key" \
+      --user "$REGISTRY_USER" --password "$REGISTRY_PASSWORD" >registry.log 2>&1 &
+    echo $! >registry.pid
+  )
+  wait_port "$REGISTRY_PORT" "schema registry"
+  wait_port "$REGISTRY_TLS_PORT" "schema registry (https)"
+  log "schema registry started on http://127.0.0.1:$REGISTRY_PORT and https://127.0.0.1:$REGISTRY_TLS_PORT (data $dir/registry.json)"
+}
+
+stop_registry() {
+  local pidfile=$STATE_DIR/schema-registry/registry.pid
+  [ -f "$pidfile" ] || return 0
+  kill "$(cat "$pidfile")" 2>/dev/null || true
+  for _ in $(seq 1 50); do port_open "$REGISTRY_PORT" || break; sleep 0.1; done
+  rm -f "$pidfile"
+  log "schema registry stopped"
+}
+
 python_tools() {
   install_moto
   local venv; venv=$(moto_venv)
@@ -349,6 +415,7 @@ stop_all() {
   rm -f "$pidfile"
   stop_clickhouse
   stop_s3
+  stop_registry
 }
 
 stop_clickhouse() {
@@ -374,6 +441,12 @@ export SINKFLEET_S3_TLS_ENDPOINT=https://127.0.0.1:$S3_TLS_PORT
 export SINKFLEET_S3_CA=$STATE_DIR/moto/tls/ca.crt
 export SINKFLEET_PG_CA=$(pg_ca)
 export SINKFLEET_KUBERNETES_VALIDATE=$(kubernetes_validate)
+export SINKFLEET_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+export SINKFLEET_REGISTRY_TLS_URL=https://127.0.0.1:$REGISTRY_TLS_PORT
+export SINKFLEET_REGISTRY_CA=$STATE_DIR/schema-registry/tls/ca.crt
+export SINKFLEET_REGISTRY_USER=$REGISTRY_USER
+export SINKFLEET_REGISTRY_PASSWORD=$REGISTRY_PASSWORD
+export SINKFLEET_SERIALIZERS_PYTHON=$(serializers_venv)/bin/python
 ENV
 }
 
@@ -390,7 +463,7 @@ pg_ca() {
 }
 
 case "${1:-}" in
-  start) install_build_deps; install_prometheus; install_kubernetes_validate; start_postgres; start_kafka; start_clickhouse; start_s3; print_env ;;
+  start) install_build_deps; install_prometheus; install_kubernetes_validate; start_postgres; start_kafka; start_clickhouse; start_s3; install_serializers; start_registry; print_env ;;
   build-deps) install_build_deps ;;
   stop) stop_all ;;
   status)
@@ -398,8 +471,13 @@ case "${1:-}" in
     port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down"
     port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down"
     port_open "$S3_PORT" && echo "s3 (moto): up (127.0.0.1:$S3_PORT)" || echo "s3 (moto): down"
-    port_open "$S3_TLS_PORT" && echo "s3 (moto, https): up (127.0.0.1:$S3_TLS_PORT)" || echo "s3 (moto, https): down" ;;
+    port_open "$S3_TLS_PORT" && echo "s3 (moto, https): up (127.0.0.1:$S3_TLS_PORT)" || echo "s3 (moto, https): down"
+    port_open "$REGISTRY_PORT" && echo "schema registry: up (127.0.0.1:$REGISTRY_PORT)" || echo "schema registry: down"
+    port_open "$REGISTRY_TLS_PORT" && echo "schema registry (https): up (127.0.0.1:$REGISTRY_TLS_PORT)" || echo "schema registry (https): down" ;;
   python) python_tools ;;
+  serializers-python) install_serializers; echo "$(serializers_venv)/bin/python" ;;
+  stop-registry) stop_registry ;;
+  start-registry) start_registry ;;
   env) print_env ;;
   stop-clickhouse) stop_clickhouse ;;
   kill-clickhouse)
@@ -408,5 +486,5 @@ case "${1:-}" in
     for _ in $(seq 1 50); do port_open "$CH_HTTP_PORT" || break; sleep 0.1; done
     log "clickhouse killed" ;;
   start-clickhouse) start_clickhouse ;;
-  *) echo "usage: $0 start|stop|status|env|python|build-deps|stop-clickhouse|kill-clickhouse|start-clickhouse" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|python|serializers-python|build-deps|stop-clickhouse|kill-clickhouse|start-clickhouse|stop-registry|start-registry" >&2; exit 2 ;;
 esac
