@@ -47,6 +47,11 @@ JSON or a schema that is not (Avro/JSON Schema must parse as JSON), 422 with
 listener 401 {"error_code":401,"message":"Unauthorized"} without the right
 HTTP basic credentials.
 
+Anything else is 404 (error_code 404), e.g. GET /associations/...: that is
+what confluent-kafka 2.16's default "associated" subject name strategy asks
+first, and on 404 it falls back to TopicNameStrategy, as against a real
+registry without associations.
+
 Not done: compatibility is NEVER checked (any schema is accepted under any
 subject whatever the configured level); no DELETE, contexts, metadata, rule
 sets, modes other than READWRITE, or schema normalization beyond "same JSON,
@@ -419,13 +424,15 @@ def main():
         a.data, len(store.schemas)))
     sys.stderr.flush()
 
+    # Every change is already on disk (atomic rename), so on SIGTERM/SIGINT
+    # the listeners are closed and the process exits at once (request
+    # threads are daemons).
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    while not done.wait(1):
+    while not done.wait(0.2):
         pass
     for s in servers:
-        s.shutdown()
         s.server_close()
 
 

@@ -374,8 +374,11 @@ start_registry() {
 stop_registry() {
   local pidfile=$STATE_DIR/schema-registry/registry.pid
   [ -f "$pidfile" ] || return 0
-  kill "$(cat "$pidfile")" 2>/dev/null || true
-  for _ in $(seq 1 50); do port_open "$REGISTRY_PORT" || break; sleep 0.1; done
+  local pid; pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do port_open "$REGISTRY_PORT" || port_open "$REGISTRY_TLS_PORT" || break; sleep 0.1; done
   rm -f "$pidfile"
   log "schema registry stopped"
 }

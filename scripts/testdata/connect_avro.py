@@ -38,8 +38,8 @@ key/value.converter=io.confluent.connect.avro.AvroConverter, default settings):
      TopicNameStrategy: subjects <topic>-key and <topic>-value) through a real
      SchemaRegistryClient: magic byte 0, 4-byte big-endian schema id, Avro binary.
 
---check: also decode every record with AvroDeserializer (fetching the schema by
-id from the registry) and compare it with the value that was written and with
+--check: also decode every record with AvroDeserializer (through a second
+SchemaRegistryClient, so the schema is fetched by id from the registry) and compare it with the value that was written and with
 the input payload; exit 1 on a difference.
 --self-test: run synthetic records covering the types the fixtures lack
 (int8, float32, maps, Connect Date/Time/Timestamp, Decimal without precision,
@@ -57,7 +57,7 @@ import decimal
 import json
 import sys
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -493,10 +493,13 @@ def payload_equal(s, given, back):
 # ---------------------------------------------------------------- driver
 
 class Converter:
-    def __init__(self, client, check):
-        self.client, self.check = client, check
+    def __init__(self, client, check_client=None):
+        self.client, self.check = client, check_client is not None
         self.serializers = {}  # Avro schema text -> AvroSerializer
-        self.deserializer = AvroDeserializer(client) if check else None
+        # A client of its own, so each schema is fetched by id from the
+        # registry (GET /schemas/ids/N) rather than found in the writer's cache.
+        self.deserializer = AvroDeserializer(check_client, conf={"subject.name.strategy": topic_subject_name_strategy}) \
+            if self.check else None
         self.checked = 0
 
     def avro_schema(self, connect_schema):
@@ -518,7 +521,10 @@ class Converter:
             warn("%s: %s" % (where, w))
         ser = self.serializers.get(text)
         if ser is None:
-            ser = AvroSerializer(self.client, text, conf={"auto.register.schemas": True})
+            # TopicNameStrategy, as Connect's default (named, so the client's
+            # default "associated" strategy does not query the registry first).
+            ser = AvroSerializer(self.client, text, conf={"auto.register.schemas": True,
+                                                          "subject.name.strategy": topic_subject_name_strategy})
             self.serializers[text] = ser
         ctx = SerializationContext(topic, field)
         data = ser(value, ctx)
@@ -608,7 +614,7 @@ def main():
         conf["ssl.ca.location"] = a.ca
     if a.user is not None:
         conf["basic.auth.user.info"] = "%s:%s" % (a.user, a.password or "")
-    conv = Converter(SchemaRegistryClient(conf), a.check or a.self_test)
+    conv = Converter(SchemaRegistryClient(conf), SchemaRegistryClient(conf) if a.check or a.self_test else None)
     records = ((i + 1, r) for i, r in enumerate(self_test_records())) if a.self_test else \
         ((n, line) for n, line in enumerate(sys.stdin, 1) if line.strip())
     try:
@@ -619,7 +625,12 @@ def main():
                     rec = json.loads(rec)
                 except ValueError as e:
                     raise Fail("%s: not JSON: %s" % (where, e))
-            out = conv.record(rec, where)
+            try:
+                out = conv.record(rec, where)
+            except Fail:
+                raise
+            except Exception as e:  # the registry's or the serializer's own errors
+                raise Fail("%s: %s: %s" % (where, type(e).__name__, e))
             if not a.self_test:
                 sys.stdout.write(json.dumps(out) + "\n")
                 sys.stdout.flush()
