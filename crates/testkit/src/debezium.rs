@@ -92,6 +92,8 @@ impl Table {
             let mut schema = self.row_schema(&cols, "key");
             if let Some(obj) = schema.as_object_mut() {
                 obj.remove("field");
+                // Debezium's key schema is required (a row image is not).
+                obj.insert("optional".into(), Value::Bool(false));
             }
             object([("schema", schema.to_string()), ("payload", payload)])
         } else {
@@ -139,9 +141,30 @@ impl Table {
                     "fields": [
                         self.row_schema(&cols, "before"),
                         self.row_schema(&cols, "after"),
-                        {"type": "struct", "fields": [], "optional": false, "name": "io.debezium.connector.postgresql.Source", "field": "source"},
+                        // Debezium's PostgreSQL `source` block, declared
+                        // as the connector declares it.
+                        {"type": "struct", "fields": [
+                            {"type": "string", "optional": false, "field": "version"},
+                            {"type": "string", "optional": false, "field": "connector"},
+                            {"type": "string", "optional": false, "field": "name"},
+                            {"type": "int64", "optional": false, "field": "ts_ms"},
+                            {"type": "string", "optional": true, "name": "io.debezium.data.Enum", "version": 1,
+                             "parameters": {"allowed": "true,last,false,incremental"}, "default": "false", "field": "snapshot"},
+                            {"type": "string", "optional": false, "field": "db"},
+                            {"type": "string", "optional": true, "field": "sequence"},
+                            {"type": "string", "optional": false, "field": "schema"},
+                            {"type": "string", "optional": false, "field": "table"},
+                            {"type": "int64", "optional": true, "field": "txId"},
+                            {"type": "int64", "optional": true, "field": "lsn"},
+                            {"type": "int64", "optional": true, "field": "xmin"},
+                        ], "optional": false, "name": "io.debezium.connector.postgresql.Source", "field": "source"},
                         {"type": "string", "optional": false, "field": "op"},
                         {"type": "int64", "optional": true, "field": "ts_ms"},
+                        {"type": "struct", "fields": [
+                            {"type": "string", "optional": false, "field": "id"},
+                            {"type": "int64", "optional": false, "field": "total_order"},
+                            {"type": "int64", "optional": false, "field": "data_collection_order"},
+                        ], "optional": true, "name": "event.block", "version": 1, "field": "transaction"},
                     ],
                     "optional": false,
                     "name": format!("app.{}.{}.Envelope", self.schema, self.table),

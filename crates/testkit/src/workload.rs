@@ -192,17 +192,20 @@ pub fn generate(opts: &Options) -> Workload {
                 )
             }
             (None, _) => {
-                // Default replica identity: before holds the key, nulls elsewhere.
+                // Default replica identity: before holds the key; Debezium
+                // fills the other columns with null, or with their type's
+                // zero where the column is NOT NULL (the schema says so).
                 let mut before = Map::new();
                 for c in table.columns.iter().take(columns) {
-                    before.insert(
-                        c.name.into(),
-                        if c.name == "id" {
-                            json!(key)
-                        } else {
-                            Value::Null
-                        },
-                    );
+                    let value = match (c.name, c.optional, c.connect_type) {
+                        ("id", ..) => json!(key),
+                        (_, true, _) => Value::Null,
+                        (_, false, "string") => json!(""),
+                        // Connect's Decimal zero: one byte, 0.
+                        (_, false, "bytes") => json!("AA=="),
+                        (_, false, _) => json!(0),
+                    };
+                    before.insert(c.name.into(), value);
                 }
                 table.value(
                     "d",
