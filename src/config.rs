@@ -10,9 +10,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
 use serde::Deserialize;
 use sinkfleet_core::VersionSource;
-use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions};
+use sinkfleet_core::debezium::{
+    DeclaredColumns, DecodeOptions, Format as RecordFormat, Formats, TopicFormats,
+};
 use sinkfleet_kafka::status::StatusConfig;
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
+use sinkfleet_schema_registry::{RegistryClient, RegistryConfig};
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_postgres::PostgresSinkConfig;
 use sinkfleet_sink_s3_parquet::ParquetSinkConfig;
@@ -58,6 +61,67 @@ pub struct DecodeConfig {
     /// (`schema.table`, or `*`) → column → Debezium encoding.
     #[serde(default)]
     pub columns: BTreeMap<String, BTreeMap<String, String>>,
+    /// Key and value formats by topic, first matching rule first (topics
+    /// no rule matches are JSON).
+    #[serde(default)]
+    pub formats: Vec<FormatRule>,
+    /// The Schema Registry that `avro` topics name their schemas in.
+    #[serde(default)]
+    pub registry: Option<RegistryConfig>,
+}
+
+/// One `decode.formats` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatRule {
+    /// A topic name, or a regex (matching whole names) starting with `^`.
+    pub topics: String,
+    /// Format of the Kafka keys.
+    #[serde(default)]
+    pub key: RecordFormat,
+    /// Format of the Kafka values.
+    #[serde(default)]
+    pub value: RecordFormat,
+}
+
+impl DecodeConfig {
+    /// The rules as the decoder takes them.
+    fn topic_formats(&self) -> Result<TopicFormats, String> {
+        TopicFormats::new(self.formats.iter().map(|r| {
+            (
+                r.topics.clone(),
+                Formats {
+                    key: r.key,
+                    value: r.value,
+                },
+            )
+        }))
+    }
+
+    /// Problems of the formats and the registry, by config path.
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        match self.topic_formats() {
+            Err(e) => problems.push(("decode.formats".into(), e)),
+            Ok(formats) => match (&self.registry, formats.use_registry()) {
+                (None, true) => problems.push((
+                    "decode.registry".into(),
+                    "missing: a decode.formats rule reads avro, whose schemas are in a Schema Registry".into(),
+                )),
+                (Some(_), false) => problems.push((
+                    "decode.registry".into(),
+                    "set, but no decode.formats rule reads a registry format (avro)".into(),
+                )),
+                (Some(registry), true) => {
+                    if let Err(e) = RegistryClient::new(registry) {
+                        problems.push(("decode.registry".into(), e.to_string()));
+                    }
+                }
+                (None, false) => {}
+            },
+        }
+        problems
+    }
 }
 
 /// `sink:` section: one of the sinks.
@@ -154,11 +218,20 @@ impl Config {
         if let Err(e) = DeclaredColumns::parse(&self.decode.columns) {
             problems.push(("decode.columns".into(), e));
         }
+        problems.extend(self.decode.problems());
         if let Err(e) = self.metrics.listen.parse::<std::net::SocketAddr>() {
             problems.push(("metrics.listen".into(), e.to_string()));
         }
         match &self.sink {
             SinkConfig::Postgres(pg) => {
+                if pg.apply == sinkfleet_sink_postgres::ApplyMode::Transactional
+                    && self.decode.topic_formats().is_ok_and(|f| f.use_registry())
+                {
+                    problems.push((
+                        "sink.postgres.apply".into(),
+                        "transactional apply reads JSON topics only: a decode.formats rule reads avro".into(),
+                    ));
+                }
                 problems.extend(
                     pg.validate()
                         .into_iter()
@@ -241,7 +314,18 @@ impl Config {
                 key_columns: self.decode.key_columns.clone(),
                 columns: DeclaredColumns::parse(&self.decode.columns)
                     .map_err(|e| anyhow::anyhow!("decode.columns: {e}"))?,
+                formats: self
+                    .decode
+                    .topic_formats()
+                    .map_err(|e| anyhow::anyhow!("decode.formats: {e}"))?,
             },
+            registry: self
+                .decode
+                .registry
+                .as_ref()
+                .map(RegistryClient::new)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("decode.registry: {e}"))?,
             transactions: None,
             status: self.status.clone(),
         })

@@ -14,7 +14,7 @@
 //! topic for those.
 
 use crate::config::{Config, SinkConfig};
-use anyhow::bail;
+use anyhow::{Context, bail};
 use sinkfleet_core::debezium::Decoder;
 use sinkfleet_core::{FlushMode, Position, Sink, SinkError, SinkRecord};
 use sinkfleet_kafka::inspect::Letter;
@@ -69,6 +69,7 @@ async fn apply_with<S: Sink>(
 ) -> anyhow::Result<Outcome> {
     let runtime = config.runtime()?;
     let backoff = Backoff::from_config(&runtime.worker);
+    let registry = runtime.registry.clone();
     let mut decoder = Decoder::new(runtime.decode);
     let mut report = String::new();
     let mut refused = 0;
@@ -84,18 +85,29 @@ async fn apply_with<S: Sink>(
             "{}@{} ({topic}/{partition}@{offset})",
             l.partition, l.offset
         );
-        let change = match decoder.decode(l.key.as_deref(), l.value.as_deref(), *offset) {
-            Ok(Some(change)) => change,
-            Ok(None) => {
-                report.push_str(&format!("nothing to apply {from}: a tombstone\n"));
-                continue;
+        for id in decoder.missing_schemas(topic, l.key.as_deref(), l.value.as_deref()) {
+            // Validation guarantees a registry where a format needs one.
+            if let Some(registry) = &registry {
+                let schema = registry
+                    .schema(id)
+                    .await
+                    .with_context(|| format!("dead letter {from}"))?;
+                decoder.add_schema(id, schema);
             }
-            Err(e) => {
-                refused += 1;
-                report.push_str(&format!("refused {from}: decode: {e}\n"));
-                continue;
-            }
-        };
+        }
+        let change =
+            match decoder.decode_record(topic, l.key.as_deref(), l.value.as_deref(), *offset) {
+                Ok(Some(change)) => change,
+                Ok(None) => {
+                    report.push_str(&format!("nothing to apply {from}: a tombstone\n"));
+                    continue;
+                }
+                Err(e) => {
+                    refused += 1;
+                    report.push_str(&format!("refused {from}: decode: {e}\n"));
+                    continue;
+                }
+            };
         let record = SinkRecord {
             position: Position {
                 topic: Arc::from(topic.as_str()),

@@ -245,3 +245,61 @@ fn a_parked_topic_among_the_consumed_topics_is_refused() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("dead_letter.parked_topic"), "{text}");
 }
+
+/// An Avro topic needs a registry; a registry nothing reads, a bad topic
+/// pattern, a CA file that is not there, and transactional apply over Avro
+/// are refused at start, each naming its key.
+#[test]
+fn formats_and_the_registry_are_checked() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = std::fs::read_to_string(example()).unwrap();
+    let with_decode = |name: &str, decode: &str, extra_sink: &str| {
+        let text = base
+            .replace("decode:\n", &format!("decode:\n{decode}"))
+            .replace(
+                "    create_tables: true",
+                &format!("{extra_sink}    create_tables: true"),
+            );
+        let path = dir.join(format!("formats-{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        validate(path.to_str().unwrap(), &[])
+    };
+    let avro = "  formats: [{ topics: \"^app\\\\..*\", key: avro, value: avro }]\n";
+    let registry = "  registry: { url: \"http://127.0.0.1:8081\" }\n";
+
+    let (code, text) = with_decode("ok", &format!("{avro}{registry}"), "");
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = with_decode("no-registry", avro, "");
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("decode.registry") && text.contains("missing"),
+        "{text}"
+    );
+    let (code, text) = with_decode("unused", registry, "");
+    assert_eq!(code, 2);
+    assert!(text.contains("no decode.formats rule reads"), "{text}");
+    let (code, text) = with_decode(
+        "pattern",
+        &format!("  formats: [{{ topics: \"^(\", value: avro }}]\n{registry}"),
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("decode.formats") && text.contains("^("),
+        "{text}"
+    );
+    let (code, text) = with_decode(
+        "ca",
+        &format!("{avro}  registry: {{ url: \"https://r:8081\", ca_file: /nonexistent/ca.pem }}\n"),
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(text.contains("/nonexistent/ca.pem"), "{text}");
+    let (code, text) = with_decode(
+        "transactional",
+        &format!("{avro}{registry}"),
+        "    apply: transactional\n    offset_storage: target\n    transaction_topic: app.transaction\n",
+    );
+    assert_eq!(code, 2);
+    assert!(text.contains("sink.postgres.apply"), "{text}");
+}

@@ -77,6 +77,37 @@ pub enum DecodeError {
     /// The `op` is not one of c, r, u, d, t.
     #[error("unknown op `{0}`")]
     UnknownOp(String),
+    /// The record is not in the Confluent wire format (magic byte 0, a
+    /// 4-byte schema id) its topic is configured for.
+    #[error("record {part} is not framed for a schema registry: {message}")]
+    Framing {
+        /// `key` or `value`.
+        part: &'static str,
+        /// What is wrong (wrong magic byte, truncated).
+        message: String,
+    },
+    /// The registry schema the record names cannot decode it: unknown to
+    /// the registry, of another type, or no usable schema.
+    #[error("record {part}, schema id {id}: {message}")]
+    Schema {
+        /// `key` or `value`.
+        part: &'static str,
+        /// The schema id from the record's framing.
+        id: u32,
+        /// Why.
+        message: String,
+    },
+    /// The payload does not decode with the schema it names (truncated,
+    /// trailing bytes, or written with another schema).
+    #[error("record {part} does not match its schema (id {id}): {message}")]
+    SchemaMismatch {
+        /// `key` or `value`.
+        part: &'static str,
+        /// The schema id from the record's framing.
+        id: u32,
+        /// The decoder's message.
+        message: String,
+    },
     /// No key could be determined for a keyed operation.
     #[error("no key: the record has no key and no key columns are configured for {0}")]
     MissingKey(String),

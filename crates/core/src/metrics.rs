@@ -43,6 +43,12 @@ pub const CONSUMER_LAG_RECORDS: &str = "sinkfleet_consumer_lag_records";
 pub const CONSUMER_LAG_SECONDS: &str = "sinkfleet_consumer_lag_seconds";
 /// Gauge `{topic,partition}`.
 pub const UNCOMMITTED_DURABLE_RECORDS: &str = "sinkfleet_uncommitted_durable_records";
+/// Counter `{outcome}`: `found`, `not_found`, `outage`.
+pub const SCHEMA_FETCHES_TOTAL: &str = "sinkfleet_schema_registry_fetches_total";
+/// The outcomes of [`SCHEMA_FETCHES_TOTAL`].
+pub const SCHEMA_FETCH_OUTCOMES: [&str; 3] = ["found", "not_found", "outage"];
+/// Gauge: records held back waiting for a registry schema.
+pub const RECORDS_AWAITING_SCHEMA: &str = "sinkfleet_records_awaiting_schema";
 /// Counter.
 pub const OFFSET_COMMIT_FAILURES_TOTAL: &str = "sinkfleet_offset_commit_failures_total";
 
@@ -252,6 +258,16 @@ pub fn describe() {
         Unit::Count,
         "Errors the Kafka consumer reported."
     );
+    describe_counter!(
+        SCHEMA_FETCHES_TOTAL,
+        Unit::Count,
+        "Schema Registry fetches by outcome: found, not_found (its records are dead-lettered), outage (its records wait)."
+    );
+    describe_gauge!(
+        RECORDS_AWAITING_SCHEMA,
+        Unit::Count,
+        "Records held back until the Schema Registry answers for the schema they (or a record before them) name."
+    );
     // Postgres sink.
     describe_counter!(
         FENCED_WRITES_TOTAL,
@@ -394,6 +410,14 @@ pub mod at_zero {
     /// Parked keys, with `dead_letter.on_error: park_key`.
     pub fn parking() {
         ::metrics::gauge!(PARKED_KEYS).set(0.0);
+    }
+
+    /// A Schema Registry (a topic in a registry format).
+    pub fn registry() {
+        for outcome in SCHEMA_FETCH_OUTCOMES {
+            ::metrics::counter!(SCHEMA_FETCHES_TOTAL, "outcome" => outcome).increment(0);
+        }
+        ::metrics::gauge!(RECORDS_AWAITING_SCHEMA).set(0.0);
     }
 
     /// Offsets stored in the target (`offset_storage: target`).

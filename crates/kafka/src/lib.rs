@@ -89,6 +89,8 @@ pub struct RuntimeConfig {
     pub transactions: Option<TransactionsConfig>,
     /// Status reports.
     pub status: status::StatusConfig,
+    /// The Schema Registry of registry-format topics.
+    pub registry: Option<sinkfleet_schema_registry::RegistryClient>,
 }
 
 /// The librdkafka settings shared by the consumer, the dead-letter producer
@@ -253,6 +255,7 @@ pub async fn run<S: Sink>(
         stop,
         Some(status_feed),
         end_offsets,
+        cfg.registry.clone(),
     );
     coordinator.run(poll_rx, writer_events_rx, shutdown).await;
     // The last report (stopped) goes out before the process ends.
@@ -373,6 +376,7 @@ mod tests {
                 decode: DecodeOptions::default(),
                 transactions: None,
                 status: status::StatusConfig::default(),
+                registry: None,
             };
             if let Err(e) = consumer_config(&cfg).create::<BaseConsumer>() {
                 panic!("consumer with {properties:?}: {e}");

@@ -17,6 +17,9 @@ pub(crate) enum PauseCause {
     /// A writer's sink is failing (an outage, a fence): every partition
     /// waits for it, whatever its load.
     Sink,
+    /// Its next record names a schema the registry cannot be asked for
+    /// (an outage): it waits for the registry, whatever its load.
+    Registry,
 }
 
 /// State of one assigned partition.
@@ -30,6 +33,9 @@ pub(crate) struct PartitionState {
     pub lane: usize,
     /// Records received, not yet handed to the writer.
     pub pending: VecDeque<Item>,
+    /// Records in `pending` still waiting for a registry schema (the first
+    /// of them, and every record behind it, to keep the partition's order).
+    pub awaiting_schema: usize,
     /// When the oldest pending record arrived (for linger).
     pub pending_since: Option<Instant>,
     /// Bytes of `pending`.

@@ -6,14 +6,19 @@
 //! ...) or a boolean; `ts_us`/`ts_ns` present or not. A record with a null
 //! value is a Kafka tombstone (log compaction marker) and decodes to `None`.
 
+mod avro;
 mod declared;
+pub mod format;
 mod prefix;
+mod registry;
 mod schema;
 pub mod transaction;
 mod values;
 mod wire;
 
 pub use declared::DeclaredColumns;
+pub use format::{Format, Formats, TopicFormats};
+pub use registry::RegistrySchema;
 pub use values::{UNAVAILABLE_VALUE, unscaled_to_decimal};
 
 use crate::change::{Change, Op, Row, TableId};
@@ -37,6 +42,8 @@ pub struct DecodeOptions {
     pub key_columns: HashMap<String, Vec<String>>,
     /// Declared types of schema-less events' columns (see [`DeclaredColumns`]).
     pub columns: DeclaredColumns,
+    /// Key and value formats by topic (JSON where no rule matches).
+    pub formats: TopicFormats,
 }
 
 impl DecodeOptions {
@@ -81,6 +88,10 @@ pub struct Decoder {
     /// Column names of recent value and key rows (see [`wire::RecentNames`]).
     value_names: wire::RecentNames,
     key_names: wire::RecentNames,
+    /// Registry schemas by id (see [`registry`]).
+    schemas: HashMap<u32, registry::Held>,
+    /// Formats by topic, resolved once per topic.
+    topic_formats: HashMap<String, Formats>,
 }
 
 impl Decoder {
@@ -94,6 +105,8 @@ impl Decoder {
             key_prefixes: prefix::Prefixes::default(),
             value_names: wire::RecentNames::default(),
             key_names: wire::RecentNames::default(),
+            schemas: HashMap::new(),
+            topic_formats: HashMap::new(),
         }
     }
 
@@ -205,6 +218,14 @@ impl Decoder {
         }
     }
 
+    /// A JSON Kafka key as a row. Schema-less keys take the value schema's
+    /// codec (`row_codec`) for the same column.
+    fn json_key(&mut self, raw: &[u8], row_codec: &RowCodec) -> Result<Row, DecodeError> {
+        let (raw, key_codec) = self.key_row(raw)?;
+        let codec = key_codec.as_deref().unwrap_or(row_codec);
+        wire::decode_row(raw, codec, "key", None, &mut self.key_names)
+    }
+
     /// Decodes one Kafka record. `offset` is the record's Kafka offset (used
     /// only by [`VersionSource::KafkaOffset`]). Returns `Ok(None)` for a
     /// tombstone (null value), which carries no change.
@@ -214,11 +235,22 @@ impl Decoder {
         value: Option<&[u8]>,
         offset: i64,
     ) -> Result<Option<Change>, DecodeError> {
+        self.decode_with_key_format(key, value, offset, Format::Json)
+    }
+
+    /// [`Decoder::decode`] of a JSON value whose key is in `key_format`.
+    fn decode_with_key_format(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+        key_format: Format,
+    ) -> Result<Option<Change>, DecodeError> {
         let Some(value) = value else { return Ok(None) };
         if let Some((codec, rest)) = self.value_prefixes.find(value)
             && let Some(event) = prefix::payload::<Event<'_>>(rest)
         {
-            return self.decode_event(key, &event, &codec, offset);
+            return self.decode_event(key, key_format, &event, &codec, offset);
         }
         let top: Event<'_> = serde_json::from_slice(value).map_err(|e| json_err("value", e))?;
         let (event, row_codec) = match (top.schema, top.payload) {
@@ -251,30 +283,28 @@ impl Decoder {
                 (top, codec)
             }
         };
-        self.decode_event(key, &event, &row_codec, offset)
+        self.decode_event(key, key_format, &event, &row_codec, offset)
     }
 
     /// Turns a parsed event into a change.
     fn decode_event(
         &mut self,
         kafka_key: Option<&[u8]>,
+        key_format: Format,
         event: &Event<'_>,
         row_codec: &Arc<RowCodec>,
         offset: i64,
     ) -> Result<Option<Change>, DecodeError> {
         let op = match event.op.map(RawValue::get) {
-            Some("\"c\"") => Op::Create,
-            Some("\"r\"") => Op::Read,
-            Some("\"u\"") => Op::Update,
-            Some("\"d\"") => Op::Delete,
-            Some("\"t\"") => Op::Truncate,
             None | Some("null") => return Err(field("op", "missing")),
-            Some(other) => {
-                return Err(match serde_json::from_str::<String>(other) {
-                    Ok(op) => DecodeError::UnknownOp(op),
-                    Err(_) => field("op", &format!("expected a string, found {other}")),
-                });
-            }
+            Some(raw) => match serde_json::from_str::<&str>(raw) {
+                Ok(op) => op_of(op)?,
+                // A string with escapes cannot be borrowed.
+                Err(_) => match serde_json::from_str::<String>(raw) {
+                    Ok(op) => op_of(&op)?,
+                    Err(_) => return Err(field("op", &format!("expected a string, found {raw}"))),
+                },
+            },
         };
         let source = event
             .source
@@ -308,25 +338,16 @@ impl Decoder {
         let key = if op == Op::Truncate {
             Row::default()
         } else if let Some(columns) = self.opts.key_columns_for(&table) {
-            let image = image(&after, event, row_codec, &mut self.value_names)?;
-            let mut key = Row::default();
-            for column in columns {
-                let value = image.get(column).ok_or_else(|| {
-                    field(
-                        &format!("key.{column}"),
-                        "configured key column missing from the row",
-                    )
-                })?;
-                key.set(column.clone(), value.clone());
-            }
-            key
+            key_from_columns(
+                columns,
+                image(&after, event, row_codec, &mut self.value_names)?.as_ref(),
+            )?
         } else {
             let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
-            let (raw, key_codec) = self.key_row(raw)?;
-            // Schema-less keys take the value schema's codec for the same
-            // column.
-            let codec = key_codec.as_deref().unwrap_or(row_codec);
-            let key = wire::decode_row(raw, codec, "key", None, &mut self.key_names)?;
+            let key = match key_format {
+                Format::Json => self.json_key(raw, row_codec)?,
+                Format::Avro => self.avro_key(raw)?,
+            };
             if key.columns.is_empty() {
                 return Err(DecodeError::MissingKey(table.to_string()));
             }
@@ -392,6 +413,33 @@ fn image<'r>(
     Ok(Cow::Owned(wire::decode_row(
         before, codec, "before", None, names,
     )?))
+}
+
+/// An `op` code.
+fn op_of(op: &str) -> Result<Op, DecodeError> {
+    Ok(match op {
+        "c" => Op::Create,
+        "r" => Op::Read,
+        "u" => Op::Update,
+        "d" => Op::Delete,
+        "t" => Op::Truncate,
+        other => return Err(DecodeError::UnknownOp(other.to_owned())),
+    })
+}
+
+/// The key from configured key columns of the row image.
+fn key_from_columns(columns: &[String], image: &Row) -> Result<Row, DecodeError> {
+    let mut key = Row::default();
+    for column in columns {
+        let value = image.get(column).ok_or_else(|| {
+            field(
+                &format!("key.{column}"),
+                "configured key column missing from the row",
+            )
+        })?;
+        key.set(column.clone(), value.clone());
+    }
+    Ok(key)
 }
 
 fn json_err(part: &'static str, e: serde_json::Error) -> DecodeError {
@@ -471,7 +519,12 @@ fn lsn_version(source: &wire::Source<'_>) -> Result<Version, DecodeError> {
     let json = |raw: Option<&serde_json::value::RawValue>| {
         raw.and_then(|r| serde_json::from_str::<Json>(r.get()).ok())
     };
-    let (sequence, lsn) = (json(source.sequence), json(source.lsn));
+    lsn_version_of(json(source.sequence), json(source.lsn))
+}
+
+/// [`lsn_version`] of `source.sequence` and `source.lsn` as JSON values
+/// (absent: `None`), whatever format carried them.
+fn lsn_version_of(sequence: Option<Json>, lsn: Option<Json>) -> Result<Version, DecodeError> {
     let sequence = match &sequence {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(serde_json::from_str::<Json>(s).map_err(|_| {
@@ -556,3 +609,6 @@ fn field_version(value: Option<&crate::Value>, name: &str) -> Result<Version, De
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod avro_tests;

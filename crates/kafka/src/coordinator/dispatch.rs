@@ -131,14 +131,22 @@ impl Coordinator {
         });
         let mut pause = TopicPartitionList::new();
         let mut resume = TopicPartitionList::new();
+        let registry_down = self.schemas.as_ref().is_some_and(|s| s.down());
         for ((topic, partition), state) in self.partitions.iter_mut() {
+            let outage = if held {
+                Some(PauseCause::Sink)
+            } else if registry_down && state.awaiting_schema > 0 {
+                Some(PauseCause::Registry)
+            } else {
+                None
+            };
             let next = next_pause(
                 state.pause,
                 state.load(),
                 &self.cfg.partition_budget,
                 global,
                 &self.cfg.global_budget,
-                held,
+                outage,
             );
             match (state.paused(), next.is_some()) {
                 (false, true) => {
@@ -188,9 +196,10 @@ fn next_pause(
     partition_budget: &Budget,
     global: Load,
     global_budget: &Budget,
-    held: bool,
+    outage: Option<PauseCause>,
 ) -> Option<PauseCause> {
-    if current == Some(PauseCause::Sink) && !held {
+    let outage_over = matches!(current, Some(PauseCause::Sink | PauseCause::Registry));
+    if outage_over && outage.is_none() {
         let full = partition_budget.over_high(load) || global_budget.over_high(global);
         return full.then_some(PauseCause::Budget);
     }
@@ -200,9 +209,9 @@ fn next_pause(
         partition_budget,
         global,
         global_budget,
-        held,
+        outage.is_some(),
     ) {
-        Decision::Pause if held => Some(PauseCause::Sink),
+        Decision::Pause if outage.is_some() => outage,
         Decision::Pause => Some(PauseCause::Budget),
         Decision::Resume => None,
         Decision::Keep => current,
@@ -218,6 +227,12 @@ pub(super) fn take_head(
     share: &mut JobShare,
     lsn_versions: bool,
 ) -> Option<Item> {
+    if matches!(
+        state.pending.front().map(|i| &i.payload),
+        Some(Payload::AwaitingSchema)
+    ) {
+        return None;
+    }
     let item = state.pending.pop_front()?;
     let b = item.bytes();
     state.pending_bytes -= b.min(state.pending_bytes);
@@ -266,7 +281,7 @@ mod tests {
             &PARTITION,
             records(load),
             &GLOBAL,
-            held,
+            held.then_some(PauseCause::Sink),
         )
     }
 

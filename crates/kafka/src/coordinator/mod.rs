@@ -24,7 +24,7 @@ use sinkfleet_core::metrics::{
     INFLIGHT_BYTES, INFLIGHT_RECORDS, PARTITIONS_PAUSED, RECORDS_IN_TOTAL, WRITERS, WRITERS_BUSY,
 };
 use sinkfleet_core::watermark::OffsetWatermark;
-use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, SinkRecord, VersionSource};
+use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, VersionSource};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -76,6 +76,7 @@ mod commits;
 mod dispatch;
 mod lanes;
 mod report;
+mod schemas;
 mod transactions;
 
 use lanes::InFlight;
@@ -133,6 +134,10 @@ pub(crate) struct Coordinator {
     end_offsets: EndOffsets,
     /// The last assignment generation handed out.
     generation: u64,
+    /// Registry schemas being fetched, if a topic's format uses them.
+    schemas: Option<schemas::Schemas>,
+    /// Their answers, taken by [`Coordinator::run`].
+    schema_answers: Option<mpsc::UnboundedReceiver<schemas::Answer>>,
 }
 
 impl Coordinator {
@@ -149,8 +154,14 @@ impl Coordinator {
         stop_polling: Arc<AtomicBool>,
         status: Option<StatusFeed>,
         end_offsets: EndOffsets,
+        registry: Option<sinkfleet_schema_registry::RegistryClient>,
     ) -> Self {
         metrics::gauge!(WRITERS).set(lanes.len() as f64);
+        let (answers, schema_answers) = mpsc::unbounded_channel();
+        let schemas = registry.map(|client| {
+            sinkfleet_core::metrics::at_zero::registry();
+            schemas::Schemas::new(client, answers, Backoff::from_config(&cfg))
+        });
         Coordinator {
             consumer,
             committer,
@@ -169,6 +180,8 @@ impl Coordinator {
             status,
             end_offsets,
             generation: 0,
+            schemas,
+            schema_answers: Some(schema_answers),
             next_job: 0,
             last_commit: Instant::now(),
             gauges: Gauges {
@@ -192,6 +205,7 @@ impl Coordinator {
             tokio::time::interval(Duration::from_millis(self.cfg.linger_ms.clamp(10, 250)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping: Option<Instant> = None;
+        let mut schema_answers = self.schema_answers.take();
         let mut final_commit_done = false;
         let mut final_flush_sent = false;
         self.health.live.store(true, Ordering::Release);
@@ -204,11 +218,17 @@ impl Coordinator {
                     }
                 },
                 Some(event) = writer_events.recv() => self.on_writer(event),
+                Some(answer) = async {
+                    match schema_answers.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.on_schema(answer),
                 _ = tick.tick() => {}
                 _ = &mut shutdown, if stopping.is_none() => {
                     tracing::info!("shutdown requested: finishing in-flight writes");
                     stopping = Some(Instant::now() + Duration::from_millis(self.cfg.shutdown_timeout_ms));
-                    for p in self.partitions.values_mut() { p.pending.clear(); p.pending_bytes = 0; p.pending_since = None; }
+                    for p in self.partitions.values_mut() { p.pending.clear(); p.pending_bytes = 0; p.pending_since = None; p.awaiting_schema = 0; }
                 }
             }
             self.answer_revokes(false);
@@ -340,46 +360,56 @@ impl Coordinator {
             .transactions
             .as_ref()
             .is_some_and(|t| t.is_marker_topic(&position.topic));
-        let decoded = match (marker, r.value.as_deref()) {
-            (true, Some(value)) => decode_marker(value).map(|m| Some(Payload::Marker(Box::new(m)))),
-            (true, None) => Ok(None),
-            (false, _) => self
-                .decoder
-                .decode(r.key.as_deref(), r.value.as_deref(), r.offset)
-                .map(|c| {
-                    c.map(|change| {
-                        Payload::Change(SinkRecord {
-                            position: position.clone(),
-                            change,
-                        })
-                    })
-                }),
-        };
-        let payload = match decoded {
-            Ok(Some(payload)) => payload,
-            Ok(None) => Payload::Skip,
-            Err(e) => Payload::DeadLetter(DeadLetter {
-                position: position.clone(),
-                key: r.key.clone(),
-                value: r.value.clone(),
-                class: ErrorClass::Decode,
-                message: e.to_string(),
-                parked_since: None,
-            }),
-        };
-        let bytes = Item::held_bytes(r.key.as_deref(), r.value.as_deref(), &payload);
-        state.pending_bytes += bytes;
-        state.pending_since.get_or_insert_with(Instant::now);
-        state.pending.push_back(Item {
+        // Behind a record waiting for its schema, every record waits.
+        let behind_waiting = state.awaiting_schema > 0;
+        let mut item = Item {
             covers_from,
             position,
             key: r.key,
             value: r.value,
             replayed_offset: r.replayed_offset,
-            payload,
+            payload: Payload::Skip,
             timestamp_ms: r.timestamp_ms,
-            held: bytes,
-        });
+            held: 0,
+        };
+        let missing = if marker {
+            Vec::new()
+        } else {
+            self.decoder.missing_schemas(
+                &item.position.topic,
+                item.key.as_deref(),
+                item.value.as_deref(),
+            )
+        };
+        item.payload = match (marker, item.value.as_deref()) {
+            (true, Some(value)) => match decode_marker(value) {
+                Ok(m) => Payload::Marker(Box::new(m)),
+                Err(e) => Payload::DeadLetter(DeadLetter {
+                    position: item.position.clone(),
+                    key: item.key.clone(),
+                    value: item.value.clone(),
+                    class: ErrorClass::Decode,
+                    message: e.to_string(),
+                    parked_since: None,
+                }),
+            },
+            (true, None) => Payload::Skip,
+            (false, _) if behind_waiting || !missing.is_empty() => Payload::AwaitingSchema,
+            (false, _) => schemas::decoded(&mut self.decoder, &item),
+        };
+        item.held = Item::held_bytes(item.key.as_deref(), item.value.as_deref(), &item.payload);
+        let waits = matches!(item.payload, Payload::AwaitingSchema);
+        let Some(state) = self.partitions.get_mut(&id) else {
+            return;
+        };
+        state.pending_bytes += item.held;
+        state.pending_since.get_or_insert_with(Instant::now);
+        state.pending.push_back(item);
+        if waits {
+            state.awaiting_schema += 1;
+            self.request_schemas(missing);
+            self.count_awaiting();
+        }
     }
 
     fn on_assigned(&mut self, assigned: Vec<Assignment>) {
@@ -702,6 +732,7 @@ mod tests {
             Arc::default(),
             None,
             end_offsets,
+            None,
         );
         (coordinator, released)
     }

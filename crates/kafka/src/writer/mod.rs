@@ -42,6 +42,10 @@ pub enum Payload {
     DeadLetter(DeadLetter),
     /// A transaction BEGIN or END record: frames changes, applies nothing.
     Marker(Box<TxMarker>),
+    /// Not decoded yet: it (or a record before it in its partition) names
+    /// a registry schema not fetched yet. Never dispatched: decoded in
+    /// place once the schema is there.
+    AwaitingSchema,
 }
 
 /// One record of a job.
@@ -82,7 +86,10 @@ impl Item {
         let raw = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
         let decoded = match payload {
             Payload::Change(record) => record.change.memory_bytes(),
-            Payload::Skip | Payload::DeadLetter(_) | Payload::Marker(_) => 0,
+            Payload::Skip
+            | Payload::DeadLetter(_)
+            | Payload::Marker(_)
+            | Payload::AwaitingSchema => 0,
         };
         (std::mem::size_of::<Item>() + raw + decoded) as u64
     }
@@ -302,6 +309,11 @@ async fn write_job<S: Sink>(
             Payload::DeadLetter(letter) => {
                 dead_letter(ctx, &letter).await;
                 durable.push((item.position, item.covers_from));
+            }
+            // Never dispatched (see `take_head`): holding its offset back
+            // loses nothing if it ever were.
+            Payload::AwaitingSchema => {
+                tracing::error!(position = ?item.position, "a record awaiting its schema was dispatched");
             }
             Payload::Change(record) => {
                 origins.push(Origin {

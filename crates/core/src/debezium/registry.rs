@@ -1,0 +1,278 @@
+//! The decoder's side of a Schema Registry: the schemas it holds by id,
+//! and the decoding of registry-framed records.
+//!
+//! Fetching is the caller's (it is I/O, and an unreachable registry is an
+//! outage to wait out, not bad data): [`Decoder::missing_schemas`] names
+//! the ids a record needs that the decoder does not hold, and
+//! [`Decoder::add_schema`] hands one over. A schema never changes under its
+//! id, so what is held is kept.
+
+use super::avro::{self, AvroSchema};
+use super::format::{Format, Formats};
+use super::{Decoder, field, field_version, key_from_columns, lsn_version_of};
+use crate::change::{Change, Op, Row, TableId};
+use crate::error::DecodeError;
+use crate::version::{Version, VersionSource};
+use apache_avro::types::Value as Avro;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// What the registry answered for one schema id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrySchema {
+    /// The schema: its type (`AVRO`, `PROTOBUF`, `JSON`) and text.
+    Found {
+        /// `schemaType`, `AVRO` when the registry omits it.
+        schema_type: String,
+        /// The schema's text.
+        text: String,
+    },
+    /// The registry says no schema has this id.
+    NotFound,
+}
+
+/// A held schema: parsed, or why records naming it are refused.
+#[derive(Debug)]
+pub(super) enum Held {
+    Avro(Arc<AvroSchema>),
+    Refused(String),
+}
+
+impl Decoder {
+    /// The formats of `topic` (cached: topics are few, rules may be regexes).
+    fn formats(&mut self, topic: &str) -> Formats {
+        if let Some(f) = self.topic_formats.get(topic) {
+            return *f;
+        }
+        let f = self.opts.formats.of(topic);
+        self.topic_formats.insert(topic.to_owned(), f);
+        f
+    }
+
+    /// The registry schema ids a record of `topic` names that this decoder
+    /// does not hold yet (at most one for the key, one for the value). A
+    /// record that is not framed needs none: decoding refuses it.
+    pub fn missing_schemas(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Vec<u32> {
+        let formats = self.formats(topic);
+        let mut missing = Vec::new();
+        for (format, record) in [(formats.key, key), (formats.value, value)] {
+            if format.uses_registry()
+                && let Some(record) = record
+                && let Ok((id, _)) = avro::frame("value", record)
+                && !self.schemas.contains_key(&id)
+                && !missing.contains(&id)
+            {
+                missing.push(id);
+            }
+        }
+        missing
+    }
+
+    /// Holds what the registry answered for `id`.
+    pub fn add_schema(&mut self, id: u32, answer: RegistrySchema) {
+        let held = match answer {
+            RegistrySchema::NotFound => Held::Refused(format!(
+                "schema id {id} does not exist in the registry (it answered 404)"
+            )),
+            RegistrySchema::Found { schema_type, .. } if schema_type != "AVRO" => Held::Refused(
+                format!("schema id {id} is a {schema_type} schema; the topic's format is avro"),
+            ),
+            RegistrySchema::Found { text, .. } => match AvroSchema::parse(&text) {
+                Ok(schema) => Held::Avro(Arc::new(schema)),
+                Err(e) => Held::Refused(format!("schema id {id} is no usable Avro schema: {e}")),
+            },
+        };
+        self.schemas.insert(id, held);
+    }
+
+    /// Decodes one Kafka record of `topic` in its configured formats. The
+    /// registry schemas it names must be held (see
+    /// [`Decoder::missing_schemas`]); one that is not is refused.
+    pub fn decode_record(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+    ) -> Result<Option<Change>, DecodeError> {
+        let formats = self.formats(topic);
+        match formats.value {
+            Format::Json => self.decode_with_key_format(key, value, offset, formats.key),
+            Format::Avro => self.decode_avro(key, value, offset, formats.key),
+        }
+    }
+
+    /// The held schema of a framed record.
+    fn held(
+        &self,
+        part: &'static str,
+        record: &[u8],
+    ) -> Result<(u32, Arc<AvroSchema>), DecodeError> {
+        let (id, _) = avro::frame(part, record)?;
+        match self.schemas.get(&id) {
+            Some(Held::Avro(schema)) => Ok((id, Arc::clone(schema))),
+            Some(Held::Refused(reason)) => Err(DecodeError::Schema {
+                part,
+                id,
+                message: reason.clone(),
+            }),
+            None => Err(DecodeError::Schema {
+                part,
+                id,
+                message: format!("schema id {id} was not fetched from the registry"),
+            }),
+        }
+    }
+
+    /// An Avro key as a row.
+    pub(super) fn avro_key(&self, raw: &[u8]) -> Result<Row, DecodeError> {
+        let (id, schema) = self.held("key", raw)?;
+        let names = schema.names();
+        let (_, body) = avro::frame("key", raw)?;
+        let fields = schema.datum("key", id, body)?;
+        avro::row(Avro::Record(fields), schema.row_codec(), names, "key", None)
+    }
+
+    /// A Debezium envelope in Avro.
+    fn decode_avro(
+        &mut self,
+        kafka_key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+        key_format: Format,
+    ) -> Result<Option<Change>, DecodeError> {
+        // A Kafka tombstone carries no change.
+        let Some(value) = value else { return Ok(None) };
+        let (id, schema) = self.held("value", value)?;
+        let names = schema.names();
+        if !schema.is_envelope() {
+            return Err(DecodeError::Schema {
+                part: "value",
+                id,
+                message: "the schema is no Debezium change event envelope \
+                          (fields `op`, `source`, `before`, `after`)"
+                    .into(),
+            });
+        }
+        let (_, body) = avro::frame("value", value)?;
+        let mut fields = schema.datum("value", id, body)?;
+        let op = match avro::take(&mut fields, "op") {
+            Some(Avro::String(op)) => super::op_of(&op)?,
+            Some(other) => return Err(field("op", &format!("expected a string, found {other:?}"))),
+            None => return Err(field("op", "missing")),
+        };
+        let Some(Avro::Record(mut source)) = avro::take(&mut fields, "source") else {
+            return Err(field("source", "missing"));
+        };
+        let text = |source: &mut Vec<(String, Avro)>, name: &str| match avro::take(source, name) {
+            Some(Avro::String(s)) => Ok(s),
+            _ => Err(field(&format!("source.{name}"), "missing")),
+        };
+        let table = TableId {
+            schema: text(&mut source, "schema")?,
+            table: text(&mut source, "table")?,
+        };
+        let codec = Arc::clone(schema.row_codec());
+        let mut unchanged = Vec::new();
+        let after = match avro::take(&mut fields, "after") {
+            Some(after) if op.is_upsert() => Some(avro::row(
+                after,
+                &codec,
+                names,
+                "after",
+                Some(&mut unchanged),
+            )?),
+            _ if op.is_upsert() => {
+                return Err(field("after", "an insert/update/read needs an `after` row"));
+            }
+            _ => None,
+        };
+        // The image keys and field versions are read from on a delete.
+        let before = match (&after, avro::take(&mut fields, "before")) {
+            (None, Some(before)) => Some(avro::row(before, &codec, names, "before", None)?),
+            _ => None,
+        };
+        let image = || {
+            after
+                .as_ref()
+                .or(before.as_ref())
+                .ok_or_else(|| field("before", "expected a record"))
+        };
+
+        let key = if op == Op::Truncate {
+            Row::default()
+        } else if let Some(columns) = self.opts.key_columns_for(&table) {
+            key_from_columns(columns, image()?)?
+        } else {
+            let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
+            let key = match key_format {
+                Format::Avro => self.avro_key(raw)?,
+                Format::Json => self.json_key(raw, &codec)?,
+            };
+            if key.columns.is_empty() {
+                return Err(DecodeError::MissingKey(table.to_string()));
+            }
+            key
+        };
+
+        let version = match &self.opts.version {
+            VersionSource::DebeziumLsn => {
+                let sequence = avro::take(&mut source, "sequence").map(json_of);
+                let lsn = avro::take(&mut source, "lsn").map(json_of);
+                lsn_version_of(sequence, lsn)?
+            }
+            VersionSource::KafkaOffset if op != Op::Truncate => {
+                Version::new(offset.max(0) as u64, 0)
+            }
+            VersionSource::Field { field: name } if op != Op::Truncate => {
+                field_version(image()?.get(name), name)?
+            }
+            _ => {
+                return Err(field(
+                    "op",
+                    "truncate events need `version.source: debezium_lsn`",
+                ));
+            }
+        };
+        let long = |v: Option<Avro>| match v {
+            Some(Avro::Long(ms)) => Some(ms),
+            _ => None,
+        };
+        let source_ts_ms =
+            long(avro::take(&mut source, "ts_ms")).or(long(avro::take(&mut fields, "ts_ms")));
+        let transaction = match avro::take(&mut fields, "transaction") {
+            Some(Avro::Record(mut t)) => match avro::take(&mut t, "id") {
+                Some(Avro::String(id)) => Some(Arc::from(id.as_str())),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(Some(Change {
+            table,
+            op,
+            key,
+            row: after,
+            version,
+            schema: (!codec.schema.columns.is_empty()).then(|| Arc::clone(&codec.schema)),
+            unchanged,
+            source_ts_ms,
+            transaction,
+        }))
+    }
+}
+
+/// A `source` field's value as JSON, for the version's parser (the same
+/// one, with the same refusals, as for JSON events).
+fn json_of(v: Avro) -> Json {
+    match v {
+        Avro::String(s) => Json::String(s),
+        Avro::Long(i) => Json::from(i),
+        Avro::Int(i) => Json::from(i),
+        other => Json::String(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,240 @@
+//! A Schema Registry client (Confluent's REST API, which Karapace and
+//! Apicurio's compatibility API serve too): what a sink worker needs,
+//! which is a schema by its id.
+//!
+//! A schema never changes under its id, so an answer is cached for the
+//! life of the process, "no such id" included. Failures are classified:
+//! an unreachable registry, a 5xx or a refused login is an outage (the
+//! caller waits and asks again: records wait, nothing is dead-lettered),
+//! while a 404 for the id is an answer about the data.
+
+use serde::Deserialize;
+use sinkfleet_core::debezium::RegistrySchema;
+use sinkfleet_core::error::with_causes;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Where the registry is and how to log in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Base URL, `http://` or `https://` (e.g. `http://registry:8081`).
+    pub url: String,
+    /// HTTP basic auth user (Confluent's `basic.auth.user.info`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// HTTP basic auth password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM file of the CAs that sign the registry's certificate (instead
+    /// of the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Per request.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Attempts per fetch before it is reported as an outage (the caller
+    /// then waits and fetches again).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+
+/// A registry that cannot be used as configured.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The URL is not an http(s) URL.
+    #[error("schema registry url {0:?}: expected http://host:port or https://host:port")]
+    Url(String),
+    /// A username without a password, or the reverse.
+    #[error("schema registry: username and password go together")]
+    Credentials,
+    /// The CA file cannot be read or holds no certificate.
+    #[error("schema registry ca_file {path}: {message}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The HTTP client cannot be built.
+    #[error("schema registry client: {0}")]
+    Client(String),
+}
+
+/// A fetch that got no answer about the schema: the registry is down,
+/// unreachable, failing, or refuses the credentials. Retryable.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("schema registry {url}: schema id {id}: {message}")]
+pub struct Outage {
+    /// The registry's base URL.
+    pub url: String,
+    /// The schema id asked for.
+    pub id: u32,
+    /// What went wrong on the last attempt.
+    pub message: String,
+}
+
+/// The client. Cheap to clone (shared cache and connection pool).
+#[derive(Clone)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: String,
+    auth: Option<(String, String)>,
+    attempts: u32,
+    cache: Arc<Mutex<HashMap<u32, RegistrySchema>>>,
+}
+
+impl RegistryClient {
+    /// Builds the client; nothing is contacted yet.
+    pub fn new(cfg: &RegistryConfig) -> Result<Self, ConfigError> {
+        let base = cfg.url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 9 {
+            return Err(ConfigError::Url(cfg.url.clone()));
+        }
+        let auth = match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (None, None) => None,
+            _ => return Err(ConfigError::Credentials),
+        };
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .connect_timeout(Duration::from_millis(cfg.timeout_ms));
+        if let Some(path) = &cfg.ca_file {
+            let bad = |message: String| ConfigError::Ca {
+                path: path.clone(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no certificate in the file".into()));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        Ok(RegistryClient {
+            http: builder
+                .build()
+                .map_err(|e| ConfigError::Client(with_causes(&e)))?,
+            base,
+            auth,
+            attempts: cfg.attempts.max(1),
+            cache: Arc::default(),
+        })
+    }
+
+    /// The registry's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// The schema with id `id`: from the cache, or fetched (up to the
+    /// configured attempts, with a short backoff between them).
+    pub async fn schema(&self, id: u32) -> Result<RegistrySchema, Outage> {
+        if let Some(s) = self.cached(id) {
+            return Ok(s);
+        }
+        let mut delay = Duration::from_millis(100);
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            match self.fetch(id).await {
+                Ok(answer) => {
+                    if let Ok(mut cache) = self.cache.lock() {
+                        cache.insert(id, answer.clone());
+                    }
+                    return Ok(answer);
+                }
+                Err(message) => {
+                    tracing::debug!(id, attempt, %message, "schema registry fetch failed");
+                    last = message;
+                }
+            }
+            if attempt < self.attempts {
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+        Err(Outage {
+            url: self.base.clone(),
+            id,
+            message: last,
+        })
+    }
+
+    fn cached(&self, id: u32) -> Option<RegistrySchema> {
+        self.cache.lock().ok()?.get(&id).cloned()
+    }
+
+    /// One request. `Err` is an outage's message.
+    async fn fetch(&self, id: u32) -> Result<RegistrySchema, String> {
+        let mut request = self
+            .http
+            .get(format!("{}/schemas/ids/{id}", self.base))
+            .header(
+                "Accept",
+                "application/vnd.schemaregistry.v1+json, application/json",
+            );
+        if let Some((user, password)) = &self.auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.map_err(|e| with_causes(&e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| with_causes(&e))?;
+        if status.as_u16() == 404 {
+            // Confluent: 40403 "Schema not found". A 404 of something else
+            // (a wrong base path) is no answer about the id.
+            return match serde_json::from_str::<ErrorBody>(&body) {
+                Ok(ErrorBody { error_code: 40403 }) => Ok(RegistrySchema::NotFound),
+                _ => Err(format!(
+                    "404 without error code 40403 (is the url the registry's?): {}",
+                    excerpt(&body)
+                )),
+            };
+        }
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {}", excerpt(&body)));
+        }
+        let answer: SchemaBody = serde_json::from_str(&body)
+            .map_err(|e| format!("unreadable answer ({e}): {}", excerpt(&body)))?;
+        Ok(RegistrySchema::Found {
+            schema_type: answer.schema_type.unwrap_or_else(|| "AVRO".into()),
+            text: answer.schema,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct SchemaBody {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error_code: u32,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    // No credentials in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("url", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    body.trim().chars().take(300).collect()
+}
