@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
 use serde::Deserialize;
 use sinkfleet_core::VersionSource;
-use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions};
+use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions, FlattenedOptions, RecordShape};
 use sinkfleet_kafka::status::StatusConfig;
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
@@ -58,6 +58,10 @@ pub struct DecodeConfig {
     /// (`schema.table`, or `*`) → column → Debezium encoding.
     #[serde(default)]
     pub columns: BTreeMap<String, BTreeMap<String, String>>,
+    /// Records flattened by Debezium's `ExtractNewRecordState` (absent:
+    /// Debezium change events).
+    #[serde(default)]
+    pub flattened: Option<FlattenedOptions>,
 }
 
 /// `sink:` section: one of the sinks.
@@ -154,6 +158,17 @@ impl Config {
         if let Err(e) = DeclaredColumns::parse(&self.decode.columns) {
             problems.push(("decode.columns".into(), e));
         }
+        if let Some(flat) = &self.decode.flattened {
+            problems.extend(
+                flat.problems(
+                    &self.decode.version,
+                    !self.decode.key_columns.is_empty(),
+                    !self.decode.columns.is_empty(),
+                )
+                .into_iter()
+                .map(|(p, m)| (format!("decode.{p}"), m)),
+            );
+        }
         if let Err(e) = self.metrics.listen.parse::<std::net::SocketAddr>() {
             problems.push(("metrics.listen".into(), e.to_string()));
         }
@@ -241,6 +256,10 @@ impl Config {
                 key_columns: self.decode.key_columns.clone(),
                 columns: DeclaredColumns::parse(&self.decode.columns)
                     .map_err(|e| anyhow::anyhow!("decode.columns: {e}"))?,
+                record: match &self.decode.flattened {
+                    None => RecordShape::Debezium,
+                    Some(flat) => RecordShape::Flattened(flat.clone()),
+                },
             },
             transactions: None,
             status: self.status.clone(),
