@@ -559,3 +559,29 @@ fn unflattened_topics_keep_skipping_tombstones() {
         None
     );
 }
+
+/// The JsonConverter writes `schema` first: the second record of a schema
+/// takes the prefix path (no schema scan), and decodes the same.
+#[test]
+fn repeated_schema_prefix_path() {
+    let schema = r#"{"type":"struct","fields":[{"field":"id","type":"int64","optional":false},{"field":"__lsn","type":"int64","optional":true},{"field":"__table","type":"string","optional":true},{"field":"__schema","type":"string","optional":true}]}"#;
+    let record = |id: i64| {
+        format!(
+            r#"{{"schema":{schema},"payload":{{"id":{id},"__lsn":{id},"__table":"t","__schema":"s"}}}}"#
+        )
+    };
+    let mut decoder = Decoder::new(lsn_opts());
+    for id in [1, 2] {
+        let c = decoder
+            .decode(
+                Some(format!(r#"{{"id":{id}}}"#).as_bytes()),
+                Some(record(id).as_bytes()),
+                0,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.version, Version::new(id as u64, id as u64));
+        assert_eq!(c.row.unwrap().names().collect::<Vec<_>>(), vec!["id"]);
+        assert_eq!(decoder.value_prefixes.len(), 1);
+    }
+}
