@@ -11,7 +11,8 @@ use figment::providers::{Env, Format, Yaml};
 use serde::Deserialize;
 use sinkfleet_core::VersionSource;
 use sinkfleet_core::debezium::{
-    DeclaredColumns, DecodeOptions, Format as RecordFormat, Formats, TopicFormats,
+    DeclaredColumns, DecodeOptions, FlattenedOptions, Format as RecordFormat, Formats, RecordShape,
+    TopicFormats,
 };
 use sinkfleet_kafka::status::StatusConfig;
 use sinkfleet_kafka::{DeadLetterConfig, KafkaConfig, RuntimeConfig, WorkerConfig};
@@ -61,6 +62,10 @@ pub struct DecodeConfig {
     /// (`schema.table`, or `*`) → column → Debezium encoding.
     #[serde(default)]
     pub columns: BTreeMap<String, BTreeMap<String, String>>,
+    /// Records flattened by Debezium's `ExtractNewRecordState` (absent:
+    /// Debezium change events).
+    #[serde(default)]
+    pub flattened: Option<FlattenedOptions>,
     /// Key and value formats by topic, first matching rule first (topics
     /// no rule matches are JSON).
     #[serde(default)]
@@ -119,6 +124,18 @@ impl DecodeConfig {
                 }
                 (None, false) => {}
             },
+        }
+        if self.flattened.is_some()
+            && self
+                .formats
+                .iter()
+                .any(|r| r.key != RecordFormat::Json || r.value != RecordFormat::Json)
+        {
+            problems.push((
+                "decode.flattened".into(),
+                "flattened records are read from JSON topics only: a decode.formats rule reads avro"
+                    .into(),
+            ));
         }
         problems
     }
@@ -219,6 +236,17 @@ impl Config {
             problems.push(("decode.columns".into(), e));
         }
         problems.extend(self.decode.problems());
+        if let Some(flat) = &self.decode.flattened {
+            problems.extend(
+                flat.problems(
+                    &self.decode.version,
+                    !self.decode.key_columns.is_empty(),
+                    !self.decode.columns.is_empty(),
+                )
+                .into_iter()
+                .map(|(p, m)| (format!("decode.{p}"), m)),
+            );
+        }
         if let Err(e) = self.metrics.listen.parse::<std::net::SocketAddr>() {
             problems.push(("metrics.listen".into(), e.to_string()));
         }
@@ -318,6 +346,10 @@ impl Config {
                     .decode
                     .topic_formats()
                     .map_err(|e| anyhow::anyhow!("decode.formats: {e}"))?,
+                record: match &self.decode.flattened {
+                    None => RecordShape::Debezium,
+                    Some(flat) => RecordShape::Flattened(flat.clone()),
+                },
             },
             registry: self
                 .decode

@@ -302,4 +302,42 @@ fn formats_and_the_registry_are_checked() {
     );
     assert_eq!(code, 2);
     assert!(text.contains("sink.postgres.apply"), "{text}");
+    let (code, text) = with_decode(
+        "flattened",
+        &format!("{avro}{registry}  flattened: {{ deletes: rewrite }}\n"),
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("decode.flattened: flattened records are read from JSON topics only"),
+        "{text}"
+    );
+}
+
+/// A flattened topic whose deletes are tombstones needs the Kafka offset as
+/// its version (a tombstone carries no other) and a configured table: both
+/// refused at start, not record by record.
+#[test]
+fn flattened_tombstone_deletes_need_offsets_and_a_table() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("flattened.yaml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("  # flattened:\n", "  flattened:\n")
+        .replace("  #   deletes: rewrite ", "    deletes: tombstone ");
+    std::fs::write(&path, text).unwrap();
+    let (code, text) = validate(path.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("decode.flattened.deletes: tombstone deletes carry no version field")
+            && text.contains("decode.flattened.table: tombstone deletes carry no `__table`"),
+        "{text}"
+    );
+    let (code, text) = validate(
+        path.to_str().unwrap(),
+        &[
+            ("SINKFLEET__DECODE__VERSION__SOURCE", "kafka_offset"),
+            ("SINKFLEET__DECODE__FLATTENED__TABLE", "public.orders"),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
 }

@@ -8,6 +8,8 @@
 
 mod avro;
 mod declared;
+mod flat_json;
+pub mod flattened;
 pub mod format;
 mod prefix;
 mod registry;
@@ -17,6 +19,7 @@ mod values;
 mod wire;
 
 pub use declared::DeclaredColumns;
+pub use flattened::{FlatDeletes, FlattenedOptions, RecordShape};
 pub use format::{Format, Formats, TopicFormats};
 pub use registry::RegistrySchema;
 pub use values::{UNAVAILABLE_VALUE, unscaled_to_decimal};
@@ -44,6 +47,8 @@ pub struct DecodeOptions {
     pub columns: DeclaredColumns,
     /// Key and value formats by topic (JSON where no rule matches).
     pub formats: TopicFormats,
+    /// Debezium envelopes, or rows flattened by `ExtractNewRecordState`.
+    pub record: RecordShape,
 }
 
 impl DecodeOptions {
@@ -92,12 +97,22 @@ pub struct Decoder {
     schemas: HashMap<u32, registry::Held>,
     /// Formats by topic, resolved once per topic.
     topic_formats: HashMap<String, Formats>,
+    /// Stripped schemas of flattened records (see [`flattened`]).
+    flattener: flattened::Flattener,
+    /// `opts.record`'s flattened options, shared with the `&mut self`
+    /// calls that decode a flattened record.
+    flat: Option<Arc<flattened::FlattenedOptions>>,
 }
 
 impl Decoder {
     /// Creates a decoder.
     pub fn new(opts: DecodeOptions) -> Self {
+        let flat = match &opts.record {
+            RecordShape::Debezium => None,
+            RecordShape::Flattened(flat) => Some(Arc::new(flat.clone())),
+        };
         Decoder {
+            flat,
             opts,
             cache: HashMap::new(),
             declared: HashMap::new(),
@@ -107,6 +122,7 @@ impl Decoder {
             key_names: wire::RecentNames::default(),
             schemas: HashMap::new(),
             topic_formats: HashMap::new(),
+            flattener: flattened::Flattener::default(),
         }
     }
 
@@ -235,6 +251,10 @@ impl Decoder {
         value: Option<&[u8]>,
         offset: i64,
     ) -> Result<Option<Change>, DecodeError> {
+        if let Some(flat) = &self.flat {
+            let flat = Arc::clone(flat);
+            return self.decode_flat(key, value, offset, &flat);
+        }
         self.decode_with_key_format(key, value, offset, Format::Json)
     }
 
@@ -519,17 +539,34 @@ fn lsn_version(source: &wire::Source<'_>) -> Result<Version, DecodeError> {
     let json = |raw: Option<&serde_json::value::RawValue>| {
         raw.and_then(|r| serde_json::from_str::<Json>(r.get()).ok())
     };
-    lsn_version_of(json(source.sequence), json(source.lsn))
+    let (sequence, lsn) = (json(source.sequence), json(source.lsn));
+    lsn_pair(
+        sequence.as_ref(),
+        lsn.as_ref(),
+        "source.sequence",
+        "source.lsn",
+    )?
+    .ok_or_else(|| field("source.lsn", "missing: cannot version this event"))
 }
 
-/// [`lsn_version`] of `source.sequence` and `source.lsn` as JSON values
-/// (absent: `None`), whatever format carried them.
-fn lsn_version_of(sequence: Option<Json>, lsn: Option<Json>) -> Result<Version, DecodeError> {
-    let sequence = match &sequence {
+/// The version from a sequence (`[commit_lsn, lsn]`, as an array or a
+/// JSON string holding one) where present, else `(lsn, lsn)`; `None` when
+/// neither is there (the caller says what to add). Shared with flattened
+/// records ([`flattened`]), whose `__source_sequence` and `__lsn` are the
+/// same fields under other names: a flattened record must order exactly
+/// as its unflattened twin. `sequence_path` and `lsn_path` name the fields
+/// in errors.
+pub(super) fn lsn_pair(
+    sequence: Option<&Json>,
+    lsn: Option<&Json>,
+    sequence_path: &str,
+    lsn_path: &str,
+) -> Result<Option<Version>, DecodeError> {
+    let sequence = match sequence {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(serde_json::from_str::<Json>(s).map_err(|_| {
             field(
-                "source.sequence",
+                sequence_path,
                 &format!("expected a JSON array in the string, found {s:?}"),
             )
         })?),
@@ -540,7 +577,7 @@ fn lsn_version_of(sequence: Option<Json>, lsn: Option<Json>) -> Result<Version, 
             Json::Array(parts) if parts.len() == 2 => parts,
             other => {
                 return Err(field(
-                    "source.sequence",
+                    sequence_path,
                     &format!("expected a pair [commit_lsn, lsn], found {other}"),
                 ));
             }
@@ -549,28 +586,27 @@ fn lsn_version_of(sequence: Option<Json>, lsn: Option<Json>) -> Result<Version, 
             Json::Null => 0,
             v => lsn_of(v).ok_or_else(|| {
                 field(
-                    "source.sequence[0]",
+                    &format!("{sequence_path}[0]"),
                     &format!("expected a commit LSN or null, found {v}"),
                 )
             })?,
         };
         let change = lsn_of(&parts[1]).ok_or_else(|| {
             field(
-                "source.sequence[1]",
+                &format!("{sequence_path}[1]"),
                 &format!("expected an LSN, found {}", parts[1]),
             )
         })?;
-        return Ok(Version::new(commit, change));
+        return Ok(Some(Version::new(commit, change)));
     }
-    let lsn = match &lsn {
-        None | Some(Json::Null) => {
-            return Err(field("source.lsn", "missing: cannot version this event"));
-        }
+    match lsn {
+        None | Some(Json::Null) => Ok(None),
         Some(v) => {
-            lsn_of(v).ok_or_else(|| field("source.lsn", &format!("expected an LSN, found {v}")))?
+            let lsn =
+                lsn_of(v).ok_or_else(|| field(lsn_path, &format!("expected an LSN, found {v}")))?;
+            Ok(Some(Version::new(lsn, lsn)))
         }
-    };
-    Ok(Version::new(lsn, lsn))
+    }
 }
 
 /// An LSN as Debezium writes it: a decimal string or a JSON integer,

@@ -9,7 +9,7 @@
 
 use super::avro::{self, AvroSchema};
 use super::format::{Format, Formats};
-use super::{Decoder, field, field_version, key_from_columns, lsn_version_of};
+use super::{Decoder, field, field_version, key_from_columns, lsn_pair};
 use crate::change::{Change, Op, Row, TableId};
 use crate::error::DecodeError;
 use crate::version::{Version, VersionSource};
@@ -101,9 +101,11 @@ impl Decoder {
         offset: i64,
     ) -> Result<Option<Change>, DecodeError> {
         let formats = self.formats(topic);
-        match formats.value {
-            Format::Json => self.decode_with_key_format(key, value, offset, formats.key),
-            Format::Avro => self.decode_avro(key, value, offset, formats.key),
+        match (formats.value, self.flat.clone()) {
+            // Flattened records are JSON (keys too): checked at start.
+            (Format::Json, Some(flat)) => self.decode_flat(key, value, offset, &flat),
+            (Format::Json, None) => self.decode_with_key_format(key, value, offset, formats.key),
+            (Format::Avro, _) => self.decode_avro(key, value, offset, formats.key),
         }
     }
 
@@ -224,7 +226,13 @@ impl Decoder {
             VersionSource::DebeziumLsn => {
                 let sequence = avro::take(&mut source, "sequence").map(json_of);
                 let lsn = avro::take(&mut source, "lsn").map(json_of);
-                lsn_version_of(sequence, lsn)?
+                lsn_pair(
+                    sequence.as_ref(),
+                    lsn.as_ref(),
+                    "source.sequence",
+                    "source.lsn",
+                )?
+                .ok_or_else(|| field("source.lsn", "missing: cannot version this event"))?
             }
             VersionSource::KafkaOffset if op != Op::Truncate => {
                 Version::new(offset.max(0) as u64, 0)
