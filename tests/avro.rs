@@ -11,100 +11,14 @@
 
 mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use common::avro::{avro_formats, registry, registry_url, to_avro};
 use common::{Pipeline, Proxy, free_port, wait_until};
-use sinkfleet_core::debezium::{
-    DecodeOptions, Decoder, Format, Formats, RegistrySchema, TopicFormats,
-};
-use sinkfleet_schema_registry::{RegistryClient, RegistryConfig};
+use sinkfleet_core::debezium::{DecodeOptions, Decoder, RegistrySchema};
 use sinkfleet_testkit::kafka::{self, Record};
 use sinkfleet_testkit::workload::{self, Options};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CONVERGE: Duration = Duration::from_secs(120);
-
-fn registry_url() -> String {
-    std::env::var("SINKFLEET_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:58081".into())
-}
-
-/// The Python that has Confluent's serializers.
-fn serializers_python() -> String {
-    if let Ok(python) = std::env::var("SINKFLEET_SERIALIZERS_PYTHON") {
-        return python;
-    }
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh"))
-        .arg("serializers-python")
-        .output()
-        .expect("scripts/services.sh serializers-python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// `records` (JsonConverter envelopes) as Confluent's AvroSerializer
-/// writes them for `topic`, registering their schemas.
-fn to_avro(topic: &str, records: &[Record]) -> Vec<Record> {
-    let json = |bytes: &Option<Vec<u8>>| match bytes {
-        Some(b) => serde_json::from_slice::<serde_json::Value>(b).unwrap(),
-        None => serde_json::Value::Null,
-    };
-    let mut input = String::new();
-    for r in records {
-        let line =
-            serde_json::json!({"topic": topic, "key": json(&r.key), "value": json(&r.value)});
-        input.push_str(&line.to_string());
-        input.push('\n');
-    }
-    let mut child = Command::new(serializers_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/testdata/connect_avro.py"
-        ))
-        .args(["--registry", &registry_url()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("connect_avro.py");
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "connect_avro.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    writer.join().unwrap().unwrap();
-    let bytes = |v: &serde_json::Value| v.as_str().map(|s| BASE64.decode(s).unwrap());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            Record {
-                key: bytes(&v["key"]),
-                value: bytes(&v["value"]),
-            }
-        })
-        .collect()
-}
-
-fn avro_formats(topic: &str) -> TopicFormats {
-    TopicFormats::new([(
-        topic.to_owned(),
-        Formats {
-            key: Format::Avro,
-            value: Format::Avro,
-        },
-    )])
-    .unwrap()
-}
 
 /// The YAML that makes `topic` an Avro topic, with `registry` as the URL.
 fn decode_section(topic: &str, registry: &str) -> String {
@@ -164,15 +78,7 @@ async fn fixtures_in_avro_decode_to_the_changes_of_their_json_originals() {
         ("25-create-with-schema-docs-3x.value.json", None, &["id"]),
     ];
     let topic = common::unique("avro-fixtures");
-    let client = RegistryClient::new(&RegistryConfig {
-        url: registry_url(),
-        username: None,
-        password: None,
-        ca_file: None,
-        timeout_ms: 5_000,
-        attempts: 3,
-    })
-    .unwrap();
+    let client = registry();
     let mut compared = 0;
     for (value_file, key_file, key_columns) in WITH_SCHEMA {
         let Some(value) = sinkfleet_testkit::fixtures::debezium(value_file) else {

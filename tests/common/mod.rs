@@ -6,6 +6,7 @@
 //! topic, consumer group and target schema, so tests run in parallel.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod avro;
 pub mod parquet;
 pub mod source;
 

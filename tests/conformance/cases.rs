@@ -103,7 +103,7 @@ fn table() -> Vec<Case> {
         ),
         same(
             "float64",
-            json!({"type": "float64"}),
+            json!({"type": "double"}),
             "float64",
             json!(1.5),
             "1.5",
@@ -114,7 +114,7 @@ fn table() -> Vec<Case> {
             pq: is("NaN"),
             ..same(
                 "float64_nan",
-                json!({"type": "float64"}),
+                json!({"type": "double"}),
                 "float64",
                 json!("NaN"),
                 "",
@@ -126,7 +126,7 @@ fn table() -> Vec<Case> {
             pq: is("-inf"),
             ..same(
                 "float64_neg_inf",
-                json!({"type": "float64"}),
+                json!({"type": "double"}),
                 "float64",
                 json!("-Infinity"),
                 "",
@@ -134,7 +134,7 @@ fn table() -> Vec<Case> {
         },
         same(
             "float32",
-            json!({"type": "float32"}),
+            json!({"type": "float"}),
             "float32",
             json!(0.25),
             "0.25",
@@ -282,7 +282,11 @@ fn table() -> Vec<Case> {
         ),
         same(
             "variable_decimal",
-            logical("struct", "io.debezium.data.VariableScaleDecimal"),
+            // Debezium's schema, with its two fields.
+            json!({"type": "struct", "name": "io.debezium.data.VariableScaleDecimal",
+                   "version": 1, "doc": "Variable scaled decimal", "fields": [
+                       {"field": "scale", "type": "int32", "optional": false},
+                       {"field": "value", "type": "bytes", "optional": false}]}),
             "variable_decimal",
             json!({"scale": 3, "value": "AeI="}),
             "0.482",
