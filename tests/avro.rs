@@ -288,3 +288,60 @@ async fn bad_avro_records_are_dead_lettered_with_their_reason() {
     assert_eq!(worker.metric("sinkfleet_records_dead_lettered_total"), 4.0);
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }
+
+/// The client over TLS with basic auth: a CA file verifies the registry, a
+/// wrong password or an unknown CA is an outage (retryable, nothing about
+/// the data), and the answer is the same schema as over plain HTTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_is_read_over_tls_with_basic_auth() {
+    let (Ok(url), Ok(ca), Ok(user), Ok(password)) = (
+        std::env::var("SINKFLEET_REGISTRY_TLS_URL"),
+        std::env::var("SINKFLEET_REGISTRY_CA"),
+        std::env::var("SINKFLEET_REGISTRY_USER"),
+        std::env::var("SINKFLEET_REGISTRY_PASSWORD"),
+    ) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the registry's TLS settings are not set"
+        );
+        eprintln!("SINKFLEET_REGISTRY_TLS_URL etc. not set: run scripts/services.sh start");
+        return;
+    };
+    // A schema to ask for.
+    let w = workload::generate(&Options {
+        keys: 1,
+        changes: 1,
+        ..Options::default()
+    });
+    let topic = common::unique("avro-tls");
+    let record = to_avro(&topic, &w.records[..1]).remove(0);
+    let id = u32::from_be_bytes(record.value.unwrap()[1..5].try_into().unwrap());
+    let config = |password: &str, ca: Option<&str>| sinkfleet_schema_registry::RegistryConfig {
+        url: url.clone(),
+        username: Some(user.clone()),
+        password: Some(password.to_owned()),
+        ca_file: ca.map(Into::into),
+        timeout_ms: 5_000,
+        attempts: 1,
+    };
+    let client = |cfg| sinkfleet_schema_registry::RegistryClient::new(&cfg).unwrap();
+    let over_tls = client(config(&password, Some(&ca)))
+        .schema(id)
+        .await
+        .unwrap();
+    assert_eq!(over_tls, registry().schema(id).await.unwrap());
+    assert!(matches!(over_tls, RegistrySchema::Found { .. }));
+    let refused = client(config("wrong", Some(&ca)))
+        .schema(id)
+        .await
+        .unwrap_err();
+    assert!(refused.message.contains("401"), "{refused}");
+    let untrusted = client(config(&password, None))
+        .schema(id)
+        .await
+        .unwrap_err();
+    assert!(
+        untrusted.message.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+}
