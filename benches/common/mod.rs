@@ -54,9 +54,21 @@ pub fn worker_config(
             dir.display()
         ),
     };
+    // A topic named `avro…` holds AvroConverter records (see
+    // `produce_workload`).
+    let decode = if topic.starts_with("avro") {
+        format!(
+            "decode:\n  formats:\n    - {{ topics: {topic}, key: avro, value: avro }}\n  \
+             registry: {{ url: \"{}\" }}\n",
+            sinkfleet_testkit::avro::registry_url()
+        )
+    } else {
+        String::new()
+    };
     format!(
         "kafka:\n  brokers: {brokers}\n  group_id: {id}\n  topics: [{topic}]\n\
          dead_letter:\n  topic: dlq\n  create_topic: false\n\
+         {decode}\
          sink:\n{sink}\
          metrics:\n  listen: 127.0.0.1:0\n"
     )
@@ -168,7 +180,12 @@ pub fn produce_workload(
     topic: &str,
     options: &sinkfleet_testkit::workload::Options,
 ) -> (usize, usize) {
-    let w = sinkfleet_testkit::workload::generate(options);
+    let mut w = sinkfleet_testkit::workload::generate(options);
+    if topic.starts_with("avro") {
+        // The envelope workload as Confluent's AvroSerializer writes it.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        w.records = sinkfleet_testkit::avro::to_avro(root, topic, &w.records);
+    }
     let bytes: usize = w
         .records
         .iter()

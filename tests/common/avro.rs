@@ -4,18 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use sinkfleet_core::Change;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder, Format, Formats, TopicFormats};
 use sinkfleet_schema_registry::{RegistryClient, RegistryConfig};
 use sinkfleet_testkit::kafka::Record;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
-pub fn registry_url() -> String {
-    std::env::var("SINKFLEET_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:58081".into())
-}
+pub use sinkfleet_testkit::avro::registry_url;
 
 pub fn registry() -> RegistryClient {
     RegistryClient::new(&RegistryConfig {
@@ -29,81 +23,18 @@ pub fn registry() -> RegistryClient {
     .unwrap()
 }
 
-/// The Python that has Confluent's serializers.
-fn serializers_python() -> String {
-    if let Ok(python) = std::env::var("SINKFLEET_SERIALIZERS_PYTHON") {
-        return python;
-    }
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh"))
-        .arg("serializers-python")
-        .output()
-        .expect("scripts/services.sh serializers-python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `records` (JsonConverter envelopes) as Confluent's AvroSerializer
-/// writes them for `topic`, registering their schemas. `Err` for a record
-/// the serializer refuses (a value that does not fit its schema).
+/// See [`sinkfleet_testkit::avro::try_to_avro`].
 pub fn try_to_avro(topic: &str, records: &[Record]) -> Vec<Result<Record, String>> {
-    let json = |bytes: &Option<Vec<u8>>| match bytes {
-        Some(b) => serde_json::from_slice::<serde_json::Value>(b).unwrap(),
-        None => serde_json::Value::Null,
-    };
-    let mut input = String::new();
-    for r in records {
-        let line =
-            serde_json::json!({"topic": topic, "key": json(&r.key), "value": json(&r.value)});
-        input.push_str(&line.to_string());
-        input.push('\n');
-    }
-    let mut child = Command::new(serializers_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/testdata/connect_avro.py"
-        ))
-        .args(["--registry", &registry_url(), "--keep-going"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("connect_avro.py");
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "connect_avro.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    writer.join().unwrap().unwrap();
-    let bytes = |v: &serde_json::Value| v.as_str().map(|s| BASE64.decode(s).unwrap());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            match v["error"].as_str() {
-                Some(e) => Err(e.to_owned()),
-                None => Ok(Record {
-                    key: bytes(&v["key"]),
-                    value: bytes(&v["value"]),
-                }),
-            }
-        })
-        .collect()
+    sinkfleet_testkit::avro::try_to_avro(root(), topic, records)
 }
 
-/// [`try_to_avro`] of records that all fit their schemas.
+/// See [`sinkfleet_testkit::avro::to_avro`].
 pub fn to_avro(topic: &str, records: &[Record]) -> Vec<Record> {
-    try_to_avro(topic, records)
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|e| panic!("connect_avro.py: {e}")))
-        .collect()
+    sinkfleet_testkit::avro::to_avro(root(), topic, records)
 }
 
 /// `topic`'s keys and values are Avro.

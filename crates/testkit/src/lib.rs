@@ -2,6 +2,7 @@
 //! realistic change stream together with the final state a correct sink
 //! must reach, and talk to Kafka for fixtures and assertions.
 
+pub mod avro;
 pub mod debezium;
 pub mod fixtures;
 pub mod kafka;
