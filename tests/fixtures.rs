@@ -21,58 +21,6 @@ use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// `(value file, key file, key columns)` in the order the README gives.
-const STEPS: [(&str, Option<&str>, &[&str]); 16] = [
-    (
-        "01-read-snapshot-with-schema.value.json",
-        Some("01-read-snapshot-with-schema.key.json"),
-        &[],
-    ),
-    ("02-read-snapshot-no-schema.value.json", None, &["id"]),
-    ("03-update-full-before-no-schema.value.json", None, &["id"]),
-    ("04-create-with-schema.value.json", None, &["id"]),
-    (
-        "05-update-full-before-with-schema.value.json",
-        None,
-        &["id"],
-    ),
-    (
-        "06-delete-full-before-with-schema.value.json",
-        None,
-        &["id"],
-    ),
-    ("07-create-no-schema.value.json", None, &["id"]),
-    ("08-update-before-null-no-schema.value.json", None, &["id"]),
-    (
-        "09-delete-default-identity-no-schema.value.json",
-        None,
-        &["id"],
-    ),
-    ("10-update-full-before-no-schema.value.json", None, &["id"]),
-    (
-        "19-read-decimal-microtimestamp-with-schema.value.json",
-        None,
-        &["payment_id"],
-    ),
-    (
-        "20-read-array-enum-decimal-with-schema.value.json",
-        None,
-        &["film_id"],
-    ),
-    (
-        "21-delete-composite-pk-default-identity-with-schema.value.json",
-        None,
-        &["actor_id", "film_id"],
-    ),
-    (
-        "22-read-microtimestamp-date-microtime-with-schema.value.json",
-        None,
-        &["id"],
-    ),
-    ("25-create-with-schema-docs-3x.value.json", None, &["id"]),
-    ("26-truncate-docs-payload-only.value.json", None, &[]),
-];
-
 /// Every step as a record (one batch each), or `None` without fixtures.
 fn records() -> Option<Vec<SinkRecord>> {
     let declared = BTreeMap::from([(
@@ -80,7 +28,8 @@ fn records() -> Option<Vec<SinkRecord>> {
         BTreeMap::from([("date".to_owned(), "date".to_owned())]),
     )]);
     let mut out = Vec::new();
-    for (offset, (value, key, key_columns)) in STEPS.iter().enumerate() {
+    for (offset, (value, key, key_columns)) in sinkfleet_testkit::fixtures::STEPS.iter().enumerate()
+    {
         let value = sinkfleet_testkit::fixtures::debezium(value)?;
         let key = match key {
             Some(k) => Some(sinkfleet_testkit::fixtures::debezium(k)?),

@@ -54,10 +54,21 @@ pub fn frame<'r>(part: &'static str, record: &'r [u8]) -> Result<(u32, &'r [u8])
     }
 }
 
+/// The single-object header apache-avro's reader expects: none, as the
+/// Confluent framing is read by [`frame`].
+struct NoHeader;
+
+impl apache_avro::headers::HeaderBuilder for NoHeader {
+    fn build_header(&self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
 /// One registry schema, parsed for decoding.
-#[derive(Debug)]
 pub struct AvroSchema {
-    avro: apache_avro::Schema,
+    /// Holds the schema with its named types resolved once: decoding with
+    /// `from_avro_datum` resolves them again for every record.
+    reader: apache_avro::GenericSingleObjectReader,
     /// The codec of the row: the `after` struct of an envelope, or the
     /// record itself (a key).
     row: Arc<RowCodec>,
@@ -67,10 +78,22 @@ pub struct AvroSchema {
     envelope: bool,
 }
 
+impl std::fmt::Debug for AvroSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroSchema")
+            .field("row", &self.row.schema)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AvroSchema {
     /// Parses a schema's text as the registry returned it.
     pub fn parse(text: &str) -> Result<Self, String> {
         let avro = apache_avro::Schema::parse_str(text).map_err(|e| e.to_string())?;
+        let reader =
+            apache_avro::GenericSingleObjectReader::new_with_header_builder(avro, NoHeader)
+                .map_err(|e| e.to_string())?;
         let json: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut named = HashMap::new();
         let connect = connect_type(&json, None, &mut named)?.0;
@@ -101,7 +124,7 @@ impl AvroSchema {
             .map(|c| Arc::<str>::from(c.name.as_str()))
             .collect();
         Ok(AvroSchema {
-            avro,
+            reader,
             row: Arc::new(row),
             names,
             envelope,
@@ -132,7 +155,9 @@ impl AvroSchema {
     ) -> Result<Vec<(String, Avro)>, DecodeError> {
         let mismatch = |message: String| DecodeError::SchemaMismatch { part, id, message };
         let mut reader = body;
-        let value = apache_avro::from_avro_datum(&self.avro, &mut reader, None)
+        let value = self
+            .reader
+            .read_value(&mut reader)
             .map_err(|e| mismatch(format!("payload does not decode with its schema: {e}")))?;
         if !reader.is_empty() {
             return Err(mismatch(format!(
@@ -231,6 +256,13 @@ fn cell(value: Avro, codec: &Codec) -> Result<Option<Value>, String> {
             }
             Value::Text(s)
         }
+        (Avro::Decimal(d), Codec::Decimal { scale }) => match Vec::<u8>::try_from(&d) {
+            Ok(bytes) if !bytes.is_empty() => {
+                Value::Decimal(values::unscaled_to_decimal(&bytes, *scale))
+            }
+            // Empty or unreadable: the JSON path says why.
+            _ => values::decode(&to_json(Avro::Decimal(d))?, codec)?,
+        },
         (Avro::Bytes(b), Codec::Bytes) => {
             if b == values::UNAVAILABLE_VALUE.as_bytes() {
                 return Ok(None);

@@ -234,6 +234,26 @@ impl Decoder {
         }
     }
 
+    /// The key row of a Kafka key in `key_format`; a missing or empty key
+    /// is refused. `row_codec` types a schema-less JSON key's columns.
+    fn kafka_key(
+        &mut self,
+        kafka_key: Option<&[u8]>,
+        key_format: Format,
+        row_codec: &RowCodec,
+        table: &TableId,
+    ) -> Result<Row, DecodeError> {
+        let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
+        let key = match key_format {
+            Format::Json => self.json_key(raw, row_codec)?,
+            Format::Avro => self.avro_key(raw)?,
+        };
+        if key.columns.is_empty() {
+            return Err(DecodeError::MissingKey(table.to_string()));
+        }
+        Ok(key)
+    }
+
     /// A JSON Kafka key as a row. Schema-less keys take the value schema's
     /// codec (`row_codec`) for the same column.
     fn json_key(&mut self, raw: &[u8], row_codec: &RowCodec) -> Result<Row, DecodeError> {
@@ -363,15 +383,7 @@ impl Decoder {
                 image(&after, event, row_codec, &mut self.value_names)?.as_ref(),
             )?
         } else {
-            let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
-            let key = match key_format {
-                Format::Json => self.json_key(raw, row_codec)?,
-                Format::Avro => self.avro_key(raw)?,
-            };
-            if key.columns.is_empty() {
-                return Err(DecodeError::MissingKey(table.to_string()));
-            }
-            key
+            self.kafka_key(kafka_key, key_format, row_codec, &table)?
         };
 
         let version = match &self.opts.version {

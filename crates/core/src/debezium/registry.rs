@@ -211,15 +211,7 @@ impl Decoder {
         } else if let Some(columns) = self.opts.key_columns_for(&table) {
             key_from_columns(columns, image()?)?
         } else {
-            let raw = kafka_key.ok_or_else(|| DecodeError::MissingKey(table.to_string()))?;
-            let key = match key_format {
-                Format::Avro => self.avro_key(raw)?,
-                Format::Json => self.json_key(raw, &codec)?,
-            };
-            if key.columns.is_empty() {
-                return Err(DecodeError::MissingKey(table.to_string()));
-            }
-            key
+            self.kafka_key(kafka_key, key_format, &codec, &table)?
         };
 
         let version = match &self.opts.version {
