@@ -238,3 +238,117 @@ impl std::fmt::Debug for RegistryClient {
 fn excerpt(body: &str) -> String {
     body.trim().chars().take(300).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn config(url: &str) -> RegistryConfig {
+        RegistryConfig {
+            url: url.into(),
+            username: None,
+            password: None,
+            ca_file: None,
+            timeout_ms: 2_000,
+            attempts: 2,
+        }
+    }
+
+    #[test]
+    fn a_config_that_cannot_work_is_refused() {
+        assert!(matches!(
+            RegistryClient::new(&config("registry:8081")),
+            Err(ConfigError::Url(_))
+        ));
+        let mut half = config("http://registry:8081");
+        half.username = Some("u".into());
+        assert!(matches!(
+            RegistryClient::new(&half),
+            Err(ConfigError::Credentials)
+        ));
+        let mut ca = config("https://registry:8081");
+        ca.ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(matches!(
+            RegistryClient::new(&ca),
+            Err(ConfigError::Ca { .. })
+        ));
+    }
+
+    /// A registry answering from a table: path → (status, body). Counts
+    /// the requests it serves.
+    async fn registry(
+        answers: Vec<(&'static str, u16, &'static str)>,
+    ) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&served);
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = vec![0; 4096];
+                let n = socket.read(&mut request).await.unwrap();
+                let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (status, body) = answers
+                    .iter()
+                    .find(|(p, _, _)| *p == path)
+                    .map(|(_, s, b)| (*s, *b))
+                    .unwrap_or((404, "not here"));
+                count.fetch_add(1, Ordering::SeqCst);
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        (url, served)
+    }
+
+    #[tokio::test]
+    async fn answers_are_classified_and_cached() {
+        let (url, served) = registry(vec![
+            ("/schemas/ids/1", 200, r#"{"schema":"\"string\""}"#),
+            (
+                "/schemas/ids/2",
+                404,
+                r#"{"error_code":40403,"message":"Schema 2 not found"}"#,
+            ),
+            ("/schemas/ids/3", 500, r#"{"error_code":50001}"#),
+            (
+                "/schemas/ids/4",
+                200,
+                r#"{"schema":"syntax = \"proto3\";","schemaType":"PROTOBUF"}"#,
+            ),
+        ])
+        .await;
+        let client = RegistryClient::new(&config(&url)).unwrap();
+        assert_eq!(
+            client.schema(1).await.unwrap(),
+            RegistrySchema::Found {
+                schema_type: "AVRO".into(),
+                text: "\"string\"".into()
+            }
+        );
+        assert_eq!(client.schema(2).await.unwrap(), RegistrySchema::NotFound);
+        let before = served.load(Ordering::SeqCst);
+        client.schema(1).await.unwrap();
+        client.schema(2).await.unwrap();
+        assert_eq!(served.load(Ordering::SeqCst), before, "answers are cached");
+        // A failing registry is an outage, after the configured attempts.
+        let outage = client.schema(3).await.unwrap_err();
+        assert!(outage.message.contains("500"), "{outage}");
+        // A 404 that is not the registry's "no such schema" is no answer.
+        let wrong_path = client.schema(5).await.unwrap_err();
+        assert!(wrong_path.message.contains("40403"), "{wrong_path}");
+        assert!(matches!(
+            client.schema(4).await.unwrap(),
+            RegistrySchema::Found { schema_type, .. } if schema_type == "PROTOBUF"
+        ));
+    }
+}
