@@ -19,7 +19,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sinkfleet_schema_registry::RegistryClient;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NAMESPACE: &str = "io.confluent.connect.avro";
@@ -772,13 +772,17 @@ pub enum Part {
 /// restart). The registry client already retries each request.
 const REGISTRY_PATIENCE: Duration = Duration::from_secs(120);
 
+/// A schema's registry id and the Connect schema it was made from.
+type Registered = (u32, Arc<Value>);
+
 /// AvroConverter for one part of the records, with its registry.
 #[derive(Debug)]
 pub struct AvroConverter {
     part: Part,
     registry: RegistryClient,
-    /// (subject, Connect schema text) → schema id.
-    ids: Mutex<HashMap<(String, String), u32>>,
+    /// (subject, Connect schema text as written) → schema id and the
+    /// parsed Connect schema.
+    ids: Mutex<HashMap<(String, String), Registered>>,
 }
 
 impl AvroConverter {
@@ -801,43 +805,50 @@ impl AvroConverter {
 
     /// A JsonConverter envelope → a Confluent-framed Avro record.
     pub async fn convert(&self, topic: &str, json_record: &[u8]) -> Result<Vec<u8>, AvroError> {
-        let envelope: Value =
-            serde_json::from_slice(json_record).map_err(|e| AvroError::Envelope {
-                topic: topic.to_owned(),
-                message: e.to_string(),
-            })?;
-        let (Some(schema), Some(payload)) = (
-            envelope.get("schema").filter(|s| !s.is_null()),
-            envelope.get("payload"),
-        ) else {
-            return Err(AvroError::Envelope {
-                topic: topic.to_owned(),
-                message: "no schema".into(),
-            });
+        /// The schema kept as its text: the cache key, parsed only once.
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            schema: Option<&'a serde_json::value::RawValue>,
+            payload: Value,
+        }
+        let bad = |message: String| AvroError::Envelope {
+            topic: topic.to_owned(),
+            message,
         };
-        let subject = self.subject(topic);
-        let key = (subject, schema.to_string());
-        let cached = self.ids.lock().ok().and_then(|ids| ids.get(&key).copied());
-        let id = match cached {
-            Some(id) => id,
+        let envelope: Envelope<'_> =
+            serde_json::from_slice(json_record).map_err(|e| bad(e.to_string()))?;
+        let raw = envelope
+            .schema
+            .map(|r| r.get())
+            .filter(|r| *r != "null")
+            .ok_or_else(|| bad("no schema".into()))?;
+        let key = (self.subject(topic), raw.to_owned());
+        let cached = self.ids.lock().ok().and_then(|ids| ids.get(&key).cloned());
+        let (id, schema) = match cached {
+            Some(hit) => hit,
             None => {
-                let text = avro_schema(schema).map_err(|message| AvroError::Schema {
+                let schema: Value = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+                let text = avro_schema(&schema).map_err(|message| AvroError::Schema {
                     topic: topic.to_owned(),
                     message,
                 })?;
                 let id = self.register(&key.0, &text).await?;
+                let hit = (id, Arc::new(schema));
                 if let Ok(mut ids) = self.ids.lock() {
-                    ids.insert(key, id);
+                    ids.insert(key, hit.clone());
                 }
-                id
+                hit
             }
         };
         let mut out = Vec::with_capacity(json_record.len() / 2 + 5);
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
-        write_value(schema, payload, "", &mut out).map_err(|message| AvroError::Value {
-            topic: topic.to_owned(),
-            message,
+        write_value(&schema, &envelope.payload, "", &mut out).map_err(|message| {
+            AvroError::Value {
+                topic: topic.to_owned(),
+                message,
+            }
         })?;
         Ok(out)
     }
