@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 /// is Avro: then the envelopes Debezium's heartbeat schemas give
 /// (`io.debezium.connector.common.ServerNameKey` / `Heartbeat`), which the
 /// producer converts like any record.
-fn heartbeat_record(cfg: &ConnectorConfig, ts_ms: i64) -> (String, String) {
+pub(crate) fn heartbeat_record(cfg: &ConnectorConfig, ts_ms: i64) -> (String, String) {
     let key = serde_json::json!({ "serverName": cfg.topic_prefix });
     let value = serde_json::json!({ "ts_ms": ts_ms });
     if !(cfg.key_converter.is_avro() || cfg.value_converter.is_avro()) {

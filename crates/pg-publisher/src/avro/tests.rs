@@ -123,3 +123,52 @@ fn what_avro_cannot_carry_is_an_error() {
         "field names Avro rejects fail, as in Confluent's"
     );
 }
+
+/// Heartbeats carry Debezium's heartbeat schemas when a part is Avro, so
+/// the converter can write them; schemaless JSON otherwise, as before.
+#[test]
+fn heartbeats_have_schemas_when_a_part_is_avro() {
+    let props = |avro: bool| {
+        let mut p: std::collections::BTreeMap<String, String> = [
+            ("database.hostname", "h"),
+            ("database.user", "u"),
+            ("database.password", ""),
+            ("database.dbname", "app"),
+            ("topic.prefix", "app"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        if avro {
+            p.insert(
+                "value.converter".into(),
+                "io.confluent.connect.avro.AvroConverter".into(),
+            );
+            p.insert(
+                "value.converter.schema.registry.url".into(),
+                "http://r:8081".into(),
+            );
+        }
+        crate::config::ConnectorConfig::from_properties(&p).unwrap()
+    };
+    let (key, value) = crate::stream::heartbeat_record(&props(false), 5);
+    assert_eq!(
+        (key.as_str(), value.as_str()),
+        (r#"{"serverName":"app"}"#, r#"{"ts_ms":5}"#)
+    );
+    let (key, value) = crate::stream::heartbeat_record(&props(true), 5);
+    for (record, text) in [
+        (
+            key,
+            r#"{"type":"record","name":"ServerNameKey","namespace":"io.debezium.connector.common","fields":[{"name":"serverName","type":"string"}],"connect.name":"io.debezium.connector.common.ServerNameKey"}"#,
+        ),
+        (
+            value,
+            r#"{"type":"record","name":"Heartbeat","namespace":"io.debezium.connector.common","fields":[{"name":"ts_ms","type":"long"}],"connect.name":"io.debezium.connector.common.Heartbeat"}"#,
+        ),
+    ] {
+        let envelope: Value = serde_json::from_str(&record).unwrap();
+        assert_eq!(avro_schema(&envelope["schema"]).unwrap(), text);
+        decode(&envelope["schema"], &envelope["payload"]);
+    }
+}
