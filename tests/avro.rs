@@ -323,3 +323,38 @@ async fn the_registry_is_read_over_tls_with_basic_auth() {
         "{untrusted}"
     );
 }
+
+/// The publisher's registration (`RegistryClient::register`): a schema is
+/// registered under its subject and gets an id that reads back as that
+/// schema; asking again gives the same id; a changed schema becomes the
+/// subject's next version with its own id; an unreachable registry is a
+/// retryable error (the publisher waits, produces nothing without an id).
+#[tokio::test(flavor = "multi_thread")]
+async fn schemas_are_registered_under_their_subject() {
+    let client = registry();
+    let subject = format!("{}-value", common::unique("register"));
+    let v1 =
+        r#"{"type":"record","name":"R","namespace":"t","fields":[{"name":"id","type":"long"}]}"#;
+    let v2 = r#"{"type":"record","name":"R","namespace":"t","fields":[{"name":"id","type":"long"},{"name":"tier","type":["null","string"],"default":null}]}"#;
+    let id1 = client.register(&subject, v1).await.unwrap();
+    assert_eq!(client.register(&subject, v1).await.unwrap(), id1);
+    let id2 = client.register(&subject, v2).await.unwrap();
+    assert_ne!(id1, id2);
+    match client.schema(id2).await.unwrap() {
+        RegistrySchema::Found { text, .. } => assert!(text.contains("tier"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    let away = sinkfleet_schema_registry::RegistryClient::new(
+        &sinkfleet_schema_registry::RegistryConfig {
+            url: format!("http://127.0.0.1:{}", free_port()),
+            username: None,
+            password: None,
+            ca_file: None,
+            timeout_ms: 500,
+            attempts: 2,
+        },
+    )
+    .unwrap();
+    let err = away.register(&subject, v1).await.unwrap_err();
+    assert!(err.retryable, "{err}");
+}

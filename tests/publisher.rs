@@ -713,3 +713,202 @@ async fn the_source_is_read_over_verified_tls() {
     assert!(publisher.terminate(Duration::from_secs(30)).success());
     src.cleanup().await;
 }
+
+/// A record to decode: topic, key, value.
+type Framed = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Decodes framed Avro records with Confluent's own `AvroDeserializer`
+/// (Python `confluent-kafka`, schemas fetched by id from the registry):
+/// one JSON line per `(topic, key, value)`, `{"key", "value"}` decoded.
+fn confluent_decode(records: &[Framed]) -> Vec<serde_json::Value> {
+    use base64::Engine;
+    use std::io::Write;
+    let b64 = |b: &Option<Vec<u8>>| {
+        b.as_ref()
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+    };
+    let input: String = records
+        .iter()
+        .map(|(t, k, v)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"topic": t, "key": b64(k), "value": b64(v)})
+            )
+        })
+        .collect();
+    const SCRIPT: &str = r#"
+import base64, json, sys
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+de = AvroDeserializer(SchemaRegistryClient({"url": sys.argv[1]}))
+for line in sys.stdin:
+    r = json.loads(line)
+    out = {}
+    for part, field in (("key", MessageField.KEY), ("value", MessageField.VALUE)):
+        raw = r[part]
+        out[part] = None if raw is None else de(base64.b64decode(raw), SerializationContext(r["topic"], field))
+    print(json.dumps(out, default=str))
+"#;
+    let python = std::env::var("SINKFLEET_SERIALIZERS_PYTHON")
+        .expect("SINKFLEET_SERIALIZERS_PYTHON (scripts/services.sh env)");
+    let mut child = std::process::Command::new(python)
+        .args(["-c", SCRIPT, &common::avro::registry_url()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "AvroDeserializer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The publisher with Confluent's AvroConverter for keys and values
+/// (transaction metadata too) and a worker reading Avro through the
+/// registry: snapshot, streamed changes, a column added mid-stream (the
+/// subject's next schema version), and the target ends identical. The
+/// records are Confluent-framed and Confluent's own deserializer reads them.
+#[tokio::test(flavor = "multi_thread")]
+async fn avro_source_and_target_end_identical() {
+    let _shared = SOURCE_LOAD.read().await;
+    let src = Source::new("avro").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.orders (id bigint PRIMARY KEY, amount numeric(12,2), placed_at timestamp, paid_at timestamptz,
+                                  note text, body text);
+         INSERT INTO {s}.orders SELECT g, g * -1.25, '2024-01-01'::timestamp + g * interval '1 min', now(), 'n' || g,
+                                       repeat(md5(g::text), 3) FROM generate_series(1, 200) g;"
+    ))
+    .await;
+    let registry = common::avro::registry_url();
+    let properties = format!(
+        "  key.converter: io.confluent.connect.avro.AvroConverter
+  key.converter.schema.registry.url: {registry}
+  value.converter: io.confluent.connect.avro.AvroConverter
+  value.converter.schema.registry.url: {registry}
+  provide.transaction.metadata: true
+"
+    );
+    let (pp, wp) = (free_port(), free_port());
+    let publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config_with(&["orders"], &brokers(), &properties, "", pp),
+        pp,
+    );
+    wait_until("snapshot published", CONVERGE, || {
+        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
+    })
+    .await;
+    let topic = format!("{}.{s}.orders", src.prefix);
+    let worker = src.sink_worker_with(
+        &["orders"],
+        wp,
+        &format!(
+            "decode:
+  formats:
+    - {{ topics: {topic}, key: avro, value: avro }}
+  registry: {{ url: \"{registry}\" }}
+"
+        ),
+    );
+
+    src.sql(&format!(
+        "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
+    ))
+    .await;
+    src.sql(&format!(
+        "BEGIN;
+         INSERT INTO {s}.orders (id, amount, note, body) VALUES (1001, 5, 'tx', 'b');
+         UPDATE {s}.orders SET note = 'tx2' WHERE id = 1001;
+         DELETE FROM {s}.orders WHERE id = 5;
+         COMMIT;"
+    ))
+    .await;
+    src.sql(&format!("ALTER TABLE {s}.orders ADD COLUMN tier text"))
+        .await;
+    src.sql(&format!(
+        "UPDATE {s}.orders SET tier = 'gold' WHERE id <= 50"
+    ))
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.orders (id, amount, note, tier) VALUES (2000, 1, 'after alter', 'silver');
+         DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
+    ))
+    .await;
+    src.wait_identical("orders", "id, amount, placed_at, paid_at, note, body, tier")
+        .await;
+    let end = src.current_lsn().await;
+    wait_until("the slot confirms the last commit", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= end
+    })
+    .await;
+
+    // Every key and value is Confluent-framed; the values name two schemas
+    // (before and after the new column), registered as the subject's
+    // versions, the second with `tier`.
+    let records = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
+    let id = |b: &[u8]| {
+        assert_eq!(b[0], 0, "magic byte");
+        u32::from_be_bytes([b[1], b[2], b[3], b[4]])
+    };
+    let mut value_ids = std::collections::BTreeSet::new();
+    for r in &records {
+        id(r.key.as_deref().unwrap());
+        if let Some(v) = &r.value {
+            value_ids.insert(id(v));
+        }
+    }
+    assert_eq!(value_ids.len(), 2, "{value_ids:?}");
+    let client = common::avro::registry();
+    let mut with_tier = 0;
+    for id in &value_ids {
+        match client.schema(*id).await.unwrap() {
+            sinkfleet_core::debezium::RegistrySchema::Found { text, .. } => {
+                with_tier += usize::from(text.contains("\"tier\""));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(with_tier, 1);
+
+    // Confluent's deserializer reads them back: the last insert, and a
+    // transaction END record.
+    let last = records
+        .iter()
+        .filter(|r| r.value.is_some())
+        .map(|r| (topic.clone(), r.key.clone(), r.value.clone()))
+        .collect::<Vec<_>>();
+    let decoded = confluent_decode(&last);
+    let inserted = decoded
+        .iter()
+        .find(|d| d["value"]["op"] == "c" && d["key"]["id"] == 2000)
+        .expect("the insert after the new column");
+    assert_eq!(inserted["value"]["after"]["tier"], "silver");
+    assert_eq!(inserted["value"]["after"]["amount"], "1.00");
+    let snapshot_row = decoded
+        .iter()
+        .find(|d| d["value"]["op"] == "r" && d["key"]["id"] == 7)
+        .unwrap();
+    assert_eq!(snapshot_row["value"]["after"]["amount"], "-8.75");
+    let tx_topic = format!("{}.transaction", src.prefix);
+    let tx = sinkfleet_testkit::kafka::read_to_end(&brokers(), &tx_topic, CONVERGE).unwrap();
+    let tx: Vec<_> = tx
+        .iter()
+        .map(|r| (tx_topic.clone(), r.key.clone(), r.value.clone()))
+        .collect();
+    let tx = confluent_decode(&tx);
+    assert!(tx.iter().any(|d| d["value"]["status"] == "END"), "{tx:?}");
+    src.finish(publisher, worker).await;
+}

@@ -105,6 +105,19 @@ impl Source {
         extra: &str,
         port: u16,
     ) -> String {
+        self.publisher_config_with(tables, brokers, "", extra, port)
+    }
+
+    /// [`Source::publisher_config`] with more connector `properties`
+    /// (YAML lines indented under `config:`).
+    pub fn publisher_config_with(
+        &self,
+        tables: &[&str],
+        brokers: &str,
+        properties: &str,
+        extra: &str,
+        port: u16,
+    ) -> String {
         let include: Vec<String> = tables
             .iter()
             .map(|t| format!("{}.{t}", self.schema))
@@ -126,7 +139,7 @@ config:
   publication.name: {publication}
   publication.autocreate.mode: filtered
   table.include.list: {include}
-publisher:
+{properties}publisher:
   brokers: {brokers}
   topic_partitions: 3
   metrics_listen: 127.0.0.1:{port}
@@ -216,9 +229,15 @@ metrics:
 
     /// A sink worker consuming `tables`' topics into the target schema.
     pub fn sink_worker(&self, tables: &[&str], port: u16) -> Worker {
+        self.sink_worker_with(tables, port, "")
+    }
+
+    /// [`Source::sink_worker`] with `extra` top-level YAML (a `decode:`
+    /// section, say).
+    pub fn sink_worker_with(&self, tables: &[&str], port: u16, extra: &str) -> Worker {
         Worker::spawn(
             &format!("{}-sink", self.prefix),
-            &self.worker_config(tables, port),
+            &format!("{}{extra}", self.worker_config(tables, port)),
             port,
         )
     }

@@ -83,8 +83,16 @@ pub struct ConnectorConfig {
     pub heartbeat_interval_ms: u64,
     /// `message.key.columns`: `schema.table` → key columns.
     pub message_key_columns: BTreeMap<String, Vec<String>>,
-    /// `value.converter.schemas.enable` / `key.converter.schemas.enable`.
+    /// Whether the publisher writes `{"schema", "payload"}` envelopes:
+    /// JsonConverter's `schemas.enable`, and always when a part is Avro
+    /// (AvroConverter needs the schema; the producer turns the envelope
+    /// into Avro, or strips it for a JSON part with `schemas.enable=false`).
     pub schemas_enable: bool,
+    /// `key.converter` and its options.
+    pub key_converter: Converter,
+    /// `value.converter` and its options (also used for heartbeat and
+    /// transaction metadata values, as in Kafka Connect).
+    pub value_converter: Converter,
     /// `database.sslmode`, `database.sslrootcert`, `database.sslcert`,
     /// `database.sslkey`.
     pub tls: SourceTls,
@@ -100,6 +108,143 @@ pub struct ConnectorConfig {
     /// `extended.headers.enabled` (default true): every change record
     /// carries Debezium's `__debezium.context.*` headers.
     pub extended_headers: bool,
+}
+
+/// A Kafka Connect converter for record keys or values.
+#[derive(Debug, Clone)]
+pub enum Converter {
+    /// `org.apache.kafka.connect.json.JsonConverter`, with `schemas.enable`.
+    Json {
+        /// `*.converter.schemas.enable` (default true).
+        schemas: bool,
+    },
+    /// `io.confluent.connect.avro.AvroConverter` through this registry.
+    Avro(sinkfleet_schema_registry::RegistryConfig),
+}
+
+impl Converter {
+    /// Whether this is AvroConverter.
+    pub fn is_avro(&self) -> bool {
+        matches!(self, Converter::Avro(_))
+    }
+}
+
+const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
+
+/// `<part>.converter` and its options (`part` is `key` or `value`).
+fn converter(
+    part: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+    err: &mut dyn FnMut(&str, String),
+) -> Converter {
+    let class_key = format!("{part}.converter");
+    let schemas_key = format!("{part}.converter.schemas.enable");
+    let url_key = format!("{part}.converter.schema.registry.url");
+    let source_key = format!("{part}.converter.basic.auth.credentials.source");
+    let info_key = format!("{part}.converter.basic.auth.user.info");
+    let schemas = match get(&schemas_key).as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            err(
+                &schemas_key,
+                format!("expected true or false, found `{other}`"),
+            );
+            true
+        }
+    };
+    let class = get(&class_key);
+    match class.as_deref() {
+        None | Some(JSON_CONVERTER) => {
+            for k in [&url_key, &source_key, &info_key] {
+                if get(k).is_some() {
+                    err(
+                        k,
+                        format!("an AvroConverter option, but {class_key} is JsonConverter"),
+                    );
+                }
+            }
+            Converter::Json { schemas }
+        }
+        Some(AVRO_CONVERTER) => {
+            if !schemas {
+                // Kafka Connect's AvroConverter ignores schemas.enable: its
+                // records always have a schema, in the registry.
+                tracing::warn!(
+                    property = %schemas_key,
+                    "ignored with AvroConverter (as Kafka Connect does): Avro records always have their schema in the registry"
+                );
+            }
+            let (username, password) = match (get(&source_key).as_deref(), get(&info_key)) {
+                (None, None) => (None, None),
+                (Some("USER_INFO"), Some(info)) => match info.split_once(':') {
+                    Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
+                    None => {
+                        err(&info_key, "expected user:password".into());
+                        (None, None)
+                    }
+                },
+                (Some("USER_INFO"), None) => {
+                    err(&info_key, format!("required with {source_key}=USER_INFO"));
+                    (None, None)
+                }
+                (None, Some(_)) => {
+                    err(
+                        &source_key,
+                        "must be USER_INFO for basic.auth.user.info to be used (Confluent's default, URL, ignores it)".into(),
+                    );
+                    (None, None)
+                }
+                (Some(other), _) => {
+                    err(
+                        &source_key,
+                        format!(
+                            "`{other}` is not supported: only USER_INFO (with basic.auth.user.info)"
+                        ),
+                    );
+                    (None, None)
+                }
+            };
+            let Some(url) = get(&url_key) else {
+                err(
+                    &url_key,
+                    format!("required with {class_key}={AVRO_CONVERTER}"),
+                );
+                return Converter::Json { schemas };
+            };
+            if url.contains(',') {
+                err(&url_key, "one registry URL is supported, not a list".into());
+            }
+            if url
+                .split("//")
+                .nth(1)
+                .is_some_and(|rest| rest.split('/').next().unwrap_or("").contains('@'))
+            {
+                err(
+                    &url_key,
+                    format!(
+                        "credentials in the URL are not supported: set {source_key}=USER_INFO and {info_key}"
+                    ),
+                );
+            }
+            Converter::Avro(sinkfleet_schema_registry::RegistryConfig {
+                url,
+                username,
+                password,
+                ca_file: None,
+                timeout_ms: 5_000,
+                attempts: 3,
+            })
+        }
+        Some(other) => {
+            err(
+                &class_key,
+                format!("`{other}` is not supported: use {JSON_CONVERTER} or {AVRO_CONVERTER}"),
+            );
+            Converter::Json { schemas }
+        }
+    }
 }
 
 /// The file: `name`, `config` (connector properties), `publisher`.
@@ -347,14 +492,30 @@ impl ConnectorConfig {
                 format!("`{slot_name}`: use lower-case letters, digits and _ (at most 63)"),
             );
         }
-        let schemas_enable = flag("value.converter.schemas.enable", true, &mut err);
-        let key_schemas = flag("key.converter.schemas.enable", schemas_enable, &mut err);
-        if key_schemas != schemas_enable {
-            err(
-                "key.converter.schemas.enable",
-                "must equal value.converter.schemas.enable".into(),
-            );
-        }
+        let owned = |k: &str| get(k).map(str::to_owned);
+        let value_converter = converter("value", &owned, &mut err);
+        // JsonConverter's key.converter.schemas.enable defaults to the
+        // value's here (one flag used to cover both).
+        let key_converter = match converter("key", &owned, &mut err) {
+            Converter::Json { .. } if get("key.converter.schemas.enable").is_none() => {
+                Converter::Json {
+                    schemas: !matches!(value_converter, Converter::Json { schemas: false }),
+                }
+            }
+            other => other,
+        };
+        let schemas_enable = match (&key_converter, &value_converter) {
+            (Converter::Json { schemas: k }, Converter::Json { schemas: v }) => {
+                if k != v {
+                    err(
+                        "key.converter.schemas.enable",
+                        "must equal value.converter.schemas.enable".into(),
+                    );
+                }
+                *v
+            }
+            _ => true,
+        };
 
         // What the parsing above and below does not read is checked
         // against the connector's property table.
@@ -429,6 +590,8 @@ impl ConnectorConfig {
             heartbeat_interval_ms,
             message_key_columns,
             schemas_enable,
+            key_converter,
+            value_converter,
             tls,
             provide_transaction_metadata: flag("provide.transaction.metadata", false, &mut err),
             types,
@@ -611,5 +774,89 @@ mod tests {
         .unwrap();
         assert_eq!(c.message_key_columns["public.orders"], vec!["tenant", "id"]);
         assert_eq!(c.message_key_columns["public.log"], vec!["seq"]);
+    }
+
+    const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
+
+    #[test]
+    fn avro_converters_key_and_value_independently() {
+        let c = ConnectorConfig::from_properties(&props(&[
+            ("value.converter", AVRO),
+            ("value.converter.schema.registry.url", "https://r:8081"),
+            ("value.converter.basic.auth.credentials.source", "USER_INFO"),
+            ("value.converter.basic.auth.user.info", "me:se:cret"),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "false"),
+        ]))
+        .unwrap();
+        match &c.value_converter {
+            Converter::Avro(r) => {
+                assert_eq!(r.url, "https://r:8081");
+                assert_eq!(r.username.as_deref(), Some("me"));
+                assert_eq!(r.password.as_deref(), Some("se:cret"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c.key_converter,
+            Converter::Json { schemas: false }
+        ));
+        // The writer puts schemas in for the Avro part; the JSON key strips them.
+        assert!(c.schemas_enable);
+
+        let c = ConnectorConfig::from_properties(&props(&[
+            ("key.converter", AVRO),
+            ("key.converter.schema.registry.url", "http://r:8081"),
+        ]))
+        .unwrap();
+        assert!(c.key_converter.is_avro() && !c.value_converter.is_avro());
+    }
+
+    #[test]
+    fn avro_options_it_does_not_implement_are_refused_by_name() {
+        let errs = ConnectorConfig::from_properties(&props(&[
+            ("value.converter", AVRO),
+            (
+                "value.converter.basic.auth.credentials.source",
+                "SASL_INHERIT",
+            ),
+            ("value.converter.auto.register.schemas", "false"),
+            (
+                "value.converter.schema.registry.ssl.keystore.location",
+                "/k.jks",
+            ),
+            (
+                "key.converter",
+                "io.confluent.connect.protobuf.ProtobufConverter",
+            ),
+            ("key.converter.schema.registry.url", "http://r:8081"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = errs.iter().map(|e| e.property.as_str()).collect();
+        for refused in [
+            "value.converter.schema.registry.url", // required with Avro
+            "value.converter.basic.auth.credentials.source",
+            "value.converter.auto.register.schemas",
+            "value.converter.schema.registry.ssl.keystore.location",
+            "key.converter",
+        ] {
+            assert!(names.contains(&refused), "{refused} in {names:?}");
+        }
+        let errs = ConnectorConfig::from_properties(&props(&[
+            ("value.converter", AVRO),
+            ("value.converter.schema.registry.url", "http://u:p@r:8081"),
+            ("value.converter.basic.auth.user.info", "u:p"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = errs.iter().map(|e| e.property.as_str()).collect();
+        assert!(names.contains(&"value.converter.schema.registry.url"));
+        assert!(names.contains(&"value.converter.basic.auth.credentials.source"));
+        // An Avro option on a JsonConverter part.
+        let errs = ConnectorConfig::from_properties(&props(&[(
+            "key.converter.schema.registry.url",
+            "http://r:8081",
+        )]))
+        .unwrap_err();
+        assert_eq!(errs[0].property, "key.converter.schema.registry.url");
     }
 }

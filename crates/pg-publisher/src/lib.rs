@@ -10,6 +10,7 @@
 //! * Confirms a flush LSN only after Kafka acknowledged every event of
 //!   every transaction up to that commit ([`stream`]).
 
+pub mod avro;
 pub mod config;
 pub mod control;
 pub mod event;
@@ -110,9 +111,12 @@ pub async fn run(
         group_instance_id: None,
         properties: settings.kafka_properties.clone(),
     });
+    let key_format = part_format(&cfg, avro::Part::Key)?;
+    let value_format = part_format(&cfg, avro::Part::Value)?;
     let mut producer =
         EventProducer::new(client, settings.topic_partitions, settings.create_topics)
-            .map_err(|e| PublishError::Kafka(e.to_string()))?;
+            .map_err(|e| PublishError::Kafka(e.to_string()))?
+            .with_formats(key_format, value_format);
 
     let existing = control::slot(&pool, &cfg).await?;
     let repl_config = ReplicationConfig::new(
@@ -268,6 +272,27 @@ pub async fn run(
         })?;
     }
     Ok(())
+}
+
+/// What the producer does to the keys (or values) the publisher writes.
+fn part_format(cfg: &ConnectorConfig, part: avro::Part) -> Result<avro::PartFormat, PublishError> {
+    let converter = match part {
+        avro::Part::Key => &cfg.key_converter,
+        avro::Part::Value => &cfg.value_converter,
+    };
+    Ok(match converter {
+        config::Converter::Json { schemas: true } => avro::PartFormat::Json,
+        // The writer puts schemas in only because the other part is Avro.
+        config::Converter::Json { schemas: false } if cfg.schemas_enable => {
+            avro::PartFormat::JsonPayloadOnly
+        }
+        config::Converter::Json { schemas: false } => avro::PartFormat::Json,
+        config::Converter::Avro(registry) => avro::PartFormat::Avro(avro::AvroConverter::new(
+            part,
+            sinkfleet_schema_registry::RegistryClient::new(registry)
+                .map_err(|e| ControlError::Refused(e.to_string()))?,
+        )),
+    })
 }
 
 /// Reconnects after this many replication failures in a row, then gives up.

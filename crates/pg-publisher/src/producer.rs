@@ -1,6 +1,7 @@
 //! The Kafka side of the publisher: an idempotent, `acks=all` producer
 //! that creates topics on first use (brokers may not auto-create them).
 
+use crate::avro::PartFormat;
 use rdkafka::ClientConfig;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -15,6 +16,8 @@ pub struct EventProducer {
     partitions: i32,
     create_topics: bool,
     topics: HashSet<String>,
+    key_format: PartFormat,
+    value_format: PartFormat,
 }
 
 impl EventProducer {
@@ -42,7 +45,17 @@ impl EventProducer {
             partitions,
             create_topics,
             topics: HashSet::new(),
+            key_format: PartFormat::Json,
+            value_format: PartFormat::Json,
         })
+    }
+
+    /// Converts keys and values as `key` and `value` say before producing
+    /// them (default: as written).
+    pub fn with_formats(mut self, key: PartFormat, value: PartFormat) -> Self {
+        self.key_format = key;
+        self.value_format = value;
+        self
     }
 
     /// Creates `topic` unless it was seen before.
@@ -78,6 +91,28 @@ impl EventProducer {
         value: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) -> Result<DeliveryFuture, String> {
+        // Converted before anything is enqueued: a record whose schema got
+        // no id is not produced, and the error stops the publisher before
+        // its LSN is confirmed.
+        let key = match key {
+            Some(k) => Some(
+                self.key_format
+                    .apply(topic, k)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let value = match value {
+            Some(v) => Some(
+                self.value_format
+                    .apply(topic, v)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let (key, value) = (key.as_deref(), value.as_deref());
         loop {
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
             if let Some(k) = key {

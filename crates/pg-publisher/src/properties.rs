@@ -25,6 +25,11 @@ const NOT_IMPLEMENTED: &str = "not implemented by sinkfleet's publisher";
 const INCREMENTAL: &str = "signals and incremental snapshots are not implemented yet";
 const COLUMN_FILTERS: &str = "column filters and masks are not implemented yet";
 const JVM: &str = "a Java extension point: nothing to load here";
+const REGISTRY_TLS: &str =
+    "Java key stores are not read: an https registry is verified against the system's roots";
+const REGISTRY_AUTH: &str =
+    "only basic auth (basic.auth.credentials.source=USER_INFO) is implemented";
+const CONVERTER_OPTION: &str = "a converter option sinkfleet's publisher does not implement (see docs/publisher.md for those it does)";
 
 /// The connector's properties by name.
 pub const PROPERTIES: &[(&str, Support)] = &[
@@ -187,15 +192,11 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("custom.metric.tags", Refused(NOT_IMPLEMENTED)),
     ("statistics.metrics.enabled", NoEffect),
     ("include.schema.changes", Only("false")), // the PostgreSQL connector has no schema change topic
-    // Kafka Connect's converters: JSON is what this publisher writes.
-    (
-        "key.converter",
-        Only("org.apache.kafka.connect.json.JsonConverter"),
-    ),
-    (
-        "value.converter",
-        Only("org.apache.kafka.connect.json.JsonConverter"),
-    ),
+    // Kafka Connect's converters: JsonConverter, or Confluent's
+    // AvroConverter through a Schema Registry (crate::avro), for key and
+    // value independently.
+    ("key.converter", Implemented),
+    ("value.converter", Implemented),
     (
         "header.converter",
         Only("org.apache.kafka.connect.storage.SimpleHeaderConverter"),
@@ -203,6 +204,54 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("key.converter.schemas.enable", Implemented),
     ("value.converter.schemas.enable", Implemented),
     ("value.converter.replace.null.with.default", Implemented),
+    ("key.converter.schema.registry.url", Implemented),
+    ("value.converter.schema.registry.url", Implemented),
+    ("key.converter.basic.auth.credentials.source", Implemented),
+    ("value.converter.basic.auth.credentials.source", Implemented),
+    ("key.converter.basic.auth.user.info", Implemented),
+    ("value.converter.basic.auth.user.info", Implemented),
+    // AvroConverter options at the value that is what this publisher does.
+    ("key.converter.auto.register.schemas", Only("true")),
+    ("value.converter.auto.register.schemas", Only("true")),
+    ("key.converter.use.latest.version", Only("false")),
+    ("value.converter.use.latest.version", Only("false")),
+    (
+        "key.converter.key.subject.name.strategy",
+        Only("io.confluent.kafka.serializers.subject.TopicNameStrategy"),
+    ),
+    (
+        "value.converter.value.subject.name.strategy",
+        Only("io.confluent.kafka.serializers.subject.TopicNameStrategy"),
+    ),
+    ("key.converter.enhanced.avro.schema.support", Only("false")),
+    (
+        "value.converter.enhanced.avro.schema.support",
+        Only("false"),
+    ),
+    ("key.converter.connect.meta.data", Only("true")),
+    ("value.converter.connect.meta.data", Only("true")),
+    ("key.converter.scrub.invalid.names", Only("false")),
+    ("value.converter.scrub.invalid.names", Only("false")),
+    ("key.converter.normalize.schemas", Only("false")),
+    ("value.converter.normalize.schemas", Only("false")),
+    ("key.converter.schemas.cache.config", NoEffect),
+    ("value.converter.schemas.cache.config", NoEffect),
+    (
+        "key.converter.schema.registry.ssl.truststore.location",
+        Refused(REGISTRY_TLS),
+    ),
+    (
+        "value.converter.schema.registry.ssl.truststore.location",
+        Refused(REGISTRY_TLS),
+    ),
+    (
+        "key.converter.bearer.auth.credentials.source",
+        Refused(REGISTRY_AUTH),
+    ),
+    (
+        "value.converter.bearer.auth.credentials.source",
+        Refused(REGISTRY_AUTH),
+    ),
     ("errors.log.enable", NoEffect),
     ("errors.log.include.messages", NoEffect),
 ];
@@ -221,6 +270,8 @@ const REFUSED_PREFIXES: &[(&str, &str)] = &[
         "predicates",
         "single message transforms run in Kafka Connect, not here",
     ),
+    ("key.converter.", CONVERTER_OPTION),
+    ("value.converter.", CONVERTER_OPTION),
 ];
 
 /// How `key` is supported (`None`: not a property of the connector).
@@ -287,7 +338,14 @@ mod tests {
         assert!(
             check("column.mask.with.4.chars", "public.t.c").is_err_and(|e| e.contains("masks"))
         );
-        assert!(check("value.converter", "io.confluent.connect.avro.AvroConverter").is_err());
+        assert!(
+            check(
+                "value.converter.schema.registry.ssl.keystore.location",
+                "/k.jks"
+            )
+            .is_err_and(|e| e.contains("converter option"))
+        );
+        assert!(check("value.converter.auto.register.schemas", "false").is_err());
         assert!(check("made.up", "x").is_err_and(|e| e.contains("not a property")));
     }
 }

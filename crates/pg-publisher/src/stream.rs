@@ -27,6 +27,32 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// A heartbeat's key and value. Schemaless JSON as before, unless a part
+/// is Avro: then the envelopes Debezium's heartbeat schemas give
+/// (`io.debezium.connector.common.ServerNameKey` / `Heartbeat`), which the
+/// producer converts like any record.
+pub(crate) fn heartbeat_record(cfg: &ConnectorConfig, ts_ms: i64) -> (String, String) {
+    let key = serde_json::json!({ "serverName": cfg.topic_prefix });
+    let value = serde_json::json!({ "ts_ms": ts_ms });
+    if !(cfg.key_converter.is_avro() || cfg.value_converter.is_avro()) {
+        return (key.to_string(), value.to_string());
+    }
+    let key_schema = serde_json::json!({
+        "type": "struct", "optional": false,
+        "name": "io.debezium.connector.common.ServerNameKey",
+        "fields": [{ "type": "string", "optional": false, "field": "serverName" }],
+    });
+    let value_schema = serde_json::json!({
+        "type": "struct", "optional": false,
+        "name": "io.debezium.connector.common.Heartbeat",
+        "fields": [{ "type": "int64", "optional": false, "field": "ts_ms" }],
+    });
+    (
+        serde_json::json!({ "schema": key_schema, "payload": key }).to_string(),
+        serde_json::json!({ "schema": value_schema, "payload": value }).to_string(),
+    )
+}
+
 /// Microseconds between 1970-01-01 and 2000-01-01 (Postgres' epoch).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -211,8 +237,7 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick(), if cfg.heartbeat_interval_ms > 0 => {
-                let key = format!("{{\"serverName\":\"{}\"}}", cfg.topic_prefix);
-                let value = format!("{{\"ts_ms\":{}}}", now_ms());
+                let (key, value) = heartbeat_record(cfg, now_ms());
                 if let Err(e) = producer.ensure_topic(&heartbeat_topic).await {
                     tracing::warn!(error = %e, "heartbeat topic");
                 } else if let Err(e) = producer.send(&heartbeat_topic, Some(key.as_bytes()), Some(value.as_bytes())).await {

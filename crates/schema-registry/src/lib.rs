@@ -93,6 +93,26 @@ pub struct RegistryClient {
     auth: Option<(String, String)>,
     attempts: u32,
     cache: Arc<Mutex<HashMap<u32, RegistrySchema>>>,
+    /// (subject, schema text) → id of what this process registered.
+    registered: Arc<Mutex<HashMap<(String, String), u32>>>,
+}
+
+/// A registration that got no id: the registry is down, unreachable,
+/// failing, refuses the credentials, or refuses the schema (e.g. 409, not
+/// compatible with the subject's earlier versions). The caller must not
+/// produce the record.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("schema registry {url}: registering under subject {subject}: {message}")]
+pub struct RegisterError {
+    /// The registry's base URL.
+    pub url: String,
+    /// The subject.
+    pub subject: String,
+    /// What went wrong on the last attempt.
+    pub message: String,
+    /// Whether asking again may succeed (an outage), or the registry
+    /// answered with a refusal about the schema (4xx other than 401/403/408/429).
+    pub retryable: bool,
 }
 
 impl RegistryClient {
@@ -131,6 +151,7 @@ impl RegistryClient {
             auth,
             attempts: cfg.attempts.max(1),
             cache: Arc::default(),
+            registered: Arc::default(),
         })
     }
 
@@ -170,6 +191,88 @@ impl RegistryClient {
             id,
             message: last,
         })
+    }
+
+    /// Registers `schema_text` (Avro) under `subject`
+    /// (`POST /subjects/{subject}/versions`) and returns its id. Each
+    /// (subject, text) pair is asked for once per process: the registry
+    /// answers the same id for a schema it already holds, so the answer
+    /// is cached. Outages are retried up to the configured attempts; a
+    /// refusal of the schema is not retried.
+    pub async fn register(&self, subject: &str, schema_text: &str) -> Result<u32, RegisterError> {
+        let key = (subject.to_owned(), schema_text.to_owned());
+        if let Some(id) = self
+            .registered
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied())
+        {
+            return Ok(id);
+        }
+        let mut delay = Duration::from_millis(100);
+        let mut last = (String::new(), true);
+        for attempt in 1..=self.attempts {
+            match self.post(subject, schema_text).await {
+                Ok(id) => {
+                    if let Ok(mut cache) = self.registered.lock() {
+                        cache.insert(key, id);
+                    }
+                    return Ok(id);
+                }
+                Err((message, retryable)) => {
+                    tracing::debug!(subject, attempt, %message, "schema registration failed");
+                    last = (message, retryable);
+                    if !retryable {
+                        break;
+                    }
+                }
+            }
+            if attempt < self.attempts {
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+        Err(RegisterError {
+            url: self.base.clone(),
+            subject: subject.to_owned(),
+            message: last.0,
+            retryable: last.1,
+        })
+    }
+
+    /// One registration request. `Err`: the message and whether it is an outage.
+    async fn post(&self, subject: &str, schema_text: &str) -> Result<u32, (String, bool)> {
+        let mut request = self
+            .http
+            .post(format!(
+                "{}/subjects/{}/versions",
+                self.base,
+                encode_path_segment(subject)
+            ))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .header(
+                "Accept",
+                "application/vnd.schemaregistry.v1+json, application/json",
+            )
+            .body(serde_json::json!({ "schema": schema_text }).to_string());
+        if let Some((user, password)) = &self.auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.map_err(|e| (with_causes(&e), true))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| (with_causes(&e), true))?;
+        if !status.is_success() {
+            let code = status.as_u16();
+            let retryable = status.is_server_error() || matches!(code, 401 | 403 | 404 | 408 | 429);
+            return Err((format!("HTTP {status}: {}", excerpt(&body)), retryable));
+        }
+        #[derive(Deserialize)]
+        struct IdBody {
+            id: u32,
+        }
+        serde_json::from_str::<IdBody>(&body)
+            .map(|b| b.id)
+            .map_err(|e| (format!("unreadable answer ({e}): {}", excerpt(&body)), true))
     }
 
     fn cached(&self, id: u32) -> Option<RegistrySchema> {
@@ -233,6 +336,20 @@ impl std::fmt::Debug for RegistryClient {
             .field("url", &self.base)
             .finish_non_exhaustive()
     }
+}
+
+/// A subject as one URL path segment (topics may hold `.`, `_`, `-`,
+/// which pass; anything else is percent-encoded).
+fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn excerpt(body: &str) -> String {

@@ -343,3 +343,68 @@ fn key_headers_as_the_simple_header_converter_writes_them() {
         r#"{"id":7,"amount":-12.50,"note":"a\"b"}"#
     );
 }
+
+/// The publisher's events in Avro (the schema AvroConverter would register,
+/// the body written for it, Confluent's framing) decode on the sink side,
+/// through the workers' Avro decoder, to the very change their JSON gives.
+#[test]
+fn avro_events_decode_to_the_changes_of_their_json() {
+    use sinkfleet_core::debezium::{Decoder, Format, Formats, RegistrySchema, TopicFormats};
+    let codec = orders(true);
+    let row = codec
+        .row(&[text("7"), text("-12.50"), text("n"), text("3"), text("0/1")])
+        .unwrap();
+    let updated = codec
+        .row(&[
+            text("7"),
+            text("-128.00"),
+            TupleValue::Null,
+            text("4"),
+            text("0/1"),
+        ])
+        .unwrap();
+    let formats = TopicFormats::new([(
+        codec.topic.clone(),
+        Formats {
+            key: Format::Avro,
+            value: Format::Avro,
+        },
+    )])
+    .unwrap();
+    let mut decoder = Decoder::new(DecodeOptions {
+        formats,
+        ..DecodeOptions::default()
+    });
+    let frame = |id: u32, json: &[u8], decoder: &mut Decoder| {
+        let envelope: Value = serde_json::from_slice(json).unwrap();
+        let text = crate::avro::avro_schema(&envelope["schema"]).unwrap();
+        decoder.add_schema(
+            id,
+            RegistrySchema::Found {
+                schema_type: "AVRO".into(),
+                text,
+            },
+        );
+        let mut out = vec![0];
+        out.extend_from_slice(&id.to_be_bytes());
+        crate::avro::write_value(&envelope["schema"], &envelope["payload"], "", &mut out).unwrap();
+        out
+    };
+    for (op, before, after) in [
+        ("c", None, Some(&row)),
+        ("u", Some(&row), Some(&updated)),
+        ("d", Some(&updated), None),
+    ] {
+        let key = codec.key(after.or(before).unwrap());
+        let value = codec.value(op, before, after, &source(Snapshot::False));
+        let json = decode(Some(&key), Some(&value), 0, &DecodeOptions::default())
+            .unwrap()
+            .unwrap();
+        let (k, v) = (frame(1, &key, &mut decoder), frame(2, &value, &mut decoder));
+        let avro = decoder
+            .decode_record(&codec.topic, Some(&k), Some(&v), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(avro, json, "{op}");
+    }
+}
