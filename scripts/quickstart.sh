@@ -12,10 +12,16 @@
 #     table), then stop both with SIGTERM.
 # Each run uses fresh names (schemas, topics, slot, publication, group); the
 # slot is dropped when the publisher stops (slot.drop.on.stop).
+#
+# FORMAT=avro runs the same pipeline in Avro: the publisher writes keys and
+# values as Confluent's AvroConverter does, through the local test Schema
+# Registry, and the worker reads them with decode.formats (README, Formats).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 TRANSACTIONS=${TRANSACTIONS:-3000}
+FORMAT=${FORMAT:-json}
+case "$FORMAT" in json|avro) ;; *) echo "FORMAT must be json or avro, not $FORMAT" >&2; exit 2 ;; esac
 RUN=qs_$(date +%Y%m%d_%H%M%S)
 SRC=${RUN}_src
 DST=${RUN}_dst
@@ -39,6 +45,17 @@ sed -e "s/^  topic.prefix: .*/  topic.prefix: $RUN/" \
     -e "s/^  table.include.list: .*/  table.include.list: $SRC.orders,$SRC.products/" \
     -e "s/^  metrics_listen: .*/  metrics_listen: 127.0.0.1:$PUB_PORT/" \
     config/publisher.yaml >"$PUB_CONFIG"
+WORKER_CONFIG=config/postgres.yaml
+if [ "$FORMAT" = avro ]; then
+  for part in key value; do
+    sed -i -e "s|^  # $part.converter: io.confluent.connect.avro.AvroConverter|  $part.converter: io.confluent.connect.avro.AvroConverter|" \
+      -e "s|^  # $part.converter.schema.registry.url: .*|  $part.converter.schema.registry.url: $SINKFLEET_REGISTRY_URL|" "$PUB_CONFIG"
+  done
+  WORKER_CONFIG=.local/$RUN.worker.yaml
+  sed -e "s|^decode:|decode:\n  formats: [{ topics: '^$RUN\\\\..*', key: avro, value: avro }]\n  registry: { url: \"$SINKFLEET_REGISTRY_URL\" }|" \
+    config/postgres.yaml >"$WORKER_CONFIG"
+  echo "== Avro through the Schema Registry at $SINKFLEET_REGISTRY_URL"
+fi
 "$BIN/sinkfleet" publish --config "$PUB_CONFIG" >".local/$RUN.publisher.log" 2>&1 &
 PUBLISHER=$!
 WORKER=""
@@ -57,7 +74,7 @@ SINKFLEET__DEAD_LETTER__TOPIC="$RUN.dlq" \
 SINKFLEET__SINK__POSTGRES__TARGET_SCHEMA="$DST" \
 SINKFLEET__SINK__POSTGRES__META_SCHEMA="${RUN}_meta" \
 SINKFLEET__METRICS__LISTEN="127.0.0.1:$SINK_PORT" \
-  "$BIN/sinkfleet" run --config config/postgres.yaml >".local/$RUN.worker.log" 2>&1 &
+  "$BIN/sinkfleet" run --config "$WORKER_CONFIG" >".local/$RUN.worker.log" 2>&1 &
 WORKER=$!
 
 echo "== workload: $TRANSACTIONS transactions against $SRC"
@@ -85,4 +102,4 @@ kill -TERM $WORKER $PUBLISHER
 wait $WORKER $PUBLISHER
 trap - EXIT
 echo "== publisher and worker stopped cleanly (logs: .local/$RUN.*.log)"
-echo "OK: $TRANSACTIONS source transactions reached $DST identical, ${elapsed}s after the workload started"
+echo "OK: $TRANSACTIONS source transactions ($FORMAT) reached $DST identical, ${elapsed}s after the workload started"
