@@ -82,7 +82,21 @@ started=$(date +%s)
 "$BIN/sinkfleet-demo" source-load --schema "$SRC" --transactions "$TRANSACTIONS"
 
 echo "== waiting for the target to be identical to the source"
-"$BIN/sinkfleet-demo" source-verify --schema "$SRC" --target "$DST" --timeout-secs 600
+# The wait stops as soon as the publisher or the worker is gone, with its log.
+"$BIN/sinkfleet-demo" source-verify --schema "$SRC" --target "$DST" --timeout-secs 600 &
+VERIFY=$!
+while kill -0 $VERIFY 2>/dev/null; do
+  for proc in "publisher:$PUBLISHER" "worker:$WORKER"; do
+    if ! kill -0 "${proc#*:}" 2>/dev/null; then
+      kill $VERIFY 2>/dev/null || true
+      tail -20 ".local/$RUN.${proc%%:*}.log" >&2
+      echo "FAIL: the ${proc%%:*} exited while the target was being compared (log: .local/$RUN.${proc%%:*}.log)" >&2
+      exit 1
+    fi
+  done
+  sleep 1
+done
+wait $VERIFY
 elapsed=$(( $(date +%s) - started ))
 
 # Sum of a metric's samples, read with bash alone (no curl on a fresh machine).

@@ -89,7 +89,7 @@ pub enum DecodeError {
     /// The registry schema the record names cannot decode it: unknown to
     /// the registry, of another type, or no usable schema.
     #[error("record {part}, schema id {id}: {message}")]
-    Schema {
+    UnusableSchema {
         /// `key` or `value`.
         part: &'static str,
         /// The schema id from the record's framing.

@@ -118,12 +118,12 @@ impl Decoder {
         let (id, _) = avro::frame(part, record)?;
         match self.schemas.get(&id) {
             Some(Held::Avro(schema)) => Ok((id, Arc::clone(schema))),
-            Some(Held::Refused(reason)) => Err(DecodeError::Schema {
+            Some(Held::Refused(reason)) => Err(DecodeError::UnusableSchema {
                 part,
                 id,
                 message: reason.clone(),
             }),
-            None => Err(DecodeError::Schema {
+            None => Err(DecodeError::UnusableSchema {
                 part,
                 id,
                 message: format!("schema id {id} was not fetched from the registry"),
@@ -153,7 +153,7 @@ impl Decoder {
         let (id, schema) = self.held("value", value)?;
         let names = schema.names();
         if !schema.is_envelope() {
-            return Err(DecodeError::Schema {
+            return Err(DecodeError::UnusableSchema {
                 part: "value",
                 id,
                 message: "the schema is no Debezium change event envelope \
