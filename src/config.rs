@@ -106,16 +106,26 @@ impl DecodeConfig {
     /// Problems of the formats and the registry, by config path.
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        for (i, rule) in self.formats.iter().enumerate() {
+            for (part, format) in [("key", rule.key), ("value", rule.value)] {
+                if matches!(format, RecordFormat::Protobuf | RecordFormat::JsonSchema) {
+                    problems.push((
+                        format!("decode.formats[{i}].{part}"),
+                        format!("{} is not read yet (json and avro are)", format.name()),
+                    ));
+                }
+            }
+        }
         match self.topic_formats() {
             Err(e) => problems.push(("decode.formats".into(), e)),
             Ok(formats) => match (&self.registry, formats.use_registry()) {
                 (None, true) => problems.push((
                     "decode.registry".into(),
-                    "missing: a decode.formats rule reads avro, whose schemas are in a Schema Registry".into(),
+                    "missing: a decode.formats rule reads a registry format (avro, protobuf, json_schema)".into(),
                 )),
                 (Some(_), false) => problems.push((
                     "decode.registry".into(),
-                    "set, but no decode.formats rule reads a registry format (avro)".into(),
+                    "set, but no decode.formats rule reads a registry format (avro, protobuf, json_schema)".into(),
                 )),
                 (Some(registry), true) => {
                     if let Err(e) = RegistryClient::new(registry) {
@@ -133,7 +143,7 @@ impl DecodeConfig {
         {
             problems.push((
                 "decode.flattened".into(),
-                "flattened records are read from JSON topics only: a decode.formats rule reads avro"
+                "flattened records are read from JSON topics only: a decode.formats rule reads a registry format"
                     .into(),
             ));
         }
@@ -257,7 +267,7 @@ impl Config {
                 {
                     problems.push((
                         "sink.postgres.apply".into(),
-                        "transactional apply reads JSON topics only: a decode.formats rule reads avro".into(),
+                        "transactional apply reads JSON topics only: a decode.formats rule reads a registry format".into(),
                     ));
                 }
                 problems.extend(

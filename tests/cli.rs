@@ -312,6 +312,17 @@ fn formats_and_the_registry_are_checked() {
         text.contains("decode.flattened: flattened records are read from JSON topics only"),
         "{text}"
     );
+    let (code, text) = with_decode(
+        "unread",
+        &format!("  formats: [{{ topics: app.x, key: protobuf, value: json_schema }}]\n{registry}"),
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("decode.formats[0].key: protobuf is not read yet")
+            && text.contains("decode.formats[0].value: json_schema is not read yet"),
+        "{text}"
+    );
 }
 
 /// A flattened topic whose deletes are tombstones needs the Kafka offset as

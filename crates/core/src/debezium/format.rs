@@ -14,12 +14,39 @@ pub enum Format {
     /// `AvroConverter`'s Avro in the Confluent wire format (magic byte 0, a
     /// 4-byte schema id, Avro binary), schemas from a Schema Registry.
     Avro,
+    /// `ProtobufConverter`'s Protobuf in the Confluent wire format (magic
+    /// byte 0, a 4-byte schema id, the message indexes, Protobuf binary).
+    Protobuf,
+    /// `JsonSchemaConverter`'s JSON in the Confluent wire format (magic
+    /// byte 0, a 4-byte schema id, JSON text), schemas from a Schema
+    /// Registry.
+    JsonSchema,
 }
 
 impl Format {
     /// True if records name a registry schema.
     pub fn uses_registry(self) -> bool {
-        self == Format::Avro
+        self != Format::Json
+    }
+
+    /// The `schemaType` the registry gives this format's schemas.
+    pub fn schema_type(self) -> &'static str {
+        match self {
+            Format::Json => "none",
+            Format::Avro => "AVRO",
+            Format::Protobuf => "PROTOBUF",
+            Format::JsonSchema => "JSON",
+        }
+    }
+
+    /// The name configuration spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Avro => "avro",
+            Format::Protobuf => "protobuf",
+            Format::JsonSchema => "json_schema",
+        }
     }
 }
 

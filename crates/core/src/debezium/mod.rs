@@ -247,6 +247,12 @@ impl Decoder {
         let key = match key_format {
             Format::Json => self.json_key(raw, row_codec)?,
             Format::Avro => self.avro_key(raw)?,
+            Format::Protobuf | Format::JsonSchema => {
+                return Err(DecodeError::Framing {
+                    part: "key",
+                    message: format!("the {} format is not read yet", key_format.name()),
+                });
+            }
         };
         if key.columns.is_empty() {
             return Err(DecodeError::MissingKey(table.to_string()));

@@ -31,11 +31,25 @@ pub enum RegistrySchema {
     NotFound,
 }
 
-/// A held schema: parsed, or why records naming it are refused.
+/// A held schema: parsed for its `schemaType`, or why records naming it
+/// are refused.
 #[derive(Debug)]
 pub(super) enum Held {
     Avro(Arc<AvroSchema>),
+    /// A schema of a type this build does not read.
+    Other(&'static str),
     Refused(String),
+}
+
+impl Held {
+    /// The `schemaType` of the schema.
+    fn schema_type(&self) -> &'static str {
+        match self {
+            Held::Avro(_) => "AVRO",
+            Held::Other(schema_type) => schema_type,
+            Held::Refused(_) => "refused",
+        }
+    }
 }
 
 impl Decoder {
@@ -73,18 +87,26 @@ impl Decoder {
         missing
     }
 
-    /// Holds what the registry answered for `id`.
+    /// Holds what the registry answered for `id`, parsed for its
+    /// `schemaType` (a topic's format is checked against it when a record
+    /// names it).
     pub fn add_schema(&mut self, id: u32, answer: RegistrySchema) {
         let held = match answer {
             RegistrySchema::NotFound => Held::Refused(format!(
                 "schema id {id} does not exist in the registry (it answered 404)"
             )),
-            RegistrySchema::Found { schema_type, .. } if schema_type != "AVRO" => Held::Refused(
-                format!("schema id {id} is a {schema_type} schema; the topic's format is avro"),
-            ),
-            RegistrySchema::Found { text, .. } => match AvroSchema::parse(&text) {
-                Ok(schema) => Held::Avro(Arc::new(schema)),
-                Err(e) => Held::Refused(format!("schema id {id} is no usable Avro schema: {e}")),
+            RegistrySchema::Found { schema_type, text } => match schema_type.as_str() {
+                "AVRO" => match AvroSchema::parse(&text) {
+                    Ok(schema) => Held::Avro(Arc::new(schema)),
+                    Err(e) => {
+                        Held::Refused(format!("schema id {id} is no usable Avro schema: {e}"))
+                    }
+                },
+                "PROTOBUF" => Held::Other("PROTOBUF"),
+                "JSON" => Held::Other("JSON"),
+                other => Held::Refused(format!(
+                    "schema id {id} has schemaType {other}, which no format reads"
+                )),
             },
         };
         self.schemas.insert(id, held);
@@ -106,34 +128,56 @@ impl Decoder {
             (Format::Json, Some(flat)) => self.decode_flat(key, value, offset, &flat),
             (Format::Json, None) => self.decode_with_key_format(key, value, offset, formats.key),
             (Format::Avro, _) => self.decode_avro(key, value, offset, formats.key),
+            (Format::Protobuf | Format::JsonSchema, _) => Err(DecodeError::Framing {
+                part: "value",
+                message: format!("the {} format is not read yet", formats.value.name()),
+            }),
         }
     }
 
-    /// The held schema of a framed record.
+    /// The held schema of a framed record, checked against the format
+    /// the topic is read in.
     fn held(
+        &self,
+        part: &'static str,
+        format: Format,
+        record: &[u8],
+    ) -> Result<(u32, &Held), DecodeError> {
+        let (id, _) = avro::frame(part, record)?;
+        let refused = |message| DecodeError::UnusableSchema { part, id, message };
+        match self.schemas.get(&id) {
+            Some(Held::Refused(reason)) => Err(refused(reason.clone())),
+            Some(held) if held.schema_type() != format.schema_type() => Err(refused(format!(
+                "schema id {id} is a {} schema; the topic's {part} format is {}",
+                held.schema_type(),
+                format.name()
+            ))),
+            Some(held) => Ok((id, held)),
+            None => Err(refused(format!(
+                "schema id {id} was not fetched from the registry"
+            ))),
+        }
+    }
+
+    /// The held Avro schema of a framed record.
+    fn avro_held(
         &self,
         part: &'static str,
         record: &[u8],
     ) -> Result<(u32, Arc<AvroSchema>), DecodeError> {
-        let (id, _) = avro::frame(part, record)?;
-        match self.schemas.get(&id) {
-            Some(Held::Avro(schema)) => Ok((id, Arc::clone(schema))),
-            Some(Held::Refused(reason)) => Err(DecodeError::UnusableSchema {
+        match self.held(part, Format::Avro, record)? {
+            (id, Held::Avro(schema)) => Ok((id, Arc::clone(schema))),
+            (id, other) => Err(DecodeError::UnusableSchema {
                 part,
                 id,
-                message: reason.clone(),
-            }),
-            None => Err(DecodeError::UnusableSchema {
-                part,
-                id,
-                message: format!("schema id {id} was not fetched from the registry"),
+                message: format!("schema id {id} is a {} schema", other.schema_type()),
             }),
         }
     }
 
     /// An Avro key as a row.
     pub(super) fn avro_key(&self, raw: &[u8]) -> Result<Row, DecodeError> {
-        let (id, schema) = self.held("key", raw)?;
+        let (id, schema) = self.avro_held("key", raw)?;
         let names = schema.names();
         let (_, body) = avro::frame("key", raw)?;
         let fields = schema.datum("key", id, body)?;
@@ -150,7 +194,7 @@ impl Decoder {
     ) -> Result<Option<Change>, DecodeError> {
         // A Kafka tombstone carries no change.
         let Some(value) = value else { return Ok(None) };
-        let (id, schema) = self.held("value", value)?;
+        let (id, schema) = self.avro_held("value", value)?;
         let names = schema.names();
         if !schema.is_envelope() {
             return Err(DecodeError::UnusableSchema {
