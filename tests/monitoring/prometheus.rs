@@ -97,6 +97,11 @@ const SHORTENED: &[Shortened] = &[
         replace: &[],
     },
     Shortened {
+        alert: "SinkfleetSchemaRegistryUnreachable",
+        for_: Some("1s"),
+        replace: &[],
+    },
+    Shortened {
         alert: "SinkfleetKeysParked",
         for_: Some("1s"),
         replace: &[],

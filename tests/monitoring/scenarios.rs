@@ -396,17 +396,38 @@ impl SlowPublisher {
 
 /// A Postgres worker whose target stops answering (the table is locked,
 /// statements time out after a second) while an hour-old change waits.
+/// It also reads an Avro topic whose Schema Registry never answers.
 pub struct Stuck {
     p: Pipeline,
     worker: Worker,
+    avro_topic: String,
 }
 
 impl Stuck {
     pub async fn start(port: u16) -> Stuck {
         let p = Pipeline::new("stuck", 1).await;
-        let config = p.config("", "    statement_timeout_ms: 1000\n", port);
+        let avro_topic = format!("{}-avro", p.topic);
+        kafka::create_topic(&p.brokers, &avro_topic, 1)
+            .await
+            .unwrap();
+        // Nothing listens on a port just released.
+        let registry = common::free_port();
+        let config = p
+            .config("", "    statement_timeout_ms: 1000\n", port)
+            .replace(
+                &format!("topics: [{}]", p.topic),
+                &format!("topics: [{}, {avro_topic}]", p.topic),
+            )
+            + &format!(
+                "decode:\n  formats: [{{ topics: {avro_topic}, value: avro }}]\n  \
+                 registry: {{ url: \"http://127.0.0.1:{registry}\", timeout_ms: 500, attempts: 1 }}\n"
+            );
         let worker = p.spawn("w", &config, port);
-        Stuck { p, worker }
+        Stuck {
+            p,
+            worker,
+            avro_topic,
+        }
     }
 
     pub async fn run(mut self, prometheus: Arc<Prometheus>) -> Vec<Outcome> {
@@ -451,6 +472,24 @@ impl Stuck {
         out.push(Outcome::new("SinkfleetTargetFailing", event, failing));
         out.push(Outcome::new("SinkfleetTableStale", event, stale));
         lock.rollback().await.unwrap();
+
+        // A record naming schema id 7, which the registry never hands over.
+        let waiting = Instant::now();
+        let framed = Record {
+            key: None,
+            value: Some(vec![0, 0, 0, 0, 7, 2]),
+        };
+        kafka::produce(&p.brokers, &self.avro_topic, &[framed])
+            .await
+            .unwrap();
+        let unreachable = prometheus
+            .wait_fired("SinkfleetSchemaRegistryUnreachable", "", waiting)
+            .await;
+        out.push(Outcome::new(
+            "SinkfleetSchemaRegistryUnreachable",
+            "an Avro record whose registry does not answer",
+            unreachable,
+        ));
         assert!(self.worker.terminate(Duration::from_secs(30)).success());
     }
 }
