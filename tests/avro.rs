@@ -272,17 +272,13 @@ async fn bad_avro_records_are_dead_lettered_with_their_reason() {
 /// the data), and the answer is the same schema as over plain HTTP.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_registry_is_read_over_tls_with_basic_auth() {
-    let (Ok(url), Ok(ca), Ok(user), Ok(password)) = (
-        std::env::var("SINKFLEET_REGISTRY_TLS_URL"),
-        std::env::var("SINKFLEET_REGISTRY_CA"),
-        std::env::var("SINKFLEET_REGISTRY_USER"),
-        std::env::var("SINKFLEET_REGISTRY_PASSWORD"),
-    ) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "the registry's TLS settings are not set"
-        );
-        eprintln!("SINKFLEET_REGISTRY_TLS_URL etc. not set: run scripts/services.sh start");
+    let Some(common::avro::TlsRegistry {
+        url,
+        ca,
+        user,
+        password,
+    }) = common::avro::tls_registry()
+    else {
         return;
     };
     // A schema to ask for.

@@ -791,13 +791,35 @@ async fn avro_source_and_target_end_identical() {
                                        repeat(md5(g::text), 3) FROM generate_series(1, 200) g;"
     ))
     .await;
-    let registry = common::avro::registry_url();
+    // Over TLS with basic auth (both sides) where the test registry's TLS
+    // listener is known; it serves the same schemas as the plain one.
+    let (registry, publisher_tls, worker_tls) = match common::avro::tls_registry() {
+        Some(tls) => {
+            let mut publisher = String::new();
+            for part in ["key", "value"] {
+                publisher += &format!(
+                    "  {part}.converter.basic.auth.credentials.source: USER_INFO
+  {part}.converter.basic.auth.user.info: \"{}:{}\"
+  {part}.converter.schema.registry.ssl.truststore.location: {}
+  {part}.converter.schema.registry.ssl.truststore.type: PEM
+",
+                    tls.user, tls.password, tls.ca
+                );
+            }
+            let worker = format!(
+                ", username: {}, password: \"{}\", ca_file: {}",
+                tls.user, tls.password, tls.ca
+            );
+            (tls.url, publisher, worker)
+        }
+        None => (common::avro::registry_url(), String::new(), String::new()),
+    };
     let properties = format!(
         "  key.converter: io.confluent.connect.avro.AvroConverter
   key.converter.schema.registry.url: {registry}
   value.converter: io.confluent.connect.avro.AvroConverter
   value.converter.schema.registry.url: {registry}
-  provide.transaction.metadata: true
+{publisher_tls}  provide.transaction.metadata: true
 "
     );
     let (pp, wp) = (free_port(), free_port());
@@ -819,7 +841,7 @@ async fn avro_source_and_target_end_identical() {
             "decode:
   formats:
     - {{ topics: {topic}, key: avro, value: avro }}
-  registry: {{ url: \"{registry}\" }}
+  registry: {{ url: \"{registry}\"{worker_tls} }}
 "
         ),
     );

@@ -143,6 +143,8 @@ fn converter(
     let url_key = format!("{part}.converter.schema.registry.url");
     let source_key = format!("{part}.converter.basic.auth.credentials.source");
     let info_key = format!("{part}.converter.basic.auth.user.info");
+    let truststore_key = format!("{part}.converter.schema.registry.ssl.truststore.location");
+    let truststore_type_key = format!("{part}.converter.schema.registry.ssl.truststore.type");
     let schemas = match get(&schemas_key).as_deref() {
         None | Some("true") => true,
         Some("false") => false,
@@ -157,7 +159,7 @@ fn converter(
     let class = get(&class_key);
     match class.as_deref() {
         None | Some(JSON_CONVERTER) => {
-            for k in [&url_key, &source_key, &info_key] {
+            for k in [&url_key, &source_key, &info_key, &truststore_key] {
                 if get(k).is_some() {
                     err(
                         k,
@@ -228,11 +230,22 @@ fn converter(
                     ),
                 );
             }
+            // Confluent's truststore type defaults to JKS, which is not
+            // read here: a location means PEM only when the type says so.
+            let ca_file = get(&truststore_key).map(std::path::PathBuf::from);
+            if ca_file.is_some() && get(&truststore_type_key).as_deref() != Some("PEM") {
+                err(
+                    &truststore_type_key,
+                    format!(
+                        "required: PEM with {truststore_key} (a JKS or PKCS12 truststore is not read; give the CA certificates as a PEM file)"
+                    ),
+                );
+            }
             Converter::Avro(sinkfleet_schema_registry::RegistryConfig {
                 url,
                 username,
                 password,
-                ca_file: None,
+                ca_file,
                 timeout_ms: 5_000,
                 attempts: 3,
             })
@@ -810,6 +823,49 @@ mod tests {
         ]))
         .unwrap();
         assert!(c.key_converter.is_avro() && !c.value_converter.is_avro());
+    }
+
+    #[test]
+    fn a_registry_ca_is_a_pem_truststore() {
+        let c = ConnectorConfig::from_properties(&props(&[
+            ("value.converter", AVRO),
+            ("value.converter.schema.registry.url", "https://r:8081"),
+            (
+                "value.converter.schema.registry.ssl.truststore.location",
+                "/etc/ca.pem",
+            ),
+            ("value.converter.schema.registry.ssl.truststore.type", "PEM"),
+        ]))
+        .unwrap();
+        match &c.value_converter {
+            Converter::Avro(r) => {
+                assert_eq!(
+                    r.ca_file.as_deref(),
+                    Some(std::path::Path::new("/etc/ca.pem"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Confluent reads a location without a type as JKS.
+        for truststore_type in [None, Some("JKS")] {
+            let mut p = vec![
+                ("value.converter", AVRO),
+                ("value.converter.schema.registry.url", "https://r:8081"),
+                (
+                    "value.converter.schema.registry.ssl.truststore.location",
+                    "/etc/ca.jks",
+                ),
+            ];
+            if let Some(t) = truststore_type {
+                p.push(("value.converter.schema.registry.ssl.truststore.type", t));
+            }
+            let errs = ConnectorConfig::from_properties(&props(&p)).unwrap_err();
+            assert!(
+                errs.iter()
+                    .any(|e| e.property == "value.converter.schema.registry.ssl.truststore.type"),
+                "{errs:?}"
+            );
+        }
     }
 
     #[test]

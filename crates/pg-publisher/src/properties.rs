@@ -25,8 +25,6 @@ const NOT_IMPLEMENTED: &str = "not implemented by sinkfleet's publisher";
 const INCREMENTAL: &str = "signals and incremental snapshots are not implemented yet";
 const COLUMN_FILTERS: &str = "column filters and masks are not implemented yet";
 const JVM: &str = "a Java extension point: nothing to load here";
-const REGISTRY_TLS: &str =
-    "Java key stores are not read: an https registry is verified against the system's roots";
 const REGISTRY_AUTH: &str =
     "only basic auth (basic.auth.credentials.source=USER_INFO) is implemented";
 const CONVERTER_OPTION: &str = "a converter option sinkfleet's publisher does not implement (see docs/publisher.md for those it does)";
@@ -238,11 +236,19 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("value.converter.schemas.cache.config", NoEffect),
     (
         "key.converter.schema.registry.ssl.truststore.location",
-        Refused(REGISTRY_TLS),
+        Implemented,
+    ),
+    (
+        "key.converter.schema.registry.ssl.truststore.type",
+        Only("PEM"),
     ),
     (
         "value.converter.schema.registry.ssl.truststore.location",
-        Refused(REGISTRY_TLS),
+        Implemented,
+    ),
+    (
+        "value.converter.schema.registry.ssl.truststore.type",
+        Only("PEM"),
     ),
     (
         "key.converter.bearer.auth.credentials.source",
