@@ -135,17 +135,20 @@ impl DecodeConfig {
                 (None, false) => {}
             },
         }
-        if self.flattened.is_some()
-            && self
-                .formats
-                .iter()
-                .any(|r| r.key != RecordFormat::Json || r.value != RecordFormat::Json)
-        {
-            problems.push((
-                "decode.flattened".into(),
-                "flattened records are read from JSON topics only: a decode.formats rule reads a registry format"
-                    .into(),
-            ));
+        if self.flattened.is_some() {
+            for (i, rule) in self.formats.iter().enumerate() {
+                for (part, format) in [("key", rule.key), ("value", rule.value)] {
+                    if !matches!(format, RecordFormat::Json | RecordFormat::Avro) {
+                        problems.push((
+                            "decode.flattened".into(),
+                            format!(
+                                "flattened records are read from json and avro topics: decode.formats[{i}].{part} is {}",
+                                format.name()
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         problems
     }

@@ -307,9 +307,17 @@ fn formats_and_the_registry_are_checked() {
         &format!("{avro}{registry}  flattened: {{ deletes: rewrite }}\n"),
         "",
     );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = with_decode(
+        "flattened-protobuf",
+        &format!(
+            "  formats: [{{ topics: app.x, value: protobuf }}]\n{registry}  flattened: {{ deletes: rewrite }}\n"
+        ),
+        "",
+    );
     assert_eq!(code, 2);
     assert!(
-        text.contains("decode.flattened: flattened records are read from JSON topics only"),
+        text.contains("decode.flattened: flattened records are read from json and avro topics: decode.formats[0].value is protobuf"),
         "{text}"
     );
     let (code, text) = with_decode(

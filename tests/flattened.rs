@@ -123,6 +123,21 @@ fn rewritten(e: &Event) -> Record {
     }
 }
 
+/// [`rewritten`] with its key in a JsonConverter envelope (the Avro
+/// converter's input needs the key's schema).
+fn rewritten_with_key_schema(e: &Event) -> Record {
+    let schema = json!({"type": "struct", "name": "x.public.items.Key",
+                        "fields": [{"field": "id", "type": "int64", "optional": false}]});
+    Record {
+        key: Some(
+            json!({"schema": schema, "payload": {"id": e.id}})
+                .to_string()
+                .into_bytes(),
+        ),
+        ..rewritten(e)
+    }
+}
+
 /// The same event with `delete.tombstone.handling.mode=tombstone` and no
 /// `add.fields`, schema-less: a delete is a null value.
 fn tombstoned(e: &Event) -> Record {
@@ -238,28 +253,29 @@ fn config(p: &Pipeline, port: u16, decode: &str) -> String {
 
 /// Rewritten deletes, versions from `__source_sequence`: creates, updates,
 /// deletes, then every record again (a replay), then older versions after
-/// newer ones. The flattened target ends exactly as its unflattened twin's,
-/// versions included.
+/// newer ones. The flattened targets, JSON and Avro (written by Confluent's
+/// serializer as `AvroConverter` would), end exactly as their unflattened
+/// twin's, versions included.
 #[tokio::test(flavor = "multi_thread")]
 async fn rewritten_deletes_converge_like_unflattened_twins() {
     let flat = Pipeline::new("flat_rw", 2).await;
     let plain = Pipeline::new("plain_rw", 2).await;
+    let avro = Pipeline::new("flat_avro_rw", 2).await;
     let events = history();
     let stale: Vec<Event> = events
         .iter()
         .filter(|e| e.op != "d" && e.qty < 100)
         .copied()
         .collect();
-    let (flat_port, plain_port) = (free_port(), free_port());
-    let mut flat_worker = flat.spawn(
-        "w",
-        &config(
-            &flat,
-            flat_port,
-            "  version: { source: debezium_lsn }\n  flattened:\n    deletes: rewrite\n",
-        ),
-        flat_port,
+    let (flat_port, plain_port, avro_port) = (free_port(), free_port(), free_port());
+    let flattened = "  version: { source: debezium_lsn }\n  flattened:\n    deletes: rewrite\n";
+    let mut flat_worker = flat.spawn("w", &config(&flat, flat_port, flattened), flat_port);
+    let avro_decode = format!(
+        "{flattened}  formats: [{{ topics: {}, key: avro, value: avro }}]\n  registry: {{ url: \"{}\" }}\n",
+        avro.topic,
+        common::avro::registry_url()
     );
+    let mut avro_worker = avro.spawn("w", &config(&avro, avro_port, &avro_decode), avro_port);
     let mut plain_worker = plain.spawn(
         "w",
         &config(&plain, plain_port, "  version: { source: debezium_lsn }\n"),
@@ -273,22 +289,34 @@ async fn rewritten_deletes_converge_like_unflattened_twins() {
         plain
             .produce(&round.iter().map(envelope).collect::<Vec<_>>())
             .await;
+        let json: Vec<Record> = round.iter().map(rewritten_with_key_schema).collect();
+        avro.produce(&common::avro::to_avro(&avro.topic, &json))
+            .await;
     }
-    flat.wait_committed_to_end(&flat.group, CONVERGE).await;
-    plain.wait_committed_to_end(&plain.group, CONVERGE).await;
+    for p in [&flat, &plain, &avro] {
+        p.wait_committed_to_end(&p.group, CONVERGE).await;
+    }
     let flat_rows = wait_state(&pool, &flat, &want).await;
     let plain_rows = wait_state(&pool, &plain, &want).await;
+    let avro_rows = wait_state(&pool, &avro, &want).await;
     assert_eq!(flat_rows, plain_rows, "flattened and unflattened targets");
     assert_eq!(
-        flat_worker.metric("sinkfleet_records_dead_lettered_total"),
-        0.0,
-        "nothing dead-lettered"
+        avro_rows, plain_rows,
+        "flattened Avro and unflattened targets"
     );
-    assert!(
-        flat_worker.metric("sinkfleet_records_skipped_stale_total") > 0.0,
-        "the replay and the older versions were skipped as stale"
-    );
+    for worker in [&flat_worker, &avro_worker] {
+        assert_eq!(
+            worker.metric("sinkfleet_records_dead_lettered_total"),
+            0.0,
+            "nothing dead-lettered"
+        );
+        assert!(
+            worker.metric("sinkfleet_records_skipped_stale_total") > 0.0,
+            "the replay and the older versions were skipped as stale"
+        );
+    }
     assert!(flat_worker.terminate(Duration::from_secs(30)).success());
+    assert!(avro_worker.terminate(Duration::from_secs(30)).success());
     assert!(plain_worker.terminate(Duration::from_secs(30)).success());
 }
 

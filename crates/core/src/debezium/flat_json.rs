@@ -111,7 +111,11 @@ impl Decoder {
 
     /// The Kafka key as a row: with its own schema's codec, else the value
     /// row's (schema-less keys), else inferred.
-    fn flat_key(&mut self, raw: &[u8], value: Option<&Arc<RowCodec>>) -> Result<Row, DecodeError> {
+    pub(super) fn flat_key(
+        &mut self,
+        raw: &[u8],
+        value: Option<&Arc<RowCodec>>,
+    ) -> Result<Row, DecodeError> {
         let (raw, key_codec) = self.key_row(raw)?;
         let fallback = RowCodec::default();
         let codec = key_codec

@@ -8,6 +8,7 @@
 
 mod avro;
 mod declared;
+mod flat_avro;
 mod flat_json;
 pub mod flattened;
 pub mod format;

@@ -124,10 +124,13 @@ impl Decoder {
     ) -> Result<Option<Change>, DecodeError> {
         let formats = self.formats(topic);
         match (formats.value, self.flat.clone()) {
-            // Flattened records are JSON (keys too): checked at start.
+            // Flattened records are JSON or Avro (keys too): checked at start.
             (Format::Json, Some(flat)) => self.decode_flat(key, value, offset, &flat),
             (Format::Json, None) => self.decode_with_key_format(key, value, offset, formats.key),
-            (Format::Avro, _) => self.decode_avro(key, value, offset, formats.key),
+            (Format::Avro, Some(flat)) => {
+                self.decode_avro_flat(key, value, offset, formats.key, &flat)
+            }
+            (Format::Avro, None) => self.decode_avro(key, value, offset, formats.key),
             (Format::Protobuf | Format::JsonSchema, _) => Err(DecodeError::Framing {
                 part: "value",
                 message: format!("the {} format is not read yet", formats.value.name()),
@@ -160,7 +163,7 @@ impl Decoder {
     }
 
     /// The held Avro schema of a framed record.
-    fn avro_held(
+    pub(super) fn avro_held(
         &self,
         part: &'static str,
         record: &[u8],
