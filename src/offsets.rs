@@ -45,6 +45,18 @@ impl ResetTo {
                 if let Ok(time) = chrono::DateTime::parse_from_rfc3339(one) {
                     return Ok(ResetTo::Time(time.timestamp_millis()));
                 }
+                // A date (with or without a time) but no zone: which instant
+                // it means is a guess, so it is refused rather than read as
+                // UTC or as a partition spec.
+                if one
+                    .get(..10)
+                    .is_some_and(|date| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok())
+                {
+                    bail!(
+                        "--to {one}: a time needs a zone: 2026-11-30T06:00:00Z (UTC) \
+                         or 2026-11-30T07:00:00+01:00"
+                    );
+                }
             }
             _ => {}
         }
@@ -260,6 +272,13 @@ mod tests {
             &[],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // A time without a zone is no partition: the refusal asks for one.
+        // A multi-byte character where a date would end is a topic name.
+        assert!(matches!(parse(&["2026-12-0é:0:1"]), Ok(ResetTo::Exact(_))));
+        for zoneless in ["2026-12-06T06:35:27", "2026-12-06 06:35:27.5", "2026-12-06"] {
+            let e = parse(&[zoneless]).unwrap_err().to_string();
+            assert!(e.contains("needs a zone"), "{zoneless}: {e}");
         }
     }
 }
