@@ -10,18 +10,31 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Which records `show` prints.
+/// Which records `show` and `replay` take. Every filter given must match.
 #[derive(Debug, Default, clap::Args)]
 pub struct Filter {
-    /// Only this error class (`decode`, `apply`, `schema`).
-    #[arg(long)]
+    /// Only this error class.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(CLASSES))]
     pub class: Option<String>,
-    /// Only this source table (`schema.table`).
+    /// Only this source table: `schema.table`, or the table's name alone
+    /// (the name its target table has). Decode dead letters have no table:
+    /// address them by `--topic`, `--partition` and offsets.
     #[arg(long)]
     pub table: Option<String>,
-    /// Only records whose key (as text) contains this.
+    /// Only this key: the record key's exact text, or, for a JSON key, the
+    /// same JSON (spacing aside; a `{"schema","payload"}` key matches its
+    /// payload).
     #[arg(long)]
     pub key: Option<String>,
+    /// Only records whose key (as text) contains this.
+    #[arg(long, conflicts_with = "key")]
+    pub key_contains: Option<String>,
+    /// Only records read from this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only records read from this partition (of their topic).
+    #[arg(long)]
+    pub partition: Option<i32>,
     /// Only original offsets at or above this.
     #[arg(long)]
     pub from_offset: Option<i64>,
@@ -30,6 +43,10 @@ pub struct Filter {
     pub to_offset: Option<i64>,
 }
 
+/// The classes a dead letter can have (`unknown`: a record without
+/// sinkfleet's headers).
+const CLASSES: [&str; 5] = ["decode", "apply", "schema", "parked", "unknown"];
+
 impl Filter {
     /// The letters this filter keeps.
     pub fn apply<'a>(&self, letters: &'a [Letter]) -> Vec<&'a Letter> {
@@ -37,16 +54,29 @@ impl Filter {
     }
 
     fn keeps(&self, l: &Letter) -> bool {
-        let offset = l.origin.as_ref().map(|o| o.2);
+        let origin = l.origin.as_ref();
+        let offset = origin.map(|o| o.2);
         self.class.as_ref().is_none_or(|c| *c == l.class)
-            && self
-                .table
-                .as_ref()
-                .is_none_or(|t| l.table.as_ref() == Some(t))
+            && self.table.as_ref().is_none_or(|t| {
+                l.table.as_deref().is_some_and(|source| {
+                    source == t || source.split_once('.').is_some_and(|(_, name)| name == t)
+                })
+            })
             && self
                 .key
                 .as_ref()
+                .is_none_or(|k| key_is(l.key.as_deref(), k))
+            && self
+                .key_contains
+                .as_ref()
                 .is_none_or(|k| text(l.key.as_deref()).contains(k.as_str()))
+            && self
+                .topic
+                .as_ref()
+                .is_none_or(|t| origin.is_some_and(|o| o.0 == *t))
+            && self
+                .partition
+                .is_none_or(|p| origin.is_some_and(|o| o.1 == p))
             && self
                 .from_offset
                 .is_none_or(|f| offset.is_some_and(|o| o >= f))
@@ -54,6 +84,54 @@ impl Filter {
                 .to_offset
                 .is_none_or(|t| offset.is_some_and(|o| o <= t))
     }
+
+    /// What nothing matched, for the message that says so.
+    pub fn nothing_matched(&self, letters: &[Letter]) -> String {
+        let mut given = Vec::new();
+        let mut add = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                given.push(format!("--{name} {v}"));
+            }
+        };
+        add("class", self.class.clone());
+        add("table", self.table.clone());
+        add("key", self.key.clone());
+        add("key-contains", self.key_contains.clone());
+        add("topic", self.topic.clone());
+        add("partition", self.partition.map(|p| p.to_string()));
+        add("from-offset", self.from_offset.map(|o| o.to_string()));
+        add("to-offset", self.to_offset.map(|o| o.to_string()));
+        let mut out = format!(
+            "0 of {} dead letters match {}",
+            letters.len(),
+            given.join(" ")
+        );
+        if self.table.is_some() && letters.iter().any(|l| l.table.is_none()) {
+            out.push_str(
+                " (decode dead letters have no table: select them by --class decode, --topic, --partition)",
+            );
+        }
+        out
+    }
+}
+
+/// True if `key` is `wanted`: the same bytes, or the same JSON value (a
+/// Kafka Connect `{"schema","payload"}` key compared by its payload).
+fn key_is(key: Option<&[u8]>, wanted: &str) -> bool {
+    let Some(key) = key else { return false };
+    if key == wanted.as_bytes() {
+        return true;
+    }
+    let (Ok(key), Ok(wanted)) = (
+        serde_json::from_slice::<serde_json::Value>(key),
+        serde_json::from_str::<serde_json::Value>(wanted),
+    ) else {
+        return false;
+    };
+    key == wanted
+        || key.as_object().is_some_and(|o| {
+            o.len() == 2 && o.contains_key("schema") && o.get("payload") == Some(&wanted)
+        })
 }
 
 fn text(bytes: Option<&[u8]>) -> String {
@@ -130,7 +208,17 @@ pub fn parked_keys(config: &crate::config::Config) -> anyhow::Result<String> {
 /// object per line with `json`.
 pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
     let mut out = String::new();
-    for l in filter.apply(letters) {
+    let chosen = filter.apply(letters);
+    if chosen.is_empty() {
+        // On stderr with --json, whose stdout is JSON lines only.
+        let said = filter.nothing_matched(letters);
+        if json {
+            eprintln!("{said}");
+        } else {
+            out = format!("{said}\n");
+        }
+    }
+    for l in chosen {
         if json {
             let line = serde_json::json!({
                 "partition": l.partition,
@@ -182,6 +270,9 @@ pub async fn replay(
 ) -> anyhow::Result<String> {
     let dry_run = mode == ReplayMode::DryRun;
     let mut chosen = filter.apply(letters);
+    if chosen.is_empty() {
+        anyhow::bail!("{}: nothing to replay", filter.nothing_matched(letters));
+    }
     // Each key's records go back in their original order: a parked key is
     // released by the replay of the record that parked it, and its later
     // records must follow that one.

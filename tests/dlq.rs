@@ -87,13 +87,56 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
     assert_eq!(shown[0]["message"], "public.orders.note: too long");
     assert_eq!(shown[0]["value"], orders);
 
-    let (code, text) = dlq(&config, &["show", "--key", r#""id":3"#]);
+    let (code, text) = dlq(&config, &["show", "--key-contains", r#""id":3"#]);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains("decode from ") && text.contains("@3"),
         "{text}"
     );
     assert!(!text.contains("apply"), "{text}");
+
+    // --key is exact (JSON spacing aside): `3` is no key here.
+    let shown = |args: &[&str]| {
+        let mut all = vec!["show", "--json"];
+        all.extend_from_slice(args);
+        let (code, text) = dlq(&config, &all);
+        assert_eq!(code, 0, "{args:?}: {text}");
+        // stdout's JSON lines (stderr, merged here, says when none match).
+        text.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["origin"]["offset"].clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shown(&["--key", r#"{"id": 5}"#]), [5]);
+    assert!(shown(&["--key", "3"]).is_empty());
+    // The target's table name, and decode letters by where they came from.
+    assert_eq!(shown(&["--table", "orders"]), [5, 9]);
+    let partition = [
+        "--topic",
+        p.topic.as_str(),
+        "--partition",
+        "0",
+        "--class",
+        "decode",
+    ];
+    assert_eq!(shown(&partition), [3]);
+    // A filter that matches nothing says so; a replay of nothing fails.
+    let (code, text) = dlq(&config, &["show", "--table", "public.order"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("0 of 3 dead letters match --table public.order")
+            && text.contains("decode dead letters have no table"),
+        "{text}"
+    );
+    let (code, text) = dlq(&config, &["replay", "--key", "3", "--dry-run"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("0 of 3 dead letters match --key 3"), "{text}");
+    // A class that does not exist is refused, naming those that do.
+    let (code, text) = dlq(&config, &["show", "--class", "Apply"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("possible values: decode, apply"), "{text}");
 }
 
 /// `dlq replay` puts a dead letter back into the partition it came from; a
