@@ -23,7 +23,9 @@ pub async fn ensure_topic_with(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
+    let admin: AdminClient<DefaultClientContext> = crate::producer_side(client)
+        .create()
+        .map_err(|e| e.to_string())?;
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     for (name, value) in configs {
         new = new.set(name, value);

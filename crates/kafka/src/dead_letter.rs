@@ -54,8 +54,7 @@ pub struct DeadLetterProducer {
 impl DeadLetterProducer {
     /// Creates the producer (no connection is made until the first send).
     pub fn new(client: &ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = client
-            .clone()
+        let producer = crate::producer_side(client)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")

@@ -226,8 +226,7 @@ pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<Vec<i6
             l.partition, l.offset
         ));
     }
-    let producer: FutureProducer = client
-        .clone()
+    let producer: FutureProducer = crate::producer_side(client)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()

@@ -104,6 +104,52 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// librdkafka's consumer-only properties (`C` in its CONFIGURATION.md).
+/// `kafka.properties` is one map for the worker's consumer and its
+/// producers (dead letters, status, parking, replay) and admin clients;
+/// those ignore these, warning about each on every start.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "offset.store.method",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "auto.offset.reset",
+    "auto.commit.enable",
+    "consume.callback.max.messages",
+];
+
+/// `client` without the consumer-only properties, for a producer or an
+/// admin client (which would ignore them, with a warning each).
+pub fn producer_side(client: &ClientConfig) -> ClientConfig {
+    let mut c = client.clone();
+    for key in CONSUMER_ONLY {
+        c.remove(key);
+    }
+    c
+}
+
 fn consumer_config(cfg: &RuntimeConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.kafka.brokers)
@@ -381,7 +427,7 @@ mod tests {
             if let Err(e) = consumer_config(&cfg).create::<BaseConsumer>() {
                 panic!("consumer with {properties:?}: {e}");
             }
-            if let Err(e) = client_config(&cfg.kafka).create::<BaseProducer>() {
+            if let Err(e) = producer_side(&client_config(&cfg.kafka)).create::<BaseProducer>() {
                 panic!("producer with {properties:?}: {e}");
             }
         }

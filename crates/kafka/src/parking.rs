@@ -74,8 +74,7 @@ pub struct Parking {
 impl Parking {
     /// Creates the store (no connection is made until first used).
     pub fn new(client: &ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = client
-            .clone()
+        let producer = crate::producer_side(client)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .create()?;

@@ -143,7 +143,7 @@ impl Reporter {
         client: &ClientConfig,
         topic: String,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = client.clone().set("acks", "all").create()?;
+        let producer = crate::producer_side(client).set("acks", "all").create()?;
         Ok(Reporter { producer, topic })
     }
 
