@@ -210,6 +210,16 @@ async fn poison_records_go_to_the_dead_letter_topic() {
     );
     assert_eq!(worker.metric("sinkfleet_records_dead_lettered_total"), 3.0);
     assert!(worker.terminate(Duration::from_secs(30)).success());
+    // Each one is logged, decode failures like the others.
+    let log = worker.log_text();
+    for class in ["decode", "apply", "schema"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("record dead-lettered")
+                    && l.contains(&format!("class=\"{class}\""))),
+            "no {class} dead letter logged:\n{log}"
+        );
+    }
 }
 
 /// SIGTERM mid-stream drains, commits what is durable and exits 0; a

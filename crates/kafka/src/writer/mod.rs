@@ -307,6 +307,12 @@ async fn write_job<S: Sink>(
         match item.payload {
             Payload::Skip | Payload::Marker(_) => durable.push((item.position, item.covers_from)),
             Payload::DeadLetter(letter) => {
+                tracing::warn!(
+                    class = letter.class.as_str(),
+                    position = ?letter.position,
+                    message = %letter.message,
+                    "record dead-lettered"
+                );
                 dead_letter(ctx, &letter).await;
                 durable.push((item.position, item.covers_from));
             }
@@ -413,7 +419,7 @@ async fn write_job<S: Sink>(
             }
             Err((class, message)) if indices.len() == 1 => {
                 let (record, origin) = (&changes[indices[0]], &origins[indices[0]]);
-                tracing::warn!(sink = name, position = ?record.position, %message, "record dead-lettered");
+                tracing::warn!(sink = name, class = class.as_str(), position = ?record.position, %message, "record dead-lettered");
                 let letter = DeadLetter {
                     position: record.position.clone(),
                     key: origin.key.clone(),
