@@ -326,13 +326,29 @@ pub async fn replay(
     out.push_str(&format!("{} records replayed\n", offsets.len()));
     let releases = crate::dlq_release::releases(&parked, &chosen, &offsets);
     if !releases.is_empty() {
+        // Only a worker applies the replayed records and releases the keys:
+        // say at once when none runs, rather than after the wait.
+        if crate::status::live_members(config)?.is_empty() {
+            eprintln!(
+                "{out}no worker of group {} is running (by their status reports): {} parked keys \
+                 are released when one applies their replayed records; waiting up to {}s for \
+                 that (stopping this command is safe: run the same replay again once the \
+                 workers caught up, replays are harmless)",
+                config.kafka.group_id,
+                releases.len(),
+                release_wait.as_secs()
+            );
+        }
         // Where this replay read the dead-letter topic up to.
         let mut seen: HashMap<i32, i64> = HashMap::new();
         for l in letters {
             let end = seen.entry(l.partition).or_default();
             *end = (*end).max(l.offset + 1);
         }
-        out.push_str(&crate::dlq_release::follow_up(config, &releases, &seen, release_wait).await?);
+        match crate::dlq_release::follow_up(config, &releases, &seen, release_wait).await {
+            Ok(done) => out.push_str(&done),
+            Err(e) => anyhow::bail!("{out}{e}"),
+        }
     }
     Ok(out)
 }

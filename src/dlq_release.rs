@@ -83,7 +83,9 @@ pub async fn follow_up(
         .iter()
         .map(|r| (r.topic.clone(), r.partition))
         .collect();
-    let deadline = Instant::now() + wait;
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut said = started;
     loop {
         let committed = group.committed(&ids).map_err(anyhow::Error::msg)?;
         let passed = releases.iter().all(|r| {
@@ -103,6 +105,17 @@ pub async fn follow_up(
                  parked meanwhile may remain in the dead-letter topic; run the same replay \
                  again once the workers caught up (replays are harmless)",
                 releases.len(),
+                wait.as_secs()
+            );
+        }
+        if said.elapsed() >= Duration::from_secs(5) {
+            said = Instant::now();
+            eprintln!(
+                "waiting for group {} to commit past the replayed records of {} parked keys \
+                 ({}s of {}s)",
+                config.kafka.group_id,
+                releases.len(),
+                started.elapsed().as_secs(),
                 wait.as_secs()
             );
         }

@@ -256,6 +256,11 @@ async fn a_record_parked_while_the_release_is_on_its_way_is_replayed_too() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
+    // It said at once what it waits for.
+    assert!(
+        text.contains("no worker of group") && text.contains("waiting up to 120s"),
+        "{text}"
+    );
     assert!(text.contains("1 parked keys released"), "{text}");
     assert!(
         text.contains("1 records parked while the release was on its way, replayed too"),
