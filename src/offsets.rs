@@ -125,7 +125,11 @@ fn refuse_if_members(config: &Config) -> anyhow::Result<String> {
 
 /// `offsets reset`: returns what it did (or, with `dry_run`, would do).
 pub async fn reset(config: &Config, to: &ResetTo, dry_run: bool) -> anyhow::Result<String> {
-    let membership = refuse_if_members(config)?;
+    // A dry run changes nothing: it previews the reset while workers run.
+    let membership = match refuse_if_members(config) {
+        Err(e) if dry_run => format!("{e:#}; the reset itself is refused until they stop"),
+        other => other?,
+    };
     let client = sinkfleet_kafka::client_config(&config.kafka);
     let group = &config.kafka.group_id;
     let offsets = GroupOffsets::new(&client, group, TIMEOUT)?;

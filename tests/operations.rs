@@ -134,6 +134,23 @@ async fn offsets_reset_is_refused_while_a_worker_runs_then_moves_both_offsets() 
     p.wait_committed_to_end(&p.group, CONVERGE).await;
     let topic_spec = |offset: i64| format!("{}:0:{offset}", p.topic);
 
+    // A dry run previews the reset while the worker runs, saying the reset
+    // itself would be refused.
+    let (code, dry) = cli(
+        &["offsets", "reset", "--to", "earliest", "--dry-run"],
+        &config,
+    );
+    assert_eq!(code, 0, "{dry}");
+    assert!(
+        dry.lines()
+            .any(|l| l.contains(&p.topic) && l.contains("15 ->") && l.ends_with(" 0")),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("live members") && dry.contains("the reset itself is refused until they stop"),
+        "{dry}"
+    );
+
     // Refused while the worker runs; nothing changes.
     let (code, refused) = cli(&["offsets", "reset", "--to", "earliest"], &config);
     assert_ne!(code, 0, "{refused}");
