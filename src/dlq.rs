@@ -248,6 +248,41 @@ pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
     out
 }
 
+/// Refuses `--through-sink` for records of keys parked now: the sink
+/// would apply them, but the worker keeps the key parked (only a record
+/// replayed into the key's partition releases it, in stream order), so
+/// the key's next change would be parked again.
+fn refuse_parked(config: &crate::config::Config, chosen: &[&Letter]) -> anyhow::Result<()> {
+    if config.dead_letter.on_error != OnError::ParkKey {
+        return Ok(());
+    }
+    let client = sinkfleet_kafka::client_config(&config.kafka);
+    let parked = read_parked(&client, &config.dead_letter.parked_topic(), TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("reading the parked keys: {e}"))?;
+    let mut hit: Vec<String> = parked
+        .iter()
+        .filter(|p| {
+            chosen.iter().any(|l| {
+                l.key.as_deref() == Some(&p.key[..])
+                    && l.origin
+                        .as_ref()
+                        .is_some_and(|(t, part, _)| *t == p.topic && *part == p.partition)
+            })
+        })
+        .map(|p| format!("{}/{} key {}", p.topic, p.partition, text(Some(&p.key))))
+        .collect();
+    hit.dedup();
+    if hit.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--through-sink does not release parked keys, and these records are of keys parked now: \
+         {}. Nothing was applied. Release a key by replaying its records into its topic \
+         (sinkfleet dlq replay -c … --key '<key>', with the workers running)",
+        hit.join("; ")
+    )
+}
+
 /// How `dlq replay` sends records back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayMode {
@@ -298,6 +333,7 @@ pub async fn replay(
         return Ok(out);
     }
     if mode == ReplayMode::ThroughSink {
+        refuse_parked(config, &chosen)?;
         let outcome = crate::dlq_apply::apply(config, &chosen).await?;
         let applied = chosen.len() - outcome.refused;
         if outcome.refused > 0 {

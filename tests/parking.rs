@@ -171,8 +171,24 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
         "{listed}"
     );
 
-    // The target is fixed; replaying K's records releases K, in order.
+    // The target is fixed. Through the sink, K's records would apply but K
+    // would stay parked: refused, naming K, applying nothing.
     fix_target(&pool, &p.schema).await;
+    let (code, refused) = dlq(
+        &config_path,
+        &["replay", "--key", r#"{"id":1}"#, "--through-sink"],
+    );
+    assert_ne!(code, 0, "{refused}");
+    assert!(
+        refused.contains(&format!(r#"{}/0 key {{"id":1}}"#, p.topic))
+            && refused.contains("Nothing was applied"),
+        "{refused}"
+    );
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a1".into()), (2, "b5".into())]
+    );
+    // Replaying K's records into the topic releases K, in order.
     let (code, replayed) = dlq(&config_path, &["replay", "--key", r#"{"id":1}"#]);
     assert_eq!(code, 0, "{replayed}");
     assert!(replayed.contains("4 records replayed"), "{replayed}");
