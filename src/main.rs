@@ -17,10 +17,18 @@ use sinkfleet_kafka::{Health, TransactionsConfig};
 use sinkfleet_sink_postgres::{ApplyMode, OffsetStorage, Ownership, PostgresSink};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "sinkfleet", version, about = "Idempotent CDC sink workers")]
 struct Cli {
+    /// Operator commands (dlq, status, offsets): show librdkafka's own log
+    /// lines too.
+    #[arg(long, global = true)]
+    verbose: bool,
+    /// Operator commands: how long to try the brokers before failing.
+    #[arg(long, global = true, default_value_t = 10)]
+    broker_timeout_secs: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -150,7 +158,14 @@ enum OffsetsAction {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    observability::init_logging();
+    // An operator command's output is its answer: librdkafka's retries and
+    // transport errors are noise there (an unreachable broker is reported
+    // once, see `operator_config`).
+    let operator = matches!(
+        cli.command,
+        Command::Dlq { .. } | Command::Status { .. } | Command::Offsets { .. }
+    );
+    observability::init_logging(operator && !cli.verbose);
     // Two rustls crypto providers are linked (ring through sqlx, aws-lc-rs
     // through object_store), so rustls cannot choose one on its own and a
     // TLS connection that relies on the default would panic. Pick one for
@@ -167,7 +182,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Loads an operator command's config and checks that its brokers answer
+/// (within `broker_timeout`), before the command reads or writes anything.
+fn operator_config(path: &std::path::Path, broker_timeout: Duration) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    sinkfleet_kafka::reach::reach(
+        &sinkfleet_kafka::client_config(&config.kafka),
+        broker_timeout,
+        &mut |progress| eprintln!("{progress}"),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    let broker_timeout = Duration::from_secs(cli.broker_timeout_secs);
+    let load = |path: &std::path::Path| operator_config(path, broker_timeout);
     match cli.command {
         Command::Validate { config } => {
             if publisher_config::is_publisher_file(&config) {
@@ -191,14 +221,14 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq { action } => {
             let text = match action {
                 DlqAction::List { config } => {
-                    let config = Config::load(&config)?;
+                    let config = load(&config)?;
                     dlq::list(&dlq::letters(&config)?) + &dlq::parked_keys(&config)?
                 }
                 DlqAction::Show {
                     config,
                     filter,
                     json,
-                } => dlq::show(&dlq::letters(&Config::load(&config)?)?, &filter, json),
+                } => dlq::show(&dlq::letters(&load(&config)?)?, &filter, json),
                 DlqAction::Replay {
                     config,
                     filter,
@@ -211,7 +241,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                         (false, true) => dlq::ReplayMode::ThroughSink,
                         (false, false) => dlq::ReplayMode::IntoTopic,
                     };
-                    let config = Config::load(&config)?;
+                    let config = load(&config)?;
                     let letters = dlq::letters(&config)?;
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
@@ -230,7 +260,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { config, json } => {
-            let status = status::gather(&Config::load(&config)?)?;
+            let status = status::gather(&load(&config)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -246,7 +276,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     dry_run,
                 },
         } => {
-            let config = Config::load(&config)?;
+            let config = load(&config)?;
             let to = offsets::ResetTo::parse(&to)?;
             let text = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -9,12 +9,17 @@ use sinkfleet_kafka::Health;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`), `SINKFLEET_LOG=json`
+/// Logs to stderr; `RUST_LOG` filters (default `info`, librdkafka's lines
+/// at `warn`, or none with `quiet_librdkafka`), `SINKFLEET_LOG=json`
 /// switches to JSON lines.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
-    });
+pub fn init_logging(quiet_librdkafka: bool) {
+    let default = if quiet_librdkafka {
+        "info,librdkafka=off,rdkafka=off"
+    } else {
+        "info,librdkafka=warn,rdkafka=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only for a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

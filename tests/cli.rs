@@ -360,3 +360,59 @@ fn flattened_tombstone_deletes_need_offsets_and_a_table() {
     );
     assert_eq!(code, 0, "{text}");
 }
+
+/// An operator command against a broker nobody listens on fails within its
+/// bound with one line naming the address and librdkafka's reason, after a
+/// progress line or two, and without librdkafka's own error lines.
+#[test]
+fn operator_commands_name_an_unreachable_broker_in_one_line() {
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(example()).unwrap();
+    let brokers = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("brokers: "))
+        .unwrap()
+        .to_owned();
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("unreachable.yaml");
+    std::fs::write(
+        &path,
+        text.replace(
+            &format!("brokers: {brokers}"),
+            &format!("brokers: 127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    let commands: [&[&str]; 5] = [
+        &["status"],
+        &["dlq", "list"],
+        &["dlq", "show", "--class", "apply"],
+        &["dlq", "replay", "--dry-run"],
+        &["offsets", "reset", "--to", "earliest", "--dry-run"],
+    ];
+    for args in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
+            .args(["--broker-timeout-secs", "4"])
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        let last = text.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with(&format!(
+                "error: cannot reach the Kafka brokers 127.0.0.1:{port} (kafka.brokers) within 4s: "
+            )) && last.contains("Connection refused"),
+            "{args:?}: {text}"
+        );
+        assert!(text.lines().count() <= 3, "{args:?}: {text}");
+        assert!(!text.contains("librdkafka"), "{args:?}: {text}");
+    }
+}

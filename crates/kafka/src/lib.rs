@@ -35,6 +35,7 @@ pub mod inspect;
 pub mod parking;
 mod partition;
 mod progress;
+pub mod reach;
 mod releases;
 pub mod retry;
 pub mod status;
