@@ -403,7 +403,11 @@ impl Decoder {
                 }
             }
         }
-        let codec = Arc::clone(message.row_codec());
+        let codec = match source_table(&fields) {
+            Some(table) => message.row_codec_for(&table, &self.opts.columns),
+            // Decoding reports the missing field.
+            None => Arc::clone(message.row_codec()),
+        };
         self.envelope_change(
             kafka_key,
             fields,
@@ -413,6 +417,21 @@ impl Decoder {
             key_format,
         )
     }
+}
+
+/// `schema.table` of an envelope's `source`.
+fn source_table(fields: &[(String, Avro)]) -> Option<String> {
+    let source = fields.iter().find_map(|(n, v)| match v {
+        Avro::Record(source) if n == "source" => Some(source),
+        _ => None,
+    })?;
+    let text = |name: &str| {
+        source.iter().find_map(|(n, v)| match v {
+            Avro::String(s) if n == name => Some(s.as_str()),
+            _ => None,
+        })
+    };
+    Some(format!("{}.{}", text("schema")?, text("table")?))
 }
 
 /// A `source` field's value as JSON, for the version's parser (the same

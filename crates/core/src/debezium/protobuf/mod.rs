@@ -20,7 +20,9 @@ mod read;
 
 pub(crate) use frame::frame;
 
+use super::declared::DeclaredColumns;
 use super::schema::{self, RowCodec};
+use crate::change::ColumnType;
 use crate::error::DecodeError;
 use apache_avro::types::Value as Avro;
 use base64::Engine;
@@ -28,7 +30,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use plan::MessagePlan;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use protox::file::{File, FileResolver};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The name the registry schema is compiled under.
 const ROOT: &str = "registry-schema.proto";
@@ -52,6 +55,11 @@ pub(crate) struct Message {
     row: Arc<RowCodec>,
     names: Vec<Arc<str>>,
     envelope: bool,
+    /// Per row column: true when the field is a bare carrier (a scalar or
+    /// an array of them) whose Connect logical name `ProtobufData` dropped.
+    carriers: Vec<bool>,
+    /// Row codecs with `decode.columns` declarations, by table.
+    declared: Mutex<HashMap<String, Arc<RowCodec>>>,
 }
 
 /// The registry schema: `.proto` text, or base64 of a serialized
@@ -186,18 +194,69 @@ impl Message {
             .iter()
             .map(|c| Arc::<str>::from(c.name.as_str()))
             .collect();
+        let row_plan = if envelope {
+            plan.fields
+                .iter()
+                .filter(|f| f.name == "after" || f.name == "before")
+                .find_map(|f| match &f.plan {
+                    plan::Plan::Struct(m) => Some(Arc::clone(m)),
+                    _ => None,
+                })
+        } else {
+            Some(Arc::clone(&plan))
+        };
+        let carriers = row_plan
+            .map(|m| m.fields.iter().map(|f| f.plan.is_carrier()).collect())
+            .unwrap_or_default();
         Ok(Message {
             desc,
             plan,
             row: Arc::new(row),
             names,
             envelope,
+            carriers,
+            declared: Mutex::new(HashMap::new()),
         })
     }
 
     /// The row codec (the `after` struct of an envelope, or the message).
     pub(crate) fn row_codec(&self) -> &Arc<RowCodec> {
         &self.row
+    }
+
+    /// The row codec for rows of `table` (`schema.table`): a column whose
+    /// field is a bare carrier takes the type `decode.columns` declares for
+    /// it (the Debezium logical name `ProtobufData` dropped, given back by
+    /// the user); every other column keeps the schema's type.
+    pub(crate) fn row_codec_for(&self, table: &str, declared: &DeclaredColumns) -> Arc<RowCodec> {
+        if declared.is_empty() {
+            return Arc::clone(&self.row);
+        }
+        let mut cache = self.declared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(codec) = cache.get(table) {
+            return Arc::clone(codec);
+        }
+        let names = self.row.schema.columns.iter().map(|c| c.name.as_str());
+        let codec = match declared.row_codec(table, names) {
+            None => Arc::clone(&self.row),
+            Some(decl) => {
+                let mut schema = (*self.row.schema).clone();
+                let mut codecs = self.row.codecs.clone();
+                for (i, column) in schema.columns.iter_mut().enumerate() {
+                    let ty = &decl.schema.columns[i].ty;
+                    if self.carriers.get(i) == Some(&true) && *ty != ColumnType::Inferred {
+                        column.ty = ty.clone();
+                        codecs[i] = decl.codecs[i].clone();
+                    }
+                }
+                Arc::new(RowCodec {
+                    schema: Arc::new(schema),
+                    codecs,
+                })
+            }
+        };
+        cache.insert(table.to_owned(), Arc::clone(&codec));
+        codec
     }
 
     /// The row's column names.

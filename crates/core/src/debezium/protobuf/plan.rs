@@ -15,7 +15,9 @@
 //!   `io.debezium.time.Date`, `MicroTime`, `ZonedTimestamp`, `Uuid`,
 //!   `Json`, `Bits`, `Enum`, ...) is **not kept**: the field is its
 //!   carrier type (`int64`, `int32`, `string`, `bytes`), and is read as
-//!   that, exactly as `ProtobufConverter` itself reads it back. A struct's
+//!   that, exactly as `ProtobufConverter` itself reads it back, unless
+//!   `decode.columns` declares the column's type (see
+//!   `Message::row_codec_for`). A struct's
 //!   name survives as its message's name only, so Debezium's
 //!   `VariableScaleDecimal` (a message of that name with `scale` and
 //!   `value`) is recognised and read as the JSON twin's.
@@ -236,6 +238,16 @@ impl MessagePlan {
 }
 
 impl Plan {
+    /// A scalar, or an array of them: a carrier that may have lost its
+    /// Connect logical name.
+    pub(crate) fn is_carrier(&self) -> bool {
+        match self {
+            Plan::Scalar(_) => true,
+            Plan::Array(items) => items.is_carrier(),
+            _ => false,
+        }
+    }
+
     /// The Connect schema of one value (every value is optional).
     fn connect(&self) -> Json {
         match self {

@@ -319,3 +319,34 @@ fn bad_records_and_schemas_are_refused_naming_what_is_wrong() {
     let e = reason(&mut d, &k, &[0, 0, 0, 0, 10, 0]);
     assert!(e.contains("is a AVRO schema"), "{e}");
 }
+
+#[test]
+fn declared_columns_give_back_the_logical_types_protobuf_data_dropped() {
+    let (vs, ks) = schemas();
+    let mut d = decoder();
+    let tables = std::collections::BTreeMap::from([(
+        "public.items".to_owned(),
+        std::collections::BTreeMap::from([
+            (
+                "seen".to_owned(),
+                "io.debezium.time.MicroTimestamp".to_owned(),
+            ),
+            // Not a carrier: the schema's own Decimal type stays.
+            ("price".to_owned(), "string".to_owned()),
+        ]),
+    )]);
+    d.opts.columns = crate::debezium::DeclaredColumns::parse(&tables).unwrap();
+    let value = framed(1, &envelope(&vs, "c", row(&vs)));
+    let change = d
+        .decode_record("app.public.items", Some(&key(&ks)), Some(&value), 5)
+        .unwrap()
+        .unwrap();
+    let row = change.row.unwrap();
+    assert_eq!(
+        format!("{:?}", row.get("seen").unwrap()),
+        "Timestamp(2023-11-14T22:13:20.123456)"
+    );
+    assert_eq!(row.get("price"), Some(&Value::Decimal("12.34".into())));
+    let schema = change.schema.unwrap();
+    assert_eq!(schema.columns[3].ty, ColumnType::Timestamp);
+}
