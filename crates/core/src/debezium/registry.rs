@@ -403,10 +403,11 @@ impl Decoder {
                 }
             }
         }
-        let codec = match source_table(&fields) {
+        let declared = !self.opts.columns.is_empty();
+        let codec = match declared.then(|| source_table(&fields)).flatten() {
             Some(table) => message.row_codec_for(&table, &self.opts.columns),
-            // Decoding reports the missing field.
-            None => Arc::clone(message.row_codec()),
+            // Nothing declared, or no table (decoding reports it).
+            _ => Arc::clone(message.row_codec()),
         };
         self.envelope_change(
             kafka_key,

@@ -284,7 +284,7 @@ impl Message {
                 self.desc.full_name()
             ))
         })?;
-        read::message(&message, &self.plan).map_err(|e| {
+        read::message(message, &self.plan).map_err(|e| {
             mismatch(format!(
                 "payload does not match its schema ({}): {e}",
                 self.desc.full_name()

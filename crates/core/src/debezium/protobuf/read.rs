@@ -8,9 +8,10 @@ use apache_avro::types::Value as Avro;
 use chrono::NaiveDate;
 use prost_reflect::{DynamicMessage, MapKey, ReflectMessage, Value as Proto};
 
-/// A message's fields, by Connect name, in field order.
+/// A message's fields, by Connect name, in field order. The message is
+/// taken apart: its values move, not copied.
 pub(super) fn message(
-    message: &DynamicMessage,
+    mut message: DynamicMessage,
     plan: &MessagePlan,
 ) -> Result<Vec<(String, Avro)>, String> {
     if let Some(unknown) = message.unknown_fields().next() {
@@ -23,11 +24,13 @@ pub(super) fn message(
     plan.fields
         .iter()
         .map(|f| {
-            let value = if f.presence && !message.has_field(&f.desc) {
-                Avro::Null
-            } else {
-                value(&message.get_field(&f.desc), &f.plan)
-                    .map_err(|e| format!("{}: {e}", f.name))?
+            let value = match message.take_field(&f.desc) {
+                Some(v) => value(v, &f.plan).map_err(|e| format!("{}: {e}", f.name))?,
+                None if f.presence => Avro::Null,
+                // Unset without presence: proto3's zero value, as
+                // ProtobufConverter reads it.
+                None => value(Proto::default_value_for_field(&f.desc), &f.plan)
+                    .map_err(|e| format!("{}: {e}", f.name))?,
             };
             Ok((f.name.clone(), value))
         })
@@ -35,19 +38,19 @@ pub(super) fn message(
 }
 
 /// One value by its plan.
-fn value(v: &Proto, plan: &Plan) -> Result<Avro, String> {
+fn value(v: Proto, plan: &Plan) -> Result<Avro, String> {
     Ok(match (plan, v) {
         (Plan::Scalar(_), v) => scalar(v)?,
-        (Plan::Enum(e), Proto::EnumNumber(n)) => match e.get_value(*n) {
+        (Plan::Enum(e), Proto::EnumNumber(n)) => match e.get_value(n) {
             Some(symbol) => Avro::String(symbol.name().to_owned()),
             None => return Err(format!("{n} is no symbol of enum {}", e.full_name())),
         },
         (Plan::Wrapper(_), Proto::Message(m)) => match m.get_field_by_name("value") {
-            Some(v) => scalar(&v)?,
+            Some(v) => scalar(v.into_owned())?,
             None => return Err("a wrapper without `value`".into()),
         },
         (Plan::Decimal { scale, .. }, Proto::Message(m)) => {
-            let got = int(m, "scale")?;
+            let got = int(&m, "scale")?;
             if got != *scale {
                 return Err(format!(
                     "a decimal of scale {got} in a column of scale {scale}"
@@ -59,7 +62,7 @@ fn value(v: &Proto, plan: &Plan) -> Result<Avro, String> {
             }
         }
         (Plan::Date, Proto::Message(m)) => {
-            let (y, mo, d) = (int(m, "year")?, int(m, "month")?, int(m, "day")?);
+            let (y, mo, d) = (int(&m, "year")?, int(&m, "month")?, int(&m, "day")?);
             let date = u32::try_from(mo)
                 .ok()
                 .zip(u32::try_from(d).ok())
@@ -70,10 +73,10 @@ fn value(v: &Proto, plan: &Plan) -> Result<Avro, String> {
         }
         (Plan::Time, Proto::Message(m)) => {
             let (h, mi, s, n) = (
-                int(m, "hours")?,
-                int(m, "minutes")?,
-                int(m, "seconds")?,
-                int(m, "nanos")?,
+                int(&m, "hours")?,
+                int(&m, "minutes")?,
+                int(&m, "seconds")?,
+                int(&m, "nanos")?,
             );
             let in_range = (0..24).contains(&h) && (0..60).contains(&mi) && (0..60).contains(&s);
             if !in_range || !(0..1_000_000_000).contains(&n) || n % 1_000_000 != 0 {
@@ -88,7 +91,7 @@ fn value(v: &Proto, plan: &Plan) -> Result<Avro, String> {
                 Some(Proto::I64(s)) => *s,
                 _ => return Err("a timestamp without `seconds`".into()),
             };
-            let nanos = int(m, "nanos")?;
+            let nanos = int(&m, "nanos")?;
             if !(0..1_000_000_000).contains(&nanos) || nanos % 1_000_000 != 0 {
                 return Err(format!(
                     "timestamp nanos {nanos} are no whole milliseconds (a Connect Timestamp)"
@@ -102,14 +105,14 @@ fn value(v: &Proto, plan: &Plan) -> Result<Avro, String> {
         }
         (Plan::Struct(plan), Proto::Message(m)) => Avro::Record(message(m, plan)?),
         (Plan::Array(items), Proto::List(list)) => Avro::Array(
-            list.iter()
+            list.into_iter()
                 .map(|v| value(v, items))
                 .collect::<Result<_, _>>()?,
         ),
         (Plan::Map(_, values), Proto::Map(map)) => {
             let mut entries = Vec::with_capacity(map.len());
             for (k, v) in map {
-                entries.push((key(k), value(v, values)?));
+                entries.push((key(&k), value(v, values)?));
             }
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             Avro::Map(entries.into_iter().collect())
@@ -119,19 +122,19 @@ fn value(v: &Proto, plan: &Plan) -> Result<Avro, String> {
 }
 
 /// A scalar as the Connect value of its type.
-fn scalar(v: &Proto) -> Result<Avro, String> {
+fn scalar(v: Proto) -> Result<Avro, String> {
     Ok(match v {
-        Proto::Bool(b) => Avro::Boolean(*b),
-        Proto::I32(i) => Avro::Int(*i),
-        Proto::I64(i) => Avro::Long(*i),
-        Proto::U32(u) => Avro::Long(i64::from(*u)),
+        Proto::Bool(b) => Avro::Boolean(b),
+        Proto::I32(i) => Avro::Int(i),
+        Proto::I64(i) => Avro::Long(i),
+        Proto::U32(u) => Avro::Long(i64::from(u)),
         Proto::U64(u) => {
-            Avro::Long(i64::try_from(*u).map_err(|_| format!("{u} does not fit a Connect int64"))?)
+            Avro::Long(i64::try_from(u).map_err(|_| format!("{u} does not fit a Connect int64"))?)
         }
-        Proto::F32(f) => Avro::Float(*f),
-        Proto::F64(f) => Avro::Double(*f),
-        Proto::String(s) => Avro::String(s.clone()),
-        Proto::Bytes(b) => Avro::Bytes(b.to_vec()),
+        Proto::F32(f) => Avro::Float(f),
+        Proto::F64(f) => Avro::Double(f),
+        Proto::String(s) => Avro::String(s),
+        Proto::Bytes(b) => Avro::Bytes(b.into()),
         other => return Err(format!("a {other:?} where the schema says a scalar")),
     })
 }
