@@ -350,3 +350,29 @@ fn declared_columns_give_back_the_logical_types_protobuf_data_dropped() {
     let schema = change.schema.unwrap();
     assert_eq!(schema.columns[3].ty, ColumnType::Timestamp);
 }
+
+/// With the converter's defaults a null scalar is not written: it reads as
+/// proto3's zero value, as `ProtobufConverter` reads it; messages and
+/// `optional` fields read as null; an unset `repeated` as an empty array.
+#[test]
+fn unset_fields_read_as_protobuf_converter_reads_them() {
+    let (vs, ks) = schemas();
+    let mut d = decoder();
+    let mut r = new(&vs, "app.public.items.Envelope.Value");
+    set(&mut r, "id", Proto::I32(7));
+    let value = framed(1, &envelope(&vs, "c", r));
+    let change = d
+        .decode_record("app.public.items", Some(&key(&ks)), Some(&value), 5)
+        .unwrap()
+        .unwrap();
+    let row = change.row.unwrap();
+    let get = |name: &str| row.get(name).cloned().unwrap();
+    assert_eq!(get("name"), Value::Text(String::new()));
+    assert_eq!(get("seen"), Value::Int(0));
+    assert_eq!(get("blob"), Value::Bytes(Vec::new()));
+    assert_eq!(get("ratio"), Value::Float(0.0));
+    assert_eq!(get("price"), Value::Null);
+    assert_eq!(get("day"), Value::Null);
+    assert_eq!(get("maybe"), Value::Null);
+    assert_eq!(get("tags"), Value::Array(Vec::new()));
+}
