@@ -153,7 +153,10 @@ impl ProtobufSchema {
         Ok(ProtobufSchema { messages, file })
     }
 
-    /// The message a record's indexes name.
+    /// The message a record's indexes name. Top-level messages are
+    /// translated once, with the schema; a nested one (which Kafka Connect
+    /// never names: its envelope is the file's first message) is translated
+    /// for each record that names it.
     pub(crate) fn message(&self, indexes: &[usize]) -> Result<Arc<Message>, String> {
         let (first, nested) = indexes.split_first().ok_or("no message index")?;
         let unknown = || format!("message indexes {indexes:?} name no message of the schema");
