@@ -52,6 +52,9 @@ REGISTRY_USER=sinkfleet
 REGISTRY_PASSWORD=sinkfleet-test-registry
 MOTO_VERSION=5.2.5
 CONFLUENT_KAFKA_VERSION=2.16.2
+# connect_protobuf.py builds messages with these (descriptor_pb2, google.type).
+PROTOBUF_VERSION=7.36.2
+GOOGLEAPIS_COMMON_PROTOS_VERSION=1.76.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYARROW_VERSION=26.0.1
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
@@ -340,12 +343,13 @@ serializers_venv() { echo "$TOOLS_DIR/confluent-kafka-$CONFLUENT_KAFKA_VERSION";
 # code, not ours. Checked by importing them, so a half-done install is redone.
 install_serializers() {
   local venv; venv=$(serializers_venv)
-  local check='import confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf, confluent_kafka.schema_registry.json_schema'
+  local check='import confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf, confluent_kafka.schema_registry.json_schema, google.protobuf.message_factory, google.type.date_pb2'
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then return; fi
   install_venv_support
   log "installing confluent-kafka[avro,json,protobuf,schemaregistry] $CONFLUENT_KAFKA_VERSION into $venv (once, ~15 s)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "confluent-kafka[avro,json,protobuf,schemaregistry]==$CONFLUENT_KAFKA_VERSION" >&2
+  "$venv/bin/pip" install -q "confluent-kafka[avro,json,protobuf,schemaregistry]==$CONFLUENT_KAFKA_VERSION" \
+    "protobuf==$PROTOBUF_VERSION" "googleapis-common-protos==$GOOGLEAPIS_COMMON_PROTOS_VERSION" >&2
   "$venv/bin/python" -c "$check" || { log "confluent-kafka's serializers do not import from $venv"; return 1; }
 }
 

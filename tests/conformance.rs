@@ -7,7 +7,11 @@
 //! declared in `decode.columns`, and in Avro as Confluent's serializer
 //! writes the envelope's Connect schema through a Schema Registry (a value
 //! that does not fit its schema has no Avro record: those cases are left
-//! out of the Avro run, and counted). All must end the same way, and every
+//! out of the Avro run, and counted), and in Protobuf as Confluent's
+//! ProtobufSerializer writes what `ProtobufData` makes of it (with
+//! `optional.for.nullables`, and the case's type in `decode.columns`: the
+//! Protobuf schema drops Debezium's logical names; arrays with null elements
+//! have no Protobuf form). All must end the same way, and every
 //! sink must store the value exactly (as its type renders it, written out
 //! below rather than computed by the code under test) or refuse the record.
 //! A refusal is the sink's error for the batch, which the runtime turns
@@ -34,18 +38,25 @@ use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// With or without the schema envelope, or Avro.
+/// With or without the schema envelope, or Avro, or Protobuf.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Shape {
     Envelope,
     Declared,
     Avro,
+    Protobuf,
 }
 
-const SHAPES: [Shape; 3] = [Shape::Envelope, Shape::Declared, Shape::Avro];
+const SHAPES: [Shape; 4] = [
+    Shape::Envelope,
+    Shape::Declared,
+    Shape::Avro,
+    Shape::Protobuf,
+];
 
-/// A decoder knowing every case's declared type (for the schema-less runs).
-fn decoder() -> Decoder {
+/// Options declaring every case's type (for the schema-less runs, and for
+/// the Protobuf run, whose schemas drop Debezium's logical names).
+fn declared_options() -> DecodeOptions {
     let mut tables = BTreeMap::new();
     for c in cases() {
         tables.insert(
@@ -53,10 +64,15 @@ fn decoder() -> Decoder {
             BTreeMap::from([("v".to_owned(), c.declared.to_owned())]),
         );
     }
-    Decoder::new(DecodeOptions {
+    DecodeOptions {
         columns: DeclaredColumns::parse(&tables).unwrap(),
         ..DecodeOptions::default()
-    })
+    }
+}
+
+/// A decoder knowing every case's declared type (for the schema-less runs).
+fn decoder() -> Decoder {
+    Decoder::new(declared_options())
 }
 
 /// The Kafka record of a case: key `{"id": 1}`, `op = c`, source table
@@ -69,7 +85,7 @@ fn record(case: &Case, shape: Shape) -> SinkRecord {
     });
     let value = match shape {
         Shape::Declared => payload,
-        Shape::Avro => unreachable!("Avro records come from `avro_records`"),
+        Shape::Avro | Shape::Protobuf => unreachable!("registry records are made apart"),
         Shape::Envelope => {
             let mut field = case.field.clone();
             field["field"] = json!("v");
@@ -169,6 +185,57 @@ async fn avro_records() -> &'static BTreeMap<&'static str, SinkRecord> {
         .await
 }
 
+/// Every case the Protobuf serializer accepts, decoded from Protobuf as
+/// `ProtobufConverter` writes it with `optional.for.nullables=true` (with
+/// the defaults a NULL is not written at all), each case's type declared in
+/// `decode.columns` (Protobuf schemas drop Debezium's logical names). Made
+/// once per test binary.
+async fn protobuf_records() -> &'static BTreeMap<&'static str, SinkRecord> {
+    static RECORDS: tokio::sync::OnceCell<BTreeMap<&'static str, SinkRecord>> =
+        tokio::sync::OnceCell::const_new();
+    RECORDS
+        .get_or_init(|| async {
+            let topic = common::unique("conformance-protobuf");
+            let json: Vec<Record> = cases().iter().map(envelope).collect();
+            let protobuf = common::protobuf::try_to_protobuf(
+                &topic,
+                &json,
+                common::protobuf::Nullables::Optional,
+            );
+            let good: Vec<Record> = protobuf.iter().filter_map(|r| r.clone().ok()).collect();
+            let mut decoder =
+                common::protobuf::decoder_for(&topic, &good, declared_options()).await;
+            let mut out = BTreeMap::new();
+            for (case, record) in cases().iter().zip(protobuf) {
+                let record = match record {
+                    Ok(record) => record,
+                    Err(e) => {
+                        eprintln!("{}: no Protobuf record ({e})", case.name);
+                        continue;
+                    }
+                };
+                let change = common::avro::decode(&mut decoder, &topic, &record)
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+                    .unwrap();
+                let position = Position {
+                    topic: Arc::from(format!("conformance.{}", case.name)),
+                    partition: 0,
+                    offset: 0,
+                };
+                out.insert(case.name, SinkRecord { position, change });
+            }
+            eprintln!("{} of {} cases in Protobuf", out.len(), cases().len());
+            assert!(
+                out.len() * 10 >= cases().len() * 8,
+                "only {} of {} cases in Protobuf",
+                out.len(),
+                cases().len()
+            );
+            out
+        })
+        .await
+}
+
 /// The cases of a run and their records.
 async fn records(shape: Shape) -> Vec<(&'static Case, SinkRecord)> {
     match shape {
@@ -177,6 +244,13 @@ async fn records(shape: Shape) -> Vec<(&'static Case, SinkRecord)> {
             cases()
                 .iter()
                 .filter_map(|c| avro.get(c.name).map(|r| (c, r.clone())))
+                .collect()
+        }
+        Shape::Protobuf => {
+            let protobuf = protobuf_records().await;
+            cases()
+                .iter()
+                .filter_map(|c| protobuf.get(c.name).map(|r| (c, r.clone())))
                 .collect()
         }
         _ => cases().iter().map(|c| (c, record(c, shape))).collect(),
@@ -368,7 +442,7 @@ async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
             });
             let value = match shape {
                 Shape::Declared => payload,
-                Shape::Avro => unreachable!("the TOAST runs are JSON"),
+                Shape::Avro | Shape::Protobuf => unreachable!("the TOAST runs are JSON"),
                 Shape::Envelope => json!({"schema": {"type": "struct", "fields": [
                     {"field": "after", "type": "struct", "optional": true, "fields": [
                         {"field": "id", "type": "int32", "optional": false},

@@ -8,6 +8,7 @@
 
 pub mod avro;
 pub mod parquet;
+pub mod protobuf;
 pub mod source;
 
 use sinkfleet_sink_clickhouse::client::Client;

@@ -6,6 +6,7 @@ pub mod avro;
 pub mod debezium;
 pub mod fixtures;
 pub mod kafka;
+pub mod protobuf;
 pub mod records;
 pub mod target;
 pub mod workload;

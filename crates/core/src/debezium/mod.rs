@@ -13,6 +13,7 @@ mod flat_json;
 pub mod flattened;
 pub mod format;
 mod prefix;
+mod protobuf;
 mod registry;
 mod schema;
 pub mod transaction;
@@ -248,7 +249,8 @@ impl Decoder {
         let key = match key_format {
             Format::Json => self.json_key(raw, row_codec)?,
             Format::Avro => self.avro_key(raw)?,
-            Format::Protobuf | Format::JsonSchema => {
+            Format::Protobuf => self.protobuf_key(raw)?,
+            Format::JsonSchema => {
                 return Err(DecodeError::Framing {
                     part: "key",
                     message: format!("the {} format is not read yet", key_format.name()),

@@ -9,6 +9,8 @@
 
 use super::avro::{self, AvroSchema};
 use super::format::{Format, Formats};
+use super::protobuf::{self, ProtobufSchema};
+use super::schema::RowCodec;
 use super::{Decoder, field, field_version, key_from_columns, lsn_pair};
 use crate::change::{Change, Op, Row, TableId};
 use crate::error::DecodeError;
@@ -36,6 +38,7 @@ pub enum RegistrySchema {
 #[derive(Debug)]
 pub(super) enum Held {
     Avro(Arc<AvroSchema>),
+    Protobuf(Arc<ProtobufSchema>),
     /// A schema of a type this build does not read.
     Other(&'static str),
     Refused(String),
@@ -46,6 +49,7 @@ impl Held {
     fn schema_type(&self) -> &'static str {
         match self {
             Held::Avro(_) => "AVRO",
+            Held::Protobuf(_) => "PROTOBUF",
             Held::Other(schema_type) => schema_type,
             Held::Refused(_) => "refused",
         }
@@ -102,7 +106,12 @@ impl Decoder {
                         Held::Refused(format!("schema id {id} is no usable Avro schema: {e}"))
                     }
                 },
-                "PROTOBUF" => Held::Other("PROTOBUF"),
+                "PROTOBUF" => match ProtobufSchema::parse(&text) {
+                    Ok(schema) => Held::Protobuf(Arc::new(schema)),
+                    Err(e) => {
+                        Held::Refused(format!("schema id {id} is no usable Protobuf schema: {e}"))
+                    }
+                },
                 "JSON" => Held::Other("JSON"),
                 other => Held::Refused(format!(
                     "schema id {id} has schemaType {other}, which no format reads"
@@ -131,7 +140,8 @@ impl Decoder {
                 self.decode_avro_flat(key, value, offset, formats.key, &flat)
             }
             (Format::Avro, None) => self.decode_avro(key, value, offset, formats.key),
-            (Format::Protobuf | Format::JsonSchema, _) => Err(DecodeError::Framing {
+            (Format::Protobuf, _) => self.decode_protobuf(key, value, offset, formats.key),
+            (Format::JsonSchema, _) => Err(DecodeError::Framing {
                 part: "value",
                 message: format!("the {} format is not read yet", formats.value.name()),
             }),
@@ -209,7 +219,22 @@ impl Decoder {
             });
         }
         let (_, body) = avro::frame("value", value)?;
-        let mut fields = schema.datum("value", id, body)?;
+        let fields = schema.datum("value", id, body)?;
+        let codec = Arc::clone(schema.row_codec());
+        self.envelope_change(kafka_key, fields, &codec, names, offset, key_format)
+    }
+
+    /// The change of a Debezium envelope's top-level fields, decoded from
+    /// Avro, or from Protobuf into the same values.
+    fn envelope_change(
+        &mut self,
+        kafka_key: Option<&[u8]>,
+        mut fields: Vec<(String, Avro)>,
+        codec: &Arc<RowCodec>,
+        names: &[Arc<str>],
+        offset: i64,
+        key_format: Format,
+    ) -> Result<Option<Change>, DecodeError> {
         let op = match avro::take(&mut fields, "op") {
             Some(Avro::String(op)) => super::op_of(&op)?,
             Some(other) => return Err(field("op", &format!("expected a string, found {other:?}"))),
@@ -226,12 +251,11 @@ impl Decoder {
             schema: text(&mut source, "schema")?,
             table: text(&mut source, "table")?,
         };
-        let codec = Arc::clone(schema.row_codec());
         let mut unchanged = Vec::new();
         let after = match avro::take(&mut fields, "after") {
             Some(after) if op.is_upsert() => Some(avro::row(
                 after,
-                &codec,
+                codec,
                 names,
                 "after",
                 Some(&mut unchanged),
@@ -243,7 +267,7 @@ impl Decoder {
         };
         // The image keys and field versions are read from on a delete.
         let before = match (&after, avro::take(&mut fields, "before")) {
-            (None, Some(before)) => Some(avro::row(before, &codec, names, "before", None)?),
+            (None, Some(before)) => Some(avro::row(before, codec, names, "before", None)?),
             _ => None,
         };
         let image = || {
@@ -258,7 +282,7 @@ impl Decoder {
         } else if let Some(columns) = self.opts.key_columns_for(&table) {
             key_from_columns(columns, image()?)?
         } else {
-            self.kafka_key(kafka_key, key_format, &codec, &table)?
+            self.kafka_key(kafka_key, key_format, codec, &table)?
         };
 
         let version = match &self.opts.version {
@@ -311,6 +335,107 @@ impl Decoder {
             transaction,
         }))
     }
+}
+
+impl Decoder {
+    /// The held Protobuf schema of a framed record, its message indexes
+    /// and body.
+    fn protobuf_held<'r>(
+        &self,
+        part: &'static str,
+        record: &'r [u8],
+    ) -> Result<(u32, Arc<protobuf::Message>, &'r [u8]), DecodeError> {
+        let (id, indexes, body) = protobuf::frame(part, record)?;
+        let refused = |message| DecodeError::UnusableSchema { part, id, message };
+        match self.held(part, Format::Protobuf, record)? {
+            (_, Held::Protobuf(schema)) => {
+                let message = schema.message(&indexes).map_err(refused)?;
+                Ok((id, message, body))
+            }
+            (_, other) => Err(refused(format!(
+                "schema id {id} is a {} schema",
+                other.schema_type()
+            ))),
+        }
+    }
+
+    /// A Protobuf key as a row.
+    pub(super) fn protobuf_key(&self, raw: &[u8]) -> Result<Row, DecodeError> {
+        let (id, message, body) = self.protobuf_held("key", raw)?;
+        let fields = message.datum("key", id, body)?;
+        avro::row(
+            Avro::Record(fields),
+            message.row_codec(),
+            message.names(),
+            "key",
+            None,
+        )
+    }
+
+    /// A Debezium envelope in Protobuf.
+    fn decode_protobuf(
+        &mut self,
+        kafka_key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: i64,
+        key_format: Format,
+    ) -> Result<Option<Change>, DecodeError> {
+        // A Kafka tombstone carries no change.
+        let Some(value) = value else { return Ok(None) };
+        let (id, message, body) = self.protobuf_held("value", value)?;
+        if !message.is_envelope() {
+            return Err(DecodeError::UnusableSchema {
+                part: "value",
+                id,
+                message: "the schema is no Debezium change event envelope \
+                          (fields `op`, `source`, `before`, `after`)"
+                    .into(),
+            });
+        }
+        let mut fields = message.datum("value", id, body)?;
+        // proto3 writes no empty string: an absent `source` string (say
+        // `sequence`) reads as "", which Debezium never sends for one.
+        for (name, v) in &mut fields {
+            if name == "source"
+                && let Avro::Record(source) = v
+            {
+                for (_, s) in source.iter_mut() {
+                    if matches!(s, Avro::String(t) if t.is_empty()) {
+                        *s = Avro::Null;
+                    }
+                }
+            }
+        }
+        let declared = !self.opts.columns.is_empty();
+        let codec = match declared.then(|| source_table(&fields)).flatten() {
+            Some(table) => message.row_codec_for(&table, &self.opts.columns),
+            // Nothing declared, or no table (decoding reports it).
+            _ => Arc::clone(message.row_codec()),
+        };
+        self.envelope_change(
+            kafka_key,
+            fields,
+            &codec,
+            message.names(),
+            offset,
+            key_format,
+        )
+    }
+}
+
+/// `schema.table` of an envelope's `source`.
+fn source_table(fields: &[(String, Avro)]) -> Option<String> {
+    let source = fields.iter().find_map(|(n, v)| match v {
+        Avro::Record(source) if n == "source" => Some(source),
+        _ => None,
+    })?;
+    let text = |name: &str| {
+        source.iter().find_map(|(n, v)| match v {
+            Avro::String(s) if n == name => Some(s.as_str()),
+            _ => None,
+        })
+    };
+    Some(format!("{}.{}", text("schema")?, text("table")?))
 }
 
 /// A `source` field's value as JSON, for the version's parser (the same
