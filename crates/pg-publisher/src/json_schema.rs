@@ -4,9 +4,10 @@
 //!
 //! 1. the Connect schema → the JSON Schema `JsonSchemaData.fromConnectSchema`
 //!    makes, as the text the converter registers (everit's `toString`,
-//!    re-read and written compactly by Jackson: key order matters to no
-//!    validator, but the same schema must always read the same so that it
-//!    is registered once, and read as Confluent's would);
+//!    re-read and written compactly by Jackson; `properties`, `connect.*`
+//!    keywords and `connect.parameters` in Java `HashMap` order: key order
+//!    matters to no validator, but the same schema must always read the
+//!    same so that it is registered once, and read as Confluent's would);
 //! 2. the payload → the JSON `JsonSchemaData.fromConnectData` makes of the
 //!    same Connect value ([`json_value`]);
 //! 3. registration and framing are the Avro converter's
@@ -70,6 +71,15 @@ fn unprocessed_order(entries: Vec<(String, J)>) -> Vec<(String, J)> {
     let first = hash_order(entries, grown(16, n));
     let copy = table_size_for((n as f32 / 0.75 + 1.0) as usize);
     hash_order(first, grown(copy, n))
+}
+
+/// An object's `properties`: everit's `ObjectSchema.Builder` keeps them in
+/// a `new HashMap<>()` and prints that map as is, so they come in hash
+/// order, not field order (as in the registered text Confluent pins in
+/// `SchemaValuesTest.testSchemaValueComplexJsonMD5`).
+fn properties_order<T>(entries: Vec<(String, T)>) -> Vec<(String, T)> {
+    let n = entries.len();
+    hash_order(entries, grown(16, n))
 }
 
 /// `connect.parameters`: collected into a HashMap (`Collectors.toMap`),
@@ -175,7 +185,7 @@ impl Node {
                     out.push(("additionalProperties".into(), a.print()));
                 }
                 if !properties.is_empty() {
-                    let props = properties
+                    let props = properties_order(properties)
                         .into_iter()
                         .map(|(k, n)| (k, n.print()))
                         .collect();

@@ -71,7 +71,8 @@ fn each_rule_of_from_connect_schema() {
             r#"{"type":"string","title":"org.apache.kafka.connect.data.Decimal","connect.version":1,"connect.type":"bytes","connect.parameters":{"scale":"2"}}"#,
         ),
         // Map with string keys: an object whose additionalProperties are
-        // the values; other keys: an array of {key, value} objects.
+        // the values; other keys: an array of {key, value} objects (the
+        // properties in HashMap order: "value" first).
         (
             json!({"type": "map", "optional": false,
                    "keys": {"type": "string", "optional": false},
@@ -82,7 +83,7 @@ fn each_rule_of_from_connect_schema() {
             json!({"type": "map", "optional": false,
                    "keys": {"type": "int32", "optional": false},
                    "values": {"type": "bytes", "optional": false}}),
-            r#"{"type":"array","connect.type":"map","items":{"type":"object","properties":{"key":{"type":"integer","connect.index":0,"connect.type":"int32"},"value":{"type":"string","connect.index":1,"connect.type":"bytes"}}}}"#,
+            r#"{"type":"array","connect.type":"map","items":{"type":"object","properties":{"value":{"type":"string","connect.index":1,"connect.type":"bytes"},"key":{"type":"integer","connect.index":0,"connect.type":"int32"}}}}"#,
         ),
         // An optional struct: oneOf [null, object], the name inside.
         (
@@ -99,6 +100,38 @@ fn each_rule_of_from_connect_schema() {
     for (schema, expected) in cases {
         assert_eq!(json_schema(&schema).unwrap(), expected, "{schema}");
     }
+}
+
+/// The text Confluent pins as a JsonSchemaConverter schema
+/// (`SchemaValuesTest.testSchemaValueComplexJsonMD5` in
+/// confluentinc/schema-registry): a struct of every primitive type, an
+/// array and a map, fields `int8` ... `map` in this order. The properties
+/// come in Java HashMap order, a boolean's `type` after its index.
+#[test]
+fn the_schema_confluent_pins() {
+    let field = |name: &str, t: &str| json!({"field": name, "type": t, "optional": false});
+    let mut fs: Vec<Value> = [
+        ("int8", "int8"),
+        ("int16", "int16"),
+        ("int32", "int32"),
+        ("int64", "int64"),
+        ("float32", "float"),
+        ("float64", "double"),
+        ("boolean", "boolean"),
+        ("string", "string"),
+        ("bytes", "bytes"),
+    ]
+    .iter()
+    .map(|(n, t)| field(n, t))
+    .collect();
+    fs.push(json!({"field": "array", "type": "array", "optional": false,
+                   "items": {"type": "string", "optional": false}}));
+    fs.push(json!({"field": "map", "type": "map", "optional": false,
+                   "keys": {"type": "string", "optional": false},
+                   "values": {"type": "int32", "optional": false}}));
+    let schema = json!({"type": "struct", "optional": false, "fields": fs});
+    let pinned = r#"{"type":"object","properties":{"boolean":{"connect.index":6,"type":"boolean"},"string":{"type":"string","connect.index":7},"int32":{"type":"integer","connect.index":2,"connect.type":"int32"},"array":{"type":"array","connect.index":9,"items":{"type":"string"}},"int64":{"type":"integer","connect.index":3,"connect.type":"int64"},"bytes":{"type":"string","connect.index":8,"connect.type":"bytes"},"int8":{"type":"integer","connect.index":0,"connect.type":"int8"},"float32":{"type":"number","connect.index":4,"connect.type":"float32"},"float64":{"type":"number","connect.index":5,"connect.type":"float64"},"map":{"type":"object","connect.index":10,"connect.type":"map","additionalProperties":{"type":"integer","connect.type":"int32"}},"int16":{"type":"integer","connect.index":1,"connect.type":"int16"}}}"#;
+    assert_eq!(json_schema(&schema).unwrap(), pinned);
 }
 
 /// The iteration order of a `java.util.HashMap`, checked against what
@@ -244,5 +277,17 @@ fn json_schema_options_off_their_defaults_are_refused_by_name() {
         "key.converter.json.schema.scan.packages",
     ] {
         assert!(errs.iter().any(|e| e == p), "{p} not refused: {errs:?}");
+    }
+}
+
+#[test]
+#[ignore = "prints the golden texts (cargo test -- --ignored print_golden --nocapture)"]
+fn print_golden() {
+    let g = connect();
+    for k in ["key_connect", "value_connect", "selftest_schema"] {
+        println!("{k}: {}", json_schema(&g[k]).unwrap());
+    }
+    for p in g["selftest_payloads"].as_array().unwrap() {
+        println!("payload: {}", json_text(&g["selftest_schema"], p).unwrap());
     }
 }
