@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
 mod common;
+#[path = "publisher/json_schema.rs"]
+mod json_schema;
 
 use common::source::{CONVERGE, Source};
 use common::{MockBroker, Worker, brokers, free_port, pg_url, wait_until};

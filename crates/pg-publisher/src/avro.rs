@@ -33,17 +33,22 @@ const PRECISION_DEFAULT: i64 = 64;
 /// A record the converter cannot write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AvroError {
-    /// The Connect schema has no Avro form (or one Avro rejects).
-    #[error("Avro schema for topic {topic}: {message}")]
+    /// The Connect schema has no Avro (JSON Schema) form, or one Avro
+    /// rejects.
+    #[error("{format} schema for topic {topic}: {message}")]
     Schema {
+        /// `Avro` or `JSON Schema`.
+        format: &'static str,
         /// The record's topic.
         topic: String,
         /// Why.
         message: String,
     },
     /// The payload does not fit its schema.
-    #[error("Avro value for topic {topic}: {message}")]
+    #[error("{format} value for topic {topic}: {message}")]
     Value {
+        /// `Avro` or `JSON Schema`.
+        format: &'static str,
         /// The record's topic.
         topic: String,
         /// Why.
@@ -64,7 +69,7 @@ pub enum AvroError {
 }
 
 mod encode;
-mod schema;
+pub(crate) mod schema;
 
 pub use encode::write_value;
 pub use schema::{avro_schema, java_bytes};
@@ -88,9 +93,37 @@ const REGISTRY_PATIENCE: Duration = Duration::from_secs(120);
 /// A schema's registry id and the Connect schema it was made from.
 type Registered = (u32, Arc<Value>);
 
-/// AvroConverter for one part of the records, with its registry.
+/// Which Schema Registry converter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `io.confluent.connect.avro.AvroConverter`.
+    Avro,
+    /// `io.confluent.connect.json.JsonSchemaConverter` ([`crate::json_schema`]).
+    JsonSchema,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Avro => "Avro",
+            Kind::JsonSchema => "JSON Schema",
+        }
+    }
+
+    /// The registry's `schemaType`.
+    fn schema_type(self) -> &'static str {
+        match self {
+            Kind::Avro => "AVRO",
+            Kind::JsonSchema => "JSON",
+        }
+    }
+}
+
+/// AvroConverter (or JsonSchemaConverter) for one part of the records,
+/// with its registry.
 #[derive(Debug)]
 pub struct AvroConverter {
+    kind: Kind,
     part: Part,
     registry: RegistryClient,
     /// (subject, Connect schema text as written) → schema id and the
@@ -99,9 +132,15 @@ pub struct AvroConverter {
 }
 
 impl AvroConverter {
-    /// A converter for `part` through `registry`.
+    /// An AvroConverter for `part` through `registry`.
     pub fn new(part: Part, registry: RegistryClient) -> Self {
+        Self::of(Kind::Avro, part, registry)
+    }
+
+    /// A `kind` converter for `part` through `registry`.
+    pub fn of(kind: Kind, part: Part, registry: RegistryClient) -> Self {
         AvroConverter {
+            kind,
             part,
             registry,
             ids: Mutex::default(),
@@ -142,7 +181,12 @@ impl AvroConverter {
             Some(hit) => hit,
             None => {
                 let schema: Value = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
-                let text = avro_schema(&schema).map_err(|message| AvroError::Schema {
+                let text = match self.kind {
+                    Kind::Avro => avro_schema(&schema),
+                    Kind::JsonSchema => crate::json_schema::json_schema(&schema),
+                }
+                .map_err(|message| AvroError::Schema {
+                    format: self.kind.name(),
                     topic: topic.to_owned(),
                     message,
                 })?;
@@ -157,11 +201,15 @@ impl AvroConverter {
         let mut out = Vec::with_capacity(json_record.len() / 2 + 5);
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
-        write_value(&schema, &envelope.payload, "", &mut out).map_err(|message| {
-            AvroError::Value {
-                topic: topic.to_owned(),
-                message,
-            }
+        let written = match self.kind {
+            Kind::Avro => write_value(&schema, &envelope.payload, "", &mut out),
+            Kind::JsonSchema => crate::json_schema::json_text(&schema, &envelope.payload)
+                .map(|text| out.extend_from_slice(text.as_bytes())),
+        };
+        written.map_err(|message| AvroError::Value {
+            format: self.kind.name(),
+            topic: topic.to_owned(),
+            message,
         })?;
         Ok(out)
     }
@@ -171,9 +219,13 @@ impl AvroConverter {
     async fn register(&self, subject: &str, text: &str) -> Result<u32, AvroError> {
         let deadline = Instant::now() + REGISTRY_PATIENCE;
         loop {
-            match self.registry.register(subject, text).await {
+            match self
+                .registry
+                .register_typed(subject, text, self.kind.schema_type())
+                .await
+            {
                 Ok(id) => {
-                    tracing::info!(subject, id, "Avro schema registered");
+                    tracing::info!(subject, id, format = self.kind.name(), "schema registered");
                     return Ok(id);
                 }
                 Err(e) if e.retryable && Instant::now() < deadline => {
@@ -196,7 +248,7 @@ pub enum PartFormat {
     /// JsonConverter with `schemas.enable=false` while the other part is
     /// Avro (so the writer puts schemas in): the envelope's payload only.
     JsonPayloadOnly,
-    /// AvroConverter.
+    /// AvroConverter or JsonSchemaConverter (the converter's [`Kind`]).
     Avro(AvroConverter),
 }
 

@@ -120,6 +120,8 @@ pub enum Converter {
     },
     /// `io.confluent.connect.avro.AvroConverter` through this registry.
     Avro(sinkfleet_schema_registry::RegistryConfig),
+    /// `io.confluent.connect.json.JsonSchemaConverter` through this registry.
+    JsonSchema(sinkfleet_schema_registry::RegistryConfig),
 }
 
 impl Converter {
@@ -127,10 +129,17 @@ impl Converter {
     pub fn is_avro(&self) -> bool {
         matches!(self, Converter::Avro(_))
     }
+
+    /// Whether this converter writes through a Schema Registry (and so
+    /// needs the record's schema).
+    pub fn uses_registry(&self) -> bool {
+        matches!(self, Converter::Avro(_) | Converter::JsonSchema(_))
+    }
 }
 
 const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
+const JSON_SCHEMA_CONVERTER: &str = "io.confluent.connect.json.JsonSchemaConverter";
 
 /// `<part>.converter` and its options (`part` is `key` or `value`).
 fn converter(
@@ -163,19 +172,23 @@ fn converter(
                 if get(k).is_some() {
                     err(
                         k,
-                        format!("an AvroConverter option, but {class_key} is JsonConverter"),
+                        format!(
+                            "a Schema Registry converter's option, but {class_key} is JsonConverter"
+                        ),
                     );
                 }
             }
             Converter::Json { schemas }
         }
-        Some(AVRO_CONVERTER) => {
+        Some(registry_class @ (AVRO_CONVERTER | JSON_SCHEMA_CONVERTER)) => {
             if !schemas {
-                // Kafka Connect's AvroConverter ignores schemas.enable: its
-                // records always have a schema, in the registry.
+                // Kafka Connect's AvroConverter and JsonSchemaConverter
+                // ignore schemas.enable: their records always have a
+                // schema, in the registry.
                 tracing::warn!(
                     property = %schemas_key,
-                    "ignored with AvroConverter (as Kafka Connect does): Avro records always have their schema in the registry"
+                    converter = registry_class,
+                    "ignored (as Kafka Connect does): the records always have their schema in the registry"
                 );
             }
             let (username, password) = match (get(&source_key).as_deref(), get(&info_key)) {
@@ -211,7 +224,7 @@ fn converter(
             let Some(url) = get(&url_key) else {
                 err(
                     &url_key,
-                    format!("required with {class_key}={AVRO_CONVERTER}"),
+                    format!("required with {class_key}={registry_class}"),
                 );
                 return Converter::Json { schemas };
             };
@@ -241,19 +254,26 @@ fn converter(
                     ),
                 );
             }
-            Converter::Avro(sinkfleet_schema_registry::RegistryConfig {
+            let registry = sinkfleet_schema_registry::RegistryConfig {
                 url,
                 username,
                 password,
                 ca_file,
                 timeout_ms: 5_000,
                 attempts: 3,
-            })
+            };
+            if registry_class == AVRO_CONVERTER {
+                Converter::Avro(registry)
+            } else {
+                Converter::JsonSchema(registry)
+            }
         }
         Some(other) => {
             err(
                 &class_key,
-                format!("`{other}` is not supported: use {JSON_CONVERTER} or {AVRO_CONVERTER}"),
+                format!(
+                    "`{other}` is not supported: use {JSON_CONVERTER}, {AVRO_CONVERTER} or {JSON_SCHEMA_CONVERTER}"
+                ),
             );
             Converter::Json { schemas }
         }

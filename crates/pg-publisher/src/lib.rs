@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod event;
 pub mod headers;
+pub mod json_schema;
 pub mod pgoutput;
 pub mod producer;
 pub mod properties;
@@ -288,6 +289,12 @@ fn part_format(cfg: &ConnectorConfig, part: avro::Part) -> Result<avro::PartForm
         }
         config::Converter::Json { schemas: false } => avro::PartFormat::Json,
         config::Converter::Avro(registry) => avro::PartFormat::Avro(avro::AvroConverter::new(
+            part,
+            sinkfleet_schema_registry::RegistryClient::new(registry)
+                .map_err(|e| ControlError::Refused(e.to_string()))?,
+        )),
+        config::Converter::JsonSchema(registry) => avro::PartFormat::Avro(avro::AvroConverter::of(
+            avro::Kind::JsonSchema,
             part,
             sinkfleet_schema_registry::RegistryClient::new(registry)
                 .map_err(|e| ControlError::Refused(e.to_string()))?,

@@ -27,6 +27,8 @@ const COLUMN_FILTERS: &str = "column filters and masks are not implemented yet";
 const JVM: &str = "a Java extension point: nothing to load here";
 const REGISTRY_AUTH: &str =
     "only basic auth (basic.auth.credentials.source=USER_INFO) is implemented";
+const JSON_SCHEMA_OPTION: &str =
+    "changes how Java objects are turned into JSON: the publisher writes Connect values only";
 const CONVERTER_OPTION: &str = "a converter option sinkfleet's publisher does not implement (see docs/publisher.md for those it does)";
 
 /// The connector's properties by name.
@@ -191,8 +193,8 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("statistics.metrics.enabled", NoEffect),
     ("include.schema.changes", Only("false")), // the PostgreSQL connector has no schema change topic
     // Kafka Connect's converters: JsonConverter, or Confluent's
-    // AvroConverter through a Schema Registry (crate::avro), for key and
-    // value independently.
+    // AvroConverter or JsonSchemaConverter through a Schema Registry
+    // (crate::avro, crate::json_schema), for key and value independently.
     ("key.converter", Implemented),
     ("value.converter", Implemented),
     (
@@ -257,6 +259,82 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     (
         "value.converter.bearer.auth.credentials.source",
         Refused(REGISTRY_AUTH),
+    ),
+    // JsonSchemaConverter (JsonSchemaDataConfig, KafkaJsonSchemaSerializerConfig)
+    // options at the value that is what this publisher does (crate::json_schema).
+    ("key.converter.json.fail.invalid.schema", Only("false")),
+    ("value.converter.json.fail.invalid.schema", Only("false")),
+    ("key.converter.json.fail.unknown.properties", Only("true")),
+    ("value.converter.json.fail.unknown.properties", Only("true")),
+    (
+        "key.converter.json.validate.before.domain.rules",
+        Only("false"),
+    ),
+    (
+        "value.converter.json.validate.before.domain.rules",
+        Only("false"),
+    ),
+    ("key.converter.json.write.dates.iso8601", Only("false")),
+    ("value.converter.json.write.dates.iso8601", Only("false")),
+    ("key.converter.json.schema.spec.version", Only("draft_7")),
+    ("value.converter.json.schema.spec.version", Only("draft_7")),
+    ("key.converter.json.oneof.for.nullables", Only("true")),
+    ("value.converter.json.oneof.for.nullables", Only("true")),
+    ("key.converter.json.indent.output", Only("false")),
+    ("value.converter.json.indent.output", Only("false")),
+    ("key.converter.json.envelope.detection", Only("true")),
+    ("value.converter.json.envelope.detection", Only("true")),
+    (
+        "key.converter.json.default.property.inclusion",
+        Refused(JSON_SCHEMA_OPTION),
+    ),
+    (
+        "value.converter.json.default.property.inclusion",
+        Refused(JSON_SCHEMA_OPTION),
+    ),
+    (
+        "key.converter.json.schema.scan.packages",
+        Refused(JSON_SCHEMA_OPTION),
+    ),
+    (
+        "value.converter.json.schema.scan.packages",
+        Refused(JSON_SCHEMA_OPTION),
+    ),
+    ("key.converter.validation.rules.execution", Only("DISABLED")),
+    (
+        "value.converter.validation.rules.execution",
+        Only("DISABLED"),
+    ),
+    ("key.converter.object.additional.properties", Only("true")),
+    ("value.converter.object.additional.properties", Only("true")),
+    ("key.converter.use.optional.for.nonrequired", Only("false")),
+    (
+        "value.converter.use.optional.for.nonrequired",
+        Only("false"),
+    ),
+    ("key.converter.ignore.modern.dialects", Only("false")),
+    ("value.converter.ignore.modern.dialects", Only("false")),
+    ("key.converter.decimal.format", Only("BASE64")),
+    ("value.converter.decimal.format", Only("BASE64")),
+    ("key.converter.flatten.singleton.unions", Only("true")),
+    ("value.converter.flatten.singleton.unions", Only("true")),
+    (
+        "key.converter.preserve.additional.properties",
+        Only("false"),
+    ),
+    (
+        "value.converter.preserve.additional.properties",
+        Only("false"),
+    ),
+    ("key.converter.generalized.sum.type.support", Only("false")),
+    (
+        "value.converter.generalized.sum.type.support",
+        Only("false"),
+    ),
+    ("key.converter.ignore.default.for.nullables", Only("false")),
+    (
+        "value.converter.ignore.default.for.nullables",
+        Only("false"),
     ),
     ("errors.log.enable", NoEffect),
     ("errors.log.include.messages", NoEffect),

@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// A heartbeat's key and value. Schemaless JSON as before, unless a part
-/// is Avro: then the envelopes Debezium's heartbeat schemas give
+/// is Avro or JSON Schema: then the envelopes Debezium's heartbeat schemas give
 /// (`io.debezium.connector.common.ServerNameKey` / `Heartbeat`), which the
 /// producer converts like any record.
 pub(crate) fn heartbeat_record(cfg: &ConnectorConfig, ts_ms: i64) -> (String, String) {
     let key = serde_json::json!({ "serverName": cfg.topic_prefix });
     let value = serde_json::json!({ "ts_ms": ts_ms });
-    if !(cfg.key_converter.is_avro() || cfg.value_converter.is_avro()) {
+    if !(cfg.key_converter.uses_registry() || cfg.value_converter.uses_registry()) {
         return (key.to_string(), value.to_string());
     }
     let key_schema = serde_json::json!({

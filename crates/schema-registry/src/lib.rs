@@ -93,7 +93,8 @@ pub struct RegistryClient {
     auth: Option<(String, String)>,
     attempts: u32,
     cache: Arc<Mutex<HashMap<u32, RegistrySchema>>>,
-    /// (subject, schema text) → id of what this process registered.
+    /// (subject, schema type + newline + text) → id of what this
+    /// process registered.
     registered: Arc<Mutex<HashMap<(String, String), u32>>>,
 }
 
@@ -200,7 +201,19 @@ impl RegistryClient {
     /// is cached. Outages are retried up to the configured attempts; a
     /// refusal of the schema is not retried.
     pub async fn register(&self, subject: &str, schema_text: &str) -> Result<u32, RegisterError> {
-        let key = (subject.to_owned(), schema_text.to_owned());
+        self.register_typed(subject, schema_text, "AVRO").await
+    }
+
+    /// [`RegistryClient::register`] for a schema of `schema_type`
+    /// (`AVRO`, `JSON`, `PROTOBUF`): the body names the type unless it is
+    /// AVRO (the registry's default, as Confluent's clients send it).
+    pub async fn register_typed(
+        &self,
+        subject: &str,
+        schema_text: &str,
+        schema_type: &str,
+    ) -> Result<u32, RegisterError> {
+        let key = (subject.to_owned(), format!("{schema_type}\n{schema_text}"));
         if let Some(id) = self
             .registered
             .lock()
@@ -212,7 +225,7 @@ impl RegistryClient {
         let mut delay = Duration::from_millis(100);
         let mut last = (String::new(), true);
         for attempt in 1..=self.attempts {
-            match self.post(subject, schema_text).await {
+            match self.post(subject, schema_text, schema_type).await {
                 Ok(id) => {
                     if let Ok(mut cache) = self.registered.lock() {
                         cache.insert(key, id);
@@ -241,7 +254,17 @@ impl RegistryClient {
     }
 
     /// One registration request. `Err`: the message and whether it is an outage.
-    async fn post(&self, subject: &str, schema_text: &str) -> Result<u32, (String, bool)> {
+    async fn post(
+        &self,
+        subject: &str,
+        schema_text: &str,
+        schema_type: &str,
+    ) -> Result<u32, (String, bool)> {
+        let body = if schema_type == "AVRO" {
+            serde_json::json!({ "schema": schema_text })
+        } else {
+            serde_json::json!({ "schema": schema_text, "schemaType": schema_type })
+        };
         let mut request = self
             .http
             .post(format!(
@@ -254,7 +277,7 @@ impl RegistryClient {
                 "Accept",
                 "application/vnd.schemaregistry.v1+json, application/json",
             )
-            .body(serde_json::json!({ "schema": schema_text }).to_string());
+            .body(body.to_string());
         if let Some((user, password)) = &self.auth {
             request = request.basic_auth(user, Some(password));
         }

@@ -8,14 +8,14 @@ use super::*;
 /// registry keeps the text as given; the same schema must always read the
 /// same so that it is registered once).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum J {
+pub(crate) enum J {
     V(Value),
     A(Vec<J>),
     O(Vec<(String, J)>),
 }
 
 impl J {
-    fn s(v: &str) -> J {
+    pub(crate) fn s(v: &str) -> J {
         J::V(Value::String(v.to_owned()))
     }
 
@@ -38,7 +38,7 @@ impl J {
     }
 
     /// Sets `key`, in place if present (as a Python dict does), else last.
-    fn set(&mut self, key: &str, value: J) {
+    pub(crate) fn set(&mut self, key: &str, value: J) {
         if let J::O(entries) = self {
             match entries.iter_mut().find(|(k, _)| k == key) {
                 Some(entry) => entry.1 = value,
@@ -47,7 +47,7 @@ impl J {
         }
     }
 
-    fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut String) {
         match self {
             J::V(v) => out.push_str(&v.to_string()),
             J::A(items) => {
@@ -77,7 +77,7 @@ impl J {
 }
 
 /// A plain JSON value as an ordered one (object keys as serde_json holds them).
-pub(super) fn ordered(v: &Value) -> J {
+pub(crate) fn ordered(v: &Value) -> J {
     match v {
         Value::Array(items) => J::A(items.iter().map(ordered).collect()),
         Value::Object(map) => J::O(map.iter().map(|(k, v)| (k.clone(), ordered(v))).collect()),
@@ -87,53 +87,53 @@ pub(super) fn ordered(v: &Value) -> J {
 
 // ------------------------------------------------------------ Connect schemas
 
-pub(super) fn s_type(s: &Value) -> &str {
+pub(crate) fn s_type(s: &Value) -> &str {
     s.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
-pub(super) fn s_optional(s: &Value) -> bool {
+pub(crate) fn s_optional(s: &Value) -> bool {
     s.get("optional").and_then(Value::as_bool).unwrap_or(false)
 }
 
-pub(super) fn s_name(s: &Value) -> Option<&str> {
+pub(crate) fn s_name(s: &Value) -> Option<&str> {
     s.get("name").and_then(Value::as_str)
 }
 
 /// The schema's default (a JSON null default is no default).
-pub(super) fn s_default(s: &Value) -> Option<&Value> {
+pub(crate) fn s_default(s: &Value) -> Option<&Value> {
     s.get("default").filter(|d| !d.is_null())
 }
 
-pub(super) fn params(s: &Value) -> Vec<(&str, &Value)> {
+pub(crate) fn params(s: &Value) -> Vec<(&str, &Value)> {
     match s.get("parameters") {
         Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
         _ => Vec::new(),
     }
 }
 
-pub(super) fn param<'a>(s: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn param<'a>(s: &'a Value, key: &str) -> Option<&'a Value> {
     s.get("parameters").and_then(|p| p.get(key))
 }
 
-pub(super) fn param_str(s: &Value, key: &str) -> Option<String> {
+pub(crate) fn param_str(s: &Value, key: &str) -> Option<String> {
     param(s, key).map(|v| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     })
 }
 
-pub(super) fn fields(s: &Value) -> &[Value] {
+pub(crate) fn fields(s: &Value) -> &[Value] {
     s.get("fields")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
 }
 
-pub(super) fn field_name(f: &Value) -> &str {
+pub(crate) fn field_name(f: &Value) -> &str {
     f.get("field").and_then(Value::as_str).unwrap_or("")
 }
 
-pub(super) fn decimal_scale(s: &Value) -> Result<i64, String> {
+pub(crate) fn decimal_scale(s: &Value) -> Result<i64, String> {
     match param_str(s, "scale") {
         None => Ok(0),
         Some(v) => v
@@ -143,7 +143,7 @@ pub(super) fn decimal_scale(s: &Value) -> Result<i64, String> {
 }
 
 /// Equality of Connect schemas (`ConnectSchema.equals`) as a map key.
-pub(super) fn canon(s: &Value, optional: Option<bool>) -> Value {
+pub(crate) fn canon(s: &Value, optional: Option<bool>) -> Value {
     let sub = |k: &str| s.get(k).map(|x| canon(x, None)).unwrap_or(Value::Null);
     json!({
         "type": s_type(s),
@@ -158,27 +158,27 @@ pub(super) fn canon(s: &Value, optional: Option<bool>) -> Value {
     })
 }
 
-pub(super) fn non_optional(s: &Value) -> Value {
+pub(crate) fn non_optional(s: &Value) -> Value {
     let mut c = s.clone();
     c["optional"] = Value::Bool(false);
     c
 }
 
-pub(super) fn split_name(name: &str) -> (Option<String>, String) {
+pub(crate) fn split_name(name: &str) -> (Option<String>, String) {
     match name.rfind('.') {
         None => (None, name.to_owned()),
         Some(i) => (Some(name[..i].to_owned()), name[i + 1..].to_owned()),
     }
 }
 
-pub(super) fn namespace_j(ns: Option<String>) -> J {
+pub(crate) fn namespace_j(ns: Option<String>) -> J {
     ns.map_or(J::V(Value::Null), |n| J::V(Value::String(n)))
 }
 
 /// `AvroData.fromConnectSchema` with default settings (connect.meta.data
 /// on, enhanced schema support off, names not scrubbed).
 #[derive(Default)]
-pub(super) struct FromConnect {
+pub(crate) struct FromConnect {
     /// canon(non-optional schema) → its Avro schema.
     schema_map: HashMap<String, J>,
     /// Struct name → its Avro record.
@@ -410,7 +410,7 @@ impl FromConnect {
     }
 }
 
-pub(super) fn is_named(avro: &J) -> bool {
+pub(crate) fn is_named(avro: &J) -> bool {
     match avro {
         J::A(branches) => branches.iter().any(is_named),
         J::O(_) => matches!(avro.get_str("type"), Some("record" | "enum" | "fixed")),
@@ -419,11 +419,11 @@ pub(super) fn is_named(avro: &J) -> bool {
 }
 
 /// Bytes as Avro's JSON form of a bytes default: one char per byte.
-pub(super) fn latin1(bytes: &[u8]) -> J {
+pub(crate) fn latin1(bytes: &[u8]) -> J {
     J::V(Value::String(bytes.iter().map(|&b| b as char).collect()))
 }
 
-pub(super) fn base64_bytes(v: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn base64_bytes(v: &Value) -> Result<Vec<u8>, String> {
     let text = v
         .as_str()
         .ok_or_else(|| format!("{v} where base64 bytes are expected"))?;
@@ -434,7 +434,7 @@ pub(super) fn base64_bytes(v: &Value) -> Result<Vec<u8>, String> {
 
 /// `defaultValueFromConnect`: the JsonConverter form of a default → Avro's
 /// JSON form.
-pub(super) fn default_json(s: &Value, d: &Value) -> Result<J, String> {
+pub(crate) fn default_json(s: &Value, d: &Value) -> Result<J, String> {
     if d.is_null() {
         return Ok(J::V(Value::Null));
     }
@@ -482,7 +482,7 @@ pub fn java_bytes(bytes: &[u8]) -> Vec<u8> {
 
 /// Avro Java's `Schema.toString`: named types defined once then referred
 /// to by name, namespaces relative to the enclosing one.
-pub(super) fn to_text(avro: &J) -> String {
+pub(crate) fn to_text(avro: &J) -> String {
     fn walk(a: &J, space: Option<&str>, names: &mut HashSet<String>) -> J {
         match a {
             J::A(items) => J::A(items.iter().map(|b| walk(b, space, names)).collect()),
