@@ -87,6 +87,25 @@ pub struct FormatRule {
     /// Format of the Kafka values.
     #[serde(default)]
     pub value: RecordFormat,
+    /// With `protobuf`: how its converter wrote NULLs (required, as the
+    /// records cannot tell).
+    #[serde(default)]
+    pub nulls: Option<ProtobufNulls>,
+}
+
+/// How `ProtobufConverter` wrote a NULL column. Its default writes a NULL
+/// number, text or boolean as nothing, which is exactly what a 0, "" or
+/// false is written as: the records cannot tell them apart, so the user
+/// says which converter setting wrote them. Decoding is the same either
+/// way; what differs is whether the target's zeros may be NULLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtobufNulls {
+    /// `optional.for.nullables=true` or `wrapper.for.nullables=true`: a
+    /// nullable column's field has presence and NULL stays NULL.
+    Presence,
+    /// The converter's defaults: a NULL scalar is stored as its zero value.
+    Zero,
 }
 
 impl DecodeConfig {
@@ -107,6 +126,23 @@ impl DecodeConfig {
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for (i, rule) in self.formats.iter().enumerate() {
+            let protobuf =
+                rule.key == RecordFormat::Protobuf || rule.value == RecordFormat::Protobuf;
+            match (protobuf, rule.nulls) {
+                (true, None) => problems.push((
+                    format!("decode.formats[{i}].nulls"),
+                    "required with protobuf: `presence` if the converter ran with \
+                     optional.for.nullables=true or wrapper.for.nullables=true (NULL stays NULL), \
+                     `zero` if it ran with its defaults (it writes a NULL number, text or boolean \
+                     as nothing, the same bytes as 0, \"\" or false: the target gets those)"
+                        .into(),
+                )),
+                (false, Some(_)) => problems.push((
+                    format!("decode.formats[{i}].nulls"),
+                    "only for protobuf keys or values".into(),
+                )),
+                _ => {}
+            }
             for (part, format) in [("key", rule.key), ("value", rule.value)] {
                 if matches!(format, RecordFormat::JsonSchema) {
                     problems.push((

@@ -311,7 +311,7 @@ fn formats_and_the_registry_are_checked() {
     let (code, text) = with_decode(
         "flattened-protobuf",
         &format!(
-            "  formats: [{{ topics: app.x, value: protobuf }}]\n{registry}  flattened: {{ deletes: rewrite }}\n"
+            "  formats: [{{ topics: app.x, value: protobuf, nulls: zero }}]\n{registry}  flattened: {{ deletes: rewrite }}\n"
         ),
         "",
     );
@@ -329,6 +329,30 @@ fn formats_and_the_registry_are_checked() {
     assert!(
         !text.contains("protobuf is not read yet")
             && text.contains("decode.formats[0].value: json_schema is not read yet"),
+        "{text}"
+    );
+    // Protobuf cannot tell NULL from 0: the rule says how it was written.
+    let protobuf = |nulls: &str| {
+        format!("  formats: [{{ topics: app.x, key: json, value: protobuf{nulls} }}]\n{registry}")
+    };
+    let (code, text) = with_decode("pb-nulls", &protobuf(""), "");
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("decode.formats[0].nulls: required with protobuf"),
+        "{text}"
+    );
+    for nulls in ["presence", "zero"] {
+        let (code, text) = with_decode(nulls, &protobuf(&format!(", nulls: {nulls}")), "");
+        assert_eq!(code, 0, "{text}");
+    }
+    let (code, text) = with_decode(
+        "avro-nulls",
+        &format!("  formats: [{{ topics: app.x, value: avro, nulls: zero }}]\n{registry}"),
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("decode.formats[0].nulls: only for protobuf"),
         "{text}"
     );
 }

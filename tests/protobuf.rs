@@ -24,7 +24,7 @@ fn decode_section(topic: &str, registry: &str) -> String {
     format!(
         "decode:
   formats:
-    - {{ topics: {topic}, key: protobuf, value: protobuf }}
+    - {{ topics: {topic}, key: protobuf, value: protobuf, nulls: presence }}
   registry: {{ url: \"{registry}\", timeout_ms: 1000 }}
   columns:
     public.customers: {{ updated_at: io.debezium.time.MicroTimestamp }}
