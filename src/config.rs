@@ -108,10 +108,13 @@ impl DecodeConfig {
         let mut problems = Vec::new();
         for (i, rule) in self.formats.iter().enumerate() {
             for (part, format) in [("key", rule.key), ("value", rule.value)] {
-                if matches!(format, RecordFormat::Protobuf | RecordFormat::JsonSchema) {
+                if matches!(format, RecordFormat::Protobuf) {
                     problems.push((
                         format!("decode.formats[{i}].{part}"),
-                        format!("{} is not read yet (json and avro are)", format.name()),
+                        format!(
+                            "{} is not read yet (json, avro and json_schema are)",
+                            format.name()
+                        ),
                     ));
                 }
             }

@@ -320,7 +320,7 @@ fn formats_and_the_registry_are_checked() {
     assert_eq!(code, 2);
     assert!(
         text.contains("decode.formats[0].key: protobuf is not read yet")
-            && text.contains("decode.formats[0].value: json_schema is not read yet"),
+            && !text.contains("json_schema is not read yet"),
         "{text}"
     );
 }

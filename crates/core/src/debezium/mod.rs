@@ -11,6 +11,7 @@ mod declared;
 mod flat_json;
 pub mod flattened;
 pub mod format;
+mod json_schema;
 mod prefix;
 mod registry;
 mod schema;
@@ -247,7 +248,8 @@ impl Decoder {
         let key = match key_format {
             Format::Json => self.json_key(raw, row_codec)?,
             Format::Avro => self.avro_key(raw)?,
-            Format::Protobuf | Format::JsonSchema => {
+            Format::JsonSchema => self.json_schema_key(raw)?,
+            Format::Protobuf => {
                 return Err(DecodeError::Framing {
                     part: "key",
                     message: format!("the {} format is not read yet", key_format.name()),
@@ -666,3 +668,6 @@ mod tests;
 
 #[cfg(test)]
 mod avro_tests;
+
+#[cfg(test)]
+mod json_schema_tests;

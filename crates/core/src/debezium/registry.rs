@@ -9,6 +9,7 @@
 
 use super::avro::{self, AvroSchema};
 use super::format::{Format, Formats};
+use super::json_schema::JsonSchema;
 use super::{Decoder, field, field_version, key_from_columns, lsn_pair};
 use crate::change::{Change, Op, Row, TableId};
 use crate::error::DecodeError;
@@ -36,6 +37,7 @@ pub enum RegistrySchema {
 #[derive(Debug)]
 pub(super) enum Held {
     Avro(Arc<AvroSchema>),
+    JsonSchema(Arc<JsonSchema>),
     /// A schema of a type this build does not read.
     Other(&'static str),
     Refused(String),
@@ -43,9 +45,10 @@ pub(super) enum Held {
 
 impl Held {
     /// The `schemaType` of the schema.
-    fn schema_type(&self) -> &'static str {
+    pub(super) fn schema_type(&self) -> &'static str {
         match self {
             Held::Avro(_) => "AVRO",
+            Held::JsonSchema(_) => "JSON",
             Held::Other(schema_type) => schema_type,
             Held::Refused(_) => "refused",
         }
@@ -103,7 +106,12 @@ impl Decoder {
                     }
                 },
                 "PROTOBUF" => Held::Other("PROTOBUF"),
-                "JSON" => Held::Other("JSON"),
+                "JSON" => match JsonSchema::parse(&text) {
+                    Ok(schema) => Held::JsonSchema(Arc::new(schema)),
+                    Err(e) => Held::Refused(format!(
+                        "schema id {id} is no JSON Schema a Kafka Connect schema maps from: {e}"
+                    )),
+                },
                 other => Held::Refused(format!(
                     "schema id {id} has schemaType {other}, which no format reads"
                 )),
@@ -128,7 +136,8 @@ impl Decoder {
             (Format::Json, Some(flat)) => self.decode_flat(key, value, offset, &flat),
             (Format::Json, None) => self.decode_with_key_format(key, value, offset, formats.key),
             (Format::Avro, _) => self.decode_avro(key, value, offset, formats.key),
-            (Format::Protobuf | Format::JsonSchema, _) => Err(DecodeError::Framing {
+            (Format::JsonSchema, _) => self.decode_json_schema(key, value, offset, formats.key),
+            (Format::Protobuf, _) => Err(DecodeError::Framing {
                 part: "value",
                 message: format!("the {} format is not read yet", formats.value.name()),
             }),
@@ -137,7 +146,7 @@ impl Decoder {
 
     /// The held schema of a framed record, checked against the format
     /// the topic is read in.
-    fn held(
+    pub(super) fn held(
         &self,
         part: &'static str,
         format: Format,
