@@ -34,6 +34,17 @@ fn serializers_python(root: &Path) -> Result<String, String> {
 /// record the serializer refuses (a value that does not fit its schema).
 /// `root` is the repository (where `scripts/` is).
 pub fn try_to_avro(root: &Path, topic: &str, records: &[Record]) -> Vec<Result<Record, String>> {
+    serialize_with(root, "connect_avro.py", topic, records)
+}
+
+/// `records` through `scripts/testdata/<script>` (a Confluent serializer:
+/// JsonConverter envelopes in, framed records or `{"error"}` out).
+pub(crate) fn serialize_with(
+    root: &Path,
+    script: &str,
+    topic: &str,
+    records: &[Record],
+) -> Vec<Result<Record, String>> {
     let json = |bytes: &Option<Vec<u8>>| match bytes {
         Some(b) => serde_json::from_slice::<serde_json::Value>(b).unwrap_or_default(),
         None => serde_json::Value::Null,
@@ -47,25 +58,25 @@ pub fn try_to_avro(root: &Path, topic: &str, records: &[Record]) -> Vec<Result<R
     }
     let python = serializers_python(root).unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new(python)
-        .arg(root.join("scripts/testdata/connect_avro.py"))
+        .arg(root.join("scripts/testdata").join(script))
         .args(["--registry", &registry_url(), "--keep-going"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("connect_avro.py");
+        .expect(script);
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("connect_avro.py");
+    let out = child.wait_with_output().expect(script);
     assert!(
         out.status.success(),
-        "connect_avro.py: {}",
+        "{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     writer
         .join()
         .expect("writer")
-        .expect("writing to connect_avro.py");
+        .unwrap_or_else(|e| panic!("writing to {script}: {e}"));
     let bytes = |v: &serde_json::Value| v.as_str().map(|s| BASE64.decode(s).expect("base64"));
     String::from_utf8_lossy(&out.stdout)
         .lines()
