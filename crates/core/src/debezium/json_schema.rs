@@ -27,6 +27,7 @@
 //! string enum a string; what has no single Connect type (unions of several
 //! types, `allOf`, untyped schemas, remote references) is refused.
 
+use super::json_schema_check::{Check, Invalid, Kind};
 use super::schema::{self, RowCodec};
 use super::wire::Event;
 use crate::change::{Change, Row};
@@ -105,149 +106,14 @@ impl JsonSchema {
         id: u32,
         body: &[u8],
     ) -> Result<(), DecodeError> {
-        let json: Json = serde_json::from_slice(body).map_err(|e| DecodeError::Json {
-            part,
-            message: format!("the payload of schema id {id} is not JSON: {e}"),
-        })?;
-        let mut path = String::new();
-        self.check
-            .validate(&json, &mut path)
-            .map_err(|message| DecodeError::SchemaMismatch { part, id, message })
+        self.check.validate(body).map_err(|invalid| match invalid {
+            Invalid::NotJson(e) => DecodeError::Json {
+                part,
+                message: format!("the payload of schema id {id} is not JSON: {e}"),
+            },
+            Invalid::Mismatch(message) => DecodeError::SchemaMismatch { part, id, message },
+        })
     }
-}
-
-/// What a JSON value must be.
-#[derive(Debug, Clone, PartialEq)]
-struct Check {
-    kind: Kind,
-    /// `null` is allowed (an optional Connect field).
-    nullable: bool,
-    /// The property must be present (listed in `required`, or a Connect
-    /// field that is not optional: Connect refuses a struct without it).
-    required: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Kind {
-    Bool,
-    Integer,
-    Number,
-    String,
-    Array(Box<Check>),
-    /// A struct: its properties, and whether others are refused
-    /// (`additionalProperties: false`).
-    Object {
-        properties: Vec<(String, Check)>,
-        closed: bool,
-    },
-    /// A Connect map with string keys: every value of one schema.
-    Map(Box<Check>),
-}
-
-impl Check {
-    /// The check of a whole payload (which no parent requires).
-    fn kind_only(self) -> Check {
-        Check {
-            required: false,
-            ..self
-        }
-    }
-
-    fn validate(&self, value: &Json, path: &mut String) -> Result<(), String> {
-        let at = |path: &str| {
-            if path.is_empty() {
-                "the payload".to_owned()
-            } else {
-                format!("`{path}`")
-            }
-        };
-        if value.is_null() {
-            return if self.nullable {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} is null, which its schema does not allow",
-                    at(path)
-                ))
-            };
-        }
-        let wrong = |expected: &str, path: &str| {
-            let mut found = value.to_string();
-            if found.chars().count() > 64 {
-                found = found.chars().take(64).chain(['…']).collect();
-            }
-            Err(format!("{} must be {expected}, found {found}", at(path)))
-        };
-        match &self.kind {
-            Kind::Bool if value.is_boolean() => Ok(()),
-            Kind::Bool => wrong("a boolean", path),
-            Kind::Integer if value.is_i64() || value.is_u64() => Ok(()),
-            Kind::Integer => wrong("an integer", path),
-            Kind::Number if value.is_number() => Ok(()),
-            Kind::Number => wrong("a number", path),
-            Kind::String if value.is_string() => Ok(()),
-            Kind::String => wrong("a string", path),
-            Kind::Array(item) => {
-                let Some(items) = value.as_array() else {
-                    return wrong("an array", path);
-                };
-                for (i, v) in items.iter().enumerate() {
-                    let len = path.len();
-                    path.push_str(&format!("[{i}]"));
-                    item.validate(v, path)?;
-                    path.truncate(len);
-                }
-                Ok(())
-            }
-            Kind::Map(values) => {
-                let Some(object) = value.as_object() else {
-                    return wrong("an object", path);
-                };
-                for (k, v) in object {
-                    let len = path.len();
-                    push_name(path, k);
-                    values.validate(v, path)?;
-                    path.truncate(len);
-                }
-                Ok(())
-            }
-            Kind::Object { properties, closed } => {
-                let Some(object) = value.as_object() else {
-                    return wrong("an object", path);
-                };
-                for (name, check) in properties {
-                    let len = path.len();
-                    push_name(path, name);
-                    match object.get(name) {
-                        Some(v) => check.validate(v, path)?,
-                        None if check.required => {
-                            return Err(format!("required field `{path}` is missing"));
-                        }
-                        None => {}
-                    }
-                    path.truncate(len);
-                }
-                if *closed
-                    && let Some(extra) = object
-                        .keys()
-                        .find(|k| !properties.iter().any(|(n, _)| n == *k))
-                {
-                    push_name(path, extra);
-                    return Err(format!(
-                        "`{path}` is not a property of the schema, which allows no others"
-                    ));
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-fn push_name(path: &mut String, name: &str) {
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(name);
 }
 
 /// Translates JSON Schema elements, resolving local `$ref`s in `root`.

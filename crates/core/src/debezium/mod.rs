@@ -12,6 +12,7 @@ mod flat_json;
 pub mod flattened;
 pub mod format;
 mod json_schema;
+mod json_schema_check;
 mod prefix;
 mod registry;
 mod schema;
