@@ -160,25 +160,14 @@ impl<'r> Translator<'r> {
             ("number", Some("bytes")) => (json!({"type": "bytes"}), Kind::Number),
             ("string", Some("bytes")) => (json!({"type": "bytes"}), Kind::String),
             ("string", None) => (json!({"type": "string"}), Kind::String),
+            // JsonSchemaData writes such a map as [{"key", "value"}, ...],
+            // JsonConverter as [[key, value], ...]: the column's JSON would
+            // not be its twin's.
             ("array", Some("map")) => {
-                let (entry, check) = self.items(object, depth)?;
-                let key_value = match (entry.get("fields").and_then(Json::as_array), &check.kind) {
-                    (Some(fields), Kind::Object { .. }) if fields.len() == 2 => {
-                        let unnamed = |f: &Json| {
-                            let mut f = f.clone();
-                            if let Json::Object(o) = &mut f {
-                                o.remove("field");
-                            }
-                            f
-                        };
-                        (unnamed(&fields[0]), unnamed(&fields[1]))
-                    }
-                    _ => return Err("a Connect map without key and value items".into()),
-                };
-                (
-                    json!({"type": "map", "keys": key_value.0, "values": key_value.1}),
-                    Kind::Array(Box::new(check)),
-                )
+                return Err("a Connect map with keys that are not strings (an array of \
+                            {key, value} objects) is not read: JsonConverter writes it as \
+                            [[key, value], ...], which a column would store differently"
+                    .into());
             }
             ("array", None) => {
                 let (items, check) = self.items(object, depth)?;

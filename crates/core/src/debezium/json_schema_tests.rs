@@ -274,6 +274,11 @@ fn other_producers_schemas_map_where_unambiguous() {
             "recursive",
         ),
         (r#"{"type": "string"}"#, "not an object"),
+        (
+            r#"{"type": "object", "properties": {"a": {"type": "array", "connect.type": "map",
+                "items": {"type": "object", "properties": {"key": {"type": "integer"}, "value": {"type": "string"}}}}}}"#,
+            "keys that are not strings",
+        ),
     ] {
         let err = JsonSchema::parse(refused).unwrap_err();
         assert!(err.contains(why), "{refused}: {err}");
@@ -383,5 +388,61 @@ fn wrong_schema_types_and_tombstones() {
             Some(&framed(8, &json!({})))
         ),
         vec![8]
+    );
+}
+
+/// `decimal.format=NUMERIC`: a Decimal is a JSON number, read as JSON's own
+/// numeric Decimals are: exactly, or refused when a double could have
+/// rounded it.
+#[test]
+fn numeric_decimals_are_exact_or_refused() {
+    let schema = r#"{"type": "object", "properties": {
+        "id": {"type": "integer", "connect.index": 0, "connect.type": "int32"},
+        "price": {"oneOf": [{"type": "null"}, {"type": "number", "title": "org.apache.kafka.connect.data.Decimal",
+            "connect.version": 1, "connect.type": "bytes", "connect.parameters": {"scale": "2"}}], "connect.index": 1},
+        "amounts": {"type": "object", "connect.type": "map", "connect.index": 2,
+            "additionalProperties": {"type": "integer", "connect.type": "int64"}}}}"#;
+    let mut d = Decoder::new(DecodeOptions {
+        formats: TopicFormats::new([(
+            "t".to_owned(),
+            Formats {
+                key: Format::JsonSchema,
+                value: Format::JsonSchema,
+            },
+        )])
+        .unwrap(),
+        ..DecodeOptions::default()
+    });
+    d.add_schema(
+        5,
+        RegistrySchema::Found {
+            schema_type: "JSON".into(),
+            text: schema.into(),
+        },
+    );
+    let mut key = |row: Json| d.json_schema_key(&framed(5, &row));
+    let row = key(json!({"id": 1, "price": 12.34, "amounts": {"a": 1}})).unwrap();
+    assert_eq!(row.get("price"), Some(&Value::Decimal("12.34".into())));
+    assert_eq!(row.get("amounts"), Some(&Value::Json(r#"{"a":1}"#.into())));
+    let err = key(json!({"id": 1, "price": 12345678901234567.89, "amounts": {}})).unwrap_err();
+    assert!(
+        err.to_string().contains("more than 15 significant digits"),
+        "{err}"
+    );
+    let err = key(json!({"id": 1, "price": "BNI=", "amounts": {}})).unwrap_err();
+    assert!(
+        err.to_string().contains("`price` must be a number"),
+        "{err}"
+    );
+    let err = key(json!({"id": 1, "amounts": {"a": "x"}})).unwrap_err();
+    assert!(
+        err.to_string().contains("`amounts.a` must be an integer"),
+        "{err}"
+    );
+    let err = key(json!({"id": 1})).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required field `amounts` is missing"),
+        "{err}"
     );
 }
