@@ -14,8 +14,9 @@
 //! as base64, dates and timestamps as integers, float32 as its shortest
 //! decimal), so a payload is decoded by the very path of a JSON envelope's
 //! payload. The one difference is `decimal.format=NUMERIC`, where a Decimal
-//! is a JSON number: it is read exactly or refused, as JSON's own numeric
-//! Decimals are (see `values::numeric_decimal`).
+//! is a JSON number: its text is read exactly, at any length, and handed
+//! on as the base64 `JsonConverter` writes (see `json_schema_check`), or
+//! refused when the column's scale cannot hold it.
 //!
 //! A payload is checked against its schema first (JSON types, `null` only
 //! where the schema allows it, required and closed properties): the
@@ -34,6 +35,7 @@ use crate::change::{Change, Row};
 use crate::error::DecodeError;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Deepest nesting of schemas (and `$ref` hops) translated; a recursive
@@ -99,13 +101,14 @@ impl JsonSchema {
 
     /// Checks a framed record's JSON body against the schema: `Json` if it
     /// is no JSON, `SchemaMismatch` naming the first field that does not
-    /// match.
-    pub(crate) fn validate(
+    /// match. The text to decode is the body, with numeric Decimals as
+    /// `JsonConverter`'s base64 (see `json_schema_check`).
+    pub(crate) fn validate<'b>(
         &self,
         part: &'static str,
         id: u32,
-        body: &[u8],
-    ) -> Result<(), DecodeError> {
+        body: &'b [u8],
+    ) -> Result<Cow<'b, [u8]>, DecodeError> {
         self.check.validate(body).map_err(|invalid| match invalid {
             Invalid::NotJson(e) => DecodeError::Json {
                 part,
@@ -157,7 +160,15 @@ impl<'r> Translator<'r> {
             ("number", Some("float32")) => (json!({"type": "float"}), Kind::Number),
             ("number", Some("float64") | None) => (json!({"type": "double"}), Kind::Number),
             // A Decimal with `decimal.format=NUMERIC`.
-            ("number", Some("bytes")) => (json!({"type": "bytes"}), Kind::Number),
+            ("number", Some("bytes")) => {
+                let scale = object
+                    .get("connect.parameters")
+                    .and_then(|p| p.get("scale"))
+                    .and_then(Json::as_str)
+                    .map_or(Ok(0), str::parse)
+                    .map_err(|e| format!("a Decimal's scale: {e}"))?;
+                (json!({"type": "bytes"}), Kind::Decimal { scale })
+            }
             ("string", Some("bytes")) => (json!({"type": "bytes"}), Kind::String),
             ("string", None) => (json!({"type": "string"}), Kind::String),
             // JsonSchemaData writes such a map as [{"key", "value"}, ...],
@@ -365,8 +376,9 @@ impl super::Decoder {
     /// schema, decoded as a JsonConverter key's payload is.
     pub(super) fn json_schema_key(&mut self, raw: &[u8]) -> Result<Row, DecodeError> {
         let (id, schema, body) = self.json_schema_held("key", raw)?;
-        schema.validate("key", id, body)?;
-        let row: &RawValue = serde_json::from_slice(body).map_err(|e| super::json_err("key", e))?;
+        let body = schema.validate("key", id, body)?;
+        let row: &RawValue =
+            serde_json::from_slice(&body).map_err(|e| super::json_err("key", e))?;
         super::wire::decode_row(row, schema.row_codec(), "key", None, &mut self.key_names)
     }
 
@@ -392,11 +404,11 @@ impl super::Decoder {
                     .into(),
             });
         }
-        schema.validate("value", id, body)?;
+        let body = schema.validate("value", id, body)?;
         let event: Event<'_> =
-            serde_json::from_slice(body).map_err(|e| super::json_err("value", e))?;
+            serde_json::from_slice(&body).map_err(|e| super::json_err("value", e))?;
         if event.op.is_none() {
-            return Err(super::not_an_event("value", body));
+            return Err(super::not_an_event("value", &body));
         }
         self.decode_event(kafka_key, key_format, &event, schema.row_codec(), offset)
     }

@@ -1,10 +1,21 @@
 //! Checking a JSON Schema record's payload against its schema, read
 //! straight from the text: no JSON tree is built (the payload is parsed
 //! again, by the JSON envelope path, to decode it).
+//!
+//! Decimals written as JSON numbers (`decimal.format=NUMERIC`) are the one
+//! value whose form differs from `JsonConverter`'s default: their text is
+//! read exactly ([`json_decimal`]) and rewritten as the base64 unscaled
+//! bytes `JsonConverter` writes, so the envelope path reads them as it
+//! reads its own, at any length and never through a double.
 
+use super::json_decimal;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 /// What a JSON value must be.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +33,10 @@ pub(super) enum Kind {
     Bool,
     Integer,
     Number,
+    /// A Decimal as a JSON number, at its column's scale.
+    Decimal {
+        scale: u32,
+    },
     String,
     Array(Box<Check>),
     /// A struct: its properties, and whether others are refused
@@ -52,22 +67,39 @@ impl Check {
         }
     }
 
-    /// Checks one JSON text.
-    pub fn validate(&self, body: &[u8]) -> Result<(), Invalid> {
+    /// Checks one JSON text; `Some` is the text to decode instead, with
+    /// numeric Decimals as `JsonConverter`'s base64.
+    pub fn validate<'b>(&self, body: &'b [u8]) -> Result<Cow<'b, [u8]>, Invalid> {
         let mut path = String::new();
         let mut failure = None;
+        let mut rewrites = Vec::new();
         let mut de = serde_json::Deserializer::from_slice(body);
         let parsed = CheckSeed {
             check: self,
             path: &mut path,
             failure: &mut failure,
+            base: body.as_ptr() as usize,
+            rewrites: &mut rewrites,
         }
         .deserialize(&mut de)
         .and_then(|()| de.end());
         match (failure, parsed) {
             (Some(message), _) => Err(Invalid::Mismatch(message)),
             (None, Err(e)) => Err(Invalid::NotJson(e.to_string())),
-            (None, Ok(())) => Ok(()),
+            (None, Ok(())) if rewrites.is_empty() => Ok(Cow::Borrowed(body)),
+            (None, Ok(())) => {
+                let mut out = Vec::with_capacity(body.len());
+                let mut at = 0;
+                for (range, text) in rewrites {
+                    out.extend_from_slice(&body[at..range.start]);
+                    out.push(b'"');
+                    out.extend_from_slice(text.as_bytes());
+                    out.push(b'"');
+                    at = range.end;
+                }
+                out.extend_from_slice(&body[at..]);
+                Ok(Cow::Owned(out))
+            }
         }
     }
 }
@@ -77,6 +109,11 @@ struct CheckSeed<'c> {
     check: &'c Check,
     path: &'c mut String,
     failure: &'c mut Option<String>,
+    /// The address of the text's first byte: a raw value's offset is its
+    /// address less this.
+    base: usize,
+    /// Numeric Decimals to replace: their span, and the base64 text.
+    rewrites: &'c mut Vec<(Range<usize>, String)>,
 }
 
 impl CheckSeed<'_> {
@@ -97,7 +134,7 @@ impl CheckSeed<'_> {
         let expected = match &self.check.kind {
             Kind::Bool => "a boolean",
             Kind::Integer => "an integer",
-            Kind::Number => "a number",
+            Kind::Number | Kind::Decimal { .. } => "a number",
             Kind::String => "a string",
             Kind::Array(_) => "an array",
             Kind::Object { .. } | Kind::Map(_) => "an object",
@@ -116,6 +153,31 @@ impl CheckSeed<'_> {
             check,
             path: self.path,
             failure: self.failure,
+            base: self.base,
+            rewrites: self.rewrites,
+        }
+    }
+
+    /// A numeric Decimal: its exact unscaled value, to be rewritten as
+    /// base64 in place of the number.
+    fn decimal<E: de::Error>(self, raw: &RawValue, scale: u32) -> Result<(), E> {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'n') => return self.visit_unit(),
+            Some(b'-' | b'0'..=b'9') => {}
+            _ => return self.wrong(&text),
+        }
+        match json_decimal::unscaled_bytes(text, scale) {
+            Ok(bytes) => {
+                let start = (text.as_ptr() as usize).wrapping_sub(self.base);
+                self.rewrites
+                    .push((start..start + text.len(), BASE64.encode(bytes)));
+                Ok(())
+            }
+            Err(message) => {
+                let message = format!("{}: {message}", self.at());
+                self.fail(message)
+            }
         }
     }
 }
@@ -123,7 +185,13 @@ impl CheckSeed<'_> {
 impl<'de> DeserializeSeed<'de> for CheckSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+        match self.check.kind {
+            Kind::Decimal { scale } => {
+                let raw = <&RawValue as serde::Deserialize>::deserialize(d)?;
+                self.decimal(raw, scale)
+            }
+            _ => d.deserialize_any(self),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod declared;
 mod flat_json;
 pub mod flattened;
 pub mod format;
+mod json_decimal;
 mod json_schema;
 mod json_schema_check;
 mod prefix;
