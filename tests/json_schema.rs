@@ -10,7 +10,9 @@
 mod common;
 
 use common::avro::{registry, registry_url};
-use common::json_schema::{json_schema_formats, to_json_schema};
+use common::json_schema::{
+    decoder_for, json_schema_formats, to_json_schema, to_json_schema_numeric,
+};
 use common::{Pipeline, free_port};
 use serde_json::Value as Json;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
@@ -210,4 +212,82 @@ async fn bad_json_schema_records_are_dead_lettered_with_their_reason() {
     assert_eq!(rows, 1);
     assert_eq!(worker.metric("sinkfleet_records_dead_lettered_total"), 6.0);
     assert!(worker.terminate(Duration::from_secs(30)).success());
+}
+
+/// With the converter's `decimal.format=NUMERIC` a Decimal is a JSON number
+/// (BigDecimal's text, any length): it decodes exactly to its JSON twin's
+/// value (base64 there), never through a double.
+#[tokio::test(flavor = "multi_thread")]
+async fn numeric_decimals_decode_exactly_as_their_json_twins() {
+    let topic = common::unique("jsonschema-numeric");
+    let row = serde_json::json!({"type": "struct", "optional": true, "name": "src.nums.Value", "fields": [
+        {"field": "id", "type": "int32", "optional": false},
+        {"field": "d", "type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal",
+         "version": 1, "parameters": {"scale": "2", "connect.decimal.precision": "40"}},
+        {"field": "big", "type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal",
+         "version": 1, "parameters": {"scale": "0"}}]});
+    let (mut before, mut after) = (row.clone(), row);
+    before["field"] = serde_json::json!("before");
+    after["field"] = serde_json::json!("after");
+    // Unscaled values as JsonConverter writes them (BigInteger.toByteArray).
+    let values = [
+        ("AJvTCjxkWUPdFpCgOhQ=", "123456789012345678901234567890.12"),
+        ("/w==", "-0.01"),
+        ("AA==", "0.00"),
+        ("BM4=", "12.30"),
+    ];
+    let json: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (d, _))| {
+            let value = serde_json::json!({
+                "schema": {"type": "struct", "optional": false, "name": "src.nums.Envelope", "fields": [
+                    before, after,
+                    {"field": "source", "type": "struct", "optional": false, "fields": [
+                        {"field": "schema", "type": "string", "optional": false},
+                        {"field": "table", "type": "string", "optional": false},
+                        {"field": "lsn", "type": "int64", "optional": true}]},
+                    {"field": "op", "type": "string", "optional": false}]},
+                "payload": {"before": null, "op": "c",
+                    "after": {"id": i, "d": d, "big": "9rZPCQ/9zOw7tm+vIccMsg=="},
+                    "source": {"schema": "src", "table": "nums", "lsn": 100 + i}}});
+            let key = serde_json::json!({"schema": {"type": "struct", "optional": false, "fields": [
+                {"field": "id", "type": "int32", "optional": false}]}, "payload": {"id": i}});
+            Record {
+                key: Some(key.to_string().into_bytes()),
+                value: Some(value.to_string().into_bytes()),
+            }
+        })
+        .collect();
+    let framed = to_json_schema_numeric(&topic, &json);
+    let mut decoder = decoder_for(&topic, &framed, DecodeOptions::default()).await;
+    for ((json, framed), (_, text)) in json.iter().zip(&framed).zip(values) {
+        let body = String::from_utf8_lossy(&framed.value.as_ref().unwrap()[5..]).into_owned();
+        assert!(
+            body.contains(&format!(r#""d":{text}"#))
+                && body.contains(r#""big":-12345678901234567890123456789012345678"#),
+            "not NUMERIC: {body}"
+        );
+        let change = decoder
+            .decode_record(&topic, framed.key.as_deref(), framed.value.as_deref(), 0)
+            .unwrap()
+            .unwrap();
+        let twin = Decoder::new(DecodeOptions::default())
+            .decode(json.key.as_deref(), json.value.as_deref(), 0)
+            .unwrap()
+            .unwrap();
+        let row = change.row.unwrap();
+        assert_eq!(
+            row.get("d"),
+            Some(&sinkfleet_core::Value::Decimal(text.into()))
+        );
+        // `json!` sorted the twin's columns by name.
+        let sorted = |mut r: sinkfleet_core::Row| {
+            r.columns.sort_by(|a, b| a.0.cmp(&b.0));
+            r
+        };
+        assert_eq!(Some(sorted(row)), twin.row.map(sorted));
+        assert_eq!(change.key, twin.key);
+        assert_eq!(change.schema, twin.schema);
+    }
 }

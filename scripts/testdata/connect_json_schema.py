@@ -44,6 +44,10 @@ settings: decimal.format=BASE64, object.additional.properties=true):
      against the schema, then writes magic byte 0, the 4-byte big-endian
      schema id and the JSON text.
 
+--decimal-format NUMERIC: as the converter's decimal.format=NUMERIC: a
+Decimal's schema is "number" (connect.type bytes), its value the JSON number
+Jackson writes for the BigDecimal (its toString, exact at any length).
+
 --check: also decode every record with JSONDeserializer (through a second
 SchemaRegistryClient, so the schema is fetched by id) and compare it with the
 value that was written; exit 1 on a difference.
@@ -68,6 +72,8 @@ NAMESPACE = "io.confluent.connect.json"
 ENUM = NAMESPACE + ".Enum"
 DECIMAL = "org.apache.kafka.connect.data.Decimal"
 INTS = ("int8", "int16", "int32", "int64")
+# Decimal arithmetic without rounding (the default context keeps 28 digits).
+EXACT = decimal.Context(prec=1_000_000)
 FLOATS = {"float": "float32", "double": "float64"}
 
 
@@ -95,6 +101,9 @@ def decimal_scale(s):
 
 # ---------------------------------------------------------------- schemas
 
+NUMERIC = False  # decimal.format=NUMERIC (--decimal-format)
+
+
 def from_connect(s, index=None, ignore_optional=False):
     """JsonSchemaData.rawSchemaFromConnectSchema with default settings."""
     t, name = s["type"], s.get("name")
@@ -112,7 +121,7 @@ def from_connect(s, index=None, ignore_optional=False):
         symbols = [k[len(ENUM) + 1:] for k in params(s) if k.startswith(ENUM + ".")]
         b = {"enum": [None if x == "<NULL>" else x for x in symbols]} if ENUM in params(s) else {"type": "string"}
     elif t == "bytes":
-        b = {"type": "string"}
+        b = {"type": "number" if NUMERIC and name == DECIMAL else "string"}
         props["connect.type"] = "bytes"
     elif t == "array":
         b = {"type": "array", "items": from_connect(s["items"])}
@@ -207,7 +216,10 @@ def to_json(s, v, path):
             if isinstance(v, str):
                 n = int.from_bytes(base64.b64decode(v), "big", signed=True)
             else:
-                n = int(decimal.Decimal(str(v)).scaleb(decimal_scale(s)))
+                n = int(decimal.Decimal(str(v)).scaleb(decimal_scale(s), EXACT))
+            if NUMERIC:
+                # BigDecimal(unscaled, scale): exactly these digits.
+                return decimal.Decimal(n).scaleb(-decimal_scale(s), EXACT)
             return base64.b64encode(java_bytes(n)).decode()
         if not isinstance(v, str):
             raise Fail("%s: %r where base64 bytes expected" % (path, v))
@@ -230,6 +242,28 @@ def to_json(s, v, path):
             out[f["field"]] = j
         return out
     raise Fail("%s: unknown Connect schema type %r" % (path, t))
+
+
+def json_encode(value):
+    """The serializer's JSON writer, with Decimals as their exact number text
+    (BigDecimal.toString, as Jackson writes them; the stdlib has no such
+    number)."""
+    numbers = []
+
+    def walk(v):
+        if isinstance(v, decimal.Decimal):
+            numbers.append(str(v))
+            return "@@sinkfleet-decimal-%d@@" % (len(numbers) - 1)
+        if isinstance(v, dict):
+            return {k: walk(e) for k, e in v.items()}
+        if isinstance(v, list):
+            return [walk(e) for e in v]
+        return v
+
+    text = json.dumps(walk(value), separators=(",", ":"), ensure_ascii=False)
+    for i, n in enumerate(numbers):
+        text = text.replace('"@@sinkfleet-decimal-%d@@"' % i, n, 1)
+    return text
 
 
 # ---------------------------------------------------------------- driver
@@ -257,11 +291,12 @@ class Converter:
         ser = self.serializers.get(text)
         if ser is None:
             ser = JSONSerializer(text, self.client, conf={"auto.register.schemas": True,
-                                                          "subject.name.strategy": topic_subject_name_strategy})
+                                                          "subject.name.strategy": topic_subject_name_strategy},
+                                 json_encode=json_encode)
             self.serializers[text] = ser
         ctx = SerializationContext(topic, field)
         data = ser(value, ctx)
-        if self.check and data is not None:
+        if self.check and data is not None and not NUMERIC:  # json.loads would read floats
             if data[0] != 0:
                 raise Fail("%s: magic byte %d, not 0" % (where, data[0]))
             back = self.deserializer(data, ctx)
@@ -288,9 +323,13 @@ def main():
     ap.add_argument("--user", help="basic auth user")
     ap.add_argument("--password", help="basic auth password")
     ap.add_argument("--check", action="store_true", help="decode each record back and compare")
+    ap.add_argument("--decimal-format", choices=["BASE64", "NUMERIC"], default="BASE64",
+                    help="the converter's decimal.format")
     ap.add_argument("--keep-going", action="store_true",
                     help='a record that cannot be serialized gives {"error": "..."} instead of stopping')
     a = ap.parse_args()
+    global NUMERIC
+    NUMERIC = a.decimal_format == "NUMERIC"
     conf = {"url": a.registry}
     if a.ca:
         conf["ssl.ca.location"] = a.ca

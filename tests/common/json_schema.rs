@@ -21,6 +21,11 @@ pub fn to_json_schema(topic: &str, records: &[Record]) -> Vec<Record> {
     sinkfleet_testkit::json_schema::to_json_schema(root(), topic, records)
 }
 
+/// See [`sinkfleet_testkit::json_schema::to_json_schema_numeric`].
+pub fn to_json_schema_numeric(topic: &str, records: &[Record]) -> Vec<Record> {
+    sinkfleet_testkit::json_schema::to_json_schema_numeric(root(), topic, records)
+}
+
 /// `topic`'s keys and values are JSON Schema.
 pub fn json_schema_formats(topic: &str) -> TopicFormats {
     TopicFormats::new([(

@@ -34,14 +34,16 @@ fn serializers_python(root: &Path) -> Result<String, String> {
 /// record the serializer refuses (a value that does not fit its schema).
 /// `root` is the repository (where `scripts/` is).
 pub fn try_to_avro(root: &Path, topic: &str, records: &[Record]) -> Vec<Result<Record, String>> {
-    serialize_with(root, "connect_avro.py", topic, records)
+    serialize_with(root, "connect_avro.py", &[], topic, records)
 }
 
 /// `records` through `scripts/testdata/<script>` (a Confluent serializer:
-/// JsonConverter envelopes in, framed records or `{"error"}` out).
+/// JsonConverter envelopes in, framed records or `{"error"}` out), with
+/// `args` besides the registry's.
 pub(crate) fn serialize_with(
     root: &Path,
     script: &str,
+    args: &[&str],
     topic: &str,
     records: &[Record],
 ) -> Vec<Result<Record, String>> {
@@ -60,6 +62,7 @@ pub(crate) fn serialize_with(
     let mut child = Command::new(python)
         .arg(root.join("scripts/testdata").join(script))
         .args(["--registry", &registry_url(), "--keep-going"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

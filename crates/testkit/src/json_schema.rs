@@ -15,7 +15,22 @@ pub fn try_to_json_schema(
     topic: &str,
     records: &[Record],
 ) -> Vec<Result<Record, String>> {
-    serialize_with(root, "connect_json_schema.py", topic, records)
+    serialize_with(root, "connect_json_schema.py", &[], topic, records)
+}
+
+/// [`to_json_schema`] with the converter's `decimal.format=NUMERIC`
+/// (Decimals as JSON numbers).
+pub fn to_json_schema_numeric(root: &Path, topic: &str, records: &[Record]) -> Vec<Record> {
+    serialize_with(
+        root,
+        "connect_json_schema.py",
+        &["--decimal-format", "NUMERIC"],
+        topic,
+        records,
+    )
+    .into_iter()
+    .map(|r| r.unwrap_or_else(|e| panic!("connect_json_schema.py: {e}")))
+    .collect()
 }
 
 /// [`try_to_json_schema`] of records that all match their schemas.
