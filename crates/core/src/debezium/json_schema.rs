@@ -26,7 +26,9 @@
 //! Schemas without Connect annotations (another producer) map as
 //! `JsonSchemaData` maps them: `integer` is int64, `number` float64, a
 //! string enum a string; what has no single Connect type (unions of several
-//! types, `allOf`, untyped schemas, remote references) is refused.
+//! types, `allOf`, untyped schemas, remote references) is refused, and so
+//! are maps with keys that are not strings (their JSON is not
+//! `JsonConverter`'s).
 
 use super::json_schema_check::{Check, Invalid, Kind};
 use super::schema::{self, RowCodec};
