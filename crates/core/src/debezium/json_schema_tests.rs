@@ -182,6 +182,48 @@ fn events_decode_as_their_json_twins() {
     }
 }
 
+/// A JSON Schema key with a JsonConverter value.
+#[test]
+fn a_json_schema_key_with_a_json_value() {
+    let (json_key, json_value) = json_twin("u", row());
+    let twin = Decoder::new(DecodeOptions::default())
+        .decode(Some(&json_key), Some(&json_value), 0)
+        .unwrap()
+        .unwrap();
+    let mut d = Decoder::new(DecodeOptions {
+        formats: TopicFormats::new([(
+            "app.public.items".to_owned(),
+            Formats {
+                key: Format::JsonSchema,
+                value: Format::Json,
+            },
+        )])
+        .unwrap(),
+        ..DecodeOptions::default()
+    });
+    d.add_schema(
+        2,
+        RegistrySchema::Found {
+            schema_type: "JSON".into(),
+            text: KEY_SCHEMA.into(),
+        },
+    );
+    let key = framed(2, &json!({"id": 7}));
+    let change = d
+        .decode_record("app.public.items", Some(&key), Some(&json_value), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.key, twin.key);
+    assert_eq!(change.row, twin.row);
+    let err = d
+        .decode_record("app.public.items", Some(&json_key), Some(&json_value), 0)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("record key is not framed"),
+        "{err}"
+    );
+}
+
 #[test]
 fn values_keep_their_exact_form() {
     let mut d = decoder(Format::JsonSchema);
