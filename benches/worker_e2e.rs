@@ -9,9 +9,10 @@
 //!
 //! The topics hold the same Debezium workload (duplicates, replays,
 //! deletes with tombstones, TOAST-partial updates): with the schema
-//! envelope, without it, and in Avro as Confluent's AvroSerializer writes
-//! the envelope's records (`avro`: needs the test Schema Registry and the
-//! serializers of `scripts/services.sh`). The broker is librdkafka's mock cluster
+//! envelope, without it, and in Avro and in JSON Schema as Confluent's
+//! AvroSerializer and JSONSerializer write the envelope's records (`avro`,
+//! `jsonschema`: need the test Schema Registry and the serializers of
+//! `scripts/services.sh`). The broker is librdkafka's mock cluster
 //! (`sinkfleet-mock-cluster`): it answers at memory speed, so the consumer
 //! is what is measured, and it keeps ~5 MiB per partition, so the workload
 //! is spread over enough partitions to stay whole. Each variant is its own
@@ -23,7 +24,7 @@
 //! services (`scripts/services.sh start`).
 //!
 //!     cargo bench --bench worker_e2e [-- --changes 20000]
-//!         [--runs 3] [--topics envelope,bare,avro] [--variants sinkfleet-postgres,...]
+//!         [--runs 3] [--topics envelope,bare,avro,jsonschema] [--variants sinkfleet-postgres,...]
 //!         [--writers 1,2,4]
 //!
 //! Workers run with their default settings except `commit_interval_ms`,
@@ -89,7 +90,11 @@ fn main() {
         }
     };
     let variants = listed("--variants", &VARIANTS, Some(VARIANTS[0]));
-    let topics = listed("--topics", &["envelope", "bare", "avro"], None);
+    let topics = listed(
+        "--topics",
+        &["envelope", "bare", "avro", "jsonschema"],
+        None,
+    );
     let writers: Vec<Option<usize>> = match arg("--writers") {
         Some(list) => list.split(',').map(|w| w.parse().ok()).collect(),
         None => vec![None],
@@ -113,11 +118,17 @@ fn main() {
         format!("envelope:{PARTITIONS}"),
         format!("bare:{PARTITIONS}"),
         format!("avro:{PARTITIONS}"),
+        format!("jsonschema:{PARTITIONS}"),
         "dlq:1".to_owned(),
     ]);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut sizes = Vec::new();
-    for (topic, with_schema) in [("envelope", true), ("bare", false), ("avro", true)] {
+    for (topic, with_schema) in [
+        ("envelope", true),
+        ("bare", false),
+        ("avro", true),
+        ("jsonschema", true),
+    ] {
         if !topics.contains(&topic) {
             continue;
         }

@@ -55,6 +55,9 @@ CONFLUENT_KAFKA_VERSION=2.16.2
 # connect_protobuf.py builds messages with these (descriptor_pb2, google.type).
 PROTOBUF_VERSION=7.36.2
 GOOGLEAPIS_COMMON_PROTOS_VERSION=1.76.0
+# JSONSerializer's validator (the [json] extra leaves it unpinned).
+JSONSCHEMA_VERSION=4.26.0
+REFERENCING_VERSION=0.37.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYARROW_VERSION=26.0.1
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
@@ -349,7 +352,8 @@ install_serializers() {
   log "installing confluent-kafka[avro,json,protobuf,schemaregistry] $CONFLUENT_KAFKA_VERSION into $venv (once, ~15 s)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "confluent-kafka[avro,json,protobuf,schemaregistry]==$CONFLUENT_KAFKA_VERSION" \
-    "protobuf==$PROTOBUF_VERSION" "googleapis-common-protos==$GOOGLEAPIS_COMMON_PROTOS_VERSION" >&2
+    "protobuf==$PROTOBUF_VERSION" "googleapis-common-protos==$GOOGLEAPIS_COMMON_PROTOS_VERSION" \
+    "jsonschema==$JSONSCHEMA_VERSION" "referencing==$REFERENCING_VERSION" >&2
   "$venv/bin/python" -c "$check" || { log "confluent-kafka's serializers do not import from $venv"; return 1; }
 }
 

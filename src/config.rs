@@ -143,17 +143,6 @@ impl DecodeConfig {
                 )),
                 _ => {}
             }
-            for (part, format) in [("key", rule.key), ("value", rule.value)] {
-                if matches!(format, RecordFormat::JsonSchema) {
-                    problems.push((
-                        format!("decode.formats[{i}].{part}"),
-                        format!(
-                            "{} is not read yet (json, avro and protobuf are)",
-                            format.name()
-                        ),
-                    ));
-                }
-            }
         }
         match self.topic_formats() {
             Err(e) => problems.push(("decode.formats".into(), e)),

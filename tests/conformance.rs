@@ -2,7 +2,7 @@
 //! servers: Postgres, ClickHouse (18.16 here), Parquet on a local directory
 //! and on S3 (moto).
 //!
-//! Each case is one column type and one edge value, sent three times: with
+//! Each case is one column type and one edge value, sent five times: with
 //! the `{"schema", "payload"}` envelope, schema-less with the column's type
 //! declared in `decode.columns`, and in Avro as Confluent's serializer
 //! writes the envelope's Connect schema through a Schema Registry (a value
@@ -11,7 +11,10 @@
 //! ProtobufSerializer writes what `ProtobufData` makes of it (with
 //! `optional.for.nullables`, and the case's type in `decode.columns`: the
 //! Protobuf schema drops Debezium's logical names; arrays with null elements
-//! have no Protobuf form). All must end the same way, and every
+//! have no Protobuf form), and in JSON Schema as Confluent's JSONSerializer
+//! writes what `JsonSchemaData` makes of it (cases whose value does not
+//! match its own schema, a float as the text "NaN", have no record). All
+//! must end the same way, and every
 //! sink must store the value exactly (as its type renders it, written out
 //! below rather than computed by the code under test) or refuse the record.
 //! A refusal is the sink's error for the batch, which the runtime turns
@@ -38,20 +41,22 @@ use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// With or without the schema envelope, or Avro, or Protobuf.
+/// With or without the schema envelope, or Avro, Protobuf, JSON Schema.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Shape {
     Envelope,
     Declared,
     Avro,
     Protobuf,
+    JsonSchema,
 }
 
-const SHAPES: [Shape; 4] = [
+const SHAPES: [Shape; 5] = [
     Shape::Envelope,
     Shape::Declared,
     Shape::Avro,
     Shape::Protobuf,
+    Shape::JsonSchema,
 ];
 
 /// Options declaring every case's type (for the schema-less runs, and for
@@ -85,7 +90,9 @@ fn record(case: &Case, shape: Shape) -> SinkRecord {
     });
     let value = match shape {
         Shape::Declared => payload,
-        Shape::Avro | Shape::Protobuf => unreachable!("registry records are made apart"),
+        Shape::Avro | Shape::Protobuf | Shape::JsonSchema => {
+            unreachable!("registry records are made apart")
+        }
         Shape::Envelope => {
             let mut field = case.field.clone();
             field["field"] = json!("v");
@@ -236,6 +243,67 @@ async fn protobuf_records() -> &'static BTreeMap<&'static str, SinkRecord> {
         .await
 }
 
+/// Every case Confluent's JSONSerializer accepts (it validates the value
+/// against the JSON Schema JsonSchemaConverter makes of the Connect schema),
+/// decoded from JSON Schema through the registry. Made once per test binary.
+async fn json_schema_records() -> &'static BTreeMap<&'static str, SinkRecord> {
+    static RECORDS: tokio::sync::OnceCell<BTreeMap<&'static str, SinkRecord>> =
+        tokio::sync::OnceCell::const_new();
+    RECORDS
+        .get_or_init(|| async {
+            let topic = common::unique("conformance-jsonschema");
+            let json: Vec<Record> = cases().iter().map(envelope).collect();
+            let framed = common::json_schema::try_to_json_schema(&topic, &json);
+            let good: Vec<Record> = framed.iter().filter_map(|r| r.clone().ok()).collect();
+            let mut decoder =
+                common::json_schema::decoder_for(&topic, &good, DecodeOptions::default()).await;
+            let mut out = BTreeMap::new();
+            let mut differ = Vec::new();
+            for (case, record) in cases().iter().zip(framed) {
+                let record = match record {
+                    Ok(record) => record,
+                    Err(e) => {
+                        eprintln!("{}: no JSON Schema record ({e})", case.name);
+                        continue;
+                    }
+                };
+                let change = common::avro::decode(&mut decoder, &topic, &record)
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+                    .unwrap();
+                // The very change its JSON twin decodes to.
+                let twin = self::record(case, Shape::Envelope).change;
+                if (&change.row, &change.schema) != (&twin.row, &twin.schema) {
+                    differ.push(format!(
+                        "  {}: {:?} {:?}\n  twin {:?} {:?}",
+                        case.name, change.row, change.schema, twin.row, twin.schema
+                    ));
+                }
+                let position = Position {
+                    topic: Arc::from(format!("conformance.{}", case.name)),
+                    partition: 0,
+                    offset: 0,
+                };
+                out.insert(case.name, SinkRecord { position, change });
+            }
+            assert!(
+                differ.is_empty(),
+                "JSON Schema decodes differ from their JSON twins:\n{}",
+                differ.join("\n")
+            );
+            // A case JSON Schema cannot carry is one whose JSON value does
+            // not match its own schema (a float as the text "NaN", ...).
+            eprintln!("{} of {} cases in JSON Schema", out.len(), cases().len());
+            assert!(
+                out.len() * 10 >= cases().len() * 8,
+                "only {} of {} cases in JSON Schema",
+                out.len(),
+                cases().len()
+            );
+            out
+        })
+        .await
+}
+
 /// The cases of a run and their records.
 async fn records(shape: Shape) -> Vec<(&'static Case, SinkRecord)> {
     match shape {
@@ -244,6 +312,13 @@ async fn records(shape: Shape) -> Vec<(&'static Case, SinkRecord)> {
             cases()
                 .iter()
                 .filter_map(|c| avro.get(c.name).map(|r| (c, r.clone())))
+                .collect()
+        }
+        Shape::JsonSchema => {
+            let framed = json_schema_records().await;
+            cases()
+                .iter()
+                .filter_map(|c| framed.get(c.name).map(|r| (c, r.clone())))
                 .collect()
         }
         Shape::Protobuf => {
@@ -442,7 +517,9 @@ async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
             });
             let value = match shape {
                 Shape::Declared => payload,
-                Shape::Avro | Shape::Protobuf => unreachable!("the TOAST runs are JSON"),
+                Shape::Avro | Shape::Protobuf | Shape::JsonSchema => {
+                    unreachable!("the TOAST runs are JSON")
+                }
                 Shape::Envelope => json!({"schema": {"type": "struct", "fields": [
                     {"field": "after", "type": "struct", "optional": true, "fields": [
                         {"field": "id", "type": "int32", "optional": false},

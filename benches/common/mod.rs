@@ -54,16 +54,22 @@ pub fn worker_config(
             dir.display()
         ),
     };
-    // A topic named `avro…` holds AvroConverter records (see
-    // `produce_workload`).
-    let decode = if topic.starts_with("avro") {
-        format!(
-            "decode:\n  formats:\n    - {{ topics: {topic}, key: avro, value: avro }}\n  \
+    // A topic named `avro…` holds AvroConverter records, one named
+    // `jsonschema…` JsonSchemaConverter records (see `produce_workload`).
+    let format = if topic.starts_with("avro") {
+        Some("avro")
+    } else if topic.starts_with("jsonschema") {
+        Some("json_schema")
+    } else {
+        None
+    };
+    let decode = match format {
+        Some(format) => format!(
+            "decode:\n  formats:\n    - {{ topics: {topic}, key: {format}, value: {format} }}\n  \
              registry: {{ url: \"{}\" }}\n",
             sinkfleet_testkit::avro::registry_url()
-        )
-    } else {
-        String::new()
+        ),
+        None => String::new(),
     };
     format!(
         "kafka:\n  brokers: {brokers}\n  group_id: {id}\n  topics: [{topic}]\n\
@@ -181,10 +187,13 @@ pub fn produce_workload(
     options: &sinkfleet_testkit::workload::Options,
 ) -> (usize, usize) {
     let mut w = sinkfleet_testkit::workload::generate(options);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     if topic.starts_with("avro") {
         // The envelope workload as Confluent's AvroSerializer writes it.
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         w.records = sinkfleet_testkit::avro::to_avro(root, topic, &w.records);
+    } else if topic.starts_with("jsonschema") {
+        // ... and as its JSONSerializer writes it.
+        w.records = sinkfleet_testkit::json_schema::to_json_schema(root, topic, &w.records);
     }
     let bytes: usize = w
         .records

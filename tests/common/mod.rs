@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod avro;
+pub mod json_schema;
 pub mod parquet;
 pub mod protobuf;
 pub mod source;

@@ -5,6 +5,7 @@
 pub mod avro;
 pub mod debezium;
 pub mod fixtures;
+pub mod json_schema;
 pub mod kafka;
 pub mod protobuf;
 pub mod records;

@@ -12,6 +12,9 @@ mod flat_avro;
 mod flat_json;
 pub mod flattened;
 pub mod format;
+mod json_decimal;
+mod json_schema;
+mod json_schema_check;
 mod prefix;
 mod protobuf;
 mod registry;
@@ -250,12 +253,7 @@ impl Decoder {
             Format::Json => self.json_key(raw, row_codec)?,
             Format::Avro => self.avro_key(raw)?,
             Format::Protobuf => self.protobuf_key(raw)?,
-            Format::JsonSchema => {
-                return Err(DecodeError::Framing {
-                    part: "key",
-                    message: format!("the {} format is not read yet", key_format.name()),
-                });
-            }
+            Format::JsonSchema => self.json_schema_key(raw)?,
         };
         if key.columns.is_empty() {
             return Err(DecodeError::MissingKey(table.to_string()));
@@ -669,3 +667,6 @@ mod tests;
 
 #[cfg(test)]
 mod avro_tests;
+
+#[cfg(test)]
+mod json_schema_tests;

@@ -9,6 +9,7 @@
 
 use super::avro::{self, AvroSchema};
 use super::format::{Format, Formats};
+use super::json_schema::JsonSchema;
 use super::protobuf::{self, ProtobufSchema};
 use super::schema::RowCodec;
 use super::{Decoder, field, field_version, key_from_columns, lsn_pair};
@@ -39,18 +40,17 @@ pub enum RegistrySchema {
 pub(super) enum Held {
     Avro(Arc<AvroSchema>),
     Protobuf(Arc<ProtobufSchema>),
-    /// A schema of a type this build does not read.
-    Other(&'static str),
+    JsonSchema(Arc<JsonSchema>),
     Refused(String),
 }
 
 impl Held {
     /// The `schemaType` of the schema.
-    fn schema_type(&self) -> &'static str {
+    pub(super) fn schema_type(&self) -> &'static str {
         match self {
             Held::Avro(_) => "AVRO",
             Held::Protobuf(_) => "PROTOBUF",
-            Held::Other(schema_type) => schema_type,
+            Held::JsonSchema(_) => "JSON",
             Held::Refused(_) => "refused",
         }
     }
@@ -112,7 +112,12 @@ impl Decoder {
                         Held::Refused(format!("schema id {id} is no usable Protobuf schema: {e}"))
                     }
                 },
-                "JSON" => Held::Other("JSON"),
+                "JSON" => match JsonSchema::parse(&text) {
+                    Ok(schema) => Held::JsonSchema(Arc::new(schema)),
+                    Err(e) => Held::Refused(format!(
+                        "schema id {id} is no JSON Schema a Kafka Connect schema maps from: {e}"
+                    )),
+                },
                 other => Held::Refused(format!(
                     "schema id {id} has schemaType {other}, which no format reads"
                 )),
@@ -141,16 +146,13 @@ impl Decoder {
             }
             (Format::Avro, None) => self.decode_avro(key, value, offset, formats.key),
             (Format::Protobuf, _) => self.decode_protobuf(key, value, offset, formats.key),
-            (Format::JsonSchema, _) => Err(DecodeError::Framing {
-                part: "value",
-                message: format!("the {} format is not read yet", formats.value.name()),
-            }),
+            (Format::JsonSchema, _) => self.decode_json_schema(key, value, offset, formats.key),
         }
     }
 
     /// The held schema of a framed record, checked against the format
     /// the topic is read in.
-    fn held(
+    pub(super) fn held(
         &self,
         part: &'static str,
         format: Format,
