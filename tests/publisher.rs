@@ -7,6 +7,8 @@
 mod common;
 #[path = "publisher/json_schema.rs"]
 mod json_schema;
+#[path = "publisher/protobuf.rs"]
+mod protobuf;
 
 use common::source::{CONVERGE, Source};
 use common::{MockBroker, Worker, brokers, free_port, pg_url, wait_until};

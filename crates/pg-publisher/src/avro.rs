@@ -37,7 +37,7 @@ pub enum AvroError {
     /// rejects.
     #[error("{format} schema for topic {topic}: {message}")]
     Schema {
-        /// `Avro` or `JSON Schema`.
+        /// `Avro`, `JSON Schema` or `Protobuf`.
         format: &'static str,
         /// The record's topic.
         topic: String,
@@ -47,7 +47,7 @@ pub enum AvroError {
     /// The payload does not fit its schema.
     #[error("{format} value for topic {topic}: {message}")]
     Value {
-        /// `Avro` or `JSON Schema`.
+        /// `Avro`, `JSON Schema` or `Protobuf`.
         format: &'static str,
         /// The record's topic.
         topic: String,
@@ -100,6 +100,8 @@ pub enum Kind {
     Avro,
     /// `io.confluent.connect.json.JsonSchemaConverter` ([`crate::json_schema`]).
     JsonSchema,
+    /// `io.confluent.connect.protobuf.ProtobufConverter` ([`crate::protobuf`]).
+    Protobuf,
 }
 
 impl Kind {
@@ -107,6 +109,7 @@ impl Kind {
         match self {
             Kind::Avro => "Avro",
             Kind::JsonSchema => "JSON Schema",
+            Kind::Protobuf => "Protobuf",
         }
     }
 
@@ -115,6 +118,7 @@ impl Kind {
         match self {
             Kind::Avro => "AVRO",
             Kind::JsonSchema => "JSON",
+            Kind::Protobuf => "PROTOBUF",
         }
     }
 }
@@ -184,6 +188,7 @@ impl AvroConverter {
                 let text = match self.kind {
                     Kind::Avro => avro_schema(&schema),
                     Kind::JsonSchema => crate::json_schema::json_schema(&schema),
+                    Kind::Protobuf => crate::protobuf::proto_schema(&schema),
                 }
                 .map_err(|message| AvroError::Schema {
                     format: self.kind.name(),
@@ -205,6 +210,12 @@ impl AvroConverter {
             Kind::Avro => write_value(&schema, &envelope.payload, "", &mut out),
             Kind::JsonSchema => crate::json_schema::json_text(&schema, &envelope.payload)
                 .map(|text| out.extend_from_slice(text.as_bytes())),
+            // Message indexes [0] (the file's first message) are written
+            // as the single byte 0.
+            Kind::Protobuf => {
+                out.push(0);
+                crate::protobuf::write_message(&schema, &envelope.payload, &mut out)
+            }
         };
         written.map_err(|message| AvroError::Value {
             format: self.kind.name(),

@@ -122,6 +122,8 @@ pub enum Converter {
     Avro(sinkfleet_schema_registry::RegistryConfig),
     /// `io.confluent.connect.json.JsonSchemaConverter` through this registry.
     JsonSchema(sinkfleet_schema_registry::RegistryConfig),
+    /// `io.confluent.connect.protobuf.ProtobufConverter` through this registry.
+    Protobuf(sinkfleet_schema_registry::RegistryConfig),
 }
 
 impl Converter {
@@ -133,13 +135,17 @@ impl Converter {
     /// Whether this converter writes through a Schema Registry (and so
     /// needs the record's schema).
     pub fn uses_registry(&self) -> bool {
-        matches!(self, Converter::Avro(_) | Converter::JsonSchema(_))
+        matches!(
+            self,
+            Converter::Avro(_) | Converter::JsonSchema(_) | Converter::Protobuf(_)
+        )
     }
 }
 
 const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
 const JSON_SCHEMA_CONVERTER: &str = "io.confluent.connect.json.JsonSchemaConverter";
+const PROTOBUF_CONVERTER: &str = "io.confluent.connect.protobuf.ProtobufConverter";
 
 /// `<part>.converter` and its options (`part` is `key` or `value`).
 fn converter(
@@ -180,7 +186,7 @@ fn converter(
             }
             Converter::Json { schemas }
         }
-        Some(registry_class @ (AVRO_CONVERTER | JSON_SCHEMA_CONVERTER)) => {
+        Some(registry_class @ (AVRO_CONVERTER | JSON_SCHEMA_CONVERTER | PROTOBUF_CONVERTER)) => {
             if !schemas {
                 // Kafka Connect's AvroConverter and JsonSchemaConverter
                 // ignore schemas.enable: their records always have a
@@ -262,17 +268,17 @@ fn converter(
                 timeout_ms: 5_000,
                 attempts: 3,
             };
-            if registry_class == AVRO_CONVERTER {
-                Converter::Avro(registry)
-            } else {
-                Converter::JsonSchema(registry)
+            match registry_class {
+                AVRO_CONVERTER => Converter::Avro(registry),
+                JSON_SCHEMA_CONVERTER => Converter::JsonSchema(registry),
+                _ => Converter::Protobuf(registry),
             }
         }
         Some(other) => {
             err(
                 &class_key,
                 format!(
-                    "`{other}` is not supported: use {JSON_CONVERTER}, {AVRO_CONVERTER} or {JSON_SCHEMA_CONVERTER}"
+                    "`{other}` is not supported: use {JSON_CONVERTER}, {AVRO_CONVERTER}, {JSON_SCHEMA_CONVERTER} or {PROTOBUF_CONVERTER}"
                 ),
             );
             Converter::Json { schemas }
@@ -903,9 +909,8 @@ mod tests {
             ),
             (
                 "key.converter",
-                "io.confluent.connect.protobuf.ProtobufConverter",
+                "org.apache.kafka.connect.storage.StringConverter",
             ),
-            ("key.converter.schema.registry.url", "http://r:8081"),
         ]))
         .unwrap_err();
         let names: Vec<&str> = errs.iter().map(|e| e.property.as_str()).collect();

@@ -19,6 +19,7 @@ pub mod json_schema;
 pub mod pgoutput;
 pub mod producer;
 pub mod properties;
+pub mod protobuf;
 pub mod snapshot;
 pub mod stream;
 pub mod tls;
@@ -295,6 +296,12 @@ fn part_format(cfg: &ConnectorConfig, part: avro::Part) -> Result<avro::PartForm
         )),
         config::Converter::JsonSchema(registry) => avro::PartFormat::Avro(avro::AvroConverter::of(
             avro::Kind::JsonSchema,
+            part,
+            sinkfleet_schema_registry::RegistryClient::new(registry)
+                .map_err(|e| ControlError::Refused(e.to_string()))?,
+        )),
+        config::Converter::Protobuf(registry) => avro::PartFormat::Avro(avro::AvroConverter::of(
+            avro::Kind::Protobuf,
             part,
             sinkfleet_schema_registry::RegistryClient::new(registry)
                 .map_err(|e| ControlError::Refused(e.to_string()))?,

@@ -193,8 +193,9 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("statistics.metrics.enabled", NoEffect),
     ("include.schema.changes", Only("false")), // the PostgreSQL connector has no schema change topic
     // Kafka Connect's converters: JsonConverter, or Confluent's
-    // AvroConverter or JsonSchemaConverter through a Schema Registry
-    // (crate::avro, crate::json_schema), for key and value independently.
+    // AvroConverter, JsonSchemaConverter or ProtobufConverter through a
+    // Schema Registry (crate::avro, crate::json_schema, crate::protobuf),
+    // for key and value independently.
     ("key.converter", Implemented),
     ("value.converter", Implemented),
     (
@@ -335,6 +336,44 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     (
         "value.converter.ignore.default.for.nullables",
         Only("false"),
+    ),
+    // ProtobufConverter (ProtobufDataConfig, KafkaProtobufSerializerConfig)
+    // options at the value that is what this publisher does (crate::protobuf).
+    (
+        "key.converter.enhanced.protobuf.schema.support",
+        Only("false"),
+    ),
+    (
+        "value.converter.enhanced.protobuf.schema.support",
+        Only("false"),
+    ),
+    ("key.converter.int.for.enums", Only("false")),
+    ("value.converter.int.for.enums", Only("false")),
+    ("key.converter.optional.for.nullables", Only("false")),
+    ("value.converter.optional.for.nullables", Only("false")),
+    ("key.converter.optional.for.proto2", Only("true")),
+    ("value.converter.optional.for.proto2", Only("true")),
+    ("key.converter.wrapper.for.nullables", Only("false")),
+    ("value.converter.wrapper.for.nullables", Only("false")),
+    ("key.converter.wrapper.for.raw.primitives", Only("true")),
+    ("value.converter.wrapper.for.raw.primitives", Only("true")),
+    ("key.converter.generate.struct.for.nulls", Only("false")),
+    ("value.converter.generate.struct.for.nulls", Only("false")),
+    ("key.converter.generate.index.for.unions", Only("true")),
+    ("value.converter.generate.index.for.unions", Only("true")),
+    ("key.converter.flatten.unions", Only("false")),
+    ("value.converter.flatten.unions", Only("false")),
+    ("key.converter.reference.lookup.only", Only("false")),
+    ("value.converter.reference.lookup.only", Only("false")),
+    ("key.converter.skip.known.types", Only("true")),
+    ("value.converter.skip.known.types", Only("true")),
+    (
+        "key.converter.reference.subject.name.strategy",
+        Only("io.confluent.kafka.serializers.subject.DefaultReferenceSubjectNameStrategy"),
+    ),
+    (
+        "value.converter.reference.subject.name.strategy",
+        Only("io.confluent.kafka.serializers.subject.DefaultReferenceSubjectNameStrategy"),
     ),
     ("errors.log.enable", NoEffect),
     ("errors.log.include.messages", NoEffect),
