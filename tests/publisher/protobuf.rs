@@ -373,3 +373,123 @@ async fn protobuf_records_decode_and_replay_to_the_source() {
     assert!(tx.iter().any(|d| d["value"]["status"] == "END"), "{tx:?}");
     src.stop(publisher).await;
 }
+
+/// The publisher with ProtobufConverter and `optional.for.nullables=true`
+/// (keys and values), a worker reading it (`nulls: presence`, the
+/// timestamps whose Debezium names Protobuf drops declared back with
+/// `decode.columns`): snapshot, streamed changes with NULLs, zeros and
+/// empty strings, a column added mid-stream, and the target ends identical.
+/// Confluent's deserializer reads every record with its registered schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_optional_for_nullables_source_and_target_end_identical() {
+    let _shared = SOURCE_LOAD.read().await;
+    let src = Source::new("pbnull").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.orders (id bigint PRIMARY KEY, amount numeric(12,2), placed_at timestamp,
+                                  paid_at timestamptz, qty int, note text, body text);
+         INSERT INTO {s}.orders SELECT g, g * -1.25, '2024-01-01'::timestamp + g * interval '1 min', now(),
+                                       CASE WHEN g % 3 = 0 THEN NULL ELSE g % 2 END,
+                                       CASE WHEN g % 5 = 0 THEN NULL WHEN g % 5 = 1 THEN '' ELSE 'n' || g END,
+                                       repeat(md5(g::text), 3) FROM generate_series(1, 200) g;"
+    ))
+    .await;
+    let registry = common::avro::registry_url();
+    let properties = format!(
+        "  key.converter: io.confluent.connect.protobuf.ProtobufConverter
+  key.converter.schema.registry.url: {registry}
+  key.converter.optional.for.nullables: \"true\"
+  value.converter: io.confluent.connect.protobuf.ProtobufConverter
+  value.converter.schema.registry.url: {registry}
+  value.converter.optional.for.nullables: \"true\"
+  provide.transaction.metadata: true
+"
+    );
+    let (pp, wp) = (free_port(), free_port());
+    let publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config_with(&["orders"], &brokers(), &properties, "", pp),
+        pp,
+    );
+    wait_until("snapshot published", CONVERGE, || {
+        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
+    })
+    .await;
+    let topic = format!("{}.{s}.orders", src.prefix);
+    let worker = src.sink_worker_with(
+        &["orders"],
+        wp,
+        &format!(
+            "decode:
+  formats:
+    - {{ topics: {topic}, key: protobuf, value: protobuf, nulls: presence }}
+  registry: {{ url: \"{registry}\" }}
+  columns:
+    {s}.orders: {{ placed_at: io.debezium.time.MicroTimestamp, paid_at: io.debezium.time.ZonedTimestamp }}
+"
+        ),
+    );
+    src.sql(&format!(
+        "UPDATE {s}.orders SET amount = amount + 1, qty = 0 WHERE id % 10 = 0"
+    ))
+    .await;
+    src.sql(&format!(
+        "BEGIN;
+         INSERT INTO {s}.orders (id, amount, note, body) VALUES (1001, 0, '', NULL);
+         UPDATE {s}.orders SET note = NULL WHERE id = 1001;
+         DELETE FROM {s}.orders WHERE id = 5;
+         COMMIT;"
+    ))
+    .await;
+    src.sql(&format!("ALTER TABLE {s}.orders ADD COLUMN tier text"))
+        .await;
+    src.sql(&format!(
+        "UPDATE {s}.orders SET tier = CASE WHEN id % 2 = 0 THEN 'gold' ELSE '' END WHERE id <= 50"
+    ))
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.orders (id, amount, note, tier) VALUES (2000, 1, 'after alter', 'silver');
+         DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
+    ))
+    .await;
+    // quote_nullable: a NULL and an empty string must differ.
+    src.wait_identical(
+        "orders",
+        "id, amount, placed_at, paid_at, quote_nullable(qty), quote_nullable(note), \
+         quote_nullable(body), quote_nullable(tier)",
+    )
+    .await;
+    let end = src.current_lsn().await;
+    wait_until("the slot confirms the last commit", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= end
+    })
+    .await;
+
+    let records = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
+    let framed: Vec<Framed> = records
+        .iter()
+        .map(|r| (topic.clone(), r.key.clone(), r.value.clone()))
+        .collect();
+    let decoded = protobuf_decode(&framed).await;
+    assert_eq!(decoded.len(), records.len());
+    // Presence: a zero and an empty string are written, a NULL is not.
+    let after = |id: &str| {
+        decoded
+            .iter()
+            .rev()
+            .find(|d| d["key"]["id"] == id && d["value"]["op"].is_string())
+            .map(|d| d["value"]["after"].clone())
+            .unwrap()
+    };
+    assert_eq!(after("10")["qty"], 0);
+    assert!(after("3").get("qty").is_none(), "{}", after("3"));
+    assert_eq!(after("6")["note"], "");
+    assert!(after("1001").get("note").is_none(), "{}", after("1001"));
+    let value_ids: BTreeSet<u64> = decoded
+        .iter()
+        .filter_map(|d| d["value_schema"].as_u64())
+        .collect();
+    assert_eq!(value_ids.len(), 2, "{value_ids:?}");
+    src.finish(publisher, worker).await;
+}

@@ -101,7 +101,7 @@ pub enum Kind {
     /// `io.confluent.connect.json.JsonSchemaConverter` ([`crate::json_schema`]).
     JsonSchema,
     /// `io.confluent.connect.protobuf.ProtobufConverter` ([`crate::protobuf`]).
-    Protobuf,
+    Protobuf(crate::protobuf::Options),
 }
 
 impl Kind {
@@ -109,7 +109,7 @@ impl Kind {
         match self {
             Kind::Avro => "Avro",
             Kind::JsonSchema => "JSON Schema",
-            Kind::Protobuf => "Protobuf",
+            Kind::Protobuf(_) => "Protobuf",
         }
     }
 
@@ -118,7 +118,7 @@ impl Kind {
         match self {
             Kind::Avro => "AVRO",
             Kind::JsonSchema => "JSON",
-            Kind::Protobuf => "PROTOBUF",
+            Kind::Protobuf(_) => "PROTOBUF",
         }
     }
 }
@@ -188,7 +188,7 @@ impl AvroConverter {
                 let text = match self.kind {
                     Kind::Avro => avro_schema(&schema),
                     Kind::JsonSchema => crate::json_schema::json_schema(&schema),
-                    Kind::Protobuf => crate::protobuf::proto_schema(&schema),
+                    Kind::Protobuf(options) => crate::protobuf::proto_schema(&schema, options),
                 }
                 .map_err(|message| AvroError::Schema {
                     format: self.kind.name(),
@@ -212,9 +212,9 @@ impl AvroConverter {
                 .map(|text| out.extend_from_slice(text.as_bytes())),
             // Message indexes [0] (the file's first message) are written
             // as the single byte 0.
-            Kind::Protobuf => {
+            Kind::Protobuf(options) => {
                 out.push(0);
-                crate::protobuf::write_message(&schema, &envelope.payload, &mut out)
+                crate::protobuf::write_message(&schema, &envelope.payload, options, &mut out)
             }
         };
         written.map_err(|message| AvroError::Value {

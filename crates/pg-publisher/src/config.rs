@@ -123,7 +123,10 @@ pub enum Converter {
     /// `io.confluent.connect.json.JsonSchemaConverter` through this registry.
     JsonSchema(sinkfleet_schema_registry::RegistryConfig),
     /// `io.confluent.connect.protobuf.ProtobufConverter` through this registry.
-    Protobuf(sinkfleet_schema_registry::RegistryConfig),
+    Protobuf(
+        sinkfleet_schema_registry::RegistryConfig,
+        crate::protobuf::Options,
+    ),
 }
 
 impl Converter {
@@ -137,7 +140,7 @@ impl Converter {
     pub fn uses_registry(&self) -> bool {
         matches!(
             self,
-            Converter::Avro(_) | Converter::JsonSchema(_) | Converter::Protobuf(_)
+            Converter::Avro(_) | Converter::JsonSchema(_) | Converter::Protobuf(..)
         )
     }
 }
@@ -271,7 +274,26 @@ fn converter(
             match registry_class {
                 AVRO_CONVERTER => Converter::Avro(registry),
                 JSON_SCHEMA_CONVERTER => Converter::JsonSchema(registry),
-                _ => Converter::Protobuf(registry),
+                _ => {
+                    let optional_key = format!("{part}.converter.optional.for.nullables");
+                    let optional_for_nullables = match get(&optional_key).as_deref() {
+                        None | Some("false") => false,
+                        Some("true") => true,
+                        Some(other) => {
+                            err(
+                                &optional_key,
+                                format!("expected true or false, found `{other}`"),
+                            );
+                            false
+                        }
+                    };
+                    Converter::Protobuf(
+                        registry,
+                        crate::protobuf::Options {
+                            optional_for_nullables,
+                        },
+                    )
+                }
             }
         }
         Some(other) => {

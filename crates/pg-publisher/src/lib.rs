@@ -300,12 +300,14 @@ fn part_format(cfg: &ConnectorConfig, part: avro::Part) -> Result<avro::PartForm
             sinkfleet_schema_registry::RegistryClient::new(registry)
                 .map_err(|e| ControlError::Refused(e.to_string()))?,
         )),
-        config::Converter::Protobuf(registry) => avro::PartFormat::Avro(avro::AvroConverter::of(
-            avro::Kind::Protobuf,
-            part,
-            sinkfleet_schema_registry::RegistryClient::new(registry)
-                .map_err(|e| ControlError::Refused(e.to_string()))?,
-        )),
+        config::Converter::Protobuf(registry, options) => {
+            avro::PartFormat::Avro(avro::AvroConverter::of(
+                avro::Kind::Protobuf(*options),
+                part,
+                sinkfleet_schema_registry::RegistryClient::new(registry)
+                    .map_err(|e| ControlError::Refused(e.to_string()))?,
+            ))
+        }
     })
 }
 

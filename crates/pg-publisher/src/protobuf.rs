@@ -13,6 +13,8 @@
 //!    `precision`/`scale`; Connect Date/Time/Timestamp are `google.type.Date`
 //!    / `google.type.TimeOfDay` / `google.protobuf.Timestamp`; every other
 //!    logical name (Debezium's) is dropped (the field is its carrier type);
+//!    with `optional.for.nullables` ([`Options`]) optional fields that are
+//!    not arrays are proto3 `optional` (`ProtobufData.getLabel`);
 //! 2. the payload → Protobuf binary of the same Connect value
 //!    ([`encode::write_message`]);
 //! 3. registration and framing are the Avro converter's
@@ -29,13 +31,23 @@
 //! too). A Connect default is not in the registered text (`ProtobufSchema`
 //! prints no proto3 default); a null value takes it (`Struct.get`).
 
-use crate::avro::schema::{field_name, fields, param_str, s_name, s_type};
+use crate::avro::schema::{field_name, fields, param_str, s_name, s_optional, s_type};
 use serde_json::Value;
 use std::collections::HashSet;
 
 pub(crate) mod encode;
 
 pub use encode::write_message;
+
+/// The converter's options sinkfleet implements (the others are accepted
+/// at their defaults only: `crate::properties`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `optional.for.nullables` (default false): optional Connect fields
+    /// (not arrays) are proto3 `optional`, so that a null is absent and a
+    /// zero is present: NULL stays NULL.
+    pub optional_for_nullables: bool,
+}
 
 pub(crate) const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
 pub(crate) const DATE: &str = "org.apache.kafka.connect.data.Date";
@@ -67,6 +79,7 @@ fn identifier(name: &str) -> bool {
 
 /// The `.proto` text being built.
 struct Builder {
+    options: Options,
     /// Unnamed structs seen so far (`ConnectDefault<n>`).
     unnamed: u32,
     imports: Vec<&'static str>,
@@ -167,6 +180,12 @@ impl Builder {
                 }
             };
             let number = i + 1;
+            let label = if label.is_empty() && self.options.optional_for_nullables && s_optional(f)
+            {
+                "optional "
+            } else {
+                label
+            };
             body.push_str(&format!("{pad}  {label}{type_name} {fname} = {number}"));
             if !params.is_empty() {
                 self.import("confluent/meta.proto");
@@ -203,8 +222,8 @@ fn quote(s: &str) -> String {
 }
 
 /// The `.proto` text ProtobufConverter registers for a Connect struct
-/// schema (JsonConverter's JSON form), and the root message's full name.
-pub fn proto_schema(connect: &Value) -> Result<String, String> {
+/// schema (JsonConverter's JSON form).
+pub fn proto_schema(connect: &Value, options: Options) -> Result<String, String> {
     if s_type(connect) != "struct" {
         return Err(format!(
             "a {} key or value: only structs are written by sinkfleet's Protobuf converter",
@@ -212,6 +231,7 @@ pub fn proto_schema(connect: &Value) -> Result<String, String> {
         ));
     }
     let mut b = Builder {
+        options,
         unnamed: 0,
         imports: Vec::new(),
     };

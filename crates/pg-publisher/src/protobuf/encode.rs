@@ -11,7 +11,7 @@
 //! `google.type.TimeOfDay` of the milliseconds since midnight; Timestamp:
 //! `google.protobuf.Timestamp` (seconds floored, nanos non-negative).
 
-use super::{DATE, DECIMAL, TIME, TIMESTAMP};
+use super::{DATE, DECIMAL, Options, TIME, TIMESTAMP};
 use crate::avro::schema::{
     base64_bytes, decimal_scale, field_name, fields, s_default, s_name, s_optional, s_type,
 };
@@ -41,15 +41,21 @@ fn len_delimited(number: u32, body: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A scalar as it goes on the wire: its wire type and bytes (without tag);
-/// `None` for the proto3 zero value (not written without presence).
-fn scalar(s: &Value, v: &Value, here: &str) -> Result<Option<(u32, Vec<u8>)>, String> {
+/// `None` for the proto3 zero value unless `presence` (a zero is not
+/// written without presence).
+fn scalar(
+    s: &Value,
+    v: &Value,
+    presence: bool,
+    here: &str,
+) -> Result<Option<(u32, Vec<u8>)>, String> {
     let wrong = || format!("{here}: {v} where {} is expected", s_type(s));
     let mut out = Vec::new();
     let wire = match s_type(s) {
         "int8" | "int16" | "int32" => {
             let n = v.as_i64().ok_or_else(wrong)?;
             let n = i32::try_from(n).map_err(|_| wrong())?;
-            if n == 0 {
+            if n == 0 && !presence {
                 return Ok(None);
             }
             // int32 negatives are sign-extended to 64 bits on the wire.
@@ -58,7 +64,7 @@ fn scalar(s: &Value, v: &Value, here: &str) -> Result<Option<(u32, Vec<u8>)>, St
         }
         "int64" => {
             let n = v.as_i64().ok_or_else(wrong)?;
-            if n == 0 {
+            if n == 0 && !presence {
                 return Ok(None);
             }
             varint(n as u64, &mut out);
@@ -66,7 +72,7 @@ fn scalar(s: &Value, v: &Value, here: &str) -> Result<Option<(u32, Vec<u8>)>, St
         }
         "float" => {
             let x = float(v).ok_or_else(wrong)? as f32;
-            if x.to_bits() == 0 {
+            if x.to_bits() == 0 && !presence {
                 return Ok(None);
             }
             out.extend_from_slice(&x.to_le_bytes());
@@ -74,22 +80,23 @@ fn scalar(s: &Value, v: &Value, here: &str) -> Result<Option<(u32, Vec<u8>)>, St
         }
         "double" => {
             let x = float(v).ok_or_else(wrong)?;
-            if x.to_bits() == 0 {
+            if x.to_bits() == 0 && !presence {
                 return Ok(None);
             }
             out.extend_from_slice(&x.to_le_bytes());
             FIXED64
         }
         "boolean" => {
-            if !v.as_bool().ok_or_else(wrong)? {
+            let b = v.as_bool().ok_or_else(wrong)?;
+            if !b && !presence {
                 return Ok(None);
             }
-            out.push(1);
+            out.push(u8::from(b));
             VARINT
         }
         "string" => {
             let t = v.as_str().ok_or_else(wrong)?;
-            if t.is_empty() {
+            if t.is_empty() && !presence {
                 return Ok(None);
             }
             varint(t.len() as u64, &mut out);
@@ -98,7 +105,7 @@ fn scalar(s: &Value, v: &Value, here: &str) -> Result<Option<(u32, Vec<u8>)>, St
         }
         "bytes" => {
             let b = base64_bytes(v).map_err(|e| format!("{here}: {e}"))?;
-            if b.is_empty() {
+            if b.is_empty() && !presence {
                 return Ok(None);
             }
             varint(b.len() as u64, &mut out);
@@ -230,11 +237,15 @@ fn logical_body(s: &Value, v: &Value, here: &str) -> Result<Option<Vec<u8>>, Str
     Ok(Some(body))
 }
 
-/// One non-null value of field `number` (schema `s`), appended to `out`.
+/// One non-null value of field `number` (schema `s`), appended to `out`;
+/// a scalar zero only with `presence` (an `optional` field, or an element
+/// of a repeated one).
 fn write_one(
     s: &Value,
     v: &Value,
     number: u32,
+    presence: bool,
+    options: Options,
     here: &str,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -242,16 +253,22 @@ fn write_one(
         len_delimited(number, &body, out);
     } else if s_type(s) == "struct" {
         let mut body = Vec::new();
-        write_fields(s, v, here, &mut body)?;
+        write_fields(s, v, options, here, &mut body)?;
         len_delimited(number, &body, out);
-    } else if let Some((wire, bytes)) = scalar(s, v, here)? {
+    } else if let Some((wire, bytes)) = scalar(s, v, presence, here)? {
         tag(number, wire, out);
         out.extend_from_slice(&bytes);
     }
     Ok(())
 }
 
-fn write_fields(s: &Value, v: &Value, path: &str, out: &mut Vec<u8>) -> Result<(), String> {
+fn write_fields(
+    s: &Value,
+    v: &Value,
+    options: Options,
+    path: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let object = v
         .as_object()
         .ok_or_else(|| format!("{}: {v} where a struct is expected", or_root(path)))?;
@@ -270,7 +287,8 @@ fn write_fields(s: &Value, v: &Value, path: &str, out: &mut Vec<u8>) -> Result<(
             return Err(format!("{here}: null for a required {} field", s_type(f)));
         }
         if s_type(f) != "array" {
-            write_one(f, e, number, &here, out)?;
+            let presence = options.optional_for_nullables && s_optional(f);
+            write_one(f, e, number, presence, options, &here, out)?;
             continue;
         }
         let items = f.get("items").ok_or("an array schema without items")?;
@@ -282,62 +300,37 @@ fn write_fields(s: &Value, v: &Value, path: &str, out: &mut Vec<u8>) -> Result<(
                 "{here}[{i}]: a null array element, which ProtobufConverter cannot write"
             ));
         }
+        if values.is_empty() {
+            continue;
+        }
         let packed = super::logical(items).is_none()
             && matches!(
                 s_type(items),
                 "int8" | "int16" | "int32" | "int64" | "float" | "double" | "boolean"
             );
-        if values.is_empty() {
-            continue;
-        }
         if packed {
             let mut body = Vec::new();
             for (j, x) in values.iter().enumerate() {
-                match scalar(items, x, &format!("{here}[{j}]"))? {
-                    Some((_, bytes)) => body.extend_from_slice(&bytes),
-                    // A zero element is written in a repeated field.
-                    None => zero(items, &mut body),
+                if let Some((_, bytes)) = scalar(items, x, true, &format!("{here}[{j}]"))? {
+                    body.extend_from_slice(&bytes);
                 }
             }
             len_delimited(number, &body, out);
         } else {
             for (j, x) in values.iter().enumerate() {
-                let item_here = format!("{here}[{j}]");
-                match scalar_or_message(items, x, number, &item_here, out)? {
-                    true => {}
-                    false => {
-                        // An empty string or bytes element still counts.
-                        tag(number, LEN, out);
-                        out.push(0);
-                    }
-                }
+                write_one(
+                    items,
+                    x,
+                    number,
+                    true,
+                    options,
+                    &format!("{here}[{j}]"),
+                    out,
+                )?;
             }
         }
     }
     Ok(())
-}
-
-/// Writes a repeated (unpacked) element; false when it is an empty
-/// string/bytes the scalar writer skipped.
-fn scalar_or_message(
-    s: &Value,
-    v: &Value,
-    number: u32,
-    here: &str,
-    out: &mut Vec<u8>,
-) -> Result<bool, String> {
-    let before = out.len();
-    write_one(s, v, number, here, out)?;
-    Ok(out.len() > before)
-}
-
-/// The wire bytes of a packed element's zero value.
-fn zero(s: &Value, out: &mut Vec<u8>) {
-    match s_type(s) {
-        "float" => out.extend_from_slice(&0f32.to_le_bytes()),
-        "double" => out.extend_from_slice(&0f64.to_le_bytes()),
-        _ => out.push(0),
-    }
 }
 
 fn or_root(path: &str) -> &str {
@@ -346,6 +339,11 @@ fn or_root(path: &str) -> &str {
 
 /// The Protobuf binary of payload `v` (a struct) of Connect schema `s`,
 /// appended to `out`.
-pub fn write_message(s: &Value, v: &Value, out: &mut Vec<u8>) -> Result<(), String> {
-    write_fields(s, v, "", out)
+pub fn write_message(
+    s: &Value,
+    v: &Value,
+    options: Options,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    write_fields(s, v, options, "", out)
 }

@@ -15,7 +15,7 @@ fn connect() -> Value {
 /// params `precision`/`scale`).
 #[test]
 fn debezium_value_schema_is_the_one_protobuf_data_makes() {
-    let text = proto_schema(&connect()["value_connect"]).unwrap();
+    let text = proto_schema(&connect()["value_connect"], Options::default()).unwrap();
     let expected = r#"syntax = "proto3";
 package app.public.orders;
 
@@ -88,20 +88,18 @@ fn key_schema() -> Value {
 }
 
 fn framed(id: u32, schema: &Value, payload: &Value) -> Vec<u8> {
+    framed_with(id, schema, payload, Options::default())
+}
+
+fn framed_with(id: u32, schema: &Value, payload: &Value, options: Options) -> Vec<u8> {
     let mut out = vec![0];
     out.extend_from_slice(&id.to_be_bytes());
     out.push(0);
-    write_message(schema, payload, &mut out).unwrap();
+    write_message(schema, payload, options, &mut out).unwrap();
     out
 }
 
-/// What the publisher writes decodes, through the worker's Protobuf reader
-/// (protox-compiled registry text, `nulls: zero` as ProtobufData's default
-/// writes them), to the values the JSON twin carries.
-#[test]
-fn records_read_back_through_the_workers_protobuf_reader() {
-    use sinkfleet_core::Value as V;
-    let (vs, ks) = (envelope_schema(), key_schema());
+fn decoder(vs: &Value, ks: &Value, options: Options) -> Decoder {
     let mut d = Decoder::new(DecodeOptions {
         formats: TopicFormats::new([(
             "^t\\..*".to_owned(),
@@ -113,15 +111,26 @@ fn records_read_back_through_the_workers_protobuf_reader() {
         .unwrap(),
         ..DecodeOptions::default()
     });
-    for (id, s) in [(1, &vs), (2, &ks)] {
+    for (id, s) in [(1, vs), (2, ks)] {
         d.add_schema(
             id,
             RegistrySchema::Found {
                 schema_type: "PROTOBUF".into(),
-                text: proto_schema(s).unwrap(),
+                text: proto_schema(s, options).unwrap(),
             },
         );
     }
+    d
+}
+
+/// What the publisher writes decodes, through the worker's Protobuf reader
+/// (protox-compiled registry text, `nulls: zero` as ProtobufData's default
+/// writes them), to the values the JSON twin carries.
+#[test]
+fn records_read_back_through_the_workers_protobuf_reader() {
+    use sinkfleet_core::Value as V;
+    let (vs, ks) = (envelope_schema(), key_schema());
+    let mut d = decoder(&vs, &ks, Options::default());
     // -1234567890123456789012.345 as Connect's Decimal bytes.
     let unscaled: i128 = -1_234_567_890_123_456_789_012_345;
     let bytes = unscaled.to_be_bytes();
@@ -176,12 +185,26 @@ fn decimal_precision_is_the_unscaled_digit_count() {
 fn what_protobuf_data_cannot_write_is_refused() {
     let map = json!({"type": "struct", "name": "a.B", "fields": [
         field("m", json!({"type": "map", "keys": {"type": "string"}, "values": {"type": "string"}}))]});
-    assert!(proto_schema(&map).unwrap_err().contains("maps"));
+    assert!(
+        proto_schema(&map, Options::default())
+            .unwrap_err()
+            .contains("maps")
+    );
     let bad = json!({"type": "struct", "name": "a.B", "fields": [field("a-b", json!({"type": "string"}))]});
-    assert!(proto_schema(&bad).unwrap_err().contains("identifier"));
+    assert!(
+        proto_schema(&bad, Options::default())
+            .unwrap_err()
+            .contains("identifier")
+    );
     let arr = json!({"type": "struct", "name": "a.B", "fields": [
         field("xs", json!({"type": "array", "items": {"type": "int32", "optional": true}}))]});
-    let err = write_message(&arr, &json!({"xs": [1, null]}), &mut Vec::new()).unwrap_err();
+    let err = write_message(
+        &arr,
+        &json!({"xs": [1, null]}),
+        Options::default(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
     assert!(err.contains("null array element"), "{err}");
 }
 
@@ -193,7 +216,7 @@ fn nested_names_follow_protobuf_data() {
         field("x", json!({"type": "int8", "optional": false}))]});
     let s =
         json!({"type": "struct", "fields": [field("point", inner.clone()), field("other", inner)]});
-    let text = proto_schema(&s).unwrap();
+    let text = proto_schema(&s, Options::default()).unwrap();
     assert!(text.contains("\nmessage ConnectDefault1 {\n"), "{text}");
     assert!(text.contains("  pointMessage point = 1;\n"), "{text}");
     assert!(text.contains("  point other = 2;\n"), "{text}");
@@ -231,7 +254,8 @@ fn protobuf_converter_is_configured_like_avro() {
     ])
     .unwrap();
     match &c.key_converter {
-        crate::config::Converter::Protobuf(r) => {
+        crate::config::Converter::Protobuf(r, options) => {
+            assert!(!options.optional_for_nullables);
             assert_eq!(r.url, "https://r:8081");
             assert_eq!(r.username.as_deref(), Some("me"));
         }
@@ -243,7 +267,7 @@ fn protobuf_converter_is_configured_like_avro() {
     let (_, value) = crate::stream::heartbeat_record(&c, 5);
     let envelope: Value = serde_json::from_str(&value).unwrap();
     assert_eq!(
-        proto_schema(&envelope["schema"]).unwrap(),
+        proto_schema(&envelope["schema"], Options::default()).unwrap(),
         "syntax = \"proto3\";\npackage io.debezium.connector.common;\n\nmessage Heartbeat {\n  int64 ts_ms = 1;\n}\n"
     );
 }
@@ -254,7 +278,7 @@ fn protobuf_options_off_their_defaults_are_refused_by_name() {
         ("key.converter", PROTOBUF),
         ("value.converter", PROTOBUF),
         ("value.converter.schema.registry.url", "http://r:8081"),
-        ("value.converter.optional.for.nullables", "true"),
+        ("value.converter.optional.for.nullables", "yes"),
         ("value.converter.wrapper.for.nullables", "true"),
         ("value.converter.enhanced.protobuf.schema.support", "true"),
         ("value.converter.scrub.invalid.names", "true"),
@@ -273,4 +297,44 @@ fn protobuf_options_off_their_defaults_are_refused_by_name() {
     ] {
         assert!(errs.iter().any(|e| e == p), "{p} not refused: {errs:?}");
     }
+}
+
+/// `optional.for.nullables=true`: optional fields are proto3 `optional`
+/// (not repeated ones), so a zero is written and read back as a zero and a
+/// null stays null, through the worker's reader.
+#[test]
+fn optional_for_nullables_keeps_nulls_apart_from_zeros() {
+    use sinkfleet_core::Value as V;
+    let options = Options {
+        optional_for_nullables: true,
+    };
+    let (vs, ks) = (envelope_schema(), key_schema());
+    let text = proto_schema(&vs, options).unwrap();
+    assert!(text.contains("  optional Value before = 1;\n"), "{text}");
+    assert!(text.contains("  optional string txt = 7;\n"), "{text}");
+    assert!(text.contains("  repeated int32 small = 13 ["), "{text}");
+    assert!(text.contains("  int32 id = 1 ["), "{text}");
+    let mut d = decoder(&vs, &ks, options);
+    let after = json!({"id": 0, "i32": 0, "i64": null, "f64": 0.0, "flag": false, "txt": "",
+        "raw": "", "txt2": null, "small": [0, 0]});
+    let payload = json!({"before": null, "after": after,
+        "source": {"ts_ms": 0, "snapshot": "false", "schema": "public", "table": "all", "lsn": 42},
+        "op": "c", "ts_ms": null});
+    let value = framed_with(1, &vs, &payload, options);
+    let key = framed_with(2, &ks, &json!({"id": 0}), options);
+    let change = d
+        .decode_record("t.public.all", Some(&key), Some(&value), 0)
+        .unwrap()
+        .unwrap();
+    let row = change.row.unwrap();
+    let get = |name: &str| row.get(name).cloned().unwrap_or(V::Null);
+    assert_eq!(get("i32"), V::Int(0));
+    assert_eq!(get("i64"), V::Null);
+    assert_eq!(get("f64"), V::Float(0.0));
+    assert_eq!(get("flag"), V::Bool(false));
+    assert_eq!(get("txt"), V::Text(String::new()));
+    assert_eq!(get("raw"), V::Bytes(Vec::new()));
+    assert_eq!(get("f32"), V::Null);
+    assert_eq!(get("amount"), V::Null);
+    assert!(format!("{:?}", get("small")).matches("Int(0)").count() == 2);
 }
