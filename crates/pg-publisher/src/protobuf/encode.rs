@@ -10,6 +10,9 @@
 //! scale}`. Date: `google.type.Date` of the epoch day; Time:
 //! `google.type.TimeOfDay` of the milliseconds since midnight; Timestamp:
 //! `google.protobuf.Timestamp` (seconds floored, nanos non-negative).
+//! Refused, as values ProtobufData would change or refuse: a Date before
+//! 1582-10-15 (its `Calendar` is Julian there), a Time of 24:00 (written as
+//! 00:00), a Timestamp outside years 1 to 9999 (`Timestamps.fromMillis`).
 
 use super::{DATE, DECIMAL, Options, TIME, TIMESTAMP};
 use crate::avro::schema::{
@@ -18,6 +21,10 @@ use crate::avro::schema::{
 use serde_json::Value;
 
 const VARINT: u32 = 0;
+/// 1582-10-15 as days since 1970-01-01.
+const GREGORIAN_CUTOVER_DAY: i64 = -141_427;
+const TIMESTAMP_MIN_SECONDS: i64 = -62_135_596_800;
+const TIMESTAMP_MAX_SECONDS: i64 = 253_402_300_799;
 const FIXED64: u32 = 1;
 const LEN: u32 = 2;
 const FIXED32: u32 = 5;
@@ -189,6 +196,14 @@ fn logical_body(s: &Value, v: &Value, here: &str) -> Result<Option<Vec<u8>>, Str
         }
         Some(DATE) => {
             let days = v.as_i64().ok_or_else(wrong)?;
+            // ProtobufData splits the date with a java.util.Calendar, which
+            // is Julian before the Gregorian cutover: it would write
+            // another day than the proleptic Gregorian one the value means.
+            if days < GREGORIAN_CUTOVER_DAY {
+                return Err(format!(
+                    "{here}: {v} (days since 1970-01-01) is before 1582-10-15, where ProtobufData's Calendar writes Julian dates"
+                ));
+            }
             let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
                 .and_then(|e| e.checked_add_signed(chrono::TimeDelta::try_days(days)?))
                 .ok_or_else(wrong)?;
@@ -224,6 +239,13 @@ fn logical_body(s: &Value, v: &Value, here: &str) -> Result<Option<Vec<u8>>, Str
         }
         Some(TIMESTAMP) => {
             let ms = v.as_i64().ok_or_else(wrong)?;
+            // Timestamps.fromMillis refuses what google.protobuf.Timestamp
+            // cannot hold (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z).
+            if !(TIMESTAMP_MIN_SECONDS..=TIMESTAMP_MAX_SECONDS).contains(&ms.div_euclid(1000)) {
+                return Err(format!(
+                    "{here}: {v} (ms since the epoch) is outside google.protobuf.Timestamp's range (years 1 to 9999)"
+                ));
+            }
             let (seconds, nanos) = (ms.div_euclid(1000), ms.rem_euclid(1000) * 1_000_000);
             for (n, x) in [(1, seconds), (2, nanos)] {
                 if x != 0 {

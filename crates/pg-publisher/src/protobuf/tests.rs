@@ -338,3 +338,26 @@ fn optional_for_nullables_keeps_nulls_apart_from_zeros() {
     assert_eq!(get("amount"), V::Null);
     assert!(format!("{:?}", get("small")).matches("Int(0)").count() == 2);
 }
+
+#[test]
+fn values_protobuf_data_would_change_are_refused() {
+    let s = json!({"type": "struct", "name": "a.B", "fields": [
+        field("d", json!({"type": "int32", "optional": true, "name": DATE, "version": 1})),
+        field("t", json!({"type": "int32", "optional": true, "name": TIME, "version": 1})),
+        field("ts", json!({"type": "int64", "optional": true, "name": TIMESTAMP, "version": 1}))]});
+    let write = |v: Value| write_message(&s, &v, Options::default(), &mut Vec::new());
+    assert!(write(json!({"d": -141_427})).is_ok());
+    assert!(
+        write(json!({"d": -141_428}))
+            .unwrap_err()
+            .contains("1582-10-15")
+    );
+    assert!(write(json!({"t": 86_399_999})).is_ok());
+    assert!(write(json!({"t": 86_400_000})).is_err());
+    assert!(write(json!({"ts": -62_135_596_800_000i64})).is_ok());
+    assert!(
+        write(json!({"ts": -62_135_596_800_001i64}))
+            .unwrap_err()
+            .contains("range")
+    );
+}
