@@ -123,7 +123,7 @@ impl Kind {
     }
 }
 
-/// AvroConverter (or JsonSchemaConverter) for one part of the records,
+/// AvroConverter (or JsonSchemaConverter, ProtobufConverter) for one part of the records,
 /// with its registry.
 #[derive(Debug)]
 pub struct AvroConverter {
@@ -259,7 +259,7 @@ pub enum PartFormat {
     /// JsonConverter with `schemas.enable=false` while the other part is
     /// Avro (so the writer puts schemas in): the envelope's payload only.
     JsonPayloadOnly,
-    /// AvroConverter or JsonSchemaConverter (the converter's [`Kind`]).
+    /// AvroConverter, JsonSchemaConverter or ProtobufConverter (the converter's [`Kind`]).
     Avro(AvroConverter),
 }
 

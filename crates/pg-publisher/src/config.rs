@@ -191,7 +191,7 @@ fn converter(
         }
         Some(registry_class @ (AVRO_CONVERTER | JSON_SCHEMA_CONVERTER | PROTOBUF_CONVERTER)) => {
             if !schemas {
-                // Kafka Connect's AvroConverter and JsonSchemaConverter
+                // Kafka Connect's AvroConverter, JsonSchemaConverter and ProtobufConverter
                 // ignore schemas.enable: their records always have a
                 // schema, in the registry.
                 tracing::warn!(
