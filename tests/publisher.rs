@@ -104,11 +104,7 @@ async fn source_and_target_end_identical() {
 
     src.wait_identical("orders", ORDERS).await;
     src.wait_identical("users", USERS).await;
-    let end = src.current_lsn().await;
-    wait_until("the slot confirms the last commit", CONVERGE, || {
-        futures_lite_block(src.confirmed_lsn()) >= end
-    })
-    .await;
+    wait_slot_confirms_now(&src).await;
     src.finish(publisher, worker).await;
 }
 
@@ -721,6 +717,41 @@ async fn the_source_is_read_over_verified_tls() {
 /// A record to decode: topic, key, value.
 type Framed = (String, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// A publisher of `src`'s `orders` (200 rows) with the connector
+/// `properties`, once its snapshot is published; `port` serves its metrics.
+async fn publish_orders(src: &Source, properties: &str, port: u16) -> Worker {
+    let publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config_with(&["orders"], &brokers(), properties, "", port),
+        port,
+    );
+    wait_until("snapshot published", CONVERGE, || {
+        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
+    })
+    .await;
+    publisher
+}
+
+/// Waits until the slot has confirmed everything committed so far: Kafka
+/// acknowledged every event of it.
+async fn wait_slot_confirms_now(src: &Source) {
+    let end = src.current_lsn().await;
+    wait_until("the slot confirms the last commit", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) >= end
+    })
+    .await;
+}
+
+/// Every record of `topic`, framed for the Python deserializers.
+fn read_framed(topic: &str) -> Vec<Framed> {
+    sinkfleet_testkit::kafka::read_to_end(&brokers(), topic, CONVERGE)
+        .unwrap()
+        .into_iter()
+        .map(|r| (topic.to_owned(), r.key, r.value))
+        .collect()
+}
+
 /// Decodes framed Avro records with Confluent's own `AvroDeserializer`
 /// (Python `confluent-kafka`, schemas fetched by id from the registry):
 /// one JSON line per `(topic, key, value)`, `{"key", "value"}` decoded.
@@ -827,16 +858,7 @@ async fn avro_source_and_target_end_identical() {
 "
     );
     let (pp, wp) = (free_port(), free_port());
-    let publisher = Worker::start(
-        &src.prefix,
-        "publish",
-        &src.publisher_config_with(&["orders"], &brokers(), &properties, "", pp),
-        pp,
-    );
-    wait_until("snapshot published", CONVERGE, || {
-        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
-    })
-    .await;
+    let publisher = publish_orders(&src, &properties, pp).await;
     let topic = format!("{}.{s}.orders", src.prefix);
     let worker = src.sink_worker_with(
         &["orders"],
@@ -875,11 +897,7 @@ async fn avro_source_and_target_end_identical() {
     .await;
     src.wait_identical("orders", "id, amount, placed_at, paid_at, note, body, tier")
         .await;
-    let end = src.current_lsn().await;
-    wait_until("the slot confirms the last commit", CONVERGE, || {
-        futures_lite_block(src.confirmed_lsn()) >= end
-    })
-    .await;
+    wait_slot_confirms_now(&src).await;
 
     // Every key and value is Confluent-framed; the values name two schemas
     // (before and after the new column), registered as the subject's

@@ -2,8 +2,8 @@
 //! Confluent's own Python `JSONDeserializer` (writer schema from the
 //! registry, payload validated against it) and against the source.
 
-use super::{CONVERGE, Framed, SOURCE_LOAD, Source, Worker, brokers, free_port, wait_until};
-use super::{common, futures_lite_block};
+use super::{CONVERGE, Framed, SOURCE_LOAD, Source, brokers, free_port};
+use super::{common, publish_orders, read_framed, wait_slot_confirms_now};
 use std::collections::BTreeMap;
 
 /// Decodes framed JSON Schema records with Confluent's `JSONDeserializer`
@@ -144,16 +144,7 @@ async fn json_schema_records_decode_and_replay_to_the_source() {
 "
     );
     let pp = free_port();
-    let publisher = Worker::start(
-        &src.prefix,
-        "publish",
-        &src.publisher_config_with(&["orders"], &brokers(), &properties, "", pp),
-        pp,
-    );
-    wait_until("snapshot published", CONVERGE, || {
-        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
-    })
-    .await;
+    let publisher = publish_orders(&src, &properties, pp).await;
     src.sql(&format!(
         "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
     ))
@@ -177,20 +168,12 @@ async fn json_schema_records_decode_and_replay_to_the_source() {
          DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
     ))
     .await;
-    let end = src.current_lsn().await;
-    wait_until("the slot confirms the last commit", CONVERGE, || {
-        futures_lite_block(src.confirmed_lsn()) >= end
-    })
-    .await;
+    wait_slot_confirms_now(&src).await;
 
     let topic = format!("{}.{s}.orders", src.prefix);
-    let records = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
-    let framed: Vec<Framed> = records
-        .iter()
-        .map(|r| (topic.clone(), r.key.clone(), r.value.clone()))
-        .collect();
+    let framed = read_framed(&topic);
     let decoded = json_schema_decode(&framed);
-    assert_eq!(decoded.len(), records.len());
+    assert_eq!(decoded.len(), framed.len());
 
     // Two value schemas (before and after the new column), registered as
     // JSON under the topic's value subject, the second with `tier`.

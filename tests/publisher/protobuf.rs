@@ -3,8 +3,8 @@
 //! message type of the schema registered under its id) and against the
 //! source.
 
-use super::{CONVERGE, Framed, SOURCE_LOAD, Source, Worker, brokers, free_port, wait_until};
-use super::{common, futures_lite_block};
+use super::{CONVERGE, Framed, SOURCE_LOAD, Source, brokers, free_port};
+use super::{common, publish_orders, read_framed, wait_slot_confirms_now};
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -228,16 +228,7 @@ async fn protobuf_records_decode_and_replay_to_the_source() {
 "
     );
     let pp = free_port();
-    let publisher = Worker::start(
-        &src.prefix,
-        "publish",
-        &src.publisher_config_with(&["orders"], &brokers(), &properties, "", pp),
-        pp,
-    );
-    wait_until("snapshot published", CONVERGE, || {
-        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
-    })
-    .await;
+    let publisher = publish_orders(&src, &properties, pp).await;
     src.sql(&format!(
         "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
     ))
@@ -261,20 +252,12 @@ async fn protobuf_records_decode_and_replay_to_the_source() {
          DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
     ))
     .await;
-    let end = src.current_lsn().await;
-    wait_until("the slot confirms the last commit", CONVERGE, || {
-        futures_lite_block(src.confirmed_lsn()) >= end
-    })
-    .await;
+    wait_slot_confirms_now(&src).await;
 
     let topic = format!("{}.{s}.orders", src.prefix);
-    let records = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
-    let framed: Vec<Framed> = records
-        .iter()
-        .map(|r| (topic.clone(), r.key.clone(), r.value.clone()))
-        .collect();
+    let framed = read_framed(&topic);
     let decoded = protobuf_decode(&framed).await;
-    assert_eq!(decoded.len(), records.len());
+    assert_eq!(decoded.len(), framed.len());
 
     // Two value schemas (before and after the new column), registered as
     // PROTOBUF under the topic's value subject, the second with `tier`.
@@ -406,16 +389,7 @@ async fn protobuf_optional_for_nullables_source_and_target_end_identical() {
 "
     );
     let (pp, wp) = (free_port(), free_port());
-    let publisher = Worker::start(
-        &src.prefix,
-        "publish",
-        &src.publisher_config_with(&["orders"], &brokers(), &properties, "", pp),
-        pp,
-    );
-    wait_until("snapshot published", CONVERGE, || {
-        publisher.metric("sinkfleet_publisher_snapshot_rows_done") >= 200.0
-    })
-    .await;
+    let publisher = publish_orders(&src, &properties, pp).await;
     let topic = format!("{}.{s}.orders", src.prefix);
     let worker = src.sink_worker_with(
         &["orders"],
@@ -460,19 +434,11 @@ async fn protobuf_optional_for_nullables_source_and_target_end_identical() {
          quote_nullable(body), quote_nullable(tier)",
     )
     .await;
-    let end = src.current_lsn().await;
-    wait_until("the slot confirms the last commit", CONVERGE, || {
-        futures_lite_block(src.confirmed_lsn()) >= end
-    })
-    .await;
+    wait_slot_confirms_now(&src).await;
 
-    let records = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
-    let framed: Vec<Framed> = records
-        .iter()
-        .map(|r| (topic.clone(), r.key.clone(), r.value.clone()))
-        .collect();
+    let framed = read_framed(&topic);
     let decoded = protobuf_decode(&framed).await;
-    assert_eq!(decoded.len(), records.len());
+    assert_eq!(decoded.len(), framed.len());
     // Presence: a zero and an empty string are written, a NULL is not.
     let after = |id: &str| {
         decoded
