@@ -733,6 +733,37 @@ async fn publish_orders(src: &Source, properties: &str, port: u16) -> Worker {
     publisher
 }
 
+/// The changes a converter round trip streams after the snapshot of
+/// `orders (id, amount, note, …)`: updates, a transaction of three
+/// statements, a column (`tier`) added mid-stream, and changes after it,
+/// among them a row inserted with `inserted_amount`.
+async fn stream_orders_changes(src: &Source, inserted_amount: i32) {
+    let s = &src.schema;
+    src.sql(&format!(
+        "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
+    ))
+    .await;
+    src.sql(&format!(
+        "BEGIN;
+         INSERT INTO {s}.orders (id, amount, note) VALUES (1001, 5, 'tx');
+         UPDATE {s}.orders SET note = 'tx2' WHERE id = 1001;
+         DELETE FROM {s}.orders WHERE id = 5;
+         COMMIT;"
+    ))
+    .await;
+    src.sql(&format!("ALTER TABLE {s}.orders ADD COLUMN tier text"))
+        .await;
+    src.sql(&format!(
+        "UPDATE {s}.orders SET tier = 'gold' WHERE id <= 50"
+    ))
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.orders (id, amount, note, tier) VALUES (2000, {inserted_amount}, 'after alter', 'silver');
+         DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
+    ))
+    .await;
+}
+
 /// Waits until the slot has confirmed everything committed so far: Kafka
 /// acknowledged every event of it.
 async fn wait_slot_confirms_now(src: &Source) {

@@ -3,7 +3,7 @@
 //! registry, payload validated against it) and against the source.
 
 use super::{CONVERGE, Framed, SOURCE_LOAD, Source, brokers, free_port};
-use super::{common, publish_orders, read_framed, wait_slot_confirms_now};
+use super::{common, publish_orders, read_framed, stream_orders_changes, wait_slot_confirms_now};
 use std::collections::BTreeMap;
 
 /// Decodes framed JSON Schema records with Confluent's `JSONDeserializer`
@@ -145,29 +145,7 @@ async fn json_schema_records_decode_and_replay_to_the_source() {
     );
     let pp = free_port();
     let publisher = publish_orders(&src, &properties, pp).await;
-    src.sql(&format!(
-        "UPDATE {s}.orders SET amount = amount + 1 WHERE id % 10 = 0"
-    ))
-    .await;
-    src.sql(&format!(
-        "BEGIN;
-         INSERT INTO {s}.orders (id, amount, note) VALUES (1001, 5, 'tx');
-         UPDATE {s}.orders SET note = 'tx2' WHERE id = 1001;
-         DELETE FROM {s}.orders WHERE id = 5;
-         COMMIT;"
-    ))
-    .await;
-    src.sql(&format!("ALTER TABLE {s}.orders ADD COLUMN tier text"))
-        .await;
-    src.sql(&format!(
-        "UPDATE {s}.orders SET tier = 'gold' WHERE id <= 50"
-    ))
-    .await;
-    src.sql(&format!(
-        "INSERT INTO {s}.orders (id, amount, note, tier) VALUES (2000, 1, 'after alter', 'silver');
-         DELETE FROM {s}.orders WHERE id BETWEEN 100 AND 120"
-    ))
-    .await;
+    stream_orders_changes(&src, 1).await;
     wait_slot_confirms_now(&src).await;
 
     let topic = format!("{}.{s}.orders", src.prefix);
