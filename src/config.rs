@@ -259,6 +259,17 @@ impl Config {
         if self.status.interval_ms < 100 {
             problems.push(("status.interval_ms".into(), "at least 100".into()));
         }
+        let resolved = self.dead_letter.resolved_topic();
+        if self.kafka.topics.contains(&resolved)
+            || resolved == self.dead_letter.topic
+            || resolved == self.dead_letter.parked_topic()
+        {
+            problems.push((
+                "dead_letter.resolved_topic".into(),
+                "must be none of kafka.topics, dead_letter.topic and dead_letter.parked_topic"
+                    .into(),
+            ));
+        }
         if self.dead_letter.on_error == sinkfleet_kafka::OnError::ParkKey {
             let parked = self.dead_letter.parked_topic();
             if self.kafka.topics.contains(&parked) || parked == self.dead_letter.topic {

@@ -1,10 +1,10 @@
 //! `sinkfleet dlq`: what the dead-letter topic holds, counted, shown and
 //! replayed.
 
-use anyhow::Context;
+use crate::dlq_resolved::{DeadLetters, Resolver, describe};
 use sinkfleet_kafka::OnError;
-use sinkfleet_kafka::inspect::{Letter, read_all};
-use sinkfleet_kafka::parking::read_parked;
+use sinkfleet_kafka::inspect::Letter;
+use sinkfleet_kafka::parking::{ParkedKey, read_parked};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -144,35 +144,67 @@ fn origin(l: &Letter) -> String {
         .map_or("-".to_owned(), |(t, p, o)| format!("{t}/{p}@{o}"))
 }
 
-/// Reads the dead-letter topic of `config`.
-pub fn letters(config: &crate::config::Config) -> anyhow::Result<Vec<Letter>> {
-    let client = sinkfleet_kafka::client_config(&config.kafka);
-    read_all(&client, &config.dead_letter.topic, TIMEOUT)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("reading {}", config.dead_letter.topic))
+/// Reads the dead-letter topic of `config`, and what is resolved.
+pub fn letters(config: &crate::config::Config) -> anyhow::Result<DeadLetters> {
+    DeadLetters::read(config, TIMEOUT)
 }
 
-/// `dlq list`: records per error class, source table and origin partition.
-pub fn list(letters: &[Letter]) -> String {
-    let mut counts: BTreeMap<(String, String, String), usize> = BTreeMap::new();
-    for l in letters {
+/// `dlq list`: dead letters per error class, source table and origin
+/// partition, open and resolved.
+pub fn list(dead: &DeadLetters) -> String {
+    #[derive(Default)]
+    struct Count {
+        letters: usize,
+        open: usize,
+    }
+    let mut counts: BTreeMap<(String, String, String), Count> = BTreeMap::new();
+    for l in dead.distinct() {
         let partition = l
             .origin
             .as_ref()
             .map_or("-".to_owned(), |(t, p, _)| format!("{t}/{p}"));
         let table = l.table.clone().unwrap_or_else(|| "-".into());
-        *counts
+        let count = counts
             .entry((l.class.clone(), table, partition))
-            .or_default() += 1;
+            .or_default();
+        count.letters += 1;
+        if dead.resolution(l).is_none() {
+            count.open += 1;
+        }
     }
     let mut out = format!(
-        "{:<8} {:<32} {:<40} {:>8}\n",
-        "class", "table", "from", "records"
+        "{:<8} {:<32} {:<40} {:>8} {:>8} {:>8}\n",
+        "class", "table", "from", "letters", "open", "resolved"
     );
     for ((class, table, partition), n) in &counts {
-        out.push_str(&format!("{class:<8} {table:<32} {partition:<40} {n:>8}\n"));
+        out.push_str(&format!(
+            "{class:<8} {table:<32} {partition:<40} {:>8} {:>8} {:>8}\n",
+            n.letters,
+            n.open,
+            n.letters - n.open
+        ));
     }
-    out.push_str(&format!("{} records\n", letters.len()));
+    let open: usize = counts.values().map(|c| c.open).sum();
+    let letters = dead.distinct().len();
+    out.push_str(&format!(
+        "{letters} dead letters: {open} open, {} resolved",
+        letters - open
+    ));
+    if dead.records() > letters {
+        out.push_str(&format!(
+            " ({} records in the topic: {} are copies of a record dead-lettered again, \
+             counted and replayed once)",
+            dead.records(),
+            dead.records() - letters
+        ));
+    }
+    out.push('\n');
+    if let Some(at) = dead.last_resolved_ms(None) {
+        out.push_str(&format!(
+            "last replay {}; `dlq show` says how each was resolved\n",
+            crate::status::time_text(at)
+        ));
+    }
     out
 }
 
@@ -204,10 +236,11 @@ pub fn parked_keys(config: &crate::config::Config) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// `dlq show`: the records `filter` keeps, with their headers; one JSON
-/// object per line with `json`.
-pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
+/// `dlq show`: the dead letters `filter` keeps, with their headers and
+/// state; one JSON object per line with `json`.
+pub fn show(dead: &DeadLetters, filter: &Filter, json: bool) -> String {
     let mut out = String::new();
+    let letters = dead.distinct();
     let chosen = filter.apply(letters);
     if chosen.is_empty() {
         // On stderr with --json, whose stdout is JSON lines only.
@@ -219,6 +252,10 @@ pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
         }
     }
     for l in chosen {
+        let state = dead.resolution(l).map_or_else(
+            || "open".to_owned(),
+            |r| format!("resolved: {}", describe(r)),
+        );
         if json {
             let line = serde_json::json!({
                 "partition": l.partition,
@@ -229,11 +266,17 @@ pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
                 "table": l.table,
                 "key": l.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
                 "value": l.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                "copies": dead.copies(l),
+                "resolved": dead.resolution(l).map(describe),
             });
             out.push_str(&format!("{line}\n"));
         } else {
+            let copies = match dead.copies(l) {
+                1 => String::new(),
+                n => format!(" ({n} copies)"),
+            };
             out.push_str(&format!(
-                "{}@{} {} from {} table {}: {}\n  key:   {}\n  value: {}\n",
+                "{}@{} {} from {} table {}: {}\n  state: {state}{copies}\n  key:   {}\n  value: {}\n",
                 l.partition,
                 l.offset,
                 l.class,
@@ -248,17 +291,21 @@ pub fn show(letters: &[Letter], filter: &Filter, json: bool) -> String {
     out
 }
 
+/// The keys parked now, where `config` parks keys.
+fn parked_now(config: &crate::config::Config) -> anyhow::Result<Vec<ParkedKey>> {
+    if config.dead_letter.on_error != OnError::ParkKey {
+        return Ok(Vec::new());
+    }
+    let client = sinkfleet_kafka::client_config(&config.kafka);
+    read_parked(&client, &config.dead_letter.parked_topic(), TIMEOUT)
+        .map_err(|e| anyhow::anyhow!("reading the parked keys: {e}"))
+}
+
 /// Refuses `--through-sink` for records of keys parked now: the sink
 /// would apply them, but the worker keeps the key parked (only a record
 /// replayed into the key's partition releases it, in stream order), so
 /// the key's next change would be parked again.
-fn refuse_parked(config: &crate::config::Config, chosen: &[&Letter]) -> anyhow::Result<()> {
-    if config.dead_letter.on_error != OnError::ParkKey {
-        return Ok(());
-    }
-    let client = sinkfleet_kafka::client_config(&config.kafka);
-    let parked = read_parked(&client, &config.dead_letter.parked_topic(), TIMEOUT)
-        .map_err(|e| anyhow::anyhow!("reading the parked keys: {e}"))?;
+fn refuse_parked(parked: &[ParkedKey], chosen: &[&Letter]) -> anyhow::Result<()> {
     let mut hit: Vec<String> = parked
         .iter()
         .filter(|p| {
@@ -295,33 +342,57 @@ pub enum ReplayMode {
     ThroughSink,
 }
 
-/// `dlq replay`: the records `filter` keeps, replayed as `mode` says.
+/// `dlq replay`: the open dead letters `filter` keeps (resolved ones too
+/// with `again`), replayed as `mode` says; each one handed back is
+/// recorded as resolved.
 pub async fn replay(
     config: &crate::config::Config,
-    letters: &[Letter],
+    dead: &DeadLetters,
     filter: &Filter,
     mode: ReplayMode,
+    again: bool,
     release_wait: Duration,
 ) -> anyhow::Result<String> {
     let dry_run = mode == ReplayMode::DryRun;
-    let mut chosen = filter.apply(letters);
-    if chosen.is_empty() {
+    let letters = dead.distinct();
+    let matched = filter.apply(letters);
+    if matched.is_empty() {
         anyhow::bail!("{}: nothing to replay", filter.nothing_matched(letters));
+    }
+    let (mut chosen, resolved): (Vec<&Letter>, Vec<&Letter>) = matched
+        .into_iter()
+        .partition(|l| again || dead.resolution(l).is_none());
+    let mut out = String::new();
+    if !resolved.is_empty() {
+        out.push_str(&format!(
+            "skipping {} dead letters resolved already (--again replays them)\n",
+            resolved.len()
+        ));
+    }
+    if chosen.is_empty() {
+        anyhow::bail!("{out}nothing to replay: every matching dead letter is resolved");
     }
     // Each key's records go back in their original order: a parked key is
     // released by the replay of the record that parked it, and its later
     // records must follow that one.
     chosen.sort_by(|a, b| a.origin.cmp(&b.origin));
-    let mut out = String::new();
+    let parked = parked_now(config)?;
     // Through the sink, its report lists the records.
     if mode != ReplayMode::ThroughSink {
         for l in &chosen {
+            let releases = if crate::dlq_release::releases_key(&parked, l) {
+                " (releases parked key)"
+            } else {
+                ""
+            };
             out.push_str(&format!(
-                "{} {}@{} -> {}\n",
+                "{} {}@{} -> {} {} key {}{releases}\n",
                 if dry_run { "would replay" } else { "replay" },
                 l.partition,
                 l.offset,
-                origin(l)
+                origin(l),
+                l.class,
+                text(l.key.as_deref()),
             ));
         }
     }
@@ -332,33 +403,32 @@ pub async fn replay(
         ));
         return Ok(out);
     }
+    let resolver = Resolver::new(config).await?;
     if mode == ReplayMode::ThroughSink {
-        refuse_parked(config, &chosen)?;
+        refuse_parked(&parked, &chosen)?;
         let outcome = crate::dlq_apply::apply(config, &chosen).await?;
-        let applied = chosen.len() - outcome.refused;
-        if outcome.refused > 0 {
+        let handled: Vec<&Letter> = outcome.handled.iter().map(|&i| chosen[i]).collect();
+        resolver.applied(&handled).await?;
+        let refused = chosen.len() - handled.len();
+        if refused > 0 {
             anyhow::bail!(
-                "{}{} records refused again (they stay in the dead-letter topic), {applied} handled",
+                "{out}{}{refused} records refused again (they stay open in the dead-letter topic), \
+                 {} handled",
                 outcome.report,
-                outcome.refused
+                handled.len()
             );
         }
         return Ok(format!(
-            "{}{applied} records applied through the sink\n",
-            outcome.report
+            "{out}{}{} records applied through the sink\n",
+            outcome.report,
+            handled.len()
         ));
     }
     let client = sinkfleet_kafka::client_config(&config.kafka);
-    // Read before replaying: a parked key is released by its replay.
-    let parked = if config.dead_letter.on_error == OnError::ParkKey {
-        read_parked(&client, &config.dead_letter.parked_topic(), TIMEOUT)
-            .map_err(|e| anyhow::anyhow!("reading the parked keys: {e}"))?
-    } else {
-        Vec::new()
-    };
     let offsets = sinkfleet_kafka::inspect::replay(&client, &chosen)
         .await
         .map_err(anyhow::Error::msg)?;
+    resolver.replayed(&chosen, &offsets).await?;
     out.push_str(&format!("{} records replayed\n", offsets.len()));
     let releases = crate::dlq_release::releases(&parked, &chosen, &offsets);
     if !releases.is_empty() {
@@ -381,7 +451,8 @@ pub async fn replay(
             let end = seen.entry(l.partition).or_default();
             *end = (*end).max(l.offset + 1);
         }
-        match crate::dlq_release::follow_up(config, &releases, &seen, release_wait).await {
+        match crate::dlq_release::follow_up(config, &releases, &seen, &resolver, release_wait).await
+        {
             Ok(done) => out.push_str(&done),
             Err(e) => anyhow::bail!("{out}{e}"),
         }

@@ -30,8 +30,9 @@ const ATTEMPTS: u32 = 5;
 pub struct Outcome {
     /// One line per letter.
     pub report: String,
-    /// Letters the sink (or the decoder) refused again.
-    pub refused: usize,
+    /// Indices of the letters handled: applied, or nothing to apply (a
+    /// tombstone). The others were refused again.
+    pub handled: Vec<usize>,
 }
 
 /// Applies `letters` (in the order given) through the sink of `config`.
@@ -72,8 +73,8 @@ async fn apply_with<S: Sink>(
     let registry = runtime.registry.clone();
     let mut decoder = Decoder::new(runtime.decode);
     let mut report = String::new();
-    let mut refused = 0;
-    for l in letters {
+    let mut handled = Vec::new();
+    for (i, l) in letters.iter().enumerate() {
         let Some((topic, partition, offset)) = &l.origin else {
             bail!(
                 "dead letter {}@{} has no sinkfleet.original.* headers: its position is unknown",
@@ -100,10 +101,10 @@ async fn apply_with<S: Sink>(
                 Ok(Some(change)) => change,
                 Ok(None) => {
                     report.push_str(&format!("nothing to apply {from}: a tombstone\n"));
+                    handled.push(i);
                     continue;
                 }
                 Err(e) => {
-                    refused += 1;
                     report.push_str(&format!("refused {from}: decode: {e}\n"));
                     continue;
                 }
@@ -117,9 +118,11 @@ async fn apply_with<S: Sink>(
             change,
         };
         match write(&mut sink, record, &backoff).await {
-            Ok(()) => report.push_str(&format!("applied {from}\n")),
+            Ok(()) => {
+                report.push_str(&format!("applied {from}\n"));
+                handled.push(i);
+            }
             Err(SinkError::Permanent { class, message }) => {
-                refused += 1;
                 report.push_str(&format!("refused {from}: {}: {message}\n", class.as_str()));
             }
             Err(e @ SinkError::Retryable(_)) => {
@@ -136,7 +139,7 @@ async fn apply_with<S: Sink>(
         }
         tokio::time::sleep(backoff.delay(attempt)).await;
     }
-    Ok(Outcome { report, refused })
+    Ok(Outcome { report, handled })
 }
 
 /// Writes one record, retrying a retryable error a few times.

@@ -9,6 +9,7 @@
 //! so they apply.
 
 use crate::config::Config;
+use crate::dlq_resolved::Resolver;
 use anyhow::bail;
 use sinkfleet_kafka::group::GroupOffsets;
 use sinkfleet_kafka::inspect::{Letter, read_all, replay};
@@ -31,6 +32,20 @@ pub struct Release {
     pub at: i64,
 }
 
+/// Whether `l` is the record that parked a key parked now: its replay
+/// releases the key.
+pub fn releases_key(parked: &[ParkedKey], l: &Letter) -> bool {
+    parked_by(parked, l).is_some()
+}
+
+fn parked_by<'a>(parked: &'a [ParkedKey], l: &Letter) -> Option<&'a ParkedKey> {
+    let (topic, partition, offset) = l.origin.as_ref()?;
+    let key = l.key.as_ref()?;
+    parked.iter().find(|p| {
+        p.topic == *topic && p.partition == *partition && p.since == *offset && p.key == *key
+    })
+}
+
 /// The keys the replayed `letters` (which got `offsets`) release: those of
 /// which the record that parked them was replayed.
 pub fn releases(parked: &[ParkedKey], letters: &[&Letter], offsets: &[i64]) -> Vec<Release> {
@@ -38,23 +53,13 @@ pub fn releases(parked: &[ParkedKey], letters: &[&Letter], offsets: &[i64]) -> V
         .iter()
         .zip(offsets)
         .filter_map(|(l, &at)| {
-            let (topic, partition, offset) = l.origin.as_ref()?;
-            let key = l.key.as_ref()?;
-            parked
-                .iter()
-                .find(|p| {
-                    p.topic == *topic
-                        && p.partition == *partition
-                        && p.since == *offset
-                        && p.key == *key
-                })
-                .map(|p| Release {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    key: p.key.clone(),
-                    since: p.since,
-                    at,
-                })
+            parked_by(parked, l).map(|p| Release {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                key: p.key.clone(),
+                since: p.since,
+                at,
+            })
         })
         .collect()
 }
@@ -75,6 +80,7 @@ pub async fn follow_up(
     config: &Config,
     releases: &[Release],
     seen: &HashMap<i32, i64>,
+    resolver: &Resolver,
     wait: Duration,
 ) -> anyhow::Result<String> {
     let client = sinkfleet_kafka::client_config(&config.kafka);
@@ -134,7 +140,8 @@ pub async fn follow_up(
         releases.len()
     );
     if !late.is_empty() {
-        replay(&client, &late).await.map_err(anyhow::Error::msg)?;
+        let offsets = replay(&client, &late).await.map_err(anyhow::Error::msg)?;
+        resolver.replayed(&late, &offsets).await?;
         out.push_str(&format!(
             "{} records parked while the release was on its way, replayed too\n",
             late.len()
@@ -151,6 +158,7 @@ mod tests {
         Letter {
             partition: 0,
             offset,
+            timestamp_ms: None,
             key: Some(key.to_vec()),
             value: None,
             class: "parked".into(),
@@ -168,6 +176,7 @@ mod tests {
             key: b"k".to_vec(),
             since: 2,
             reason: String::new(),
+            parked_at_ms: None,
         }];
         let (poison, later, other) = (letter(2, b"k"), letter(4, b"k"), letter(2, b"x"));
         let found = releases(&parked, &[&later, &poison, &other], &[10, 11, 12]);

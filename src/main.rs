@@ -5,6 +5,7 @@ mod config;
 mod dlq;
 mod dlq_apply;
 mod dlq_release;
+mod dlq_resolved;
 mod observability;
 mod offsets;
 mod publisher_config;
@@ -93,8 +94,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DlqAction {
-    /// Records per error class, source table and origin partition; with
-    /// `on_error: park_key`, the keys parked now and why.
+    /// Dead letters per error class, source table and origin partition,
+    /// open and resolved (copies of one original record counted once);
+    /// with `on_error: park_key`, the keys parked now and why.
     List {
         /// The worker's YAML config file (its `kafka` and `dead_letter`).
         #[arg(long, short)]
@@ -116,6 +118,8 @@ enum DlqAction {
     /// applies them with the configured sink directly; the sink is
     /// idempotent, so a replay is harmless. Replaying the record that
     /// parked a key (`on_error: park_key`) into its topic releases the key.
+    /// Each dead letter replayed is recorded as resolved, and skipped by
+    /// the next replay unless `--again`.
     Replay {
         /// The worker's YAML config file.
         #[arg(long, short)]
@@ -129,6 +133,9 @@ enum DlqAction {
         /// back into Kafka (does not release parked keys).
         #[arg(long, conflicts_with = "dry_run")]
         through_sink: bool,
+        /// Replay dead letters resolved already too (by an earlier replay).
+        #[arg(long)]
+        again: bool,
         /// With `on_error: park_key`: how long to wait for the workers to
         /// pass a released key's replayed records (records of the key
         /// parked meanwhile are then replayed too).
@@ -234,6 +241,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     filter,
                     dry_run,
                     through_sink,
+                    again,
                     release_wait_secs,
                 } => {
                     let mode = match (dry_run, through_sink) {
@@ -252,6 +260,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                             &letters,
                             &filter,
                             mode,
+                            again,
                             std::time::Duration::from_secs(release_wait_secs),
                         ))?
                 }

@@ -54,6 +54,8 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
         ),
         letter(5, ErrorClass::Apply, orders, "public.orders.note: too long"),
         letter(9, ErrorClass::Apply, orders, "public.orders.note: too long"),
+        // Offset 5 read again after an offset reset, and dead-lettered again.
+        letter(5, ErrorClass::Apply, orders, "public.orders.note: too long"),
     ] {
         producer.send(&l).await.unwrap();
     }
@@ -65,12 +67,24 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
     let line = |class: &str, table: &str, n: usize| {
         text.lines().any(|l| {
             let fields: Vec<&str> = l.split_whitespace().collect();
-            fields == [class, table, from.as_str(), &n.to_string()]
+            fields
+                == [
+                    class,
+                    table,
+                    from.as_str(),
+                    &n.to_string(),
+                    &n.to_string(),
+                    "0",
+                ]
         })
     };
+    // Copies of one original record are one dead letter.
     assert!(line("apply", "public.orders", 2), "{text}");
     assert!(line("decode", "-", 1), "{text}");
-    assert!(text.contains("3 records"), "{text}");
+    assert!(
+        text.contains("3 dead letters: 3 open, 0 resolved (4 records in the topic: 1 are copies"),
+        "{text}"
+    );
 
     let (code, text) = dlq(
         &config,
@@ -170,24 +184,54 @@ async fn replayed_dead_letters_are_applied_once() {
     let (code, text) = dlq(&config, &["replay", "--class", "apply", "--dry-run"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("1 records would be replayed"), "{text}");
+    assert!(text.contains(r#"apply key {"id":1}"#), "{text}");
     assert_eq!(p.end_offsets().get(&0), Some(&0), "a dry run sends nothing");
 
     let pool = p.pool().await;
     let rows = format!("SELECT count(*) FROM \"{}\".items", p.schema);
-    for replays in 1..=2i64 {
-        let (code, text) = dlq(&config, &["replay", "--class", "apply"]);
-        assert_eq!(code, 0, "{text}");
-        assert!(text.contains("1 records replayed"), "{text}");
+    // Replayed, it is resolved: the next replay skips it and sends nothing,
+    // unless `--again` (harmless: the sink applies it once).
+    for (replay, again) in [(1, false), (2, false), (3, true)] {
+        let mut args = vec!["replay", "--class", "apply"];
+        if again {
+            args.push("--again");
+        }
+        let (code, text) = dlq(&config, &args);
+        let sent = if replay == 2 {
+            assert_ne!(code, 0, "{text}");
+            assert!(
+                text.contains("skipping 1 dead letters resolved already (--again replays them)")
+                    && text.contains("nothing to replay"),
+                "{text}"
+            );
+            1
+        } else {
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains("1 records replayed"), "{text}");
+            if replay == 1 { 1 } else { 2 }
+        };
         // The consumer's properties (session.timeout.ms, ...) are not
         // handed to the replay's producer, which would warn about each.
         assert!(!text.contains("CONFWARN"), "{text}");
-        assert_eq!(p.end_offsets().get(&0), Some(&replays));
+        assert_eq!(p.end_offsets().get(&0), Some(&sent), "replay {replay}");
         // Applied once the group has committed past it.
         p.wait_committed_to_end(&p.group, std::time::Duration::from_secs(120))
             .await;
         let n: i64 = sqlx::query_scalar(&rows).fetch_one(&pool).await.unwrap();
-        assert_eq!(n, 1, "replay {replays}");
+        assert_eq!(n, 1, "replay {replay}");
     }
+    let (code, text) = dlq(&config, &["list"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("1 dead letters: 0 open, 1 resolved"),
+        "{text}"
+    );
+    let (code, text) = dlq(&config, &["show"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("state: resolved: replayed to {}/0@1 at ", p.topic)),
+        "{text}"
+    );
     let name: String = sqlx::query_scalar(&format!("SELECT name FROM \"{}\".items", p.schema))
         .fetch_one(&pool)
         .await
@@ -234,10 +278,12 @@ async fn dead_letters_replayed_through_the_sink_are_applied_once() {
         p.schema
     );
     for run in 1..=2 {
-        let (code, text) = dlq(
-            &config,
-            &["replay", "--table", "public.items", "--through-sink"],
-        );
+        // Resolved by the first run: the second one needs --again.
+        let mut args = vec!["replay", "--table", "public.items", "--through-sink"];
+        if run == 2 {
+            args.push("--again");
+        }
+        let (code, text) = dlq(&config, &args);
         assert_eq!(code, 0, "run {run}: {text}");
         assert!(
             text.contains("2 records applied through the sink"),
@@ -258,5 +304,11 @@ async fn dead_letters_replayed_through_the_sink_are_applied_once() {
         p.end_offsets().get(&0),
         Some(&0),
         "nothing went back to Kafka"
+    );
+    let (code, text) = dlq(&config, &["list"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("3 dead letters: 1 open, 2 resolved"),
+        "{text}"
     );
 }

@@ -39,9 +39,14 @@ fn status(config: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// Status reports every 500 ms (the default is 10 s).
+/// Status reports every `interval_ms` (the default is 10 s).
+fn with_status_interval(config: String, interval_ms: u64) -> String {
+    format!("{config}status:\n  interval_ms: {interval_ms}\n")
+}
+
+/// Status reports every 500 ms.
 fn with_fast_status(config: String) -> String {
-    format!("{config}status:\n  interval_ms: 500\n")
+    with_status_interval(config, 500)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,11 +55,16 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
     p.produce(&changes(0..20, 100)).await;
     let port = free_port();
     // A small partition budget, so a stalled target pauses the partitions.
-    let text = with_fast_status(p.config(
-        "  partition_budget: { high_records: 5, high_bytes: 1048576 }",
-        "",
-        port,
-    ));
+    // Reports are due every 10 minutes: a pause can only show at once
+    // because a worker reports it when it happens.
+    let text = with_status_interval(
+        p.config(
+            "  partition_budget: { high_records: 5, high_bytes: 1048576 }",
+            "",
+            port,
+        ),
+        600_000,
+    );
     let config = p.config_file("ops", &text);
     let mut worker = p.spawn("w", &text, port);
     p.wait_committed_to_end(&p.group, CONVERGE).await;
@@ -69,24 +79,28 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
             && partitions
                 .iter()
                 .all(|p| p["lag"] == 0 && p["paused"] == false && !p["owner"].is_null())
+            && !s["tables"].as_array().unwrap().is_empty()
     })
     .await;
-    let member = &s["members"][0];
-    assert_eq!(member["live"], true, "{s}");
+    let member = s["members"][0].clone();
+    assert_eq!(member["state"], "live", "{s}");
     assert_eq!(member["partitions"].as_array().unwrap().len(), 2, "{s}");
     for partition in s["partitions"].as_array().unwrap() {
         assert_eq!(partition["owner"], member["member"], "{s}");
         assert_eq!(partition["committed"], partition["end"], "{s}");
+        assert!(partition["waited_seconds"].is_null(), "no lag: {s}");
     }
     assert_eq!(s["tables"][0]["table"], "public.customers", "{s}");
     assert_eq!(
         s["tables"][0]["applied_source_ts_ms"], 1_700_000_000_000i64,
         "{s}"
     );
+    assert_eq!(s["topics"][0]["dead_letters"], 0, "{s}");
 
     // The target stalls (a lock): records wait, the partitions pause.
     let pool = p.pool().await;
     let lock = lock_table(&pool, &p.schema, "customers").await;
+    let stalled = std::time::Instant::now();
     p.produce(&changes(20..120, 200)).await;
     wait_until("status shows paused partitions with lag", CONVERGE, || {
         s = status(&config);
@@ -97,17 +111,34 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
             .any(|p| p["paused"] == true && p["lag"].as_i64().unwrap_or(0) > 0)
     })
     .await;
+    // Waited: since the oldest record not committed was stored, which is
+    // after the stall began (not the age of the last committed record,
+    // stored before it).
+    let waited_at_most = stalled.elapsed().as_secs_f64() + 1.0;
+    for partition in s["partitions"].as_array().unwrap() {
+        if partition["lag"].as_i64().unwrap_or(0) > 0 {
+            let waited = partition["waited_seconds"].as_f64().unwrap();
+            assert!(waited <= waited_at_most, "{waited} > {waited_at_most}: {s}");
+            assert!(!partition["report_age_seconds"].is_null(), "{s}");
+        }
+    }
     let (code, table) = cli(&["status"], &config);
     assert_eq!(code, 0, "{table}");
     assert!(table.contains(&p.topic) && table.contains("yes"), "{table}");
     assert!(table.contains("live"), "{table}");
+    assert!(
+        table.contains("from the broker") && table.contains("from the owner's report"),
+        "{table}"
+    );
     lock.rollback().await.unwrap();
     p.wait_committed_to_end(&p.group, CONVERGE).await;
 
-    // A clean stop says so: no member is left.
+    // A clean stop says so: the member is shown stopped, owning nothing.
     assert!(worker.terminate(Duration::from_secs(30)).success());
     s = status(&config);
-    assert_eq!(s["members"].as_array().unwrap().len(), 0, "{s}");
+    assert_eq!(s["members"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["members"][0]["state"], "stopped", "{s}");
+    assert!(s["members"][0]["stopped_at_ms"].is_i64(), "{s}");
     assert!(
         s["partitions"]
             .as_array()
@@ -116,6 +147,31 @@ async fn status_shows_owners_offsets_lag_pauses_and_freshness() {
             .all(|p| p["owner"].is_null() && p["lag"] == 0),
         "{s}"
     );
+    let (code, table) = cli(&["status"], &config);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("stopped at 20"), "{table}");
+
+    // A killed worker leaves a running report behind: it is dropped once
+    // three intervals passed without another.
+    let port = free_port();
+    let fast = with_fast_status(p.config("", "", port));
+    let mut killed = p.spawn("killed", &fast, port);
+    wait_until("the second worker is live", CONVERGE, || {
+        s = status(&config);
+        s["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["state"] == "live")
+    })
+    .await;
+    killed.kill9();
+    wait_until("the killed worker is dropped", CONVERGE, || {
+        s = status(&config);
+        let members = s["members"].as_array().unwrap();
+        members.len() == 1 && members[0]["state"] == "stopped"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -171,6 +171,52 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
         "{listed}"
     );
 
+    // `status` shows the parked key and the dead letters beside the lag.
+    let topic_status = || {
+        let (code, text) = common::cli(&["status", "--json"], &config_path);
+        assert_eq!(code, 0, "{text}");
+        let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+        s["topics"][0].clone()
+    };
+    let t = topic_status();
+    assert_eq!(t["topic"], p.topic.as_str(), "{t}");
+    assert_eq!(
+        (
+            &t["dead_letters"],
+            &t["open_dead_letters"],
+            &t["new_dead_letters"]
+        ),
+        (&json!(4), &json!(4), &json!(4)),
+        "{t}"
+    );
+    assert_eq!(t["parked_keys"], 1, "{t}");
+    assert_eq!(t["oldest_parked"]["key"], r#"{"id":1}"#, "{t}");
+    assert_eq!(t["oldest_parked"]["since"], 2, "{t}");
+    let (code, table) = common::cli(&["status"], &config_path);
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains(r#"{"id":1} in partition 0 since offset 2"#),
+        "{table}"
+    );
+    // A dry run says which record releases the key.
+    let (code, planned) = dlq(
+        &config_path,
+        &["replay", "--key", r#"{"id":1}"#, "--dry-run"],
+    );
+    assert_eq!(code, 0, "{planned}");
+    assert!(
+        planned.contains(&format!(
+            r#"-> {}/0@2 apply key {{"id":1}} (releases parked key)"#,
+            p.topic
+        )),
+        "{planned}"
+    );
+    assert_eq!(
+        planned.matches("releases parked key").count(),
+        1,
+        "{planned}"
+    );
+
     // The target is fixed. Through the sink, K's records would apply but K
     // would stay parked: refused, naming K, applying nothing.
     fix_target(&pool, &p.schema).await;
@@ -210,6 +256,27 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
     .await;
     let dead = kafka::read_to_end(&p.brokers, &p.dlq, CONVERGE).unwrap();
     assert_eq!(dead.len(), 4, "the replay dead-lettered nothing more");
+    // Resolved: status counts them as such, and a second replay sends
+    // nothing.
+    let t = topic_status();
+    assert_eq!(
+        (
+            &t["dead_letters"],
+            &t["open_dead_letters"],
+            &t["new_dead_letters"]
+        ),
+        (&json!(4), &json!(0), &json!(0)),
+        "{t}"
+    );
+    assert_eq!(t["parked_keys"], 0, "{t}");
+    let end = p.end_offsets();
+    let (code, again) = dlq(&config_path, &["replay", "--key", r#"{"id":1}"#]);
+    assert_ne!(code, 0, "{again}");
+    assert!(
+        again.contains("skipping 4 dead letters resolved already"),
+        "{again}"
+    );
+    assert_eq!(p.end_offsets(), end, "nothing was replayed twice");
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }
 

@@ -101,7 +101,13 @@ impl Pipeline {
         let mut p = Pipeline::named(name, String::new(), partitions);
         // The mock cannot create topics: the workers' status topic too.
         let status = format!("{}.status", p.group);
-        let mock = MockBroker::start(&[(&p.topic, partitions), (&p.dlq, 1), (&status, 1)]);
+        let resolved = format!("{}.resolved", p.dlq);
+        let mock = MockBroker::start(&[
+            (&p.topic, partitions),
+            (&p.dlq, 1),
+            (&resolved, 1),
+            (&status, 1),
+        ]);
         p.brokers = mock.bootstrap.clone();
         (p, mock)
     }
@@ -112,9 +118,11 @@ impl Pipeline {
         kafka::create_topic(&p.brokers, &p.topic, partitions)
             .await
             .expect("broker not reachable: run scripts/services.sh start (or scripts/test.sh)");
-        kafka::create_topic(&p.brokers, &p.dlq, 1)
-            .await
-            .expect("creating the DLQ topic");
+        for topic in [&p.dlq, &format!("{}.resolved", p.dlq)] {
+            kafka::create_topic(&p.brokers, topic, 1)
+                .await
+                .expect("creating the DLQ topics");
+        }
         p
     }
 

@@ -40,6 +40,11 @@ pub struct DeadLetterConfig {
     /// rebalances (default `<topic>.parked`); used with `park_key` only.
     #[serde(default)]
     pub parked_topic: Option<String>,
+    /// The compacted topic where `sinkfleet dlq replay` records which dead
+    /// letters it handed back (default `<topic>.resolved`; see
+    /// [`crate::resolution`]).
+    #[serde(default)]
+    pub resolved_topic: Option<String>,
 }
 
 impl DeadLetterConfig {
@@ -48,6 +53,14 @@ impl DeadLetterConfig {
         self.parked_topic
             .clone()
             .unwrap_or_else(|| format!("{}.parked", self.topic))
+    }
+
+    /// The resolved-dead-letters topic: `resolved_topic`, or
+    /// `<topic>.resolved`.
+    pub fn resolved_topic(&self) -> String {
+        self.resolved_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.resolved", self.topic))
     }
 }
 

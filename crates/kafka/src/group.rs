@@ -8,6 +8,7 @@
 //! while the group has members; callers check membership first anyway.
 
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -139,6 +140,56 @@ impl GroupOffsets {
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| format!("commit: {e}"))
     }
+}
+
+/// The timestamp (ms since the epoch) of the record at each offset of
+/// `at`: for a group's committed offsets, the oldest record each partition
+/// has waiting. Read without a group (nothing is committed), a little of
+/// each partition, for at most `wait`; a partition whose record did not
+/// arrive by then (or that holds none there) is left out. A record removed
+/// by retention is replaced by the oldest one retained.
+pub fn timestamps_at(
+    client: &ClientConfig,
+    at: &BTreeMap<TopicPartition, i64>,
+    wait: Duration,
+) -> Result<BTreeMap<TopicPartition, i64>, String> {
+    let mut found = BTreeMap::new();
+    if at.is_empty() {
+        return Ok(found);
+    }
+    let consumer: BaseConsumer = client
+        .clone()
+        .set(
+            "group.id",
+            format!("sinkfleet-reader-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // One record per partition is all it needs.
+        .set("max.partition.fetch.bytes", "65536")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in at {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + wait;
+    while found.len() < at.len() && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let id = (m.topic().to_owned(), m.partition());
+                if let (false, Some(ts)) = (found.contains_key(&id), m.timestamp().to_millis()) {
+                    found.insert(id, ts);
+                }
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => {}
+        }
+    }
+    Ok(found)
 }
 
 /// The partitions of `topic` from the broker's metadata; none when it does

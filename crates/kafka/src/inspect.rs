@@ -17,6 +17,9 @@ pub struct Letter {
     pub partition: i32,
     /// Offset there.
     pub offset: i64,
+    /// When it was dead-lettered (the record's timestamp, ms since the
+    /// epoch).
+    pub timestamp_ms: Option<i64>,
     /// The original key.
     pub key: Option<Vec<u8>>,
     /// The original value.
@@ -38,9 +41,9 @@ pub fn read_all(
     client: &ClientConfig,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<Letter>, String> {
+) -> Result<Vec<Letter>, ReadError> {
     let mut letters = Vec::new();
-    read_to_end(client, topic, timeout, |m| letters.push(letter(m))).map_err(|e| e.to_string())?;
+    read_to_end(client, topic, timeout, |m| letters.push(letter(m)))?;
     letters.sort_by_key(|l| (l.partition, l.offset));
     Ok(letters)
 }
@@ -191,6 +194,7 @@ fn letter(m: &BorrowedMessage<'_>) -> Letter {
     Letter {
         partition: m.partition(),
         offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis(),
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
         class: found

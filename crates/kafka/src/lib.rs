@@ -37,6 +37,7 @@ mod partition;
 mod progress;
 pub mod reach;
 mod releases;
+pub mod resolution;
 pub mod retry;
 pub mod status;
 mod writer;
@@ -367,6 +368,8 @@ fn start_status(
         base,
         last: None,
         dirty: true,
+        paused: Default::default(),
+        tables: 0,
     };
     Ok((feed, task))
 }
@@ -419,6 +422,7 @@ mod tests {
                     create_topic: false,
                     on_error: config::OnError::Skip,
                     parked_topic: None,
+                    resolved_topic: None,
                 },
                 decode: DecodeOptions::default(),
                 transactions: None,

@@ -61,6 +61,10 @@ struct Stored {
     key_hex: String,
     since: i64,
     reason: String,
+    /// When it was parked (ms since the epoch); absent in records written
+    /// before sinkfleet stored it.
+    #[serde(default)]
+    parked_at_ms: Option<i64>,
 }
 
 /// The parked keys of this process's partitions, and their topic.
@@ -137,6 +141,7 @@ impl Parking {
             key_hex: hex::encode(key),
             since: position.offset,
             reason: reason.to_owned(),
+            parked_at_ms: Some(crate::progress::now_ms()),
         };
         let value = serde_json::to_vec(&stored).unwrap_or_default();
         self.send(&record_key(&id, key), Some(&value)).await?;
@@ -249,6 +254,8 @@ pub struct ParkedKey {
     pub since: i64,
     /// Why that record was dead-lettered.
     pub reason: String,
+    /// When it was parked (ms since the epoch), where known.
+    pub parked_at_ms: Option<i64>,
 }
 
 /// Every key parked in `topic` (the parked-keys topic) now.
@@ -269,6 +276,7 @@ pub fn read_parked(
                 partition: stored.partition,
                 since: stored.since,
                 reason: stored.reason,
+                parked_at_ms: stored.parked_at_ms,
             })
         })
         .collect())

@@ -159,6 +159,11 @@ impl Freshness {
         }
     }
 
+    /// Source tables with a durable change.
+    pub fn tables(&self) -> usize {
+        self.tables.len()
+    }
+
     /// Each table's applied-through source time (ms since the epoch).
     pub fn applied(&self) -> impl Iterator<Item = (&TableId, i64)> {
         self.tables

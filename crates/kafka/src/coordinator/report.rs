@@ -4,8 +4,10 @@
 //! newest report is ever sent.
 
 use super::Coordinator;
+use crate::consumer::PartitionId;
 use crate::progress;
 use crate::status::{MemberReport, PartitionReport, TableReport};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -19,20 +21,40 @@ pub(crate) struct StatusFeed {
     pub last: Option<Instant>,
     /// The assignment changed since.
     pub dirty: bool,
+    /// The partitions paused in the last report: a pause or a resume is
+    /// reported at once, not an interval later.
+    pub paused: HashSet<PartitionId>,
+    /// Source tables in the last report: a table's first applied change
+    /// is reported at once too.
+    pub tables: usize,
 }
 
 impl Coordinator {
     /// Sends a report when one is due (every interval, and as soon as the
-    /// assignment changed), or the last one (`stopped`) at the end.
+    /// assignment changed or a partition was paused or resumed), or the
+    /// last one (`stopped`) at the end.
     pub(super) fn report_status(&mut self, stopped: bool) {
         let Some(feed) = self.status.as_mut() else {
             return;
         };
         let interval = Duration::from_millis(feed.base.interval_ms);
-        let due = stopped || feed.dirty || feed.last.is_none_or(|l| l.elapsed() >= interval);
+        let mut paused = self.partitions.iter().filter(|(_, p)| p.paused());
+        let pauses_changed = paused.clone().count() != feed.paused.len()
+            || paused.any(|(id, _)| !feed.paused.contains(id));
+        let due = stopped
+            || feed.dirty
+            || pauses_changed
+            || self.freshness.tables() != feed.tables
+            || feed.last.is_none_or(|l| l.elapsed() >= interval);
         if !due {
             return;
         }
+        feed.paused = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.paused())
+            .map(|(id, _)| id.clone())
+            .collect();
         let now = progress::now_ms();
         let broker = self
             .broker_offsets
@@ -64,6 +86,7 @@ impl Coordinator {
             })
             .collect();
         tables.sort_by(|a, b| a.table.cmp(&b.table));
+        feed.tables = self.freshness.tables();
         let report = MemberReport {
             reported_at_ms: now,
             stopped,
