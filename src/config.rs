@@ -216,6 +216,28 @@ fn default_listen() -> String {
 }
 
 impl Config {
+    /// The target table (`namespace.table`) the sink writes the source
+    /// table `source` (`schema.table`) to, as the sink routes it; `None`
+    /// for the Parquet sink (its targets are paths) or a source name the
+    /// sink would refuse.
+    pub fn target_table(&self, source: &str) -> Option<String> {
+        let (schema, table) = source.split_once('.')?;
+        let (mapping, namespace) = match &self.sink {
+            SinkConfig::Postgres(pg) => (&pg.tables, pg.target_schema.as_deref()),
+            SinkConfig::Clickhouse(ch) => (&ch.tables, ch.database.as_deref()),
+            SinkConfig::S3Parquet(_) => return None,
+        };
+        sinkfleet_core::table::route(
+            &sinkfleet_core::TableId::new(schema, table),
+            mapping,
+            namespace,
+            sinkfleet_core::identifier::IdentifierPolicy::Printable,
+            usize::MAX,
+        )
+        .ok()
+        .map(|(namespace, name)| format!("{namespace}.{name}"))
+    }
+
     /// Loads `path`, applies `SINKFLEET__*` overrides, validates.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         if !path.is_file() {

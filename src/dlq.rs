@@ -16,9 +16,10 @@ pub struct Filter {
     /// Only this error class.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(CLASSES))]
     pub class: Option<String>,
-    /// Only this source table: `schema.table`, or the table's name alone
-    /// (the name its target table has). Decode dead letters have no table:
-    /// address them by `--topic`, `--partition` and offsets.
+    /// Only this table: the source's `schema.table`, the target table the
+    /// sink writes it to (`namespace.table`, as `tables:` maps it), or
+    /// either's name alone. Decode dead letters have no table: address
+    /// them by `--topic`, `--partition` and offsets.
     #[arg(long)]
     pub table: Option<String>,
     /// Only this key: the record key's exact text, or, for a JSON key, the
@@ -41,6 +42,10 @@ pub struct Filter {
     /// Only original offsets at or below this.
     #[arg(long)]
     pub to_offset: Option<i64>,
+    /// Each source table's target table (`schema.table` of both), for
+    /// `--table` (see [`Filter::with_targets`]).
+    #[arg(skip)]
+    targets: HashMap<String, String>,
 }
 
 /// The classes a dead letter can have (`unknown`: a record without
@@ -48,6 +53,17 @@ pub struct Filter {
 const CLASSES: [&str; 5] = ["decode", "apply", "schema", "parked", "unknown"];
 
 impl Filter {
+    /// Lets `--table` match the target tables `config`'s sink writes the
+    /// letters' source tables to.
+    pub fn with_targets(mut self, config: &crate::config::Config, dead: &DeadLetters) -> Self {
+        for source in dead.distinct().iter().filter_map(|l| l.table.as_deref()) {
+            if let Some(target) = config.target_table(source) {
+                self.targets.insert(source.to_owned(), target);
+            }
+        }
+        self
+    }
+
     /// The letters this filter keeps.
     pub fn apply<'a>(&self, letters: &'a [Letter]) -> Vec<&'a Letter> {
         letters.iter().filter(|l| self.keeps(l)).collect()
@@ -59,7 +75,10 @@ impl Filter {
         self.class.as_ref().is_none_or(|c| *c == l.class)
             && self.table.as_ref().is_none_or(|t| {
                 l.table.as_deref().is_some_and(|source| {
-                    source == t || source.split_once('.').is_some_and(|(_, name)| name == t)
+                    let named = |full: &str| {
+                        full == t || full.split_once('.').is_some_and(|(_, name)| name == t)
+                    };
+                    named(source) || self.targets.get(source).is_some_and(|target| named(target))
                 })
             })
             && self
@@ -424,6 +443,22 @@ pub async fn replay(
             handled.len()
         ));
     }
+    // Only a worker applies the replayed records and releases the keys:
+    // say before replaying when none runs, rather than after the wait.
+    let releasing = chosen
+        .iter()
+        .filter(|l| crate::dlq_release::releases_key(&parked, l))
+        .count();
+    if releasing > 0 && crate::status::live_members(config)?.is_empty() {
+        eprintln!(
+            "no worker of group {} is running (by their status reports): {releasing} parked \
+             keys are released when one applies their replayed records; waiting up to {}s for \
+             that after the replay (stopping this command is safe: run the same replay again \
+             once the workers caught up, replays are harmless)",
+            config.kafka.group_id,
+            release_wait.as_secs()
+        );
+    }
     let client = sinkfleet_kafka::client_config(&config.kafka);
     let offsets = sinkfleet_kafka::inspect::replay(&client, &chosen)
         .await
@@ -432,19 +467,6 @@ pub async fn replay(
     out.push_str(&format!("{} records replayed\n", offsets.len()));
     let releases = crate::dlq_release::releases(&parked, &chosen, &offsets);
     if !releases.is_empty() {
-        // Only a worker applies the replayed records and releases the keys:
-        // say at once when none runs, rather than after the wait.
-        if crate::status::live_members(config)?.is_empty() {
-            eprintln!(
-                "{out}no worker of group {} is running (by their status reports): {} parked keys \
-                 are released when one applies their replayed records; waiting up to {}s for \
-                 that (stopping this command is safe: run the same replay again once the \
-                 workers caught up, replays are harmless)",
-                config.kafka.group_id,
-                releases.len(),
-                release_wait.as_secs()
-            );
-        }
         // Where this replay read the dead-letter topic up to.
         let mut seen: HashMap<i32, i64> = HashMap::new();
         for l in letters {

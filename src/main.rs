@@ -235,7 +235,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     config,
                     filter,
                     json,
-                } => dlq::show(&dlq::letters(&load(&config)?)?, &filter, json),
+                } => {
+                    let config = load(&config)?;
+                    let dead = dlq::letters(&config)?;
+                    dlq::show(&dead, &filter.with_targets(&config, &dead), json)
+                }
                 DlqAction::Replay {
                     config,
                     filter,
@@ -250,14 +254,15 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                         (false, false) => dlq::ReplayMode::IntoTopic,
                     };
                     let config = load(&config)?;
-                    let letters = dlq::letters(&config)?;
+                    let dead = dlq::letters(&config)?;
+                    let filter = filter.with_targets(&config, &dead);
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .context("starting the async runtime")?
                         .block_on(dlq::replay(
                             &config,
-                            &letters,
+                            &dead,
                             &filter,
                             mode,
                             again,

@@ -127,6 +127,8 @@ async fn dead_letters_are_counted_and_shown_by_class_table_and_offset() {
     assert!(shown(&["--key", "3"]).is_empty());
     // The target's table name, and decode letters by where they came from.
     assert_eq!(shown(&["--table", "orders"]), [5, 9]);
+    let target = format!("{}.orders", p.schema);
+    assert_eq!(shown(&["--table", target.as_str()]), [5, 9]);
     let partition = [
         "--topic",
         p.topic.as_str(),
