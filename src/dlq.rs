@@ -64,6 +64,18 @@ impl Filter {
         self
     }
 
+    /// True when no filter is given (every letter is kept).
+    pub fn is_empty(&self) -> bool {
+        self.class.is_none()
+            && self.table.is_none()
+            && self.key.is_none()
+            && self.key_contains.is_none()
+            && self.topic.is_none()
+            && self.partition.is_none()
+            && self.from_offset.is_none()
+            && self.to_offset.is_none()
+    }
+
     /// The letters this filter keeps.
     pub fn apply<'a>(&self, letters: &'a [Letter]) -> Vec<&'a Letter> {
         letters.iter().filter(|l| self.keeps(l)).collect()
@@ -153,11 +165,11 @@ fn key_is(key: Option<&[u8]>, wanted: &str) -> bool {
         })
 }
 
-fn text(bytes: Option<&[u8]>) -> String {
+pub(crate) fn text(bytes: Option<&[u8]>) -> String {
     bytes.map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
 }
 
-fn origin(l: &Letter) -> String {
+pub(crate) fn origin(l: &Letter) -> String {
     l.origin
         .as_ref()
         .map_or("-".to_owned(), |(t, p, o)| format!("{t}/{p}@{o}"))
@@ -220,7 +232,7 @@ pub fn list(dead: &DeadLetters) -> String {
     out.push('\n');
     if let Some(at) = dead.last_resolved_ms(None) {
         out.push_str(&format!(
-            "last replay {}; `dlq show` says how each was resolved\n",
+            "last resolved {}; `dlq show` says how each was\n",
             crate::status::time_text(at)
         ));
     }
@@ -239,7 +251,7 @@ pub fn parked_keys(config: &crate::config::Config) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("reading {topic}: {e}"))?;
     parked.sort_by(|a, b| (&a.topic, a.partition, a.since).cmp(&(&b.topic, b.partition, b.since)));
     let mut out = format!(
-        "\n{} parked keys (release: dlq replay --key <key>)\n",
+        "\n{} parked keys (release: dlq replay --key <key>, or dlq discard the record that parked it)\n",
         parked.len()
     );
     for p in &parked {
@@ -311,7 +323,7 @@ pub fn show(dead: &DeadLetters, filter: &Filter, json: bool) -> String {
 }
 
 /// The keys parked now, where `config` parks keys.
-fn parked_now(config: &crate::config::Config) -> anyhow::Result<Vec<ParkedKey>> {
+pub(crate) fn parked_now(config: &crate::config::Config) -> anyhow::Result<Vec<ParkedKey>> {
     if config.dead_letter.on_error != OnError::ParkKey {
         return Ok(Vec::new());
     }

@@ -133,6 +133,15 @@ pub fn describe(r: &Resolution) -> String {
             )
         }
         Resolved::ThroughSink => format!("applied through the sink at {at}"),
+        Resolved::Discarded {
+            marker_offset: None,
+        } => format!("discarded at {at}"),
+        Resolved::Discarded {
+            marker_offset: Some(o),
+        } => format!(
+            "discarded at {at}; its key released at {}/{}@{o}",
+            r.topic, r.partition
+        ),
     }
 }
 
@@ -183,6 +192,27 @@ impl Resolver {
             .zip(offsets)
             .filter_map(|(l, &replayed_offset)| {
                 resolution(l, Resolved::Replayed { replayed_offset }, now)
+            })
+            .collect();
+        self.writer
+            .record(&resolutions)
+            .await
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// `letters` were discarded; those that parked their key got a discard
+    /// marker at the offset `markers` gives.
+    pub async fn discarded(
+        &self,
+        letters: &[&Letter],
+        markers: &HashMap<Origin, i64>,
+    ) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let resolutions: Vec<Resolution> = letters
+            .iter()
+            .filter_map(|l| {
+                let marker_offset = l.origin.as_ref().and_then(|o| markers.get(o)).copied();
+                resolution(l, Resolved::Discarded { marker_offset }, now)
             })
             .collect();
         self.writer

@@ -4,6 +4,7 @@
 mod config;
 mod dlq;
 mod dlq_apply;
+mod dlq_discard;
 mod dlq_release;
 mod dlq_resolved;
 mod observability;
@@ -51,13 +52,14 @@ enum Command {
     /// Look at the dead-letter topic: `dlq list` counts its records by error
     /// class, table and origin; `dlq show` prints them with their headers;
     /// `dlq replay` puts them back into their topic (or applies them with the
-    /// sink).
+    /// sink); `dlq discard` drops them for good.
     ///
     /// Examples: `sinkfleet dlq list -c worker.yaml`,
     /// `sinkfleet dlq show -c worker.yaml --class apply --table public.orders --json`,
     /// `sinkfleet dlq replay -c worker.yaml --table public.orders --dry-run`,
     /// `sinkfleet dlq replay -c worker.yaml --key '{"id":42}'`,
-    /// `sinkfleet dlq replay -c worker.yaml --class apply --through-sink`
+    /// `sinkfleet dlq replay -c worker.yaml --class apply --through-sink`,
+    /// `sinkfleet dlq discard -c worker.yaml --class decode --key '{"id":3}'`
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
@@ -141,6 +143,21 @@ enum DlqAction {
         /// parked meanwhile are then replayed too).
         #[arg(long, default_value_t = 120)]
         release_wait_secs: u64,
+    },
+    /// Drops the open dead letters a filter selects, for good: recorded as
+    /// resolved, never applied. Where one parked its key (`on_error:
+    /// park_key`), a discard marker goes into its partition and releases
+    /// the key there, in stream order (for a record that fails again
+    /// however often it is replayed, such as an undecodable one).
+    Discard {
+        /// The worker's YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        filter: dlq::Filter,
+        /// Only print what would be discarded.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -230,6 +247,20 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 DlqAction::List { config } => {
                     let config = load(&config)?;
                     dlq::list(&dlq::letters(&config)?) + &dlq::parked_keys(&config)?
+                }
+                DlqAction::Discard {
+                    config,
+                    filter,
+                    dry_run,
+                } => {
+                    let config = load(&config)?;
+                    let dead = dlq::letters(&config)?;
+                    let filter = filter.with_targets(&config, &dead);
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("starting the async runtime")?
+                        .block_on(dlq_discard::discard(&config, &dead, &filter, dry_run))?
                 }
                 DlqAction::Show {
                     config,

@@ -352,7 +352,7 @@ pub fn render(s: &GroupStatus) -> String {
         )),
     }
     out.push_str(&format!(
-        "{:<32} {:<20} {:>7} {:<30} {:>11}  partitions\n",
+        "{:<32} {:<20} {:>7} {:<31} {:>11}  partitions\n",
         "member", "host", "pid", "state", "last report"
     ));
     for m in &s.members {
@@ -361,7 +361,7 @@ pub fn render(s: &GroupStatus) -> String {
             None => m.state.to_owned(),
         };
         out.push_str(&format!(
-            "{:<32} {:<20} {:>7} {:<30} {:>10.1}s  {}\n",
+            "{:<32} {:<20} {:>7} {:<31} {:>10.1}s  {}\n",
             m.member,
             m.host,
             m.pid,

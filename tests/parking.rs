@@ -356,3 +356,82 @@ async fn a_record_parked_while_the_release_is_on_its_way_is_replayed_too() {
     );
     assert!(worker.terminate(Duration::from_secs(30)).success());
 }
+
+/// A key parked by a record no fix makes readable (undecodable): replaying
+/// it parks the key again, so `dlq discard` drops it instead. Its marker
+/// releases the key in stream order: the key's record parked behind it
+/// stays parked until replayed, the key's next change applies directly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_parked_by_an_undecodable_record_is_released_by_discarding_it() {
+    let p = Pipeline::new("discard", 1).await;
+    let port = free_port();
+    let config = park_key_config(&p).replace("{port}", &port.to_string());
+    let mut worker = p.spawn("w", &config, port);
+    let garbage = Record {
+        key: Some(br#"{"id":1}"#.to_vec()),
+        value: Some(b"{not json".to_vec()),
+    };
+    p.produce(&[change(1, "a1", 10), garbage, change(2, "b1", 11)])
+        .await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    p.produce(&[change(1, "a2", 12)]).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    let pool = p.pool().await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a1".into()), (2, "b1".into())],
+        "K is parked behind its undecodable record"
+    );
+    let config_path = p.config_file("cli", &config);
+    // A discard without a filter is refused.
+    let (code, text) = dlq(&config_path, &["discard"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("select them with a filter"), "{text}");
+
+    let (code, text) = dlq(&config_path, &["discard", "--class", "decode"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            r#"discard 0@0 from {}/0@1 decode key {{"id":1}} (releases parked key)"#,
+            p.topic
+        )) && text.contains("1 records parked behind them stay open"),
+        "{text}"
+    );
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    wait_until("the parked-keys gauge drops", CONVERGE, || {
+        worker.metric("sinkfleet_parked_keys") == 0.0
+    })
+    .await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a1".into()), (2, "b1".into())],
+        "released, but a2 (parked before the release) is not applied by it"
+    );
+    // a2 is replayed (the discarded record is resolved, so it is skipped),
+    // then K's next change applies directly.
+    let (code, text) = dlq(&config_path, &["replay", "--key", r#"{"id":1}"#]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("skipping 1 dead letters resolved already")
+            && text.contains("1 records replayed"),
+        "{text}"
+    );
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a2".into()), (2, "b1".into())]
+    );
+    p.produce(&[change(1, "a3", 13)]).await;
+    p.wait_committed_to_end(&p.group, CONVERGE).await;
+    assert_eq!(
+        names(&pool, &p.schema).await,
+        [(1, "a3".into()), (2, "b1".into())]
+    );
+    let (code, text) = dlq(&config_path, &["list"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("2 dead letters: 0 open, 2 resolved"),
+        "{text}"
+    );
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+}

@@ -66,6 +66,8 @@ pub struct Incoming {
     pub value: Option<Vec<u8>>,
     /// Its original offset, when `sinkfleet dlq replay` put it back here.
     pub replayed_offset: Option<i64>,
+    /// A discard marker (`sinkfleet dlq discard`): never applied.
+    pub discard: bool,
 }
 
 /// What the poll thread (and the committer thread) tell the coordinator.
@@ -551,6 +553,9 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBoo
                         key: msg.key().map(<[u8]>::to_vec),
                         value: msg.payload().map(<[u8]>::to_vec),
                         replayed_offset: replayed_offset(&msg),
+                        discard: msg
+                            .headers()
+                            .is_some_and(|h| h.iter().any(|h| h.key == crate::inspect::DISCARD)),
                     };
                     if context.hold(incoming) {
                         break;

@@ -214,6 +214,11 @@ pub const REPLAYED_FROM: &str = "sinkfleet.replayed.from";
 /// partition). A replay of the record that parked a key releases the key.
 pub const REPLAYED_OFFSET: &str = "sinkfleet.replayed.offset";
 
+/// Header on a discard marker (`sinkfleet dlq discard`): a replayed record
+/// with the original key and no value, which the worker never applies. If
+/// it is the record that parked its key, its arrival releases the key.
+pub const DISCARD: &str = "sinkfleet.discard";
+
 /// Produces each letter's original key and value back into the partition
 /// it was read from (so its key keeps its partition and its order there),
 /// with [`REPLAYED_FROM`]; waits for every acknowledgement. Letters without
@@ -224,6 +229,20 @@ pub const REPLAYED_OFFSET: &str = "sinkfleet.replayed.offset";
 /// than what the target holds, so a replayed record that a newer change of
 /// its key has overtaken changes nothing.
 pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<Vec<i64>, String> {
+    produce_back(client, letters, false).await
+}
+
+/// As [`replay`], but each letter goes back as a discard marker
+/// ([`DISCARD`]): its key, no value.
+pub async fn discard(client: &ClientConfig, letters: &[&Letter]) -> Result<Vec<i64>, String> {
+    produce_back(client, letters, true).await
+}
+
+async fn produce_back(
+    client: &ClientConfig,
+    letters: &[&Letter],
+    discard: bool,
+) -> Result<Vec<i64>, String> {
     if let Some(l) = letters.iter().find(|l| l.origin.is_none()) {
         return Err(format!(
             "dead letter {}@{} has no sinkfleet.original.* headers: its topic is unknown",
@@ -242,7 +261,7 @@ pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<Vec<i6
         };
         let from = format!("{}@{}", l.partition, l.offset);
         let original = original.to_string();
-        let headers = OwnedHeaders::new()
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: REPLAYED_FROM,
                 value: Some(from.as_str()),
@@ -251,13 +270,19 @@ pub async fn replay(client: &ClientConfig, letters: &[&Letter]) -> Result<Vec<i6
                 key: REPLAYED_OFFSET,
                 value: Some(original.as_str()),
             });
+        if discard {
+            headers = headers.insert(Header {
+                key: DISCARD,
+                value: Some("true"),
+            });
+        }
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
             .partition(*partition)
             .headers(headers);
         if let Some(k) = &l.key {
             record = record.key(k.as_slice());
         }
-        if let Some(v) = &l.value {
+        if let (false, Some(v)) = (discard, &l.value) {
             record = record.payload(v.as_slice());
         }
         let delivery = producer

@@ -39,6 +39,18 @@ pub struct Parked {
     pub since: i64,
     /// Why that record was dead-lettered.
     pub reason: String,
+    /// Where a release (a replay of the record that parked it, or a
+    /// discard of that record) reached the partition: records after it
+    /// apply, those between `since` and it stay parked, whatever order a
+    /// job looks at them in.
+    pub released_at: Option<i64>,
+}
+
+impl Parked {
+    /// Whether the record at `offset` is parked by this.
+    fn parks(&self, offset: i64) -> bool {
+        offset > self.since && self.released_at.is_none_or(|r| offset < r)
+    }
 }
 
 /// What to do with a record of a possibly parked key.
@@ -111,8 +123,8 @@ impl Parking {
             .get(&(position.topic.clone(), position.partition))
             .and_then(|partition| partition.get(key));
         match parked {
-            Some(p) if replayed == Some(p.since) => Verdict::Release,
-            Some(p) if position.offset > p.since => Verdict::Park(p.clone()),
+            Some(p) if p.released_at.is_none() && replayed == Some(p.since) => Verdict::Release,
+            Some(p) if p.parks(position.offset) => Verdict::Park(p.clone()),
             _ => Verdict::Apply,
         }
     }
@@ -131,7 +143,7 @@ impl Parking {
             .keys()
             .get(&id)
             .and_then(|p| p.get(key))
-            .is_some_and(|p| p.since <= position.offset);
+            .is_some_and(|p| p.since <= position.offset && p.released_at.is_none());
         if earlier {
             return Ok(());
         }
@@ -152,6 +164,7 @@ impl Parking {
             Parked {
                 since: position.offset,
                 reason: reason.to_owned(),
+                released_at: None,
             },
         );
         self.count();
@@ -168,9 +181,9 @@ impl Parking {
         let id = (position.topic.clone(), position.partition);
         self.send(&record_key(&id, key), None).await?;
         tracing::info!(topic = %position.topic, partition = position.partition, offset = position.offset,
-            key = %String::from_utf8_lossy(key), "parked key released by a replay");
-        if let Some(partition) = self.keys().get_mut(&id) {
-            partition.remove(key);
+            key = %String::from_utf8_lossy(key), "parked key released");
+        if let Some(parked) = self.keys().get_mut(&id).and_then(|p| p.get_mut(key)) {
+            parked.released_at = Some(position.offset);
         }
         self.count();
         Ok(())
@@ -210,6 +223,7 @@ impl Parking {
                 Parked {
                     since: parked.since,
                     reason: parked.reason,
+                    released_at: None,
                 },
             );
         }
@@ -236,7 +250,12 @@ impl Parking {
     }
 
     fn count(&self) {
-        let n: usize = self.keys().values().map(HashMap::len).sum();
+        let n: usize = self
+            .keys()
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|p| p.released_at.is_none())
+            .count();
         metrics::gauge!(PARKED_KEYS).set(n as f64);
     }
 }
@@ -313,6 +332,7 @@ mod tests {
                 Parked {
                     since: 5,
                     reason: "too wide".into(),
+                    released_at: None,
                 },
             );
         assert_eq!(parking.verdict(&at(4), Some(b"k"), None), Verdict::Apply);
@@ -341,6 +361,34 @@ mod tests {
         };
         assert_eq!(
             parking.verdict(&other_partition, Some(b"k"), None),
+            Verdict::Apply
+        );
+    }
+
+    #[test]
+    fn a_release_applies_the_records_after_it_whatever_order_they_are_looked_at() {
+        let parking = Parking::new(&ClientConfig::new(), "parked".into()).expect("producer");
+        let key = b"k".to_vec();
+        parking
+            .keys()
+            .entry((Arc::from("t"), 0))
+            .or_default()
+            .insert(
+                key.clone(),
+                Parked {
+                    since: 5,
+                    reason: "undecodable".into(),
+                    released_at: Some(12),
+                },
+            );
+        assert_eq!(parking.verdict(&at(13), Some(b"k"), None), Verdict::Apply);
+        assert!(matches!(
+            parking.verdict(&at(8), Some(b"k"), None),
+            Verdict::Park(_)
+        ));
+        // Replayed again after its release: applied, not a second release.
+        assert_eq!(
+            parking.verdict(&at(14), Some(b"k"), Some(5)),
             Verdict::Apply
         );
     }

@@ -12,7 +12,7 @@
 //!
 //! A replayed record that fails again is dead-lettered under its new
 //! origin (the offset its replay got), so it is a new, open dead letter:
-//! resolved means "handed back", not "applied".
+//! resolved means "handed back" (or discarded on purpose), not "applied".
 
 use crate::inspect::{ReadError, read_latest};
 use rdkafka::ClientConfig;
@@ -35,6 +35,13 @@ pub enum Resolved {
     },
     /// Applied by the sink directly (`--through-sink`).
     ThroughSink,
+    /// Dropped on purpose (`sinkfleet dlq discard`), never applied; where
+    /// it had parked its key, a discard marker went into its partition at
+    /// `marker_offset` to release the key there.
+    Discarded {
+        /// The marker's offset, where one was sent.
+        marker_offset: Option<i64>,
+    },
 }
 
 /// One resolved dead letter, as stored.

@@ -372,7 +372,7 @@ impl Coordinator {
             timestamp_ms: r.timestamp_ms,
             held: 0,
         };
-        let missing = if marker {
+        let missing = if marker || r.discard {
             Vec::new()
         } else {
             self.decoder.missing_schemas(
@@ -382,6 +382,7 @@ impl Coordinator {
             )
         };
         item.payload = match (marker, item.value.as_deref()) {
+            _ if r.discard => Payload::Discard,
             (true, Some(value)) => match decode_marker(value) {
                 Ok(m) => Payload::Marker(Box::new(m)),
                 Err(e) => Payload::DeadLetter(DeadLetter {

@@ -71,6 +71,23 @@ pub(super) async fn dead_letter(ctx: &Context<'_>, letter: &DeadLetter) {
     }
 }
 
+/// A discard marker reached its partition: if it stands for the record that
+/// parked its key, the key is released there (acknowledged before the
+/// marker's offset may advance); the marker itself applies nothing.
+pub(super) async fn release_discarded(ctx: &Context<'_>, parking: &Parking, item: &super::Item) {
+    let Some(key) = item.key.as_deref() else {
+        return;
+    };
+    if parking.verdict(&item.position, Some(key), item.replayed_offset) == Verdict::Release {
+        until_acked("parked-keys topic", &ctx.backoff, ctx.reporter, || {
+            parking.release(&item.position, key)
+        })
+        .await;
+        tracing::info!(position = ?item.position, discarded = ?item.replayed_offset,
+            key = %String::from_utf8_lossy(key), "the record that parked this key was discarded");
+    }
+}
+
 /// Where [`take_parked`] records what it took.
 pub(super) struct Taken<'a> {
     /// Per change of the job: dead-lettered as parked, never to be written.

@@ -18,7 +18,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::parking::Parking;
 use crate::releases::Releases;
 use crate::retry::Backoff;
-use dead_letters::{Origin, Taken, dead_letter, take_parked};
+use dead_letters::{Origin, Taken, dead_letter, release_discarded, take_parked};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sinkfleet_core::debezium::transaction::TxMarker;
 use sinkfleet_core::metrics::{BATCH_RECORDS, WRITE_DURATION_SECONDS, WRITE_RETRIES_TOTAL};
@@ -38,6 +38,9 @@ pub enum Payload {
     Change(SinkRecord),
     /// Nothing to apply (a Kafka tombstone): durable as soon as reached.
     Skip,
+    /// A discard marker (`sinkfleet dlq discard`): applies nothing; where
+    /// it stands for the record that parked its key, it releases the key.
+    Discard,
     /// Undecodable: straight to the dead-letter topic.
     DeadLetter(DeadLetter),
     /// A transaction BEGIN or END record: frames changes, applies nothing.
@@ -87,6 +90,7 @@ impl Item {
         let decoded = match payload {
             Payload::Change(record) => record.change.memory_bytes(),
             Payload::Skip
+            | Payload::Discard
             | Payload::DeadLetter(_)
             | Payload::Marker(_)
             | Payload::AwaitingSchema => 0,
@@ -306,6 +310,12 @@ async fn write_job<S: Sink>(
     for item in items {
         match item.payload {
             Payload::Skip | Payload::Marker(_) => durable.push((item.position, item.covers_from)),
+            Payload::Discard => {
+                if let Some(parking) = parking {
+                    release_discarded(ctx, parking, &item).await;
+                }
+                durable.push((item.position, item.covers_from));
+            }
             Payload::DeadLetter(letter) => {
                 tracing::warn!(
                     class = letter.class.as_str(),
