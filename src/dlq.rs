@@ -232,7 +232,7 @@ pub fn list(dead: &DeadLetters) -> String {
     out.push('\n');
     if let Some(at) = dead.last_resolved_ms(None) {
         out.push_str(&format!(
-            "last resolved {}; `dlq show` says how each was\n",
+            "last resolved {}; `dlq show` says how each one was resolved\n",
             crate::status::time_text(at)
         ));
     }

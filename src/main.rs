@@ -65,8 +65,11 @@ enum Command {
         action: DlqAction,
     },
     /// The group at a glance: members (from their status reports, and the
-    /// broker's list where it can describe groups), who owns which
-    /// partition, committed vs end offset, lag, paused, table freshness.
+    /// broker's list where it can describe groups); per topic, dead letters
+    /// (open, new since the last replay) and parked keys; per partition,
+    /// committed vs end offset, lag and how long its oldest record waited
+    /// (from the broker), owner and paused (from its report, with the
+    /// report's age); table freshness.
     ///
     /// Example: `sinkfleet status -c worker.yaml` (or `--json`)
     Status {
