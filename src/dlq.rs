@@ -361,6 +361,60 @@ fn refuse_parked(parked: &[ParkedKey], chosen: &[&Letter]) -> anyhow::Result<()>
     )
 }
 
+/// The open dead letters `filter` keeps (resolved ones too with `again`),
+/// in their original order, and what was said of the resolved ones
+/// skipped. Selecting nothing is an error naming `verb` (`replay`).
+pub(crate) fn select<'a>(
+    dead: &'a DeadLetters,
+    filter: &Filter,
+    again: bool,
+    verb: &str,
+) -> anyhow::Result<(Vec<&'a Letter>, String)> {
+    let letters = dead.distinct();
+    let matched = filter.apply(letters);
+    if matched.is_empty() {
+        anyhow::bail!("{}: nothing to {verb}", filter.nothing_matched(letters));
+    }
+    let (mut chosen, resolved): (Vec<&Letter>, Vec<&Letter>) = matched
+        .into_iter()
+        .partition(|l| again || dead.resolution(l).is_none());
+    let mut said = String::new();
+    if !resolved.is_empty() {
+        said.push_str(&format!(
+            "skipping {} dead letters resolved already{}\n",
+            resolved.len(),
+            if verb == "replay" {
+                " (--again replays them)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if chosen.is_empty() {
+        anyhow::bail!("{said}nothing to {verb}: every matching dead letter is resolved");
+    }
+    chosen.sort_by(|a, b| a.origin.cmp(&b.origin));
+    Ok((chosen, said))
+}
+
+/// What a command does (`verb`) with one dead letter: where it is, where it
+/// came from, its class and key, and whether it releases a parked key.
+pub(crate) fn plan_line(verb: &str, arrow: &str, l: &Letter, releases: bool) -> String {
+    format!(
+        "{verb} {}@{} {arrow} {} {} key {}{}\n",
+        l.partition,
+        l.offset,
+        origin(l),
+        l.class,
+        text(l.key.as_deref()),
+        if releases {
+            " (releases parked key)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// How `dlq replay` sends records back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayMode {
@@ -386,45 +440,17 @@ pub async fn replay(
 ) -> anyhow::Result<String> {
     let dry_run = mode == ReplayMode::DryRun;
     let letters = dead.distinct();
-    let matched = filter.apply(letters);
-    if matched.is_empty() {
-        anyhow::bail!("{}: nothing to replay", filter.nothing_matched(letters));
-    }
-    let (mut chosen, resolved): (Vec<&Letter>, Vec<&Letter>) = matched
-        .into_iter()
-        .partition(|l| again || dead.resolution(l).is_none());
-    let mut out = String::new();
-    if !resolved.is_empty() {
-        out.push_str(&format!(
-            "skipping {} dead letters resolved already (--again replays them)\n",
-            resolved.len()
-        ));
-    }
-    if chosen.is_empty() {
-        anyhow::bail!("{out}nothing to replay: every matching dead letter is resolved");
-    }
     // Each key's records go back in their original order: a parked key is
     // released by the replay of the record that parked it, and its later
     // records must follow that one.
-    chosen.sort_by(|a, b| a.origin.cmp(&b.origin));
+    let (chosen, mut out) = select(dead, filter, again, "replay")?;
     let parked = parked_now(config)?;
     // Through the sink, its report lists the records.
     if mode != ReplayMode::ThroughSink {
+        let verb = if dry_run { "would replay" } else { "replay" };
         for l in &chosen {
-            let releases = if crate::dlq_release::releases_key(&parked, l) {
-                " (releases parked key)"
-            } else {
-                ""
-            };
-            out.push_str(&format!(
-                "{} {}@{} -> {} {} key {}{releases}\n",
-                if dry_run { "would replay" } else { "replay" },
-                l.partition,
-                l.offset,
-                origin(l),
-                l.class,
-                text(l.key.as_deref()),
-            ));
+            let releases = crate::dlq_release::releases_key(&parked, l);
+            out.push_str(&plan_line(verb, "->", l, releases));
         }
     }
     if dry_run {

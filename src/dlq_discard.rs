@@ -10,7 +10,7 @@
 //! would. The key's records parked after it stay open dead letters, to be
 //! replayed.
 
-use crate::dlq::{Filter, origin, parked_now, text};
+use crate::dlq::{Filter, parked_now, plan_line, select};
 use crate::dlq_resolved::{DeadLetters, Resolver};
 use sinkfleet_kafka::inspect::Letter;
 use std::collections::HashMap;
@@ -31,45 +31,17 @@ pub async fn discard(
         );
     }
     let letters = dead.distinct();
-    let matched = filter.apply(letters);
-    if matched.is_empty() {
-        anyhow::bail!("{}: nothing to discard", filter.nothing_matched(letters));
-    }
-    let (mut chosen, resolved): (Vec<&Letter>, Vec<&Letter>) = matched
-        .into_iter()
-        .partition(|l| dead.resolution(l).is_none());
-    let mut out = String::new();
-    if !resolved.is_empty() {
-        out.push_str(&format!(
-            "skipping {} dead letters resolved already\n",
-            resolved.len()
-        ));
-    }
-    if chosen.is_empty() {
-        anyhow::bail!("{out}nothing to discard: every matching dead letter is resolved");
-    }
-    chosen.sort_by(|a, b| a.origin.cmp(&b.origin));
+    let (chosen, mut out) = select(dead, filter, false, "discard")?;
     let parked = parked_now(config)?;
     let releasing: Vec<&Letter> = chosen
         .iter()
         .copied()
         .filter(|l| crate::dlq_release::releases_key(&parked, l))
         .collect();
+    let verb = if dry_run { "would discard" } else { "discard" };
     for l in &chosen {
-        let releases = if releasing.iter().any(|r| std::ptr::eq(*r, *l)) {
-            " (releases parked key)"
-        } else {
-            ""
-        };
-        out.push_str(&format!(
-            "{} {}@{} from {} {} key {}{releases}\n",
-            if dry_run { "would discard" } else { "discard" },
-            l.partition,
-            l.offset,
-            origin(l),
-            l.class,
-            text(l.key.as_deref()),
-        ));
+        let releases = releasing.iter().any(|r| std::ptr::eq(*r, *l));
+        out.push_str(&plan_line(verb, "from", l, releases));
     }
     if dry_run {
         out.push_str(&format!(

@@ -157,15 +157,8 @@ pub fn timestamps_at(
     if at.is_empty() {
         return Ok(found);
     }
-    let consumer: BaseConsumer = client
-        .clone()
-        .set(
-            "group.id",
-            format!("sinkfleet-reader-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = crate::inspect::reader(client)
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
         // One record per partition is all it needs.
         .set("max.partition.fetch.bytes", "65536")
         .create()

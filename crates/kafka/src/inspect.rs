@@ -103,16 +103,7 @@ pub fn read_since(
     mut on_record: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), ReadError> {
     let kafka = |e: rdkafka::error::KafkaError| ReadError::Kafka(format!("{topic}: {e}"));
-    let consumer: BaseConsumer = client
-        .clone()
-        .set(
-            "group.id",
-            format!("sinkfleet-reader-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(kafka)?;
+    let consumer: BaseConsumer = reader(client).create().map_err(kafka)?;
     let partitions = crate::group::partitions_of(&consumer, topic, timeout).map_err(kafka)?;
     if partitions.is_empty() {
         return Err(ReadError::NoSuchTopic(topic.to_owned()));
@@ -171,6 +162,20 @@ pub fn read_since(
         }
     }
     Ok(())
+}
+
+/// A consumer's config that reads assigned partitions and never commits
+/// (its group is its own, and unused).
+pub(crate) fn reader(client: &ClientConfig) -> ClientConfig {
+    let mut reader = client.clone();
+    reader
+        .set(
+            "group.id",
+            format!("sinkfleet-reader-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    reader
 }
 
 fn letter(m: &BorrowedMessage<'_>) -> Letter {
