@@ -15,7 +15,7 @@
 #
 # FORMAT=avro runs the same pipeline in Avro: the publisher writes keys and
 # values as Confluent's AvroConverter does, through the local test Schema
-# Registry, and the worker reads them with decode.formats (README, Formats).
+# Registry, and the worker reads them with decode.formats (docs/formats.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -260,7 +260,7 @@ type Row = BTreeMap<String, String>;
 /// A stored change: `(commit LSN, change LSN)`, `__op`, the row.
 type Stored = ((u64, u64), String, Row);
 
-/// The README's dedup-on-read rule, per source table: rows in version order
+/// The dedup-on-read rule of docs/sinks/parquet.md, per source table: rows in version order
 /// (`__commit_lsn`, `__change_lsn`), the newest per key wins, a delete
 /// removes the key, a truncate removes every key before it. Keys are the
 /// rendered key columns the sink was given (`id`, `payment_id`, ...).

@@ -3,8 +3,8 @@
 //! each column, and rows of edge values with the JSON value Debezium
 //! writes for each. Written out from Debezium's documentation ("Data type
 //! mappings") and its converters (`PostgresValueConverter`,
-//! `JdbcValueConverters`, `io.debezium.time.*`), with the deviations the
-//! README lists where the converters lose a value.
+//! `JdbcValueConverters`, `io.debezium.time.*`), with the deviations
+//! docs/publisher.md lists where the converters lose a value.
 
 use serde_json::{Value, json};
 
@@ -114,7 +114,7 @@ pub fn tables() -> Vec<Table> {
                     ),
                     // Debezium's date[] goes through java.sql.Date: its
                     // infinity differs from the scalar's; this publisher
-                    // writes the scalar's sentinel (README).
+                    // writes the scalar's sentinel (docs/publisher.md).
                     ("'{2016-11-04,infinity}'", json!([17109, -2_147_472_692i64])),
                     ("'{1.10,-1.10}'", json!(["bg==", "kg=="])),
                     ("'{ok,happy}'", json!(["ok", "happy"])),

@@ -2,7 +2,7 @@
 //! description and unit ([`describe`]); call sites refer to the constants.
 //!
 //! The names are a contract: `deploy/grafana/sinkfleet.json`,
-//! `deploy/prometheus/alerts.yaml` and the README read them, so they do not
+//! `deploy/prometheus/alerts.yaml` and docs/metrics.md read them, so they do not
 //! change.
 //!
 //! **Series exist at 0 before their first event** ([`at_zero`]). Prometheus'

@@ -22,7 +22,7 @@ pub enum DeleteMode {
 #[serde(rename_all = "snake_case")]
 pub enum WritePath {
     /// One `INSERT .. SELECT FROM unnest($1::text[], ..) ON CONFLICT ..`
-    /// statement per column set (chosen by measurement, see the README).
+    /// statement per column set (chosen by measurement, see docs/performance.md).
     #[default]
     Unnest,
     /// `COPY` into a temporary staging table, then the same merge statement.
@@ -39,7 +39,7 @@ pub enum ApplyMode {
     PerTable,
     /// Whole source transactions, in commit order, one target transaction
     /// each (or several whole ones): needs the transaction topic, offsets
-    /// in the target and one active worker per group (see the README).
+    /// in the target and one active worker per group (see docs/transactions.md).
     Transactional,
 }
 

@@ -1,6 +1,6 @@
 //! Reading the sink's output back: every object under a prefix, decoded.
 //! For tests, tools and checks; readers in production use their own engine
-//! (DuckDB, ClickHouse, Spark: see the README).
+//! (DuckDB, ClickHouse, Spark: see docs/sinks/parquet.md).
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;

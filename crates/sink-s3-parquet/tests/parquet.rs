@@ -151,7 +151,7 @@ fn stored_rows(batches: &[RecordBatch]) -> Vec<Stored> {
     out
 }
 
-/// Dedup on read, as the README's queries do: per key the newest version
+/// Dedup on read, as the queries of docs/sinks/parquet.md do: per key the newest version
 /// wins, a deleted newest version means no row, and a column the newest
 /// version left out (`__unchanged`) comes from the newest older version
 /// that has it.

@@ -46,9 +46,7 @@ impl DeclaredColumns {
             let mut parsed = HashMap::new();
             for (column, name) in columns {
                 let field = connect_field(name.trim()).ok_or_else(|| {
-                    format!(
-                        "{table:?}.{column}: unknown type {name:?} (see the README's type table)"
-                    )
+                    format!("{table:?}.{column}: unknown type {name:?} (see docs/types.md)")
                 })?;
                 parsed.insert(column.clone(), parse_field_type(&field));
             }

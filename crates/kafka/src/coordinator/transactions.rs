@@ -30,7 +30,7 @@
 //!
 //! **Ownership.** Every partition of the transaction's tables and the
 //! transaction topic must be assigned to this process: the binary runs one
-//! active worker per group in this mode (see the README).
+//! active worker per group in this mode (see docs/transactions.md).
 
 use super::{Coordinator, JobShare};
 use crate::consumer::PartitionId;

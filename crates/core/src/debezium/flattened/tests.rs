@@ -175,7 +175,7 @@ fn twins_with_schema_create_update_delete() {
 /// lsn)`. A snapshot row is `(0, lsn)` unflattened but `(lsn, lsn)` here,
 /// above a change of a transaction that began before the snapshot and
 /// committed after it: that change would be rejected as stale. Hence the
-/// README: add `source.sequence`.
+/// advice of docs/formats.md: add `source.sequence`.
 #[test]
 fn without_the_sequence_the_version_is_the_lsn_alone() {
     let Some(event) = fixture("22-read-microtimestamp-date-microtime-with-schema.value.json")
