@@ -379,6 +379,17 @@ fn from_stored(json: &serde_json::Value, ch_type: &str) -> Value {
             .map(Value::Int)
             .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0))),
         J::String(s) if ch_type.contains("Decimal") => Value::Decimal(s.clone()),
+        // Calendar columns come back as the server's text of their value:
+        // as text they would read as Postgres' `infinity`, which a calendar
+        // column refuses.
+        J::String(s) if ch_type.contains("DateTime") => {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                .map_or_else(|_| Value::Text(s.clone()), Value::Timestamp)
+        }
+        J::String(s) if ch_type.contains("Date") => {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_or_else(|_| Value::Text(s.clone()), Value::Date)
+        }
         J::String(s) => Value::Text(s.clone()),
         J::Array(items) => Value::Array(items.iter().map(|i| from_stored(i, ch_type)).collect()),
         J::Object(_) => Value::Text(json.to_string()),
@@ -599,6 +610,28 @@ impl TableTarget for ClickHouseSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_calendar_values_come_back_as_what_writes_them_again() {
+        let t = |text: &str, ty: &str| {
+            let mut out = String::new();
+            rows::write_value(&mut out, &from_stored(&serde_json::json!(text), ty), ty)
+                .map(|()| out)
+        };
+        let at = "Nullable(DateTime64(6, 'UTC'))";
+        assert_eq!(
+            t("2023-11-14 22:51:08.006804", at).as_deref(),
+            Ok("\"2023-11-14 22:51:08.006804\"")
+        );
+        assert_eq!(
+            t("2022-01-08", "Nullable(Date)").as_deref(),
+            Ok("\"2022-01-08\"")
+        );
+        assert_eq!(
+            t("2022-01-08 10:00:00", "DateTime").as_deref(),
+            Ok("\"2022-01-08 10:00:00\"")
+        );
+    }
     use sinkfleet_core::{Op, Position, Row, TableId};
     use std::sync::Arc;
 

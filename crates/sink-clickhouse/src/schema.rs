@@ -188,19 +188,29 @@ pub async fn load(
         literal(database),
         literal(table)
     );
-    // `id, tenant` (an expression list; sinkfleet's tables list plain columns).
     let sorting = client.execute(&sql, None, &[]).await?;
-    let key = sorting
-        .trim()
-        .split(',')
-        .map(|k| k.trim().trim_matches('`').to_owned())
-        .filter(|k| !k.is_empty())
-        .collect();
     Ok(Some(TableMeta {
         name: format!("{}.{}", quote(database), quote(table)),
         columns,
-        key,
+        key: sorting_key_columns(&sorting),
     }))
+}
+
+/// The columns of a `system.tables.sorting_key`: `id, tenant`, an
+/// expression list (sinkfleet's tables list plain columns). Current
+/// servers write a one-column key created as `ORDER BY (id)` as `(id)`
+/// (18.16 writes `id`).
+fn sorting_key_columns(sorting: &str) -> Vec<String> {
+    let sorting = sorting.trim();
+    let list = sorting
+        .strip_prefix('(')
+        .and_then(|inner| inner.strip_suffix(')'))
+        .filter(|inner| !inner.contains(['(', ')']))
+        .unwrap_or(sorting);
+    list.split(',')
+        .map(|k| k.trim().trim_matches('`').to_owned())
+        .filter(|k| !k.is_empty())
+        .collect()
 }
 
 /// The `CREATE TABLE` for data columns `columns` (already `name type`)
@@ -435,6 +445,14 @@ mod tests {
 
     const OLD: ServerFeatures = ServerFeatures { version: (18, 16) };
     const NEW: ServerFeatures = ServerFeatures { version: (24, 8) };
+
+    #[test]
+    fn sorting_keys_read_as_18_16_and_current_servers_write_them() {
+        assert_eq!(sorting_key_columns("id\n"), ["id"]);
+        assert_eq!(sorting_key_columns("(id)\n"), ["id"], "26.9, ORDER BY (id)");
+        assert_eq!(sorting_key_columns("tenant, id"), ["tenant", "id"]);
+        assert_eq!(sorting_key_columns("(`odd name`)"), ["odd name"]);
+    }
 
     #[test]
     fn widening_never_shrinks_integer_digits_or_scale() {

@@ -35,8 +35,8 @@ async fn history_keeps_every_change_once_in_version_order() {
     sink.write(&changes).await.unwrap();
 
     let sql = format!(
-        "SELECT id, __sinkfleet_version AS v, __sinkfleet_op AS op, name
-           FROM `{db}`.items__history FINAL ORDER BY id, v FORMAT JSONEachRow"
+        "SELECT id, toString(__sinkfleet_version) AS v, __sinkfleet_op AS op, name
+           FROM `{db}`.items__history FINAL ORDER BY id, __sinkfleet_version FORMAT JSONEachRow"
     );
     let body = client.execute(&sql, None, &[]).await.unwrap();
     let rows: Vec<Vec<Option<String>>> = body
