@@ -11,6 +11,10 @@
 #   (confluent-kafka[avro,json,protobuf,schemaregistry]) is installed for the
 #   test-data scripts (scripts/testdata/connect_avro.py) that produce
 #   Confluent-framed records through that registry.
+#   The current ClickHouse engine (chdb-core, PyPI's ClickHouse-as-a-library)
+#   is served by scripts/chdb-server.py, the part of ClickHouse's HTTP
+#   interface the sink uses, so the ClickHouse tests also run against a
+#   current engine (no current ClickHouse server is installable here).
 #   Prometheus and promtool are installed, not started (tests start their own);
 #   so is kubernetes-validate (PyPI), which checks deploy/kubernetes.
 #
@@ -42,6 +46,7 @@ KAFKA_PORT=${SINKFLEET_KAFKA_PORT:-59092}
 CH_HTTP_PORT=${SINKFLEET_CLICKHOUSE_HTTP_PORT:-58123}
 CH_TCP_PORT=${SINKFLEET_CLICKHOUSE_TCP_PORT:-59000}
 CH_HTTPS_PORT=${SINKFLEET_CLICKHOUSE_HTTPS_PORT:-58443}
+CH_CURRENT_PORT=${SINKFLEET_CLICKHOUSE_CURRENT_PORT:-58124}
 S3_PORT=${SINKFLEET_S3_PORT:-59900}
 S3_TLS_PORT=${SINKFLEET_S3_TLS_PORT:-59943}
 REGISTRY_PORT=${SINKFLEET_REGISTRY_PORT:-58081}
@@ -60,6 +65,9 @@ JSONSCHEMA_VERSION=4.26.0
 REFERENCING_VERSION=0.37.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYARROW_VERSION=26.0.1
+# chdb 4.4.0 brings chdb-core 26.9 (ClickHouse 26.9.2.1), ~530 MB.
+CHDB_VERSION=4.4.0
+CHDB_CORE_VERSION=26.9.0
 STATE_DIR=${SINKFLEET_STATE_DIR:-$ROOT/.local}
 TOOLS_DIR=${SINKFLEET_TOOLS_DIR:-$HOME/.local/share/sinkfleet}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -391,6 +399,41 @@ stop_registry() {
   log "schema registry stopped"
 }
 
+chdb_venv() { echo "$TOOLS_DIR/chdb-$CHDB_VERSION"; }
+
+install_chdb() {
+  local venv; venv=$(chdb_venv)
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import chdb' 2>/dev/null; then return; fi
+  install_venv_support
+  log "installing chdb $CHDB_VERSION (the current ClickHouse engine, ~530 MB) into $venv (once, ~1 min)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "chdb==$CHDB_VERSION" "chdb-core==$CHDB_CORE_VERSION" >&2
+}
+
+# scripts/chdb-server.py on CH_CURRENT_PORT, data in $STATE_DIR/chdb.
+start_chdb() {
+  local dir=$STATE_DIR/chdb
+  if port_open "$CH_CURRENT_PORT"; then log "current ClickHouse engine already listening on 127.0.0.1:$CH_CURRENT_PORT"; return; fi
+  install_chdb
+  mkdir -p "$dir"
+  nohup "$(chdb_venv)/bin/python" "$ROOT/scripts/chdb-server.py" --port "$CH_CURRENT_PORT" \
+    --data "$dir/data" >"$dir/server.log" 2>&1 &
+  echo $! >"$dir/server.pid"
+  wait_port "$CH_CURRENT_PORT" "current ClickHouse engine (chdb, $dir/server.log)"
+  log "current ClickHouse engine (chdb $CHDB_VERSION) on http://127.0.0.1:$CH_CURRENT_PORT"
+}
+
+stop_chdb() {
+  local pidfile=$STATE_DIR/chdb/server.pid
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    for _ in $(seq 1 50); do port_open "$CH_CURRENT_PORT" || break; sleep 0.1; done
+    kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+    log "current ClickHouse engine stopped"
+  fi
+}
+
 python_tools() {
   install_moto
   local venv; venv=$(moto_venv)
@@ -425,6 +468,7 @@ stop_all() {
   fi
   rm -f "$pidfile"
   stop_clickhouse
+  stop_chdb
   stop_s3
   stop_registry
 }
@@ -447,6 +491,7 @@ export SINKFLEET_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export SINKFLEET_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
 export SINKFLEET_CLICKHOUSE_HTTPS_URL=https://127.0.0.1:$CH_HTTPS_PORT
 export SINKFLEET_CLICKHOUSE_CA=$STATE_DIR/clickhouse/tls/ca.crt
+export SINKFLEET_CLICKHOUSE_CURRENT_URL=http://127.0.0.1:$CH_CURRENT_PORT
 export SINKFLEET_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export SINKFLEET_S3_TLS_ENDPOINT=https://127.0.0.1:$S3_TLS_PORT
 export SINKFLEET_S3_CA=$STATE_DIR/moto/tls/ca.crt
@@ -474,13 +519,14 @@ pg_ca() {
 }
 
 case "${1:-}" in
-  start) install_build_deps; install_prometheus; install_kubernetes_validate; start_postgres; start_kafka; start_clickhouse; start_s3; install_serializers; start_registry; print_env ;;
+  start) install_build_deps; install_prometheus; install_kubernetes_validate; start_postgres; start_kafka; start_clickhouse; start_chdb; start_s3; install_serializers; start_registry; print_env ;;
   build-deps) install_build_deps ;;
   stop) stop_all ;;
   status)
     port_open "$PG_PORT" && echo "postgres: up (127.0.0.1:$PG_PORT)" || echo "postgres: down"
     port_open "$KAFKA_PORT" && echo "kafka (tansu): up (127.0.0.1:$KAFKA_PORT)" || echo "kafka (tansu): down"
     port_open "$CH_HTTP_PORT" && echo "clickhouse: up (127.0.0.1:$CH_HTTP_PORT)" || echo "clickhouse: down"
+    port_open "$CH_CURRENT_PORT" && echo "clickhouse, current engine (chdb): up (127.0.0.1:$CH_CURRENT_PORT)" || echo "clickhouse, current engine (chdb): down"
     port_open "$S3_PORT" && echo "s3 (moto): up (127.0.0.1:$S3_PORT)" || echo "s3 (moto): down"
     port_open "$S3_TLS_PORT" && echo "s3 (moto, https): up (127.0.0.1:$S3_TLS_PORT)" || echo "s3 (moto, https): down"
     port_open "$REGISTRY_PORT" && echo "schema registry: up (127.0.0.1:$REGISTRY_PORT)" || echo "schema registry: down"
