@@ -1,5 +1,5 @@
-//! `sinkfleet dlq`: what the dead-letter topic holds, counted, shown and
-//! replayed.
+//! `sinkfleet dlq`: what the dead-letter topic holds, counted (open and
+//! resolved), shown and replayed.
 
 use crate::dlq_resolved::{DeadLetters, Resolver, describe};
 use sinkfleet_kafka::OnError;
@@ -165,11 +165,11 @@ fn key_is(key: Option<&[u8]>, wanted: &str) -> bool {
         })
 }
 
-pub(crate) fn text(bytes: Option<&[u8]>) -> String {
+fn text(bytes: Option<&[u8]>) -> String {
     bytes.map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
 }
 
-pub(crate) fn origin(l: &Letter) -> String {
+fn origin(l: &Letter) -> String {
     l.origin
         .as_ref()
         .map_or("-".to_owned(), |(t, p, o)| format!("{t}/{p}@{o}"))

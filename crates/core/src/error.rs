@@ -44,6 +44,29 @@ impl ErrorClass {
     }
 }
 
+/// A sink that cannot be built from its configuration: an unparsable URL,
+/// an unreadable CA file, a directory that cannot be created. Reported at
+/// start with the key at fault. It is no [`ErrorClass`]: no record is at
+/// fault, so nothing goes to the dead-letter topic for it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// The configuration key, e.g. `sink.clickhouse.ca_cert`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// The key at fault and why.
+    pub fn new(key: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        ConfigError {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// A Kafka record that cannot be turned into a [`crate::Change`].
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DecodeError {

@@ -25,7 +25,7 @@ pub mod watermark;
 pub use change::{
     Change, ColumnSchema, ColumnType, Op, Row, TableId, TableSchema, column_evidence,
 };
-pub use error::{DecodeError, ErrorClass, SinkError};
+pub use error::{ConfigError, DecodeError, ErrorClass, SinkError};
 pub use identifier::{IdentifierError, IdentifierPolicy};
 pub use sink::{
     ClaimFuture, Durability, DurableRange, FlushMode, OffsetStore, Position, Sink, SinkRecord,

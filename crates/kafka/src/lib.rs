@@ -68,9 +68,9 @@ pub enum RuntimeError {
     /// The dead-letter topic could not be created.
     #[error("dead-letter topic: {0}")]
     DeadLetterTopic(String),
-    /// A sink instance could not be created.
+    /// A sink instance could not be built from its configuration.
     #[error("sink: {0}")]
-    Sink(#[from] sinkfleet_core::SinkError),
+    Sink(#[from] sinkfleet_core::ConfigError),
     /// An internal task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -180,7 +180,7 @@ fn consumer_config(cfg: &RuntimeConfig) -> ClientConfig {
 /// keeps offsets in its target: assigned partitions then start where the
 /// target says. Returns an error only for failures at start.
 pub async fn run<S: Sink>(
-    mut new_sink: impl FnMut() -> Result<S, sinkfleet_core::SinkError>,
+    mut new_sink: impl FnMut() -> Result<S, sinkfleet_core::ConfigError>,
     offsets: Option<Arc<dyn OffsetStore>>,
     cfg: RuntimeConfig,
     health: Arc<Health>,

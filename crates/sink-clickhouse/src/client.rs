@@ -4,8 +4,8 @@
 use crate::config::ClickHouseSinkConfig;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use sinkfleet_core::SinkError;
 use sinkfleet_core::error::with_causes;
+use sinkfleet_core::{ConfigError, SinkError};
 use std::io::Write;
 use std::time::Duration;
 
@@ -82,13 +82,13 @@ pub fn classify(status: u16, body: &str) -> SinkError {
 
 impl Client {
     /// Creates the client.
-    pub fn new(cfg: &ClickHouseSinkConfig) -> Result<Self, SinkError> {
+    pub fn new(cfg: &ClickHouseSinkConfig) -> Result<Self, ConfigError> {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .pool_idle_timeout(Duration::from_secs(30));
         if let Some(path) = &cfg.ca_cert {
             let bad =
-                |e: String| SinkError::schema(format!("sink.clickhouse.ca_cert `{path}`: {e}"));
+                |e: String| ConfigError::new("sink.clickhouse.ca_cert", format!("`{path}`: {e}"));
             let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
             let certs =
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
@@ -99,7 +99,7 @@ impl Client {
         }
         let http = builder
             .build()
-            .map_err(|e| SinkError::schema(format!("sink.clickhouse: {e}")))?;
+            .map_err(|e| ConfigError::new("sink.clickhouse", e))?;
         Ok(Client {
             http,
             url: cfg.url.trim_end_matches('/').to_owned(),
@@ -185,6 +185,17 @@ mod tests {
         assert!(classify(503, "overloaded").is_retryable());
         assert!(!classify(400, "bad").is_retryable());
         assert_eq!(error_code("Code: 241, e.displayText()"), Some(241));
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_a_configuration_error_naming_its_key() {
+        let mut cfg = ClickHouseSinkConfig::with_url("https://127.0.0.1:1");
+        cfg.ca_cert = Some("/nonexistent/ca.pem".into());
+        let Err(e) = Client::new(&cfg) else {
+            panic!("a missing CA file was accepted")
+        };
+        assert_eq!(e.key, "sink.clickhouse.ca_cert");
+        assert!(e.reason.contains("/nonexistent/ca.pem"), "{e}");
     }
 
     #[test]

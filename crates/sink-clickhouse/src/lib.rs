@@ -66,7 +66,7 @@ pub fn version_key(version: Version, features: &ServerFeatures) -> u128 {
 
 impl ClickHouseSink {
     /// Creates the sink (the server is contacted on the first write).
-    pub fn new(cfg: ClickHouseSinkConfig) -> Result<Self, SinkError> {
+    pub fn new(cfg: ClickHouseSinkConfig) -> Result<Self, sinkfleet_core::ConfigError> {
         Ok(ClickHouseSink {
             client: Client::new(&cfg)?,
             cfg,

@@ -65,9 +65,9 @@ pub struct PostgresSink {
 impl PostgresSink {
     /// Creates the sink. Connections are opened lazily, so a target that is
     /// down at start is retried like any other outage.
-    pub fn new(cfg: PostgresSinkConfig) -> Result<Self, SinkError> {
+    pub fn new(cfg: PostgresSinkConfig) -> Result<Self, sinkfleet_core::ConfigError> {
         let mut options = PgConnectOptions::from_str(&cfg.url)
-            .map_err(|e| SinkError::schema(format!("sink.postgres.url: {e}")))?
+            .map_err(|e| sinkfleet_core::ConfigError::new("sink.postgres.url", e))?
             .options([("statement_timeout", cfg.statement_timeout_ms.to_string())]);
         // `?application_name=` in the URL names one pipeline's connections
         // in pg_stat_activity; without it they are all `sinkfleet`.

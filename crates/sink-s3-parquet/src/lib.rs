@@ -112,11 +112,12 @@ impl Drop for GaugeShare {
 
 impl ParquetSink {
     /// Creates the sink and opens its store (no request is made yet).
-    pub fn new(cfg: ParquetSinkConfig) -> Result<Self, SinkError> {
+    pub fn new(cfg: ParquetSinkConfig) -> Result<Self, sinkfleet_core::ConfigError> {
         if let Some((field, problem)) = cfg.validate().into_iter().next() {
-            return Err(SinkError::schema(format!(
-                "sink.s3_parquet.{field}: {problem}"
-            )));
+            return Err(sinkfleet_core::ConfigError::new(
+                format!("sink.s3_parquet.{field}"),
+                problem,
+            ));
         }
         let store = store::open(&cfg)?;
         sinkfleet_core::metrics::at_zero::parquet();

@@ -19,22 +19,25 @@ use object_store::{
     WriteMultipart,
 };
 use parquet::file::metadata::ParquetMetaDataReader;
-use sinkfleet_core::SinkError;
 use sinkfleet_core::error::with_causes;
+use sinkfleet_core::{ConfigError, SinkError};
 use std::sync::Arc;
 
 /// Footer key: the last Kafka offset a file holds.
 pub const LAST_OFFSET_KEY: &str = "sinkfleet.last_offset";
 
 /// Opens the configured store.
-pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, SinkError> {
+pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, ConfigError> {
     match &cfg.target {
         Target::Local { path } => {
             std::fs::create_dir_all(path).map_err(|e| {
-                SinkError::schema(format!("sink.s3_parquet.target.local.path `{path}`: {e}"))
+                ConfigError::new(
+                    "sink.s3_parquet.target.local.path",
+                    format!("`{path}`: {e}"),
+                )
             })?;
             let fs = LocalFileSystem::new_with_prefix(path)
-                .map_err(|e| SinkError::schema(format!("sink.s3_parquet.target.local: {e}")))?;
+                .map_err(|e| ConfigError::new("sink.s3_parquet.target.local", e))?;
             Ok(Arc::new(fs))
         }
         Target::S3(s3) => {
@@ -70,16 +73,20 @@ pub fn open(cfg: &ParquetSinkConfig) -> Result<Arc<dyn ObjectStore>, SinkError> 
             }
             let store = builder
                 .build()
-                .map_err(|e| SinkError::schema(format!("sink.s3_parquet.target.s3: {e}")))?;
+                .map_err(|e| ConfigError::new("sink.s3_parquet.target.s3", e))?;
             Ok(Arc::new(store))
         }
     }
 }
 
 /// Client options trusting only the CA(s) in the PEM file at `path`.
-fn private_ca(path: &str) -> Result<ClientOptions, SinkError> {
-    let bad =
-        |e: String| SinkError::schema(format!("sink.s3_parquet.target.s3.ca_cert `{path}`: {e}"));
+fn private_ca(path: &str) -> Result<ClientOptions, ConfigError> {
+    let bad = |e: String| {
+        ConfigError::new(
+            "sink.s3_parquet.target.s3.ca_cert",
+            format!("`{path}`: {e}"),
+        )
+    };
     let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let certs = Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
     if certs.is_empty() {
@@ -242,4 +249,21 @@ async fn footer_last_offset(
         .and_then(|kv| kv.value.as_deref())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| corrupt(format!("no {LAST_OFFSET_KEY} in the footer")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_a_configuration_error_naming_its_key() {
+        let cfg: ParquetSinkConfig = serde_json::from_value(serde_json::json!({
+            "target": {"local": {"path": "/proc/sinkfleet-cannot-be-made"}}
+        }))
+        .expect("config");
+        let Err(e) = open(&cfg) else {
+            panic!("a directory under /proc was accepted")
+        };
+        assert_eq!(e.key, "sink.s3_parquet.target.local.path");
+    }
 }
