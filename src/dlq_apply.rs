@@ -13,13 +13,13 @@
 //! key's partition, in stream order, can do that, so use `replay` into the
 //! topic for those.
 
-use crate::config::{Config, SinkConfig};
+use crate::config::Config;
+use crate::sinks::{Purpose, UseSink};
 use anyhow::{Context, bail};
 use sinkfleet_core::debezium::Decoder;
-use sinkfleet_core::{FlushMode, Position, Sink, SinkError, SinkRecord};
+use sinkfleet_core::{ConfigError, FlushMode, Position, Sink, SinkError, SinkRecord};
 use sinkfleet_kafka::inspect::Letter;
 use sinkfleet_kafka::retry::Backoff;
-use sinkfleet_sink_postgres::{ApplyMode, OffsetStorage};
 use std::sync::Arc;
 
 /// Tries of a write or flush that fails retryably before giving up (the
@@ -37,29 +37,31 @@ pub struct Outcome {
 
 /// Applies `letters` (in the order given) through the sink of `config`.
 pub async fn apply(config: &Config, letters: &[&Letter]) -> anyhow::Result<Outcome> {
-    match &config.sink {
-        SinkConfig::Postgres(pg) => {
-            // One-off writes: no claimed partitions to fence offsets with,
-            // and no transaction to assemble.
-            let mut pg = pg.clone();
-            pg.offset_storage = OffsetStorage::Kafka;
-            pg.apply = ApplyMode::PerTable;
-            pg.pool_size = Some(1);
-            apply_with(
-                sinkfleet_sink_postgres::PostgresSink::new(pg)?,
-                config,
-                letters,
-            )
-            .await
-        }
-        SinkConfig::Clickhouse(ch) => {
-            let sink = sinkfleet_sink_clickhouse::ClickHouseSink::new(ch.clone())?;
-            apply_with(sink, config, letters).await
-        }
-        SinkConfig::S3Parquet(s3) => {
-            let sink = sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone())?;
-            apply_with(sink, config, letters).await
-        }
+    let through = ThroughSink { config, letters };
+    crate::sinks::with_sink(
+        config.sink.clone(),
+        Purpose::OneOff,
+        &config.kafka.group_id,
+        through,
+    )
+    .await
+}
+
+/// One sink instance, applying the letters one at a time.
+struct ThroughSink<'a> {
+    config: &'a Config,
+    letters: &'a [&'a Letter],
+}
+
+impl UseSink for ThroughSink<'_> {
+    type Output = Outcome;
+
+    async fn use_sink<S: Sink + 'static>(
+        self,
+        mut new_sink: impl FnMut() -> Result<S, ConfigError> + Send + 'static,
+        _offsets: Option<Arc<dyn sinkfleet_core::OffsetStore>>,
+    ) -> anyhow::Result<Outcome> {
+        apply_with(new_sink()?, self.config, self.letters).await
     }
 }
 

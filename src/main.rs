@@ -10,13 +10,14 @@ mod dlq_resolved;
 mod observability;
 mod offsets;
 mod publisher_config;
+mod sinks;
 mod status;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{Config, SinkConfig};
 use sinkfleet_kafka::{Health, TransactionsConfig};
-use sinkfleet_sink_postgres::{ApplyMode, OffsetStorage, Ownership, PostgresSink};
+use sinkfleet_sink_postgres::{ApplyMode, Ownership};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -365,61 +366,72 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     observability::serve(&config.metrics.listen, Arc::clone(&health)).await?;
     let mut runtime = config.runtime()?;
-    match config.sink {
-        SinkConfig::Postgres(mut pg) => {
-            // Transactional apply runs one active worker per group: wait
-            // for the turn before joining it.
-            let mut owner = None;
-            if pg.apply == ApplyMode::Transactional {
-                // A standby is alive (its liveness probe must pass) but not
-                // ready: it consumes nothing.
-                health
-                    .live
-                    .store(true, std::sync::atomic::Ordering::Release);
-                let group = runtime.kafka.group_id.clone();
-                tokio::select! {
-                    taken = Ownership::acquire(&pg, &group) => owner = Some(taken?),
-                    _ = shutdown_signal() => return Ok(()),
-                }
-                runtime.transactions = Some(TransactionsConfig {
-                    topic: pg.transaction_topic.clone().unwrap_or_default(),
-                    max_wait_ms: pg.transaction_max_wait_ms,
-                });
-                runtime.worker.writers = 1;
-            }
-            // The writers share one connection pool, by default one
-            // connection each, and one to claim partitions with when
-            // offsets are kept in the target.
-            let claims = u32::from(pg.offset_storage == OffsetStorage::Target);
-            pg.pool_size
-                .get_or_insert(runtime.worker.writers as u32 + claims);
-            let mut first = PostgresSink::new(pg)?;
-            let offsets = first
-                .offset_store(&runtime.kafka.group_id)?
-                .map(|store| store as Arc<dyn sinkfleet_core::OffsetStore>);
-            let new_sink = move || Ok(first.sibling());
-            let run = sinkfleet_kafka::run(new_sink, offsets, runtime, health, shutdown_signal());
-            match owner.as_mut() {
-                Some(owner) => tokio::select! {
-                    done = run => done?,
-                    lost = owner.lost() => return Err(lost).context("stopping: another worker may take over"),
-                },
-                None => run.await?,
-            }
+    // Transactional apply runs one active worker per group: wait for the
+    // turn before joining it.
+    let mut owner = None;
+    if let SinkConfig::Postgres(pg) = &config.sink
+        && pg.apply == ApplyMode::Transactional
+    {
+        // A standby is alive (its liveness probe must pass) but not
+        // ready: it consumes nothing.
+        health
+            .live
+            .store(true, std::sync::atomic::Ordering::Release);
+        let group = runtime.kafka.group_id.clone();
+        tokio::select! {
+            taken = Ownership::acquire(pg, &group) => owner = Some(taken?),
+            _ = shutdown_signal() => return Ok(()),
         }
-        SinkConfig::Clickhouse(ch) => {
-            let new_sink = move || sinkfleet_sink_clickhouse::ClickHouseSink::new(ch.clone());
-            sinkfleet_kafka::run(new_sink, None, runtime, health, shutdown_signal()).await?;
-        }
-        SinkConfig::S3Parquet(mut s3) => {
-            // `max_buffer_bytes` bounds the process: each writer's sink
-            // instance keeps its share of it.
-            s3.max_buffer_bytes = s3.buffer_share(runtime.worker.writers);
-            let new_sink = move || sinkfleet_sink_s3_parquet::ParquetSink::new(s3.clone());
-            sinkfleet_kafka::run(new_sink, None, runtime, health, shutdown_signal()).await?;
-        }
+        runtime.transactions = Some(TransactionsConfig {
+            topic: pg.transaction_topic.clone().unwrap_or_default(),
+            max_wait_ms: pg.transaction_max_wait_ms,
+        });
+        runtime.worker.writers = 1;
     }
-    Ok(())
+    let purpose = sinks::Purpose::Worker {
+        writers: runtime.worker.writers,
+    };
+    let group = runtime.kafka.group_id.clone();
+    let worker = Worker {
+        runtime,
+        health,
+        owner,
+    };
+    sinks::with_sink(config.sink, purpose, &group, worker).await
+}
+
+/// A worker: the consumer runtime over the built sink, stopped when it
+/// loses its transactional ownership.
+struct Worker {
+    runtime: sinkfleet_kafka::RuntimeConfig,
+    health: Arc<Health>,
+    owner: Option<Ownership>,
+}
+
+impl sinks::UseSink for Worker {
+    type Output = ();
+
+    async fn use_sink<S: sinkfleet_core::Sink + 'static>(
+        self,
+        new_sink: impl FnMut() -> Result<S, sinkfleet_core::ConfigError> + Send + 'static,
+        offsets: Option<Arc<dyn sinkfleet_core::OffsetStore>>,
+    ) -> anyhow::Result<()> {
+        let run = sinkfleet_kafka::run(
+            new_sink,
+            offsets,
+            self.runtime,
+            self.health,
+            shutdown_signal(),
+        );
+        match self.owner {
+            Some(mut owner) => tokio::select! {
+                done = run => done?,
+                lost = owner.lost() => return Err(lost).context("stopping: another worker may take over"),
+            },
+            None => run.await?,
+        }
+        Ok(())
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.
