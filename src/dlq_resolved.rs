@@ -107,8 +107,9 @@ impl DeadLetters {
             .max()
     }
 
-    /// Dead letters of `topic` that arrived after its last replay (all of
-    /// them if none was replayed).
+    /// Open dead letters of `topic` dead-lettered after the last
+    /// resolution of one of its dead letters (every open one if none was
+    /// resolved).
     pub fn new_since_last_replay(&self, topic: &str) -> usize {
         let since = self.last_resolved_ms(Some(topic));
         self.distinct
@@ -122,7 +123,8 @@ impl DeadLetters {
     }
 }
 
-/// A resolution, in words: `replayed to <partition>@<offset> at <time>`.
+/// A resolution, in words: `replayed to <topic>/<partition>@<offset> at
+/// <time>`, `applied through the sink at <time>` or `discarded at <time>`.
 pub fn describe(r: &Resolution) -> String {
     let at = crate::status::utc(r.at_ms);
     match r.resolved {
