@@ -423,16 +423,20 @@ start_chdb() {
   log "current ClickHouse engine (chdb $CHDB_VERSION) on http://127.0.0.1:$CH_CURRENT_PORT"
 }
 
-stop_chdb() {
-  local pidfile=$STATE_DIR/chdb/server.pid
+# Stops the process of pid file $1 listening on port $2 ($3 names it):
+# SIGTERM, up to 5 s for the port to close, then SIGKILL.
+stop_pidfile() {
+  local pidfile=$1 port=$2 what=$3
   if [ -f "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
-    for _ in $(seq 1 50); do port_open "$CH_CURRENT_PORT" || break; sleep 0.1; done
+    for _ in $(seq 1 50); do port_open "$port" || break; sleep 0.1; done
     kill -9 "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
-    log "current ClickHouse engine stopped"
+    log "$what stopped"
   fi
 }
+
+stop_chdb() { stop_pidfile "$STATE_DIR/chdb/server.pid" "$CH_CURRENT_PORT" "current ClickHouse engine"; }
 
 python_tools() {
   install_moto
@@ -473,16 +477,7 @@ stop_all() {
   stop_registry
 }
 
-stop_clickhouse() {
-  local chpid=$STATE_DIR/clickhouse/server.pid
-  if [ -f "$chpid" ]; then
-    kill "$(cat "$chpid")" 2>/dev/null || true
-    for _ in $(seq 1 50); do port_open "$CH_HTTP_PORT" || break; sleep 0.1; done
-    kill -9 "$(cat "$chpid")" 2>/dev/null || true
-    rm -f "$chpid"
-    log "clickhouse stopped"
-  fi
-}
+stop_clickhouse() { stop_pidfile "$STATE_DIR/clickhouse/server.pid" "$CH_HTTP_PORT" clickhouse; }
 
 print_env() {
   cat <<ENV
