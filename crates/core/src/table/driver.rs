@@ -3,7 +3,7 @@
 //! changes are applied) and [`apply`] does the rest in the same order for
 //! every sink.
 //!
-//! For one batch: group the records by target table; prepare every table
+//! For one batch: split the records by target table; prepare every table
 //! (load, plan, DDL) before any row is written, so a refusal in planning
 //! leaves no row behind; then per table, in stream order, apply truncates
 //! and the runs of row changes between them; commit; count. After a
@@ -11,7 +11,7 @@
 //! been dropped or altered behind its back) and reloads it on the retry.
 
 use super::ApplyStats;
-use super::group::{Run, group_by_target, runs};
+use super::split::{Run, runs, split_by_target};
 use crate::change::{Change, TableId};
 use crate::error::SinkError;
 use crate::sink::SinkRecord;
@@ -107,32 +107,32 @@ async fn try_apply<T: TableTarget>(
     target: &mut T,
     batch: &[SinkRecord],
 ) -> Result<ApplyStats, SinkError> {
-    let groups = group_by_target(batch, |table| target.route(table))?;
+    let shares = split_by_target(batch, |table| target.route(table))?;
     let mut session = target.begin().await?;
-    let mut tables = Vec::with_capacity(groups.len());
-    for group in groups {
-        let changes = group.changes();
+    let mut tables = Vec::with_capacity(shares.len());
+    for share in shares {
+        let changes = share.changes();
         let meta = target
-            .prepare(&mut session, &group.target, &changes)
+            .prepare(&mut session, &share.target, &changes)
             .await?;
-        tables.push((group, changes, meta));
+        tables.push((share, changes, meta));
     }
     let mut stats = ApplyStats::default();
-    for (group, changes, meta) in &mut tables {
-        let label = T::label(&group.target);
+    for (share, changes, meta) in &mut tables {
+        let label = T::label(&share.target);
         for (index, run) in runs(std::mem::take(changes)).into_iter().enumerate() {
             match run {
                 Run::Truncates(truncates) => {
                     for t in &truncates {
                         target
-                            .truncate(&mut session, &group.target, meta, t)
+                            .truncate(&mut session, &share.target, meta, t)
                             .await?;
                     }
                 }
                 Run::Changes(run) => {
                     let submitted = run.len() as u64;
                     let applied = target
-                        .apply_run(&mut session, meta, &group.records, index, run)
+                        .apply_run(&mut session, meta, &share.records, index, run)
                         .await?;
                     stats.add(&label, submitted, applied);
                 }
@@ -140,8 +140,8 @@ async fn try_apply<T: TableTarget>(
         }
     }
     target.commit(session).await?;
-    for (group, _, meta) in tables {
-        target.remember(group.target, meta);
+    for (share, _, meta) in tables {
+        target.remember(share.target, meta);
     }
     Ok(stats)
 }

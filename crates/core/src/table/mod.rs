@@ -1,7 +1,7 @@
 //! What every table-shaped sink (Postgres, ClickHouse) does the same way,
 //! implemented once: the pipeline of a batch ([`driver`]), where a source
 //! table goes ([`route`]), how a batch splits into per-table work
-//! ([`group`]), which columns a batch needs and of which type ([`plan`]),
+//! ([`split`]), which columns a batch needs and of which type ([`plan`]),
 //! and the per-table counters ([`ApplyStats`]).
 //!
 //! A sink brings only its target ([`TableTarget`]): its physical types (a
@@ -10,14 +10,14 @@
 //! how it applies a run of changes.
 
 pub mod driver;
-pub mod group;
 pub mod history;
 pub mod plan;
 pub mod route;
+pub mod split;
 
 pub use driver::{TableTarget, apply};
-pub use group::{Run, TableGroup, group_by_target, runs};
 pub use route::route;
+pub use split::{Run, TableShare, runs, split_by_target};
 
 use crate::metrics::{RECORDS_APPLIED_TOTAL, RECORDS_SKIPPED_STALE_TOTAL};
 use std::collections::BTreeMap;

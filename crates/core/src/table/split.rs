@@ -1,4 +1,4 @@
-//! A batch as per-table work: records grouped by target table, each
+//! A batch as per-table work: records split by target table, each
 //! table's changes split into runs at truncates.
 
 use crate::batch::split_at_truncates;
@@ -10,42 +10,42 @@ use std::hash::Hash;
 
 /// One target table's share of a batch, in stream order.
 #[derive(Debug)]
-pub struct TableGroup<'a, T> {
+pub struct TableShare<'a, T> {
     /// Where the records go.
     pub target: T,
     /// The records, in batch order.
     pub records: Vec<&'a SinkRecord>,
 }
 
-impl<'a, T> TableGroup<'a, T> {
+impl<'a, T> TableShare<'a, T> {
     /// The changes, in batch order (borrowed: a batch is never copied).
     pub fn changes(&self) -> Vec<&'a Change> {
         self.records.iter().map(|r| &r.change).collect()
     }
 }
 
-/// Groups `batch` by target table (`route` maps a source table to it),
+/// Splits `batch` by target table (`route` maps a source table to it),
 /// tables in order of first appearance, records in batch order. A record
 /// whose table cannot be routed fails the batch (the runtime then isolates
 /// it for the dead-letter topic).
-pub fn group_by_target<'a, T: Clone + Eq + Hash>(
+pub fn split_by_target<'a, T: Clone + Eq + Hash>(
     batch: &'a [SinkRecord],
     mut route: impl FnMut(&TableId) -> Result<T, SinkError>,
-) -> Result<Vec<TableGroup<'a, T>>, SinkError> {
+) -> Result<Vec<TableShare<'a, T>>, SinkError> {
     let mut index: HashMap<T, usize> = HashMap::new();
-    let mut groups: Vec<TableGroup<'a, T>> = Vec::new();
+    let mut shares: Vec<TableShare<'a, T>> = Vec::new();
     for record in batch {
         let target = route(&record.change.table)?;
         let i = *index.entry(target.clone()).or_insert_with(|| {
-            groups.push(TableGroup {
+            shares.push(TableShare {
                 target,
                 records: Vec::new(),
             });
-            groups.len() - 1
+            shares.len() - 1
         });
-        groups[i].records.push(record);
+        shares[i].records.push(record);
     }
-    Ok(groups)
+    Ok(shares)
 }
 
 /// A stretch of one table's changes between truncates.
@@ -79,14 +79,14 @@ mod tests {
     use crate::table::test_record as record;
 
     #[test]
-    fn groups_keep_first_appearance_and_stream_order() {
+    fn shares_keep_first_appearance_and_stream_order() {
         let batch = [
             record("b", Op::Create, 1),
             record("a", Op::Create, 2),
             record("b", Op::Delete, 3),
         ];
-        let groups = group_by_target(&batch, |t| Ok(t.table.clone())).unwrap();
-        let seen: Vec<(String, Vec<i64>)> = groups
+        let shares = split_by_target(&batch, |t| Ok(t.table.clone())).unwrap();
+        let seen: Vec<(String, Vec<i64>)> = shares
             .iter()
             .map(|g| {
                 (
@@ -96,7 +96,7 @@ mod tests {
             })
             .collect();
         assert_eq!(seen, vec![("b".into(), vec![1, 3]), ("a".into(), vec![2])]);
-        let refused = group_by_target(&batch, |t| {
+        let refused = split_by_target(&batch, |t| {
             if t.table == "a" {
                 Err(SinkError::schema("no route"))
             } else {
