@@ -233,7 +233,7 @@ pub fn list(dead: &DeadLetters) -> String {
     if let Some(at) = dead.last_resolved_ms(None) {
         out.push_str(&format!(
             "last resolved {}; `dlq show` says how each one was resolved\n",
-            crate::status::time_text(at)
+            crate::timestamps::time_text(at)
         ));
     }
     out

@@ -11,10 +11,11 @@
 use crate::config::Config;
 use crate::dlq_resolved::Resolver;
 use anyhow::bail;
-use sinkfleet_kafka::group::GroupOffsets;
+use sinkfleet_kafka::group::{GroupOffsets, PartitionId};
 use sinkfleet_kafka::inspect::{Letter, read_all, replay};
 use sinkfleet_kafka::parking::ParkedKey;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A parked key that a replay releases.
@@ -85,9 +86,9 @@ pub async fn follow_up(
 ) -> anyhow::Result<String> {
     let client = sinkfleet_kafka::client_config(&config.kafka);
     let group = GroupOffsets::new(&client, &config.kafka.group_id, Duration::from_secs(30))?;
-    let ids: Vec<(String, i32)> = releases
+    let ids: Vec<PartitionId> = releases
         .iter()
-        .map(|r| (r.topic.clone(), r.partition))
+        .map(|r| (Arc::from(r.topic.as_str()), r.partition))
         .collect();
     let started = Instant::now();
     let deadline = started + wait;
@@ -96,7 +97,7 @@ pub async fn follow_up(
         let committed = group.committed(&ids).map_err(anyhow::Error::msg)?;
         let passed = releases.iter().all(|r| {
             committed
-                .get(&(r.topic.clone(), r.partition))
+                .get(&(Arc::from(r.topic.as_str()), r.partition))
                 .copied()
                 .flatten()
                 .is_some_and(|c| c > r.at)

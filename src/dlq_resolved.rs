@@ -126,7 +126,7 @@ impl DeadLetters {
 /// A resolution, in words: `replayed to <topic>/<partition>@<offset> at
 /// <time>`, `applied through the sink at <time>` or `discarded at <time>`.
 pub fn describe(r: &Resolution) -> String {
-    let at = crate::status::utc(r.at_ms);
+    let at = crate::timestamps::utc(r.at_ms);
     match r.resolved {
         Resolved::Replayed { replayed_offset } => {
             format!(

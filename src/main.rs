@@ -12,6 +12,7 @@ mod offsets;
 mod publisher_config;
 mod sinks;
 mod status;
+mod timestamps;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};

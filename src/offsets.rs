@@ -12,10 +12,11 @@
 
 use crate::config::{Config, SinkConfig};
 use anyhow::{Context, bail};
-use sinkfleet_kafka::group::{GroupOffsets, TopicPartition};
+use sinkfleet_kafka::group::{GroupOffsets, PartitionId};
 use sinkfleet_kafka::status::describe_group;
 use sinkfleet_sink_postgres::{OffsetStorage, PostgresSink};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,7 +31,7 @@ pub enum ResetTo {
     /// The first record at or after this time (ms since the epoch).
     Time(i64),
     /// Exact offsets of named partitions (`topic:partition:offset`).
-    Exact(BTreeMap<TopicPartition, i64>),
+    Exact(BTreeMap<PartitionId, i64>),
 }
 
 impl ResetTo {
@@ -81,7 +82,7 @@ impl ResetTo {
                 bail!("--to {spec}: empty topic, or negative partition or offset");
             }
             if exact
-                .insert((topic.to_owned(), partition), offset)
+                .insert((Arc::from(topic), partition), offset)
                 .is_some()
             {
                 bail!("--to {spec}: partition given twice");
@@ -135,7 +136,7 @@ pub async fn reset(config: &Config, to: &ResetTo, dry_run: bool) -> anyhow::Resu
     let offsets = GroupOffsets::new(&client, group, TIMEOUT)?;
     let topics = &config.kafka.topics;
     let all = offsets.partitions(topics).map_err(anyhow::Error::msg)?;
-    let chosen: Vec<TopicPartition> = match to {
+    let chosen: Vec<PartitionId> = match to {
         ResetTo::Exact(exact) => {
             for id in exact.keys() {
                 if !all.contains(id) {
@@ -227,8 +228,10 @@ pub async fn reset(config: &Config, to: &ResetTo, dry_run: bool) -> anyhow::Resu
         let meta = pg.meta_schema.clone();
         let mut sink = PostgresSink::new(pg.clone())?;
         if let Some(store) = sink.offset_store(group)? {
-            let list: Vec<(String, i32, i64)> =
-                new.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect();
+            let list: Vec<(String, i32, i64)> = new
+                .iter()
+                .map(|((t, p), o)| (t.to_string(), *p, *o))
+                .collect();
             let before = store.reset(&list).await?;
             for ((topic, partition, offset), before) in list.iter().zip(before) {
                 out.push_str(&format!(
@@ -262,8 +265,8 @@ mod tests {
         assert_eq!(
             exact,
             Some(ResetTo::Exact(BTreeMap::from([
-                (("app.public.orders".to_owned(), 0), 42),
-                (("app.public.orders".to_owned(), 1), 7),
+                ((Arc::from("app.public.orders"), 0), 42),
+                ((Arc::from("app.public.orders"), 1), 7),
             ])))
         );
         for bad in [

@@ -17,13 +17,15 @@
 
 use crate::config::Config;
 use crate::dlq_resolved::DeadLetters;
+use crate::timestamps::{now_ms, time_text, utc};
 use anyhow::Context;
 use serde::Serialize;
 use sinkfleet_kafka::OnError;
-use sinkfleet_kafka::group::{GroupOffsets, TopicPartition, timestamps_at};
+use sinkfleet_kafka::group::{GroupOffsets, PartitionId, timestamps_at};
 use sinkfleet_kafka::parking::read_parked;
 use sinkfleet_kafka::status::{BrokerMember, MemberReport, describe_group, read_reports};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Reports older than this are not read at all: a stopped worker is shown
@@ -150,17 +152,6 @@ pub struct TableStatus {
     pub freshness_seconds: f64,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// `ms` (since the epoch) as UTC time with its age: `2026-12-06T03:12:09Z
-/// (41s ago)`.
-pub fn time_text(ms: i64) -> String {
-    let age = (now_ms() - ms).max(0) / 1000;
-    format!("{} ({age}s ago)", utc(ms))
-}
-
 /// The live members' reports, for `offsets reset`'s refusal.
 pub fn live_members(config: &Config) -> anyhow::Result<Vec<MemberReport>> {
     let client = sinkfleet_kafka::client_config(&config.kafka);
@@ -193,14 +184,14 @@ pub fn gather(config: &Config) -> anyhow::Result<GroupStatus> {
     let committed = offsets.committed(&ids).map_err(anyhow::Error::msg)?;
 
     // Owners, from the live members only: a stopped member owns nothing.
-    let mut owned: BTreeMap<TopicPartition, (&MemberReport, usize)> = BTreeMap::new();
+    let mut owned: BTreeMap<PartitionId, (&MemberReport, usize)> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.is_live(now)) {
         for (i, p) in r.partitions.iter().enumerate() {
-            owned.insert((p.topic.clone(), p.partition), (r, i));
+            owned.insert((Arc::from(p.topic.as_str()), p.partition), (r, i));
         }
     }
     let mut partitions = Vec::with_capacity(ids.len());
-    let mut waiting: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut waiting: BTreeMap<PartitionId, i64> = BTreeMap::new();
     for id in &ids {
         let (low, end) = offsets.watermarks(id).map_err(anyhow::Error::msg)?;
         let committed = committed.get(id).copied().flatten();
@@ -210,7 +201,7 @@ pub fn gather(config: &Config) -> anyhow::Result<GroupStatus> {
         }
         let owner = owned.get(id).map(|(r, i)| (*r, &r.partitions[*i]));
         partitions.push(PartitionStatus {
-            topic: id.0.clone(),
+            topic: id.0.to_string(),
             partition: id.1,
             committed,
             end,
@@ -223,7 +214,7 @@ pub fn gather(config: &Config) -> anyhow::Result<GroupStatus> {
     }
     let stored = timestamps_at(&client, &waiting, WAITED_TIMEOUT).map_err(anyhow::Error::msg)?;
     for p in &mut partitions {
-        if let Some(ts) = stored.get(&(p.topic.clone(), p.partition)) {
+        if let Some(ts) = stored.get(&(Arc::from(p.topic.as_str()), p.partition)) {
             p.waited_seconds = Some(seconds_since(*ts, now));
         }
     }
@@ -443,12 +434,4 @@ pub fn render(s: &GroupStatus) -> String {
         }
     }
     out
-}
-
-/// `ms` (since the epoch) as UTC time: `2026-12-06T03:12:09Z`.
-pub fn utc(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    )
 }

@@ -28,7 +28,8 @@ pub use change::{
 pub use error::{ConfigError, DecodeError, ErrorClass, SinkError};
 pub use identifier::{IdentifierError, IdentifierPolicy};
 pub use sink::{
-    ClaimFuture, Durability, DurableRange, FlushMode, OffsetStore, Position, Sink, SinkRecord,
+    ClaimFuture, Durability, DurableRange, FlushMode, OffsetStore, PartitionId, Position, Sink,
+    SinkRecord,
 };
 pub use value::Value;
 pub use version::{Version, VersionSource};

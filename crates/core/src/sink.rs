@@ -6,6 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// A Kafka partition: `(topic, partition)`. One type for every crate, so
+/// a partition never needs converting between a worker and its sink.
+pub type PartitionId = (Arc<str>, i32);
+
 /// Where a record came from: topic, partition, offset.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Position {
@@ -118,7 +122,7 @@ pub trait Sink: Send + 'static {
     /// May be called between two attempts of a failing `write` or `flush`:
     /// after it returns, a retried `flush` must not make any of those
     /// records durable (for an object store: must not upload them).
-    fn release(&mut self, _partitions: &[(Arc<str>, i32)]) -> impl Future<Output = ()> + Send {
+    fn revoke(&mut self, _partitions: &[PartitionId]) -> impl Future<Output = ()> + Send {
         async {}
     }
 }
@@ -145,5 +149,5 @@ pub type ClaimFuture<'a> =
 ///   further on: records between the two were dead-lettered, not applied).
 pub trait OffsetStore: Send + Sync + 'static {
     /// Claims `partitions` for this process (see the trait docs).
-    fn claim<'a>(&'a self, partitions: &'a [(Arc<str>, i32)]) -> ClaimFuture<'a>;
+    fn claim<'a>(&'a self, partitions: &'a [PartitionId]) -> ClaimFuture<'a>;
 }

@@ -47,7 +47,7 @@ pub async fn ensure_topic_with(
 /// Whether `topic` exists on the broker.
 pub fn topic_exists(client: &ClientConfig, topic: &str, timeout: Duration) -> Result<bool, String> {
     let consumer: rdkafka::consumer::BaseConsumer = client.create().map_err(|e| e.to_string())?;
-    crate::group::partitions_of(&consumer, topic, timeout)
+    crate::reading::partitions_of(&consumer, topic, timeout)
         .map(|partitions| !partitions.is_empty())
         .map_err(|e| format!("{topic}: {e}"))
 }

@@ -10,9 +10,9 @@
 //! runs here and the answer travels back to the coordinator as
 //! [`PollEvent::Committed`].
 
-use crate::consumer::{CommitAnswer, PartitionId, PollEvent, WorkerContext};
+use crate::messages::{CommitAnswer, PartitionId, PollEvent};
 use crate::retry::Backoff;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sinkfleet_core::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -28,8 +28,8 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the thread. Answers go to `answers` (the coordinator's event
     /// channel).
-    pub fn spawn(
-        consumer: Arc<BaseConsumer<WorkerContext>>,
+    pub fn spawn<C: ConsumerContext + 'static>(
+        consumer: Arc<BaseConsumer<C>>,
         answers: mpsc::Sender<PollEvent>,
     ) -> std::io::Result<Committer> {
         // One request waiting beside the one being committed: the
@@ -56,8 +56,8 @@ impl Committer {
 }
 
 /// Commits synchronously; every partition gets the request's answer.
-pub(crate) fn commit(
-    consumer: &BaseConsumer<WorkerContext>,
+pub(crate) fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     offsets: &[(PartitionId, i64)],
 ) -> Vec<CommitAnswer> {
     let mut tpl = TopicPartitionList::new();
@@ -85,8 +85,8 @@ pub(crate) fn commit(
 /// `deadline` (at least one attempt): the last commit for partitions about
 /// to go, on a revoke or at shutdown (`what`, for the log). Returns whether
 /// the broker acknowledged every offset.
-pub(crate) fn commit_until(
-    consumer: &BaseConsumer<WorkerContext>,
+pub(crate) fn commit_until<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     offsets: &[(PartitionId, i64)],
     deadline: Instant,
     backoff: &Backoff,

@@ -1,7 +1,7 @@
 //! When a partition's offset is committed, and what counts as committed.
 //!
 //! An offset counts as committed only once the broker acknowledged it (the
-//! committer thread reports each answer, see [`crate::committer`]). A
+//! committer thread reports each answer, see [`crate::commit_thread`]). A
 //! commit can be refused (a rebalance in progress, a stale generation, the
 //! coordinator moving). A refused commit
 //! of an idle partition would otherwise never be sent again, leaving a

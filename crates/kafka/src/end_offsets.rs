@@ -12,8 +12,8 @@
 //! trip). The answers raise [`BrokerOffsets::high`]; the statistics never
 //! lower it again.
 
-use crate::consumer::{BrokerOffsets, BrokerOffsetsMap, PartitionId, WorkerContext};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use crate::messages::{BrokerOffsets, BrokerOffsetsMap, PartitionId};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -30,8 +30,8 @@ pub(crate) struct EndOffsets {
 
 impl EndOffsets {
     /// Starts the thread; it writes what it learns into `offsets`.
-    pub fn spawn(
-        consumer: Arc<BaseConsumer<WorkerContext>>,
+    pub fn spawn<C: ConsumerContext + 'static>(
+        consumer: Arc<BaseConsumer<C>>,
         offsets: BrokerOffsetsMap,
     ) -> std::io::Result<EndOffsets> {
         // One request waiting beside the one being listed: the coordinator
@@ -56,8 +56,8 @@ impl EndOffsets {
 
 /// Lists the end offsets of `partitions` (and the start offsets of those
 /// the statistics never reported) and merges them into `offsets`.
-fn list(
-    consumer: &BaseConsumer<WorkerContext>,
+fn list<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     partitions: &[PartitionId],
     offsets: &BrokerOffsetsMap,
 ) {
@@ -93,8 +93,8 @@ fn list(
 
 /// The offsets at `at` (the end or the beginning) of `partitions`, by
 /// partition; `None` when the broker did not answer.
-fn query(
-    consumer: &BaseConsumer<WorkerContext>,
+fn query<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     partitions: &[PartitionId],
     at: Offset,
 ) -> Option<HashMap<PartitionId, i64>> {

@@ -7,15 +7,15 @@
 //! (generation -1). A broker that tracks membership refuses such a commit
 //! while the group has members; callers check membership first anyway.
 
+use crate::reading::{partitions_of, reader};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+pub use sinkfleet_core::PartitionId;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// A partition: `(topic, partition)`, ordered for printing.
-pub type TopicPartition = (String, i32);
 
 /// Reads and commits the offsets of one consumer group.
 pub struct GroupOffsets {
@@ -42,7 +42,7 @@ impl GroupOffsets {
     /// or a pattern starting with `^` (matched against the broker's topics,
     /// internal ones aside). An error names a topic that does not exist or
     /// a pattern that is not a regular expression.
-    pub fn partitions(&self, topics: &[String]) -> Result<Vec<TopicPartition>, String> {
+    pub fn partitions(&self, topics: &[String]) -> Result<Vec<PartitionId>, String> {
         let mut out = Vec::new();
         for topic in topics {
             if topic.starts_with('^') {
@@ -54,7 +54,7 @@ impl GroupOffsets {
                     .map_err(|e| format!("listing topics: {e}"))?;
                 for t in metadata.topics() {
                     if pattern.is_match(t.name()) && !t.name().starts_with("__") {
-                        let name = t.name().to_owned();
+                        let name: Arc<str> = Arc::from(t.name());
                         out.extend(t.partitions().iter().map(|p| (name.clone(), p.id())));
                     }
                 }
@@ -65,7 +65,8 @@ impl GroupOffsets {
             if found.is_empty() {
                 return Err(format!("{topic}: no such topic"));
             }
-            out.extend(found.into_iter().map(|p| (topic.clone(), p)));
+            let name: Arc<str> = Arc::from(topic.as_str());
+            out.extend(found.into_iter().map(|p| (Arc::clone(&name), p)));
         }
         out.sort();
         out.dedup();
@@ -74,7 +75,7 @@ impl GroupOffsets {
 
     /// `(low, high)` watermarks: the oldest retained offset and the offset
     /// the next record will get.
-    pub fn watermarks(&self, (topic, partition): &TopicPartition) -> Result<(i64, i64), String> {
+    pub fn watermarks(&self, (topic, partition): &PartitionId) -> Result<(i64, i64), String> {
         self.consumer
             .fetch_watermarks(topic, *partition, self.timeout)
             .map_err(|e| format!("{topic}/{partition}: {e}"))
@@ -83,8 +84,8 @@ impl GroupOffsets {
     /// The group's committed offsets (`None`: never committed).
     pub fn committed(
         &self,
-        partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, String> {
+        partitions: &[PartitionId],
+    ) -> Result<BTreeMap<PartitionId, Option<i64>>, String> {
         let tpl = list(partitions, Offset::Invalid)?;
         let committed = self
             .consumer
@@ -98,7 +99,7 @@ impl GroupOffsets {
                     Offset::Offset(o) => Some(o),
                     _ => None,
                 };
-                ((e.topic().to_owned(), e.partition()), offset)
+                ((Arc::from(e.topic()), e.partition()), offset)
             })
             .collect())
     }
@@ -107,9 +108,9 @@ impl GroupOffsets {
     /// after `timestamp_ms`; the end offset where no record is that new.
     pub fn offsets_for_time(
         &self,
-        partitions: &[TopicPartition],
+        partitions: &[PartitionId],
         timestamp_ms: i64,
-    ) -> Result<BTreeMap<TopicPartition, i64>, String> {
+    ) -> Result<BTreeMap<PartitionId, i64>, String> {
         let tpl = list(partitions, Offset::Offset(timestamp_ms))?;
         let found = self
             .consumer
@@ -117,7 +118,7 @@ impl GroupOffsets {
             .map_err(|e| format!("offsets for time {timestamp_ms}: {e}"))?;
         let mut out = BTreeMap::new();
         for e in found.elements() {
-            let id = (e.topic().to_owned(), e.partition());
+            let id = (Arc::from(e.topic()), e.partition());
             let offset = match e.offset() {
                 Offset::Offset(o) => o,
                 // No record at or after the time: start at the end.
@@ -130,7 +131,7 @@ impl GroupOffsets {
 
     /// Commits `offsets` (next offset to read) for the group, synchronously:
     /// returns once the broker acknowledged them.
-    pub fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), String> {
+    pub fn commit(&self, offsets: &BTreeMap<PartitionId, i64>) -> Result<(), String> {
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
@@ -150,14 +151,14 @@ impl GroupOffsets {
 /// by retention is replaced by the oldest one retained.
 pub fn timestamps_at(
     client: &ClientConfig,
-    at: &BTreeMap<TopicPartition, i64>,
+    at: &BTreeMap<PartitionId, i64>,
     wait: Duration,
-) -> Result<BTreeMap<TopicPartition, i64>, String> {
+) -> Result<BTreeMap<PartitionId, i64>, String> {
     let mut found = BTreeMap::new();
     if at.is_empty() {
         return Ok(found);
     }
-    let consumer: BaseConsumer = crate::inspect::reader(client)
+    let consumer: BaseConsumer = reader(client)
         .set("auto.offset.reset", "earliest")
         // One record per partition is all it needs.
         .set("max.partition.fetch.bytes", "65536")
@@ -173,7 +174,7 @@ pub fn timestamps_at(
     while found.len() < at.len() && std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let id = (m.topic().to_owned(), m.partition());
+                let id: PartitionId = (Arc::from(m.topic()), m.partition());
                 if let (false, Some(ts)) = (found.contains_key(&id), m.timestamp().to_millis()) {
                     found.insert(id, ts);
                 }
@@ -185,23 +186,7 @@ pub fn timestamps_at(
     Ok(found)
 }
 
-/// The partitions of `topic` from the broker's metadata; none when it does
-/// not exist.
-pub(crate) fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, rdkafka::error::KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect())
-}
-
-fn list(partitions: &[TopicPartition], offset: Offset) -> Result<TopicPartitionList, String> {
+fn list(partitions: &[PartitionId], offset: Offset) -> Result<TopicPartitionList, String> {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition) in partitions {
         tpl.add_partition_offset(topic, *partition, offset)

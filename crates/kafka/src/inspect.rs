@@ -2,6 +2,7 @@
 //! operator looks at before deciding what to replay, and the replay.
 
 use crate::dead_letter::headers;
+use crate::reading::{partitions_of, reader};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
@@ -104,7 +105,7 @@ pub fn read_since(
 ) -> Result<(), ReadError> {
     let kafka = |e: rdkafka::error::KafkaError| ReadError::Kafka(format!("{topic}: {e}"));
     let consumer: BaseConsumer = reader(client).create().map_err(kafka)?;
-    let partitions = crate::group::partitions_of(&consumer, topic, timeout).map_err(kafka)?;
+    let partitions = partitions_of(&consumer, topic, timeout).map_err(kafka)?;
     if partitions.is_empty() {
         return Err(ReadError::NoSuchTopic(topic.to_owned()));
     }
@@ -162,20 +163,6 @@ pub fn read_since(
         }
     }
     Ok(())
-}
-
-/// A consumer's config that reads assigned partitions and never commits
-/// (its group is its own, and unused).
-pub(crate) fn reader(client: &ClientConfig) -> ClientConfig {
-    let mut reader = client.clone();
-    reader
-        .set(
-            "group.id",
-            format!("sinkfleet-reader-{}", std::process::id()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    reader
 }
 
 fn letter(m: &BorrowedMessage<'_>) -> Letter {

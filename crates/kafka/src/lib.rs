@@ -18,13 +18,14 @@
 //!   never triggers a rebalance.
 //! * **Rebalance drain**: a revoke waits (up to the drain timeout) for the
 //!   revoked partitions' in-flight writes, commits what is durable, then
-//!   releases them. No offset is committed for a partition we no longer own.
+//!   lets them go. No offset is committed for a partition we no longer own.
 //! * **Clean shutdown**: finish or abandon in-flight writes within the
 //!   shutdown timeout, commit, leave the group.
 
 pub mod admin;
-mod commit;
-mod committer;
+mod clock;
+mod commit_thread;
+mod commit_tracker;
 pub mod config;
 mod consumer;
 mod coordinator;
@@ -32,13 +33,15 @@ pub mod dead_letter;
 mod end_offsets;
 pub mod group;
 pub mod inspect;
+mod messages;
 pub mod parking;
 mod partition;
 mod progress;
 pub mod reach;
-mod releases;
+mod reading;
 pub mod resolution;
 pub mod retry;
+mod revocations;
 pub mod status;
 mod writer;
 
@@ -272,21 +275,21 @@ pub async fn run<S: Sink>(
     for (index, sink) in sinks.into_iter().enumerate() {
         // A job and a flush can queue behind the one being written.
         let (commands_tx, commands_rx) = mpsc::channel(2);
-        let (releases_tx, releases_rx) = mpsc::unbounded_channel();
+        let (revocations_tx, revocations_rx) = mpsc::unbounded_channel();
         writers.push(tokio::spawn(writer::run(
             index,
             sink,
             shared.clone(),
             commands_rx,
-            releases::Releases::new(releases_rx),
+            revocations::Revocations::new(revocations_rx),
         )));
-        lanes.push(coordinator::Lane::new(commands_tx, releases_tx));
+        lanes.push(coordinator::Lane::new(commands_tx, revocations_tx));
     }
     drop(shared);
 
     let (status_feed, reporter) = start_status(&client, &cfg)?;
 
-    let committer = committer::Committer::spawn(Arc::clone(&consumer), answers_tx)
+    let committer = commit_thread::Committer::spawn(Arc::clone(&consumer), answers_tx)
         .map_err(|e| RuntimeError::Internal(e.to_string()))?;
     let end_offsets =
         end_offsets::EndOffsets::spawn(Arc::clone(&consumer), Arc::clone(&broker_offsets))
@@ -356,7 +359,7 @@ fn start_status(
         member,
         host,
         pid,
-        started_at_ms: progress::now_ms(),
+        started_at_ms: crate::clock::now_ms(),
         reported_at_ms: 0,
         interval_ms: cfg.status.interval_ms.max(100),
         stopped: false,

@@ -20,8 +20,8 @@
 //! Keys are compared as the record's raw key bytes; a record without a key
 //! cannot be parked (it is dead-lettered as with `skip`).
 
-use crate::consumer::PartitionId;
 use crate::inspect::{ReadError, read_latest};
+use crate::messages::PartitionId;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
@@ -153,7 +153,7 @@ impl Parking {
             key_hex: hex::encode(key),
             since: position.offset,
             reason: reason.to_owned(),
-            parked_at_ms: Some(crate::progress::now_ms()),
+            parked_at_ms: Some(crate::clock::now_ms()),
         };
         let value = serde_json::to_vec(&stored).unwrap_or_default();
         self.send(&record_key(&id, key), Some(&value)).await?;

@@ -1,6 +1,6 @@
 //! Per-partition bookkeeping of the coordinator.
 
-use crate::commit::CommitTracker;
+use crate::commit_tracker::CommitTracker;
 use crate::writer::Item;
 use sinkfleet_core::TableId;
 use sinkfleet_core::backpressure::Load;

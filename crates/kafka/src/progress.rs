@@ -10,7 +10,7 @@
 //! Freshness is per source table: the source commit time and LSN of the
 //! newest change that became durable in the target.
 
-use crate::consumer::{BrokerOffsets, PartitionId};
+use crate::messages::{BrokerOffsets, PartitionId};
 use crate::partition::{JobMark, PartitionState};
 use sinkfleet_core::TableId;
 use sinkfleet_core::metrics::{
@@ -18,14 +18,6 @@ use sinkfleet_core::metrics::{
     CONSUMER_LAG_SECONDS, FRESHNESS_SECONDS, UNCOMMITTED_DURABLE_RECORDS,
 };
 use std::collections::HashMap;
-
-/// Milliseconds since the epoch, now.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn partition_labels(id: &PartitionId) -> [(&'static str, String); 2] {
     [("topic", id.0.to_string()), ("partition", id.1.to_string())]

@@ -5,7 +5,7 @@
 //! for: once another process owns a partition, this one writes nothing
 //! more of it (a late upload would replace the new owner's objects).
 
-use crate::consumer::PartitionId;
+use crate::messages::PartitionId;
 use sinkfleet_core::{Position, Sink, SinkRecord};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -13,21 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The writer's end of the release channel: partitions this process gave
+/// The writer's end of the revocation channel: partitions this process gave
 /// up (revoked after their drain). Unbounded and separate from the command
-/// queue, so a release is never dropped because the queue is full and is
+/// queue, so a revocation is never dropped because the queue is full and is
 /// heard while a command is still being retried.
-pub struct Releases {
+pub struct Revocations {
     rx: mpsc::UnboundedReceiver<Vec<PartitionId>>,
-    /// Released since the current command started: its records of these
+    /// Revoked since the current command started: its records of these
     /// partitions are no longer this process's to write.
     during_command: HashSet<PartitionId>,
 }
 
-impl Releases {
-    /// Wraps the receiving end of the coordinator's release channel.
+impl Revocations {
+    /// Wraps the receiving end of the coordinator's revocation channel.
     pub fn new(rx: mpsc::UnboundedReceiver<Vec<PartitionId>>) -> Self {
-        Releases {
+        Revocations {
             rx,
             during_command: HashSet::new(),
         }
@@ -36,21 +36,21 @@ impl Releases {
     async fn apply<S: Sink>(&mut self, sink: &mut S, partitions: Vec<PartitionId>) {
         tracing::info!(
             ?partitions,
-            "partitions released while retrying: dropping their records"
+            "partitions revoked while retrying: dropping their records"
         );
-        sink.release(&partitions).await;
+        sink.revoke(&partitions).await;
         self.during_command.extend(partitions);
     }
 
-    /// Applies the releases waiting now; a new command starts with none.
+    /// Applies the revocations waiting now; a new command starts with none.
     pub(crate) async fn start_command<S: Sink>(&mut self, sink: &mut S) {
         while let Ok(partitions) = self.rx.try_recv() {
-            sink.release(&partitions).await;
+            sink.revoke(&partitions).await;
         }
         self.during_command.clear();
     }
 
-    /// Waits `delay` before a retry, applying releases as they arrive.
+    /// Waits `delay` before a retry, applying revocations as they arrive.
     pub(crate) async fn sleep<S: Sink>(&mut self, sink: &mut S, delay: Duration) {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -69,7 +69,7 @@ impl Releases {
                 .contains(&(Arc::clone(&position.topic), position.partition))
     }
 
-    /// `records` without those of partitions released during the command.
+    /// `records` without those of partitions revoked during the command.
     pub(crate) fn retain_owned<'a>(&self, records: &'a [SinkRecord]) -> Cow<'a, [SinkRecord]> {
         if self.during_command.is_empty() {
             return Cow::Borrowed(records);

@@ -33,7 +33,9 @@ use error::classify;
 use ident::{Ident, QualifiedName};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
-use sinkfleet_core::{Change, Durability, Position, Row, Sink, SinkError, SinkRecord, TableId};
+use sinkfleet_core::{
+    Change, Durability, PartitionId, Position, Row, Sink, SinkError, SinkRecord, TableId,
+};
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -56,7 +58,7 @@ pub struct PostgresSink {
     offsets: Option<Arc<TargetOffsets>>,
     /// The next offsets of the batch being written, for `offsets` (set by
     /// `write`, written by the commit hook).
-    batch_offsets: Vec<(offsets::Partition, i64)>,
+    batch_offsets: Vec<(PartitionId, i64)>,
     /// Records that needed no write ([`Sink::skipped`]), whose offsets go
     /// with the next batch.
     skipped: Vec<Position>,
@@ -181,7 +183,7 @@ impl Sink for PostgresSink {
         true
     }
 
-    async fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
+    async fn revoke(&mut self, partitions: &[PartitionId]) {
         self.skipped.retain(|p| {
             !partitions
                 .iter()

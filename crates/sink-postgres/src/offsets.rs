@@ -25,14 +25,11 @@ use crate::config::PostgresSinkConfig;
 use crate::error::classify;
 use crate::ident::Ident;
 use sinkfleet_core::metrics::FENCED_WRITES_TOTAL;
-use sinkfleet_core::{ClaimFuture, OffsetStore, Position, SinkError};
+use sinkfleet_core::{ClaimFuture, OffsetStore, PartitionId, Position, SinkError};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// A partition: `(topic, partition)`.
-pub(crate) type Partition = (Arc<str>, i32);
 
 /// The offsets of one consumer group in the target, shared by the
 /// process's sink instances and the consumer's assign callback.
@@ -43,7 +40,7 @@ pub struct TargetOffsets {
     table: String,
     group: String,
     /// The epoch this process claimed, per partition it owns.
-    epochs: Mutex<HashMap<Partition, i64>>,
+    epochs: Mutex<HashMap<PartitionId, i64>>,
     /// The bookkeeping tables exist.
     ready: AtomicBool,
 }
@@ -81,7 +78,7 @@ impl TargetOffsets {
         })
     }
 
-    async fn claim_now(&self, partitions: &[Partition]) -> Result<Vec<Option<i64>>, SinkError> {
+    async fn claim_now(&self, partitions: &[PartitionId]) -> Result<Vec<Option<i64>>, SinkError> {
         if !self.ready.load(Ordering::Acquire) {
             let mut conn = self.pool.acquire().await.map_err(classify)?;
             catalog::ensure_meta(&mut conn, &self.cfg).await?;
@@ -134,7 +131,7 @@ impl TargetOffsets {
     pub(crate) async fn advance(
         &self,
         conn: &mut PgConnection,
-        next: &[(Partition, i64)],
+        next: &[(PartitionId, i64)],
     ) -> Result<(), SinkError> {
         let mut topics = Vec::with_capacity(next.len());
         let mut numbers = Vec::with_capacity(next.len());
@@ -241,8 +238,8 @@ impl TargetOffsets {
 /// The next offset of every partition of `positions`: its highest offset + 1.
 pub(crate) fn next_offsets<'a>(
     positions: impl Iterator<Item = &'a Position>,
-) -> Vec<(Partition, i64)> {
-    let mut next: HashMap<Partition, i64> = HashMap::new();
+) -> Vec<(PartitionId, i64)> {
+    let mut next: HashMap<PartitionId, i64> = HashMap::new();
     for p in positions {
         let slot = next.entry((Arc::clone(&p.topic), p.partition)).or_insert(0);
         *slot = (*slot).max(p.offset + 1);
@@ -251,7 +248,7 @@ pub(crate) fn next_offsets<'a>(
 }
 
 impl OffsetStore for TargetOffsets {
-    fn claim<'a>(&'a self, partitions: &'a [(Arc<str>, i32)]) -> ClaimFuture<'a> {
+    fn claim<'a>(&'a self, partitions: &'a [PartitionId]) -> ClaimFuture<'a> {
         Box::pin(self.claim_now(partitions))
     }
 }

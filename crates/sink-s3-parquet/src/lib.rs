@@ -48,7 +48,9 @@ use sinkfleet_core::metrics::{
     OBJECT_BYTES_WRITTEN_TOTAL, OBJECT_UPLOAD_DURATION_SECONDS, OBJECTS_WRITTEN_TOTAL,
     OPEN_FILE_BYTES, OPEN_FILES, RECORDS_ALREADY_WRITTEN_TOTAL, RECORDS_APPLIED_TOTAL,
 };
-use sinkfleet_core::{Durability, DurableRange, FlushMode, Sink, SinkError, SinkRecord};
+use sinkfleet_core::{
+    Durability, DurableRange, FlushMode, PartitionId, Sink, SinkError, SinkRecord,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -429,17 +431,17 @@ impl Sink for ParquetSink {
         Ok(std::mem::take(&mut self.durable))
     }
 
-    async fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
-        let released = |topic: &Arc<str>, partition: i32| {
+    async fn revoke(&mut self, partitions: &[PartitionId]) {
+        let revoked = |topic: &Arc<str>, partition: i32| {
             partitions
                 .iter()
                 .any(|(t, p)| t == topic && *p == partition)
         };
-        self.files.retain(|k, _| !released(&k.topic, k.partition));
-        self.cursors.retain(|k, _| !released(&k.topic, k.partition));
+        self.files.retain(|k, _| !revoked(&k.topic, k.partition));
+        self.cursors.retain(|k, _| !revoked(&k.topic, k.partition));
         self.pending
-            .retain(|(k, _)| !released(&k.topic, k.partition));
-        self.durable.retain(|r| !released(&r.topic, r.partition));
+            .retain(|(k, _)| !revoked(&k.topic, k.partition));
+        self.durable.retain(|r| !revoked(&r.topic, r.partition));
         self.publish_open();
     }
 }

@@ -1,7 +1,7 @@
 //! Handing batches to the writers, and pausing partitions by the budgets.
 
 use super::{Coordinator, InFlight, JobShare};
-use crate::consumer::PartitionId;
+use crate::messages::PartitionId;
 use crate::partition::{PartitionState, PauseCause};
 use crate::writer::{Item, Job, Payload, WriterCommand};
 use rdkafka::consumer::Consumer;

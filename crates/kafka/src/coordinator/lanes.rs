@@ -9,7 +9,7 @@
 //! buffering sink's open files of a partition in one sink instance.
 
 use super::JobShare;
-use crate::consumer::PartitionId;
+use crate::messages::PartitionId;
 use crate::writer::WriterCommand;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -26,8 +26,8 @@ pub(super) struct InFlight {
 pub(crate) struct Lane {
     /// Jobs and flushes, in order.
     pub(super) commands: mpsc::Sender<WriterCommand>,
-    /// Revoked partitions (see [`crate::releases::Releases`]).
-    pub(super) releases: mpsc::UnboundedSender<Vec<PartitionId>>,
+    /// Revoked partitions (see [`crate::revocations::Revocations`]).
+    pub(super) revocations: mpsc::UnboundedSender<Vec<PartitionId>>,
     /// Its job, while it writes one.
     pub(super) inflight: Option<InFlight>,
     /// Its sink is failing: every partition stays paused until it reports
@@ -39,14 +39,14 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// A lane fed through `commands` and `releases`.
+    /// A lane fed through `commands` and `revocations`.
     pub(crate) fn new(
         commands: mpsc::Sender<WriterCommand>,
-        releases: mpsc::UnboundedSender<Vec<PartitionId>>,
+        revocations: mpsc::UnboundedSender<Vec<PartitionId>>,
     ) -> Self {
         Lane {
             commands,
-            releases,
+            revocations,
             inflight: None,
             held: false,
             flushing: false,
@@ -94,8 +94,8 @@ mod tests {
     #[test]
     fn a_lane_is_busy_with_its_jobs_partitions_and_all_while_flushing() {
         let (commands, _) = mpsc::channel(1);
-        let (releases, _) = mpsc::unbounded_channel();
-        let mut lane = Lane::new(commands, releases);
+        let (revocations, _) = mpsc::unbounded_channel();
+        let mut lane = Lane::new(commands, revocations);
         let p: PartitionId = ("t".into(), 0);
         let q: PartitionId = ("t".into(), 1);
         assert!(lane.idle() && !lane.busy_with(&p));

@@ -7,11 +7,12 @@
 //! them, and drains revoked partitions. Keeping all of it in one task means
 //! no locks around partition state.
 
-use crate::committer::Committer;
+use crate::commit_thread::Committer;
 use crate::config::WorkerConfig;
-use crate::consumer::{Assignment, BrokerOffsetsMap, PartitionId, PollEvent, WorkerContext};
+use crate::consumer::WorkerContext;
 use crate::dead_letter::DeadLetter;
 use crate::end_offsets::EndOffsets;
+use crate::messages::{Assignment, BrokerOffsetsMap, PartitionId, PollEvent};
 use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
 use crate::retry::Backoff;
@@ -72,9 +73,9 @@ pub struct Health {
     pub ready: AtomicBool,
 }
 
-mod commits;
 mod dispatch;
 mod lanes;
+mod offset_commits;
 mod report;
 mod schemas;
 mod transactions;
@@ -330,7 +331,7 @@ impl Coordinator {
         }
     }
 
-    fn on_record(&mut self, r: crate::consumer::Incoming) {
+    fn on_record(&mut self, r: crate::messages::Incoming) {
         let id: PartitionId = (r.topic.clone(), r.partition);
         let Some(state) = self.partitions.get_mut(&id) else {
             return; // revoked while the record was queued
@@ -484,7 +485,7 @@ impl Coordinator {
             tracing::warn!(topic = %id.0, partition = id.1,
                 "partition assigned again before its revoke finished draining: starting it afresh");
             for lane in &self.lanes {
-                let _ = lane.releases.send(vec![id.clone()]);
+                let _ = lane.revocations.send(vec![id.clone()]);
             }
         }
         pending || self.partitions.contains_key(id)
@@ -564,11 +565,11 @@ impl Coordinator {
                 }
                 progress::clear_lag(id);
             }
-            // Every lane hears it: a release of partitions a sink instance
+            // Every lane hears it: a revocation of partitions a sink instance
             // never held is a no-op, and a partition's lane can be told
             // without looking it up again.
             for lane in &self.lanes {
-                let _ = lane.releases.send(revoke.partitions.clone());
+                let _ = lane.revocations.send(revoke.partitions.clone());
             }
             let _ = revoke.reply.send(offsets);
         }
@@ -647,7 +648,7 @@ impl Coordinator {
         if let Some(assembler) = &self.transactions {
             assembler.publish(&self.partitions);
         }
-        let now = progress::now_ms();
+        let now = crate::clock::now_ms();
         let broker = self
             .broker_offsets
             .lock()
@@ -692,7 +693,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::Start;
+    use crate::messages::Start;
     use rdkafka::ClientConfig;
     use sinkfleet_core::DurableRange;
 
@@ -720,14 +721,14 @@ mod tests {
         let end_offsets = EndOffsets::spawn(Arc::clone(&consumer), Arc::clone(&broker_offsets))
             .expect("end offsets");
         let (commands, _) = mpsc::channel(2);
-        let (releases, released) = mpsc::unbounded_channel();
+        let (revocations, revoked) = mpsc::unbounded_channel();
         let coordinator = Coordinator::new(
             consumer,
             committer,
             WorkerConfig::default(),
             DecodeOptions::default(),
             None,
-            vec![Lane::new(commands, releases)],
+            vec![Lane::new(commands, revocations)],
             broker_offsets,
             Arc::default(),
             Arc::default(),
@@ -735,7 +736,7 @@ mod tests {
             end_offsets,
             None,
         );
-        (coordinator, released)
+        (coordinator, revoked)
     }
 
     fn assignment(p: &PartitionId, start: Option<Start>) -> Vec<Assignment> {
@@ -747,7 +748,7 @@ mod tests {
 
     #[test]
     fn a_partition_assigned_again_while_its_revoke_drains_stays_ours() {
-        let (mut c, mut released) = coordinator();
+        let (mut c, mut revoked) = coordinator();
         let p: PartitionId = (Arc::from("t"), 0);
         c.on_assigned(assignment(&p, None));
         // A write of it is in flight when it is revoked: the drain waits.
@@ -761,7 +762,7 @@ mod tests {
         assert!(answer.try_recv().is_err(), "still draining");
         // The poll thread gave up waiting, and the partition came back.
         c.on_assigned(assignment(&p, None));
-        assert_eq!(released.try_recv().ok(), Some(vec![p.clone()]));
+        assert_eq!(revoked.try_recv().ok(), Some(vec![p.clone()]));
         c.answer_revokes(true);
         assert_eq!(answer.try_recv().ok(), Some(Vec::new()));
         assert!(c.partitions.contains_key(&p), "the revoke forgot it");
@@ -784,7 +785,7 @@ mod tests {
 
     #[test]
     fn a_start_claimed_in_the_target_is_committed_without_a_record() {
-        let (mut c, _released) = coordinator();
+        let (mut c, _revoked) = coordinator();
         let (p, q): (PartitionId, PartitionId) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
         let start = |offset, kafka| {
             Some(Start {

@@ -1,10 +1,10 @@
 //! The coordinator's offset commits: periodic ones through the committer
 //! thread, the broker's answers, and the last one before leaving the group.
-//! What is due when is decided by [`crate::commit::CommitTracker`].
+//! What is due when is decided by [`crate::commit_tracker::CommitTracker`].
 
 use super::Coordinator;
-use crate::committer;
-use crate::consumer::{CommitAnswer, PartitionId};
+use crate::commit_thread;
+use crate::messages::{CommitAnswer, PartitionId};
 use crate::progress;
 use sinkfleet_core::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 impl Coordinator {
     /// Sends a commit for every partition whose durable watermark is ahead
     /// of what the broker acknowledged (see [`crate::commit`]) to the
-    /// committer thread, which answers with [`crate::consumer::PollEvent::Committed`].
+    /// committer thread, which answers with [`crate::messages::PollEvent::Committed`].
     pub(super) fn commit_async(&mut self) {
         let now = Instant::now();
         self.last_commit = now;
@@ -85,7 +85,8 @@ impl Coordinator {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.drain_timeout_ms);
         // A synchronous commit blocks: keep it off the async workers.
         let acked = tokio::task::spawn_blocking(move || {
-            committer::commit_until(&consumer, &due, deadline, &backoff, "shutdown").then_some(due)
+            commit_thread::commit_until(&consumer, &due, deadline, &backoff, "shutdown")
+                .then_some(due)
         })
         .await;
         match acked {

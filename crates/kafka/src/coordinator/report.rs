@@ -4,7 +4,7 @@
 //! newest report is ever sent.
 
 use super::Coordinator;
-use crate::consumer::PartitionId;
+use crate::messages::PartitionId;
 use crate::progress;
 use crate::status::{MemberReport, PartitionReport, TableReport};
 use std::collections::HashSet;
@@ -55,7 +55,7 @@ impl Coordinator {
             .filter(|(_, p)| p.paused())
             .map(|(id, _)| id.clone())
             .collect();
-        let now = progress::now_ms();
+        let now = crate::clock::now_ms();
         let broker = self
             .broker_offsets
             .lock()

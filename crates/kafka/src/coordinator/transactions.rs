@@ -33,7 +33,7 @@
 //! active worker per group in this mode (see docs/transactions.md).
 
 use super::{Coordinator, JobShare};
-use crate::consumer::PartitionId;
+use crate::messages::PartitionId;
 use crate::partition::{PartitionState, PauseCause};
 use crate::writer::{Item, Payload};
 use sinkfleet_core::debezium::transaction::{TxMarker, TxStatus, commit_lsn};

@@ -8,7 +8,7 @@
 //! meanwhile); a permanent error splits the failing slice in halves until
 //! the bad record is alone, and that record goes to the dead-letter topic.
 //!
-//! Revoked partitions arrive on their own channel ([`Releases`]) and are
+//! Revoked partitions arrive on their own channel ([`Revocations`]) and are
 //! applied between retry attempts.
 
 mod dead_letters;
@@ -16,8 +16,8 @@ mod dead_letters;
 use crate::config::RateLimit;
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
 use crate::parking::Parking;
-use crate::releases::Releases;
 use crate::retry::Backoff;
+use crate::revocations::Revocations;
 use dead_letters::{Origin, Taken, dead_letter, release_discarded, take_parked};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sinkfleet_core::debezium::transaction::TxMarker;
@@ -225,7 +225,7 @@ pub(crate) async fn run<S: Sink>(
     mut sink: S,
     shared: Shared,
     mut commands: mpsc::Receiver<WriterCommand>,
-    mut releases: Releases,
+    mut revocations: Revocations,
 ) {
     let name = sink.name();
     sinkfleet_core::metrics::at_zero::sink(name);
@@ -243,11 +243,11 @@ pub(crate) async fn run<S: Sink>(
         name,
     };
     while let Some(command) = commands.recv().await {
-        // A release sent before this command applies before it.
-        releases.start_command(&mut sink).await;
+        // A revocation sent before this command applies before it.
+        revocations.start_command(&mut sink).await;
         match command {
             WriterCommand::Write(job) => {
-                let durable = write_job(&mut sink, &mut releases, &ctx, job.items).await;
+                let durable = write_job(&mut sink, &mut revocations, &ctx, job.items).await;
                 reporter.report(WriterEventKind::Done {
                     id: job.id,
                     durable,
@@ -267,9 +267,9 @@ pub(crate) async fn run<S: Sink>(
                                 attempt,
                                 error: e.to_string(),
                             });
-                            // A release drops the partition's buffered
+                            // A revocation drops the partition's buffered
                             // records, so the next attempt does not upload them.
-                            releases.sleep(&mut sink, backoff.delay(attempt)).await;
+                            revocations.sleep(&mut sink, backoff.delay(attempt)).await;
                         }
                     }
                 }
@@ -292,7 +292,7 @@ struct Context<'a> {
 
 async fn write_job<S: Sink>(
     sink: &mut S,
-    releases: &mut Releases,
+    revocations: &mut Revocations,
     ctx: &Context<'_>,
     items: Vec<Item>,
 ) -> Vec<DurableRange> {
@@ -375,11 +375,11 @@ async fn write_job<S: Sink>(
         };
         limits.wait(slice.len()).await;
         let mut attempt = 0u32;
-        // `None`: nothing left to write, every record's partition was released.
+        // `None`: nothing left to write, every record's partition was revoked.
         let outcome: Result<Option<Durability>, (ErrorClass, String)> = loop {
-            // Records of partitions released while this job was retried
+            // Records of partitions revoked while this job was retried
             // belong to another process now: they are not written.
-            let owned = releases.retain_owned(&slice);
+            let owned = revocations.retain_owned(&slice);
             if owned.is_empty() && !slice.is_empty() {
                 break Ok(None);
             }
@@ -398,7 +398,7 @@ async fn write_job<S: Sink>(
                     metrics::counter!(WRITE_RETRIES_TOTAL, "sink" => name).increment(1);
                     tracing::warn!(sink = name, attempt, %error, "retryable write error; partitions stay paused");
                     reporter.report(WriterEventKind::Retrying { attempt, error });
-                    releases.sleep(sink, ctx.backoff.delay(attempt)).await;
+                    revocations.sleep(sink, ctx.backoff.delay(attempt)).await;
                 }
             }
         };
@@ -407,7 +407,7 @@ async fn write_job<S: Sink>(
             Ok(Some(durability)) => {
                 for &i in &indices {
                     let record = &changes[i];
-                    if !releases.owns(&record.position) {
+                    if !revocations.owns(&record.position) {
                         continue;
                     }
                     let covers_from = origins[i].covers_from;

@@ -1,8 +1,8 @@
-//! Writer unit tests: a release between retries, and durable offsets folded into ranges.
+//! Writer unit tests: a revocation between retries, and durable offsets folded into ranges.
 
 use super::*;
 use crate::config::WorkerConfig;
-use crate::consumer::PartitionId;
+use sinkfleet_core::PartitionId;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 
 /// Fails its first writes (retryable), then records what it is given.
@@ -10,7 +10,7 @@ use sinkfleet_core::debezium::{DecodeOptions, Decoder};
 struct FlakySink {
     failures_left: u32,
     written: Vec<Position>,
-    released: Vec<PartitionId>,
+    revoked: Vec<PartitionId>,
 }
 
 impl Sink for FlakySink {
@@ -32,8 +32,8 @@ impl Sink for FlakySink {
         Ok(Vec::new())
     }
 
-    async fn release(&mut self, partitions: &[(Arc<str>, i32)]) {
-        self.released.extend_from_slice(partitions);
+    async fn revoke(&mut self, partitions: &[PartitionId]) {
+        self.revoked.extend_from_slice(partitions);
     }
 }
 
@@ -65,11 +65,11 @@ fn item(decoder: &mut Decoder, topic: &Arc<str>, partition: i32, offset: i64) ->
     }
 }
 
-/// A partition released while its write is being retried: the retry
+/// A partition revoked while its write is being retried: the retry
 /// writes only the partitions still owned, reports only them durable,
-/// and the sink hears of the release before that retry.
+/// and the sink hears of the revocation before that retry.
 #[tokio::test]
-async fn a_release_during_retries_drops_the_partition_from_the_job() {
+async fn a_revocation_during_retries_drops_the_partition_from_the_job() {
     let topic: Arc<str> = Arc::from("t");
     let mut decoder = Decoder::new(DecodeOptions::default());
     let items: Vec<Item> = (0..4)
@@ -96,10 +96,10 @@ async fn a_release_during_retries_drops_the_partition_from_the_job() {
         reporter: &reporter,
         name: "flaky",
     };
-    let (release_tx, release_rx) = mpsc::unbounded_channel();
-    let mut releases = Releases::new(release_rx);
+    let (revoke_tx, revoke_rx) = mpsc::unbounded_channel();
+    let mut revocations = Revocations::new(revoke_rx);
     // Waiting when the first attempt fails: applied during the job.
-    release_tx
+    revoke_tx
         .send(vec![(Arc::clone(&topic), 0)])
         .expect("writer listens");
     let mut sink = FlakySink {
@@ -107,9 +107,9 @@ async fn a_release_during_retries_drops_the_partition_from_the_job() {
         ..FlakySink::default()
     };
 
-    let durable = write_job(&mut sink, &mut releases, &ctx, items).await;
+    let durable = write_job(&mut sink, &mut revocations, &ctx, items).await;
 
-    assert_eq!(sink.released, vec![(Arc::clone(&topic), 0)]);
+    assert_eq!(sink.revoked, vec![(Arc::clone(&topic), 0)]);
     let written: Vec<(i32, i64)> = sink
         .written
         .iter()
