@@ -101,7 +101,7 @@ impl ClickHouseSinkConfig {
             ("version_column", &self.version_column),
             ("deleted_column", &self.deleted_column),
         ] {
-            if crate::schema::check_ident(name).is_err() {
+            if crate::ident::check_ident(name).is_err() {
                 problems.push((
                     field.into(),
                     format!("`{name}` is not a usable column name"),

@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod config;
+pub mod ident;
 mod probe;
 mod rows;
 pub mod schema;
@@ -25,7 +26,8 @@ pub mod truncate;
 pub use config::ClickHouseSinkConfig;
 
 use client::{Client, ServerFeatures};
-use schema::{TableKind, TableMeta, literal, quote};
+use ident::{literal, quote};
+use schema::{TableKind, TableMeta};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId, Value, Version};
@@ -127,10 +129,10 @@ impl ClickHouseSink {
             &self.cfg.tables,
             self.cfg.database.as_deref(),
             self.cfg.identifiers,
-            schema::MAX_NAME_BYTES,
+            ident::MAX_NAME_BYTES,
         )?;
-        schema::check_ident(&db)?;
-        schema::check_ident(&t)?;
+        ident::check_ident(&db)?;
+        ident::check_ident(&t)?;
         Ok((db, t))
     }
 
@@ -492,7 +494,7 @@ impl TableTarget for ClickHouseSink {
         let history = match changes.first() {
             Some(c) if self.cfg.history.covers(&c.table.schema, &c.table.table) => {
                 let name = format!("{}{}", target.1, self.cfg.history.suffix);
-                schema::check_ident(&name)?;
+                ident::check_ident(&name)?;
                 Some((target.0.clone(), name))
             }
             _ => None,

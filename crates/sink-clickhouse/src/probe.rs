@@ -12,8 +12,8 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
+use crate::ident::quote;
 use crate::rows;
-use crate::schema::quote;
 use sinkfleet_core::{Change, Op, SinkError};
 
 /// The temporary table's name (session-scoped, so workers never collide).

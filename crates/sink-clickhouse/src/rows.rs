@@ -8,7 +8,7 @@
 use crate::client::ServerFeatures;
 use crate::config::ClickHouseSinkConfig;
 use crate::encode_version;
-use crate::schema::quote;
+use crate::ident::quote;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 use sinkfleet_core::{Change, SinkError, Value};

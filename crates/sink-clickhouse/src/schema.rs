@@ -2,37 +2,14 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
+use crate::ident::{check_ident, literal, quote};
+// Kept at its old path: the binary's configuration check names it there.
+pub use crate::ident::MAX_NAME_BYTES;
 use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 use sinkfleet_core::table::plan::{
     self, Alteration, Existing, NewTable, PlannedColumn, Rules, TypeSystem,
 };
 use sinkfleet_core::{Change, ColumnType, SinkError, Value};
-
-/// Longest database, table or column name accepted: names become
-/// directory and file names on the server (255 bytes on most file systems).
-pub const MAX_NAME_BYTES: usize = 255;
-
-/// Any identifier (configured ones included): no control characters, at
-/// most [`MAX_NAME_BYTES`]. Names from events also pass the identifier policy.
-pub fn check_ident(name: &str) -> Result<(), SinkError> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
-        return Err(SinkError::schema(format!(
-            "`{}` is not a safe identifier",
-            name.escape_debug()
-        )));
-    }
-    Ok(())
-}
-
-/// A back-quoted identifier (backslash and backquote escaped).
-pub fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
-}
-
-/// A single-quoted string literal.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
 
 /// The ClickHouse type for a declared (or inferred) column type.
 pub fn ch_type(ty: &ColumnType, sample: Option<&Value>, features: &ServerFeatures) -> String {
@@ -515,7 +492,5 @@ mod tests {
             ch_type(&ColumnType::Array(Box::new(ColumnType::Text)), None, &OLD),
             "Array(Nullable(String))"
         );
-        assert_eq!(quote("we`ird\\"), "`we\\`ird\\\\`");
-        assert!(check_ident("a\nb").is_err());
     }
 }

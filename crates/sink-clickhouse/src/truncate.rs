@@ -11,7 +11,8 @@
 
 use crate::client::{Client, ServerFeatures};
 use crate::config::ClickHouseSinkConfig;
-use crate::schema::{TableMeta, literal, quote};
+use crate::ident::{literal, quote};
+use crate::schema::TableMeta;
 use crate::{encode_version, version_key};
 use sinkfleet_core::{SinkError, Version};
 
