@@ -16,10 +16,11 @@
 //! `CREATE` and went through a failed, retried batch. `IF NOT EXISTS` and
 //! retries on concurrent-DDL errors remain for DDL run by anything else.
 
-use crate::config::{DeleteMode, PostgresSinkConfig};
+use crate::config::{DeleteMode, OffsetStorage, PostgresSinkConfig};
 use crate::error::classify;
-use crate::ident::{Ident, IdentError, MAX_IDENT_BYTES, QualifiedName, fit_name};
+use crate::ident::{Ident, MAX_IDENT_BYTES, QualifiedName, fit_name, idents};
 use crate::types::PgTypes;
+use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
 use sinkfleet_core::table::plan::{self, Alteration, Existing, NewTable, Rules};
 use sinkfleet_core::{Change, SinkError};
 use sqlx::PgConnection;
@@ -30,7 +31,8 @@ use std::collections::HashMap;
 pub enum TableKind {
     /// The current state: one row per key, upserted by version.
     Current,
-    /// Every change: one row per `(key, version)` (see [`crate::history`]).
+    /// Every change: one row per `(key, version)` (appended by the `history`
+    /// module).
     History,
 }
 
@@ -55,18 +57,6 @@ impl TableMeta {
     pub fn column_type(&self, name: &str) -> Option<&str> {
         plan::column_type(&self.columns, name)
     }
-}
-
-/// Parses `schema.table` (split at the first dot).
-pub fn parse_qualified(text: &str) -> Result<QualifiedName, IdentError> {
-    let (schema, table) = text.split_once('.').ok_or(IdentError {
-        name: text.to_owned(),
-        reason: "expected schema.table",
-    })?;
-    Ok(QualifiedName {
-        schema: Ident::new(schema)?,
-        table: Ident::new(table)?,
-    })
 }
 
 /// Reads a table's columns and primary key; `None` if it does not exist.
@@ -167,8 +157,8 @@ pub(crate) async fn ensure_meta(
              truncated_at timestamptz NOT NULL DEFAULT now());
          {offsets}",
         offsets = match cfg.offset_storage {
-            crate::config::OffsetStorage::Target => crate::offsets::create_table(&meta),
-            crate::config::OffsetStorage::Kafka => String::new(),
+            OffsetStorage::Target => offsets_table(&meta),
+            OffsetStorage::Kafka => String::new(),
         }
     );
     let mut tx = sqlx::Connection::begin(conn).await.map_err(classify)?;
@@ -178,6 +168,22 @@ pub(crate) async fn ensure_meta(
         .map_err(classify_ddl)?;
     tx.commit().await.map_err(classify)?;
     Ok(())
+}
+
+/// The DDL of the offsets table in schema `meta`. It is created here with
+/// the other bookkeeping tables; the `offsets` module reads and writes it.
+fn offsets_table(meta: &Ident) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {meta}.offsets (
+             group_id text NOT NULL,
+             topic text NOT NULL,
+             partition integer NOT NULL,
+             next_offset bigint,
+             epoch bigint NOT NULL,
+             claimed_at timestamptz NOT NULL DEFAULT now(),
+             written_at timestamptz,
+             PRIMARY KEY (group_id, topic, partition))"
+    )
 }
 
 /// Makes `meta` (or a new table) fit the changes: creates the table, adds
@@ -230,6 +236,17 @@ pub(crate) async fn ensure_table(
     Ok(meta)
 }
 
+/// The sink's own columns of a history table with their types (the
+/// `history` module fills them).
+pub(crate) fn history_columns(cfg: &PostgresSinkConfig) -> Vec<(String, &'static str)> {
+    vec![
+        (cfg.version_column.clone(), "numeric(39,0) NOT NULL"),
+        (OP_COLUMN.to_owned(), "text NOT NULL"),
+        (SOURCE_TS_COLUMN.to_owned(), "timestamptz"),
+        (UNCHANGED_COLUMN.to_owned(), "text[]"),
+    ]
+}
+
 /// The DDL that makes `existing` (or a new table of `kind`) fit the
 /// changes, and the changes' key columns.
 fn plan_ddl(
@@ -249,7 +266,7 @@ fn plan_ddl(
             ),
             (cfg.deleted_column.clone(), "boolean NOT NULL DEFAULT false"),
         ],
-        TableKind::History => crate::history::columns(cfg),
+        TableKind::History => history_columns(cfg),
     };
     let bookkeeping: Vec<String> = own.iter().map(|(n, _)| n.clone()).collect();
     let rules = Rules {
@@ -346,19 +363,6 @@ async fn ensure_tombstones(
         .await
         .map_err(classify_ddl)?;
     Ok(())
-}
-
-/// Comma-separated quoted identifiers.
-pub(crate) fn idents(names: &[String]) -> Result<String, SinkError> {
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        out.push(
-            Ident::new(n)
-                .map_err(|e| SinkError::schema(e.to_string()))?
-                .to_string(),
-        );
-    }
-    Ok(out.join(", "))
 }
 
 fn same_set(a: &[String], b: &[String]) -> bool {

@@ -203,7 +203,7 @@ impl PostgresSinkConfig {
             problems.push(("target_schema".into(), e.to_string()));
         }
         for (source, target) in &self.tables {
-            if crate::catalog::parse_qualified(target).is_err() {
+            if crate::ident::parse_qualified(target).is_err() {
                 problems.push((
                     format!("tables.{source}"),
                     "expected `schema.table` with valid identifiers".into(),

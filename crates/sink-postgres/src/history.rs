@@ -15,24 +15,14 @@
 //! applies it).
 
 use crate::Columns;
-use crate::catalog::{TableMeta, idents};
+use crate::catalog::{self, TableMeta};
 use crate::config::PostgresSinkConfig;
 use crate::error::classify;
-use crate::ident::{Ident, QualifiedName, fit_name};
+use crate::ident::{Ident, QualifiedName, fit_name, idents};
 use sinkfleet_core::{Change, SinkError, TableId, Value};
 use sqlx::PgConnection;
 
 pub use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
-
-/// The sink's own columns of a history table with their types.
-pub(crate) fn columns(cfg: &PostgresSinkConfig) -> Vec<(String, &'static str)> {
-    vec![
-        (cfg.version_column.clone(), "numeric(39,0) NOT NULL"),
-        (OP_COLUMN.to_owned(), "text NOT NULL"),
-        (SOURCE_TS_COLUMN.to_owned(), "timestamptz"),
-        (UNCHANGED_COLUMN.to_owned(), "text[]"),
-    ]
-}
 
 /// The history table of `target` when `source` is kept as history.
 pub(crate) fn table_of(
@@ -58,7 +48,7 @@ pub(crate) async fn append(
     changes: &[&Change],
     cfg: &PostgresSinkConfig,
 ) -> Result<u64, SinkError> {
-    let own = columns(cfg);
+    let own = catalog::history_columns(cfg);
     let (hints, names): (Vec<usize>, Vec<String>) = meta
         .columns
         .iter()

@@ -5,6 +5,7 @@
 //! [`Ident::new`] (which rejects what Postgres could not store faithfully)
 //! and is rendered quoted, with embedded quotes doubled.
 
+use sinkfleet_core::SinkError;
 use std::fmt;
 
 /// Postgres truncates identifiers to 63 bytes (NAMEDATALEN - 1): longer
@@ -78,6 +79,31 @@ impl QualifiedName {
     pub fn plain(&self) -> String {
         format!("{}.{}", self.schema.as_str(), self.table.as_str())
     }
+}
+
+/// Parses `schema.table` (split at the first dot).
+pub(crate) fn parse_qualified(text: &str) -> Result<QualifiedName, IdentError> {
+    let (schema, table) = text.split_once('.').ok_or(IdentError {
+        name: text.to_owned(),
+        reason: "expected schema.table",
+    })?;
+    Ok(QualifiedName {
+        schema: Ident::new(schema)?,
+        table: Ident::new(table)?,
+    })
+}
+
+/// Comma-separated quoted identifiers.
+pub(crate) fn idents(names: &[String]) -> Result<String, SinkError> {
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        out.push(
+            Ident::new(n)
+                .map_err(|e| SinkError::schema(e.to_string()))?
+                .to_string(),
+        );
+    }
+    Ok(out.join(", "))
 }
 
 /// A deterministic short name derived from `long` that fits in 63 bytes

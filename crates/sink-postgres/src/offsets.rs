@@ -1,7 +1,8 @@
 //! Offsets in the target: each partition's next offset, written in the same
 //! transaction as the rows it covers and fenced by an epoch per partition.
 //!
-//! The table `<meta_schema>.offsets` holds one row per consumer group and
+//! The table `<meta_schema>.offsets` (created with the other bookkeeping
+//! tables by [`catalog::ensure_meta`]) holds one row per consumer group and
 //! partition:
 //! * **claim** (on assignment, [`OffsetStore::claim`]) bumps the partition's
 //!   epoch in its own, committed transaction and returns the stored next
@@ -43,21 +44,6 @@ pub struct TargetOffsets {
     epochs: Mutex<HashMap<PartitionId, i64>>,
     /// The bookkeeping tables exist.
     ready: AtomicBool,
-}
-
-/// The DDL of the offsets table in schema `meta`.
-pub(crate) fn create_table(meta: &Ident) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {meta}.offsets (
-             group_id text NOT NULL,
-             topic text NOT NULL,
-             partition integer NOT NULL,
-             next_offset bigint,
-             epoch bigint NOT NULL,
-             claimed_at timestamptz NOT NULL DEFAULT now(),
-             written_at timestamptz,
-             PRIMARY KEY (group_id, topic, partition))"
-    )
 }
 
 impl TargetOffsets {

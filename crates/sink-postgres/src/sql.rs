@@ -5,9 +5,9 @@
 //! version), either from `unnest($1::text[], ..)` or from a staging table
 //! filled by COPY, and are cast to the target column types in SQL.
 
-use crate::catalog::{TableMeta, idents};
+use crate::catalog::TableMeta;
 use crate::config::{DeleteMode, PostgresSinkConfig};
-use crate::ident::Ident;
+use crate::ident::{Ident, idents};
 use sinkfleet_core::SinkError;
 
 /// Where the text rows come from.
