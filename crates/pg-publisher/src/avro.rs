@@ -15,7 +15,6 @@
 //! Going through the JSON form keeps one source of truth for the events'
 //! content: the Avro records carry exactly what the JSON ones would.
 
-use base64::Engine;
 use serde_json::{Value, json};
 use sinkfleet_schema_registry::RegistryClient;
 use std::collections::{HashMap, HashSet};
@@ -23,10 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NAMESPACE: &str = "io.confluent.connect.avro";
-const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
-const DATE: &str = "org.apache.kafka.connect.data.Date";
-const TIME: &str = "org.apache.kafka.connect.data.Time";
-const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
 const PRECISION_PARAM: &str = "connect.decimal.precision";
 const PRECISION_DEFAULT: i64 = 64;
 

@@ -10,13 +10,14 @@
 //!    same so that it is registered once, and read as Confluent's would);
 //! 2. the payload → the JSON `JsonSchemaData.fromConnectData` makes of the
 //!    same Connect value ([`json_value`]);
-//! 3. registration and framing are the Avro converter's
-//!    ([`crate::avro::AvroConverter`]): TopicNameStrategy subjects,
+//! 3. registration and framing are the Avro converter's (`AvroConverter`
+//!    in the `avro` module, which calls this one): TopicNameStrategy subjects,
 //!    `schemaType: JSON`, magic byte 0 + 4-byte id + the JSON text.
 
-use crate::avro::schema::{
-    J, field_name, fields, non_optional, ordered, params, s_default, s_name, s_optional, s_type,
+use crate::connect_schema::{
+    field_name, fields, non_optional, params, s_default, s_name, s_optional, s_type,
 };
+use crate::ordered_json::{J, ordered};
 use serde_json::{Value, json};
 
 mod value;

@@ -12,10 +12,12 @@
 
 pub mod avro;
 pub mod config;
+mod connect_schema;
 pub mod control;
 pub mod event;
 pub mod headers;
 pub mod json_schema;
+mod ordered_json;
 pub mod pgoutput;
 pub mod producer;
 pub mod properties;

@@ -194,7 +194,7 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("include.schema.changes", Only("false")), // the PostgreSQL connector has no schema change topic
     // Kafka Connect's converters: JsonConverter, or Confluent's
     // AvroConverter, JsonSchemaConverter or ProtobufConverter through a
-    // Schema Registry (crate::avro, crate::json_schema, crate::protobuf),
+    // Schema Registry (`avro`, `json_schema`, `protobuf`),
     // for key and value independently.
     ("key.converter", Implemented),
     ("value.converter", Implemented),
@@ -262,7 +262,7 @@ pub const PROPERTIES: &[(&str, Support)] = &[
         Refused(REGISTRY_AUTH),
     ),
     // JsonSchemaConverter (JsonSchemaDataConfig, KafkaJsonSchemaSerializerConfig)
-    // options at the value that is what this publisher does (crate::json_schema).
+    // options at the value that is what this publisher does (`json_schema`).
     ("key.converter.json.fail.invalid.schema", Only("false")),
     ("value.converter.json.fail.invalid.schema", Only("false")),
     ("key.converter.json.fail.unknown.properties", Only("true")),
@@ -338,7 +338,7 @@ pub const PROPERTIES: &[(&str, Support)] = &[
         Only("false"),
     ),
     // ProtobufConverter (ProtobufDataConfig, KafkaProtobufSerializerConfig)
-    // options at the value that is what this publisher does (crate::protobuf).
+    // options at the value that is what this publisher does (`protobuf`).
     (
         "key.converter.enhanced.protobuf.schema.support",
         Only("false"),

@@ -17,8 +17,8 @@
 //!    not arrays are proto3 `optional` (`ProtobufData.getLabel`);
 //! 2. the payload → Protobuf binary of the same Connect value
 //!    ([`encode::write_message`]);
-//! 3. registration and framing are the Avro converter's
-//!    ([`crate::avro::AvroConverter`]): TopicNameStrategy subjects,
+//! 3. registration and framing are the Avro converter's (`AvroConverter`
+//!    in the `avro` module, which calls this one): TopicNameStrategy subjects,
 //!    `schemaType: PROTOBUF`, the builtin imports not registered as
 //!    references (Confluent's serializer skips known dependencies); magic
 //!    byte 0 + 4-byte id + message indexes (`0`: the file's first message)
@@ -31,7 +31,9 @@
 //! too). A Connect default is not in the registered text (`ProtobufSchema`
 //! prints no proto3 default); a null value takes it (`Struct.get`).
 
-use crate::avro::schema::{field_name, fields, param_str, s_name, s_optional, s_type};
+use crate::connect_schema::{
+    DATE, DECIMAL, TIME, TIMESTAMP, field_name, fields, param_str, s_name, s_optional, s_type,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -48,11 +50,6 @@ pub struct Options {
     /// zero is present: NULL stays NULL.
     pub optional_for_nullables: bool,
 }
-
-pub(crate) const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
-pub(crate) const DATE: &str = "org.apache.kafka.connect.data.Date";
-pub(crate) const TIME: &str = "org.apache.kafka.connect.data.Time";
-pub(crate) const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
 
 /// A Connect logical type `ProtobufData` keeps: (message type, import).
 fn logical(s: &Value) -> Option<(&'static str, &'static str)> {

@@ -2,6 +2,9 @@
 
 use super::schema::*;
 use super::*;
+use crate::connect_schema::{
+    DECIMAL, base64_bytes, field_name, fields, s_default, s_name, s_optional, s_type,
+};
 
 pub(super) fn write_long(n: i64, out: &mut Vec<u8>) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;

@@ -2,145 +2,11 @@
 //! `AvroData.fromConnectSchema` makes with default settings, as text.
 
 use super::*;
-
-/// JSON whose objects keep their keys in insertion order: the schema text
-/// must come out in the order Avro Java's `Schema.toString` writes (the
-/// registry keeps the text as given; the same schema must always read the
-/// same so that it is registered once).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum J {
-    V(Value),
-    A(Vec<J>),
-    O(Vec<(String, J)>),
-}
-
-impl J {
-    pub(crate) fn s(v: &str) -> J {
-        J::V(Value::String(v.to_owned()))
-    }
-
-    fn get(&self, key: &str) -> Option<&J> {
-        match self {
-            J::O(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn get_str(&self, key: &str) -> Option<&str> {
-        match self.get(key) {
-            Some(J::V(Value::String(s))) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
-    /// Sets `key`, in place if present (as a Python dict does), else last.
-    pub(crate) fn set(&mut self, key: &str, value: J) {
-        if let J::O(entries) = self {
-            match entries.iter_mut().find(|(k, _)| k == key) {
-                Some(entry) => entry.1 = value,
-                None => entries.push((key.to_owned(), value)),
-            }
-        }
-    }
-
-    pub(crate) fn write(&self, out: &mut String) {
-        match self {
-            J::V(v) => out.push_str(&v.to_string()),
-            J::A(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    item.write(out);
-                }
-                out.push(']');
-            }
-            J::O(entries) => {
-                out.push('{');
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    v.write(out);
-                }
-                out.push('}');
-            }
-        }
-    }
-}
-
-/// A plain JSON value as an ordered one (object keys as serde_json holds them).
-pub(crate) fn ordered(v: &Value) -> J {
-    match v {
-        Value::Array(items) => J::A(items.iter().map(ordered).collect()),
-        Value::Object(map) => J::O(map.iter().map(|(k, v)| (k.clone(), ordered(v))).collect()),
-        other => J::V(other.clone()),
-    }
-}
-
-// ------------------------------------------------------------ Connect schemas
-
-pub(crate) fn s_type(s: &Value) -> &str {
-    s.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
-pub(crate) fn s_optional(s: &Value) -> bool {
-    s.get("optional").and_then(Value::as_bool).unwrap_or(false)
-}
-
-pub(crate) fn s_name(s: &Value) -> Option<&str> {
-    s.get("name").and_then(Value::as_str)
-}
-
-/// The schema's default (a JSON null default is no default).
-pub(crate) fn s_default(s: &Value) -> Option<&Value> {
-    s.get("default").filter(|d| !d.is_null())
-}
-
-pub(crate) fn params(s: &Value) -> Vec<(&str, &Value)> {
-    match s.get("parameters") {
-        Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-        _ => Vec::new(),
-    }
-}
-
-pub(crate) fn param<'a>(s: &'a Value, key: &str) -> Option<&'a Value> {
-    s.get("parameters").and_then(|p| p.get(key))
-}
-
-pub(crate) fn param_str(s: &Value, key: &str) -> Option<String> {
-    param(s, key).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    })
-}
-
-pub(crate) fn fields(s: &Value) -> &[Value] {
-    s.get("fields")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-pub(crate) fn field_name(f: &Value) -> &str {
-    f.get("field").and_then(Value::as_str).unwrap_or("")
-}
-
-pub(crate) fn decimal_scale(s: &Value) -> Result<i64, String> {
-    match param_str(s, "scale") {
-        None => Ok(0),
-        Some(v) => v
-            .parse()
-            .map_err(|_| format!("Decimal scale `{v}` is not an integer")),
-    }
-}
+use crate::connect_schema::{
+    DATE, DECIMAL, TIME, TIMESTAMP, base64_bytes, decimal_scale, field_name, fields, non_optional,
+    param, param_str, params, s_default, s_name, s_optional, s_type,
+};
+use crate::ordered_json::{J, ordered};
 
 /// Equality of Connect schemas (`ConnectSchema.equals`) as a map key.
 pub(crate) fn canon(s: &Value, optional: Option<bool>) -> Value {
@@ -156,12 +22,6 @@ pub(crate) fn canon(s: &Value, optional: Option<bool>) -> Value {
         "fields": fields(s).iter().map(|f| json!([field_name(f), canon(f, None)])).collect::<Vec<_>>(),
         "keys": sub("keys"), "values": sub("values"), "items": sub("items"),
     })
-}
-
-pub(crate) fn non_optional(s: &Value) -> Value {
-    let mut c = s.clone();
-    c["optional"] = Value::Bool(false);
-    c
 }
 
 pub(crate) fn split_name(name: &str) -> (Option<String>, String) {
@@ -421,15 +281,6 @@ pub(crate) fn is_named(avro: &J) -> bool {
 /// Bytes as Avro's JSON form of a bytes default: one char per byte.
 pub(crate) fn latin1(bytes: &[u8]) -> J {
     J::V(Value::String(bytes.iter().map(|&b| b as char).collect()))
-}
-
-pub(crate) fn base64_bytes(v: &Value) -> Result<Vec<u8>, String> {
-    let text = v
-        .as_str()
-        .ok_or_else(|| format!("{v} where base64 bytes are expected"))?;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("`{text}` is not base64: {e}"))
 }
 
 /// `defaultValueFromConnect`: the JsonConverter form of a default → Avro's

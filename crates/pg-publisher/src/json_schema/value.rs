@@ -8,7 +8,8 @@
 //! fields come in schema order, and a map with non-string keys is an array
 //! of `{"key", "value"}` objects (JsonConverter's is of `[key, value]`).
 
-use crate::avro::schema::{J, base64_bytes, field_name, fields, s_default, s_optional, s_type};
+use crate::connect_schema::{base64_bytes, field_name, fields, s_default, s_optional, s_type};
+use crate::ordered_json::J;
 use serde_json::Value;
 
 /// The JSON value for payload `v` of Connect schema `s`. A value of the

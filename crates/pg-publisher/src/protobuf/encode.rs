@@ -14,9 +14,10 @@
 //! 1582-10-15 (its `Calendar` is Julian there), a Time of 24:00 (written as
 //! 00:00), a Timestamp outside years 1 to 9999 (`Timestamps.fromMillis`).
 
-use super::{DATE, DECIMAL, Options, TIME, TIMESTAMP};
-use crate::avro::schema::{
-    base64_bytes, decimal_scale, field_name, fields, s_default, s_name, s_optional, s_type,
+use super::Options;
+use crate::connect_schema::{
+    DATE, DECIMAL, TIME, TIMESTAMP, base64_bytes, decimal_scale, field_name, fields, s_default,
+    s_name, s_optional, s_type,
 };
 use serde_json::Value;
 
