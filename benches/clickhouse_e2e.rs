@@ -59,10 +59,8 @@ fn main() {
     let changes: usize = arg("--changes")
         .and_then(|c| c.parse().ok())
         .unwrap_or(60_000);
-    let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
-    let tcp_port =
-        std::env::var("SINKFLEET_CLICKHOUSE_TCP_PORT").unwrap_or_else(|_| "59000".into());
+    let url = sinkfleet_testkit::services::clickhouse_url();
+    let tcp_port = sinkfleet_testkit::services::clickhouse_tcp_port();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let w = workload::generate(&Options {
         keys: (changes / 5) as i64,

@@ -17,19 +17,14 @@
 mod common;
 
 use common::{
-    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, spawn_publisher,
-    wait_for_count,
+    Publisher, Worker, arg, mock_cluster, process, publisher_config, remove_pipeline,
+    spawn_publisher, wait_for_count,
 };
 use sqlx::{Executor, PgPool};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Source transactions per second: the rate is spread over them.
 const TICKS_PER_SECOND: u64 = 100;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -40,11 +35,9 @@ fn main() {
     let id = format!("lat_{}", std::process::id());
     let target = format!("{id}_t");
     let topic = format!("{id}.{id}.events");
-    let (mut mock, brokers) = mock_cluster(&[format!("{topic}:4"), "dlq:1".to_owned()]);
-    let pg_url = env(
-        "SINKFLEET_PG_URL",
-        "postgres://postgres@127.0.0.1:55432/postgres",
-    );
+    let mock = mock_cluster(&[format!("{topic}:4"), "dlq:1".to_owned()]);
+    let brokers = mock.bootstrap.clone();
+    let pg_url = sinkfleet_testkit::services::pg_url();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let pool = PgPool::connect(&pg_url)
@@ -73,7 +66,7 @@ fn main() {
         // Warm-up: one row through the whole pipeline (slot created,
         // group joined, table prepared) before the clock matters.
         exec(format!("INSERT INTO {id}.events (id, n) VALUES (0, 0)")).await;
-        wait_for_rows(&pool, &target, 1, &mut [&mut publisher, &mut worker.child]).await;
+        wait_for_rows(&pool, &target, 1, &mut [&mut publisher, &mut worker.process]).await;
 
         let total = rate * seconds;
         let per_tick = (rate / TICKS_PER_SECOND).max(1);
@@ -92,7 +85,7 @@ fn main() {
         }
         let achieved = total as f64 / started.elapsed().as_secs_f64();
         let everything = total as i64 + 1;
-        wait_for_rows(&pool, &target, everything, &mut [&mut publisher, &mut worker.child]).await;
+        wait_for_rows(&pool, &target, everything, &mut [&mut publisher, &mut worker.process]).await;
 
         let (p50, p90, p99, max): (f64, f64, f64, f64) = sqlx::query_as(&format!(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l),
@@ -118,12 +111,16 @@ fn main() {
         worker.stop();
         remove_pipeline(&pool, &id, &target, publisher).await;
     });
-    drop(mock.stdin.take()); // closing stdin ends the host
-    let _ = mock.wait();
+    drop(mock); // ends the host
 }
 
 /// Waits until the target holds `rows` rows (see [`wait_for_count`]).
-async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&mut Child]) {
+async fn wait_for_rows(
+    pool: &PgPool,
+    target: &str,
+    rows: i64,
+    children: &mut [&mut process::Worker],
+) {
     wait_for_count(
         pool,
         &format!("SELECT count(*) FROM {target}.events"),
@@ -133,7 +130,7 @@ async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&
     .await;
 }
 
-fn start_publisher(id: &str, brokers: &str) -> Child {
+fn start_publisher(id: &str, brokers: &str) -> process::Worker {
     let config = publisher_config(&Publisher {
         name: id,
         publication: &format!("{id}_pub"),

@@ -20,12 +20,14 @@
 
 mod common;
 
-use common::{arg, median, status_kib};
+use common::{arg, median};
+use sinkfleet_testkit::process::status_kib;
 
 use sinkfleet_core::debezium::{DecodeOptions, Decoder, decode};
 use sinkfleet_core::{Sink, SinkRecord};
 use sinkfleet_sink_postgres::{PostgresSink, PostgresSinkConfig, WritePath};
 use sinkfleet_testkit::records::sink_records;
+use sinkfleet_testkit::services::pg_url;
 use sinkfleet_testkit::workload::{self, Options};
 use sqlx::{Connection, PgConnection};
 use std::process::Command;
@@ -35,11 +37,6 @@ use std::time::Instant;
 const VARIANTS: [&str; 4] = ["sink-unnest", "sink-copy", "raw-copy", "naive-upsert"];
 const RUNS: usize = 3;
 const BATCH: usize = 5_000;
-
-fn pg_url() -> String {
-    std::env::var("SINKFLEET_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
-}
 
 fn main() {
     let changes: usize = arg("--changes")

@@ -20,7 +20,8 @@
 
 mod common;
 
-use common::{Publisher, arg, cpu_secs, median, mock_cluster, publisher_config, status_kib};
+use common::{Publisher, arg, median, mock_cluster, publisher_config};
+use sinkfleet_testkit::process::{cpu_secs, status_kib};
 
 use sqlx::{Executor, PgPool};
 use std::process::{Command, Stdio};
@@ -28,10 +29,6 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 3;
 const SLOTS: [&str; 3] = ["raw", "pub", "bare"];
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
 
 fn parse_lsn(text: &str) -> u64 {
     text.split_once('/')
@@ -144,7 +141,7 @@ async fn publish(
             table: &format!("{id}.events"),
             brokers,
             schemas,
-            create_topics: brokers == env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092"),
+            create_topics: brokers == sinkfleet_testkit::services::brokers(),
         }),
     )
     .expect("config");
@@ -190,15 +187,16 @@ fn main() {
     // The mock cluster hosts the topics the publisher will write to.
     let mut mock = None;
     let brokers = match arg("--broker").as_deref() {
-        Some("tansu") => env("SINKFLEET_KAFKA_BROKERS", "127.0.0.1:59092"),
+        Some("tansu") => sinkfleet_testkit::services::brokers(),
         _ => {
             let topics: Vec<String> = (0..RUNS)
                 .flat_map(|r| {
                     ["pub", "bare"].map(|slot| format!("{id}_{slot}.{id}.events:1", id = run_id(r)))
                 })
                 .collect();
-            let (child, brokers) = mock_cluster(&topics);
-            mock = Some(child);
+            let cluster = mock_cluster(&topics);
+            let brokers = cluster.bootstrap.clone();
+            mock = Some(cluster);
             brokers
         }
     };
@@ -209,7 +207,7 @@ fn main() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let pool = PgPool::connect(&env("SINKFLEET_PG_URL", "postgres://postgres@127.0.0.1:55432/postgres"))
+        let pool = PgPool::connect(&sinkfleet_testkit::services::pg_url())
             .await
             .expect("Postgres (scripts/services.sh start)");
         let mut samples = Vec::new();
@@ -242,8 +240,5 @@ fn main() {
             );
         }
     });
-    if let Some(mut mock) = mock {
-        drop(mock.stdin.take()); // closing stdin ends the host
-        let _ = mock.wait();
-    }
+    drop(mock); // ends the host
 }

@@ -25,7 +25,8 @@
 
 mod common;
 
-use common::{arg, status_kib};
+use common::arg;
+use sinkfleet_testkit::process::status_kib;
 
 use futures::TryStreamExt;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
@@ -33,6 +34,7 @@ use sinkfleet_core::{FlushMode, Sink};
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
 use sinkfleet_testkit::records::sink_records;
+use sinkfleet_testkit::services::s3_endpoint;
 use sinkfleet_testkit::workload::{self, Options};
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,10 +51,6 @@ const VARIANTS: [&str; 5] = [
 const RUNS: usize = 3;
 const BATCH: usize = 5_000;
 
-fn endpoint() -> String {
-    std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into())
-}
-
 fn scratch(run: &str) -> PathBuf {
     std::env::temp_dir().join(format!("sinkfleet-parquet-bench-{run}"))
 }
@@ -62,7 +60,7 @@ fn config(variant: &str, run: &str) -> ParquetSinkConfig {
     if variant == "sink-s3" {
         cfg.target = Target::S3(S3Target::compatible(
             "sinkfleet",
-            &endpoint(),
+            &s3_endpoint(),
             "sinkfleet",
             "sinkfleet",
         ));
@@ -235,7 +233,7 @@ fn main() {
                 Command::new(&python)
                     .args(["-c", PYARROW])
                     .arg(scratch(&run_id).join("sink"))
-                    .args([target, &endpoint(), &format!("bench-py-{run_id}")])
+                    .args([target, &s3_endpoint(), &format!("bench-py-{run_id}")])
                     .output()
             }
             .expect("running a variant");

@@ -23,11 +23,11 @@
 mod common;
 
 use common::{
-    Publisher, Worker, arg, mock_cluster, publisher_config, remove_pipeline, spawn_publisher,
-    wait_for_count,
+    Publisher, Worker, arg, mock_cluster, process, publisher_config, remove_pipeline,
+    spawn_publisher, wait_for_count,
 };
 use sqlx::{Executor, PgPool};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// What one mode measured.
@@ -46,8 +46,7 @@ fn main() {
     let backlog: u64 = arg("--backlog")
         .and_then(|s| s.parse().ok())
         .unwrap_or(4_000);
-    let pg_url = std::env::var("SINKFLEET_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let pg_url = sinkfleet_testkit::services::pg_url();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let pool = rt
         .block_on(PgPool::connect(&pg_url))
@@ -97,7 +96,8 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
         format!("{id}.transaction:1"),
         "dlq:1".to_owned(),
     ];
-    let (mut mock, brokers) = mock_cluster(&topics);
+    let mock = mock_cluster(&topics);
+    let brokers = mock.bootstrap.clone();
     let mut publisher = start_publisher(&id, &brokers);
     let worker_topics = format!("{id}.{id}.debits, {id}.{id}.credits");
     let transaction_topic = format!("{id}.transaction");
@@ -131,7 +131,7 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
         &env,
     );
     exec(transfer(0, 0)).await;
-    wait_for_rows(pool, &target, 1, &mut [&mut publisher, &mut worker.child]).await;
+    wait_for_rows(pool, &target, 1, &mut [&mut publisher, &mut worker.process]).await;
     let total = rate * seconds;
     let per_tick = (rate / 100).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -147,7 +147,7 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
         pool,
         &target,
         total as i64 + 1,
-        &mut [&mut publisher, &mut worker.child],
+        &mut [&mut publisher, &mut worker.process],
     )
     .await;
     let (p50, p99): (f64, f64) = sqlx::query_as(&format!(
@@ -194,15 +194,14 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
         pool,
         &target,
         rows,
-        &mut [&mut publisher, &mut worker.child],
+        &mut [&mut publisher, &mut worker.process],
     )
     .await;
     let transfers_per_second = backlog as f64 / started.elapsed().as_secs_f64();
     worker.stop();
 
     remove_pipeline(pool, &id, &target, publisher).await;
-    drop(mock.stdin.take()); // closing stdin ends the host
-    let _ = mock.wait();
+    drop(mock); // ends the host
     Measured {
         p50,
         p99,
@@ -211,14 +210,19 @@ async fn run_mode(pool: &PgPool, mode: &str, rate: u64, seconds: u64, backlog: u
 }
 
 /// Waits until both target tables hold `rows` rows (see [`wait_for_count`]).
-async fn wait_for_rows(pool: &PgPool, target: &str, rows: i64, children: &mut [&mut Child]) {
+async fn wait_for_rows(
+    pool: &PgPool,
+    target: &str,
+    rows: i64,
+    children: &mut [&mut process::Worker],
+) {
     let count = format!(
         "SELECT least((SELECT count(*) FROM {target}.debits), (SELECT count(*) FROM {target}.credits))"
     );
     wait_for_count(pool, &count, rows, children).await;
 }
 
-fn start_publisher(id: &str, brokers: &str) -> Child {
+fn start_publisher(id: &str, brokers: &str) -> process::Worker {
     let config = publisher_config(&Publisher {
         name: id,
         publication: &format!("{id}_pub"),

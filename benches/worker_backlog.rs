@@ -16,8 +16,9 @@
 
 mod common;
 
-use common::{Worker, arg, cpu_secs, mock_cluster, produce_workload, status_kib};
+use common::{Worker, arg, mock_cluster, produce_workload};
 use sinkfleet_testkit::kafka;
+use sinkfleet_testkit::process::{cpu_secs, status_kib};
 use sinkfleet_testkit::workload::Options;
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,8 @@ fn main() {
     let topics: Vec<String> = backlogs.iter().map(|n| format!("backlog_{n}")).collect();
     let mut hosted: Vec<String> = topics.iter().map(|t| format!("{t}:{partitions}")).collect();
     hosted.push("dlq:1".to_owned());
-    let (mut mock, brokers) = mock_cluster(&hosted);
+    let mock = mock_cluster(&hosted);
+    let brokers = mock.bootstrap.clone();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!(
         "broker: librdkafka mock cluster ({brokers}), {partitions} partitions per topic; \
@@ -80,7 +82,7 @@ fn main() {
             if committed >= drain.min(records as i64) {
                 break (committed, cpu, peak);
             }
-            if let Ok(Some(status)) = worker.child.try_wait() {
+            if let Some(status) = worker.process.exited() {
                 panic!("the worker exited early ({status})");
             }
             assert!(
@@ -99,6 +101,5 @@ fn main() {
             peak as f64 / 1024.0
         );
     }
-    drop(mock.stdin.take()); // closing stdin ends the host
-    let _ = mock.wait();
+    drop(mock); // ends the host
 }

@@ -37,10 +37,11 @@
 
 mod common;
 
-use common::{Worker, arg, cpu_secs, median, mock_cluster, produce_workload, status_kib};
+use common::{Worker, arg, median, mock_cluster, produce_workload};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sinkfleet_testkit::kafka;
+use sinkfleet_testkit::process::{cpu_secs, status_kib};
 use sinkfleet_testkit::workload::Options;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -114,13 +115,14 @@ fn main() {
             rows.push((label, variant, *w));
         }
     }
-    let (mut mock, brokers) = mock_cluster(&[
+    let mock = mock_cluster(&[
         format!("envelope:{PARTITIONS}"),
         format!("bare:{PARTITIONS}"),
         format!("avro:{PARTITIONS}"),
         format!("jsonschema:{PARTITIONS}"),
         "dlq:1".to_owned(),
     ]);
+    let brokers = mock.bootstrap.clone();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut sizes = Vec::new();
     for (topic, with_schema) in [
@@ -168,8 +170,7 @@ fn main() {
         }
         print_table(topic, runs, &results);
     }
-    drop(mock.stdin.take()); // closing stdin ends the host
-    let _ = mock.wait();
+    drop(mock); // ends the host
 }
 
 /// Runs one variant to completion and measures it.
@@ -234,7 +235,7 @@ fn measure(variant: &str, writers: Option<usize>, brokers: &str, topic: &str, id
         if committed >= end {
             break (cpu, peak);
         }
-        if let Ok(Some(status)) = worker.child.try_wait() {
+        if let Some(status) = worker.process.exited() {
             panic!("{variant} exited early ({status})");
         }
         assert!(Instant::now() < deadline, "{variant} did not finish");

@@ -20,7 +20,8 @@ cargo test --workspace --locked --no-fail-fast -- --test-threads "$THREADS" || s
 # front serves plain HTTP) and the server restart (18.16's process).
 echo "== ClickHouse tests against the current engine ($SINKFLEET_CLICKHOUSE_CURRENT_URL)"
 export SINKFLEET_CLICKHOUSE_URL=$SINKFLEET_CLICKHOUSE_CURRENT_URL
-cargo test --locked --no-fail-fast -p sinkfleet-sink-clickhouse -- --test-threads "$THREADS" --skip https || status=$?
-cargo test --locked --no-fail-fast --test clickhouse_pipeline --test conformance --test fixtures \
+# --workspace, as above: the same feature set, so nothing is rebuilt.
+cargo test --workspace --locked --no-fail-fast --test clickhouse -- --test-threads "$THREADS" --skip https || status=$?
+cargo test --workspace --locked --no-fail-fast --test clickhouse_pipeline --test conformance --test fixtures \
   -- --test-threads "$THREADS" clickhouse || status=$?
 exit $status

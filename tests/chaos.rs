@@ -15,7 +15,7 @@
 mod common;
 
 use common::parquet::assert_stored_once;
-use common::{MockBroker, Pipeline, Worker, free_port, wait_until};
+use common::{MockCluster, Pipeline, Worker, free_port, wait_until};
 use sinkfleet_sink_s3_parquet::ParquetSinkConfig;
 use sinkfleet_testkit::workload::{self, Options, Workload};
 use std::time::{Duration, Instant};
@@ -129,7 +129,7 @@ impl<'a> Fleet<'a> {
 }
 
 /// Produces the workload onto a fresh mock cluster.
-async fn pipeline(name: &str) -> (Pipeline, MockBroker, Workload) {
+async fn pipeline(name: &str) -> (Pipeline, MockCluster, Workload) {
     let (p, mock) = Pipeline::on_mock(name, PARTITIONS);
     let w = workload();
     assert!(w.records.len() >= 50_000, "{} records", w.records.len());

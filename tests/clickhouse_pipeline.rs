@@ -11,12 +11,9 @@ use serde_json::json;
 use sinkfleet_sink_clickhouse::ClickHouseSinkConfig;
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_testkit::kafka::{self, Record};
+use sinkfleet_testkit::services::clickhouse_url;
 use sinkfleet_testkit::workload::{self, Options};
 use std::time::Duration;
-
-fn clickhouse_url() -> String {
-    std::env::var("SINKFLEET_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:58123".into())
-}
 
 /// The worker config for this pipeline, writing to ClickHouse at `url`.
 fn config(p: &Pipeline, url: &str, db: &str, port: u16, extra_worker: &str) -> String {

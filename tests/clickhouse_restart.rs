@@ -41,8 +41,7 @@ impl Drop for StartOnDrop {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clickhouse_crash_and_restart_under_load_loses_nothing() {
-    let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+    let url = sinkfleet_testkit::services::clickhouse_url();
     let p = Pipeline::new("chcrash", 2).await;
     let w = workload::generate(&Options {
         keys: 200,

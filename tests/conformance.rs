@@ -401,8 +401,7 @@ async fn postgres_stores_every_value_exactly_or_refuses_it() {
 
 #[tokio::test]
 async fn clickhouse_stores_every_value_exactly_or_refuses_it() {
-    let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+    let url = sinkfleet_testkit::services::clickhouse_url();
     for shape in SHAPES {
         let db = common::unique("conf_ch");
         let mut cfg = ClickHouseSinkConfig::with_url(&url);
@@ -454,8 +453,7 @@ async fn parquet_on_a_local_directory_stores_every_value_exactly_or_refuses_it()
 
 #[tokio::test]
 async fn parquet_on_s3_stores_every_value_exactly_or_refuses_it() {
-    let endpoint =
-        std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into());
+    let endpoint = sinkfleet_testkit::services::s3_endpoint();
     for shape in SHAPES {
         let mut cfg = ParquetSinkConfig::local("unused");
         cfg.target = Target::S3(S3Target::compatible(
@@ -570,8 +568,7 @@ async fn unchanged_toast_columns_keep_their_value_in_every_sink() {
                 .unwrap();
         assert_eq!(row, ("second".into(), "big document".into()), "{shape:?}");
         // ClickHouse.
-        let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
-            .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+        let url = sinkfleet_testkit::services::clickhouse_url();
         let db = common::unique("conf_toast");
         let mut cfg = ClickHouseSinkConfig::with_url(&url);
         cfg.database = Some(db.clone());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Runs `sinkfleet dlq <args> --config <config>`: (exit code, output).
 fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
-    common::cli(&[&["dlq"], args].concat(), config)
+    sinkfleet_testkit::process::cli(&[&["dlq"], args].concat(), config)
 }
 
 /// The worker's own dead-letter producer, writing to `p`'s dead-letter topic.

@@ -64,8 +64,7 @@ fn records() -> Option<Vec<SinkRecord>> {
 #[tokio::test]
 async fn clickhouse_ends_in_the_documented_state() {
     let Some(records) = records() else { return };
-    let url = std::env::var("SINKFLEET_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:58123".into());
+    let url = sinkfleet_testkit::services::clickhouse_url();
     let db = common::unique("fixtures");
     let mut cfg = ClickHouseSinkConfig::with_url(&url);
     // Every source schema into one database, as the Postgres test maps them

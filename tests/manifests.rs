@@ -30,9 +30,7 @@ fn documents(path: &PathBuf) -> Vec<Value> {
 
 #[test]
 fn built_in_kinds_pass_the_kubernetes_schemas() {
-    let tool = std::env::var("SINKFLEET_KUBERNETES_VALIDATE").unwrap_or_else(|_| {
-        panic!("SINKFLEET_KUBERNETES_VALIDATE unset: run scripts/services.sh start (or scripts/test.sh)")
-    });
+    let tool = sinkfleet_testkit::services::kubernetes_validate();
     let out = Command::new(&tool)
         .arg("--strict")
         .args(manifests())

@@ -28,10 +28,11 @@ mod prometheus;
 #[path = "monitoring/scenarios.rs"]
 mod scenarios;
 
+use common::free_port;
 use common::source::CONVERGE;
-use common::{free_port, http_get};
 use prometheus::{Prometheus, alert_expressions, deploy, tool};
 use scenarios::{PipelineRun, Ports, Refused, Stuck, Zombie};
+use sinkfleet_testkit::process::http_get;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;

@@ -8,9 +8,10 @@
 
 mod common;
 
-use common::{Pipeline, cli, free_port, lock_table, wait_until};
+use common::{Pipeline, free_port, lock_table, wait_until};
 use serde_json::{Value, json};
 use sinkfleet_testkit::kafka::Record;
+use sinkfleet_testkit::process::cli;
 use std::path::Path;
 use std::time::Duration;
 

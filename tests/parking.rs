@@ -88,7 +88,7 @@ fn park_key_config(p: &Pipeline) -> String {
 
 /// Runs `sinkfleet dlq <args> --config <config>`: (exit code, output).
 fn dlq(config: &std::path::Path, args: &[&str]) -> (i32, String) {
-    common::cli(&[&["dlq"], args].concat(), config)
+    sinkfleet_testkit::process::cli(&[&["dlq"], args].concat(), config)
 }
 
 /// The target accepts long names again: the poison record's cause is fixed.
@@ -173,7 +173,7 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
 
     // `status` shows the parked key and the dead letters beside the lag.
     let topic_status = || {
-        let (code, text) = common::cli(&["status", "--json"], &config_path);
+        let (code, text) = sinkfleet_testkit::process::cli(&["status", "--json"], &config_path);
         assert_eq!(code, 0, "{text}");
         let s: serde_json::Value = serde_json::from_str(&text).unwrap();
         s["topics"][0].clone()
@@ -192,7 +192,7 @@ async fn a_parked_key_keeps_its_last_good_state_until_its_records_are_replayed()
     assert_eq!(t["parked_keys"], 1, "{t}");
     assert_eq!(t["oldest_parked"]["key"], r#"{"id":1}"#, "{t}");
     assert_eq!(t["oldest_parked"]["since"], 2, "{t}");
-    let (code, table) = common::cli(&["status"], &config_path);
+    let (code, table) = sinkfleet_testkit::process::cli(&["status"], &config_path);
     assert_eq!(code, 0, "{table}");
     assert!(
         table.contains(r#"{"id":1} in partition 0 since offset 2"#),

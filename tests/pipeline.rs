@@ -28,7 +28,7 @@ async fn converges(name: &str, delete_mode: &str, tls: bool) {
     let mut config = p.config("", &format!("    delete_mode: {delete_mode}"), port);
     if tls {
         // A target that demands TLS: the worker verifies the test CA.
-        let ca = std::env::var("SINKFLEET_PG_CA").expect("SINKFLEET_PG_CA (scripts/test.sh)");
+        let ca = sinkfleet_testkit::services::pg_ca();
         config = config.replace(
             &format!("url: {}", p.pg_url),
             &format!(

@@ -11,7 +11,7 @@ mod json_schema;
 mod protobuf;
 
 use common::source::{CONVERGE, Source};
-use common::{MockBroker, Worker, brokers, free_port, pg_url, wait_until};
+use common::{MockCluster, Worker, brokers, free_port, pg_url, wait_until};
 use sqlx::Executor;
 use std::time::Duration;
 
@@ -483,7 +483,7 @@ async fn the_confirmed_lsn_never_passes_unacknowledged_events() {
     src.sql(&format!("CREATE TABLE {s}.t (id int PRIMARY KEY, v text)"))
         .await;
     let topic = format!("{}.{s}.t", src.prefix);
-    let cluster = MockBroker::start(&[(&topic, 1)]);
+    let cluster = MockCluster::start(&[(&topic, 1)]);
     let mock = cluster.bootstrap.clone();
     let pp = free_port();
     let extra = "  create_topics: false\n  kafka_properties: { message.timeout.ms: \"120000\" }";
@@ -645,9 +645,7 @@ async fn a_transaction_straddling_the_snapshot_point_is_applied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_source_is_read_over_verified_tls() {
     let _shared = SOURCE_LOAD.read().await;
-    let Ok(ca) = std::env::var("SINKFLEET_PG_CA") else {
-        panic!("SINKFLEET_PG_CA unset: run through scripts/test.sh (services.sh env)");
-    };
+    let ca = sinkfleet_testkit::services::pg_ca();
     let src = Source::new("tls").await;
     let s = &src.schema;
     src.sql(&format!(
@@ -816,8 +814,7 @@ for line in sys.stdin:
         out[part] = None if raw is None else de(base64.b64decode(raw), SerializationContext(r["topic"], field))
     print(json.dumps(out, default=str))
 "#;
-    let python = std::env::var("SINKFLEET_SERIALIZERS_PYTHON")
-        .expect("SINKFLEET_SERIALIZERS_PYTHON (scripts/services.sh env)");
+    let python = sinkfleet_testkit::services::serializers_python_required();
     let mut child = std::process::Command::new(python)
         .args(["-c", SCRIPT, &common::avro::registry_url()])
         .stdin(std::process::Stdio::piped())

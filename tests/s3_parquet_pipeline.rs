@@ -11,16 +11,13 @@ use common::parquet::{assert_stored_once, read_back, stored_records};
 use common::{Pipeline, Proxy, free_port, wait_until};
 use sinkfleet_sink_s3_parquet::ParquetSinkConfig;
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
+use sinkfleet_testkit::services::s3_endpoint;
 use sinkfleet_testkit::workload::{self, Options};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn endpoint() -> String {
-    std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into())
-}
-
 fn s3_sink(prefix: &str, extra: &str) -> String {
-    s3_sink_at(&endpoint(), prefix, extra)
+    s3_sink_at(&s3_endpoint(), prefix, extra)
 }
 
 fn s3_sink_at(endpoint: &str, prefix: &str, extra: &str) -> String {
@@ -45,7 +42,7 @@ fn s3_config(prefix: &str) -> ParquetSinkConfig {
     let mut cfg = ParquetSinkConfig::local("unused");
     cfg.target = Target::S3(S3Target::compatible(
         "sinkfleet",
-        &endpoint(),
+        &s3_endpoint(),
         "sinkfleet",
         "sinkfleet",
     ));
@@ -201,7 +198,7 @@ async fn a_worker_that_lost_a_partition_uploads_nothing_for_it() {
         .iter()
         .filter(|r| r.value.is_some())
         .count();
-    let proxy = Proxy::start(endpoint().trim_start_matches("http://")).await;
+    let proxy = Proxy::start(s3_endpoint().trim_start_matches("http://")).await;
     let prefix = p.schema.clone();
     let rotation = "    rotation: { max_age_ms: 3000 }";
     let drain = "  drain_timeout_ms: 2000";

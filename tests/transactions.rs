@@ -7,7 +7,7 @@
 mod common;
 
 use common::source::{CONVERGE, Source};
-use common::{MockBroker, Worker, brokers, free_port, lock_table, pg_url, wait_until};
+use common::{MockCluster, Worker, brokers, free_port, lock_table, pg_url, wait_until};
 use serde_json::{Value, json};
 use sinkfleet_testkit::kafka::read_to_end;
 use sqlx::PgPool;
@@ -196,7 +196,7 @@ struct Tuning<'a> {
 /// on a mock cluster, the sink fleet, and a reader auditing the target.
 struct Bank {
     src: Source,
-    mock: MockBroker,
+    mock: MockCluster,
     publisher: Worker,
     fleet: Vec<Worker>,
     started: usize,
@@ -233,7 +233,7 @@ impl Bank {
         let transactions = format!("{}.transaction", src.prefix);
         let dlq = format!("{}.dlq", src.prefix);
         let mock =
-            MockBroker::start(&[(&checking, 3), (&savings, 3), (&transactions, 1), (&dlq, 1)]);
+            MockCluster::start(&[(&checking, 3), (&savings, 3), (&transactions, 1), (&dlq, 1)]);
         let pp = free_port();
         let extra = format!(
             "  create_topics: false\n  kafka_properties: {{ message.timeout.ms: \"120000\"{} }}",

@@ -1,6 +1,8 @@
 //! Helpers the end-to-end benches share (each uses a subset).
 #![allow(dead_code)]
 
+pub use sinkfleet_testkit::process::{self, MockCluster};
+
 /// The value after `name` on the command line (`--changes 60000`).
 pub fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -13,19 +15,6 @@ pub fn arg(name: &str) -> Option<String> {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-/// A kB field of `/proc/<process>/status` (`process`: a pid or `self`),
-/// e.g. `VmHWM:` (peak RSS) or `VmRSS:`; 0 if unreadable.
-pub fn status_kib(process: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{process}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// A `sinkfleet run` config reading `topic` as group `id` into the sink
@@ -41,13 +30,11 @@ pub fn worker_config(
     let sink = match variant {
         "sinkfleet-postgres" => format!(
             "  postgres:\n    url: {}\n    target_schema: {id}\n    meta_schema: {id}_meta\n",
-            std::env::var("SINKFLEET_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+            sinkfleet_testkit::services::pg_url()
         ),
         "sinkfleet-clickhouse" => format!(
             "  clickhouse:\n    url: {}\n    database: {id}\n",
-            std::env::var("SINKFLEET_CLICKHOUSE_URL")
-                .unwrap_or_else(|_| "http://127.0.0.1:58123".into())
+            sinkfleet_testkit::services::clickhouse_url()
         ),
         _ => format!(
             "  s3_parquet:\n    target:\n      local:\n        path: {}\n    rotation: {{ max_age_ms: 1000 }}\n",
@@ -80,45 +67,16 @@ pub fn worker_config(
     )
 }
 
-/// User+system CPU seconds of a process so far.
-pub fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are
-    // the 14th and 15th fields overall, in clock ticks (100 per second).
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Starts `sinkfleet-mock-cluster` hosting `topics` (`name:partitions`);
-/// returns the process (closing its stdin ends it) and its bootstrap
-/// address.
-pub fn mock_cluster(topics: &[String]) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let args: Vec<&str> = topics.iter().flat_map(|t| ["--topic", t]).collect();
-    let mut mock = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawning sinkfleet-mock-cluster");
-    let mut line = String::new();
-    BufReader::new(mock.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("bootstrap line");
-    let brokers = line
-        .trim()
-        .strip_prefix("bootstrap=")
-        .expect("bootstrap line")
-        .to_owned();
-    (mock, brokers)
+/// Starts `sinkfleet-mock-cluster` hosting `topics` (`name:partitions`).
+pub fn mock_cluster(topics: &[String]) -> MockCluster {
+    let specs: Vec<(&str, i32)> = topics
+        .iter()
+        .map(|t| {
+            let (name, partitions) = t.rsplit_once(':').expect("name:partitions");
+            (name, partitions.parse().expect("a partition count"))
+        })
+        .collect();
+    MockCluster::start(&specs)
 }
 
 /// What a `sinkfleet publish` config needs from a bench.
@@ -141,14 +99,7 @@ pub struct Publisher<'a> {
 /// A `sinkfleet publish` config reading the local Postgres
 /// (`SINKFLEET_PG_URL`'s port, user `postgres`).
 pub fn publisher_config(p: &Publisher<'_>) -> String {
-    let url = std::env::var("SINKFLEET_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
-    let port = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .unwrap_or("55432")
-        .to_owned();
+    let port = sinkfleet_testkit::services::pg_port();
     format!(
         "config:
   database.hostname: 127.0.0.1
@@ -207,11 +158,10 @@ pub fn produce_workload(
     (w.records.len(), bytes / w.records.len().max(1))
 }
 
-/// A running `sinkfleet run` started by [`Worker::start`].
+/// A bench's `sinkfleet run`, and the directory its Parquet sink writes.
 pub struct Worker {
     /// The process.
-    pub child: std::process::Child,
-    config: std::path::PathBuf,
+    pub process: process::Worker,
     dir: std::path::PathBuf,
 }
 
@@ -231,32 +181,24 @@ impl Worker {
         id: &str,
         env: &[(&str, &str)],
     ) -> Worker {
-        let config = std::env::temp_dir().join(format!("{id}.yaml"));
         let dir = std::env::temp_dir().join(id);
-        std::fs::write(&config, worker_config(variant, brokers, topic, id, &dir))
-            .expect("writing the worker config");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-            .args(["run", "--config", config.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("sinkfleet run");
-        Worker { child, config, dir }
+        let config = worker_config(variant, brokers, topic, id, &dir);
+        let env: Vec<(&str, &str)> = [("RUST_LOG", "warn")]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let process = process::Worker::start_with(id, "run", &config, 0, &env);
+        Worker { process, dir }
     }
 
     /// The process id, as `/proc` and `kill` want it.
     pub fn pid(&self) -> String {
-        self.child.id().to_string()
+        self.process.pid()
     }
 
     /// Stops the worker (SIGTERM) and removes its config and files.
-    pub fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.config);
+    pub fn stop(self) {
+        self.process.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -268,7 +210,7 @@ pub async fn wait_for_count(
     pool: &sqlx::PgPool,
     count: &str,
     rows: i64,
-    children: &mut [&mut std::process::Child],
+    children: &mut [&mut process::Worker],
 ) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     loop {
@@ -280,7 +222,7 @@ pub async fn wait_for_count(
             return;
         }
         for child in children.iter_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = child.exited() {
                 panic!("a pipeline process exited: {status}");
             }
         }
@@ -299,13 +241,9 @@ pub async fn remove_pipeline(
     pool: &sqlx::PgPool,
     id: &str,
     target: &str,
-    mut publisher: std::process::Child,
+    publisher: process::Worker,
 ) {
-    let _ = std::process::Command::new("kill")
-        .arg(publisher.id().to_string())
-        .status();
-    let _ = publisher.wait();
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{id}_publisher.yaml")));
+    publisher.stop();
     let sql = format!(
         "SELECT pg_drop_replication_slot('{id}');
          DROP PUBLICATION {id}_pub; DROP SCHEMA {id} CASCADE;
@@ -317,15 +255,13 @@ pub async fn remove_pipeline(
 }
 
 /// Starts `sinkfleet publish` with `config` (a [`publisher_config`],
-/// perhaps amended), written to the file [`remove_pipeline`] removes.
-pub fn spawn_publisher(id: &str, config: &str) -> std::process::Child {
-    let path = std::env::temp_dir().join(format!("{id}_publisher.yaml"));
-    std::fs::write(&path, config).expect("publisher config");
-    std::process::Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(["publish", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("sinkfleet publish")
+/// perhaps amended), logging warnings only.
+pub fn spawn_publisher(id: &str, config: &str) -> process::Worker {
+    process::Worker::start_with(
+        &format!("{id}_publisher"),
+        "publish",
+        config,
+        0,
+        &[("RUST_LOG", "warn")],
+    )
 }

@@ -23,40 +23,20 @@ pub fn registry() -> RegistryClient {
     .unwrap()
 }
 
-/// The test registry's TLS listener with basic auth.
-pub struct TlsRegistry {
-    pub url: String,
-    pub ca: String,
-    pub user: String,
-    pub password: String,
-}
+pub use sinkfleet_testkit::services::RegistryTls as TlsRegistry;
 
-/// The TLS listener of the test registry, from the environment
-/// `scripts/services.sh` prints; `None` (and a note) outside CI when it is
-/// not set, a failure in CI.
+/// The TLS listener of the test registry; `None` (and a note) outside CI
+/// when the scripts did not export it, a failure in CI.
 pub fn tls_registry() -> Option<TlsRegistry> {
-    let var = std::env::var;
-    match (
-        var("SINKFLEET_REGISTRY_TLS_URL"),
-        var("SINKFLEET_REGISTRY_CA"),
-        var("SINKFLEET_REGISTRY_USER"),
-        var("SINKFLEET_REGISTRY_PASSWORD"),
-    ) {
-        (Ok(url), Ok(ca), Ok(user), Ok(password)) => Some(TlsRegistry {
-            url,
-            ca,
-            user,
-            password,
-        }),
-        _ => {
-            assert!(
-                var("CI").is_err(),
-                "the registry's TLS settings are not set"
-            );
-            eprintln!("SINKFLEET_REGISTRY_TLS_URL etc. not set: run scripts/services.sh start");
-            None
-        }
+    let found = sinkfleet_testkit::services::registry_tls();
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the registry's TLS settings are not set"
+        );
+        eprintln!("SINKFLEET_REGISTRY_TLS_URL etc. not set: run scripts/services.sh start");
     }
+    found
 }
 
 fn root() -> &'static std::path::Path {

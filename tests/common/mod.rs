@@ -17,23 +17,15 @@ use sinkfleet_testkit::kafka;
 use sinkfleet_testkit::workload::{ExpectedRow, Workload};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub fn brokers() -> String {
-    std::env::var("SINKFLEET_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:59092".into())
-}
-
-pub fn pg_url() -> String {
-    std::env::var("SINKFLEET_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
-}
+pub use sinkfleet_testkit::process::{MockCluster, Worker};
+pub use sinkfleet_testkit::services::{brokers, pg_url};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -95,14 +87,14 @@ impl Pipeline {
         }
     }
 
-    /// A pipeline on a fresh mock cluster (see [`MockBroker`]) holding its
+    /// A pipeline on a fresh mock cluster (see [`MockCluster`]) holding its
     /// topic and dead-letter topic.
-    pub fn on_mock(name: &str, partitions: i32) -> (Self, MockBroker) {
+    pub fn on_mock(name: &str, partitions: i32) -> (Self, MockCluster) {
         let mut p = Pipeline::named(name, String::new(), partitions);
         // The mock cannot create topics: the workers' status topic too.
         let status = format!("{}.status", p.group);
         let resolved = format!("{}.resolved", p.dlq);
-        let mock = MockBroker::start(&[
+        let mock = MockCluster::start(&[
             (&p.topic, partitions),
             (&p.dlq, 1),
             (&resolved, 1),
@@ -262,125 +254,6 @@ pub async fn customers(pool: &PgPool, schema: &str) -> BTreeMap<i64, ExpectedRow
         .unwrap_or_default()
 }
 
-/// A `sinkfleet run` child process; killed on drop.
-pub struct Worker {
-    child: Child,
-    pub log: PathBuf,
-    pub metrics_port: u16,
-}
-
-impl Worker {
-    pub fn spawn(name: &str, config: &str, metrics_port: u16) -> Worker {
-        Worker::start(name, "run", config, metrics_port)
-    }
-
-    /// Runs `sinkfleet <subcommand> --config <config>`.
-    pub fn start(name: &str, subcommand: &str, config: &str, metrics_port: u16) -> Worker {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let config_path = dir.join(format!("{name}.yaml"));
-        std::fs::write(&config_path, config).expect("writing config");
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-            .args([subcommand, "--config"])
-            .arg(&config_path)
-            .env(
-                "RUST_LOG",
-                std::env::var("SINKFLEET_TEST_WORKER_LOG")
-                    .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("spawning sinkfleet");
-        Worker {
-            child,
-            log,
-            metrics_port,
-        }
-    }
-
-    /// The exit status, if the process has ended.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        send_signal(self.child.id(), "TERM");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker did not exit after SIGTERM; log: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL: no drain, no commit, no leaving the group.
-    pub fn kill9(&mut self) {
-        send_signal(self.child.id(), "KILL");
-        let _ = self.child.wait();
-    }
-
-    /// SIGSTOP: the process freezes (no polls, no heartbeats) with its
-    /// connections and whatever it had in flight.
-    pub fn freeze(&self) {
-        send_signal(self.child.id(), "STOP");
-    }
-
-    /// SIGCONT after [`Worker::freeze`].
-    pub fn thaw(&self) {
-        send_signal(self.child.id(), "CONT");
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// GET a path from the worker's metrics endpoint: (status, body).
-    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.metrics_port, path)
-    }
-
-    /// Sum of a metric's samples whose line starts with `prefix`.
-    pub fn metric(&self, prefix: &str) -> f64 {
-        let Some((_, body)) = self.http_get("/metrics") else {
-            return 0.0;
-        };
-        body.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Worker {
-    /// A per-partition gauge of `topic` (`sinkfleet_consumer_lag_records`
-    /// and the like): partition → value, for the partitions it has a
-    /// series of.
-    pub fn partition_gauge(&self, name: &str, topic: &str) -> HashMap<i32, f64> {
-        let Some((_, body)) = self.http_get("/metrics") else {
-            return HashMap::new();
-        };
-        let topic_label = format!("topic=\"{topic}\"");
-        body.lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&topic_label))
-            .filter_map(|l| {
-                let partition = l.split("partition=\"").nth(1)?.split('"').next()?;
-                let value = l.rsplit(' ').next()?.parse::<f64>().ok()?;
-                Some((partition.parse().ok()?, value))
-            })
-            .collect()
-    }
-}
-
 /// Whether the workers' lag gauges tell the truth about `p`'s partitions:
 /// for each one, the largest `sinkfleet_consumer_lag_records` among
 /// `workers` (its owner's: the others publish 0 for it) is the end offset
@@ -441,13 +314,6 @@ pub async fn wait_true_lag(
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Takes `schema.table` with an exclusive lock, held until the returned
 /// transaction ends: a stalled target, as a long migration makes one.
 pub async fn lock_table(
@@ -463,124 +329,6 @@ pub async fn lock_table(
     .await
     .expect("lock table");
     lock
-}
-
-/// Runs `sinkfleet <args> --config <config>` to its end: (exit code,
-/// stdout then stderr).
-pub fn cli(args: &[&str], config: &std::path::Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sinkfleet"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("running sinkfleet");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
-/// `GET path` from a server on 127.0.0.1:`port`: (status, body).
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// Signals a process through `kill(1)`, which keeps the tests free of unsafe code.
-fn send_signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// librdkafka's mock cluster, hosted by `sinkfleet-mock-cluster` in its own
-/// process: a broker that evicts SIGKILLed group members (tansu does not)
-/// and refuses requests on demand. It keeps ~5 MiB per partition.
-pub struct MockBroker {
-    child: Child,
-    answers: BufReader<ChildStdout>,
-    /// `bootstrap.servers` of the cluster.
-    pub bootstrap: String,
-}
-
-impl MockBroker {
-    /// Starts a cluster with `(topic, partitions)`.
-    pub fn start(topics: &[(&str, i32)]) -> MockBroker {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sinkfleet-mock-cluster"));
-        for (topic, partitions) in topics {
-            cmd.args(["--topic", &format!("{topic}:{partitions}")]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawning the mock cluster");
-        let mut answers = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        answers.read_line(&mut line).expect("bootstrap line");
-        let bootstrap = line
-            .trim()
-            .strip_prefix("bootstrap=")
-            .expect("bootstrap line")
-            .to_owned();
-        MockBroker {
-            child,
-            answers,
-            bootstrap,
-        }
-    }
-
-    /// Makes the next `count` requests of `api` fail with `error`
-    /// (`fail OffsetCommit 5 REBALANCE_IN_PROGRESS`, see the binary).
-    pub fn fail(&mut self, api: &str, count: usize, error: &str) {
-        self.command(&format!("fail {api} {count} {error}"));
-    }
-
-    /// Drops the failures of `api` not used yet (see [`MockBroker::fail`]).
-    pub fn clear(&mut self, api: &str) {
-        self.command(&format!("clear {api}"));
-    }
-
-    /// Delays every broker response by `ms` (0: no delay), as a distant or
-    /// loaded cluster would.
-    pub fn rtt(&mut self, ms: u64) {
-        self.command(&format!("rtt {ms}"));
-    }
-
-    fn command(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        writeln!(stdin, "{line}").expect("mock cluster stdin");
-        stdin.flush().expect("mock cluster stdin");
-        let mut answer = String::new();
-        self.answers
-            .read_line(&mut answer)
-            .expect("mock cluster answer");
-        assert_eq!(
-            answer.trim(),
-            "ok",
-            "mock cluster refused {line:?}: {answer}"
-        );
-    }
-}
-
-impl Drop for MockBroker {
-    fn drop(&mut self) {
-        // Closing stdin ends it.
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
 }
 
 /// Polls `check` until it is true or `timeout` passes.

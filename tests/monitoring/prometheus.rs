@@ -1,8 +1,9 @@
 //! The test's own Prometheus, and the copy of the rules it evaluates.
 
+use crate::common::free_port;
 use crate::common::source::CONVERGE;
-use crate::common::{free_port, http_get};
 use serde_json::Value;
+use sinkfleet_testkit::process::http_get;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

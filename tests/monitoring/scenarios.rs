@@ -2,7 +2,7 @@
 //! alert.
 
 use crate::common::source::{CONVERGE, Source};
-use crate::common::{self, MockBroker, Pipeline, Worker, brokers};
+use crate::common::{self, MockCluster, Pipeline, Worker, brokers};
 use crate::prometheus::{
     Prometheus, alert_expressions, dashboard_expressions, metric_names, wait_for,
 };
@@ -73,7 +73,7 @@ pub struct PipelineRun {
 /// A publisher on a mock cluster of its own (its broker can be made slow).
 pub struct SlowPublisher {
     src: Source,
-    mock: MockBroker,
+    mock: MockCluster,
     publisher: Worker,
 }
 
@@ -341,7 +341,7 @@ impl SlowPublisher {
              CREATE TABLE {s}.ballast (id int, v text)"
         ))
         .await;
-        let mock = MockBroker::start(&[(&format!("{}.{s}.t", src.prefix), 1)]);
+        let mock = MockCluster::start(&[(&format!("{}.{s}.t", src.prefix), 1)]);
         let extra =
             "  create_topics: false\n  kafka_properties: { message.timeout.ms: \"120000\" }";
         let publisher = Worker::start(
@@ -497,7 +497,7 @@ impl Stuck {
 /// A worker whose commits the broker refuses; then it is killed.
 pub struct Refused {
     p: Pipeline,
-    _mock: MockBroker,
+    _mock: MockCluster,
     worker: Worker,
     port: u16,
 }
@@ -564,7 +564,7 @@ impl Refused {
 /// fenced. Runs on the mock cluster, which evicts the frozen member.
 pub struct Zombie {
     p: Pipeline,
-    _mock: MockBroker,
+    _mock: MockCluster,
     zombie: Worker,
     owner_port: u16,
 }

@@ -59,8 +59,7 @@ for line in sys.stdin:
         out[part + "_schema"] = schema_id
     print(json.dumps(out))
 "#;
-    let python = std::env::var("SINKFLEET_SERIALIZERS_PYTHON")
-        .expect("SINKFLEET_SERIALIZERS_PYTHON (scripts/services.sh env)");
+    let python = sinkfleet_testkit::services::serializers_python_required();
     let mut child = std::process::Command::new(python)
         .args(["-c", SCRIPT, &common::avro::registry_url()])
         .stdin(std::process::Stdio::piped())

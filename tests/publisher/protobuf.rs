@@ -13,8 +13,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Runs `script` with the serializers' Python, `input` on stdin.
 fn python(script: &str, input: String) -> String {
-    let python = std::env::var("SINKFLEET_SERIALIZERS_PYTHON")
-        .expect("SINKFLEET_SERIALIZERS_PYTHON (scripts/services.sh env)");
+    let python = sinkfleet_testkit::services::serializers_python_required();
     let mut child = std::process::Command::new(python)
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())

@@ -5,12 +5,8 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
 use sinkfleet_pg_publisher::pgoutput::{Message, ReplicaIdentity, TupleValue, decode};
+use sinkfleet_testkit::services::pg_url;
 use sqlx::{Executor, PgPool};
-
-fn pg_url() -> String {
-    std::env::var("SINKFLEET_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
-}
 
 fn text(v: &TupleValue) -> &str {
     match v {

@@ -8,13 +8,10 @@ use sinkfleet_core::{Position, Sink, SinkError, SinkRecord};
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
 use sinkfleet_testkit::records::sink_records;
+use sinkfleet_testkit::services::clickhouse_url;
 use sinkfleet_testkit::workload::{self, Options};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-fn url() -> String {
-    std::env::var("SINKFLEET_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:58123".into())
-}
 
 fn records(w: &workload::Workload) -> Vec<SinkRecord> {
     let mut decoder = Decoder::new(DecodeOptions::default());
@@ -24,7 +21,7 @@ fn records(w: &workload::Workload) -> Vec<SinkRecord> {
 /// A sink writing into database `ch_<name>_<pid>`, and a client for it.
 fn sink_in(name: &str) -> (String, Client, ClickHouseSink) {
     let db = format!("ch_{name}_{}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(db.clone());
     (
         db,
@@ -121,7 +118,7 @@ async fn disorderly_stream_without_schemas_converges() {
 
 async fn converges(with_schema: bool) {
     let db = format!("ch_{}_{with_schema}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(db.clone());
     let client = Client::new(&cfg).unwrap();
     client
@@ -265,7 +262,7 @@ async fn sink_features(client: &Client) -> sinkfleet_sink_clickhouse::client::Se
 #[tokio::test]
 async fn truncate_is_versioned() {
     let db = format!("ch_trunc_{}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(db.clone());
     let client = Client::new(&cfg).unwrap();
     let mut other_worker = ClickHouseSink::new(cfg.clone()).unwrap();
@@ -336,7 +333,7 @@ async fn live_items(client: &Client, db: &str) -> String {
 #[tokio::test]
 async fn a_batch_straddling_a_type_change_widens_the_column() {
     let db = format!("ch_widen_{}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(db.clone());
     let client = Client::new(&cfg).unwrap();
     let mut sink = ClickHouseSink::new(cfg).unwrap();
@@ -387,7 +384,7 @@ async fn a_batch_straddling_a_type_change_widens_the_column() {
 
     // Now a table created narrow (from one old-type event) meets the new type.
     let narrow_db = format!("ch_widen2_{}", std::process::id());
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(narrow_db.clone());
     let mut sink = ClickHouseSink::new(cfg).unwrap();
     sink.write(&[event(1, 10, "12", "2", "BNI=")])
@@ -420,12 +417,7 @@ async fn a_batch_straddling_a_type_change_widens_the_column() {
 /// nothing about the records is wrong), written with it.
 #[tokio::test]
 async fn https_with_a_private_ca() {
-    let (Ok(url), Ok(ca)) = (
-        std::env::var("SINKFLEET_CLICKHOUSE_HTTPS_URL"),
-        std::env::var("SINKFLEET_CLICKHOUSE_CA"),
-    ) else {
-        panic!("SINKFLEET_CLICKHOUSE_HTTPS_URL/_CA unset: run through scripts/test.sh");
-    };
+    let (url, ca) = sinkfleet_testkit::services::clickhouse_https();
     let db = format!("ch_tls_{}", std::process::id());
     let mut cfg = ClickHouseSinkConfig::with_url(url);
     cfg.database = Some(db.clone());

@@ -9,14 +9,10 @@ use serde_json::{Value, json};
 use sinkfleet_core::debezium::{DecodeOptions, decode};
 use sinkfleet_core::{Durability, Position, Sink, SinkError, SinkRecord};
 use sinkfleet_sink_postgres::{DeleteMode, PostgresSink, PostgresSinkConfig, WritePath};
+use sinkfleet_testkit::services::pg_url;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-
-fn pg_url() -> String {
-    std::env::var("SINKFLEET_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
-}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

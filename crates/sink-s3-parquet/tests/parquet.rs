@@ -26,8 +26,7 @@ use std::sync::Arc;
 
 fn s3_config(prefix: &str) -> ParquetSinkConfig {
     let mut cfg = ParquetSinkConfig::local("unused");
-    let endpoint =
-        std::env::var("SINKFLEET_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:59900".into());
+    let endpoint = sinkfleet_testkit::services::s3_endpoint();
     cfg.target = Target::S3(S3Target::compatible(
         "sinkfleet",
         &endpoint,
@@ -290,12 +289,7 @@ async fn s3_converges_and_replay_is_a_no_op() {
 /// retryable error (the records are not at fault).
 #[tokio::test]
 async fn s3_over_https_with_a_private_ca_converges() {
-    let (Ok(endpoint), Ok(ca)) = (
-        std::env::var("SINKFLEET_S3_TLS_ENDPOINT"),
-        std::env::var("SINKFLEET_S3_CA"),
-    ) else {
-        panic!("SINKFLEET_S3_TLS_ENDPOINT/_CA unset: run through scripts/test.sh");
-    };
+    let (endpoint, ca) = sinkfleet_testkit::services::s3_tls();
     let mut cfg = s3_config(&format!("https-{}", std::process::id()));
     if let Target::S3(s3) = &mut cfg.target {
         s3.endpoint = Some(endpoint);

@@ -9,15 +9,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The registry tests and benches use (`scripts/services.sh env`).
-pub fn registry_url() -> String {
-    std::env::var("SINKFLEET_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:58081".into())
-}
+pub use crate::services::registry_url;
 
 /// The Python that has Confluent's serializers (the project's virtualenv,
 /// installed by `scripts/services.sh` if missing).
 fn serializers_python(root: &Path) -> Result<String, String> {
-    if let Ok(python) = std::env::var("SINKFLEET_SERIALIZERS_PYTHON") {
+    if let Some(python) = crate::services::serializers_python() {
         return Ok(python);
     }
     let out = Command::new(root.join("scripts/services.sh"))

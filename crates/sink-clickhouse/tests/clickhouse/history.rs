@@ -15,7 +15,7 @@ fn text(v: &serde_json::Value) -> Option<String> {
 #[tokio::test]
 async fn history_keeps_every_change_once_in_version_order() {
     let (db, client, _) = sink_in("history");
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(db.clone());
     cfg.history = HistoryConfig {
         tables: vec!["public.items".into()],
@@ -83,7 +83,7 @@ async fn history_keeps_every_change_once_in_version_order() {
 #[tokio::test]
 async fn history_only_names_unchanged_columns_and_creates_no_current_table() {
     let (db, client, _) = sink_in("historyonly");
-    let mut cfg = ClickHouseSinkConfig::with_url(url());
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
     cfg.database = Some(db.clone());
     cfg.history = HistoryConfig {
         tables: vec!["*".into()],
