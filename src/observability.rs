@@ -4,8 +4,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use sinkfleet_core::metrics::BATCH_RECORDS;
 use sinkfleet_kafka::Health;
+use sinkfleet_kafka::metrics::BATCH_RECORDS;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -49,11 +49,21 @@ fn exporter() -> anyhow::Result<PrometheusBuilder> {
         .set_buckets_for_metric(Matcher::Full(BATCH_RECORDS.into()), &records)?)
 }
 
+/// Describes every crate's metrics (the `# HELP` lines) to the installed
+/// recorder.
+fn describe() {
+    sinkfleet_core::metrics::describe();
+    sinkfleet_kafka::metrics::describe();
+    sinkfleet_sink_postgres::metrics::describe();
+    sinkfleet_sink_s3_parquet::metrics::describe();
+    sinkfleet_pg_publisher::metrics::describe();
+}
+
 /// Installs the Prometheus recorder and serves the endpoints on `listen`.
 pub async fn serve(listen: &str, health: Arc<Health>) -> anyhow::Result<()> {
     let handle = exporter()?.install_recorder()?;
     // Descriptions reach only an installed recorder.
-    sinkfleet_core::metrics::describe();
+    describe();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         loop {
@@ -93,7 +103,7 @@ fn status(ok: bool) -> (StatusCode, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sinkfleet_core::metrics::{at_zero, describe};
+    use sinkfleet_kafka::metrics::at_zero;
 
     /// The exporter shows registered series before their first event: a
     /// counter at 0, a histogram with every bucket at 0 (what `rate()` of
@@ -107,7 +117,7 @@ mod tests {
             at_zero::worker();
             at_zero::topic("orders", true);
             at_zero::sink("postgres");
-            at_zero::publisher();
+            sinkfleet_pg_publisher::metrics::at_zero::publisher();
         });
         let text = handle.render();
         for line in [

@@ -310,13 +310,45 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
     names
 }
 
-/// docs/metrics.md and docs/publisher.md name every metric the code
-/// declares in `crates/core/src/metrics.rs`, and nothing else.
+/// Each crate's `src/metrics.rs`, the only files that declare metrics.
+fn metrics_modules() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("crates"))
+        .unwrap()
+        .map(|krate| krate.unwrap().path().join("src/metrics.rs"))
+        .filter(|path| path.exists())
+        .collect();
+    found.sort();
+    assert!(found.len() >= 5, "metrics modules: {found:?}");
+    found
+}
+
+/// The string literals in `text` that are a whole metric name.
+fn name_literals(text: &str) -> Vec<String> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|l| {
+            l.starts_with("sinkfleet_")
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every metric name the crates declare.
+fn declared_metrics() -> std::collections::BTreeSet<String> {
+    metrics_modules()
+        .iter()
+        .flat_map(|path| name_literals(&std::fs::read_to_string(path).unwrap()))
+        .collect()
+}
+
+/// docs/metrics.md and docs/publisher.md name every metric the crates
+/// declare in their `metrics.rs`, and nothing else.
 #[test]
 fn the_metrics_pages_name_exactly_the_declared_metrics() {
-    let declared = metric_names(
-        &std::fs::read_to_string(Path::new(ROOT).join("crates/core/src/metrics.rs")).unwrap(),
-    );
+    let declared = declared_metrics();
     let read = |page: &str| std::fs::read_to_string(Path::new(ROOT).join(page)).unwrap();
     let documented = metric_names(&(read("docs/metrics.md") + &read("docs/publisher.md")));
     let undocumented: Vec<_> = declared.difference(&documented).collect();
@@ -328,8 +360,9 @@ fn the_metrics_pages_name_exactly_the_declared_metrics() {
     assert!(unknown.is_empty(), "documented, not declared: {unknown:?}");
 }
 
-/// No code names a metric outside `crates/core/src/metrics.rs`: every
-/// `"sinkfleet_…"` string in the sources is declared there.
+/// No code names a metric outside the crates' `metrics.rs`: every
+/// `"sinkfleet_…"` string in the sources is declared in one of them, and
+/// no name is declared twice.
 #[test]
 fn metric_names_are_declared_in_one_place() {
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -342,25 +375,28 @@ fn metric_names_are_declared_in_one_place() {
             }
         }
     }
-    let declared_in = Path::new(ROOT).join("crates/core/src/metrics.rs");
-    let declared = metric_names(&std::fs::read_to_string(&declared_in).unwrap());
+    let modules = metrics_modules();
+    let declared = declared_metrics();
+    let declarations: usize = modules
+        .iter()
+        .map(|path| name_literals(&std::fs::read_to_string(path).unwrap()).len())
+        .sum();
+    assert_eq!(
+        declarations,
+        declared.len(),
+        "a metric declared in two crates"
+    );
     let mut files = Vec::new();
     sources(&Path::new(ROOT).join("src"), &mut files);
     for krate in std::fs::read_dir(Path::new(ROOT).join("crates")).unwrap() {
         sources(&krate.unwrap().path().join("src"), &mut files);
     }
-    for file in files.iter().filter(|f| **f != declared_in) {
+    for file in files.iter().filter(|f| !modules.contains(f)) {
         let text = std::fs::read_to_string(file).unwrap();
-        // A string literal that is a whole metric name.
-        let literals = text.split('"').skip(1).step_by(2);
-        for name in literals.filter(|l| {
-            l.starts_with("sinkfleet_")
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        }) {
+        for name in name_literals(&text) {
             assert!(
-                declared.contains(name),
-                "{}: names {name}, which crates/core/src/metrics.rs does not declare",
+                declared.contains(&name),
+                "{}: names {name}, which no crate's metrics.rs declares",
                 file.display()
             );
         }

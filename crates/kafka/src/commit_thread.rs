@@ -11,10 +11,10 @@
 //! [`PollEvent::Committed`].
 
 use crate::messages::{CommitAnswer, PartitionId, PollEvent};
+use crate::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use sinkfleet_core::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Instant;
 use tokio::sync::mpsc;

@@ -30,6 +30,7 @@
 use crate::messages::{
     Assignment, BrokerOffsets, BrokerOffsetsMap, Incoming, PartitionId, PollEvent, Start,
 };
+use crate::metrics::{COMMITTED_OFFSET, CONSUMER_ERRORS_TOTAL, REBALANCES_TOTAL, at_zero};
 use crate::parking::Parking;
 use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
@@ -39,7 +40,6 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList as Tpl};
 use sinkfleet_core::OffsetStore;
-use sinkfleet_core::metrics::{COMMITTED_OFFSET, CONSUMER_ERRORS_TOTAL, REBALANCES_TOTAL, at_zero};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};

@@ -34,6 +34,7 @@ mod end_offsets;
 pub mod group;
 pub mod inspect;
 mod messages;
+pub mod metrics;
 pub mod parking;
 mod partition;
 mod progress;
@@ -240,7 +241,7 @@ pub async fn run<S: Sink>(
         parking.clone(),
     );
     // Before the group is joined: the first assignment is a rebalance too.
-    sinkfleet_core::metrics::at_zero::worker();
+    crate::metrics::at_zero::worker();
     let consumer: Arc<BaseConsumer<WorkerContext>> =
         Arc::new(consumer_config(&cfg).create_with_context(context)?);
     let mut topics: Vec<&str> = cfg.kafka.topics.iter().map(String::as_str).collect();

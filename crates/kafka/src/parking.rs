@@ -22,11 +22,11 @@
 
 use crate::inspect::{ReadError, read_latest};
 use crate::messages::PartitionId;
+use crate::metrics::PARKED_KEYS;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use sinkfleet_core::Position;
-use sinkfleet_core::metrics::PARKED_KEYS;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -94,7 +94,7 @@ impl Parking {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .create()?;
-        sinkfleet_core::metrics::at_zero::parking();
+        crate::metrics::at_zero::parking();
         Ok(Parking {
             keys: Mutex::default(),
             client: client.clone(),

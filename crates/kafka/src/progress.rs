@@ -11,12 +11,12 @@
 //! newest change that became durable in the target.
 
 use crate::messages::{BrokerOffsets, PartitionId};
-use crate::partition::{JobMark, PartitionState};
-use sinkfleet_core::TableId;
-use sinkfleet_core::metrics::{
+use crate::metrics::{
     APPLIED_COMMIT_LSN, APPLIED_SOURCE_TIMESTAMP_SECONDS, COMMITTED_OFFSET, CONSUMER_LAG_RECORDS,
     CONSUMER_LAG_SECONDS, FRESHNESS_SECONDS, UNCOMMITTED_DURABLE_RECORDS,
 };
+use crate::partition::{JobMark, PartitionState};
+use sinkfleet_core::TableId;
 use std::collections::HashMap;
 
 fn partition_labels(id: &PartitionId) -> [(&'static str, String); 2] {

@@ -17,6 +17,7 @@ pub mod control;
 pub mod event;
 pub mod headers;
 pub mod json_schema;
+pub mod metrics;
 mod ordered_json;
 pub mod pgoutput;
 pub mod producer;
@@ -28,11 +29,11 @@ pub mod tls;
 pub mod transaction;
 pub mod types;
 
+use crate::metrics::PUBLISHER_RECONNECTS_TOTAL;
 use config::{ConnectorConfig, PublisherSettings, SnapshotMode};
 use control::ControlError;
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use producer::EventProducer;
-use sinkfleet_core::metrics::PUBLISHER_RECONNECTS_TOTAL;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::time::Duration;
 use types::registry::TypeRegistry;
@@ -64,7 +65,7 @@ pub async fn run(
     settings: PublisherSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PublishError> {
-    sinkfleet_core::metrics::at_zero::publisher();
+    crate::metrics::at_zero::publisher();
     let connect = cfg.tls.sql(
         PgConnectOptions::new()
             .host(&cfg.host)
@@ -352,7 +353,7 @@ async fn stream_with_reconnects(
             if failures > MAX_RECONNECTS {
                 return Err(stream::StreamError::Replication(message));
             }
-            metrics::counter!(PUBLISHER_RECONNECTS_TOTAL).increment(1);
+            ::metrics::counter!(PUBLISHER_RECONNECTS_TOTAL).increment(1);
             tracing::warn!(error = %message, attempt = failures, "replication stream failed: reconnecting from the confirmed LSN");
             tokio::time::sleep(Duration::from_millis(500 << failures.min(5))).await;
             if *stop.borrow() {

@@ -2,10 +2,10 @@
 //! that creates topics on first use (brokers may not auto-create them).
 
 use crate::avro::PartFormat;
+use crate::metrics::PUBLISHER_EVENTS_TOTAL;
 use rdkafka::ClientConfig;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use sinkfleet_core::metrics::PUBLISHER_EVENTS_TOTAL;
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -12,6 +12,9 @@ use crate::config::ConnectorConfig;
 use crate::control;
 use crate::event::{Row, Snapshot, Source, TableCodec};
 use crate::headers::{self, ContextHeaders};
+use crate::metrics::{
+    PUBLISHER_CONFIRMED_LSN, PUBLISHER_DELIVERY_SECONDS, PUBLISHER_SLOT_LAG_BYTES,
+};
 use crate::pgoutput::{self, Message};
 use crate::producer::EventProducer;
 use crate::snapshot::{acknowledged, now_ms};
@@ -19,9 +22,6 @@ use crate::transaction::TxMetadata;
 use crate::types::registry::TypeRegistry;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
 use rdkafka::producer::DeliveryFuture;
-use sinkfleet_core::metrics::{
-    PUBLISHER_CONFIRMED_LSN, PUBLISHER_DELIVERY_SECONDS, PUBLISHER_SLOT_LAG_BYTES,
-};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 pub mod history;
 pub mod ident;
+pub mod metrics;
 mod offsets;
 mod ownership;
 mod sql;

@@ -25,7 +25,7 @@ use crate::catalog;
 use crate::config::PostgresSinkConfig;
 use crate::error::classify;
 use crate::ident::Ident;
-use sinkfleet_core::metrics::FENCED_WRITES_TOTAL;
+use crate::metrics::FENCED_WRITES_TOTAL;
 use sinkfleet_core::{ClaimFuture, OffsetStore, PartitionId, Position, SinkError};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ impl TargetOffsets {
         group: &str,
     ) -> Result<Self, SinkError> {
         let meta = Ident::new(&cfg.meta_schema).map_err(|e| SinkError::schema(e.to_string()))?;
-        sinkfleet_core::metrics::at_zero::target_offsets();
+        crate::metrics::at_zero::target_offsets();
         Ok(TargetOffsets {
             pool,
             cfg,

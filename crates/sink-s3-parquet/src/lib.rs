@@ -34,6 +34,7 @@ pub mod config;
 pub mod encode;
 pub mod file;
 pub mod layout;
+pub mod metrics;
 pub mod read;
 pub mod schema;
 pub mod store;
@@ -42,12 +43,13 @@ pub use config::ParquetSinkConfig;
 
 use crate::file::{ClosedFile, OpenFile};
 use crate::layout::{FileKey, Layout};
+use crate::metrics::{
+    OBJECT_BYTES_WRITTEN_TOTAL, OBJECT_UPLOAD_DURATION_SECONDS, OBJECTS_WRITTEN_TOTAL,
+    OPEN_FILE_BYTES, OPEN_FILES, RECORDS_ALREADY_WRITTEN_TOTAL,
+};
 use crate::schema::FieldCache;
 use object_store::ObjectStore;
-use sinkfleet_core::metrics::{
-    OBJECT_BYTES_WRITTEN_TOTAL, OBJECT_UPLOAD_DURATION_SECONDS, OBJECTS_WRITTEN_TOTAL,
-    OPEN_FILE_BYTES, OPEN_FILES, RECORDS_ALREADY_WRITTEN_TOTAL, RECORDS_APPLIED_TOTAL,
-};
+use sinkfleet_core::metrics::RECORDS_APPLIED_TOTAL;
 use sinkfleet_core::{
     Durability, DurableRange, FlushMode, PartitionId, Sink, SinkError, SinkRecord,
 };
@@ -91,12 +93,12 @@ pub struct ParquetSink {
 /// each would show whichever wrote last, so each adds the change of its
 /// own part instead, and takes its part back when dropped.
 struct GaugeShare {
-    gauge: metrics::Gauge,
+    gauge: ::metrics::Gauge,
     mine: f64,
 }
 
 impl GaugeShare {
-    fn new(gauge: metrics::Gauge) -> Self {
+    fn new(gauge: ::metrics::Gauge) -> Self {
         GaugeShare { gauge, mine: 0.0 }
     }
 
@@ -122,7 +124,7 @@ impl ParquetSink {
             ));
         }
         let store = store::open(&cfg)?;
-        sinkfleet_core::metrics::at_zero::parquet();
+        crate::metrics::at_zero::parquet();
         Ok(ParquetSink {
             layout: Layout::new(&cfg.prefix, &cfg.path),
             cfg,
@@ -132,8 +134,8 @@ impl ParquetSink {
             cursors: HashMap::new(),
             pending: VecDeque::new(),
             durable: Vec::new(),
-            open_files: GaugeShare::new(metrics::gauge!(OPEN_FILES)),
-            open_file_bytes: GaugeShare::new(metrics::gauge!(OPEN_FILE_BYTES)),
+            open_files: GaugeShare::new(::metrics::gauge!(OPEN_FILES)),
+            open_file_bytes: GaugeShare::new(::metrics::gauge!(OPEN_FILE_BYTES)),
         })
     }
 
@@ -200,11 +202,12 @@ impl ParquetSink {
             &self.cfg,
         )
         .await?;
-        metrics::histogram!(OBJECT_UPLOAD_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::counter!(OBJECTS_WRITTEN_TOTAL).increment(1);
-        metrics::counter!(RECORDS_APPLIED_TOTAL, "sink" => "s3_parquet", "table" => key.table.to_string())
+        ::metrics::histogram!(OBJECT_UPLOAD_DURATION_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        ::metrics::counter!(OBJECTS_WRITTEN_TOTAL).increment(1);
+        ::metrics::counter!(RECORDS_APPLIED_TOTAL, "sink" => "s3_parquet", "table" => key.table.to_string())
             .increment(closed.rows as u64);
-        metrics::counter!(OBJECT_BYTES_WRITTEN_TOTAL).increment(closed.data.len() as u64);
+        ::metrics::counter!(OBJECT_BYTES_WRITTEN_TOTAL).increment(closed.data.len() as u64);
         tracing::debug!(object = %closed.object, rows = closed.rows, bytes = closed.data.len(), "object written");
         if let (Some(c), Some(last)) = (self.cursors.get_mut(key), closed.ranges.last()) {
             c.written = c.written.max(last.last);
@@ -244,7 +247,7 @@ impl ParquetSink {
             let offset = r.position.offset;
             if offset <= cursor.written {
                 // Already in an object: written before a crash or a replay.
-                metrics::counter!(RECORDS_ALREADY_WRITTEN_TOTAL).increment(1);
+                ::metrics::counter!(RECORDS_ALREADY_WRITTEN_TOTAL).increment(1);
                 self.push_durable(key, offset, offset);
             } else if offset > cursor.accepted {
                 fresh.push(r);

@@ -13,6 +13,9 @@ use crate::consumer::WorkerContext;
 use crate::dead_letter::DeadLetter;
 use crate::end_offsets::EndOffsets;
 use crate::messages::{Assignment, BrokerOffsetsMap, PartitionId, PollEvent};
+use crate::metrics::{
+    INFLIGHT_BYTES, INFLIGHT_RECORDS, PARTITIONS_PAUSED, RECORDS_IN_TOTAL, WRITERS, WRITERS_BUSY,
+};
 use crate::partition::{JobMark, PartitionState};
 use crate::progress::{self, Freshness};
 use crate::retry::Backoff;
@@ -21,9 +24,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use sinkfleet_core::backpressure::Load;
 use sinkfleet_core::debezium::transaction::decode_marker;
 use sinkfleet_core::debezium::{DecodeOptions, Decoder};
-use sinkfleet_core::metrics::{
-    INFLIGHT_BYTES, INFLIGHT_RECORDS, PARTITIONS_PAUSED, RECORDS_IN_TOTAL, WRITERS, WRITERS_BUSY,
-};
 use sinkfleet_core::watermark::OffsetWatermark;
 use sinkfleet_core::{DurableRange, ErrorClass, FlushMode, Position, VersionSource};
 use std::collections::HashMap;
@@ -160,7 +160,7 @@ impl Coordinator {
         metrics::gauge!(WRITERS).set(lanes.len() as f64);
         let (answers, schema_answers) = mpsc::unbounded_channel();
         let schemas = registry.map(|client| {
-            sinkfleet_core::metrics::at_zero::registry();
+            crate::metrics::at_zero::registry();
             schemas::Schemas::new(client, answers, Backoff::from_config(&cfg))
         });
         Coordinator {

@@ -5,8 +5,8 @@
 use super::Coordinator;
 use crate::commit_thread;
 use crate::messages::{CommitAnswer, PartitionId};
+use crate::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use crate::progress;
-use sinkfleet_core::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use std::time::{Duration, Instant};
 
 impl Coordinator {

@@ -14,11 +14,11 @@
 
 use super::Coordinator;
 use crate::dead_letter::DeadLetter;
+use crate::metrics::{RECORDS_AWAITING_SCHEMA, SCHEMA_FETCHES_TOTAL};
 use crate::partition::PartitionState;
 use crate::retry::Backoff;
 use crate::writer::{Item, Payload};
 use sinkfleet_core::debezium::{Decoder, RegistrySchema};
-use sinkfleet_core::metrics::{RECORDS_AWAITING_SCHEMA, SCHEMA_FETCHES_TOTAL};
 use sinkfleet_core::{ErrorClass, SinkRecord};
 use sinkfleet_schema_registry::{Outage, RegistryClient};
 use std::collections::HashSet;

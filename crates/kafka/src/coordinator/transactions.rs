@@ -34,13 +34,13 @@
 
 use super::{Coordinator, JobShare};
 use crate::messages::PartitionId;
-use crate::partition::{PartitionState, PauseCause};
-use crate::writer::{Item, Payload};
-use sinkfleet_core::debezium::transaction::{TxMarker, TxStatus, commit_lsn};
-use sinkfleet_core::metrics::{
+use crate::metrics::{
     TRANSACTION_BUFFERED_BYTES, TRANSACTION_OLDEST_AGE_SECONDS, TRANSACTIONS_APPLIED_TOTAL,
     TRANSACTIONS_BUFFERED, TRANSACTIONS_SPLIT_TOTAL,
 };
+use crate::partition::{PartitionState, PauseCause};
+use crate::writer::{Item, Payload};
+use sinkfleet_core::debezium::transaction::{TxMarker, TxStatus, commit_lsn};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,7 +79,7 @@ impl Assembler {
             .strip_suffix("transaction")
             .unwrap_or(&cfg.topic)
             .to_owned();
-        sinkfleet_core::metrics::at_zero::transactions();
+        crate::metrics::at_zero::transactions();
         Assembler {
             topic: Arc::from(cfg.topic.as_str()),
             prefix,

@@ -4,9 +4,9 @@
 
 use super::{Context, Reporter};
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
+use crate::metrics::{RECORDS_DEAD_LETTERED_TOTAL, RECORDS_PARKED_TOTAL};
 use crate::parking::{Parking, Verdict};
 use crate::retry::Backoff;
-use sinkfleet_core::metrics::{RECORDS_DEAD_LETTERED_TOTAL, RECORDS_PARKED_TOTAL};
 use sinkfleet_core::{ErrorClass, Position, SinkRecord};
 use std::future::Future;
 

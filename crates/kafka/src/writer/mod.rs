@@ -15,13 +15,13 @@ mod dead_letters;
 
 use crate::config::RateLimit;
 use crate::dead_letter::{DeadLetter, DeadLetterProducer};
+use crate::metrics::{BATCH_RECORDS, WRITE_DURATION_SECONDS, WRITE_RETRIES_TOTAL};
 use crate::parking::Parking;
 use crate::retry::Backoff;
 use crate::revocations::Revocations;
 use dead_letters::{Origin, Taken, dead_letter, release_discarded, take_parked};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sinkfleet_core::debezium::transaction::TxMarker;
-use sinkfleet_core::metrics::{BATCH_RECORDS, WRITE_DURATION_SECONDS, WRITE_RETRIES_TOTAL};
 use sinkfleet_core::{
     Durability, DurableRange, ErrorClass, FlushMode, Position, Sink, SinkError, SinkRecord,
 };
@@ -228,7 +228,7 @@ pub(crate) async fn run<S: Sink>(
     mut revocations: Revocations,
 ) {
     let name = sink.name();
-    sinkfleet_core::metrics::at_zero::sink(name);
+    crate::metrics::at_zero::sink(name);
     let backoff = shared.backoff;
     let reporter = Reporter {
         lane,
