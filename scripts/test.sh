@@ -49,5 +49,5 @@ run_again() {
   done
 }
 run_again "--skip https" clickhouse
-run_again clickhouse clickhouse_pipeline conformance fixtures
+run_again "clickhouse_pipeline:: conformance::clickhouse fixtures::clickhouse" integration
 exit $status

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::avro::{avro_formats, registry, registry_url, to_avro};
 use common::{Pipeline, Proxy, free_port, wait_until};

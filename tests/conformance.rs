@@ -22,7 +22,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 #[path = "conformance/cases.rs"]
 mod conformance_cases;
 

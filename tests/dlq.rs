@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::{Pipeline, free_port};
 use sinkfleet_core::{ErrorClass, Position};

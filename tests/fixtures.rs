@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::parquet;
 use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions, Decoder};

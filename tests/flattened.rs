@@ -3,7 +3,7 @@
 //! unflattened twins through a second worker. Both targets must end in the
 //! same state, replays and stale records included.
 
-mod common;
+use crate::common;
 
 use common::{Pipeline, free_port};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::{Pipeline, free_port, lock_table, wait_until};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! Postgres. Assertions are on final table contents, committed offsets and
 //! the dead-letter topic.
 
-mod common;
+use crate::common;
 
 use common::{Pipeline, customers, free_port, wait_until};
 use serde_json::json;

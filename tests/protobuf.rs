@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::avro::registry_url;
 use common::protobuf::{Nullables, to_protobuf};

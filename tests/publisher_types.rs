@@ -10,7 +10,7 @@
 
 #[path = "publisher_types/cases.rs"]
 mod cases;
-mod common;
+use crate::common;
 
 use cases::Table;
 use common::source::{CONVERGE, Source};

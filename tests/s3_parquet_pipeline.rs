@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::parquet::{assert_stored_once, read_back, stored_records};
 use common::{Pipeline, Proxy, free_port, wait_until};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
-mod common;
+use crate::common;
 
 use common::source::{CONVERGE, Source};
 use common::{MockCluster, Worker, brokers, free_port, lock_table, pg_url, wait_until};
