@@ -360,6 +360,27 @@ fn the_metrics_pages_name_exactly_the_declared_metrics() {
     assert!(unknown.is_empty(), "documented, not declared: {unknown:?}");
 }
 
+/// The dashboard and the alert rules (and their unit tests) watch only
+/// declared metrics. `tests/monitoring.rs` checks the same against the
+/// series real processes export; this catches a typo without servers.
+#[test]
+fn dashboards_and_alerts_name_only_declared_metrics() {
+    let declared = declared_metrics();
+    for file in [
+        "deploy/grafana/sinkfleet.json",
+        "deploy/prometheus/alerts.yaml",
+        "deploy/prometheus/alerts.test.yaml",
+    ] {
+        let named = metric_names(&std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap());
+        assert!(named.len() >= 5, "{file}: only {named:?}");
+        let unknown: Vec<_> = named.difference(&declared).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names undeclared metrics: {unknown:?}"
+        );
+    }
+}
+
 /// No code names a metric outside the crates' `metrics.rs`: every
 /// `"sinkfleet_…"` string in the sources is declared in one of them, and
 /// no name is declared twice.
