@@ -11,7 +11,7 @@
 
 use crate::config::PostgresSinkConfig;
 use crate::error::classify;
-use sinkfleet_core::SinkError;
+use sinkfleet_core::{ConfigError, SinkError};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
 use std::str::FromStr;
@@ -27,10 +27,12 @@ pub struct Ownership {
 }
 
 impl Ownership {
-    /// Waits until this process is the active worker of `group`.
-    pub async fn acquire(cfg: &PostgresSinkConfig, group: &str) -> Result<Self, SinkError> {
+    /// Waits until this process is the active worker of `group`. An
+    /// unreachable target is waited for; only a URL that does not parse
+    /// is an error (of the configuration, not of any record).
+    pub async fn acquire(cfg: &PostgresSinkConfig, group: &str) -> Result<Self, ConfigError> {
         let options = PgConnectOptions::from_str(&cfg.url)
-            .map_err(|e| SinkError::schema(format!("sink.postgres.url: {e}")))?
+            .map_err(|e| ConfigError::new("sink.postgres.url", e))?
             .application_name("sinkfleet owner");
         let mut announced = false;
         let mut conn: Option<PgConnection> = None;
