@@ -345,6 +345,43 @@ async fn an_idle_slot_still_advances() {
     src.cleanup().await;
 }
 
+/// `heartbeat.action.query` runs on the source at every heartbeat: while
+/// nothing else writes, the rows it inserts into a captured table keep
+/// arriving in the target.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_heartbeat_action_query_runs_at_every_heartbeat() {
+    let _shared = SOURCE_LOAD.read().await;
+    let src = Source::new("beat").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.beats (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let properties = format!(
+        "  heartbeat.interval.ms: \"1000\"\n  heartbeat.action.query: INSERT INTO {s}.beats DEFAULT VALUES\n"
+    );
+    let config = src.publisher_config_with(&["beats"], &brokers(), &properties, "", pp);
+    let publisher = Worker::start(&src.prefix, "publish", &config, pp);
+    let worker = src.sink_worker(&["beats"], wp);
+    // The first three beats, as the source and the target hold them (the
+    // query keeps inserting, so later ones may still be on their way).
+    let first_three = |pool: &sqlx::PgPool, schema: &str| {
+        let sql = format!("SELECT id, at::text FROM \"{schema}\".beats WHERE id <= 3 ORDER BY id");
+        futures_lite_block(sqlx::query_as::<_, (i32, String)>(&sql).fetch_all(pool))
+            .unwrap_or_default()
+    };
+    wait_until("three heartbeats in the target", CONVERGE, || {
+        first_three(&src.target_pool, &src.target).len() == 3
+    })
+    .await;
+    assert_eq!(
+        first_three(&src.target_pool, &src.target),
+        first_three(&src.pool, s)
+    );
+    src.finish(publisher, worker).await;
+}
+
 /// A captured table without a primary key is refused at start, by name.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_without_a_primary_key_is_refused() {

@@ -81,6 +81,9 @@ pub struct ConnectorConfig {
     pub tombstones_on_delete: bool,
     /// `heartbeat.interval.ms` (0 = off).
     pub heartbeat_interval_ms: u64,
+    /// `heartbeat.action.query`: SQL run on the source at every heartbeat
+    /// (needs `heartbeat.interval.ms`).
+    pub heartbeat_action_query: Option<String>,
     /// `message.key.columns`: `schema.table` → key columns.
     pub message_key_columns: BTreeMap<String, Vec<String>>,
     /// Whether the publisher writes `{"schema", "payload"}` envelopes:
@@ -511,6 +514,16 @@ impl ConnectorConfig {
                 0
             }
         };
+        let heartbeat_action_query = get("heartbeat.action.query")
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned);
+        if heartbeat_action_query.is_some() && heartbeat_interval_ms == 0 {
+            err(
+                "heartbeat.action.query",
+                "runs at every heartbeat, and heartbeat.interval.ms is 0 (off): set it".into(),
+            );
+        }
         let list = |k: &str| -> Vec<String> {
             get(k)
                 .map(|v| {
@@ -649,6 +662,7 @@ impl ConnectorConfig {
             snapshot_mode,
             tombstones_on_delete: flag("tombstones.on.delete", true, &mut err),
             heartbeat_interval_ms,
+            heartbeat_action_query,
             message_key_columns,
             schemas_enable,
             key_converter,
@@ -764,6 +778,21 @@ mod tests {
         let errs =
             ConnectorConfig::from_properties(&props(&[("database.sslmode", "on")])).unwrap_err();
         assert_eq!(errs[0].property, "database.sslmode");
+    }
+
+    #[test]
+    fn the_heartbeat_action_query_needs_the_heartbeat_interval() {
+        let query = "INSERT INTO app.beats DEFAULT VALUES";
+        let errs = ConnectorConfig::from_properties(&props(&[("heartbeat.action.query", query)]))
+            .unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].property, "heartbeat.action.query");
+        let cfg = ConnectorConfig::from_properties(&props(&[
+            ("heartbeat.action.query", query),
+            ("heartbeat.interval.ms", "1000"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.heartbeat_action_query.as_deref(), Some(query));
     }
 
     #[test]

@@ -340,21 +340,24 @@ async fn stream_with_reconnects(
         let stopped = async move {
             let _ = watch.wait_for(|stop| *stop).await;
         };
-        let message =
-            match stream::run(repl, pool.clone(), cfg, &mut registry, producer, stopped).await {
-                Err(stream::StreamError::Replication(message)) if !*stop.borrow() => message,
-                other => return other,
-            };
+        let failure = match stream::run(repl, pool.clone(), cfg, &mut registry, producer, stopped)
+            .await
+        {
+            Err(
+                e @ (stream::StreamError::Replication(_) | stream::StreamError::HeartbeatAction(_)),
+            ) if !*stop.borrow() => e,
+            other => return other,
+        };
         if started.elapsed() >= STABLE_STREAM {
             failures = 0;
         }
         repl = loop {
             failures += 1;
             if failures > MAX_RECONNECTS {
-                return Err(stream::StreamError::Replication(message));
+                return Err(failure);
             }
             ::metrics::counter!(PUBLISHER_RECONNECTS_TOTAL).increment(1);
-            tracing::warn!(error = %message, attempt = failures, "replication stream failed: reconnecting from the confirmed LSN");
+            tracing::warn!(error = %failure, attempt = failures, "replication stream failed: reconnecting from the confirmed LSN");
             tokio::time::sleep(Duration::from_millis(500 << failures.min(5))).await;
             if *stop.borrow() {
                 return Ok(());

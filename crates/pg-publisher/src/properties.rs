@@ -178,7 +178,7 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("notification.enabled.channels", Refused(NOT_IMPLEMENTED)),
     // Heartbeats.
     ("heartbeat.interval.ms", Implemented),
-    ("heartbeat.action.query", Refused(NOT_IMPLEMENTED)),
+    ("heartbeat.action.query", Implemented),
     // Queues, errors, metrics.
     ("max.batch.size", NoEffect),
     ("max.queue.size", NoEffect),

@@ -75,6 +75,10 @@ pub enum StreamError {
     /// not confirmed, and the publisher stops.
     #[error("{0}")]
     Value(String),
+    /// `heartbeat.action.query` failed on the source. Retried like a lost
+    /// replication connection: the stream restarts from the confirmed LSN.
+    #[error("heartbeat.action.query: {0}")]
+    HeartbeatAction(String),
 }
 
 /// A committed transaction waiting for its acknowledgements.
@@ -237,6 +241,15 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick(), if cfg.heartbeat_interval_ms > 0 => {
+                // Debezium runs the action query with every heartbeat, so
+                // a database whose captured tables are idle still writes
+                // WAL the slot reads (and a heartbeat table can carry the
+                // time downstream).
+                if let Some(query) = &cfg.heartbeat_action_query
+                    && let Err(e) = sqlx::raw_sql(query).execute(&pool).await
+                {
+                    break Err(StreamError::HeartbeatAction(e.to_string()));
+                }
                 let (key, value) = heartbeat_record(cfg, now_ms());
                 if let Err(e) = producer.ensure_topic(&heartbeat_topic).await {
                     tracing::warn!(error = %e, "heartbeat topic");
