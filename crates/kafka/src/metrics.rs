@@ -6,6 +6,8 @@
 
 use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
+// Records.
+
 /// Counter `{topic}`.
 pub const RECORDS_IN_TOTAL: &str = "sinkfleet_records_in_total";
 
@@ -17,6 +19,8 @@ pub const RECORDS_PARKED_TOTAL: &str = "sinkfleet_records_parked_total";
 
 /// Gauge.
 pub const PARKED_KEYS: &str = "sinkfleet_parked_keys";
+
+// Offsets and lag, per `{topic,partition}`, and the Schema Registry.
 
 /// Gauge `{topic,partition}`.
 pub const COMMITTED_OFFSET: &str = "sinkfleet_committed_offset";
@@ -42,6 +46,8 @@ pub const RECORDS_AWAITING_SCHEMA: &str = "sinkfleet_records_awaiting_schema";
 /// Counter.
 pub const OFFSET_COMMIT_FAILURES_TOTAL: &str = "sinkfleet_offset_commit_failures_total";
 
+// Freshness, per source `{table}`.
+
 /// Gauge `{table}`.
 pub const APPLIED_SOURCE_TIMESTAMP_SECONDS: &str = "sinkfleet_applied_source_timestamp_seconds";
 
@@ -50,6 +56,8 @@ pub const APPLIED_COMMIT_LSN: &str = "sinkfleet_applied_commit_lsn";
 
 /// Gauge `{table}`.
 pub const FRESHNESS_SECONDS: &str = "sinkfleet_freshness_seconds";
+
+// Writes, backpressure, the group.
 
 /// Counter `{sink}`.
 pub const WRITE_RETRIES_TOTAL: &str = "sinkfleet_write_retries_total";
@@ -83,6 +91,8 @@ pub const REBALANCE_KINDS: [&str; 2] = ["assign", "revoke"];
 
 /// Counter.
 pub const CONSUMER_ERRORS_TOTAL: &str = "sinkfleet_consumer_errors_total";
+
+// Transactional apply.
 
 /// Counter.
 pub const TRANSACTIONS_APPLIED_TOTAL: &str = "sinkfleet_transactions_applied_total";
