@@ -363,6 +363,11 @@ async fn the_heartbeat_action_query_runs_at_every_heartbeat() {
     );
     let config = src.publisher_config_with(&["beats"], &brokers(), &properties, "", pp);
     let publisher = Worker::start(&src.prefix, "publish", &config, pp);
+    // The worker subscribes to topics the publisher creates.
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
     let worker = src.sink_worker(&["beats"], wp);
     // The first three beats, as the source and the target hold them (the
     // query keeps inserting, so later ones may still be on their way).
@@ -379,6 +384,79 @@ async fn the_heartbeat_action_query_runs_at_every_heartbeat() {
         first_three(&src.target_pool, &src.target),
         first_three(&src.pool, s)
     );
+    src.finish(publisher, worker).await;
+}
+
+/// `column.exclude.list` (matched ignoring case): the excluded column is
+/// in no record of the snapshot or the stream, not in a `before` image
+/// (REPLICA IDENTITY FULL), and not in the table the sink creates.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_excluded_column_never_reaches_kafka() {
+    let _shared = SOURCE_LOAD.read().await;
+    let src = Source::new("colx").await;
+    let s = &src.schema;
+    src.sql(&format!(
+        "CREATE TABLE {s}.people (id int PRIMARY KEY, name text, ssn text);
+         ALTER TABLE {s}.people REPLICA IDENTITY FULL;
+         INSERT INTO {s}.people VALUES (1, 'ann', 'ssn-111'), (2, 'bob', 'ssn-222')"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let properties = format!("  column.exclude.list: {s}.People.SSN\n");
+    let config = src.publisher_config_with(&["people"], &brokers(), &properties, "", pp);
+    let publisher = Worker::start(&src.prefix, "publish", &config, pp);
+    // The worker subscribes to topics the publisher creates.
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    let worker = src.sink_worker(&["people"], wp);
+    src.wait_identical("people", "id, name").await;
+    src.sql(&format!(
+        "UPDATE {s}.people SET name = 'ann2', ssn = 'ssn-333' WHERE id = 1;
+         INSERT INTO {s}.people VALUES (3, 'cy', 'ssn-444');
+         DELETE FROM {s}.people WHERE id = 2"
+    ))
+    .await;
+    src.wait_identical("people", "id, name").await;
+    let topic = format!("{}.{}.people", src.prefix, src.schema);
+    let records = sinkfleet_testkit::kafka::read_to_end(&brokers(), &topic, CONVERGE).unwrap();
+    let mut ops = Vec::new();
+    for r in &records {
+        for part in [r.key.as_deref(), r.value.as_deref()].into_iter().flatten() {
+            let text = String::from_utf8_lossy(part);
+            assert!(!text.contains("ssn"), "{text}");
+        }
+        if let Some(v) = r.value.as_deref() {
+            let v: serde_json::Value = serde_json::from_slice(v).unwrap();
+            ops.push((
+                v["payload"]["op"].clone(),
+                v["payload"]["before"]["name"].clone(),
+            ));
+        }
+    }
+    // Snapshot, stream, and a `before` image that carries the other columns.
+    assert!(
+        ops.contains(&(serde_json::json!("r"), serde_json::Value::Null)),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&(serde_json::json!("u"), serde_json::json!("ann"))),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&(serde_json::json!("d"), serde_json::json!("bob"))),
+        "{ops:?}"
+    );
+    let ssn_columns: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM information_schema.columns
+          WHERE table_schema = '{}' AND table_name = 'people' AND column_name = 'ssn'",
+        src.target
+    ))
+    .fetch_one(&src.target_pool)
+    .await
+    .unwrap();
+    assert_eq!(ssn_columns, 0);
     src.finish(publisher, worker).await;
 }
 

@@ -75,6 +75,11 @@ pub struct ConnectorConfig {
     pub schema_include: Vec<String>,
     /// `schema.exclude.list`.
     pub schema_exclude: Vec<String>,
+    /// `column.include.list`: anchored, case-insensitive regexes over
+    /// `schema.table.column`; only matching columns are in the value.
+    pub column_include: Vec<String>,
+    /// `column.exclude.list`: matching columns are left out of the value.
+    pub column_exclude: Vec<String>,
     /// `snapshot.mode` (default `initial`).
     pub snapshot_mode: SnapshotMode,
     /// `tombstones.on.delete` (default true).
@@ -642,6 +647,23 @@ impl ConnectorConfig {
             );
         }
 
+        let column_include = list("column.include.list");
+        let column_exclude = list("column.exclude.list");
+        if !column_include.is_empty() && !column_exclude.is_empty() {
+            err(
+                "column.exclude.list",
+                "cannot be combined with column.include.list (as in Debezium)".into(),
+            );
+        }
+        for (property, patterns) in [
+            ("column.include.list", &column_include),
+            ("column.exclude.list", &column_exclude),
+        ] {
+            if let Err(e) = column_patterns(patterns) {
+                err(property, e);
+            }
+        }
+
         let config = ConnectorConfig {
             host: required("database.hostname", &mut err),
             port,
@@ -659,6 +681,8 @@ impl ConnectorConfig {
             table_exclude,
             schema_include,
             schema_exclude,
+            column_include,
+            column_exclude,
             snapshot_mode,
             tombstones_on_delete: flag("tombstones.on.delete", true, &mut err),
             heartbeat_interval_ms,
@@ -703,6 +727,20 @@ impl ConnectorConfig {
     pub fn topic(&self, schema: &str, table: &str) -> String {
         format!("{}.{schema}.{table}", self.topic_prefix)
     }
+}
+
+/// `column.include.list`/`column.exclude.list` entries compiled as Debezium
+/// matches them: the whole `schema.table.column`, ignoring case.
+pub fn column_patterns(patterns: &[String]) -> Result<Vec<regex::Regex>, String> {
+    patterns
+        .iter()
+        .map(|p| {
+            regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| format!("`{p}`: {e}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use Support::{Implemented, NoEffect, Only, Refused};
 
 const NOT_IMPLEMENTED: &str = "not implemented by sinkfleet's publisher";
 const INCREMENTAL: &str = "signals and incremental snapshots are not implemented yet";
-const COLUMN_FILTERS: &str = "column filters and masks are not implemented yet";
+const COLUMN_MASKS: &str = "column masks and truncation are not implemented yet";
 const JVM: &str = "a Java extension point: nothing to load here";
 const REGISTRY_AUTH: &str =
     "only basic auth (basic.auth.credentials.source=USER_INFO) is implemented";
@@ -100,8 +100,8 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("schema.exclude.list", Implemented),
     ("table.include.list", Implemented),
     ("table.exclude.list", Implemented),
-    ("column.include.list", Refused(COLUMN_FILTERS)),
-    ("column.exclude.list", Refused(COLUMN_FILTERS)),
+    ("column.include.list", Implemented),
+    ("column.exclude.list", Implemented),
     ("table.ignore.builtin", Only("true")),
     ("skip.messages.without.change", Only("false")),
     ("skipped.operations", Implemented),
@@ -383,8 +383,8 @@ pub const PROPERTIES: &[(&str, Support)] = &[
 const REFUSED_PREFIXES: &[(&str, &str)] = &[
     ("driver.", JVM),
     ("signal.", INCREMENTAL),
-    ("column.mask.", COLUMN_FILTERS),
-    ("column.truncate.", COLUMN_FILTERS),
+    ("column.mask.", COLUMN_MASKS),
+    ("column.truncate.", COLUMN_MASKS),
     (
         "transforms",
         "single message transforms run in Kafka Connect, not here",

@@ -100,8 +100,31 @@ impl TableCodec {
             table: name.clone(),
             reason,
         };
+        let include = crate::config::column_patterns(&cfg.column_include).map_err(&err)?;
+        let exclude = crate::config::column_patterns(&cfg.column_exclude).map_err(&err)?;
+        // column.include.list / column.exclude.list: a filtered column is
+        // left out of every event (value, `before`, schema), as a column
+        // without a mapping is.
+        let filtered = |column: &str| {
+            let id = format!("{name}.{column}");
+            if include.is_empty() {
+                exclude.iter().any(|r| r.is_match(&id))
+            } else {
+                !include.iter().any(|r| r.is_match(&id))
+            }
+        };
         let mut columns = Vec::with_capacity(rel.columns.len());
+        let mut left_out = Vec::new();
         for c in &rel.columns {
+            if filtered(&c.name) {
+                left_out.push(c.name.clone());
+                columns.push(Column {
+                    field: format!("{}:", json!(c.name)),
+                    name: c.name.clone(),
+                    codec: None,
+                });
+                continue;
+            }
             let fact = facts.get(&c.name).cloned().unwrap_or_default();
             let column = ColumnType {
                 oid: c.type_oid,
@@ -143,6 +166,15 @@ impl TableCodec {
         };
         let mut key = Vec::with_capacity(key_names.len());
         for k in &key_names {
+            // Debezium would still send it in the Kafka key: a column
+            // filtered for privacy must not leave that way.
+            if left_out.contains(k) {
+                return Err(err(format!(
+                    "key column `{k}` is filtered out by column.include.list/column.exclude.list, \
+                     but a key column reaches Kafka in the key: leave it in, or name other \
+                     key columns in message.key.columns"
+                )));
+            }
             let i = columns
                 .iter()
                 .position(|c| c.name == *k)

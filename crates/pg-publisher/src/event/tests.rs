@@ -408,3 +408,68 @@ fn avro_events_decode_to_the_changes_of_their_json() {
         assert_eq!(avro, json, "{op}");
     }
 }
+
+/// `column.exclude.list`/`column.include.list` (anchored, case-insensitive,
+/// over `schema.table.column`): a filtered column is in no value, no
+/// `before` image and no schema; a filtered key column is refused, since
+/// it would still reach Kafka in the key.
+#[test]
+fn filtered_columns_are_in_no_event_and_no_schema() {
+    let properties = |extra: &[(&str, &str)]| -> BTreeMap<String, String> {
+        [
+            ("database.hostname", "h"),
+            ("database.user", "u"),
+            ("database.password", ""),
+            ("database.dbname", "app"),
+            ("topic.prefix", "app"),
+            ("value.converter.schemas.enable", "true"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let with = |property: &str, list: &str| {
+        ConnectorConfig::from_properties(&properties(&[(property, list)])).unwrap()
+    };
+    let tuple = [
+        text("7"),
+        text("12.50"),
+        text("secret note"),
+        text("2"),
+        TupleValue::Null,
+    ];
+    for cfg in [
+        with("column.exclude.list", "public.orders.NOTE"),
+        with("column.include.list", "public\\.orders\\.(id|amount|qty)"),
+    ] {
+        let codec = orders_with(&cfg);
+        let row = codec.row(&tuple).unwrap();
+        let value =
+            String::from_utf8(codec.value("u", Some(&row), Some(&row), &source(Snapshot::False)))
+                .unwrap();
+        assert!(!value.contains("note"), "{value}");
+        assert!(!value.contains("secret"), "{value}");
+        assert!(value.contains(r#""amount""#), "{value}");
+        assert!(
+            String::from_utf8(codec.key(&row))
+                .unwrap()
+                .contains(r#""id":7"#)
+        );
+    }
+    let refused = TableCodec::new(
+        &relation(ReplicaIdentity::Default),
+        &facts(),
+        &["id".into()],
+        &with("column.exclude.list", "public.orders.id"),
+        &TypeRegistry::builtin(),
+    )
+    .unwrap_err();
+    assert!(refused.reason.contains("key column `id`"), "{refused}");
+    let both = ConnectorConfig::from_properties(&properties(&[
+        ("column.include.list", "public.orders.id"),
+        ("column.exclude.list", "public.orders.note"),
+    ]))
+    .unwrap_err();
+    assert_eq!(both[0].property, "column.exclude.list");
+}
