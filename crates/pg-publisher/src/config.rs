@@ -401,6 +401,13 @@ pub struct PropertyError {
 }
 
 impl ConnectorConfig {
+    /// How often heartbeats go out (and `heartbeat.action.query` runs):
+    /// `heartbeat.interval.ms` as given; `None` when it is 0 (off).
+    pub fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        (self.heartbeat_interval_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.heartbeat_interval_ms))
+    }
+
     /// Parses connector properties; returns every problem at once.
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self, Vec<PropertyError>> {
         let mut errors = Vec::new();
@@ -529,17 +536,7 @@ impl ConnectorConfig {
                 "runs at every heartbeat, and heartbeat.interval.ms is 0 (off): set it".into(),
             );
         }
-        let list = |k: &str| -> Vec<String> {
-            get(k)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let list = |k: &str| -> Vec<String> { get(k).map(regex_list).unwrap_or_default() };
         let mut message_key_columns = BTreeMap::new();
         if let Some(spec) = get("message.key.columns") {
             // `schema.table:col1,col2;schema.other:col`
@@ -729,6 +726,32 @@ impl ConnectorConfig {
     }
 }
 
+/// A comma-separated list of regexes as Debezium reads one: `\,` is a
+/// comma inside an entry (`c{1\,3}`), entries are trimmed, empty ones
+/// dropped.
+fn regex_list(value: &str) -> Vec<String> {
+    let mut entries = Vec::new();
+    let mut entry = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                entry.push(',');
+                chars.next();
+            }
+            ',' => entries.push(std::mem::take(&mut entry)),
+            c => entry.push(c),
+        }
+    }
+    entries.push(entry);
+    entries
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `column.include.list`/`column.exclude.list` entries compiled as Debezium
 /// matches them: the whole `schema.table.column`, ignoring case.
 pub fn column_patterns(patterns: &[String]) -> Result<Vec<regex::Regex>, String> {
@@ -816,6 +839,27 @@ mod tests {
         let errs =
             ConnectorConfig::from_properties(&props(&[("database.sslmode", "on")])).unwrap_err();
         assert_eq!(errs[0].property, "database.sslmode");
+    }
+
+    #[test]
+    fn regex_lists_read_an_escaped_comma_as_part_of_the_entry() {
+        let cfg = ConnectorConfig::from_properties(&props(&[(
+            "column.exclude.list",
+            r" public\.t\.c{1\,3} , public.u.x,,",
+        )]))
+        .unwrap();
+        assert_eq!(cfg.column_exclude, vec![r"public\.t\.c{1,3}", "public.u.x"]);
+    }
+
+    #[test]
+    fn the_heartbeat_period_is_the_interval_as_given() {
+        let period = |ms: &str| {
+            ConnectorConfig::from_properties(&props(&[("heartbeat.interval.ms", ms)]))
+                .unwrap()
+                .heartbeat_period()
+        };
+        assert_eq!(period("250"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(period("0"), None);
     }
 
     #[test]

@@ -153,8 +153,12 @@ pub async fn run(
     let mut tx: Option<Tx> = None;
     let (mut queued, mut confirmed_groups) = (0u64, 0u64);
     let mut confirmed: u64 = 0;
+    let heartbeat_period = cfg.heartbeat_period();
+    // Without heartbeats the branch below is off; the interval just exists.
     let mut heartbeat =
-        tokio::time::interval(Duration::from_millis(cfg.heartbeat_interval_ms.max(1000)));
+        tokio::time::interval(heartbeat_period.unwrap_or(Duration::from_secs(3600)));
+    // A slow action query delays the next beat instead of bursting after it.
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
     let heartbeat_topic = format!("__debezium-heartbeat.{}", cfg.topic_prefix);
     let transaction_topic = cfg.transaction_topic();
@@ -240,7 +244,7 @@ pub async fn run(
                     Err(e) => break Err(StreamError::Kafka(e)),
                 }
             }
-            _ = heartbeat.tick(), if cfg.heartbeat_interval_ms > 0 => {
+            _ = heartbeat.tick(), if heartbeat_period.is_some() => {
                 // Debezium runs the action query with every heartbeat, so
                 // a database whose captured tables are idle still writes
                 // WAL the slot reads (and a heartbeat table can carry the
