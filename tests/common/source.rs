@@ -144,11 +144,7 @@ config:
   topic_partitions: 3
   metrics_listen: 127.0.0.1:{port}
 {extra}",
-            port_pg = pg_url()
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.split('/').next())
-                .unwrap_or("55432"),
+            port_pg = sinkfleet_testkit::services::pg_port(),
             dbname = self.dbname,
             prefix = self.prefix,
             slot = self.slot,
