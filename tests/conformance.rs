@@ -33,7 +33,7 @@ use sinkfleet_core::debezium::{DeclaredColumns, DecodeOptions, Decoder};
 use sinkfleet_core::{FlushMode, Position, Sink, SinkRecord};
 use sinkfleet_sink_clickhouse::client::Client;
 use sinkfleet_sink_clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
-use sinkfleet_sink_postgres::{PostgresSink, PostgresSinkConfig};
+use sinkfleet_sink_postgres::{PostgresSink, PostgresSinkConfig, WritePath};
 use sinkfleet_sink_s3_parquet::config::{S3Target, Target};
 use sinkfleet_sink_s3_parquet::{ParquetSink, ParquetSinkConfig};
 use sinkfleet_testkit::kafka::Record;
@@ -369,9 +369,11 @@ fn check(sink: &str, shape: Shape, got: &Outcomes, want: impl Fn(&Case) -> &Want
 
 #[tokio::test]
 async fn postgres_stores_every_value_exactly_or_refuses_it() {
-    for shape in SHAPES {
+    let paths = [WritePath::Unnest, WritePath::Copy];
+    for (shape, path) in SHAPES.into_iter().flat_map(|s| paths.map(|p| (s, p))) {
         let schema = common::unique("conf_pg");
         let mut cfg = PostgresSinkConfig::with_url(common::pg_url());
+        cfg.write_path = path;
         cfg.target_schema = Some(schema.clone());
         cfg.meta_schema = format!("{schema}_meta");
         let mut sink = PostgresSink::new(cfg).unwrap();
@@ -395,7 +397,7 @@ async fn postgres_stores_every_value_exactly_or_refuses_it() {
             };
             got.insert(case.name, outcome);
         }
-        check("postgres", shape, &got, |c| &c.pg);
+        check(&format!("postgres, {path:?}"), shape, &got, |c| &c.pg);
     }
 }
 

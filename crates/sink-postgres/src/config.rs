@@ -22,10 +22,12 @@ pub enum DeleteMode {
 #[serde(rename_all = "snake_case")]
 pub enum WritePath {
     /// One `INSERT .. SELECT FROM unnest($1::text[], ..) ON CONFLICT ..`
-    /// statement per column set (chosen by measurement, see docs/performance.md).
-    #[default]
+    /// statement per column set, every value as text.
     Unnest,
-    /// `COPY` into a temporary staging table, then the same merge statement.
+    /// `COPY … (FORMAT binary)` into a temporary staging table typed per
+    /// column, then the same merge statement (chosen by measurement, see
+    /// docs/performance.md).
+    #[default]
     Copy,
 }
 
@@ -146,7 +148,7 @@ impl PostgresSinkConfig {
             deleted_column: defaults::deleted_column(),
             meta_schema: defaults::meta_schema(),
             tombstone_retention_secs: defaults::tombstone_retention_secs(),
-            write_path: WritePath::Unnest,
+            write_path: WritePath::Copy,
             statement_timeout_ms: defaults::statement_timeout_ms(),
             connect_timeout_ms: defaults::connect_timeout_ms(),
             identifiers: IdentifierPolicy::default(),

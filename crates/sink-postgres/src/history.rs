@@ -65,7 +65,7 @@ pub(crate) async fn append(
             Some(row) if change.op.is_upsert() => row,
             _ => &change.key,
         };
-        cols.push(meta, image, change)?;
+        cols.push(image, change);
         ops.push(change.op.code());
         times.push(change.source_ts_ms);
         unchanged.push((!change.unchanged.is_empty()).then(|| array_literal(&change.unchanged)));
@@ -107,12 +107,13 @@ pub(crate) async fn append(
         params = params.join(", "),
         aliases = aliases.join(", "),
     );
+    let (columns, versions) = cols.texts(meta)?;
     let mut query = sqlx::query(&sql);
-    for column in &cols.values {
+    for column in &columns {
         query = query.bind(column);
     }
     let result = query
-        .bind(&cols.versions)
+        .bind(&versions)
         .bind(&ops)
         .bind(&times)
         .bind(&unchanged)

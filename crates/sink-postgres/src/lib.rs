@@ -12,6 +12,7 @@
 //! the same transaction, before the rows: a batch that fails leaves no DDL
 //! behind, so a record that ends in the dead-letter topic changes nothing.
 
+pub mod binary;
 mod catalog;
 pub mod config;
 mod error;
@@ -29,13 +30,14 @@ pub use config::{
 pub use offsets::TargetOffsets;
 pub use ownership::Ownership;
 
+use binary::{CopyData, Refusal, Wire};
 use catalog::{Catalog, TableKind, TableMeta};
 use error::classify;
 use ident::{Ident, QualifiedName};
 use sinkfleet_core::batch::collapse;
 use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{
-    Change, Durability, PartitionId, Position, Row, Sink, SinkError, SinkRecord, TableId,
+    Change, Durability, PartitionId, Position, Row, Sink, SinkError, SinkRecord, TableId, Value,
 };
 use sql::RowSource;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -322,18 +324,23 @@ impl PostgresSink {
     }
 }
 
-/// Text columns of one statement: `columns[i][row]`, plus the versions.
-struct Columns {
+/// Text literals by column (`None`: NULL), and the versions as text.
+type TextColumns = (Vec<Vec<Option<String>>>, Vec<String>);
+
+/// The values of one statement, by column: `values[i][row]` (`None`: the
+/// row does not carry the column, which stores NULL), plus the versions.
+/// Rendered or encoded only by the write path ([`execute`]).
+struct Columns<'a> {
     names: Vec<String>,
     /// Each column's target type, resolved once per statement.
     types: Vec<String>,
     /// Where each column usually sits in the rows pushed ([`Row::get_at`]).
     hints: Vec<usize>,
-    values: Vec<Vec<Option<String>>>,
-    versions: Vec<Option<String>>,
+    values: Vec<Vec<Option<&'a Value>>>,
+    versions: Vec<u128>,
 }
 
-impl Columns {
+impl<'a> Columns<'a> {
     fn new(meta: &TableMeta, names: Vec<String>, hints: Vec<usize>) -> Self {
         Columns {
             types: names
@@ -347,23 +354,72 @@ impl Columns {
         }
     }
 
-    /// Adds a row; a value its column cannot hold exactly fails the batch
-    /// (the record is isolated and dead-lettered).
-    fn push(&mut self, meta: &TableMeta, image: &Row, change: &Change) -> Result<(), SinkError> {
+    fn push(&mut self, image: &'a Row, change: &'a Change) {
         for (i, name) in self.names.iter().enumerate() {
             let value = image
                 .get_at(name, self.hints[i])
                 .or_else(|| change.key.get(name));
-            let text = match value {
-                Some(v) => types::to_text(v, &self.types[i])
-                    .map_err(|e| SinkError::apply(format!("{}.{name}: {e}", meta.name.plain())))?,
-                None => None,
-            };
-            self.values[i].push(text);
+            self.values[i].push(value);
         }
-        self.versions
-            .push(Some(change.version.as_u128().to_string()));
-        Ok(())
+        self.versions.push(change.version.as_u128());
+    }
+
+    /// A value its column cannot hold exactly fails the batch (the record
+    /// is isolated and dead-lettered), naming the column.
+    fn refused(&self, meta: &TableMeta, column: usize, reason: String) -> SinkError {
+        SinkError::apply(format!(
+            "{}.{}: {reason}",
+            meta.name.plain(),
+            self.names[column]
+        ))
+    }
+
+    /// The columns as text literals and the versions as text, for
+    /// `unnest($n::text[], ..)`.
+    fn texts(&self, meta: &TableMeta) -> Result<TextColumns, SinkError> {
+        let mut columns = Vec::with_capacity(self.values.len());
+        for (i, values) in self.values.iter().enumerate() {
+            let texts = values
+                .iter()
+                .map(|v| match v {
+                    Some(v) => types::to_text(v, &self.types[i]),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| self.refused(meta, i, e))?;
+            columns.push(texts);
+        }
+        let versions = self.versions.iter().map(u128::to_string).collect();
+        Ok((columns, versions))
+    }
+
+    /// The rows as a COPY binary stream, and the wire of each column: its
+    /// type's binary form where every value has one, else text.
+    fn copy_data(&self, meta: &TableMeta) -> Result<(Vec<u8>, Vec<Wire>), SinkError> {
+        let mut wires: Vec<Wire> = self.types.iter().map(|t| Wire::of(t)).collect();
+        'attempt: loop {
+            let mut data = CopyData::with_capacity(self.versions.len() * 64);
+            for (row, version) in self.versions.iter().enumerate() {
+                data.row(self.values.len() + 1);
+                for (i, values) in self.values.iter().enumerate() {
+                    let prepared = match values[row] {
+                        Some(v) => types::prepare(v, &self.types[i])
+                            .map_err(|e| self.refused(meta, i, e))?,
+                        None => None,
+                    };
+                    match data.field(prepared.as_deref(), &self.types[i], wires[i]) {
+                        Ok(()) => {}
+                        Err(Refusal::NotBinary) => {
+                            wires[i] = Wire::Text;
+                            continue 'attempt;
+                        }
+                        Err(Refusal::Refused(e)) => return Err(self.refused(meta, i, e)),
+                    }
+                }
+                data.version(*version);
+            }
+            return Ok((data.finish(), wires));
+        }
     }
 }
 
@@ -398,9 +454,9 @@ async fn apply_round(
                         let names = present.iter().map(|&i| meta.columns[i].0.clone()).collect();
                         Columns::new(meta, names, present)
                     })
-                    .push(meta, row, change)?;
+                    .push(row, change);
             }
-            _ => deletes.push(meta, &change.key, change)?,
+            _ => deletes.push(&change.key, change),
         }
     }
     let mut applied = 0;
@@ -424,7 +480,7 @@ enum Statement {
 async fn execute(
     conn: &mut PgConnection,
     meta: &TableMeta,
-    cols: &Columns,
+    cols: &Columns<'_>,
     cfg: &PostgresSinkConfig,
     kind: Statement,
 ) -> Result<u64, SinkError> {
@@ -439,35 +495,28 @@ async fn execute(
     };
     let result = match cfg.write_path {
         WritePath::Unnest => {
+            let (columns, versions) = cols.texts(meta)?;
             let statement = build(&RowSource::Unnest { first_param })?;
             let mut query = sqlx::query(&statement);
             if let Statement::Upsert = kind {
                 query = query.bind(meta.name.plain());
             }
-            for column in &cols.values {
+            for column in &columns {
                 query = query.bind(column);
             }
-            query.bind(&cols.versions).execute(&mut *conn).await
+            query.bind(&versions).execute(&mut *conn).await
         }
         WritePath::Copy => {
-            let (stage, prepare) = sql::stage(cols.names.len());
+            let (data, wires) = cols.copy_data(meta)?;
+            let (stage, prepare) = sql::stage(&wires);
             sqlx::Executor::execute(&mut *conn, prepare.as_str())
                 .await
                 .map_err(classify)?;
-            let mut data = String::with_capacity(cols.versions.len() * 64);
-            for row in 0..cols.versions.len() {
-                for column in &cols.values {
-                    types::write_copy_field(column[row].as_deref(), &mut data);
-                    data.push('\t');
-                }
-                types::write_copy_field(cols.versions[row].as_deref(), &mut data);
-                data.push('\n');
-            }
             let mut copy = conn
-                .copy_in_raw(&format!("COPY {stage} FROM STDIN"))
+                .copy_in_raw(&format!("COPY {stage} FROM STDIN (FORMAT binary)"))
                 .await
                 .map_err(classify)?;
-            copy.send(data.as_bytes()).await.map_err(classify)?;
+            copy.send(data).await.map_err(classify)?;
             copy.finish().await.map_err(classify)?;
             let statement = build(&RowSource::Stage(&stage))?;
             let mut query = sqlx::query(&statement);

@@ -1,10 +1,12 @@
 //! The statements that apply a collapsed batch. Every identifier comes from
 //! [`crate::ident`] (quoted); every value is a bound parameter or COPY data.
 //!
-//! Rows reach the statement as text columns named `c0..cN` plus `v` (the
-//! version), either from `unnest($1::text[], ..)` or from a staging table
-//! filled by COPY, and are cast to the target column types in SQL.
+//! Rows reach the statement as columns named `c0..cN` plus `v` (the
+//! version), either as text from `unnest($1::text[], ..)` or from a staging
+//! table filled by COPY's binary format (typed per [`Wire`]), and are cast
+//! to the target column types in SQL.
 
+use crate::binary::Wire;
 use crate::catalog::TableMeta;
 use crate::config::{DeleteMode, PostgresSinkConfig};
 use crate::ident::{Ident, idents};
@@ -14,7 +16,7 @@ use sinkfleet_core::SinkError;
 pub(crate) enum RowSource<'a> {
     /// `unnest($first::text[], ..)` over `n` columns plus the version.
     Unnest { first_param: usize },
-    /// A staging table with text columns `c0..`, `v`.
+    /// A staging table with columns `c0..`, `v`.
     Stage(&'a str),
 }
 
@@ -36,15 +38,26 @@ impl RowSource<'_> {
     }
 }
 
-/// The staging table for `columns` text columns plus the version, and the
-/// statements that make it ready: created once per session (one per column
-/// count, emptied at every commit), truncated before each use because one
-/// transaction may stage several groups.
-pub(crate) fn stage(columns: usize) -> (String, String) {
-    let table = format!("sinkfleet_stage_{columns}");
-    let cols: Vec<String> = (0..columns)
-        .map(|i| format!("c{i} text"))
-        .chain(["v text".into()])
+/// The staging table for columns travelling as `wires` plus the version
+/// (`numeric`), and the statements that make it ready: created once per
+/// session (one per sequence of wires, emptied at every commit), truncated
+/// before each use because one transaction may stage several groups.
+pub(crate) fn stage(wires: &[Wire]) -> (String, String) {
+    let signature: String = wires.iter().map(|w| w.code()).collect();
+    // Postgres keeps 63 bytes of a name: a long signature goes by its hash.
+    let table = if signature.len() <= 40 {
+        format!("sinkfleet_stage_{signature}")
+    } else {
+        let hash = signature.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("sinkfleet_stage_{}_{hash:016x}", wires.len())
+    };
+    let cols: Vec<String> = wires
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("c{i} {}", w.sql_type()))
+        .chain(["v numeric".into()])
         .collect();
     let prepare = format!(
         "CREATE TEMP TABLE IF NOT EXISTS {table} ({}) ON COMMIT DELETE ROWS; TRUNCATE {table}",

@@ -1,14 +1,18 @@
 //! Column types and values in Postgres terms.
 //!
-//! Values travel as Postgres *text* literals (inside `text[]` parameters or
-//! COPY text rows) and are cast to the target column's type in SQL. Text is
-//! the one representation every Postgres type accepts, which keeps the sink
-//! independent of the target's exact types (domains, enums, varchar(n)...).
+//! Every value is first [`prepare`]d for its target column (converted and
+//! checked), then travels as a Postgres *text* literal (inside `text[]`
+//! parameters) or, on the COPY path, in its type's binary form where it has
+//! an exact one ([`crate::binary`]), and is cast to the target column's
+//! type in SQL. Text is the one representation every Postgres type accepts,
+//! which keeps the sink independent of the target's exact types (domains,
+//! enums, varchar(n)...).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta};
 use sinkfleet_core::{ColumnType, Value};
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The Postgres type a new column gets for a declared (or inferred) type.
@@ -231,12 +235,23 @@ fn pg_zoned_timestamp(text: &str) -> std::borrow::Cow<'_, str> {
 /// (`Ok(None)` is SQL NULL); `Err` says why the value cannot be stored as
 /// the source had it.
 pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, String> {
+    Ok(prepare(value, target_type)?.map(|v| render(&v)))
+}
+
+/// `value` as a column of `target_type` stores it (`Ok(None)` is SQL
+/// NULL): schema-less epoch integers become the calendar value the column
+/// holds, schema-less base64 text the bytes it encodes. `Err` says why the
+/// value cannot be stored as the source had it. Every write path renders
+/// or encodes values from this, so all of them refuse the same values.
+pub fn prepare<'a>(value: &'a Value, target_type: &str) -> Result<Option<Cow<'a, Value>>, String> {
     if value.is_null() {
         return Ok(None);
     }
     // Converted first, so the checks below see the value as stored.
-    let converted = epoch_value(target_type, value)?;
-    let value = converted.as_ref().unwrap_or(value);
+    let value = match epoch_value(target_type, value)? {
+        Some(converted) => Cow::Owned(converted),
+        None => Cow::Borrowed(value),
+    };
     if let (Some(digits), Some(held)) = (value.fraction_digits(), fraction_digits_held(target_type))
         && digits > held
     {
@@ -244,27 +259,31 @@ pub fn to_text(value: &Value, target_type: &str) -> Result<Option<String>, Strin
             "{value:?} has {digits} fractional second digits; a {target_type} column holds {held} (Postgres would round it)"
         ));
     }
-    if let (Value::Decimal(text), Some((precision, scale))) = (value, numeric_typmod(target_type)) {
+    if let (Value::Decimal(text), Some((precision, scale))) = (&*value, numeric_typmod(target_type))
+    {
         sinkfleet_core::value::check_decimal_fits(text, precision, scale)?;
     }
-    if contains_nul(value) {
+    if contains_nul(&value) {
         return Err(format!(
             "{value:?} contains U+0000, which Postgres text cannot hold"
         ));
     }
     // Schema-less events carry bytes as Debezium's base64 text. Cast to
     // bytea as it is, the text would be stored as its own ASCII bytes.
-    if let (Value::Text(encoded), "bytea") = (value, target_type) {
+    if let (Value::Text(encoded), "bytea") = (&*value, target_type) {
         let bytes = BASE64.decode(encoded).map_err(|e| {
             format!("`{encoded}` is not base64 (schema-less bytes for a bytea column): {e}")
         })?;
-        let mut out = String::with_capacity(2 + bytes.len() * 2);
-        write_text(&Value::Bytes(bytes), &mut out);
-        return Ok(Some(out));
+        return Ok(Some(Cow::Owned(Value::Bytes(bytes))));
     }
+    Ok(Some(value))
+}
+
+/// The Postgres text literal of a prepared, non-null value.
+pub(crate) fn render(value: &Value) -> String {
     let mut out = String::new();
     write_text(value, &mut out);
-    Ok(Some(out))
+    out
 }
 
 /// Text with a NUL character (valid in Debezium's JSON and in UTF-8, but

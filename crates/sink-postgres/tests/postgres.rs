@@ -1032,3 +1032,182 @@ async fn schemaless_epoch_integers_take_the_unit_of_the_columns_precision() {
 mod history;
 #[path = "postgres/offsets.rs"]
 mod offsets;
+
+/// Every binary form the COPY path sends is the server's own: the bytes
+/// of `<type>send(<literal>)` for the same value.
+#[tokio::test]
+async fn binary_forms_are_the_servers_own() {
+    use chrono::{NaiveDate, NaiveDateTime};
+    use sinkfleet_core::Value as V;
+    use sinkfleet_sink_postgres::binary::{Refusal, encode_value};
+    let pool = PgPool::connect(&pg_url()).await.unwrap();
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+    let text = |s: &str| s.to_owned();
+    // (target type, send function, literal, value)
+    let cases: Vec<(&str, &str, &str, V)> = vec![
+        ("smallint", "int2send", "-32768", V::Int(-32768)),
+        ("integer", "int4send", "2147483647", V::Int(2_147_483_647)),
+        (
+            "bigint",
+            "int8send",
+            "-9223372036854775808",
+            V::Int(i64::MIN),
+        ),
+        ("double precision", "float8send", "1.1", V::Float(1.1)),
+        ("double precision", "float8send", "-0", V::Float(-0.0)),
+        (
+            "double precision",
+            "float8send",
+            "-Infinity",
+            V::Float(f64::NEG_INFINITY),
+        ),
+        ("double precision", "float8send", "NaN", V::Float(f64::NAN)),
+        ("boolean", "boolsend", "true", V::Bool(true)),
+        (
+            "numeric",
+            "numeric_send",
+            "12345.678",
+            V::Decimal(text("12345.678")),
+        ),
+        (
+            "numeric",
+            "numeric_send",
+            "-12.50",
+            V::Decimal(text("-12.50")),
+        ),
+        (
+            "numeric",
+            "numeric_send",
+            "0.0001",
+            V::Decimal(text("0.0001")),
+        ),
+        (
+            "numeric",
+            "numeric_send",
+            "-0.00",
+            V::Decimal(text("-0.00")),
+        ),
+        (
+            "numeric",
+            "numeric_send",
+            "100000000",
+            V::Decimal(text("100000000")),
+        ),
+        (
+            "numeric",
+            "numeric_send",
+            "123456789012345678901234567890.000000000000000000000000000001",
+            V::Decimal(text(
+                "123456789012345678901234567890.000000000000000000000000000001",
+            )),
+        ),
+        ("numeric", "numeric_send", "NaN", V::Decimal(text("NaN"))),
+        (
+            "numeric",
+            "numeric_send",
+            "-Infinity",
+            V::Decimal(text("-Infinity")),
+        ),
+        ("numeric", "numeric_send", "42", V::Int(42)),
+        (
+            "bytea",
+            "byteasend",
+            "\\x00ff10",
+            V::Bytes(vec![0, 255, 16]),
+        ),
+        ("bytea", "byteasend", "\\x00ff10", V::Text(text("AP8Q"))),
+        (
+            "date",
+            "date_send",
+            "2024-02-29",
+            V::Date(date(2024, 2, 29)),
+        ),
+        (
+            "date",
+            "date_send",
+            "0044-03-15 BC",
+            V::Date(date(-43, 3, 15)),
+        ),
+        ("date", "date_send", "1970-01-11", V::Int(10)),
+        (
+            "time",
+            "time_send",
+            "23:59:59.999999",
+            V::Time(at("2000-01-01 23:59:59.999999").time()),
+        ),
+        (
+            "timestamp",
+            "timestamp_send",
+            "1999-12-31 23:59:59.5",
+            V::Timestamp(at("1999-12-31 23:59:59.5")),
+        ),
+        (
+            "timestamp",
+            "timestamp_send",
+            "0044-03-15 10:00:00 BC",
+            V::Timestamp(at("-0043-03-15 10:00:00.0")),
+        ),
+        (
+            "timestamp",
+            "timestamp_send",
+            "1970-01-01 00:00:01.5",
+            V::Int(1_500_000),
+        ),
+        (
+            "timestamp with time zone",
+            "timestamptz_send",
+            "2024-01-01 00:00:00.123456+02",
+            V::TimestampTz(text("2024-01-01T00:00:00.123456+02:00")),
+        ),
+        (
+            "timestamp with time zone",
+            "timestamptz_send",
+            "0044-03-15 10:00:00+00 BC",
+            V::TimestampTz(text("-0043-03-15T10:00:00Z")),
+        ),
+        (
+            "uuid",
+            "uuid_send",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            V::Uuid(text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")),
+        ),
+        ("text", "textsend", "zoë\t\\", V::Text(text("zoë\t\\"))),
+    ];
+    for (ty, send, literal, value) in &cases {
+        let sql = format!("SELECT {send}($1::{ty})");
+        let mut server: Vec<u8> = sqlx::query_scalar(&sql)
+            .bind(*literal)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if literal.ends_with("Infinity") && *send == "numeric_send" {
+            // The server sends its header's bits as the display scale of
+            // an infinity (32); its receiver ignores the scale of one.
+            server[6..8].copy_from_slice(&[0, 0]);
+        }
+        let ours = encode_value(value, ty).unwrap().unwrap();
+        assert_eq!(ours, server, "{ty} {literal}");
+    }
+    // No binary form: the column travels as text for the server to read.
+    assert_eq!(
+        encode_value(&V::Decimal(text("1E+5")), "numeric"),
+        Err(Refusal::NotBinary)
+    );
+    assert_eq!(
+        encode_value(
+            &V::Uuid(text("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}")),
+            "uuid"
+        ),
+        Err(Refusal::NotBinary)
+    );
+    // Refused as the text paths refuse it.
+    assert!(matches!(
+        encode_value(&V::Int(70_000), "smallint"),
+        Err(Refusal::Refused(_))
+    ));
+    assert!(matches!(
+        encode_value(&V::Decimal(text("1.234")), "numeric(5,2)"),
+        Err(Refusal::Refused(_))
+    ));
+}
