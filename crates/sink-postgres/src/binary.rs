@@ -52,6 +52,11 @@ impl Wire {
     /// take; [`Wire::Text`] for every other type (domains, enums, arrays,
     /// `varchar(n)`, `jsonb`, `interval`, `timetz`, …).
     pub fn of(target_type: &str) -> Wire {
+        // `numeric(10,2)[]` is an array, whatever its element type: the
+        // name's part before `(` would say `numeric`.
+        if target_type.ends_with("[]") {
+            return Wire::Text;
+        }
         let base = target_type.split('(').next().unwrap_or(target_type);
         let zoned = target_type.ends_with("with time zone");
         match base.trim() {
@@ -448,6 +453,8 @@ mod tests {
         assert_eq!(Wire::of("real"), Wire::Text);
         assert_eq!(Wire::of("character varying(20)"), Wire::Text);
         assert_eq!(Wire::of("integer[]"), Wire::Text);
+        assert_eq!(Wire::of("numeric(10,2)[]"), Wire::Text);
+        assert_eq!(Wire::of("timestamp(3) without time zone[]"), Wire::Text);
     }
 
     #[test]

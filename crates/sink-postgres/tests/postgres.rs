@@ -1211,3 +1211,36 @@ async fn binary_forms_are_the_servers_own() {
         Err(Refusal::Refused(_))
     ));
 }
+
+/// Array columns of types with a modifier (`numeric(10,2)[]`,
+/// `timestamp(3)[]`) travel as text on every path, even when every value
+/// of the statement is NULL (there is then no value to choose a form by).
+#[tokio::test]
+async fn null_arrays_of_types_with_modifiers_are_stored() {
+    for path in [WritePath::Unnest, WritePath::Copy] {
+        let (mut sink, pool, schema) = setup(DeleteMode::Soft, path).await;
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA \"{schema}\";
+             CREATE TABLE \"{schema}\".items (id bigint PRIMARY KEY, amounts numeric(10,2)[],
+                 seen timestamp(3)[],
+                 __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
+                 __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let row = json!({"id": 1, "amounts": null, "seen": null});
+        write(
+            &mut sink,
+            &[record(&event("c", 1, (1, 1), Some(row)), 1, 0)],
+        )
+        .await;
+        let nulls: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{schema}\".items WHERE id = 1 AND amounts IS NULL AND seen IS NULL"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(nulls, 1, "{path:?}");
+    }
+}
