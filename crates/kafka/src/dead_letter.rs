@@ -2,9 +2,10 @@
 //! to a topic, with headers saying why and where they came from, so the
 //! partition can move on without losing them.
 
+use crate::producer::Producer;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use sinkfleet_core::{ErrorClass, Position};
 use std::time::Duration;
 
@@ -47,18 +48,19 @@ pub struct DeadLetter {
 
 /// Produces dead letters with an idempotent, `acks=all` producer.
 pub struct DeadLetterProducer {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 
 impl DeadLetterProducer {
     /// Creates the producer (no connection is made until the first send).
     pub fn new(client: &ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = crate::producer_side(client)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create()?;
+        let producer = Producer::new(
+            crate::producer_side(client)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("linger.ms", "5"),
+        )?;
         Ok(DeadLetterProducer { producer, topic })
     }
 
@@ -112,6 +114,5 @@ impl DeadLetterProducer {
             .send(record, Duration::from_secs(30))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| e)
     }
 }

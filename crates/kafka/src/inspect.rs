@@ -2,11 +2,12 @@
 //! operator looks at before deciding what to replay, and the replay.
 
 use crate::dead_letter::headers;
+use crate::producer::Producer;
 use crate::reading::{partitions_of, reader};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -241,11 +242,12 @@ async fn produce_back(
             l.partition, l.offset
         ));
     }
-    let producer: FutureProducer = crate::producer_side(client)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .map_err(|e| e.to_string())?;
+    let producer = Producer::new(
+        crate::producer_side(client)
+            .set("enable.idempotence", "true")
+            .set("acks", "all"),
+    )
+    .map_err(|e| e.to_string())?;
     let mut offsets = Vec::with_capacity(letters.len());
     for l in letters {
         let Some((topic, partition, original)) = &l.origin else {
@@ -280,7 +282,7 @@ async fn produce_back(
         let delivery = producer
             .send(record, Duration::from_secs(30))
             .await
-            .map_err(|(e, _)| format!("replaying {from} into {topic}/{partition}: {e}"))?;
+            .map_err(|e| format!("replaying {from} into {topic}/{partition}: {e}"))?;
         offsets.push(delivery.offset);
     }
     Ok(offsets)

@@ -37,6 +37,7 @@ mod messages;
 pub mod metrics;
 pub mod parking;
 mod partition;
+pub mod producer;
 mod progress;
 pub mod reach;
 mod reading;

@@ -23,8 +23,9 @@
 use crate::inspect::{ReadError, read_latest};
 use crate::messages::PartitionId;
 use crate::metrics::PARKED_KEYS;
+use crate::producer::Producer;
 use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use sinkfleet_core::Position;
 use std::collections::HashMap;
@@ -83,17 +84,18 @@ struct Stored {
 pub struct Parking {
     keys: Mutex<HashMap<PartitionId, HashMap<Vec<u8>, Parked>>>,
     client: ClientConfig,
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 
 impl Parking {
     /// Creates the store (no connection is made until first used).
     pub fn new(client: &ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = crate::producer_side(client)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .create()?;
+        let producer = Producer::new(
+            crate::producer_side(client)
+                .set("enable.idempotence", "true")
+                .set("acks", "all"),
+        )?;
         crate::metrics::at_zero::parking();
         Ok(Parking {
             keys: Mutex::default(),
@@ -202,7 +204,6 @@ impl Parking {
             .send(record, Duration::from_secs(30))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| e)
     }
 
     /// Reads the parked-keys topic to its end and takes the keys parked in

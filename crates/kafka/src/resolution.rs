@@ -15,8 +15,9 @@
 //! resolved means "handed back" (or discarded on purpose), not "applied".
 
 use crate::inspect::{ReadError, read_latest};
+use crate::producer::Producer;
 use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -90,17 +91,18 @@ pub fn read_resolutions(
 /// Records resolutions; each is acknowledged by the broker before
 /// [`record`](Self::record) returns.
 pub struct ResolutionWriter {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 
 impl ResolutionWriter {
     /// Creates the producer (no connection is made until the first send).
     pub fn new(client: &ClientConfig, topic: String) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = crate::producer_side(client)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .create()?;
+        let producer = Producer::new(
+            crate::producer_side(client)
+                .set("enable.idempotence", "true")
+                .set("acks", "all"),
+        )?;
         Ok(ResolutionWriter { producer, topic })
     }
 
@@ -115,7 +117,7 @@ impl ResolutionWriter {
             self.producer
                 .send(record, Duration::from_secs(30))
                 .await
-                .map_err(|(e, _)| format!("recording {key} as resolved in {}: {e}", self.topic))?;
+                .map_err(|e| format!("recording {key} as resolved in {}: {e}", self.topic))?;
         }
         Ok(())
     }

@@ -16,9 +16,10 @@
 //! report only for three reporting intervals.
 
 use crate::inspect::{ReadError, read_latest};
+use crate::producer::Producer;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -134,7 +135,7 @@ pub struct TableReport {
 
 /// Publishes reports to the status topic.
 pub(crate) struct Reporter {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 
@@ -143,7 +144,7 @@ impl Reporter {
         client: &ClientConfig,
         topic: String,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = crate::producer_side(client).set("acks", "all").create()?;
+        let producer = Producer::new(crate::producer_side(client).set("acks", "all"))?;
         Ok(Reporter { producer, topic })
     }
 
@@ -155,7 +156,7 @@ impl Reporter {
         let record = FutureRecord::to(&self.topic)
             .key(report.member.as_bytes())
             .payload(&value);
-        if let Err((e, _)) = self.producer.send(record, Duration::from_secs(5)).await {
+        if let Err(e) = self.producer.send(record, Duration::from_secs(5)).await {
             tracing::warn!(error = %e, topic = %self.topic, "status report not published");
         }
     }
