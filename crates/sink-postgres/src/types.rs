@@ -259,6 +259,20 @@ pub fn prepare<'a>(value: &'a Value, target_type: &str) -> Result<Option<Cow<'a,
             "{value:?} has {digits} fractional second digits; a {target_type} column holds {held} (Postgres would round it)"
         ));
     }
+    if let Value::Int(n) = *value {
+        // A schema-less integer into a floating-point column: the server
+        // would round one its type cannot hold (above 2^53 for a double).
+        let exact = match target_type {
+            "double precision" => (n as f64) as i128 == i128::from(n),
+            "real" => (n as f32) as i128 == i128::from(n),
+            _ => true,
+        };
+        if !exact {
+            return Err(format!(
+                "{n} cannot be held exactly by a {target_type} column (it would be rounded)"
+            ));
+        }
+    }
     if let (Value::Decimal(text), Some((precision, scale))) = (&*value, numeric_typmod(target_type))
     {
         sinkfleet_core::value::check_decimal_fits(text, precision, scale)?;

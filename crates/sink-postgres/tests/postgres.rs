@@ -1244,3 +1244,46 @@ async fn null_arrays_of_types_with_modifiers_are_stored() {
         assert_eq!(nulls, 1, "{path:?}");
     }
 }
+
+/// A schema-less integer into a pre-created floating-point column is
+/// stored only if the column's type holds it exactly; past 2^53 a `double
+/// precision` would round it, so it is refused, naming the column.
+#[tokio::test]
+async fn schemaless_integers_a_float_column_would_round_are_refused() {
+    for path in [WritePath::Unnest, WritePath::Copy] {
+        let (mut sink, pool, schema) = setup(DeleteMode::Soft, path).await;
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA \"{schema}\";
+             CREATE TABLE \"{schema}\".items (id bigint PRIMARY KEY, x double precision,
+                 __sinkfleet_version numeric(39,0) NOT NULL DEFAULT 0,
+                 __sinkfleet_deleted boolean NOT NULL DEFAULT false)"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let exact = json!({"id": 1, "x": 9_007_199_254_740_992_i64});
+        write(
+            &mut sink,
+            &[record(&event("c", 1, (1, 1), Some(exact)), 1, 0)],
+        )
+        .await;
+        // 2^53, compared as a double (its text form has 15 digits).
+        let exact: bool = sqlx::query_scalar(&format!(
+            "SELECT x = 2::float8 ^ 53 FROM \"{schema}\".items WHERE id = 1"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(exact, "{path:?}");
+        let rounded = json!({"id": 2, "x": 9_007_199_254_740_993_i64});
+        match sink
+            .write(&[record(&event("c", 2, (2, 2), Some(rounded)), 2, 1)])
+            .await
+        {
+            Err(SinkError::Permanent { message, .. }) => {
+                assert!(message.contains(".x:"), "{path:?}: {message}")
+            }
+            other => panic!("{path:?}: expected a refusal, got {other:?}"),
+        }
+    }
+}
