@@ -53,11 +53,11 @@ fn main() {
     }
     let pid = worker.pid();
     println!("an idle worker and an idle count-only consumer, {seconds} s each");
-    let before = thread_ticks(&pid);
+    let before = thread_cpu(&pid);
     let worker_before = cpu_secs(&pid);
     std::thread::sleep(Duration::from_secs(seconds));
     let worker_cpu = cpu_secs(&pid) - worker_before;
-    let after = thread_ticks(&pid);
+    let after = thread_cpu(&pid);
     worker.stop();
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -100,38 +100,28 @@ fn main() {
     );
     println!();
     println!("the worker's threads, CPU ms per minute:");
-    for (name, ticks) in &after {
-        let spent = ticks - before.get(name).copied().unwrap_or(0);
-        if spent > 0 {
-            println!("  {name:<20} {:>8.0}", per_minute(spent as f64 / 100.0));
+    for (name, cpu) in &after {
+        let spent = cpu - before.get(name).copied().unwrap_or(0.0);
+        if spent > 0.0 {
+            println!("  {name:<20} {:>8.0}", per_minute(spent));
         }
     }
 }
 
-/// CPU clock ticks (user+sys) per thread name of process `pid`.
-fn thread_ticks(pid: &str) -> BTreeMap<String, u64> {
-    let mut ticks = BTreeMap::new();
+/// CPU seconds (user+sys) per thread name of process `pid`, read as
+/// [`cpu_secs`] reads a process.
+fn thread_cpu(pid: &str) -> BTreeMap<String, f64> {
+    let mut spent = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return ticks;
+        return spent;
     };
     for task in tasks.flatten() {
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // utime and stime: the 14th and 15th fields overall, the 12th and
-        // 13th after the command name.
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let spent = field(11) + field(12);
-        *ticks.entry(name.trim().to_owned()).or_insert(0) += spent;
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let tid = task.file_name().to_string_lossy().into_owned();
+        *spent.entry(name.trim().to_owned()).or_insert(0.0) +=
+            cpu_secs(&format!("{pid}/task/{tid}"));
     }
-    ticks
+    spent
 }
 
 /// The child mode: join `TOPIC` in a group, poll for `seconds` with
