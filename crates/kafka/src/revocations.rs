@@ -1,9 +1,10 @@
 //! Partitions this process gave up, on their way to the writer.
 //!
-//! Revoked partitions are applied between retry attempts, so a write or
-//! flush that keeps failing cannot outlive the partitions it was started
-//! for: once another process owns a partition, this one writes nothing
-//! more of it (a late upload would replace the new owner's objects).
+//! Revoked partitions are applied before every write attempt and between
+//! retries, so a write that waited, or a write or flush that keeps failing,
+//! cannot outlive the partitions it was started for: once another process
+//! owns a partition, this one writes nothing more of it (a late upload
+//! would replace the new owner's objects, or store its records twice).
 
 use crate::messages::PartitionId;
 use sinkfleet_core::{Position, Sink, SinkRecord};
@@ -36,7 +37,7 @@ impl Revocations {
     async fn apply<S: Sink>(&mut self, sink: &mut S, partitions: Vec<PartitionId>) {
         tracing::info!(
             ?partitions,
-            "partitions revoked while retrying: dropping their records"
+            "partitions revoked during a write: dropping their records"
         );
         sink.revoke(&partitions).await;
         self.during_command.extend(partitions);
@@ -48,6 +49,16 @@ impl Revocations {
             sink.revoke(&partitions).await;
         }
         self.during_command.clear();
+    }
+
+    /// Applies the revocations queued now, without waiting. Called before
+    /// every write attempt: a job can wait long after its command started
+    /// (on the rate limit, behind a slow write), the drain may have given
+    /// up on it meanwhile, and the partition's new owner may be writing it.
+    pub(crate) async fn hear<S: Sink>(&mut self, sink: &mut S) {
+        while let Ok(partitions) = self.rx.try_recv() {
+            self.apply(sink, partitions).await;
+        }
     }
 
     /// Waits `delay` before a retry, applying revocations as they arrive.

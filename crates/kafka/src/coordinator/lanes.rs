@@ -33,8 +33,8 @@ pub(crate) struct Lane {
     /// Its sink is failing: every partition stays paused until it reports
     /// success.
     pub(super) held: bool,
-    /// A flush is with it: a buffering sink may be uploading records of
-    /// any of the lane's partitions, so their revokes wait for it.
+    /// A flush is with it. Like a job, it may upload records of any of the
+    /// lane's partitions (a buffering sink), so their revokes wait for both.
     pub(super) flushing: bool,
 }
 
@@ -56,15 +56,6 @@ impl Lane {
     /// Neither writing nor flushing.
     pub fn idle(&self) -> bool {
         self.inflight.is_none() && !self.flushing
-    }
-
-    /// Whether its current job or flush may be writing `partition`.
-    pub fn busy_with(&self, partition: &PartitionId) -> bool {
-        self.flushing
-            || self
-                .inflight
-                .as_ref()
-                .is_some_and(|job| job.load.contains_key(partition))
     }
 }
 
@@ -89,23 +80,5 @@ mod tests {
         assert_eq!(least_loaded(&[0, 0, 0]), 0);
         assert_eq!(least_loaded(&[2, 1, 1]), 1);
         assert_eq!(least_loaded(&[3, 3, 0]), 2);
-    }
-
-    #[test]
-    fn a_lane_is_busy_with_its_jobs_partitions_and_all_while_flushing() {
-        let (commands, _) = mpsc::channel(1);
-        let (revocations, _) = mpsc::unbounded_channel();
-        let mut lane = Lane::new(commands, revocations);
-        let p: PartitionId = ("t".into(), 0);
-        let q: PartitionId = ("t".into(), 1);
-        assert!(lane.idle() && !lane.busy_with(&p));
-        lane.inflight = Some(InFlight {
-            id: 7,
-            load: HashMap::from([(p.clone(), JobShare::default())]),
-        });
-        assert!(lane.busy_with(&p) && !lane.busy_with(&q) && !lane.idle());
-        lane.inflight = None;
-        lane.flushing = true;
-        assert!(lane.busy_with(&q) && !lane.idle());
     }
 }

@@ -541,10 +541,13 @@ impl Coordinator {
         let now = Instant::now();
         let mut i = 0;
         while i < self.revokes.len() {
+            // The whole lane, not just jobs holding the partition: a
+            // buffering sink's write or flush uploads any of its files that
+            // are due, the revoked partition's included.
             let busy = self.revokes[i].partitions.iter().any(|p| {
                 self.partitions
                     .get(p)
-                    .is_some_and(|state| self.lanes[state.lane].busy_with(p))
+                    .is_some_and(|state| !self.lanes[state.lane].idle())
             });
             if busy && !force && now < self.revokes[i].deadline {
                 i += 1;
@@ -781,6 +784,39 @@ mod tests {
         });
         let state = &c.partitions[&p];
         assert!(state.written.is_empty() && state.durable().is_none());
+    }
+
+    /// A buffering sink's write uploads any of its lane's files that are
+    /// due (by age, or to free memory), not only those of the job's
+    /// partitions: a revoke answered while its lane writes another
+    /// partition's job let an upload of the revoked partition land after
+    /// its new owner had listed the store (the Parquet crash storm stored
+    /// a record twice).
+    #[test]
+    fn a_revoke_waits_for_its_lanes_job_even_without_its_records() {
+        let (mut c, mut revoked) = coordinator();
+        let (p, q): (PartitionId, PartitionId) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
+        c.on_assigned(assignment(&p, None));
+        c.on_assigned(assignment(&q, None));
+        c.lanes[0].inflight = Some(InFlight {
+            id: 1,
+            load: HashMap::from([(q.clone(), JobShare::of(&c.partitions[&q]))]),
+        });
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        c.on_revoked(vec![p.clone()], reply, false);
+        c.answer_revokes(false);
+        assert!(answer.try_recv().is_err(), "answered while the lane writes");
+        assert!(revoked.try_recv().is_err());
+        c.on_writer(WriterEvent {
+            lane: 0,
+            kind: WriterEventKind::Done {
+                id: 1,
+                durable: Vec::new(),
+            },
+        });
+        c.answer_revokes(false);
+        assert_eq!(answer.try_recv().ok(), Some(Vec::new()));
+        assert_eq!(revoked.try_recv().ok(), Some(vec![p.clone()]));
     }
 
     #[test]

@@ -377,8 +377,9 @@ async fn write_job<S: Sink>(
         let mut attempt = 0u32;
         // `None`: nothing left to write, every record's partition was revoked.
         let outcome: Result<Option<Durability>, (ErrorClass, String)> = loop {
-            // Records of partitions revoked while this job was retried
-            // belong to another process now: they are not written.
+            // Records of partitions revoked while this job waited or was
+            // retried belong to another process now: they are not written.
+            revocations.hear(sink).await;
             let owned = revocations.retain_owned(&slice);
             if owned.is_empty() && !slice.is_empty() {
                 break Ok(None);

@@ -123,6 +123,59 @@ async fn a_revocation_during_retries_drops_the_partition_from_the_job() {
     assert_eq!(durable, vec![(1, 1, 1), (1, 3, 3)]);
 }
 
+/// A partition revoked while its job waited (on the rate limit, or behind
+/// a slow write) and the drain gave up on it: the revocation is already
+/// queued when the first attempt starts, and that attempt must not write
+/// the partition, whose new owner may be writing it already. Found by the
+/// Parquet crash storm: a file uploaded after the revoke held records the
+/// new owner stored too.
+#[tokio::test]
+async fn a_revocation_heard_before_the_first_attempt_drops_the_partition() {
+    let topic: Arc<str> = Arc::from("t");
+    let mut decoder = Decoder::new(DecodeOptions::default());
+    let items: Vec<Item> = (0..4)
+        .map(|i| item(&mut decoder, &topic, i % 2, i64::from(i)))
+        .collect();
+    let cfg = WorkerConfig::default();
+    let dead_letters =
+        DeadLetterProducer::new(&rdkafka::ClientConfig::new(), "dlq".into()).expect("producer");
+    let limits = Limits::new(None);
+    let (events, _events_rx) = mpsc::unbounded_channel();
+    let reporter = Reporter {
+        lane: 0,
+        events: &events,
+    };
+    let ctx = Context {
+        dead_letters: &dead_letters,
+        parking: None,
+        backoff: Backoff::from_config(&cfg),
+        limits: &limits,
+        reporter: &reporter,
+        name: "flaky",
+    };
+    let (revoke_tx, revoke_rx) = mpsc::unbounded_channel();
+    let mut revocations = Revocations::new(revoke_rx);
+    revoke_tx
+        .send(vec![(Arc::clone(&topic), 1)])
+        .expect("writer listens");
+    let mut sink = FlakySink::default();
+
+    let durable = write_job(&mut sink, &mut revocations, &ctx, items).await;
+
+    assert_eq!(sink.revoked, vec![(Arc::clone(&topic), 1)]);
+    let written: Vec<(i32, i64)> = sink
+        .written
+        .iter()
+        .map(|p| (p.partition, p.offset))
+        .collect();
+    assert_eq!(written, vec![(0, 0), (0, 2)]);
+    let durable: Vec<(i32, i64, i64)> = durable
+        .iter()
+        .map(|r| (r.partition, r.first, r.last))
+        .collect();
+    assert_eq!(durable, vec![(0, 0, 0), (0, 2, 2)]);
+}
+
 #[test]
 fn ranges_merge_contiguous_offsets_per_partition() {
     let t: Arc<str> = Arc::from("t");
