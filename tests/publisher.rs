@@ -7,6 +7,8 @@
 mod common;
 #[path = "publisher/json_schema.rs"]
 mod json_schema;
+#[path = "publisher/masks.rs"]
+mod masks;
 #[path = "publisher/protobuf.rs"]
 mod protobuf;
 

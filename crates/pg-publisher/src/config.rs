@@ -15,6 +15,7 @@
 //! change nothing here (accepted), or refused by name at start: a property
 //! that would change the events' meaning is never silently ignored.
 
+use crate::column_mappers::ColumnMappers;
 use crate::properties;
 use crate::tls::{SourceSslMode, SourceTls};
 use crate::types::options::TypeOptions;
@@ -80,6 +81,9 @@ pub struct ConnectorConfig {
     pub column_include: Vec<String>,
     /// `column.exclude.list`: matching columns are left out of the value.
     pub column_exclude: Vec<String>,
+    /// `column.truncate.to.N.chars`, `column.mask.with.N.chars`,
+    /// `column.mask.hash[.v2].ALG.with.salt.SALT`.
+    pub column_mappers: ColumnMappers,
     /// `snapshot.mode` (default `initial`).
     pub snapshot_mode: SnapshotMode,
     /// `tombstones.on.delete` (default true).
@@ -661,6 +665,11 @@ impl ConnectorConfig {
             }
         }
 
+        let (column_mappers, problems) = ColumnMappers::from_properties(props);
+        for (property, problem) in problems {
+            err(&property, problem);
+        }
+
         let config = ConnectorConfig {
             host: required("database.hostname", &mut err),
             port,
@@ -680,6 +689,7 @@ impl ConnectorConfig {
             schema_exclude,
             column_include,
             column_exclude,
+            column_mappers,
             snapshot_mode,
             tombstones_on_delete: flag("tombstones.on.delete", true, &mut err),
             heartbeat_interval_ms,
@@ -729,7 +739,7 @@ impl ConnectorConfig {
 /// A comma-separated list of regexes as Debezium reads one: `\,` is a
 /// comma inside an entry (`c{1\,3}`), entries are trimmed, empty ones
 /// dropped.
-fn regex_list(value: &str) -> Vec<String> {
+pub(crate) fn regex_list(value: &str) -> Vec<String> {
     let mut entries = Vec::new();
     let mut entry = String::new();
     let mut chars = value.chars().peekable();

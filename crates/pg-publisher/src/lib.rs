@@ -11,6 +11,7 @@
 //!   every transaction up to that commit ([`stream`]).
 
 pub mod avro;
+pub mod column_mappers;
 pub mod config;
 mod connect_schema;
 pub mod control;

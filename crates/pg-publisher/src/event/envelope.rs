@@ -154,7 +154,7 @@ pub fn value(
     for (field, image) in [(&br#"{"before":"#[..], before), (br#","after":"#, after)] {
         out.extend_from_slice(field);
         match image {
-            Some(row) => codec.write_object(row, carried(), &mut out),
+            Some(row) => codec.write_object(row, carried(), true, &mut out),
             None => out.extend_from_slice(b"null"),
         }
     }

@@ -11,6 +11,7 @@
 pub mod envelope;
 mod schema;
 
+use crate::column_mappers::{self, ColumnMapper};
 use crate::config::ConnectorConfig;
 use crate::pgoutput::{Relation, ReplicaIdentity, TupleValue};
 use crate::types::registry::TypeRegistry;
@@ -60,13 +61,15 @@ pub struct ColumnFacts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row(Vec<Value>);
 
-/// One column of a table: its name, `"name":` escaped once, and its codec
-/// (`None`: a type without a mapping, left out of the events).
+/// One column of a table: its name, `"name":` escaped once, its codec
+/// (`None`: a type without a mapping, left out of the events), and the
+/// mapper its `before` and `after` values go through (never its key).
 #[derive(Debug, Clone)]
 struct Column {
     name: String,
     field: String,
     codec: Option<ColumnCodec>,
+    mapper: Option<ColumnMapper>,
 }
 
 /// Encodes the events of one table (one Relation message's shape).
@@ -122,6 +125,7 @@ impl TableCodec {
                     field: format!("{}:", json!(c.name)),
                     name: c.name.clone(),
                     codec: None,
+                    mapper: None,
                 });
                 continue;
             }
@@ -144,10 +148,19 @@ impl TableCodec {
                     return Err(err(format!("column {}: {why}", c.name)));
                 }
             };
+            let mapper = codec.as_ref().and_then(|codec| {
+                let rule = cfg
+                    .column_mappers
+                    .for_column(&format!("{name}.{}", c.name))?;
+                let (carrier, length) =
+                    column_mappers::carrier(c.type_oid, c.type_modifier, &codec.kind, registry);
+                ColumnMapper::bind(rule, carrier, length)
+            });
             columns.push(Column {
                 field: format!("{}:", json!(c.name)),
                 name: c.name.clone(),
                 codec,
+                mapper,
             });
         }
         let key_names: Vec<String> = match cfg.message_key_columns.get(&name) {
@@ -182,6 +195,15 @@ impl TableCodec {
             if columns[i].codec.is_none() {
                 return Err(err(format!(
                     "key column `{k}` has a type without a mapping; set include.unknown.datatypes=true"
+                )));
+            }
+            // Debezium masks only the value: the key would carry the
+            // clear value beside the masked one.
+            if columns[i].mapper.as_ref().is_some_and(ColumnMapper::hides) {
+                return Err(err(format!(
+                    "key column `{k}` is masked or hashed (column.mask.*), but a key column \
+                     reaches Kafka in the key unmasked: leave it out of the mask, or name other \
+                     key columns in message.key.columns"
                 )));
             }
             key.push(i);
@@ -237,17 +259,32 @@ impl TableCodec {
         Ok(Row(row))
     }
 
-    /// Writes `{"column":value,...}` of the columns at `indexes`.
-    fn write_object(&self, row: &Row, indexes: impl Iterator<Item = usize>, out: &mut Vec<u8>) {
+    /// Writes `{"column":value,...}` of the columns at `indexes`; `image`:
+    /// a `before` or `after`, whose values go through the column mappers.
+    fn write_object(
+        &self,
+        row: &Row,
+        indexes: impl Iterator<Item = usize>,
+        image: bool,
+        out: &mut Vec<u8>,
+    ) {
         out.push(b'{');
         for (n, i) in indexes.enumerate() {
             if n > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(self.columns[i].field.as_bytes());
+            let column = &self.columns[i];
+            out.extend_from_slice(column.field.as_bytes());
             let value = row.0.get(i).unwrap_or(&Value::Null);
             // Writing a `Value` into a `Vec` cannot fail.
-            let _ = serde_json::to_writer(&mut *out, value);
+            match column.mapper.as_ref().filter(|_| image) {
+                Some(mapper) => {
+                    let _ = serde_json::to_writer(&mut *out, &mapper.apply(value));
+                }
+                None => {
+                    let _ = serde_json::to_writer(&mut *out, value);
+                }
+            }
         }
         out.push(b'}');
     }
@@ -255,7 +292,7 @@ impl TableCodec {
     /// The Kafka key of a row (its key columns).
     pub fn key(&self, row: &Row) -> Vec<u8> {
         let mut payload = Vec::with_capacity(16 * self.key.len() + 2);
-        self.write_object(row, self.key.iter().copied(), &mut payload);
+        self.write_object(row, self.key.iter().copied(), false, &mut payload);
         envelope::enveloped(self.key_schema.as_deref(), payload)
     }
 

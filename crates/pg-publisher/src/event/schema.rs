@@ -27,7 +27,18 @@ pub fn key(codec: &TableCodec, prefix: &str) -> Value {
 
 fn row(codec: &TableCodec, prefix: &str, field_name: &str) -> Value {
     let fields: Vec<Value> = (0..codec.columns.len())
-        .filter_map(|i| field(codec, i))
+        .filter_map(|i| {
+            let mut f = field(codec, i)?;
+            // A mapped column says so in the value's schema (not the key's).
+            if let Some(mapper) = &codec.columns[i].mapper {
+                let (name, value) = mapper.parameter();
+                if !f["parameters"].is_object() {
+                    f["parameters"] = json!({});
+                }
+                f["parameters"][name] = json!(value);
+            }
+            Some(f)
+        })
         .collect();
     json!({
         "type": "struct", "fields": fields, "optional": true,
