@@ -9,6 +9,8 @@ mod common;
 mod json_schema;
 #[path = "publisher/masks.rs"]
 mod masks;
+#[path = "publisher/messages.rs"]
+mod messages;
 #[path = "publisher/protobuf.rs"]
 mod protobuf;
 

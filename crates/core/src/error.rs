@@ -100,6 +100,13 @@ pub enum DecodeError {
     /// The `op` is not one of c, r, u, d, t.
     #[error("unknown op `{0}`")]
     UnknownOp(String),
+    /// A logical decoding message event (`op` m), which the publisher
+    /// writes to `<topic.prefix>.message`.
+    #[error(
+        "a logical decoding message (op `m`) is not a table change: sinks do not apply messages \
+         (leave the `<topic.prefix>.message` topic out of kafka.topics)"
+    )]
+    LogicalMessage,
     /// The record is not in the Confluent wire format (magic byte 0, a
     /// 4-byte schema id) its topic is configured for.
     #[error("record {part} is not framed for a schema registry: {message}")]

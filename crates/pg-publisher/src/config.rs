@@ -81,6 +81,12 @@ pub struct ConnectorConfig {
     pub column_include: Vec<String>,
     /// `column.exclude.list`: matching columns are left out of the value.
     pub column_exclude: Vec<String>,
+    /// `message.prefix.include.list`: anchored, case-insensitive regexes
+    /// over logical decoding message prefixes; only matching ones are
+    /// published.
+    pub message_prefix_include: Vec<String>,
+    /// `message.prefix.exclude.list`: matching prefixes are not published.
+    pub message_prefix_exclude: Vec<String>,
     /// `column.truncate.to.N.chars`, `column.mask.with.N.chars`,
     /// `column.mask.hash[.v2].ALG.with.salt.SALT`.
     pub column_mappers: ColumnMappers,
@@ -665,6 +671,22 @@ impl ConnectorConfig {
             }
         }
 
+        let message_prefix_include = list("message.prefix.include.list");
+        let message_prefix_exclude = list("message.prefix.exclude.list");
+        if !message_prefix_include.is_empty() && !message_prefix_exclude.is_empty() {
+            err(
+                "message.prefix.exclude.list",
+                "cannot be combined with message.prefix.include.list (as in Debezium)".into(),
+            );
+        }
+        for (property, patterns) in [
+            ("message.prefix.include.list", &message_prefix_include),
+            ("message.prefix.exclude.list", &message_prefix_exclude),
+        ] {
+            if let Err(e) = column_patterns(patterns) {
+                err(property, e);
+            }
+        }
         let (column_mappers, problems) = ColumnMappers::from_properties(props);
         for (property, problem) in problems {
             err(&property, problem);
@@ -689,6 +711,8 @@ impl ConnectorConfig {
             schema_exclude,
             column_include,
             column_exclude,
+            message_prefix_include,
+            message_prefix_exclude,
             column_mappers,
             snapshot_mode,
             tombstones_on_delete: flag("tombstones.on.delete", true, &mut err),
@@ -762,8 +786,8 @@ pub(crate) fn regex_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// `column.include.list`/`column.exclude.list` entries compiled as Debezium
-/// matches them: the whole `schema.table.column`, ignoring case.
+/// `column.include.list`/`column.exclude.list` (and message prefix list)
+/// entries compiled as Debezium matches them: the whole name, ignoring case.
 pub fn column_patterns(patterns: &[String]) -> Result<Vec<regex::Regex>, String> {
     patterns
         .iter()

@@ -86,14 +86,8 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("lsn.flush.timeout.ms", NoEffect),
     ("lsn.flush.timeout.action", Only("fail")),
     ("xmin.fetch.interval.ms", Only("0")),
-    (
-        "message.prefix.include.list",
-        Refused("logical decoding messages are not published yet"),
-    ),
-    (
-        "message.prefix.exclude.list",
-        Refused("logical decoding messages are not published yet"),
-    ),
+    ("message.prefix.include.list", Implemented),
+    ("message.prefix.exclude.list", Implemented),
     // Filters.
     ("schema.include.list", Implemented),
     ("schema.exclude.list", Implemented),

@@ -10,6 +10,7 @@
 
 use crate::config::ConnectorConfig;
 use crate::control;
+use crate::event::message::{self, LogicalMessage, MessageCodec, PrefixFilter};
 use crate::event::{Row, Snapshot, Source, TableCodec};
 use crate::headers::{self, ContextHeaders};
 use crate::metrics::{
@@ -151,6 +152,7 @@ pub async fn run(
     let mut tables: HashMap<u32, Option<TableCodec>> = HashMap::new();
     let context = ContextHeaders::new(cfg);
     let mut tx: Option<Tx> = None;
+    let mut messages = Messages::new(cfg)?;
     let (mut queued, mut confirmed_groups) = (0u64, 0u64);
     let mut confirmed: u64 = 0;
     let heartbeat_period = cfg.heartbeat_period();
@@ -225,7 +227,24 @@ pub async fn run(
                             metrics::gauge!(PUBLISHER_CONFIRMED_LSN).set(confirmed as f64);
                         }
                     }
-                    ReplicationEvent::Message { .. } => {}
+                    ReplicationEvent::Message { transactional, lsn, prefix, content } => {
+                        if !messages.filter.captures(&prefix) {
+                            continue;
+                        }
+                        let message = LogicalMessage { transactional, lsn: lsn.as_u64(), prefix: &prefix, content: &content };
+                        let sent = messages.publish(producer, cfg, tx.as_mut(), &message).await;
+                        match sent {
+                            // Part of its transaction: confirmed with its commit.
+                            Ok(None) => {}
+                            // On its own: confirmed once acknowledged, as a
+                            // transaction of one event ending at its LSN.
+                            Ok(Some(delivery)) => {
+                                queued += 1;
+                                let _ = queue_tx.send(Pending { end_lsn: lsn.as_u64(), deliveries: vec![delivery], committed_at: Instant::now() });
+                            }
+                            Err(e) => break Err(e),
+                        }
+                    }
                     ReplicationEvent::StoppedAt { .. } => break Ok(()),
                 }
             }
@@ -297,6 +316,107 @@ pub async fn run(
     let _ = repl.shutdown().await;
     result
 }
+
+/// Logical decoding messages: their codec, prefix filter and topic.
+struct Messages {
+    codec: MessageCodec,
+    filter: PrefixFilter,
+    topic: String,
+    /// The topic was created (on the first message).
+    topic_ready: bool,
+}
+
+impl Messages {
+    fn new(cfg: &ConnectorConfig) -> Result<Self, StreamError> {
+        Ok(Messages {
+            codec: MessageCodec::new(cfg),
+            filter: PrefixFilter::new(cfg).map_err(StreamError::Refused)?,
+            topic: message::topic(cfg),
+            topic_ready: false,
+        })
+    }
+
+    /// Sends one message event. A transactional message joins `tx` (its
+    /// delivery is confirmed with the commit: `None`); a non-transactional
+    /// one stands alone and its delivery is returned.
+    async fn publish(
+        &mut self,
+        producer: &mut EventProducer,
+        cfg: &ConnectorConfig,
+        tx: Option<&mut Tx>,
+        message: &LogicalMessage<'_>,
+    ) -> Result<Option<DeliveryFuture>, StreamError> {
+        let (lsn, prefix) = (message.lsn, message.prefix);
+        if !self.topic_ready {
+            producer
+                .ensure_topic(&self.topic)
+                .await
+                .map_err(StreamError::Kafka)?;
+            self.topic_ready = true;
+        }
+        let key = self.codec.key(prefix);
+        if !message.transactional {
+            let src = Source {
+                db: &cfg.dbname,
+                commit_lsn: lsn,
+                lsn,
+                tx_id: None,
+                ts_us: crate::event::envelope::now_us(),
+                snapshot: Snapshot::False,
+                origin: None,
+                transaction: None,
+            };
+            let value = self.codec.value(message, &src);
+            let delivery = producer
+                .send(&self.topic, Some(&key), Some(&value))
+                .await
+                .map_err(StreamError::Kafka)?;
+            return Ok(Some(delivery));
+        }
+        let Some(t) = tx else {
+            return Err(StreamError::Refused(format!(
+                "a transactional logical decoding message (prefix `{prefix}`, LSN {}) arrived outside a transaction",
+                control::format_lsn(lsn)
+            )));
+        };
+        let transaction = match t.metadata.as_mut() {
+            Some(m) => {
+                if m.is_empty() {
+                    let (key, value) = m.begin(cfg.schemas_enable);
+                    let begin = producer
+                        .send(&cfg.transaction_topic(), Some(&key), Some(&value))
+                        .await
+                        .map_err(StreamError::Kafka)?;
+                    t.deliveries.push(begin);
+                }
+                Some(m.next(MESSAGE_COLLECTION))
+            }
+            None => None,
+        };
+        let src = Source {
+            db: &cfg.dbname,
+            commit_lsn: t.commit_lsn,
+            lsn,
+            tx_id: Some(u64::from(t.xid)),
+            ts_us: t.ts_us,
+            snapshot: Snapshot::False,
+            origin: t.origin.as_ref().map(|(name, at)| (name.as_str(), *at)),
+            transaction,
+        };
+        let value = self.codec.value(message, &src);
+        let delivery = producer
+            .send(&self.topic, Some(&key), Some(&value))
+            .await
+            .map_err(StreamError::Kafka)?;
+        t.deliveries.push(delivery);
+        Ok(None)
+    }
+}
+
+/// The data collection transactional messages count under in transaction
+/// metadata (Debezium's identifier for them; its END records name each
+/// message by a Java object id instead).
+const MESSAGE_COLLECTION: &str = "LOGICAL_DECODING_MESSAGE";
 
 /// A key-change header: `__debezium.newkey`/`__debezium.oldkey` and the key.
 type KeyHeader = Option<(&'static str, Vec<u8>)>;

@@ -504,6 +504,7 @@ fn op(meta: &Meta<'_>, p: &str) -> Result<Op, DecodeError> {
                     "a truncate has no row to flatten (ExtractNewRecordState drops them)",
                 ));
             }
+            "m" => return Err(DecodeError::LogicalMessage),
             other => return Err(DecodeError::UnknownOp(other.to_owned())),
         },
         Some(other) => {

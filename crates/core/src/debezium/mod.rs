@@ -311,6 +311,10 @@ impl Decoder {
                 if event.op.is_none() {
                     return Err(not_an_event("payload", payload.get().as_bytes()));
                 }
+                // Its schema has no row to build a codec from.
+                if event.op.map(RawValue::get) == Some(r#""m""#) {
+                    return Err(DecodeError::LogicalMessage);
+                }
                 let codec = match schema.get() {
                     "null" => self.schemaless_codec(&event)?,
                     schema => {
@@ -462,6 +466,7 @@ fn op_of(op: &str) -> Result<Op, DecodeError> {
         "u" => Op::Update,
         "d" => Op::Delete,
         "t" => Op::Truncate,
+        "m" => return Err(DecodeError::LogicalMessage),
         other => return Err(DecodeError::UnknownOp(other.to_owned())),
     })
 }

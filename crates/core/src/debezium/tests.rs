@@ -685,3 +685,25 @@ fn float_and_double_fields_are_floats() {
     assert_eq!(row.get("f4"), Some(&Value::Float(1.5)));
     assert!(matches!(row.get("f8"), Some(Value::Float(f)) if f.is_nan()));
 }
+
+/// A logical decoding message event (`op` m, Debezium's MessageValue) on a
+/// topic a worker reads is refused by name, with or without its schema:
+/// it is not a table change, and no sink applies it.
+#[test]
+fn logical_decoding_messages_are_refused_by_name() {
+    let source = r#"{"version":"3.6.1.Final","connector":"postgresql","name":"app","ts_ms":1,"snapshot":"false","db":"app","sequence":"[\"10\",\"10\"]","ts_us":1000,"ts_ns":1000000,"schema":"","table":"","txId":null,"lsn":10,"xmin":null,"origin":null,"origin_lsn":null}"#;
+    let payload = format!(
+        r#"{{"op":"m","ts_ms":1,"source":{source},"transaction":null,"message":{{"prefix":"outbox","content":"eyJpZCI6MX0="}}}}"#
+    );
+    let schema = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"op"},{"type":"int64","optional":true,"field":"ts_ms"},{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"},{"type":"bytes","optional":true,"field":"content"}],"optional":false,"name":"io.debezium.connector.postgresql.Message","version":1,"field":"message"}],"optional":false,"name":"io.debezium.connector.postgresql.MessageValue","version":1}"#;
+    let enveloped = format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+    let key = br#"{"prefix":"outbox"}"#;
+    for value in [payload.as_bytes(), enveloped.as_bytes()] {
+        let refused = decode(Some(key), Some(value), 0, &DecodeOptions::default()).unwrap_err();
+        assert!(matches!(refused, DecodeError::LogicalMessage), "{refused}");
+        assert!(
+            refused.to_string().contains("not a table change"),
+            "{refused}"
+        );
+    }
+}

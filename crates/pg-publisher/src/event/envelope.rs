@@ -97,11 +97,7 @@ impl Layout {
     pub fn new(codec: &TableCodec, cfg: &ConnectorConfig) -> Layout {
         let text = |s: &str| Value::from(s).to_string();
         Layout {
-            source_head: format!(
-                r#"{{"version":{},"connector":"postgresql","name":{},"ts_ms":"#,
-                text(env!("CARGO_PKG_VERSION")),
-                text(&cfg.topic_prefix)
-            ),
+            source_head: source_head(cfg),
             source_table: format!(
                 r#""schema":{},"table":{}"#,
                 text(&codec.schema),
@@ -129,6 +125,63 @@ pub fn enveloped(schema: Option<&str>, payload: Vec<u8>) -> Vec<u8> {
         }
         None => payload,
     }
+}
+
+/// The `source` block, in the connector's field order: `head` is a
+/// [`Layout`]'s `source_head` (or [`source_head`]), `table` its
+/// `"schema":…,"table":…`.
+pub(crate) fn write_source(out: &mut String, head: &str, table: &str, src: &Source<'_>) {
+    use std::fmt::Write;
+    let text = |s: &str| Value::from(s).to_string();
+    let _ = write!(
+        out,
+        r#"{head}{ts_ms},"snapshot":"{snapshot}","db":{db},"sequence":"[\"{commit}\",\"{lsn_seq}\"]","ts_us":{ts_us},"ts_ns":{ts_ns},{table},"txId":{tx_id},"lsn":{lsn},"xmin":null,"origin":{origin},"origin_lsn":{origin_lsn}}}"#,
+        ts_ms = src.ts_us.div_euclid(1000),
+        snapshot = src.snapshot.as_str(),
+        db = text(src.db),
+        commit = src.commit_lsn,
+        lsn_seq = src.lsn,
+        ts_us = src.ts_us,
+        ts_ns = src.ts_us as i128 * 1000,
+        tx_id = src.tx_id.map_or("null".to_owned(), |t| t.to_string()),
+        lsn = if src.lsn == 0 {
+            src.commit_lsn
+        } else {
+            src.lsn
+        },
+        origin = src.origin.map_or("null".to_owned(), |(name, _)| text(name)),
+        origin_lsn = src
+            .origin
+            .map_or("null".to_owned(), |(_, lsn)| lsn.to_string()),
+    );
+}
+
+/// The `transaction` block, or `null`.
+pub(crate) fn write_transaction(out: &mut String, transaction: Option<&TxOrder<'_>>) {
+    use std::fmt::Write;
+    match transaction {
+        Some(t) => {
+            let _ = write!(
+                out,
+                r#"{{"id":{},"total_order":{},"data_collection_order":{}}}"#,
+                Value::from(t.id),
+                t.total_order,
+                t.data_collection_order
+            );
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// `{"version":…,"connector":"postgresql","name":…,"ts_ms":`: the start of
+/// every `source` block of a connector.
+pub(crate) fn source_head(cfg: &ConnectorConfig) -> String {
+    let text = |s: &str| Value::from(s).to_string();
+    format!(
+        r#"{{"version":{},"connector":"postgresql","name":{},"ts_ms":"#,
+        text(env!("CARGO_PKG_VERSION")),
+        text(&cfg.topic_prefix)
+    )
 }
 
 /// Now, in microseconds since the Unix epoch.
@@ -160,41 +213,15 @@ pub fn value(
     }
     let text = |s: &str| Value::from(s).to_string();
     let mut tail = String::with_capacity(400);
-    let _ = write!(
-        tail,
-        r#","source":{head}{ts_ms},"snapshot":"{snapshot}","db":{db},"sequence":"[\"{commit}\",\"{lsn_seq}\"]","ts_us":{ts_us},"ts_ns":{ts_ns},{table},"txId":{tx_id},"lsn":{lsn},"xmin":null,"origin":{origin},"origin_lsn":{origin_lsn}}},"transaction":"#,
-        head = codec.envelope.source_head,
-        ts_ms = src.ts_us.div_euclid(1000),
-        snapshot = src.snapshot.as_str(),
-        db = text(src.db),
-        commit = src.commit_lsn,
-        lsn_seq = src.lsn,
-        ts_us = src.ts_us,
-        ts_ns = src.ts_us as i128 * 1000,
-        table = codec.envelope.source_table,
-        tx_id = src.tx_id.map_or("null".to_owned(), |t| t.to_string()),
-        lsn = if src.lsn == 0 {
-            src.commit_lsn
-        } else {
-            src.lsn
-        },
-        origin = src.origin.map_or("null".to_owned(), |(name, _)| text(name)),
-        origin_lsn = src
-            .origin
-            .map_or("null".to_owned(), |(_, lsn)| lsn.to_string()),
+    tail.push_str(r#","source":"#);
+    write_source(
+        &mut tail,
+        &codec.envelope.source_head,
+        &codec.envelope.source_table,
+        src,
     );
-    match &src.transaction {
-        Some(t) => {
-            let _ = write!(
-                tail,
-                r#"{{"id":{},"total_order":{},"data_collection_order":{}}}"#,
-                text(t.id),
-                t.total_order,
-                t.data_collection_order
-            );
-        }
-        None => tail.push_str("null"),
-    }
+    tail.push_str(r#","transaction":"#);
+    write_transaction(&mut tail, src.transaction.as_ref());
     let _ = write!(
         tail,
         r#","op":{op},"ts_ms":{ms},"ts_us":{now},"ts_ns":{ns}}}"#,

@@ -9,6 +9,7 @@
 //! snapshot rows carry `(snapshot_lsn, 0)`.
 
 pub mod envelope;
+pub mod message;
 mod schema;
 
 use crate::column_mappers::{self, ColumnMapper};

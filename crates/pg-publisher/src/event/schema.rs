@@ -50,12 +50,12 @@ fn row(codec: &TableCodec, prefix: &str, field_name: &str) -> Value {
 const SNAPSHOT_VALUES: &str =
     "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
 
-fn plain(t: &str, f: &str, optional: bool) -> Value {
+pub(crate) fn plain(t: &str, f: &str, optional: bool) -> Value {
     json!({ "type": t, "optional": optional, "field": f })
 }
 
 /// The `source` block's schema (`io.debezium.connector.postgresql.Source`).
-fn source() -> Value {
+pub(crate) fn source() -> Value {
     json!({
         "type": "struct",
         "fields": [
@@ -84,6 +84,19 @@ fn source() -> Value {
     })
 }
 
+/// The `transaction` block's schema (`event.block`).
+pub(crate) fn transaction() -> Value {
+    json!({
+        "type": "struct",
+        "fields": [
+            plain("string", "id", false),
+            plain("int64", "total_order", false),
+            plain("int64", "data_collection_order", false),
+        ],
+        "optional": true, "name": "event.block", "version": 1, "field": "transaction",
+    })
+}
+
 /// The envelope's schema (version 2: with `ts_us` and `ts_ns`).
 pub fn envelope(codec: &TableCodec, prefix: &str) -> Value {
     json!({
@@ -92,15 +105,7 @@ pub fn envelope(codec: &TableCodec, prefix: &str) -> Value {
             row(codec, prefix, "before"),
             row(codec, prefix, "after"),
             source(),
-            {
-                "type": "struct",
-                "fields": [
-                    plain("string", "id", false),
-                    plain("int64", "total_order", false),
-                    plain("int64", "data_collection_order", false),
-                ],
-                "optional": true, "name": "event.block", "version": 1, "field": "transaction",
-            },
+            transaction(),
             plain("string", "op", false),
             plain("int64", "ts_ms", true),
             plain("int64", "ts_us", true),

@@ -269,7 +269,7 @@ fn hex_decode(hex: &str) -> Option<Vec<u8>> {
 
 /// Bytes in `binary.handling.mode`: Connect bytes are base64 in JSON too,
 /// the string modes differ in their schema and alphabet.
-fn binary(bytes: &[u8], mode: BinaryMode) -> Value {
+pub(crate) fn binary(bytes: &[u8], mode: BinaryMode) -> Value {
     json!(match mode {
         BinaryMode::Bytes | BinaryMode::Base64 => BASE64.encode(bytes),
         BinaryMode::Base64UrlSafe => BASE64_URL.encode(bytes),
@@ -277,7 +277,7 @@ fn binary(bytes: &[u8], mode: BinaryMode) -> Value {
     })
 }
 
-fn binary_schema(mode: BinaryMode) -> Value {
+pub(crate) fn binary_schema(mode: BinaryMode) -> Value {
     match mode {
         BinaryMode::Bytes => json!({ "type": "bytes" }),
         _ => json!({ "type": "string" }),
