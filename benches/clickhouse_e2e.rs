@@ -13,7 +13,10 @@
 //! the measurement behind the sink's format choice. Needs the local
 //! services (`scripts/services.sh start`) and `clickhouse-client`.
 //!
-//!     cargo bench --bench clickhouse_e2e [-- --changes 60000]
+//!     cargo bench --bench clickhouse_e2e [-- --changes 60000] [--version-cache-keys 0]
+//!
+//! (`--version-cache-keys 0` turns the sink's stored-version cache off, as
+//! it was before it existed: every batch reads its keys back on 18.16.)
 
 mod common;
 
@@ -75,6 +78,9 @@ fn main() {
         let db = format!("bench_ch_{}_{run}", std::process::id());
         let mut cfg = ClickHouseSinkConfig::with_url(&url);
         cfg.database = Some(db.clone());
+        if let Some(keys) = arg("--version-cache-keys").and_then(|k| k.parse().ok()) {
+            cfg.version_cache_keys = keys;
+        }
         let client = Client::new(&cfg).expect("client");
         let mut sink = ClickHouseSink::new(cfg).expect("sink");
         let topic: Arc<str> = Arc::from("bench");

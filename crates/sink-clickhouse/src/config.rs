@@ -53,6 +53,11 @@ pub struct ClickHouseSinkConfig {
     /// Tables kept as history (every change a row).
     #[serde(default)]
     pub history: HistoryConfig,
+    /// On servers without `UInt128`: how many keys' stored versions each
+    /// writer remembers, so the stale check reads only keys it has not
+    /// seen (0: read every batch's keys).
+    #[serde(default = "defaults::version_cache_keys")]
+    pub version_cache_keys: usize,
 }
 
 impl ClickHouseSinkConfig {
@@ -73,6 +78,7 @@ impl ClickHouseSinkConfig {
             ca_cert: None,
             identifiers: IdentifierPolicy::default(),
             history: HistoryConfig::default(),
+            version_cache_keys: defaults::version_cache_keys(),
         }
     }
 
@@ -132,6 +138,9 @@ mod defaults {
     }
     pub fn deleted_column() -> String {
         "__sinkfleet_deleted".into()
+    }
+    pub fn version_cache_keys() -> usize {
+        100_000
     }
     pub fn timeout_ms() -> u64 {
         30_000

@@ -22,6 +22,7 @@ mod probe;
 mod rows;
 pub mod schema;
 pub mod truncate;
+mod versions;
 
 pub use config::ClickHouseSinkConfig;
 
@@ -33,6 +34,7 @@ use sinkfleet_core::table::{self, TableTarget};
 use sinkfleet_core::{Change, Durability, Sink, SinkError, SinkRecord, TableId, Value, Version};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use versions::StoredVersions;
 
 /// The ClickHouse sink.
 pub struct ClickHouseSink {
@@ -42,6 +44,9 @@ pub struct ClickHouseSink {
     tables: HashMap<(String, String), TableMeta>,
     /// Databases whose truncation table this process has created.
     truncation_tables: HashSet<String>,
+    /// Stored versions of keys this writer has seen (servers without
+    /// `UInt128`).
+    versions: StoredVersions,
 }
 
 /// The version as the column stores it.
@@ -71,10 +76,11 @@ impl ClickHouseSink {
     pub fn new(cfg: ClickHouseSinkConfig) -> Result<Self, sinkfleet_core::ConfigError> {
         Ok(ClickHouseSink {
             client: Client::new(&cfg)?,
-            cfg,
             features: None,
             tables: HashMap::new(),
             truncation_tables: HashSet::new(),
+            versions: StoredVersions::new(cfg.version_cache_keys),
+            cfg,
         })
     }
 
@@ -280,9 +286,10 @@ impl ClickHouseSink {
     /// means every insert is strictly newer than the row it follows, and
     /// "inserted last" then agrees with the version order. One worker owns
     /// a key's partition, so no other writer interleaves. Only runs whose
-    /// versions have a minor part pay for the query.
+    /// versions have a minor part pay for the query, and only for keys
+    /// whose stored version this writer does not know ([`StoredVersions`]).
     async fn drop_stale<'a>(
-        &self,
+        &mut self,
         meta: &TableMeta,
         run: Vec<&'a Change>,
     ) -> Result<Vec<&'a Change>, SinkError> {
@@ -290,14 +297,20 @@ impl ClickHouseSink {
         if meta.column_type(&minor).is_none() || run.iter().all(|c| c.version.minor == 0) {
             return Ok(run);
         }
-        let keyed: Vec<&Change> = run
+        let unknown: Vec<&Change> = run
             .iter()
             .copied()
-            .filter(|c| !c.key.columns.is_empty())
+            .filter(|c| {
+                !c.key.columns.is_empty() && self.versions.get(&meta.name, &key_id(c)).is_none()
+            })
             .collect();
         let select = [quote(&self.cfg.version_column), quote(&minor)];
         let select: Vec<String> = meta.key.iter().map(|k| quote(k)).chain(select).collect();
-        let current = self.read_current(meta, &keyed, &select).await?;
+        let current = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            self.read_current(meta, &unknown, &select).await?
+        };
         let stored =
             |row: &serde_json::Map<String, serde_json::Value>| -> Result<Version, SinkError> {
                 let part = |name: &str| {
@@ -314,8 +327,14 @@ impl ClickHouseSink {
             };
         let mut fresh = Vec::with_capacity(run.len());
         for change in run {
-            match current.get(&key_id(change)) {
-                Some(row) if change.version <= stored(row)? => {}
+            let id = key_id(change);
+            let known = match self.versions.get(&meta.name, &id) {
+                Some(known) => known,
+                None => current.get(&id).map(stored).transpose()?,
+            };
+            self.versions.record(&meta.name, id, known);
+            match known {
+                Some(v) if change.version <= v => {}
                 _ => fresh.push(change),
             }
         }
@@ -448,6 +467,11 @@ impl Sink for ClickHouseSink {
         // A 200 from an INSERT means the parts are written.
         Ok(Durability::Durable)
     }
+
+    async fn revoke(&mut self, _partitions: &[sinkfleet_core::PartitionId]) {
+        // The keys of those partitions may be written by another worker next.
+        self.versions.clear();
+    }
 }
 
 /// The tables one source table is written to: its current-state table
@@ -545,6 +569,8 @@ impl TableTarget for ClickHouseSink {
         )
         .await?;
         *floor = (*floor).max(applied);
+        // Its tombstones replaced stored versions.
+        self.versions.clear();
         Ok(())
     }
 
@@ -586,6 +612,11 @@ impl TableTarget for ClickHouseSink {
             inserted += changes.len() as u64;
             let token = format!("{token_base}-{index}-{round}");
             self.insert(meta, &changes, features, &token).await?;
+            if meta.column_type(&self.cfg.minor_version_column()).is_some() {
+                for c in &changes {
+                    self.versions.record(&meta.name, key_id(c), Some(c.version));
+                }
+            }
         }
         Ok(inserted)
     }
@@ -606,6 +637,8 @@ impl TableTarget for ClickHouseSink {
 
     fn forget(&mut self) {
         self.tables.clear();
+        // A failed write may have inserted rows without saying so.
+        self.versions.clear();
     }
 }
 

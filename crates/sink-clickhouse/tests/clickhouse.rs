@@ -251,6 +251,39 @@ async fn changes_sharing_a_commit_lsn_keep_their_order() {
     drop_database(&client, &db).await;
 }
 
+/// A writer remembers the versions it read and wrote, so a replay is
+/// checked without reading the key back; a revoke makes it forget, since
+/// the partition's next owner writes the key meanwhile. Here that owner
+/// (another sink instance) stores a newer change of the same transaction,
+/// and a late replay of an older one reaches the first writer after its
+/// partition came back: it must lose. (On servers with `UInt128` the
+/// engine alone keeps the newest.)
+#[tokio::test]
+async fn a_revoke_forgets_the_versions_a_writer_knew() {
+    let (db, client, mut first) = sink_in("revoked");
+    let mut cfg = ClickHouseSinkConfig::with_url(clickhouse_url());
+    cfg.database = Some(db.clone());
+    let mut next_owner = ClickHouseSink::new(cfg).unwrap();
+    first
+        .write(&[sequenced(1, Some(100), 102, "first owner")])
+        .await
+        .unwrap();
+    next_owner
+        .write(&[sequenced(1, Some(100), 105, "next owner")])
+        .await
+        .unwrap();
+    first.revoke(&[(Arc::from("customers"), 0)]).await;
+    first
+        .write(&[sequenced(1, Some(100), 104, "late replay")])
+        .await
+        .unwrap();
+    assert_eq!(
+        live_items(&client, &db).await,
+        "{\"id\":1,\"name\":\"next owner\"}"
+    );
+    drop_database(&client, &db).await;
+}
+
 async fn sink_features(client: &Client) -> sinkfleet_sink_clickhouse::client::ServerFeatures {
     client.features().await.unwrap()
 }
