@@ -518,6 +518,85 @@ async fn a_killed_publisher_loses_nothing() {
     src.finish(second, worker).await;
 }
 
+/// A table added to `table.include.list` (filtered publication) is
+/// captured from the restart on: the publication is altered before the
+/// stream resumes. What the table held before is not backfilled (that
+/// takes an incremental snapshot), and changes written while it was not
+/// published stay unpublished, even those the slot had not confirmed yet.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_added_to_the_include_list_is_captured_after_a_restart() {
+    let _shared = SOURCE_LOAD.read().await;
+    let src = Source::new("addtable").await;
+    let s = src.schema.clone();
+    src.sql(&format!(
+        "CREATE TABLE {s}.first (id int PRIMARY KEY, v text);
+         CREATE TABLE {s}.added (id int PRIMARY KEY, v text);
+         INSERT INTO {s}.first VALUES (1, 'a');
+         INSERT INTO {s}.added VALUES (1, 'before the publisher')"
+    ))
+    .await;
+    let (pp, wp) = (free_port(), free_port());
+    let mut publisher = Worker::start(
+        &src.prefix,
+        "publish",
+        &src.publisher_config(&["first"], &brokers(), "", pp),
+        pp,
+    );
+    wait_until("slot created", CONVERGE, || {
+        futures_lite_block(src.confirmed_lsn()) > 0
+    })
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.added VALUES (2, 'while not captured')"
+    ))
+    .await;
+    assert!(publisher.terminate(Duration::from_secs(30)).success());
+
+    let config = src.publisher_config(&["first", "added"], &brokers(), "", pp);
+    let publisher = Worker::start(&format!("{}-2", src.prefix), "publish", &config, pp);
+    wait_until("the publication covers the added table", CONVERGE, || {
+        let pool = src.pool.clone();
+        let sql = format!(
+            "SELECT count(*) FROM pg_publication_tables WHERE pubname = '{}' AND tablename = 'added'",
+            src.publication
+        );
+        futures_lite_block(async move {
+            sqlx::query_scalar::<_, i64>(&sql).fetch_one(&pool).await.unwrap_or(0)
+        }) == 1
+    })
+    .await;
+    src.sql(&format!(
+        "INSERT INTO {s}.added VALUES (3, 'after the restart');
+         UPDATE {s}.added SET v = 'updated after the restart' WHERE id = 1;
+         UPDATE {s}.first SET v = 'b' WHERE id = 1"
+    ))
+    .await;
+    let worker = src.sink_worker(&["first", "added"], wp);
+    src.wait_identical("first", "id, v").await;
+    let target = |sql: String| {
+        let pool = src.target_pool.clone();
+        futures_lite_block(async move {
+            sqlx::query_as::<_, (i32, String)>(&sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default()
+        })
+    };
+    let rows = format!("SELECT id, v FROM {}.added ORDER BY id", src.target);
+    wait_until("the added table's new changes arrive", CONVERGE, || {
+        target(rows.clone()).len() == 2
+    })
+    .await;
+    assert_eq!(
+        target(rows),
+        [
+            (1, "updated after the restart".to_owned()),
+            (3, "after the restart".to_owned())
+        ]
+    );
+    src.finish(publisher, worker).await;
+}
+
 /// A publisher SIGKILLed in the middle of its initial snapshot: the slot
 /// never got its real name, so the next start takes the snapshot again
 /// (instead of streaming on and missing the rows not yet read).
