@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: that fails the test
 
 mod common;
+#[path = "publisher/incremental.rs"]
+mod incremental;
 #[path = "publisher/json_schema.rs"]
 mod json_schema;
 #[path = "publisher/masks.rs"]

@@ -81,6 +81,10 @@ pub struct ConnectorConfig {
     pub column_include: Vec<String>,
     /// `column.exclude.list`: matching columns are left out of the value.
     pub column_exclude: Vec<String>,
+    /// `signal.data.collection`: the signal table, `(schema, table)`.
+    pub signal_table: Option<(String, String)>,
+    /// `incremental.snapshot.chunk.size` (default 1024): rows per chunk.
+    pub incremental_chunk_size: usize,
     /// `message.prefix.include.list`: anchored, case-insensitive regexes
     /// over logical decoding message prefixes; only matching ones are
     /// published.
@@ -536,6 +540,32 @@ impl ConnectorConfig {
                 0
             }
         };
+        let signal_table =
+            get("signal.data.collection").and_then(|v| match v.trim().split_once('.') {
+                Some((schema, table)) if !schema.is_empty() && !table.is_empty() => {
+                    Some((schema.to_owned(), table.to_owned()))
+                }
+                _ => {
+                    err(
+                        "signal.data.collection",
+                        format!("`{v}`: expected `schema.table`"),
+                    );
+                    None
+                }
+            });
+        let incremental_chunk_size = match get("incremental.snapshot.chunk.size")
+            .unwrap_or("1024")
+            .parse::<usize>()
+        {
+            Ok(n) if n > 0 => n,
+            _ => {
+                err(
+                    "incremental.snapshot.chunk.size",
+                    "expected a number of rows, at least 1".into(),
+                );
+                1024
+            }
+        };
         let heartbeat_action_query = get("heartbeat.action.query")
             .map(str::trim)
             .filter(|q| !q.is_empty())
@@ -711,6 +741,8 @@ impl ConnectorConfig {
             schema_exclude,
             column_include,
             column_exclude,
+            signal_table,
+            incremental_chunk_size,
             message_prefix_include,
             message_prefix_exclude,
             column_mappers,

@@ -112,6 +112,28 @@ pub async fn captured_tables(
         .collect())
 }
 
+/// An ordinary table by name, whatever the table lists say.
+pub async fn table_named(
+    pool: &PgPool,
+    schema: &str,
+    name: &str,
+) -> Result<Option<CapturedTable>, ControlError> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+    )
+    .bind(schema)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .map_err(sql("looking a table up"))?;
+    Ok(row.map(|(oid,)| CapturedTable {
+        oid: oid as u32,
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+    }))
+}
+
 /// Primary key columns of a table, in key order (empty if none).
 pub async fn primary_key(pool: &PgPool, oid: u32) -> Result<Vec<String>, ControlError> {
     let rows: Vec<(String,)> = sqlx::query_as(

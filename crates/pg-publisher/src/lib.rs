@@ -17,6 +17,7 @@ mod connect_schema;
 pub mod control;
 pub mod event;
 pub mod headers;
+pub mod incremental;
 pub mod json_schema;
 pub mod metrics;
 mod ordered_json;
@@ -108,7 +109,22 @@ pub async fn run(
         snapshot::table_codec(&pool, table, &cfg, &registry).await?;
     }
     tracing::info!(tables = tables.len(), "captured tables");
-    control::ensure_publication(&pool, &cfg, &tables).await?;
+    // The signal table's inserts must reach the stream, captured or not.
+    let mut published = tables.clone();
+    if let Some((schema, name)) = &cfg.signal_table {
+        let signal = control::table_named(&pool, schema, name)
+            .await?
+            .ok_or_else(|| {
+                ControlError::Refused(format!(
+                    "signal.data.collection: table {schema}.{name} does not exist \
+                     (create it: id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))"
+                ))
+            })?;
+        if !published.iter().any(|t| t.oid == signal.oid) {
+            published.push(signal);
+        }
+    }
+    control::ensure_publication(&pool, &cfg, &published).await?;
 
     let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
         brokers: settings.brokers.clone(),

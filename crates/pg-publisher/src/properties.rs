@@ -22,7 +22,6 @@ pub enum Support {
 use Support::{Implemented, NoEffect, Only, Refused};
 
 const NOT_IMPLEMENTED: &str = "not implemented by sinkfleet's publisher";
-const INCREMENTAL: &str = "signals and incremental snapshots are not implemented yet";
 const JVM: &str = "a Java extension point: nothing to load here";
 const REGISTRY_AUTH: &str =
     "only basic auth (basic.auth.credentials.source=USER_INFO) is implemented";
@@ -155,19 +154,19 @@ pub const PROPERTIES: &[(&str, Support)] = &[
     ("snapshot.max.threads", Only("1")),
     ("snapshot.tables.order.by.row.count", Only("disabled")),
     // Signals and incremental snapshots.
-    ("signal.data.collection", Refused(INCREMENTAL)),
-    ("signal.enabled.channels", Refused(INCREMENTAL)),
-    ("signal.poll.interval.ms", Refused(INCREMENTAL)),
-    ("signal.kafka.topic", Refused(INCREMENTAL)),
-    ("incremental.snapshot.chunk.size", Refused(INCREMENTAL)),
+    ("signal.data.collection", Implemented),
+    ("signal.enabled.channels", Only("source")),
+    ("signal.poll.interval.ms", NoEffect), // the source channel is read from the stream
+    (
+        "signal.kafka.topic",
+        Refused("signals are read from the signal table only (signal.enabled.channels=source)"),
+    ),
+    ("incremental.snapshot.chunk.size", Implemented),
     (
         "incremental.snapshot.watermarking.strategy",
-        Refused(INCREMENTAL),
+        Only("insert_insert"),
     ),
-    (
-        "incremental.snapshot.allow.schema.changes",
-        Refused(INCREMENTAL),
-    ),
+    ("incremental.snapshot.allow.schema.changes", Only("false")),
     ("notification.enabled.channels", Refused(NOT_IMPLEMENTED)),
     // Heartbeats.
     ("heartbeat.interval.ms", Implemented),
@@ -375,7 +374,10 @@ pub const PROPERTIES: &[(&str, Support)] = &[
 /// Property name prefixes that pass settings to Java components.
 const REFUSED_PREFIXES: &[(&str, &str)] = &[
     ("driver.", JVM),
-    ("signal.", INCREMENTAL),
+    (
+        "signal.",
+        "signals other than the signal table's are not implemented",
+    ),
     (
         "transforms",
         "single message transforms run in Kafka Connect, not here",

@@ -13,6 +13,7 @@ use crate::control;
 use crate::event::message::{self, LogicalMessage, MessageCodec, PrefixFilter};
 use crate::event::{Row, Snapshot, Source, TableCodec};
 use crate::headers::{self, ContextHeaders};
+use crate::incremental::{Incremental, Signal, Step};
 use crate::metrics::{
     PUBLISHER_CONFIRMED_LSN, PUBLISHER_DELIVERY_SECONDS, PUBLISHER_SLOT_LAG_BYTES,
 };
@@ -153,6 +154,7 @@ pub async fn run(
     let context = ContextHeaders::new(cfg);
     let mut tx: Option<Tx> = None;
     let mut messages = Messages::new(cfg)?;
+    let mut incremental = Incremental::new(cfg);
     let (mut queued, mut confirmed_groups) = (0u64, 0u64);
     let mut confirmed: u64 = 0;
     let heartbeat_period = cfg.heartbeat_period();
@@ -195,7 +197,7 @@ pub async fn run(
                         });
                     }
                     ReplicationEvent::XLogData { wal_start, data, .. } => {
-                        let mut stream = Stream { tables: &mut tables, filter: &filter, registry, context: &context, pool: &pool, cfg };
+                        let mut stream = Stream { tables: &mut tables, filter: &filter, registry, context: &context, pool: &pool, cfg, incremental: &mut incremental };
                         if let Err(e) = stream.handle(&data, wal_start.as_u64(), &mut tx, producer).await {
                             break Err(e);
                         }
@@ -216,6 +218,10 @@ pub async fn run(
                         }
                         queued += 1;
                         let _ = queue_tx.send(Pending { end_lsn: end_lsn.as_u64(), deliveries, committed_at: Instant::now() });
+                        // An incremental snapshot's next chunk starts between transactions.
+                        if let Err(e) = incremental.next_window(&pool, cfg, registry).await {
+                            break Err(StreamError::Refused(e.to_string()));
+                        }
                     }
                     ReplicationEvent::KeepAlive { wal_end, .. } => {
                         // Everything committed up to wal_end was sent before
@@ -449,6 +455,7 @@ struct Stream<'a> {
     context: &'a ContextHeaders,
     pool: &'a PgPool,
     cfg: &'a ConnectorConfig,
+    incremental: &'a mut Incremental,
 }
 
 impl Stream<'_> {
@@ -459,7 +466,14 @@ impl Stream<'_> {
         rel: &pgoutput::Relation,
         producer: &mut EventProducer,
     ) -> Result<(), StreamError> {
+        let names = rel.columns.iter().map(|c| c.name.clone()).collect();
+        let signal = self
+            .incremental
+            .relation(rel.oid, &rel.namespace, &rel.name, names);
         if !self.filter.captures(&rel.namespace, &rel.name) {
+            if signal {
+                tracing::info!(table = %format!("{}.{}", rel.namespace, rel.name), "signal table");
+            }
             // The publication covers more than the table lists (an
             // `all_tables` or hand-made publication): its changes are not
             // published, and its shape (even without a key) is none of
@@ -494,6 +508,59 @@ impl Stream<'_> {
         Ok(())
     }
 
+    /// A signal-table insert: the incremental snapshot acts on it; a
+    /// window that closes publishes its chunk with this transaction.
+    async fn signal(
+        &mut self,
+        signal: &Signal,
+        lsn: u64,
+        tx: &mut Option<Tx>,
+        producer: &mut EventProducer,
+    ) -> Result<(), StreamError> {
+        let step = self
+            .incremental
+            .on_signal(signal, self.pool)
+            .await
+            .map_err(|e| StreamError::Refused(e.to_string()))?;
+        let Step::Publish(codec, rows) = step else {
+            return Ok(());
+        };
+        let Some(t) = tx.as_mut() else {
+            return Err(StreamError::Refused(
+                "a signal arrived outside a transaction".into(),
+            ));
+        };
+        producer
+            .ensure_topic(&codec.topic)
+            .await
+            .map_err(StreamError::Kafka)?;
+        let src = Source {
+            db: &self.cfg.dbname,
+            commit_lsn: t.commit_lsn,
+            lsn,
+            tx_id: Some(u64::from(t.xid)),
+            ts_us: t.ts_us,
+            snapshot: Snapshot::Incremental,
+            origin: None,
+            transaction: None,
+        };
+        for row in &rows {
+            let key = codec.key(row);
+            let value = codec.value("r", None, Some(row), &src);
+            let delivery = producer
+                .send_with(
+                    &codec.topic,
+                    Some(&key),
+                    Some(&value),
+                    self.context.with(None),
+                )
+                .await
+                .map_err(StreamError::Kafka)?;
+            t.deliveries.push(delivery);
+        }
+        Ok(())
+    }
+
     /// Handles one pgoutput message inside the stream.
     async fn handle(
         &mut self,
@@ -517,6 +584,12 @@ impl Stream<'_> {
             Message::Truncate { .. } => ('t', 0),
             _ => return Ok(()),
         };
+        if let Message::Insert { relation, new } = &message
+            && self.incremental.is_signal(*relation)
+            && let Some(signal) = self.incremental.signal(new)
+        {
+            self.signal(&signal, lsn, tx, producer).await?;
+        }
         // Skipped operations are not published, nor counted in the
         // transaction's metadata (as Debezium's dispatcher skips them).
         if self.cfg.skipped_operations.contains(&op) {
@@ -647,6 +720,26 @@ impl Stream<'_> {
                 }
             }
             _ => {}
+        }
+        for outgoing in &out {
+            if let Outgoing::Event {
+                codec: c,
+                op,
+                before,
+                after,
+                ..
+            } = outgoing
+                && self.incremental.watching(&c.schema, &c.table)
+            {
+                if *op == "t" {
+                    self.incremental.touched(&c.schema, &c.table, None);
+                }
+                for image in [before, after].into_iter().flatten() {
+                    let identity = c.key_identity(image);
+                    self.incremental
+                        .touched(&c.schema, &c.table, Some(&identity));
+                }
+            }
         }
         for outgoing in out {
             let (topic, key, value, header) = match outgoing {

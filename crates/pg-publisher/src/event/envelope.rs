@@ -31,6 +31,8 @@ pub enum Snapshot {
     LastInDataCollection,
     /// The last row of the whole snapshot.
     Last,
+    /// A row of an incremental snapshot's chunk.
+    Incremental,
 }
 
 impl Snapshot {
@@ -43,6 +45,7 @@ impl Snapshot {
             Snapshot::True => "true",
             Snapshot::LastInDataCollection => "last_in_data_collection",
             Snapshot::Last => "last",
+            Snapshot::Incremental => "incremental",
         }
     }
 }

@@ -290,6 +290,16 @@ impl TableCodec {
         out.push(b'}');
     }
 
+    /// The key columns' values as JSON, without any schema: the same for
+    /// two codecs of one table, so an incremental snapshot's chunk (read
+    /// with the catalog's codec) and the stream (the Relation's) agree on
+    /// which row a change is of.
+    pub fn key_identity(&self, row: &Row) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * self.key.len() + 2);
+        self.write_object(row, self.key.iter().copied(), false, &mut out);
+        out
+    }
+
     /// The Kafka key of a row (its key columns).
     pub fn key(&self, row: &Row) -> Vec<u8> {
         let mut payload = Vec::with_capacity(16 * self.key.len() + 2);

@@ -1,0 +1,568 @@
+//! Incremental snapshots on demand: Debezium's signal table and DBLog's
+//! watermark algorithm.
+//!
+//! A row inserted into `signal.data.collection` with type
+//! `execute-snapshot` and data `{"data-collections": ["schema.table"],
+//! "type": "incremental"}` queues those tables. Each is then read in chunks
+//! of `incremental.snapshot.chunk.size` rows in primary-key order, each
+//! chunk inside a window the stream itself delimits:
+//!
+//! 1. the publisher inserts a `snapshot-window-open` row into the signal
+//!    table;
+//! 2. when the stream delivers that insert, it reads the chunk (`SELECT …
+//!    WHERE key > last ORDER BY key LIMIT n`), then inserts a
+//!    `snapshot-window-close` row;
+//! 3. until the stream delivers the close, every streamed change of the
+//!    table removes its key from the chunk: the stream has a newer version
+//!    of that row;
+//! 4. at the close, the rest of the chunk is published as `op = r` events
+//!    with `source.snapshot = "incremental"`, as part of the close's
+//!    transaction (confirmed with it).
+//!
+//! Versions: a chunk row carries the close's commit LSN and LSN. Every
+//! change committed before the window opened is older (the chunk read it,
+//! or a newer state of it), every change committed after the window closed
+//! is newer, and a change committed inside the window took its key out of
+//! the chunk. So in no interleaving can a chunk row overwrite a newer
+//! streamed change in a sink.
+//!
+//! `stop-snapshot` drops the running and queued tables (or those named in
+//! its `data-collections`), `pause-snapshot` and `resume-snapshot` hold and
+//! release the next window. Progress is kept in memory: a restarted
+//! publisher does not resume a snapshot that was running (signal it again).
+
+use crate::config::ConnectorConfig;
+use crate::control::{self, CapturedTable, ControlError};
+use crate::event::{Row, TableCodec};
+use crate::metrics::{PUBLISHER_SNAPSHOT_ROWS_DONE, PUBLISHER_SNAPSHOT_ROWS_TOTAL};
+use crate::pgoutput::TupleValue;
+use crate::snapshot::table_codec;
+use crate::types::registry::TypeRegistry;
+use sqlx::{PgPool, Row as _};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// One row of the signal table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// `id`.
+    pub id: String,
+    /// `type`.
+    pub kind: String,
+    /// `data` (JSON text), if any.
+    pub data: Option<String>,
+}
+
+impl Signal {
+    /// Reads a signal from an insert's tuple, by the relation's column names.
+    pub fn from_tuple(columns: &[String], tuple: &[TupleValue]) -> Option<Signal> {
+        let text = |name: &str| {
+            let i = columns.iter().position(|c| c == name)?;
+            match tuple.get(i)? {
+                TupleValue::Text(b) | TupleValue::Binary(b) => {
+                    Some(String::from_utf8_lossy(b).into_owned())
+                }
+                _ => None,
+            }
+        };
+        Some(Signal {
+            id: text("id")?,
+            kind: text("type")?,
+            data: text("data"),
+        })
+    }
+}
+
+/// A table asked for, waiting its turn.
+#[derive(Debug, Clone)]
+struct Request {
+    table: String,
+    /// `additional-conditions`' filter for it.
+    filter: Option<String>,
+}
+
+/// The table being read.
+struct Current {
+    table: CapturedTable,
+    codec: Arc<TableCodec>,
+    /// Key columns and their types (`format_type`).
+    key: Vec<(String, String)>,
+    /// Positions of the key columns among the table's columns.
+    key_at: Vec<usize>,
+    /// The select list (every column, as pgoutput renders values).
+    select: String,
+    filter: Option<String>,
+    /// The last key read (text of each key column); `None`: from the start.
+    last: Option<Vec<String>>,
+    done: u64,
+    label: String,
+}
+
+/// The chunk window.
+enum Window {
+    Idle,
+    /// The open watermark is written; waiting for the stream to deliver it.
+    Opening(String),
+    /// The chunk is read; waiting for the close watermark.
+    Open {
+        close: String,
+        rows: Vec<(Vec<u8>, Row)>,
+        /// The last key of the chunk as read, and whether it was full.
+        last: Option<Vec<String>>,
+        full: bool,
+    },
+}
+
+/// What an incremental snapshot asks of the stream after a signal.
+pub enum Step {
+    /// Nothing to publish.
+    Nothing,
+    /// Publish these rows (the window closed) with this codec.
+    Publish(Arc<TableCodec>, Vec<Row>),
+}
+
+/// The incremental snapshot state of one publisher.
+pub struct Incremental {
+    signal: Option<(String, String)>,
+    signal_oid: Option<u32>,
+    signal_columns: Vec<String>,
+    chunk: usize,
+    queue: VecDeque<Request>,
+    current: Option<Current>,
+    paused: bool,
+    window: Window,
+}
+
+/// Why a signal or a chunk failed.
+fn refused(why: String) -> ControlError {
+    ControlError::Refused(why)
+}
+
+impl Incremental {
+    /// The state for `cfg` (inactive without `signal.data.collection`).
+    pub fn new(cfg: &ConnectorConfig) -> Self {
+        Incremental {
+            signal: cfg.signal_table.clone(),
+            signal_oid: None,
+            signal_columns: Vec::new(),
+            chunk: cfg.incremental_chunk_size,
+            queue: VecDeque::new(),
+            current: None,
+            paused: false,
+            window: Window::Idle,
+        }
+    }
+
+    /// Notes a Relation message; true if it is the signal table's.
+    pub fn relation(&mut self, oid: u32, schema: &str, name: &str, columns: Vec<String>) -> bool {
+        let is_signal = self
+            .signal
+            .as_ref()
+            .is_some_and(|(s, t)| s == schema && t == name);
+        if is_signal {
+            self.signal_oid = Some(oid);
+            self.signal_columns = columns;
+        }
+        is_signal
+    }
+
+    /// Whether `oid` is the signal table.
+    pub fn is_signal(&self, oid: u32) -> bool {
+        self.signal_oid == Some(oid)
+    }
+
+    /// The signal an insert into the signal table carries.
+    pub fn signal(&self, tuple: &[TupleValue]) -> Option<Signal> {
+        Signal::from_tuple(&self.signal_columns, tuple)
+    }
+
+    /// Whether changes of `schema.table` are being watched (a window of
+    /// its chunk is open): only then does [`Incremental::touched`] need
+    /// their keys.
+    pub fn watching(&self, schema: &str, table: &str) -> bool {
+        matches!(self.window, Window::Open { .. })
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.table.schema == schema && c.table.name == table)
+    }
+
+    /// A streamed change of `schema.table` with key `identity`: inside an
+    /// open window it takes the key out of the chunk (`None`: a truncate,
+    /// which takes every key).
+    pub fn touched(&mut self, schema: &str, table: &str, identity: Option<&[u8]>) {
+        let Window::Open { rows, .. } = &mut self.window else {
+            return;
+        };
+        let Some(current) = &self.current else { return };
+        if current.table.schema != schema || current.table.name != table {
+            return;
+        }
+        match identity {
+            Some(id) => rows.retain(|(k, _)| k.as_slice() != id),
+            None => rows.clear(),
+        }
+    }
+
+    /// Handles a signal delivered by the stream.
+    pub async fn on_signal(
+        &mut self,
+        signal: &Signal,
+        pool: &PgPool,
+    ) -> Result<Step, ControlError> {
+        match signal.kind.as_str() {
+            "execute-snapshot" => {
+                self.execute(signal)?;
+                Ok(Step::Nothing)
+            }
+            "stop-snapshot" => {
+                self.stop(signal);
+                Ok(Step::Nothing)
+            }
+            "pause-snapshot" => {
+                tracing::info!("incremental snapshot paused");
+                self.paused = true;
+                Ok(Step::Nothing)
+            }
+            "resume-snapshot" => {
+                tracing::info!("incremental snapshot resumed");
+                self.paused = false;
+                Ok(Step::Nothing)
+            }
+            "snapshot-window-open" => {
+                if matches!(&self.window, Window::Opening(id) if *id == signal.id) {
+                    self.read_chunk(pool).await?;
+                }
+                Ok(Step::Nothing)
+            }
+            "snapshot-window-close" => Ok(self.close(&signal.id)),
+            other => {
+                tracing::warn!(id = %signal.id, kind = %other, "signal of an unknown type: ignored");
+                Ok(Step::Nothing)
+            }
+        }
+    }
+
+    fn execute(&mut self, signal: &Signal) -> Result<(), ControlError> {
+        let data: serde_json::Value = serde_json::from_str(signal.data.as_deref().unwrap_or(""))
+            .map_err(|e| refused(format!("signal {}: data is not JSON: {e}", signal.id)))?;
+        let kind = data["type"].as_str().unwrap_or("incremental");
+        if !kind.eq_ignore_ascii_case("incremental") {
+            tracing::warn!(id = %signal.id, %kind, "execute-snapshot of a type other than incremental: ignored");
+            return Ok(());
+        }
+        let filters: Vec<(String, String)> = data["additional-conditions"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| {
+                        Some((
+                            c["data-collection"].as_str()?.to_owned(),
+                            c["filter"].as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tables = data["data-collections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for t in tables.iter().filter_map(|t| t.as_str()) {
+            let filter = filters.iter().find(|(c, _)| c == t).map(|(_, f)| f.clone());
+            tracing::info!(id = %signal.id, table = %t, ?filter, "incremental snapshot requested");
+            self.queue.push_back(Request {
+                table: t.to_owned(),
+                filter,
+            });
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, signal: &Signal) {
+        let named: Vec<String> = signal
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .and_then(|d| d["data-collections"].as_array().cloned())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|t| Some(t.as_str()?.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stops = |table: &str| named.is_empty() || named.iter().any(|n| n == table);
+        self.queue.retain(|r| !stops(&r.table));
+        if let Some(c) = &self.current
+            && stops(&c.label)
+        {
+            tracing::info!(table = %c.label, rows = c.done, "incremental snapshot stopped");
+            self.current = None;
+            self.window = Window::Idle;
+        }
+    }
+
+    /// Starts the next window if a table is being read or waiting, nothing
+    /// is paused and no window is open: writes the open watermark.
+    pub async fn next_window(
+        &mut self,
+        pool: &PgPool,
+        cfg: &ConnectorConfig,
+        registry: &TypeRegistry,
+    ) -> Result<(), ControlError> {
+        if self.paused || !matches!(self.window, Window::Idle) {
+            return Ok(());
+        }
+        while self.current.is_none() {
+            let Some(request) = self.queue.pop_front() else {
+                return Ok(());
+            };
+            self.current = self.start(request, pool, cfg, registry).await?;
+        }
+        let id = format!("{}-open", uuid());
+        self.watermark(pool, &id, "snapshot-window-open").await?;
+        self.window = Window::Opening(id);
+        Ok(())
+    }
+
+    async fn start(
+        &self,
+        request: Request,
+        pool: &PgPool,
+        cfg: &ConnectorConfig,
+        registry: &TypeRegistry,
+    ) -> Result<Option<Current>, ControlError> {
+        let Some((schema, name)) = request.table.split_once('.') else {
+            tracing::warn!(table = %request.table, "incremental snapshot: expected schema.table; skipped");
+            return Ok(None);
+        };
+        let Some(table) = control::table_named(pool, schema, name).await? else {
+            tracing::warn!(table = %request.table, "incremental snapshot: no such table; skipped");
+            return Ok(None);
+        };
+        if !control::TableFilter::new(cfg)?.captures(schema, name) {
+            tracing::warn!(table = %request.table, "incremental snapshot: the table is not captured (table.include.list); skipped");
+            return Ok(None);
+        }
+        let codec = Arc::new(table_codec(pool, &table, cfg, registry).await?);
+        let relation = control::relation(pool, &table).await?;
+        let key_names = control::primary_key(pool, table.oid).await?;
+        if key_names.is_empty() {
+            tracing::warn!(table = %request.table, "incremental snapshot: the table has no primary key; skipped");
+            return Ok(None);
+        }
+        let types: Vec<(String, String)> = sqlx::query_as(
+            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
+              WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped",
+        )
+        .bind(table.oid as i64)
+        .fetch_all(pool)
+        .await
+        .map_err(|source| ControlError::Sql {
+            context: "reading key column types",
+            source,
+        })?;
+        let mut key = Vec::new();
+        let mut key_at = Vec::new();
+        for k in &key_names {
+            let ty = types.iter().find(|(n, _)| n == k).map(|(_, t)| t.clone());
+            let at = relation.columns.iter().position(|c| c.name == *k);
+            match (ty, at) {
+                (Some(ty), Some(at)) => {
+                    key.push((k.clone(), ty));
+                    key_at.push(at);
+                }
+                _ => {
+                    return Err(refused(format!(
+                        "{}: key column {k} not found",
+                        request.table
+                    )));
+                }
+            }
+        }
+        // The type's output function, as pgoutput renders values.
+        let select = relation
+            .columns
+            .iter()
+            .map(|c| {
+                let q = control::quote(&c.name);
+                format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let label = format!("{schema}.{name}");
+        let estimate: f64 = sqlx::query_scalar(
+            "SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = $1::bigint::oid",
+        )
+        .bind(table.oid as i64)
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0.0);
+        let labels = [("table", label.clone())];
+        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_TOTAL, &labels).set(estimate);
+        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_DONE, &labels).set(0.0);
+        tracing::info!(table = %label, estimated_rows = estimate, "incremental snapshot: reading table");
+        Ok(Some(Current {
+            table,
+            codec,
+            key,
+            key_at,
+            select,
+            filter: request.filter,
+            last: None,
+            done: 0,
+            label,
+        }))
+    }
+
+    async fn watermark(&self, pool: &PgPool, id: &str, kind: &str) -> Result<(), ControlError> {
+        let Some((schema, name)) = &self.signal else {
+            return Ok(());
+        };
+        let sql = format!(
+            "INSERT INTO {}.{} (id, type, data) VALUES ($1, $2, NULL)",
+            control::quote(schema),
+            control::quote(name)
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(kind)
+            .execute(pool)
+            .await
+            .map_err(|source| ControlError::Sql {
+                context: "writing a snapshot watermark to the signal table",
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// The window opened: reads the chunk, then writes the close watermark.
+    async fn read_chunk(&mut self, pool: &PgPool) -> Result<(), ControlError> {
+        let Some(c) = &self.current else {
+            self.window = Window::Idle;
+            return Ok(());
+        };
+        let name = format!(
+            "{}.{}",
+            control::quote(&c.table.schema),
+            control::quote(&c.table.name)
+        );
+        let columns: Vec<String> = c.key.iter().map(|(k, _)| control::quote(k)).collect();
+        let mut conditions = Vec::new();
+        if c.last.is_some() {
+            let params: Vec<String> = c
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| format!("${}::text::{ty}", i + 1))
+                .collect();
+            conditions.push(format!(
+                "({}) > ({})",
+                columns.join(", "),
+                params.join(", ")
+            ));
+        }
+        if let Some(f) = &c.filter {
+            conditions.push(format!("({f})"));
+        }
+        let sql = format!(
+            "SELECT {} FROM {name}{} ORDER BY {} LIMIT {}",
+            c.select,
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            },
+            columns.join(", "),
+            self.chunk
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(last) = &c.last {
+            for v in last {
+                query = query.bind(v.clone());
+            }
+        }
+        let fetched = query
+            .fetch_all(pool)
+            .await
+            .map_err(|source| ControlError::Sql {
+                context: "reading an incremental snapshot chunk",
+                source,
+            })?;
+        let mut rows = Vec::with_capacity(fetched.len());
+        let mut last = c.last.clone();
+        for r in &fetched {
+            let tuple: Vec<TupleValue> = (0..r.len())
+                .map(|i| match r.get::<Option<String>, _>(i) {
+                    Some(text) => TupleValue::Text(text.into_bytes()),
+                    None => TupleValue::Null,
+                })
+                .collect();
+            let key_text: Vec<String> = c
+                .key_at
+                .iter()
+                .map(|&i| r.get::<Option<String>, _>(i).unwrap_or_default())
+                .collect();
+            let row = c
+                .codec
+                .row(&tuple)
+                .map_err(|e| refused(format!("incremental snapshot of {}: {e}", c.label)))?;
+            rows.push((c.codec.key_identity(&row), row));
+            last = Some(key_text);
+        }
+        let full = fetched.len() >= self.chunk;
+        let close = format!("{}-close", uuid());
+        self.watermark(pool, &close, "snapshot-window-close")
+            .await?;
+        self.window = Window::Open {
+            close,
+            rows,
+            last,
+            full,
+        };
+        Ok(())
+    }
+
+    /// The window closed: the chunk's rows still unchanged by the stream.
+    fn close(&mut self, id: &str) -> Step {
+        let Window::Open { close, .. } = &self.window else {
+            return Step::Nothing;
+        };
+        if close != id {
+            return Step::Nothing;
+        }
+        let Window::Open {
+            rows, last, full, ..
+        } = std::mem::replace(&mut self.window, Window::Idle)
+        else {
+            return Step::Nothing;
+        };
+        let Some(c) = self.current.as_mut() else {
+            return Step::Nothing;
+        };
+        let codec = Arc::clone(&c.codec);
+        c.done += rows.len() as u64;
+        c.last = last;
+        let labels = [("table", c.label.clone())];
+        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_DONE, &labels).set(c.done as f64);
+        if !full {
+            tracing::info!(table = %c.label, rows = c.done, "incremental snapshot: table done");
+            self.current = None;
+        }
+        Step::Publish(codec, rows.into_iter().map(|(_, row)| row).collect())
+    }
+}
+
+/// A random id for a watermark (UUID-shaped, as Debezium's).
+fn uuid() -> String {
+    let a: u128 = rand::random();
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
