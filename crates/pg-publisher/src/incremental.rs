@@ -28,8 +28,13 @@
 //!
 //! `stop-snapshot` drops the running and queued tables (or those named in
 //! its `data-collections`), `pause-snapshot` and `resume-snapshot` hold and
-//! release the next window. Progress is kept in memory: a restarted
-//! publisher does not resume a snapshot that was running (signal it again).
+//! release the next window.
+//!
+//! A window opens only once everything sent before it is acknowledged by
+//! Kafka, and its open watermark records the progress (the table, the last
+//! key of the chunks published, the tables waiting). A restarted publisher
+//! resumes from the newest such record: at most the chunk that was in
+//! flight is read twice, which the versions make harmless.
 
 use crate::config::ConnectorConfig;
 use crate::control::{self, CapturedTable, ControlError};
@@ -73,13 +78,36 @@ impl Signal {
     }
 }
 
-/// A table asked for, waiting its turn.
-#[derive(Debug, Clone)]
+/// A table asked for, waiting its turn (or resumed after a restart).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Request {
     table: String,
     /// `additional-conditions`' filter for it.
     filter: Option<String>,
+    /// Where a resumed table goes on from (`None`: its start).
+    #[serde(default)]
+    last: Option<Vec<String>>,
+    /// Rows it published before.
+    #[serde(default)]
+    done: u64,
 }
+
+/// The progress an open watermark records (in its `data`, under
+/// `"sinkfleet"`), or a done marker (`table` null): what a restarted
+/// publisher resumes. Written only once everything before it is
+/// acknowledged, so `last` is a key whose chunk is in Kafka.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    /// Microseconds since the epoch: the newest record wins.
+    seq: i64,
+    /// The table being read, from `last`.
+    current: Option<Request>,
+    /// Tables waiting.
+    queue: Vec<Request>,
+}
+
+/// The signal `type` of the marker written when nothing is left to read.
+const DONE: &str = "sinkfleet-snapshot-done";
 
 /// The table being read.
 struct Current {
@@ -131,6 +159,9 @@ pub struct Incremental {
     current: Option<Current>,
     paused: bool,
     window: Window,
+    /// The newest progress written says a snapshot is running: a done
+    /// marker is owed once it ends.
+    recorded: bool,
 }
 
 /// Why a signal or a chunk failed.
@@ -150,7 +181,46 @@ impl Incremental {
             current: None,
             paused: false,
             window: Window::Idle,
+            recorded: false,
         }
+    }
+
+    /// Resumes the snapshot a previous run left unfinished, from the
+    /// progress its last open watermark recorded.
+    pub async fn restore(&mut self, pool: &PgPool) -> Result<(), ControlError> {
+        let Some((schema, name)) = &self.signal else {
+            return Ok(());
+        };
+        let sql = format!(
+            "SELECT data FROM {}.{} WHERE type IN ('snapshot-window-open', '{DONE}') AND data LIKE '{{\"sinkfleet\"%'",
+            control::quote(schema),
+            control::quote(name)
+        );
+        let rows: Vec<(Option<String>,)> =
+            sqlx::query_as(&sql)
+                .fetch_all(pool)
+                .await
+                .map_err(|source| ControlError::Sql {
+                    context: "reading incremental snapshot progress from the signal table",
+                    source,
+                })?;
+        let newest = rows
+            .iter()
+            .filter_map(|(data,)| {
+                let v: serde_json::Value = serde_json::from_str(data.as_deref()?).ok()?;
+                serde_json::from_value::<Progress>(v.get("sinkfleet")?.clone()).ok()
+            })
+            .max_by_key(|p| p.seq);
+        if let Some(p) = newest
+            && let Some(current) = p.current
+        {
+            tracing::info!(table = %current.table, rows = current.done, waiting = p.queue.len(),
+                "incremental snapshot: resuming after the last acknowledged chunk");
+            self.queue.push_back(current);
+            self.queue.extend(p.queue);
+            self.recorded = true;
+        }
+        Ok(())
     }
 
     /// Notes a Relation message; true if it is the signal table's.
@@ -236,6 +306,7 @@ impl Incremental {
                 Ok(Step::Nothing)
             }
             "snapshot-window-close" => Ok(self.close(&signal.id)),
+            DONE => Ok(Step::Nothing),
             other => {
                 tracing::warn!(id = %signal.id, kind = %other, "signal of an unknown type: ignored");
                 Ok(Step::Nothing)
@@ -271,9 +342,17 @@ impl Incremental {
         for t in tables.iter().filter_map(|t| t.as_str()) {
             let filter = filters.iter().find(|(c, _)| c == t).map(|(_, f)| f.clone());
             tracing::info!(id = %signal.id, table = %t, ?filter, "incremental snapshot requested");
+            let running = self.current.as_ref().is_some_and(|c| c.label == t)
+                || self.queue.iter().any(|r| r.table == t);
+            if running {
+                tracing::info!(table = %t, "incremental snapshot already running or queued");
+                continue;
+            }
             self.queue.push_back(Request {
                 table: t.to_owned(),
                 filter,
+                last: None,
+                done: 0,
             });
         }
         Ok(())
@@ -315,12 +394,34 @@ impl Incremental {
         }
         while self.current.is_none() {
             let Some(request) = self.queue.pop_front() else {
+                if self.recorded {
+                    let done = Progress {
+                        seq: crate::event::envelope::now_us(),
+                        current: None,
+                        queue: Vec::new(),
+                    };
+                    self.watermark(pool, &format!("{}-done", uuid()), DONE, Some(&done))
+                        .await?;
+                    self.recorded = false;
+                }
                 return Ok(());
             };
             self.current = self.start(request, pool, cfg, registry).await?;
         }
+        let progress = self.current.as_ref().map(|c| Progress {
+            seq: crate::event::envelope::now_us(),
+            current: Some(Request {
+                table: c.label.clone(),
+                filter: c.filter.clone(),
+                last: c.last.clone(),
+                done: c.done,
+            }),
+            queue: self.queue.iter().cloned().collect(),
+        });
         let id = format!("{}-open", uuid());
-        self.watermark(pool, &id, "snapshot-window-open").await?;
+        self.watermark(pool, &id, "snapshot-window-open", progress.as_ref())
+            .await?;
+        self.recorded = true;
         self.window = Window::Opening(id);
         Ok(())
     }
@@ -400,7 +501,7 @@ impl Incremental {
         .unwrap_or(0.0);
         let labels = [("table", label.clone())];
         metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_TOTAL, &labels).set(estimate);
-        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_DONE, &labels).set(0.0);
+        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_DONE, &labels).set(request.done as f64);
         tracing::info!(table = %label, estimated_rows = estimate, "incremental snapshot: reading table");
         Ok(Some(Current {
             table,
@@ -409,24 +510,32 @@ impl Incremental {
             key_at,
             select,
             filter: request.filter,
-            last: None,
-            done: 0,
+            last: request.last,
+            done: request.done,
             label,
         }))
     }
 
-    async fn watermark(&self, pool: &PgPool, id: &str, kind: &str) -> Result<(), ControlError> {
+    async fn watermark(
+        &self,
+        pool: &PgPool,
+        id: &str,
+        kind: &str,
+        progress: Option<&Progress>,
+    ) -> Result<(), ControlError> {
         let Some((schema, name)) = &self.signal else {
             return Ok(());
         };
         let sql = format!(
-            "INSERT INTO {}.{} (id, type, data) VALUES ($1, $2, NULL)",
+            "INSERT INTO {}.{} (id, type, data) VALUES ($1, $2, $3)",
             control::quote(schema),
             control::quote(name)
         );
+        let data = progress.map(|p| serde_json::json!({ "sinkfleet": p }).to_string());
         sqlx::query(&sql)
             .bind(id)
             .bind(kind)
+            .bind(data)
             .execute(pool)
             .await
             .map_err(|source| ControlError::Sql {
@@ -512,7 +621,7 @@ impl Incremental {
         }
         let full = fetched.len() >= self.chunk;
         let close = format!("{}-close", uuid());
-        self.watermark(pool, &close, "snapshot-window-close")
+        self.watermark(pool, &close, "snapshot-window-close", None)
             .await?;
         self.window = Window::Open {
             close,

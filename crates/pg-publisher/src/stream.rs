@@ -155,6 +155,10 @@ pub async fn run(
     let mut tx: Option<Tx> = None;
     let mut messages = Messages::new(cfg)?;
     let mut incremental = Incremental::new(cfg);
+    incremental
+        .restore(&pool)
+        .await
+        .map_err(|e| StreamError::Refused(e.to_string()))?;
     let (mut queued, mut confirmed_groups) = (0u64, 0u64);
     let mut confirmed: u64 = 0;
     let heartbeat_period = cfg.heartbeat_period();
@@ -218,10 +222,6 @@ pub async fn run(
                         }
                         queued += 1;
                         let _ = queue_tx.send(Pending { end_lsn: end_lsn.as_u64(), deliveries, committed_at: Instant::now() });
-                        // An incremental snapshot's next chunk starts between transactions.
-                        if let Err(e) = incremental.next_window(&pool, cfg, registry).await {
-                            break Err(StreamError::Refused(e.to_string()));
-                        }
                     }
                     ReplicationEvent::KeepAlive { wal_end, .. } => {
                         // Everything committed up to wal_end was sent before
@@ -264,6 +264,14 @@ pub async fn run(
                             confirmed = lsn;
                             repl.update_applied_lsn(Lsn::from_u64(lsn));
                             metrics::gauge!(PUBLISHER_CONFIRMED_LSN).set(lsn as f64);
+                        }
+                        // An incremental snapshot's next chunk starts once
+                        // everything sent is acknowledged: the progress its
+                        // open watermark records is then safely in Kafka.
+                        if tx.is_none() && confirmed_groups == queued
+                            && let Err(e) = incremental.next_window(&pool, cfg, registry).await
+                        {
+                            break Err(StreamError::Refused(e.to_string()));
                         }
                     }
                     Err(e) => break Err(StreamError::Kafka(e)),
