@@ -85,6 +85,10 @@ pub struct ConnectorConfig {
     pub signal_table: Option<(String, String)>,
     /// `incremental.snapshot.chunk.size` (default 1024): rows per chunk.
     pub incremental_chunk_size: usize,
+    /// `snapshot.new.tables: incremental` (sinkfleet's property; default
+    /// `off`): a table the filtered publication gains on a restart is
+    /// backfilled by an incremental snapshot.
+    pub snapshot_new_tables: bool,
     /// `message.prefix.include.list`: anchored, case-insensitive regexes
     /// over logical decoding message prefixes; only matching ones are
     /// published.
@@ -566,6 +570,31 @@ impl ConnectorConfig {
                 1024
             }
         };
+        let snapshot_new_tables = match get("snapshot.new.tables").unwrap_or("off") {
+            "off" => false,
+            "incremental" => {
+                if signal_table.is_none() {
+                    err(
+                        "snapshot.new.tables",
+                        "`incremental` needs signal.data.collection (the snapshot is signalled there)".into(),
+                    );
+                }
+                if publication_mode != PublicationMode::Filtered {
+                    err(
+                        "snapshot.new.tables",
+                        "`incremental` needs publication.autocreate.mode=filtered (only then does the publisher know which tables are new)".into(),
+                    );
+                }
+                true
+            }
+            other => {
+                err(
+                    "snapshot.new.tables",
+                    format!("`{other}`: expected off or incremental (a sinkfleet property)"),
+                );
+                false
+            }
+        };
         let heartbeat_action_query = get("heartbeat.action.query")
             .map(str::trim)
             .filter(|q| !q.is_empty())
@@ -743,6 +772,7 @@ impl ConnectorConfig {
             column_exclude,
             signal_table,
             incremental_chunk_size,
+            snapshot_new_tables,
             message_prefix_include,
             message_prefix_exclude,
             column_mappers,

@@ -662,6 +662,79 @@ impl Incremental {
     }
 }
 
+/// With `snapshot.new.tables: incremental`: the captured tables the
+/// (filtered) publication does not cover yet, as `schema.table`; none on
+/// a first start, when the publication does not exist.
+pub async fn new_tables(
+    pool: &PgPool,
+    cfg: &ConnectorConfig,
+    captured: &[CapturedTable],
+) -> Result<Vec<String>, ControlError> {
+    if !cfg.snapshot_new_tables {
+        return Ok(Vec::new());
+    }
+    let covered: Vec<(String, String)> = sqlx::query_as(
+        "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+    )
+    .bind(&cfg.publication_name)
+    .fetch_all(pool)
+    .await
+    .map_err(|source| ControlError::Sql {
+        context: "reading the publication's tables",
+        source,
+    })?;
+    let exists: Option<(i64,)> =
+        sqlx::query_as("SELECT 1::bigint FROM pg_publication WHERE pubname = $1")
+            .bind(&cfg.publication_name)
+            .fetch_optional(pool)
+            .await
+            .map_err(|source| ControlError::Sql {
+                context: "reading publications",
+                source,
+            })?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(captured
+        .iter()
+        .filter(|t| !covered.iter().any(|(s, n)| *s == t.schema && *n == t.name))
+        .map(|t| format!("{}.{}", t.schema, t.name))
+        .collect())
+}
+
+/// Asks for an incremental snapshot of `tables` through the signal table,
+/// as an operator would (so it is queued, recorded and resumed alike).
+pub async fn request(
+    pool: &PgPool,
+    cfg: &ConnectorConfig,
+    tables: &[String],
+) -> Result<(), ControlError> {
+    let Some((schema, name)) = &cfg.signal_table else {
+        return Ok(());
+    };
+    let sql = format!(
+        "INSERT INTO {}.{} (id, type, data) VALUES ($1, 'execute-snapshot', $2)",
+        control::quote(schema),
+        control::quote(name)
+    );
+    let data = serde_json::json!({ "data-collections": tables, "type": "incremental" });
+    tracing::info!(
+        ?tables,
+        "snapshot.new.tables: requesting an incremental snapshot of the new tables"
+    );
+    sqlx::query(&sql)
+        // Debezium's `id` is varchar(42): a UUID fits, with a suffix of 6.
+        .bind(format!("{}-new", uuid()))
+        .bind(data.to_string())
+        .execute(pool)
+        .await
+        .map_err(|source| ControlError::Sql {
+            context: "signalling a snapshot of the new tables",
+            source,
+        })?;
+    Ok(())
+}
+
 /// A random id for a watermark (UUID-shaped, as Debezium's).
 fn uuid() -> String {
     let a: u128 = rand::random();

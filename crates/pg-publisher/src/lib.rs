@@ -124,6 +124,7 @@ pub async fn run(
             published.push(signal);
         }
     }
+    let new_tables = incremental::new_tables(&pool, &cfg, &tables).await?;
     control::ensure_publication(&pool, &cfg, &published).await?;
 
     let client = sinkfleet_kafka::client_config(&sinkfleet_kafka::KafkaConfig {
@@ -156,6 +157,11 @@ pub async fn run(
     // Short: an acknowledgement reaches the server within this interval.
     .with_status_interval(Duration::from_millis(500));
 
+    // Tables the stream picks up from now on: their rows so far come
+    // through an incremental snapshot (a new slot's snapshot reads them).
+    if existing.is_some() && !new_tables.is_empty() {
+        incremental::request(&pool, &cfg, &new_tables).await?;
+    }
     let repl = match existing {
         Some(slot) => {
             tracing::info!(slot = %cfg.slot_name, confirmed = ?slot.confirmed_flush_lsn, "resuming from the existing slot");

@@ -162,6 +162,8 @@ pub const PROPERTIES: &[(&str, Support)] = &[
         Refused("signals are read from the signal table only (signal.enabled.channels=source)"),
     ),
     ("incremental.snapshot.chunk.size", Implemented),
+    // sinkfleet's own: backfill tables added to the include list.
+    ("snapshot.new.tables", Implemented),
     (
         "incremental.snapshot.watermarking.strategy",
         Only("insert_insert"),
