@@ -23,7 +23,7 @@ pub enum ControlError {
     Refused(String),
 }
 
-fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> ControlError {
+pub(crate) fn sql(context: &'static str) -> impl FnOnce(sqlx::Error) -> ControlError {
     move |source| ControlError::Sql { context, source }
 }
 

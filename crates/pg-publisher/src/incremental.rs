@@ -200,10 +200,9 @@ impl Incremental {
             sqlx::query_as(&sql)
                 .fetch_all(pool)
                 .await
-                .map_err(|source| ControlError::Sql {
-                    context: "reading incremental snapshot progress from the signal table",
-                    source,
-                })?;
+                .map_err(control::sql(
+                    "reading incremental snapshot progress from the signal table",
+                ))?;
         let newest = rows
             .iter()
             .filter_map(|(data,)| {
@@ -459,10 +458,7 @@ impl Incremental {
         .bind(table.oid as i64)
         .fetch_all(pool)
         .await
-        .map_err(|source| ControlError::Sql {
-            context: "reading key column types",
-            source,
-        })?;
+        .map_err(control::sql("reading key column types"))?;
         let mut key = Vec::new();
         let mut key_at = Vec::new();
         for k in &key_names {
@@ -538,10 +534,9 @@ impl Incremental {
             .bind(data)
             .execute(pool)
             .await
-            .map_err(|source| ControlError::Sql {
-                context: "writing a snapshot watermark to the signal table",
-                source,
-            })?;
+            .map_err(control::sql(
+                "writing a snapshot watermark to the signal table",
+            ))?;
         Ok(())
     }
 
@@ -594,10 +589,7 @@ impl Incremental {
         let fetched = query
             .fetch_all(pool)
             .await
-            .map_err(|source| ControlError::Sql {
-                context: "reading an incremental snapshot chunk",
-                source,
-            })?;
+            .map_err(control::sql("reading an incremental snapshot chunk"))?;
         let mut rows = Vec::with_capacity(fetched.len());
         let mut last = c.last.clone();
         for r in &fetched {
@@ -679,19 +671,13 @@ pub async fn new_tables(
     .bind(&cfg.publication_name)
     .fetch_all(pool)
     .await
-    .map_err(|source| ControlError::Sql {
-        context: "reading the publication's tables",
-        source,
-    })?;
+    .map_err(control::sql("reading the publication's tables"))?;
     let exists: Option<(i64,)> =
         sqlx::query_as("SELECT 1::bigint FROM pg_publication WHERE pubname = $1")
             .bind(&cfg.publication_name)
             .fetch_optional(pool)
             .await
-            .map_err(|source| ControlError::Sql {
-                context: "reading publications",
-                source,
-            })?;
+            .map_err(control::sql("reading publications"))?;
     if exists.is_none() {
         return Ok(Vec::new());
     }
@@ -728,10 +714,7 @@ pub async fn request(
         .bind(data.to_string())
         .execute(pool)
         .await
-        .map_err(|source| ControlError::Sql {
-            context: "signalling a snapshot of the new tables",
-            source,
-        })?;
+        .map_err(control::sql("signalling a snapshot of the new tables"))?;
     Ok(())
 }
 

@@ -11,6 +11,8 @@ struct FlakySink {
     failures_left: u32,
     written: Vec<Position>,
     revoked: Vec<PartitionId>,
+    /// Sent when a write fails: a revocation arriving during the retries.
+    revoke_on_failure: Option<(mpsc::UnboundedSender<Vec<PartitionId>>, PartitionId)>,
 }
 
 impl Sink for FlakySink {
@@ -21,6 +23,9 @@ impl Sink for FlakySink {
     async fn write(&mut self, batch: &[SinkRecord]) -> Result<Durability, SinkError> {
         if self.failures_left > 0 {
             self.failures_left -= 1;
+            if let Some((tx, partition)) = self.revoke_on_failure.take() {
+                tx.send(vec![partition]).expect("writer listens");
+            }
             return Err(SinkError::Retryable("target down".into()));
         }
         self.written
@@ -65,16 +70,22 @@ fn item(decoder: &mut Decoder, topic: &Arc<str>, partition: i32, offset: i64) ->
     }
 }
 
-/// A partition revoked while its write is being retried: the retry
-/// writes only the partitions still owned, reports only them durable,
-/// and the sink hears of the revocation before that retry.
-#[tokio::test]
-async fn a_revocation_during_retries_drops_the_partition_from_the_job() {
-    let topic: Arc<str> = Arc::from("t");
-    let mut decoder = Decoder::new(DecodeOptions::default());
-    let items: Vec<Item> = (0..4)
-        .map(|i| item(&mut decoder, &topic, i % 2, i64::from(i)))
-        .collect();
+/// When a job's partition is revoked.
+enum Revoked {
+    /// Queued before the job's first attempt.
+    Before,
+    /// When an attempt fails, before the retry.
+    OnFailure,
+}
+
+/// Writes `items` into `sink` as a job whose partition `revoked` is
+/// revoked `when`; retries wait 1-2 ms.
+async fn job_revoking(
+    sink: &mut FlakySink,
+    revoked: PartitionId,
+    when: Revoked,
+    items: Vec<Item>,
+) -> Vec<DurableRange> {
     let cfg = WorkerConfig {
         retry_initial_ms: 1,
         retry_max_ms: 2,
@@ -98,16 +109,35 @@ async fn a_revocation_during_retries_drops_the_partition_from_the_job() {
     };
     let (revoke_tx, revoke_rx) = mpsc::unbounded_channel();
     let mut revocations = Revocations::new(revoke_rx);
-    // Waiting when the first attempt fails: applied during the job.
-    revoke_tx
-        .send(vec![(Arc::clone(&topic), 0)])
-        .expect("writer listens");
+    match when {
+        Revoked::Before => revoke_tx.send(vec![revoked]).expect("writer listens"),
+        Revoked::OnFailure => sink.revoke_on_failure = Some((revoke_tx, revoked)),
+    }
+    write_job(sink, &mut revocations, &ctx, items).await
+}
+
+/// A partition revoked while its write is being retried: the retry
+/// writes only the partitions still owned, reports only them durable,
+/// and the sink hears of the revocation before that retry.
+#[tokio::test]
+async fn a_revocation_during_retries_drops_the_partition_from_the_job() {
+    let topic: Arc<str> = Arc::from("t");
+    let mut decoder = Decoder::new(DecodeOptions::default());
+    let items: Vec<Item> = (0..4)
+        .map(|i| item(&mut decoder, &topic, i % 2, i64::from(i)))
+        .collect();
     let mut sink = FlakySink {
         failures_left: 2,
         ..FlakySink::default()
     };
 
-    let durable = write_job(&mut sink, &mut revocations, &ctx, items).await;
+    let durable = job_revoking(
+        &mut sink,
+        (Arc::clone(&topic), 0),
+        Revoked::OnFailure,
+        items,
+    )
+    .await;
 
     assert_eq!(sink.revoked, vec![(Arc::clone(&topic), 0)]);
     let written: Vec<(i32, i64)> = sink
@@ -136,31 +166,9 @@ async fn a_revocation_heard_before_the_first_attempt_drops_the_partition() {
     let items: Vec<Item> = (0..4)
         .map(|i| item(&mut decoder, &topic, i % 2, i64::from(i)))
         .collect();
-    let cfg = WorkerConfig::default();
-    let dead_letters =
-        DeadLetterProducer::new(&rdkafka::ClientConfig::new(), "dlq".into()).expect("producer");
-    let limits = Limits::new(None);
-    let (events, _events_rx) = mpsc::unbounded_channel();
-    let reporter = Reporter {
-        lane: 0,
-        events: &events,
-    };
-    let ctx = Context {
-        dead_letters: &dead_letters,
-        parking: None,
-        backoff: Backoff::from_config(&cfg),
-        limits: &limits,
-        reporter: &reporter,
-        name: "flaky",
-    };
-    let (revoke_tx, revoke_rx) = mpsc::unbounded_channel();
-    let mut revocations = Revocations::new(revoke_rx);
-    revoke_tx
-        .send(vec![(Arc::clone(&topic), 1)])
-        .expect("writer listens");
     let mut sink = FlakySink::default();
 
-    let durable = write_job(&mut sink, &mut revocations, &ctx, items).await;
+    let durable = job_revoking(&mut sink, (Arc::clone(&topic), 1), Revoked::Before, items).await;
 
     assert_eq!(sink.revoked, vec![(Arc::clone(&topic), 1)]);
     let written: Vec<(i32, i64)> = sink
