@@ -552,6 +552,8 @@ async fn a_table_added_to_the_include_list_is_captured_after_a_restart() {
         "INSERT INTO {s}.added VALUES (2, 'while not captured')"
     ))
     .await;
+    // Streaming (past the snapshot's hand-over to the real slot) before the stop.
+    wait_slot_confirms_now(&src).await;
     assert!(publisher.terminate(Duration::from_secs(30)).success());
 
     let config = src.publisher_config(&["first", "added"], &brokers(), "", pp);

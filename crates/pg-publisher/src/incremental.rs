@@ -30,8 +30,9 @@
 //! its `data-collections`), `pause-snapshot` and `resume-snapshot` hold and
 //! release the next window.
 //!
-//! A window opens only once everything sent before it is acknowledged by
-//! Kafka, and its open watermark records the progress (the table, the last
+//! A window opens only once the commit before it (the previous chunk's
+//! close, or the signal) is acknowledged by Kafka, and so everything before
+//! it; its open watermark records the progress (the table, the last
 //! key of the chunks published, the tables waiting). A restarted publisher
 //! resumes from the newest such record: at most the chunk that was in
 //! flight is read twice, which the versions make harmless.
@@ -378,6 +379,14 @@ impl Incremental {
             self.current = None;
             self.window = Window::Idle;
         }
+    }
+
+    /// Whether [`Incremental::next_window`] has something to do: a window
+    /// to open, or the done marker to write.
+    pub fn wants_window(&self) -> bool {
+        !self.paused
+            && matches!(self.window, Window::Idle)
+            && (self.current.is_some() || !self.queue.is_empty() || self.recorded)
     }
 
     /// Starts the next window if a table is being read or waiting, nothing
