@@ -206,7 +206,14 @@ metrics:
     }
 
     pub async fn wait_identical(&self, table: &str, columns: &str) {
-        let deadline = Instant::now() + CONVERGE;
+        self.wait_identical_within(table, columns, CONVERGE).await;
+    }
+
+    /// [`Source::wait_identical`] with its own deadline, for tests whose
+    /// pace depends on the broker's (an incremental snapshot waits for
+    /// each chunk's acknowledgement).
+    pub async fn wait_identical_within(&self, table: &str, columns: &str, within: Duration) {
+        let deadline = Instant::now() + within;
         loop {
             let source = self.checksum(false, table, columns).await;
             // The target may not exist yet; the source must always answer.

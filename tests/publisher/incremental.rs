@@ -7,6 +7,11 @@ use super::{CONVERGE, SOURCE_LOAD, Source, brokers, free_port, futures_lite_bloc
 use sqlx::Executor;
 use std::time::Duration;
 
+/// How long a snapshot may take to reach the targets: each chunk waits for
+/// the broker's acknowledgement of the one before, and CI runs the other
+/// publisher tests beside it on two cores.
+const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(600);
+
 /// The scenario, scaled to what CI's machine finishes in a few
 /// minutes (its 200,000 rows under 2,000 changes/s did not finish in ten
 /// on tansu with the debug build: every window waits for the broker's
@@ -113,7 +118,8 @@ async fn an_incremental_snapshot_converges_under_concurrent_changes() {
     }
     let snapshot_secs = signalled.elapsed().as_secs_f64();
     let rate = changes as f64 / load_started.elapsed().as_secs_f64();
-    src.wait_identical("big", "id, v, note").await;
+    src.wait_identical_within("big", "id, v, note", SNAPSHOT_DEADLINE)
+        .await;
     let source_rows = || {
         let pool = src.pool.clone();
         let sql = format!("SELECT id, v, note FROM {s}.big ORDER BY id");
@@ -218,7 +224,7 @@ async fn an_incremental_snapshot_resumes_after_a_kill() {
     .await;
     let done = |w: &Worker| w.metric("sinkfleet_publisher_snapshot_rows_done{");
     for (round, at) in [(1, 4_000.0), (2, 12_000.0)] {
-        wait_until("the snapshot is under way", CONVERGE, || {
+        wait_until("the snapshot is under way", SNAPSHOT_DEADLINE, || {
             done(&publisher) >= at
         })
         .await;
@@ -227,7 +233,8 @@ async fn an_incremental_snapshot_resumes_after_a_kill() {
         publisher = Worker::start(&format!("{}-{round}", src.prefix), "publish", &config, pp);
     }
     let worker = src.sink_worker(&["big"], wp);
-    src.wait_identical("big", "id, v").await;
+    src.wait_identical_within("big", "id, v", SNAPSHOT_DEADLINE)
+        .await;
 
     let topic = format!("{}.{s}.big", src.prefix);
     let mut ids = std::collections::BTreeMap::<i64, u32>::new();
@@ -300,7 +307,8 @@ async fn a_table_added_on_restart_is_backfilled() {
     })
     .await;
     let worker = src.sink_worker(&["first", "added"], wp);
-    src.wait_identical("added", "id, v").await;
+    src.wait_identical_within("added", "id, v", SNAPSHOT_DEADLINE)
+        .await;
     src.wait_identical("first", "id, v").await;
     src.finish(publisher, worker).await;
 }
