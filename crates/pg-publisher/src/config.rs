@@ -696,56 +696,35 @@ impl ConnectorConfig {
                 }
             },
         };
-        let table_include = list("table.include.list");
-        let table_exclude = list("table.exclude.list");
-        if !table_include.is_empty() && !table_exclude.is_empty() {
-            err(
-                "table.exclude.list",
-                "cannot be combined with table.include.list (as in Debezium)".into(),
-            );
-        }
-        let schema_include = list("schema.include.list");
-        let schema_exclude = list("schema.exclude.list");
-        if !schema_include.is_empty() && !schema_exclude.is_empty() {
-            err(
-                "schema.exclude.list",
-                "cannot be combined with schema.include.list (as in Debezium)".into(),
-            );
-        }
-
-        let column_include = list("column.include.list");
-        let column_exclude = list("column.exclude.list");
-        if !column_include.is_empty() && !column_exclude.is_empty() {
-            err(
-                "column.exclude.list",
-                "cannot be combined with column.include.list (as in Debezium)".into(),
-            );
-        }
-        for (property, patterns) in [
-            ("column.include.list", &column_include),
-            ("column.exclude.list", &column_exclude),
-        ] {
-            if let Err(e) = column_patterns(patterns) {
-                err(property, e);
+        // Debezium's include/exclude pairs: one or the other, never both;
+        // `anchored`: compiled here as whole-name, case-insensitive regexes
+        // (the table and schema lists are compiled by the table filter).
+        let mut pair = |include: &str, exclude: &str, anchored: bool| {
+            let (inc, exc) = (list(include), list(exclude));
+            if !inc.is_empty() && !exc.is_empty() {
+                err(
+                    exclude,
+                    format!("cannot be combined with {include} (as in Debezium)"),
+                );
             }
-        }
-
-        let message_prefix_include = list("message.prefix.include.list");
-        let message_prefix_exclude = list("message.prefix.exclude.list");
-        if !message_prefix_include.is_empty() && !message_prefix_exclude.is_empty() {
-            err(
-                "message.prefix.exclude.list",
-                "cannot be combined with message.prefix.include.list (as in Debezium)".into(),
-            );
-        }
-        for (property, patterns) in [
-            ("message.prefix.include.list", &message_prefix_include),
-            ("message.prefix.exclude.list", &message_prefix_exclude),
-        ] {
-            if let Err(e) = column_patterns(patterns) {
-                err(property, e);
+            for (property, patterns) in [(include, &inc), (exclude, &exc)] {
+                if anchored && let Err(e) = column_patterns(patterns) {
+                    err(property, e);
+                }
             }
-        }
+            (inc, exc)
+        };
+        let (table_include, table_exclude) =
+            pair("table.include.list", "table.exclude.list", false);
+        let (schema_include, schema_exclude) =
+            pair("schema.include.list", "schema.exclude.list", false);
+        let (column_include, column_exclude) =
+            pair("column.include.list", "column.exclude.list", true);
+        let (message_prefix_include, message_prefix_exclude) = pair(
+            "message.prefix.include.list",
+            "message.prefix.exclude.list",
+            true,
+        );
         let (column_mappers, problems) = ColumnMappers::from_properties(props);
         for (property, problem) in problems {
             err(&property, problem);

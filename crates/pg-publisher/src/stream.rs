@@ -11,7 +11,7 @@
 use crate::config::ConnectorConfig;
 use crate::control;
 use crate::event::message::{self, LogicalMessage, MessageCodec, PrefixFilter};
-use crate::event::{Row, Snapshot, Source, TableCodec};
+use crate::event::{Row, Snapshot, Source, TableCodec, TxOrder};
 use crate::headers::{self, ContextHeaders};
 use crate::incremental::{Incremental, Signal, Step};
 use crate::metrics::{
@@ -409,20 +409,14 @@ impl Messages {
                 control::format_lsn(lsn)
             )));
         };
-        let transaction = match t.metadata.as_mut() {
-            Some(m) => {
-                if m.is_empty() {
-                    let (key, value) = m.begin(cfg.schemas_enable);
-                    let begin = producer
-                        .send(&cfg.transaction_topic(), Some(&key), Some(&value))
-                        .await
-                        .map_err(StreamError::Kafka)?;
-                    t.deliveries.push(begin);
-                }
-                Some(m.next(MESSAGE_COLLECTION))
-            }
-            None => None,
-        };
+        let transaction = tx_order(
+            &mut t.metadata,
+            &mut t.deliveries,
+            MESSAGE_COLLECTION,
+            producer,
+            cfg,
+        )
+        .await?;
         let src = Source {
             db: &cfg.dbname,
             commit_lsn: t.commit_lsn,
@@ -441,6 +435,30 @@ impl Messages {
         t.deliveries.push(delivery);
         Ok(None)
     }
+}
+
+/// With `provide.transaction.metadata`: the next event's place in its
+/// transaction (of `collection`), sending the BEGIN record first if it is
+/// the transaction's first event; `None` without metadata.
+async fn tx_order<'m>(
+    metadata: &'m mut Option<TxMetadata>,
+    deliveries: &mut Vec<DeliveryFuture>,
+    collection: &str,
+    producer: &mut EventProducer,
+    cfg: &ConnectorConfig,
+) -> Result<Option<TxOrder<'m>>, StreamError> {
+    let Some(m) = metadata.as_mut() else {
+        return Ok(None);
+    };
+    if m.is_empty() {
+        let (key, value) = m.begin(cfg.schemas_enable);
+        let begin = producer
+            .send(&cfg.transaction_topic(), Some(&key), Some(&value))
+            .await
+            .map_err(StreamError::Kafka)?;
+        deliveries.push(begin);
+    }
+    Ok(Some(m.next(collection)))
 }
 
 /// The data collection transactional messages count under in transaction
@@ -775,22 +793,15 @@ impl Stream<'_> {
                     after,
                     header,
                 } => {
-                    let transaction = match t.metadata.as_mut() {
-                        Some(m) => {
-                            if m.is_empty() {
-                                // BEGIN goes out before the transaction's first event.
-                                let (key, value) = m.begin(self.cfg.schemas_enable);
-                                let topic = self.cfg.transaction_topic();
-                                let begin = producer
-                                    .send(&topic, Some(&key), Some(&value))
-                                    .await
-                                    .map_err(StreamError::Kafka)?;
-                                t.deliveries.push(begin);
-                            }
-                            Some(m.next(&format!("{}.{}", c.schema, c.table)))
-                        }
-                        None => None,
-                    };
+                    let collection = format!("{}.{}", c.schema, c.table);
+                    let transaction = tx_order(
+                        &mut t.metadata,
+                        &mut t.deliveries,
+                        &collection,
+                        producer,
+                        self.cfg,
+                    )
+                    .await?;
                     let src = Source { transaction, ..src };
                     let value = c.value(op, before.as_ref(), after.as_ref(), &src);
                     (&c.topic, key, Some(value), header)
