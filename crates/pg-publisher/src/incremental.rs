@@ -30,12 +30,15 @@
 //! its `data-collections`), `pause-snapshot` and `resume-snapshot` hold and
 //! release the next window.
 //!
-//! A window opens only once the commit before it (the previous chunk's
-//! close, or the signal) is acknowledged by Kafka, and so everything before
-//! it; its open watermark records the progress (the table, the last
-//! key of the chunks published, the tables waiting). A restarted publisher
-//! resumes from the newest such record: at most the chunk that was in
-//! flight is read twice, which the versions make harmless.
+//! Windows follow each other without waiting for Kafka: up to
+//! [`CHUNKS_IN_FLIGHT`] published chunks may await the broker's
+//! acknowledgement while the next windows are read. Each open watermark
+//! records the progress a restart resumes: the position before the oldest
+//! chunk not yet acknowledged (the table, the last key before it, the
+//! tables waiting). A restarted publisher resumes from the newest such
+//! record, so it reads again at most the chunks that were in flight, which
+//! the versions make harmless. The done marker is written only once every
+//! chunk is acknowledged.
 
 use crate::config::ConnectorConfig;
 use crate::control::{self, CapturedTable, ControlError};
@@ -94,9 +97,9 @@ struct Request {
 }
 
 /// The progress an open watermark records (in its `data`, under
-/// `"sinkfleet"`), or a done marker (`table` null): what a restarted
-/// publisher resumes. Written only once everything before it is
-/// acknowledged, so `last` is a key whose chunk is in Kafka.
+/// `"sinkfleet"`), or a done marker (`current` null): what a restarted
+/// publisher resumes. Every chunk before `current.last` is acknowledged
+/// by Kafka when it is written.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Progress {
     /// Microseconds since the epoch: the newest record wins.
@@ -109,6 +112,20 @@ struct Progress {
 
 /// The signal `type` of the marker written when nothing is left to read.
 const DONE: &str = "sinkfleet-snapshot-done";
+
+/// How many published chunks may await Kafka's acknowledgement while the
+/// next window is read: waiting for each one cost a broker round trip per
+/// chunk, and a restart reads at most this many chunks again.
+pub const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A published chunk not yet acknowledged.
+struct InFlight {
+    /// The stream's count of the commit carrying it (`None`: its
+    /// transaction has not committed yet).
+    commit: Option<u64>,
+    /// Its table's position before it: where a restart resumes.
+    before: Request,
+}
 
 /// The table being read.
 struct Current {
@@ -160,6 +177,8 @@ pub struct Incremental {
     current: Option<Current>,
     paused: bool,
     window: Window,
+    /// Published chunks, oldest first, until Kafka acknowledges them.
+    in_flight: VecDeque<InFlight>,
     /// The newest progress written says a snapshot is running: a done
     /// marker is owed once it ends.
     recorded: bool,
@@ -182,6 +201,7 @@ impl Incremental {
             current: None,
             paused: false,
             window: Window::Idle,
+            in_flight: VecDeque::new(),
             recorded: false,
         }
     }
@@ -372,6 +392,7 @@ impl Incremental {
             .unwrap_or_default();
         let stops = |table: &str| named.is_empty() || named.iter().any(|n| n == table);
         self.queue.retain(|r| !stops(&r.table));
+        self.in_flight.retain(|f| !stops(&f.before.table));
         if let Some(c) = &self.current
             && stops(&c.label)
         {
@@ -382,11 +403,64 @@ impl Incremental {
     }
 
     /// Whether [`Incremental::next_window`] has something to do: a window
-    /// to open, or the done marker to write.
+    /// to open while fewer than [`CHUNKS_IN_FLIGHT`] chunks await Kafka, or
+    /// the done marker to write once none does.
     pub fn wants_window(&self) -> bool {
-        !self.paused
-            && matches!(self.window, Window::Idle)
-            && (self.current.is_some() || !self.queue.is_empty() || self.recorded)
+        if self.paused || !matches!(self.window, Window::Idle) {
+            return false;
+        }
+        if self.current.is_some() || !self.queue.is_empty() {
+            self.in_flight.len() < CHUNKS_IN_FLIGHT
+        } else {
+            self.recorded && self.in_flight.is_empty()
+        }
+    }
+
+    /// The stream counted a commit as its `commit`th: it carries the chunk
+    /// published in its transaction, if any.
+    pub fn committed(&mut self, commit: u64) {
+        for f in self.in_flight.iter_mut().rev() {
+            if f.commit.is_some() {
+                break;
+            }
+            f.commit = Some(commit);
+        }
+    }
+
+    /// Kafka acknowledged the stream's first `commits` commits.
+    pub fn acknowledged(&mut self, commits: u64) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.commit.is_some_and(|c| c <= commits))
+        {
+            self.in_flight.pop_front();
+        }
+    }
+
+    /// What a restart must resume: each table with a chunk in flight from
+    /// before its oldest one, then the table being read, then those
+    /// waiting.
+    fn progress(&self) -> Option<Progress> {
+        let mut tables: Vec<Request> = Vec::new();
+        let current = self.current.as_ref().map(|c| Request {
+            table: c.label.clone(),
+            filter: c.filter.clone(),
+            last: c.last.clone(),
+            done: c.done,
+        });
+        let pending = self.in_flight.iter().map(|f| &f.before);
+        for r in pending.chain(current.iter()).chain(self.queue.iter()) {
+            if !tables.iter().any(|t| t.table == r.table) {
+                tables.push(r.clone());
+            }
+        }
+        let mut tables = tables.into_iter();
+        Some(Progress {
+            seq: crate::event::envelope::now_us(),
+            current: Some(tables.next()?),
+            queue: tables.collect(),
+        })
     }
 
     /// Starts the next window if a table is being read or waiting, nothing
@@ -397,12 +471,12 @@ impl Incremental {
         cfg: &ConnectorConfig,
         registry: &TypeRegistry,
     ) -> Result<(), ControlError> {
-        if self.paused || !matches!(self.window, Window::Idle) {
+        if !self.wants_window() {
             return Ok(());
         }
         while self.current.is_none() {
             let Some(request) = self.queue.pop_front() else {
-                if self.recorded {
+                if self.recorded && self.in_flight.is_empty() {
                     let done = Progress {
                         seq: crate::event::envelope::now_us(),
                         current: None,
@@ -416,16 +490,7 @@ impl Incremental {
             };
             self.current = self.start(request, pool, cfg, registry).await?;
         }
-        let progress = self.current.as_ref().map(|c| Progress {
-            seq: crate::event::envelope::now_us(),
-            current: Some(Request {
-                table: c.label.clone(),
-                filter: c.filter.clone(),
-                last: c.last.clone(),
-                done: c.done,
-            }),
-            queue: self.queue.iter().cloned().collect(),
-        });
+        let progress = self.progress();
         let id = format!("{}-open", uuid());
         self.watermark(pool, &id, "snapshot-window-open", progress.as_ref())
             .await?;
@@ -651,6 +716,15 @@ impl Incremental {
             return Step::Nothing;
         };
         let codec = Arc::clone(&c.codec);
+        self.in_flight.push_back(InFlight {
+            commit: None,
+            before: Request {
+                table: c.label.clone(),
+                filter: c.filter.clone(),
+                last: c.last.clone(),
+                done: c.done,
+            },
+        });
         c.done += rows.len() as u64;
         c.last = last;
         let labels = [("table", c.label.clone())];
@@ -739,4 +813,128 @@ fn uuid() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn incremental() -> Incremental {
+        let p: BTreeMap<String, String> = [
+            ("database.hostname", "h"),
+            ("database.user", "u"),
+            ("database.password", ""),
+            ("database.dbname", "app"),
+            ("topic.prefix", "app"),
+            ("signal.data.collection", "public.signals"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Incremental::new(&ConnectorConfig::from_properties(&p).unwrap())
+    }
+
+    fn request(table: &str, last: Option<&str>, done: u64) -> Request {
+        Request {
+            table: table.into(),
+            filter: None,
+            last: last.map(|l| vec![l.to_owned()]),
+            done,
+        }
+    }
+
+    /// A chunk of `table` published after `last` and committed as the
+    /// stream's `commit`th commit.
+    fn publish(inc: &mut Incremental, table: &str, last: Option<&str>, done: u64, commit: u64) {
+        inc.in_flight.push_back(InFlight {
+            commit: None,
+            before: request(table, last, done),
+        });
+        inc.committed(commit);
+    }
+
+    #[test]
+    fn progress_resumes_before_the_oldest_chunk_not_acknowledged() {
+        let mut inc = incremental();
+        inc.queue.push_back(request("public.b", None, 0));
+        publish(&mut inc, "public.a", Some("1024"), 1024, 7);
+        publish(&mut inc, "public.a", Some("2048"), 2048, 9);
+        let p = inc.progress().unwrap();
+        let current = p.current.unwrap();
+        assert_eq!(
+            (current.table.as_str(), current.last, current.done),
+            ("public.a", Some(vec!["1024".to_owned()]), 1024)
+        );
+        assert_eq!(p.queue.len(), 1);
+        assert_eq!(p.queue[0].table, "public.b");
+
+        // The first chunk acknowledged: a restart resumes at the second.
+        inc.acknowledged(8);
+        assert_eq!(
+            inc.progress().unwrap().current.unwrap().last,
+            Some(vec!["2048".to_owned()])
+        );
+        // Both: nothing left in flight, nothing being read, one table waiting.
+        inc.acknowledged(9);
+        assert!(inc.in_flight.is_empty());
+        assert_eq!(inc.progress().unwrap().current.unwrap().table, "public.b");
+    }
+
+    #[test]
+    fn a_table_finished_but_not_acknowledged_is_still_recorded() {
+        let mut inc = incremental();
+        // public.a's last chunk is in flight; public.b waits.
+        publish(&mut inc, "public.a", Some("4096"), 4096, 3);
+        inc.queue.push_back(request("public.b", None, 0));
+        let p = inc.progress().unwrap();
+        assert_eq!(p.current.unwrap().table, "public.a");
+        assert_eq!(p.queue[0].table, "public.b");
+    }
+
+    #[test]
+    fn windows_wait_once_enough_chunks_are_in_flight() {
+        let mut inc = incremental();
+        inc.queue.push_back(request("public.a", None, 0));
+        for commit in 1..CHUNKS_IN_FLIGHT as u64 {
+            publish(&mut inc, "public.a", None, 0, commit);
+            assert!(inc.wants_window());
+        }
+        publish(&mut inc, "public.a", None, 0, CHUNKS_IN_FLIGHT as u64);
+        assert!(!inc.wants_window());
+        inc.acknowledged(1);
+        assert!(inc.wants_window());
+    }
+
+    #[test]
+    fn the_done_marker_waits_for_every_chunk() {
+        let mut inc = incremental();
+        inc.recorded = true;
+        publish(&mut inc, "public.a", None, 0, 5);
+        // An uncommitted chunk is not acknowledged by a count past it.
+        inc.in_flight.push_back(InFlight {
+            commit: None,
+            before: request("public.a", Some("1"), 1),
+        });
+        assert!(!inc.wants_window());
+        inc.acknowledged(6);
+        assert!(!inc.wants_window());
+        inc.committed(7);
+        inc.acknowledged(7);
+        assert!(inc.wants_window());
+    }
+
+    #[test]
+    fn a_stopped_table_leaves_the_progress_and_the_chunks_in_flight() {
+        let mut inc = incremental();
+        publish(&mut inc, "public.a", None, 0, 1);
+        inc.queue.push_back(request("public.b", None, 0));
+        inc.stop(&Signal {
+            id: "s".into(),
+            kind: "stop-snapshot".into(),
+            data: Some(r#"{"data-collections": ["public.a"]}"#.into()),
+        });
+        assert!(inc.in_flight.is_empty());
+        assert_eq!(inc.progress().unwrap().current.unwrap().table, "public.b");
+    }
 }

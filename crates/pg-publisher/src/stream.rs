@@ -155,17 +155,13 @@ pub async fn run(
     let mut tx: Option<Tx> = None;
     let mut messages = Messages::new(cfg)?;
     let mut incremental = Incremental::new(cfg);
-    // The commit count after which the next snapshot window may open.
-    let mut window_after: Option<u64> = None;
-    // A snapshot resumed from its recorded progress goes on at once.
-    if incremental.wants_window() {
-        incremental
-            .next_window(&pool, cfg, registry)
-            .await
-            .map_err(|e| StreamError::Refused(e.to_string()))?;
-    }
     incremental
         .restore(&pool)
+        .await
+        .map_err(|e| StreamError::Refused(e.to_string()))?;
+    // A snapshot resumed from its recorded progress goes on at once.
+    incremental
+        .next_window(&pool, cfg, registry)
         .await
         .map_err(|e| StreamError::Refused(e.to_string()))?;
     let (mut queued, mut confirmed_groups) = (0u64, 0u64);
@@ -231,10 +227,11 @@ pub async fn run(
                         }
                         queued += 1;
                         let _ = queue_tx.send(Pending { end_lsn: end_lsn.as_u64(), deliveries, committed_at: Instant::now() });
-                        // The next incremental snapshot window opens once this
-                        // commit (a chunk's close, a signal) is acknowledged.
-                        if window_after.is_none() && incremental.wants_window() {
-                            window_after = Some(queued);
+                        // A chunk's close or a signal: the next incremental
+                        // snapshot window may open.
+                        incremental.committed(queued);
+                        if let Err(e) = incremental.next_window(&pool, cfg, registry).await {
+                            break Err(StreamError::Refused(e.to_string()));
                         }
                     }
                     ReplicationEvent::KeepAlive { wal_end, .. } => {
@@ -279,15 +276,11 @@ pub async fn run(
                             repl.update_applied_lsn(Lsn::from_u64(lsn));
                             metrics::gauge!(PUBLISHER_CONFIRMED_LSN).set(lsn as f64);
                         }
-                        // An incremental snapshot's next chunk starts once
-                        // the commit it waits for is acknowledged (and so
-                        // everything before it): the progress its open
-                        // watermark records is then safely in Kafka.
-                        if window_after.is_some_and(|n| confirmed_groups >= n) {
-                            window_after = None;
-                            if let Err(e) = incremental.next_window(&pool, cfg, registry).await {
-                                break Err(StreamError::Refused(e.to_string()));
-                            }
+                        // An incremental snapshot held back by its chunks in
+                        // flight (or its done marker) goes on.
+                        incremental.acknowledged(confirmed_groups);
+                        if let Err(e) = incremental.next_window(&pool, cfg, registry).await {
+                            break Err(StreamError::Refused(e.to_string()));
                         }
                     }
                     Err(e) => break Err(StreamError::Kafka(e)),
