@@ -5,13 +5,17 @@ use crate::avro::PartFormat;
 use crate::metrics::PUBLISHER_EVENTS_TOTAL;
 use rdkafka::ClientConfig;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
+use sinkfleet_kafka::producer::{Delivery, Producer};
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// Producer plus the topics known to exist.
 pub struct EventProducer {
-    producer: FutureProducer,
+    /// Its delivery thread sleeps between polls: rust-rdkafka's
+    /// `FutureProducer` spun while acknowledgements were slow (a core's
+    /// worth against tansu).
+    producer: Producer,
     client: ClientConfig,
     partitions: i32,
     create_topics: bool,
@@ -29,16 +33,17 @@ impl EventProducer {
         partitions: i32,
         create_topics: bool,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = client
-            .clone()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .set("partitioner", "murmur2_random")
-            // Bound memory: librdkafka would buffer up to 1 GiB by default.
-            .set("queue.buffering.max.kbytes", "32768")
-            .create()?;
+        let producer = Producer::new(
+            client
+                .clone()
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("linger.ms", "5")
+                .set("compression.type", "lz4")
+                .set("partitioner", "murmur2_random")
+                // Bound memory: librdkafka would buffer up to 1 GiB by default.
+                .set("queue.buffering.max.kbytes", "32768"),
+        )?;
         Ok(EventProducer {
             producer,
             client,
@@ -79,7 +84,7 @@ impl EventProducer {
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-    ) -> Result<DeliveryFuture, String> {
+    ) -> Result<Delivery, String> {
         self.send_with(topic, key, value, None).await
     }
 
@@ -90,7 +95,7 @@ impl EventProducer {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
-    ) -> Result<DeliveryFuture, String> {
+    ) -> Result<Delivery, String> {
         // Converted before anything is enqueued: a record whose schema got
         // no id is not produced, and the error stops the publisher before
         // its LSN is confirmed.
@@ -124,21 +129,18 @@ impl EventProducer {
             if let Some(h) = &headers {
                 record = record.headers(h.clone());
             }
-            match self.producer.send_result(record) {
+            match self.producer.enqueue(&record) {
                 Ok(delivery) => {
                     metrics::counter!(PUBLISHER_EVENTS_TOTAL).increment(1);
                     return Ok(delivery);
                 }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    _,
+                Err(rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
                 )) => {
                     // The local queue is full: wait for deliveries to drain it.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((e, _)) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string()),
             }
         }
     }
