@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{Publisher, arg, median, mock_cluster, publisher_config};
+use common::{Publisher, arg, median, publisher_broker, publisher_config};
 use sinkfleet_testkit::process::{cpu_secs, status_kib};
 
 use sqlx::{Executor, PgPool};
@@ -185,26 +185,12 @@ fn main() {
     }
     let rows: usize = arg("--rows").and_then(|r| r.parse().ok()).unwrap_or(50_000);
     // The mock cluster hosts the topics the publisher will write to.
-    let mut mock = None;
-    let brokers = match arg("--broker").as_deref() {
-        Some("tansu") => sinkfleet_testkit::services::brokers(),
-        _ => {
-            let topics: Vec<String> = (0..RUNS)
-                .flat_map(|r| {
-                    ["pub", "bare"].map(|slot| format!("{id}_{slot}.{id}.events:1", id = run_id(r)))
-                })
-                .collect();
-            let cluster = mock_cluster(&topics);
-            let brokers = cluster.bootstrap.clone();
-            mock = Some(cluster);
-            brokers
-        }
-    };
-    let broker_name = if mock.is_some() {
-        "librdkafka mock cluster"
-    } else {
-        "tansu"
-    };
+    let topics: Vec<String> = (0..RUNS)
+        .flat_map(|r| {
+            ["pub", "bare"].map(|slot| format!("{id}_{slot}.{id}.events:1", id = run_id(r)))
+        })
+        .collect();
+    let (brokers, broker_name, mock) = publisher_broker(topics);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let pool = PgPool::connect(&sinkfleet_testkit::services::pg_url())

@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{Publisher, arg, median, mock_cluster, publisher_config, spawn_publisher};
+use common::{Publisher, arg, median, publisher_broker, publisher_config, spawn_publisher};
 use sinkfleet_testkit::process::cpu_secs;
 
 use sqlx::{Executor, PgPool};
@@ -157,24 +157,10 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(200_000);
     let chunk: usize = arg("--chunk").and_then(|r| r.parse().ok()).unwrap_or(1024);
-    let mut mock = None;
-    let brokers = match arg("--broker").as_deref() {
-        Some("tansu") => sinkfleet_testkit::services::brokers(),
-        _ => {
-            let topics: Vec<String> = (0..RUNS)
-                .flat_map(|r| VARIANTS.map(|v| format!("{id}.{id}.events:1", id = run_id(r, v))))
-                .collect();
-            let cluster = mock_cluster(&topics);
-            let brokers = cluster.bootstrap.clone();
-            mock = Some(cluster);
-            brokers
-        }
-    };
-    let broker_name = if mock.is_some() {
-        "librdkafka mock cluster"
-    } else {
-        "tansu"
-    };
+    let topics: Vec<String> = (0..RUNS)
+        .flat_map(|r| VARIANTS.map(|v| format!("{id}.{id}.events:1", id = run_id(r, v))))
+        .collect();
+    let (brokers, broker_name, mock) = publisher_broker(topics);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let pool = PgPool::connect(&sinkfleet_testkit::services::pg_url())

@@ -79,6 +79,22 @@ pub fn mock_cluster(topics: &[String]) -> MockCluster {
     MockCluster::start(&specs)
 }
 
+/// The broker a publisher bench produces to, as `--broker` names it: the
+/// mock cluster hosting `topics` (`name:partitions`; the default, so the
+/// broker is not the limit) or the local tansu. Returns the bootstrap
+/// address, the broker's name, and the mock cluster to keep alive.
+pub fn publisher_broker(topics: Vec<String>) -> (String, &'static str, Option<MockCluster>) {
+    if arg("--broker").as_deref() == Some("tansu") {
+        return (sinkfleet_testkit::services::brokers(), "tansu", None);
+    }
+    let cluster = mock_cluster(&topics);
+    (
+        cluster.bootstrap.clone(),
+        "librdkafka mock cluster",
+        Some(cluster),
+    )
+}
+
 /// What a `sinkfleet publish` config needs from a bench.
 pub struct Publisher<'a> {
     /// `topic.prefix` and `slot.name`.
