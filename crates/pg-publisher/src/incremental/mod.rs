@@ -40,14 +40,16 @@
 //! the versions make harmless. The done marker is written only once every
 //! chunk is acknowledged.
 
+mod chunk;
+
 use crate::config::ConnectorConfig;
 use crate::control::{self, CapturedTable, ControlError};
 use crate::event::{Row, TableCodec};
-use crate::metrics::{PUBLISHER_SNAPSHOT_ROWS_DONE, PUBLISHER_SNAPSHOT_ROWS_TOTAL};
+use crate::metrics::PUBLISHER_SNAPSHOT_ROWS_DONE;
 use crate::pgoutput::TupleValue;
-use crate::snapshot::table_codec;
 use crate::types::registry::TypeRegistry;
-use sqlx::{PgPool, Row as _};
+use chunk::{Chunk, Current};
+use sqlx::PgPool;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -125,23 +127,6 @@ struct InFlight {
     commit: Option<u64>,
     /// Its table's position before it: where a restart resumes.
     before: Request,
-}
-
-/// The table being read.
-struct Current {
-    table: CapturedTable,
-    codec: Arc<TableCodec>,
-    /// Key columns and their types (`format_type`).
-    key: Vec<(String, String)>,
-    /// Positions of the key columns among the table's columns.
-    key_at: Vec<usize>,
-    /// The select list (every column, as pgoutput renders values).
-    select: String,
-    filter: Option<String>,
-    /// The last key read (text of each key column); `None`: from the start.
-    last: Option<Vec<String>>,
-    done: u64,
-    label: String,
 }
 
 /// The chunk window.
@@ -488,7 +473,7 @@ impl Incremental {
                 }
                 return Ok(());
             };
-            self.current = self.start(request, pool, cfg, registry).await?;
+            self.current = Current::start(request, pool, cfg, registry).await?;
         }
         let progress = self.progress();
         let id = format!("{}-open", uuid());
@@ -497,93 +482,6 @@ impl Incremental {
         self.recorded = true;
         self.window = Window::Opening(id);
         Ok(())
-    }
-
-    async fn start(
-        &self,
-        request: Request,
-        pool: &PgPool,
-        cfg: &ConnectorConfig,
-        registry: &TypeRegistry,
-    ) -> Result<Option<Current>, ControlError> {
-        let Some((schema, name)) = request.table.split_once('.') else {
-            tracing::warn!(table = %request.table, "incremental snapshot: expected schema.table; skipped");
-            return Ok(None);
-        };
-        let Some(table) = control::table_named(pool, schema, name).await? else {
-            tracing::warn!(table = %request.table, "incremental snapshot: no such table; skipped");
-            return Ok(None);
-        };
-        if !control::TableFilter::new(cfg)?.captures(schema, name) {
-            tracing::warn!(table = %request.table, "incremental snapshot: the table is not captured (table.include.list); skipped");
-            return Ok(None);
-        }
-        let codec = Arc::new(table_codec(pool, &table, cfg, registry).await?);
-        let relation = control::relation(pool, &table).await?;
-        let key_names = control::primary_key(pool, table.oid).await?;
-        if key_names.is_empty() {
-            tracing::warn!(table = %request.table, "incremental snapshot: the table has no primary key; skipped");
-            return Ok(None);
-        }
-        let types: Vec<(String, String)> = sqlx::query_as(
-            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
-              WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped",
-        )
-        .bind(table.oid as i64)
-        .fetch_all(pool)
-        .await
-        .map_err(control::sql("reading key column types"))?;
-        let mut key = Vec::new();
-        let mut key_at = Vec::new();
-        for k in &key_names {
-            let ty = types.iter().find(|(n, _)| n == k).map(|(_, t)| t.clone());
-            let at = relation.columns.iter().position(|c| c.name == *k);
-            match (ty, at) {
-                (Some(ty), Some(at)) => {
-                    key.push((k.clone(), ty));
-                    key_at.push(at);
-                }
-                _ => {
-                    return Err(refused(format!(
-                        "{}: key column {k} not found",
-                        request.table
-                    )));
-                }
-            }
-        }
-        // The type's output function, as pgoutput renders values.
-        let select = relation
-            .columns
-            .iter()
-            .map(|c| {
-                let q = control::quote(&c.name);
-                format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let label = format!("{schema}.{name}");
-        let estimate: f64 = sqlx::query_scalar(
-            "SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = $1::bigint::oid",
-        )
-        .bind(table.oid as i64)
-        .fetch_one(pool)
-        .await
-        .unwrap_or(0.0);
-        let labels = [("table", label.clone())];
-        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_TOTAL, &labels).set(estimate);
-        metrics::gauge!(PUBLISHER_SNAPSHOT_ROWS_DONE, &labels).set(request.done as f64);
-        tracing::info!(table = %label, estimated_rows = estimate, "incremental snapshot: reading table");
-        Ok(Some(Current {
-            table,
-            codec,
-            key,
-            key_at,
-            select,
-            filter: request.filter,
-            last: request.last,
-            done: request.done,
-            label,
-        }))
     }
 
     async fn watermark(
@@ -620,72 +518,7 @@ impl Incremental {
             self.window = Window::Idle;
             return Ok(());
         };
-        let name = format!(
-            "{}.{}",
-            control::quote(&c.table.schema),
-            control::quote(&c.table.name)
-        );
-        let columns: Vec<String> = c.key.iter().map(|(k, _)| control::quote(k)).collect();
-        let mut conditions = Vec::new();
-        if c.last.is_some() {
-            let params: Vec<String> = c
-                .key
-                .iter()
-                .enumerate()
-                .map(|(i, (_, ty))| format!("${}::text::{ty}", i + 1))
-                .collect();
-            conditions.push(format!(
-                "({}) > ({})",
-                columns.join(", "),
-                params.join(", ")
-            ));
-        }
-        if let Some(f) = &c.filter {
-            conditions.push(format!("({f})"));
-        }
-        let sql = format!(
-            "SELECT {} FROM {name}{} ORDER BY {} LIMIT {}",
-            c.select,
-            if conditions.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conditions.join(" AND "))
-            },
-            columns.join(", "),
-            self.chunk
-        );
-        let mut query = sqlx::query(&sql);
-        if let Some(last) = &c.last {
-            for v in last {
-                query = query.bind(v.clone());
-            }
-        }
-        let fetched = query
-            .fetch_all(pool)
-            .await
-            .map_err(control::sql("reading an incremental snapshot chunk"))?;
-        let mut rows = Vec::with_capacity(fetched.len());
-        let mut last = c.last.clone();
-        for r in &fetched {
-            let tuple: Vec<TupleValue> = (0..r.len())
-                .map(|i| match r.get::<Option<String>, _>(i) {
-                    Some(text) => TupleValue::Text(text.into_bytes()),
-                    None => TupleValue::Null,
-                })
-                .collect();
-            let key_text: Vec<String> = c
-                .key_at
-                .iter()
-                .map(|&i| r.get::<Option<String>, _>(i).unwrap_or_default())
-                .collect();
-            let row = c
-                .codec
-                .row(&tuple)
-                .map_err(|e| refused(format!("incremental snapshot of {}: {e}", c.label)))?;
-            rows.push((c.codec.key_identity(&row), row));
-            last = Some(key_text);
-        }
-        let full = fetched.len() >= self.chunk;
+        let Chunk { rows, last, full } = c.read(pool, self.chunk).await?;
         let close = format!("{}-close", uuid());
         self.watermark(pool, &close, "snapshot-window-close", None)
             .await?;
@@ -816,125 +649,4 @@ fn uuid() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    fn incremental() -> Incremental {
-        let p: BTreeMap<String, String> = [
-            ("database.hostname", "h"),
-            ("database.user", "u"),
-            ("database.password", ""),
-            ("database.dbname", "app"),
-            ("topic.prefix", "app"),
-            ("signal.data.collection", "public.signals"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        Incremental::new(&ConnectorConfig::from_properties(&p).unwrap())
-    }
-
-    fn request(table: &str, last: Option<&str>, done: u64) -> Request {
-        Request {
-            table: table.into(),
-            filter: None,
-            last: last.map(|l| vec![l.to_owned()]),
-            done,
-        }
-    }
-
-    /// A chunk of `table` published after `last` and committed as the
-    /// stream's `commit`th commit.
-    fn publish(inc: &mut Incremental, table: &str, last: Option<&str>, done: u64, commit: u64) {
-        inc.in_flight.push_back(InFlight {
-            commit: None,
-            before: request(table, last, done),
-        });
-        inc.committed(commit);
-    }
-
-    #[test]
-    fn progress_resumes_before_the_oldest_chunk_not_acknowledged() {
-        let mut inc = incremental();
-        inc.queue.push_back(request("public.b", None, 0));
-        publish(&mut inc, "public.a", Some("1024"), 1024, 7);
-        publish(&mut inc, "public.a", Some("2048"), 2048, 9);
-        let p = inc.progress().unwrap();
-        let current = p.current.unwrap();
-        assert_eq!(
-            (current.table.as_str(), current.last, current.done),
-            ("public.a", Some(vec!["1024".to_owned()]), 1024)
-        );
-        assert_eq!(p.queue.len(), 1);
-        assert_eq!(p.queue[0].table, "public.b");
-
-        // The first chunk acknowledged: a restart resumes at the second.
-        inc.acknowledged(8);
-        assert_eq!(
-            inc.progress().unwrap().current.unwrap().last,
-            Some(vec!["2048".to_owned()])
-        );
-        // Both: nothing left in flight, nothing being read, one table waiting.
-        inc.acknowledged(9);
-        assert!(inc.in_flight.is_empty());
-        assert_eq!(inc.progress().unwrap().current.unwrap().table, "public.b");
-    }
-
-    #[test]
-    fn a_table_finished_but_not_acknowledged_is_still_recorded() {
-        let mut inc = incremental();
-        // public.a's last chunk is in flight; public.b waits.
-        publish(&mut inc, "public.a", Some("4096"), 4096, 3);
-        inc.queue.push_back(request("public.b", None, 0));
-        let p = inc.progress().unwrap();
-        assert_eq!(p.current.unwrap().table, "public.a");
-        assert_eq!(p.queue[0].table, "public.b");
-    }
-
-    #[test]
-    fn windows_wait_once_enough_chunks_are_in_flight() {
-        let mut inc = incremental();
-        inc.queue.push_back(request("public.a", None, 0));
-        for commit in 1..CHUNKS_IN_FLIGHT as u64 {
-            publish(&mut inc, "public.a", None, 0, commit);
-            assert!(inc.wants_window());
-        }
-        publish(&mut inc, "public.a", None, 0, CHUNKS_IN_FLIGHT as u64);
-        assert!(!inc.wants_window());
-        inc.acknowledged(1);
-        assert!(inc.wants_window());
-    }
-
-    #[test]
-    fn the_done_marker_waits_for_every_chunk() {
-        let mut inc = incremental();
-        inc.recorded = true;
-        publish(&mut inc, "public.a", None, 0, 5);
-        // An uncommitted chunk is not acknowledged by a count past it.
-        inc.in_flight.push_back(InFlight {
-            commit: None,
-            before: request("public.a", Some("1"), 1),
-        });
-        assert!(!inc.wants_window());
-        inc.acknowledged(6);
-        assert!(!inc.wants_window());
-        inc.committed(7);
-        inc.acknowledged(7);
-        assert!(inc.wants_window());
-    }
-
-    #[test]
-    fn a_stopped_table_leaves_the_progress_and_the_chunks_in_flight() {
-        let mut inc = incremental();
-        publish(&mut inc, "public.a", None, 0, 1);
-        inc.queue.push_back(request("public.b", None, 0));
-        inc.stop(&Signal {
-            id: "s".into(),
-            kind: "stop-snapshot".into(),
-            data: Some(r#"{"data-collections": ["public.a"]}"#.into()),
-        });
-        assert!(inc.in_flight.is_empty());
-        assert_eq!(inc.progress().unwrap().current.unwrap().table, "public.b");
-    }
-}
+mod tests;
