@@ -13,8 +13,8 @@ use std::time::Duration;
 /// Producer plus the topics known to exist.
 pub struct EventProducer {
     /// Its delivery thread sleeps between polls: rust-rdkafka's
-    /// `FutureProducer` spun through the last fraction of a millisecond of
-    /// every 100 ms poll deadline, ~0.8% of a core even when idle.
+    /// `FutureProducer` spun while acknowledgements were slow (a core's
+    /// worth against tansu).
     producer: Producer,
     client: ClientConfig,
     partitions: i32,
