@@ -19,11 +19,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::Producer as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, FutureRecord, ProducerContext};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -68,28 +65,11 @@ pub struct Delivered {
     pub offset: i64,
 }
 
-/// A record's acknowledgement: resolves when the broker stored it (with
-/// the config's `acks`) or refused it; [`KafkaError::Canceled`] if the
-/// producer was dropped first.
-pub struct Delivery(oneshot::Receiver<Result<Delivered, KafkaError>>);
-
-impl Future for Delivery {
-    type Output = Result<Delivered, KafkaError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(KafkaError::Canceled)))
-    }
-}
-
 /// A producer whose `send` resolves when the broker acknowledged the
 /// record (with the config's `acks`), or failed to.
 pub struct Producer {
     inner: Arc<BaseProducer<Deliveries>>,
     stop: Arc<AtomicBool>,
-    /// The delivery thread is in its long sleep: a send must wake it.
-    idle: Arc<AtomicBool>,
     deliveries: Option<JoinHandle<()>>,
 }
 
@@ -100,19 +80,17 @@ impl Producer {
         let inner: Arc<BaseProducer<Deliveries>> =
             Arc::new(config.create_with_context(Deliveries)?);
         let stop = Arc::new(AtomicBool::new(false));
-        let idle = Arc::new(AtomicBool::new(false));
         let deliveries = {
             let inner = Arc::clone(&inner);
-            let (stop, idle) = (Arc::clone(&stop), Arc::clone(&idle));
+            let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("kafka-deliveries".into())
-                .spawn(move || serve_deliveries(&inner, &stop, &idle))
+                .spawn(move || serve_deliveries(&inner, &stop))
                 .map_err(|e| KafkaError::ClientCreation(format!("delivery thread: {e}")))?
         };
         Ok(Producer {
             inner,
             stop,
-            idle,
             deliveries: Some(deliveries),
         })
     }
@@ -132,41 +110,27 @@ impl Producer {
     {
         let give_up = Instant::now() + queue_timeout;
         loop {
-            match self.enqueue(&record) {
-                Ok(delivery) => return delivery.await,
-                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+            let (reply, acknowledged) = oneshot::channel();
+            let mut base = BaseRecord::with_opaque_to(record.topic, Box::new(reply));
+            base.partition = record.partition;
+            base.payload = record.payload;
+            base.key = record.key;
+            base.timestamp = record.timestamp;
+            base.headers = record.headers.clone();
+            match self.inner.send(base) {
+                Ok(()) => {
+                    self.wake_deliveries();
+                    return acknowledged.await.unwrap_or(Err(KafkaError::Canceled));
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
                     if Instant::now() < give_up =>
                 {
+                    self.wake_deliveries();
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
-                Err(e) => return Err(e),
+                Err((e, _)) => return Err(e),
             }
         }
-    }
-
-    /// Hands `record` to librdkafka without waiting for the broker: one
-    /// attempt, so a full local queue is the caller's to wait out
-    /// (`QueueFull`). The delivery resolves with the acknowledgement.
-    pub fn enqueue<K, P>(&self, record: &FutureRecord<'_, K, P>) -> Result<Delivery, KafkaError>
-    where
-        K: ToBytes + ?Sized,
-        P: ToBytes + ?Sized,
-    {
-        let (reply, acknowledged) = oneshot::channel();
-        let mut base = BaseRecord::with_opaque_to(record.topic, Box::new(reply));
-        base.partition = record.partition;
-        base.payload = record.payload;
-        base.key = record.key;
-        base.timestamp = record.timestamp;
-        base.headers = record.headers.clone();
-        let sent = self.inner.send(base).map_err(|(e, _)| e);
-        // While records are in flight the thread polls on its own; from
-        // its long sleep it is woken (on a full queue too: serving
-        // reports is what drains it).
-        if self.idle.swap(false, Ordering::SeqCst) {
-            self.wake_deliveries();
-        }
-        sent.map(|()| Delivery(acknowledged))
     }
 
     fn wake_deliveries(&self) {
@@ -189,7 +153,7 @@ impl Drop for Producer {
 /// The delivery thread: serves ready events, then sleeps (see the module
 /// docs), until `stop`. Records still in flight then are failed by the
 /// producer's drop (librdkafka purges them and reports each).
-fn serve_deliveries(producer: &BaseProducer<Deliveries>, stop: &AtomicBool, idle: &AtomicBool) {
+fn serve_deliveries(producer: &BaseProducer<Deliveries>, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         // `poll(ZERO)` takes at most one ready event and never waits; stop
         // when one served no acknowledgement.
@@ -202,18 +166,11 @@ fn serve_deliveries(producer: &BaseProducer<Deliveries>, stop: &AtomicBool, idle
             }
             in_flight = now;
         }
-        if producer.in_flight_count() > 0 {
-            std::thread::park_timeout(IN_FLIGHT_POLL);
-            continue;
-        }
-        // Say so before looking again: a record sent after that look
-        // finds the flag and wakes this thread.
-        idle.store(true, Ordering::SeqCst);
-        if producer.in_flight_count() > 0 {
-            idle.store(false, Ordering::SeqCst);
-            continue;
-        }
-        std::thread::park_timeout(IDLE_POLL);
-        idle.store(false, Ordering::SeqCst);
+        let nap = if producer.in_flight_count() > 0 {
+            IN_FLIGHT_POLL
+        } else {
+            IDLE_POLL
+        };
+        std::thread::park_timeout(nap);
     }
 }

@@ -5,17 +5,13 @@ use crate::avro::PartFormat;
 use crate::metrics::PUBLISHER_EVENTS_TOTAL;
 use rdkafka::ClientConfig;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::FutureRecord;
-use sinkfleet_kafka::producer::{Delivery, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// Producer plus the topics known to exist.
 pub struct EventProducer {
-    /// Its delivery thread sleeps between polls: rust-rdkafka's
-    /// `FutureProducer` spun while acknowledgements were slow (a core's
-    /// worth against tansu).
-    producer: Producer,
+    producer: FutureProducer,
     client: ClientConfig,
     partitions: i32,
     create_topics: bool,
@@ -33,17 +29,16 @@ impl EventProducer {
         partitions: i32,
         create_topics: bool,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = Producer::new(
-            client
-                .clone()
-                .set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("linger.ms", "5")
-                .set("compression.type", "lz4")
-                .set("partitioner", "murmur2_random")
-                // Bound memory: librdkafka would buffer up to 1 GiB by default.
-                .set("queue.buffering.max.kbytes", "32768"),
-        )?;
+        let producer = client
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("partitioner", "murmur2_random")
+            // Bound memory: librdkafka would buffer up to 1 GiB by default.
+            .set("queue.buffering.max.kbytes", "32768")
+            .create()?;
         Ok(EventProducer {
             producer,
             client,
@@ -84,7 +79,7 @@ impl EventProducer {
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-    ) -> Result<Delivery, String> {
+    ) -> Result<DeliveryFuture, String> {
         self.send_with(topic, key, value, None).await
     }
 
@@ -95,7 +90,7 @@ impl EventProducer {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
-    ) -> Result<Delivery, String> {
+    ) -> Result<DeliveryFuture, String> {
         // Converted before anything is enqueued: a record whose schema got
         // no id is not produced, and the error stops the publisher before
         // its LSN is confirmed.
@@ -129,18 +124,21 @@ impl EventProducer {
             if let Some(h) = &headers {
                 record = record.headers(h.clone());
             }
-            match self.producer.enqueue(&record) {
+            match self.producer.send_result(record) {
                 Ok(delivery) => {
                     metrics::counter!(PUBLISHER_EVENTS_TOTAL).increment(1);
                     return Ok(delivery);
                 }
-                Err(rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
                 )) => {
                     // The local queue is full: wait for deliveries to drain it.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err((e, _)) => return Err(e.to_string()),
             }
         }
     }

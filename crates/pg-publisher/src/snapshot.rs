@@ -19,7 +19,7 @@ use crate::metrics::{PUBLISHER_SNAPSHOT_ROWS_DONE, PUBLISHER_SNAPSHOT_ROWS_TOTAL
 use crate::pgoutput::TupleValue;
 use crate::producer::EventProducer;
 use crate::types::registry::TypeRegistry;
-use sinkfleet_kafka::producer::Delivery;
+use rdkafka::producer::DeliveryFuture;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row as _};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub struct SnapshotResult {
     /// Rows read.
     pub rows: u64,
     /// Outstanding deliveries.
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<DeliveryFuture>,
 }
 
 /// The codec of a captured table, from its current shape in the catalog.
@@ -92,7 +92,7 @@ impl Writer<'_> {
         held: Held,
         last_of_snapshot: bool,
         producer: &EventProducer,
-    ) -> Result<Delivery, ControlError> {
+    ) -> Result<DeliveryFuture, ControlError> {
         let src = Source {
             db: &self.cfg.dbname,
             commit_lsn: self.snapshot_lsn,
@@ -273,13 +273,11 @@ pub async fn run(
 }
 
 /// Waits for one delivery; an error means the event is not in Kafka.
-pub async fn acknowledged(delivery: Delivery) -> Result<(), String> {
+pub async fn acknowledged(delivery: DeliveryFuture) -> Result<(), String> {
     match delivery.await {
-        Ok(_) => Ok(()),
-        Err(rdkafka::error::KafkaError::Canceled) => {
-            Err("the producer was dropped before delivery".into())
-        }
-        Err(e) => Err(format!("Kafka refused an event: {e}")),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(format!("Kafka refused an event: {e}")),
+        Err(_) => Err("the producer was dropped before delivery".into()),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::snapshot::{acknowledged, now_ms};
 use crate::transaction::TxMetadata;
 use crate::types::registry::TypeRegistry;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
-use sinkfleet_kafka::producer::Delivery;
+use rdkafka::producer::DeliveryFuture;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -86,7 +86,7 @@ pub enum StreamError {
 /// A committed transaction waiting for its acknowledgements.
 struct Pending {
     end_lsn: u64,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<DeliveryFuture>,
     committed_at: Instant,
 }
 
@@ -128,7 +128,7 @@ struct Tx {
     ts_us: i64,
     /// The replication origin of a replicated transaction (name, LSN).
     origin: Option<(String, u64)>,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<DeliveryFuture>,
     /// With `provide.transaction.metadata`.
     metadata: Option<TxMetadata>,
 }
@@ -368,7 +368,7 @@ impl Messages {
         cfg: &ConnectorConfig,
         tx: Option<&mut Tx>,
         message: &LogicalMessage<'_>,
-    ) -> Result<Option<Delivery>, StreamError> {
+    ) -> Result<Option<DeliveryFuture>, StreamError> {
         let (lsn, prefix) = (message.lsn, message.prefix);
         if !self.topic_ready {
             producer
@@ -435,7 +435,7 @@ impl Messages {
 /// the transaction's first event; `None` without metadata.
 async fn tx_order<'m>(
     metadata: &'m mut Option<TxMetadata>,
-    deliveries: &mut Vec<Delivery>,
+    deliveries: &mut Vec<DeliveryFuture>,
     collection: &str,
     producer: &mut EventProducer,
     cfg: &ConnectorConfig,
