@@ -40,6 +40,16 @@ pub(super) struct Chunk {
 }
 
 impl Current {
+    /// Where the table stands: what a restart resumes.
+    pub(super) fn request(&self) -> Request {
+        Request {
+            table: self.label.clone(),
+            filter: self.filter.clone(),
+            last: self.last.clone(),
+            done: self.done,
+        }
+    }
+
     /// Resolves `request`'s table: its codec, key columns and select
     /// list. `None`, with a warning naming it, for a table that cannot be
     /// read (missing, not captured, no primary key).

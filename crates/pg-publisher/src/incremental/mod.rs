@@ -428,12 +428,7 @@ impl Incremental {
     /// waiting.
     fn progress(&self) -> Option<Progress> {
         let mut tables: Vec<Request> = Vec::new();
-        let current = self.current.as_ref().map(|c| Request {
-            table: c.label.clone(),
-            filter: c.filter.clone(),
-            last: c.last.clone(),
-            done: c.done,
-        });
+        let current = self.current.as_ref().map(Current::request);
         let pending = self.in_flight.iter().map(|f| &f.before);
         for r in pending.chain(current.iter()).chain(self.queue.iter()) {
             if !tables.iter().any(|t| t.table == r.table) {
@@ -551,12 +546,7 @@ impl Incremental {
         let codec = Arc::clone(&c.codec);
         self.in_flight.push_back(InFlight {
             commit: None,
-            before: Request {
-                table: c.label.clone(),
-                filter: c.filter.clone(),
-                last: c.last.clone(),
-                done: c.done,
-            },
+            before: c.request(),
         });
         c.done += rows.len() as u64;
         c.last = last;
