@@ -23,6 +23,7 @@ pub type StoredRow = (i64, Version, bool, Option<String>);
 /// failing on a record stored twice.
 pub fn stored(objects: &[(String, Vec<RecordBatch>)]) -> BTreeMap<(i32, i64), StoredRow> {
     let mut out = BTreeMap::new();
+    let mut holder: BTreeMap<(i32, i64), &str> = BTreeMap::new();
     for (name, batches) in objects {
         for b in batches {
             let col = |n: &str| b.column_by_name(n).unwrap().clone();
@@ -49,10 +50,10 @@ pub fn stored(objects: &[(String, Vec<RecordBatch>)]) -> BTreeMap<(i32, i64), St
                         .is_valid(i)
                         .then(|| names.as_string::<i32>().value(i).to_owned()),
                 );
-                assert!(
-                    out.insert(at, row).is_none(),
-                    "{at:?} stored twice (again in {name})"
-                );
+                if let Some(first) = holder.insert(at, name) {
+                    panic!("{at:?} stored twice: in {first} and in {name}");
+                }
+                out.insert(at, row);
             }
         }
     }

@@ -118,6 +118,11 @@ const SHORTENED: &[Shortened] = &[
         replace: &[],
     },
     Shortened {
+        alert: "SinkfleetAssignmentLost",
+        for_: None,
+        replace: &[],
+    },
+    Shortened {
         alert: "SinkfleetTableStale",
         for_: Some("1s"),
         replace: &[],

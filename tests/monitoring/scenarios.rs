@@ -658,14 +658,20 @@ impl Zombie {
         lock.commit().await.unwrap();
         let thawed = Instant::now();
         self.zombie.thaw();
-        let (fenced, rebalanced) = tokio::join!(
+        let (fenced, lost, rebalanced) = tokio::join!(
             prometheus.wait_fired("SinkfleetWritesFenced", "", thawed),
+            prometheus.wait_fired("SinkfleetAssignmentLost", "", thawed),
             prometheus.wait_fired("SinkfleetRebalanceStorm", "", moved),
         );
         out.push(Outcome::new(
             "SinkfleetWritesFenced",
             "a thawed zombie's write fenced",
             fenced,
+        ));
+        out.push(Outcome::new(
+            "SinkfleetAssignmentLost",
+            "a thawed zombie hears its assignment was lost",
+            lost,
         ));
         out.push(Outcome::new(
             "SinkfleetRebalanceStorm",

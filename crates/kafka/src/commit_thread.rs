@@ -14,6 +14,7 @@ use crate::messages::{CommitAnswer, PartitionId, PollEvent};
 use crate::metrics::OFFSET_COMMIT_FAILURES_TOTAL;
 use crate::retry::Backoff;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Instant;
@@ -60,17 +61,8 @@ pub(crate) fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     offsets: &[(PartitionId, i64)],
 ) -> Vec<CommitAnswer> {
-    let mut tpl = TopicPartitionList::new();
-    let mut listed = Vec::with_capacity(offsets.len());
-    for ((topic, partition), next) in offsets {
-        match tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
-            Ok(()) => listed.push(((Arc::clone(topic), *partition), *next)),
-            Err(e) => tracing::warn!(%topic, partition, error = %e, "cannot build commit list"),
-        }
-    }
-    let result = consumer
-        .commit(&tpl, CommitMode::Sync)
-        .map_err(|e| e.to_string());
+    let (listed, result) = commit_once(consumer, offsets);
+    let result = result.map_err(|e| e.to_string());
     listed
         .into_iter()
         .map(|(partition, offset)| CommitAnswer {
@@ -81,27 +73,65 @@ pub(crate) fn commit<C: ConsumerContext>(
         .collect()
 }
 
+/// One synchronous commit: the offsets it carried and the broker's answer.
+fn commit_once<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offsets: &[(PartitionId, i64)],
+) -> (Vec<(PartitionId, i64)>, KafkaResult<()>) {
+    let mut tpl = TopicPartitionList::new();
+    let mut listed = Vec::with_capacity(offsets.len());
+    for ((topic, partition), next) in offsets {
+        match tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+            Ok(()) => listed.push(((Arc::clone(topic), *partition), *next)),
+            Err(e) => tracing::warn!(%topic, partition, error = %e, "cannot build commit list"),
+        }
+    }
+    let result = consumer.commit(&tpl, CommitMode::Sync);
+    (listed, result)
+}
+
+/// Whether the group has moved on from the generation a refused commit
+/// was sent in, so retrying it cannot succeed: the member was fenced or
+/// removed, and the partitions may be another member's already. During a
+/// rebalance callback, "rebalance in progress" is final too: the rebalance
+/// cannot finish before the callback returns, so retrying only holds the
+/// member back from rejoining (the Java client does not retry either).
+fn group_moved_on(error: &KafkaError, in_rebalance: bool) -> bool {
+    match error.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::FencedInstanceId,
+        ) => true,
+        Some(RDKafkaErrorCode::RebalanceInProgress) => in_rebalance,
+        _ => false,
+    }
+}
+
 /// Commits synchronously, retrying a refusal after `backoff` until
 /// `deadline` (at least one attempt): the last commit for partitions about
-/// to go, on a revoke or at shutdown (`what`, for the log). Returns whether
-/// the broker acknowledged every offset.
+/// to go, from the rebalance callback (`in_rebalance`) or at shutdown
+/// (`what`, for the log). A refusal that says the group has moved on is
+/// not retried. Returns whether the broker acknowledged every offset.
 pub(crate) fn commit_until<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     offsets: &[(PartitionId, i64)],
     deadline: Instant,
     backoff: &Backoff,
     what: &str,
+    in_rebalance: bool,
 ) -> bool {
     let mut attempt = 0;
     loop {
-        let refused = commit(consumer, offsets)
-            .into_iter()
-            .find_map(|answer| answer.result.err());
-        let Some(error) = refused else {
+        let Err(error) = commit_once(consumer, offsets).1 else {
             return true;
         };
         attempt += 1;
         metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(1);
+        if group_moved_on(&error, in_rebalance) {
+            tracing::warn!(%error, attempt, "commit on {what} refused: the group has moved on; the next owner replays from the last committed offset (harmless)");
+            return false;
+        }
         let delay = backoff.delay(attempt);
         if Instant::now() + delay >= deadline {
             tracing::warn!(%error, attempt, "commit on {what} failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
@@ -109,5 +139,43 @@ pub(crate) fn commit_until<C: ConsumerContext>(
         }
         tracing::info!(%error, attempt, "commit on {what} refused; retrying");
         std::thread::sleep(delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: RDKafkaErrorCode) -> KafkaError {
+        KafkaError::ConsumerCommit(code)
+    }
+
+    #[test]
+    fn a_fenced_or_removed_member_does_not_retry_its_commit() {
+        for code in [
+            RDKafkaErrorCode::IllegalGeneration,
+            RDKafkaErrorCode::UnknownMemberId,
+            RDKafkaErrorCode::FencedInstanceId,
+        ] {
+            assert!(group_moved_on(&refused(code), false), "{code:?}");
+            assert!(group_moved_on(&refused(code), true), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_rebalance_in_progress_is_final_only_inside_the_rebalance() {
+        let e = refused(RDKafkaErrorCode::RebalanceInProgress);
+        assert!(group_moved_on(&e, true));
+        assert!(
+            !group_moved_on(&e, false),
+            "at shutdown the rebalance can finish"
+        );
+        for code in [
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotCoordinator,
+            RDKafkaErrorCode::CoordinatorLoadInProgress,
+        ] {
+            assert!(!group_moved_on(&refused(code), true), "{code:?}");
+        }
     }
 }

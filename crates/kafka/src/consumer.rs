@@ -330,12 +330,27 @@ impl ConsumerContext for WorkerContext {
         }
         let partitions = self.partitions(tpl);
         let started = Instant::now();
-        metrics::counter!(REBALANCES_TOTAL, "kind" => "revoke").increment(1);
-        tracing::info!(?partitions, "partitions revoked: draining");
+        // Lost: another member may be writing them already, so this one
+        // stops at once; a commit would be refused anyway.
+        let lost = consumer.assignment_lost();
+        if lost {
+            metrics::counter!(REBALANCES_TOTAL, "kind" => "lost").increment(1);
+            tracing::warn!(
+                ?partitions,
+                "assignment lost: the group gave these partitions to another member while this worker missed the rebalance; dropping what it holds of them, committing nothing"
+            );
+        } else {
+            metrics::counter!(REBALANCES_TOTAL, "kind" => "revoke").increment(1);
+            tracing::info!(?partitions, "partitions revoked: draining");
+        }
         let (reply, answer) = std_mpsc::sync_channel(1);
         if self
             .events
-            .blocking_send(PollEvent::Revoked { partitions, reply })
+            .blocking_send(PollEvent::Revoked {
+                partitions,
+                reply,
+                lost,
+            })
             .is_err()
         {
             return; // coordinator gone: nothing durable to add
@@ -349,7 +364,7 @@ impl ConsumerContext for WorkerContext {
                 return;
             }
         };
-        if offsets.is_empty() {
+        if offsets.is_empty() || lost {
             return;
         }
         // Retries share the drain's time budget, with a little left for a
@@ -361,6 +376,7 @@ impl ConsumerContext for WorkerContext {
             deadline,
             &self.commit_backoff,
             "revoke",
+            true,
         ) {
             tracing::info!(?offsets, "committed revoked partitions");
             for ((topic, partition), next) in &offsets {

@@ -41,6 +41,10 @@ pub enum PollEvent {
         partitions: Vec<PartitionId>,
         /// Where the coordinator answers.
         reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>,
+        /// The assignment was lost: the group gave the partitions to
+        /// another member while this one missed the rebalance. Nothing is
+        /// drained (the writers drop what they hold at once) or committed.
+        lost: bool,
     },
     /// The broker answered an offset commit (from the committer thread).
     Committed(Vec<CommitAnswer>),

@@ -87,7 +87,7 @@ pub const WRITERS_BUSY: &str = "sinkfleet_writers_busy";
 pub const REBALANCES_TOTAL: &str = "sinkfleet_rebalances_total";
 
 /// The `kind`s of [`REBALANCES_TOTAL`].
-pub const REBALANCE_KINDS: [&str; 2] = ["assign", "revoke"];
+pub const REBALANCE_KINDS: [&str; 3] = ["assign", "revoke", "lost"];
 
 /// Counter.
 pub const CONSUMER_ERRORS_TOTAL: &str = "sinkfleet_consumer_errors_total";
@@ -214,7 +214,7 @@ pub fn describe() {
     describe_counter!(
         REBALANCES_TOTAL,
         Unit::Count,
-        "Consumer-group rebalances seen by this worker, by kind (assign, revoke)."
+        "Consumer-group rebalances seen by this worker, by kind (assign, revoke, lost: partitions the group gave to another member while this one missed the rebalance)."
     );
     describe_counter!(
         CONSUMER_ERRORS_TOTAL,

@@ -48,7 +48,7 @@ impl Coordinator {
                 && (w.records >= self.cfg.batch_max_records
                     || w.bytes >= self.cfg.batch_max_bytes as u64
                     || w.oldest.is_some_and(|t| t.elapsed() >= linger));
-            if due && self.lanes[lane].inflight.is_none() {
+            if due && self.lanes[lane].inflight.is_none() && !self.draining(lane) {
                 self.dispatch_lane(lane, &w).await;
             }
         }

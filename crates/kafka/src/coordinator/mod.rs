@@ -313,9 +313,11 @@ impl Coordinator {
                     }
                 }
                 Some(PollEvent::Assigned(partitions)) => self.on_assigned(partitions),
-                Some(PollEvent::Revoked { partitions, reply }) => {
-                    self.on_revoked(partitions, reply, stopping)
-                }
+                Some(PollEvent::Revoked {
+                    partitions,
+                    reply,
+                    lost,
+                }) => self.on_revoked(partitions, reply, stopping || lost),
                 Some(PollEvent::Committed(answers)) => self.on_committed(answers),
                 Some(PollEvent::Closed) | None => return false,
             }
@@ -502,18 +504,38 @@ impl Coordinator {
     }
 
     /// Asks every writer not flushing yet to flush. A writer whose queue is
-    /// full is asked again on the next tick.
+    /// full is asked again on the next tick; one draining for a revoke is
+    /// not asked until the revoke is answered.
     fn flush(&mut self, mode: FlushMode) {
-        for lane in self.lanes.iter_mut().filter(|l| !l.flushing) {
+        for i in 0..self.lanes.len() {
+            if self.lanes[i].flushing || self.draining(i) {
+                continue;
+            }
+            let lane = &mut self.lanes[i];
             lane.flushing = lane.commands.try_send(WriterCommand::Flush(mode)).is_ok();
         }
+    }
+
+    /// Whether a pending revoke waits for `lane` to become idle. Such a
+    /// lane gets no new job or flush: jobs and flushes in turn would keep
+    /// it busy until the drain timeout, and the revoke would then be
+    /// answered while a write (which may upload the revoked partition's
+    /// files) is in flight. Its other partitions wait at most one job.
+    fn draining(&self, lane: usize) -> bool {
+        self.revokes.iter().any(|revoke| {
+            revoke.partitions.iter().any(|p| {
+                self.partitions
+                    .get(p)
+                    .is_some_and(|state| state.lane == lane)
+            })
+        })
     }
 
     fn on_revoked(
         &mut self,
         partitions: Vec<PartitionId>,
         reply: std_mpsc::SyncSender<Vec<(PartitionId, i64)>>,
-        stopping: bool,
+        at_once: bool,
     ) {
         for id in &partitions {
             if let Some(state) = self.partitions.get_mut(id) {
@@ -523,7 +545,7 @@ impl Coordinator {
                 state.pending_since = None;
             }
         }
-        let drain = if stopping {
+        let drain = if at_once {
             0
         } else {
             self.cfg.drain_timeout_ms
@@ -703,6 +725,17 @@ mod tests {
     /// A coordinator with one lane, on a consumer that never connects (no
     /// broker listens there), and what its lane receives.
     fn coordinator() -> (Coordinator, mpsc::UnboundedReceiver<Vec<PartitionId>>) {
+        let (c, revoked, _commands) = coordinator_with_commands();
+        (c, revoked)
+    }
+
+    /// [`coordinator`], and its lane's command queue (commands are sent
+    /// only while it is open).
+    fn coordinator_with_commands() -> (
+        Coordinator,
+        mpsc::UnboundedReceiver<Vec<PartitionId>>,
+        mpsc::Receiver<WriterCommand>,
+    ) {
         let (events, _) = mpsc::channel(16);
         let broker_offsets: BrokerOffsetsMap = Arc::default();
         let context = WorkerContext::new(
@@ -723,7 +756,7 @@ mod tests {
         let committer = Committer::spawn(Arc::clone(&consumer), events).expect("committer");
         let end_offsets = EndOffsets::spawn(Arc::clone(&consumer), Arc::clone(&broker_offsets))
             .expect("end offsets");
-        let (commands, _) = mpsc::channel(2);
+        let (commands, queue) = mpsc::channel(2);
         let (revocations, revoked) = mpsc::unbounded_channel();
         let coordinator = Coordinator::new(
             consumer,
@@ -739,7 +772,7 @@ mod tests {
             end_offsets,
             None,
         );
-        (coordinator, revoked)
+        (coordinator, revoked, queue)
     }
 
     fn assignment(p: &PartitionId, start: Option<Start>) -> Vec<Assignment> {
@@ -817,6 +850,70 @@ mod tests {
         c.answer_revokes(false);
         assert_eq!(answer.try_recv().ok(), Some(Vec::new()));
         assert_eq!(revoked.try_recv().ok(), Some(vec![p.clone()]));
+    }
+
+    /// A lane kept busy by jobs and flushes in turn (a flush is due every
+    /// commit interval, and queues behind the job in flight) was never
+    /// idle, so its revokes waited out the drain timeout and were answered
+    /// while a job was in flight: an upload of the revoked partition could
+    /// land after its new owner had listed the store, and the long callback
+    /// cost the worker its group membership on the mock cluster. A lane
+    /// with a revoke pending gets no new job and no flush.
+    #[tokio::test]
+    async fn a_lane_with_a_revoke_pending_gets_no_new_job_or_flush() {
+        let (mut c, mut revoked, _queue) = coordinator_with_commands();
+        c.cfg.linger_ms = 0;
+        let (p, q): (PartitionId, PartitionId) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
+        c.on_assigned(assignment(&p, None));
+        c.on_assigned(assignment(&q, None));
+        c.lanes[0].inflight = Some(InFlight {
+            id: 1,
+            load: HashMap::from([(q.clone(), JobShare::of(&c.partitions[&q]))]),
+        });
+        // A commit interval passes while the job is in flight, then the
+        // revoke comes, and a record of the other partition.
+        c.flush(FlushMode::Due);
+        assert!(c.lanes[0].flushing);
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        c.on_revoked(vec![p.clone()], reply, false);
+        c.on_record(crate::messages::Incoming {
+            topic: Arc::clone(&q.0),
+            partition: q.1,
+            offset: 0,
+            timestamp_ms: None,
+            key: None,
+            value: None,
+            replayed_offset: None,
+            discard: false,
+        });
+        c.on_writer(WriterEvent {
+            lane: 0,
+            kind: WriterEventKind::Done {
+                id: 1,
+                durable: Vec::new(),
+            },
+        });
+        c.answer_revokes(false);
+        c.dispatch().await;
+        c.flush(FlushMode::Due);
+        assert!(
+            c.lanes[0].inflight.is_none(),
+            "a job went to the draining lane"
+        );
+        c.on_writer(WriterEvent {
+            lane: 0,
+            kind: WriterEventKind::Flushed(Vec::new()),
+        });
+        c.answer_revokes(false);
+        assert_eq!(
+            answer.try_recv().ok(),
+            Some(Vec::new()),
+            "the lane never became idle"
+        );
+        assert_eq!(revoked.try_recv().ok(), Some(vec![p.clone()]));
+        // Once answered, the other partition's records go on.
+        c.dispatch().await;
+        assert!(c.lanes[0].inflight.is_some());
     }
 
     #[test]

@@ -275,12 +275,12 @@ impl Coordinator {
     /// Dispatch in transactional mode: one writer, jobs of whole
     /// transactions (see the module docs).
     pub(super) async fn dispatch_transactions(&mut self) {
+        if self.lanes.iter().any(|l| l.held || l.inflight.is_some()) || self.draining(0) {
+            return;
+        }
         let Some(assembler) = self.transactions.as_mut() else {
             return;
         };
-        if self.lanes.iter().any(|l| l.held || l.inflight.is_some()) {
-            return;
-        }
         let plan = assembler.plan(&self.partitions, self.cfg.batch_max_records);
         if plan.is_empty() {
             return;
