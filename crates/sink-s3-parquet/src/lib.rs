@@ -26,9 +26,10 @@
 //!
 //! Not covered: an upload request already on the wire when the partition
 //! moves (bounded by one request's retries, about ten seconds), and a
-//! process that lost its group membership without hearing of it (a zombie
-//! after a session timeout). Object stores offer no create-only multipart
-//! upload to fence those off.
+//! process that lost its group membership without hearing of it yet (a
+//! zombie after a session timeout; once it hears, the runtime revokes the
+//! partitions without a drain). Object stores offer no create-only
+//! multipart upload to fence those off.
 
 pub mod config;
 pub mod encode;
