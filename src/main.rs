@@ -23,6 +23,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// jemalloc, not glibc's malloc: a record becomes many small allocations
+/// made on one thread (the coordinator decodes) and freed on another (a
+/// writer), where glibc's allocator spent about a fifth of the worker's
+/// CPU (docs/performance.md has the profiles before and after).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "sinkfleet", version, about = "Idempotent CDC sink workers")]
 struct Cli {
