@@ -775,6 +775,25 @@ mod tests {
         (coordinator, revoked, queue)
     }
 
+    /// Job `id`, holding records of `partition`, in flight on lane 0.
+    fn in_flight(c: &mut Coordinator, id: u64, partition: &PartitionId) {
+        c.lanes[0].inflight = Some(InFlight {
+            id,
+            load: HashMap::from([(partition.clone(), JobShare::of(&c.partitions[partition]))]),
+        });
+    }
+
+    /// Lane 0's writer finished job `id`, nothing made durable.
+    fn done(c: &mut Coordinator, id: u64) {
+        c.on_writer(WriterEvent {
+            lane: 0,
+            kind: WriterEventKind::Done {
+                id,
+                durable: Vec::new(),
+            },
+        });
+    }
+
     fn assignment(p: &PartitionId, start: Option<Start>) -> Vec<Assignment> {
         vec![Assignment {
             partition: p.clone(),
@@ -788,10 +807,7 @@ mod tests {
         let p: PartitionId = (Arc::from("t"), 0);
         c.on_assigned(assignment(&p, None));
         // A write of it is in flight when it is revoked: the drain waits.
-        c.lanes[0].inflight = Some(InFlight {
-            id: 1,
-            load: HashMap::from([(p.clone(), JobShare::of(&c.partitions[&p]))]),
-        });
+        in_flight(&mut c, 1, &p);
         let (reply, answer) = std_mpsc::sync_channel(1);
         c.on_revoked(vec![p.clone()], reply, false);
         c.answer_revokes(false);
@@ -831,22 +847,13 @@ mod tests {
         let (p, q): (PartitionId, PartitionId) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
         c.on_assigned(assignment(&p, None));
         c.on_assigned(assignment(&q, None));
-        c.lanes[0].inflight = Some(InFlight {
-            id: 1,
-            load: HashMap::from([(q.clone(), JobShare::of(&c.partitions[&q]))]),
-        });
+        in_flight(&mut c, 1, &q);
         let (reply, answer) = std_mpsc::sync_channel(1);
         c.on_revoked(vec![p.clone()], reply, false);
         c.answer_revokes(false);
         assert!(answer.try_recv().is_err(), "answered while the lane writes");
         assert!(revoked.try_recv().is_err());
-        c.on_writer(WriterEvent {
-            lane: 0,
-            kind: WriterEventKind::Done {
-                id: 1,
-                durable: Vec::new(),
-            },
-        });
+        done(&mut c, 1);
         c.answer_revokes(false);
         assert_eq!(answer.try_recv().ok(), Some(Vec::new()));
         assert_eq!(revoked.try_recv().ok(), Some(vec![p.clone()]));
@@ -866,10 +873,7 @@ mod tests {
         let (p, q): (PartitionId, PartitionId) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
         c.on_assigned(assignment(&p, None));
         c.on_assigned(assignment(&q, None));
-        c.lanes[0].inflight = Some(InFlight {
-            id: 1,
-            load: HashMap::from([(q.clone(), JobShare::of(&c.partitions[&q]))]),
-        });
+        in_flight(&mut c, 1, &q);
         // A commit interval passes while the job is in flight, then the
         // revoke comes, and a record of the other partition.
         c.flush(FlushMode::Due);
@@ -886,13 +890,7 @@ mod tests {
             replayed_offset: None,
             discard: false,
         });
-        c.on_writer(WriterEvent {
-            lane: 0,
-            kind: WriterEventKind::Done {
-                id: 1,
-                durable: Vec::new(),
-            },
-        });
+        done(&mut c, 1);
         c.answer_revokes(false);
         c.dispatch().await;
         c.flush(FlushMode::Due);
