@@ -531,6 +531,9 @@ impl Coordinator {
         })
     }
 
+    /// Queues a revoke, answered once its writers are idle or at the drain
+    /// timeout; `at_once` (stopping, or the assignment was lost) answers it
+    /// without waiting for the writers.
     fn on_revoked(
         &mut self,
         partitions: Vec<PartitionId>,
