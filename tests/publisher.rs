@@ -21,11 +21,15 @@ use common::{MockCluster, Worker, brokers, free_port, pg_url, wait_until};
 use sqlx::Executor;
 use std::time::Duration;
 
-/// Transactions of the other tests while the straddle test waits for its
-/// slot's consistent point would join the ones that point waits for, and
-/// one of them is the test's own transaction T, held open until the
-/// snapshot completes. The straddle test therefore runs alone: it takes
-/// this lock exclusively, every other test of this file shares it.
+/// Two tests run alone: they take this lock exclusively, every other test
+/// of this file shares it.
+/// * The straddle test: transactions of the other tests while it waits for
+///   its slot's consistent point would join the ones that point waits
+///   for, and one of them is the test's own transaction T, held open
+///   until the snapshot completes.
+/// * The incremental snapshot at the scale: its 2,000 changes/s
+///   and ~470,000 events load tansu so much that other tests' fetches
+///   time out (in one CI run a worker beside it applied nothing for 90 s).
 static SOURCE_LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 const ORDERS: &str = "id, amount, placed_at, paid_at, note, md5(body), tier";
