@@ -163,9 +163,7 @@ fn main() {
     let (brokers, broker_name, mock) = publisher_broker(topics);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let pool = PgPool::connect(&sinkfleet_testkit::services::pg_url())
-            .await
-            .expect("Postgres (scripts/services.sh start)");
+        let pool = common::pg_pool().await;
         let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
         for r in 0..RUNS {
             for (v, variant) in VARIANTS.iter().enumerate() {

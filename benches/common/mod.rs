@@ -3,6 +3,14 @@
 
 pub use sinkfleet_testkit::process::{self, MockCluster};
 
+/// The local Postgres of `scripts/services.sh`, failing with what to run
+/// when it is not there.
+pub async fn pg_pool() -> sqlx::PgPool {
+    sqlx::PgPool::connect(&sinkfleet_testkit::services::pg_url())
+        .await
+        .expect("Postgres (scripts/services.sh start)")
+}
+
 /// The value after `name` on the command line (`--changes 60000`).
 pub fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -96,30 +96,46 @@ fn commit_once<C: ConsumerContext>(
 /// rebalance callback, "rebalance in progress" is final too: the rebalance
 /// cannot finish before the callback returns, so retrying only holds the
 /// member back from rejoining (the Java client does not retry either).
-fn group_moved_on(error: &KafkaError, in_rebalance: bool) -> bool {
+fn group_moved_on(error: &KafkaError, occasion: LastCommit) -> bool {
     match error.rdkafka_error_code() {
         Some(
             RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::UnknownMemberId
             | RDKafkaErrorCode::FencedInstanceId,
         ) => true,
-        Some(RDKafkaErrorCode::RebalanceInProgress) => in_rebalance,
+        Some(RDKafkaErrorCode::RebalanceInProgress) => occasion == LastCommit::Revoke,
         _ => false,
+    }
+}
+
+/// Why partitions get their last commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LastCommit {
+    /// From the rebalance callback, for revoked partitions.
+    Revoke,
+    /// At shutdown, for every partition.
+    Shutdown,
+}
+
+impl std::fmt::Display for LastCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LastCommit::Revoke => "revoke",
+            LastCommit::Shutdown => "shutdown",
+        })
     }
 }
 
 /// Commits synchronously, retrying a refusal after `backoff` until
 /// `deadline` (at least one attempt): the last commit for partitions about
-/// to go, from the rebalance callback (`in_rebalance`) or at shutdown
-/// (`what`, for the log). A refusal that says the group has moved on is
-/// not retried. Returns whether the broker acknowledged every offset.
+/// to go (`occasion`). A refusal that says the group has moved on is not
+/// retried. Returns whether the broker acknowledged every offset.
 pub(crate) fn commit_until<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     offsets: &[(PartitionId, i64)],
     deadline: Instant,
     backoff: &Backoff,
-    what: &str,
-    in_rebalance: bool,
+    occasion: LastCommit,
 ) -> bool {
     let mut attempt = 0;
     loop {
@@ -128,16 +144,16 @@ pub(crate) fn commit_until<C: ConsumerContext>(
         };
         attempt += 1;
         metrics::counter!(OFFSET_COMMIT_FAILURES_TOTAL).increment(1);
-        if group_moved_on(&error, in_rebalance) {
-            tracing::warn!(%error, attempt, "commit on {what} refused: the group has moved on; the next owner replays from the last committed offset (harmless)");
+        if group_moved_on(&error, occasion) {
+            tracing::warn!(%error, attempt, "commit on {occasion} refused: the group has moved on; the next owner replays from the last committed offset (harmless)");
             return false;
         }
         let delay = backoff.delay(attempt);
         if Instant::now() + delay >= deadline {
-            tracing::warn!(%error, attempt, "commit on {what} failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
+            tracing::warn!(%error, attempt, "commit on {occasion} failed within the drain timeout; the next owner replays from the last committed offset (harmless)");
             return false;
         }
-        tracing::info!(%error, attempt, "commit on {what} refused; retrying");
+        tracing::info!(%error, attempt, "commit on {occasion} refused; retrying");
         std::thread::sleep(delay);
     }
 }
@@ -157,17 +173,23 @@ mod tests {
             RDKafkaErrorCode::UnknownMemberId,
             RDKafkaErrorCode::FencedInstanceId,
         ] {
-            assert!(group_moved_on(&refused(code), false), "{code:?}");
-            assert!(group_moved_on(&refused(code), true), "{code:?}");
+            assert!(
+                group_moved_on(&refused(code), LastCommit::Shutdown),
+                "{code:?}"
+            );
+            assert!(
+                group_moved_on(&refused(code), LastCommit::Revoke),
+                "{code:?}"
+            );
         }
     }
 
     #[test]
     fn a_rebalance_in_progress_is_final_only_inside_the_rebalance() {
         let e = refused(RDKafkaErrorCode::RebalanceInProgress);
-        assert!(group_moved_on(&e, true));
+        assert!(group_moved_on(&e, LastCommit::Revoke));
         assert!(
-            !group_moved_on(&e, false),
+            !group_moved_on(&e, LastCommit::Shutdown),
             "at shutdown the rebalance can finish"
         );
         for code in [
@@ -175,7 +197,10 @@ mod tests {
             RDKafkaErrorCode::NotCoordinator,
             RDKafkaErrorCode::CoordinatorLoadInProgress,
         ] {
-            assert!(!group_moved_on(&refused(code), true), "{code:?}");
+            assert!(
+                !group_moved_on(&refused(code), LastCommit::Revoke),
+                "{code:?}"
+            );
         }
     }
 }

@@ -375,8 +375,7 @@ impl ConsumerContext for WorkerContext {
             &offsets,
             deadline,
             &self.commit_backoff,
-            "revoke",
-            true,
+            crate::commit_thread::LastCommit::Revoke,
         ) {
             tracing::info!(?offsets, "committed revoked partitions");
             for ((topic, partition), next) in &offsets {

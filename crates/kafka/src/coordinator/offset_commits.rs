@@ -85,8 +85,14 @@ impl Coordinator {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.drain_timeout_ms);
         // A synchronous commit blocks: keep it off the async workers.
         let acked = tokio::task::spawn_blocking(move || {
-            commit_thread::commit_until(&consumer, &due, deadline, &backoff, "shutdown", false)
-                .then_some(due)
+            commit_thread::commit_until(
+                &consumer,
+                &due,
+                deadline,
+                &backoff,
+                commit_thread::LastCommit::Shutdown,
+            )
+            .then_some(due)
         })
         .await;
         match acked {

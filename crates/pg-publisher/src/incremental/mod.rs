@@ -486,25 +486,15 @@ impl Incremental {
         kind: &str,
         progress: Option<&Progress>,
     ) -> Result<(), ControlError> {
-        let Some((schema, name)) = &self.signal else {
+        let Some(table) = &self.signal else {
             return Ok(());
         };
-        let sql = format!(
-            "INSERT INTO {}.{} (id, type, data) VALUES ($1, $2, $3)",
-            control::quote(schema),
-            control::quote(name)
-        );
         let data = progress.map(|p| serde_json::json!({ "sinkfleet": p }).to_string());
-        sqlx::query(&sql)
-            .bind(id)
-            .bind(kind)
-            .bind(data)
-            .execute(pool)
+        insert_signal(pool, table, id, kind, data.as_deref())
             .await
             .map_err(control::sql(
                 "writing a snapshot watermark to the signal table",
-            ))?;
-        Ok(())
+            ))
     }
 
     /// The window opened: reads the chunk, then writes the close watermark.
@@ -601,26 +591,47 @@ pub async fn request(
     cfg: &ConnectorConfig,
     tables: &[String],
 ) -> Result<(), ControlError> {
-    let Some((schema, name)) = &cfg.signal_table else {
+    let Some(table) = &cfg.signal_table else {
         return Ok(());
     };
-    let sql = format!(
-        "INSERT INTO {}.{} (id, type, data) VALUES ($1, 'execute-snapshot', $2)",
-        control::quote(schema),
-        control::quote(name)
-    );
     let data = serde_json::json!({ "data-collections": tables, "type": "incremental" });
     tracing::info!(
         ?tables,
         "snapshot.new.tables: requesting an incremental snapshot of the new tables"
     );
+    // Debezium's `id` is varchar(42): a UUID fits, with a suffix of 6.
+    let id = format!("{}-new", uuid());
+    insert_signal(
+        pool,
+        table,
+        &id,
+        "execute-snapshot",
+        Some(&data.to_string()),
+    )
+    .await
+    .map_err(control::sql("signalling a snapshot of the new tables"))
+}
+
+/// Writes one row into the signal table `(schema, name)`, in Debezium's
+/// layout: watermarks and the publisher's own snapshot requests alike.
+async fn insert_signal(
+    pool: &PgPool,
+    (schema, name): &(String, String),
+    id: &str,
+    kind: &str,
+    data: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO {}.{} (id, type, data) VALUES ($1, $2, $3)",
+        control::quote(schema),
+        control::quote(name)
+    );
     sqlx::query(&sql)
-        // Debezium's `id` is varchar(42): a UUID fits, with a suffix of 6.
-        .bind(format!("{}-new", uuid()))
-        .bind(data.to_string())
+        .bind(id)
+        .bind(kind)
+        .bind(data)
         .execute(pool)
-        .await
-        .map_err(control::sql("signalling a snapshot of the new tables"))?;
+        .await?;
     Ok(())
 }
 
