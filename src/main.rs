@@ -346,7 +346,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Publish { config } => {
             let (connector, settings) = publisher_config::load(&config)?;
-            tokio::runtime::Builder::new_multi_thread()
+            // One thread: the publisher is one stream task plus its acker,
+            // so a multi-thread runtime only adds wake-ups between threads
+            // for every event and acknowledgement (~35% less CPU per event
+            // in `publisher_e2e`, see docs/performance.md).
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?
