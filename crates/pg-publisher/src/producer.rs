@@ -18,6 +18,9 @@ pub struct EventProducer {
     topics: HashSet<String>,
     key_format: PartFormat,
     value_format: PartFormat,
+    /// `sinkfleet_publisher_events_total`, resolved once: it counts every
+    /// event.
+    events: metrics::Counter,
 }
 
 impl EventProducer {
@@ -47,6 +50,7 @@ impl EventProducer {
             topics: HashSet::new(),
             key_format: PartFormat::Json,
             value_format: PartFormat::Json,
+            events: metrics::counter!(PUBLISHER_EVENTS_TOTAL),
         })
     }
 
@@ -126,7 +130,7 @@ impl EventProducer {
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    metrics::counter!(PUBLISHER_EVENTS_TOTAL).increment(1);
+                    self.events.increment(1);
                     return Ok(delivery);
                 }
                 Err((

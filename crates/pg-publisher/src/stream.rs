@@ -786,11 +786,10 @@ impl Stream<'_> {
                     after,
                     header,
                 } => {
-                    let collection = format!("{}.{}", c.schema, c.table);
                     let transaction = tx_order(
                         &mut t.metadata,
                         &mut t.deliveries,
-                        &collection,
+                        &c.collection,
                         producer,
                         self.cfg,
                     )

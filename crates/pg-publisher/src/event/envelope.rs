@@ -119,60 +119,102 @@ pub fn enveloped(schema: Option<&str>, payload: Vec<u8>) -> Vec<u8> {
     match schema {
         Some(schema) => {
             let mut out = Vec::with_capacity(schema.len() + payload.len() + 24);
-            out.extend_from_slice(br#"{"schema":"#);
-            out.extend_from_slice(schema.as_bytes());
-            out.extend_from_slice(br#","payload":"#);
+            open_envelope(Some(schema), &mut out);
             out.extend_from_slice(&payload);
-            out.push(b'}');
+            close_envelope(Some(schema), &mut out);
             out
         }
         None => payload,
     }
 }
 
+/// Starts an event written in place: `{"schema":…,"payload":` when
+/// schemas are enabled, nothing otherwise. [`close_envelope`] ends it.
+pub(crate) fn open_envelope(schema: Option<&str>, out: &mut Vec<u8>) {
+    if let Some(schema) = schema {
+        out.extend_from_slice(br#"{"schema":"#);
+        out.extend_from_slice(schema.as_bytes());
+        out.extend_from_slice(br#","payload":"#);
+    }
+}
+
+/// Ends what [`open_envelope`] started.
+pub(crate) fn close_envelope(schema: Option<&str>, out: &mut Vec<u8>) {
+    if schema.is_some() {
+        out.push(b'}');
+    }
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `text` as a JSON string.
+pub(crate) fn push_text(out: &mut Vec<u8>, text: &str) {
+    // Writing a `str` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
 /// The `source` block, in the connector's field order: `head` is a
 /// [`Layout`]'s `source_head` (or [`source_head`]), `table` its
-/// `"schema":…,"table":…`.
-pub(crate) fn write_source(out: &mut String, head: &str, table: &str, src: &Source<'_>) {
-    use std::fmt::Write;
-    let text = |s: &str| Value::from(s).to_string();
-    let _ = write!(
+/// `"schema":…,"table":…`. Written piece by piece: this runs once per event.
+pub(crate) fn write_source(out: &mut Vec<u8>, head: &str, table: &str, src: &Source<'_>) {
+    out.extend_from_slice(head.as_bytes());
+    push_int(out, src.ts_us.div_euclid(1000));
+    out.extend_from_slice(br#","snapshot":""#);
+    out.extend_from_slice(src.snapshot.as_str().as_bytes());
+    out.extend_from_slice(br#"","db":"#);
+    push_text(out, src.db);
+    out.extend_from_slice(br#","sequence":"[\""#);
+    push_int(out, src.commit_lsn);
+    out.extend_from_slice(br#"\",\""#);
+    push_int(out, src.lsn);
+    out.extend_from_slice(br#"\"]","ts_us":"#);
+    push_int(out, src.ts_us);
+    out.extend_from_slice(br#","ts_ns":"#);
+    push_int(out, src.ts_us as i128 * 1000);
+    out.push(b',');
+    out.extend_from_slice(table.as_bytes());
+    out.extend_from_slice(br#","txId":"#);
+    match src.tx_id {
+        Some(t) => push_int(out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","lsn":"#);
+    push_int(
         out,
-        r#"{head}{ts_ms},"snapshot":"{snapshot}","db":{db},"sequence":"[\"{commit}\",\"{lsn_seq}\"]","ts_us":{ts_us},"ts_ns":{ts_ns},{table},"txId":{tx_id},"lsn":{lsn},"xmin":null,"origin":{origin},"origin_lsn":{origin_lsn}}}"#,
-        ts_ms = src.ts_us.div_euclid(1000),
-        snapshot = src.snapshot.as_str(),
-        db = text(src.db),
-        commit = src.commit_lsn,
-        lsn_seq = src.lsn,
-        ts_us = src.ts_us,
-        ts_ns = src.ts_us as i128 * 1000,
-        tx_id = src.tx_id.map_or("null".to_owned(), |t| t.to_string()),
-        lsn = if src.lsn == 0 {
+        if src.lsn == 0 {
             src.commit_lsn
         } else {
             src.lsn
         },
-        origin = src.origin.map_or("null".to_owned(), |(name, _)| text(name)),
-        origin_lsn = src
-            .origin
-            .map_or("null".to_owned(), |(_, lsn)| lsn.to_string()),
     );
+    out.extend_from_slice(br#","xmin":null,"origin":"#);
+    match src.origin {
+        Some((name, lsn)) => {
+            push_text(out, name);
+            out.extend_from_slice(br#","origin_lsn":"#);
+            push_int(out, lsn);
+        }
+        None => out.extend_from_slice(br#"null,"origin_lsn":null"#),
+    }
+    out.push(b'}');
 }
 
 /// The `transaction` block, or `null`.
-pub(crate) fn write_transaction(out: &mut String, transaction: Option<&TxOrder<'_>>) {
-    use std::fmt::Write;
+pub(crate) fn write_transaction(out: &mut Vec<u8>, transaction: Option<&TxOrder<'_>>) {
     match transaction {
         Some(t) => {
-            let _ = write!(
-                out,
-                r#"{{"id":{},"total_order":{},"data_collection_order":{}}}"#,
-                Value::from(t.id),
-                t.total_order,
-                t.data_collection_order
-            );
+            out.extend_from_slice(br#"{"id":"#);
+            push_text(out, t.id);
+            out.extend_from_slice(br#","total_order":"#);
+            push_int(out, t.total_order);
+            out.extend_from_slice(br#","data_collection_order":"#);
+            push_int(out, t.data_collection_order);
+            out.push(b'}');
         }
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -195,7 +237,8 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// The record value of a change.
+/// The record value of a change, written in place (schema first when
+/// schemas are enabled).
 pub fn value(
     codec: &TableCodec,
     op: &str,
@@ -203,10 +246,11 @@ pub fn value(
     after: Option<&Row>,
     src: &Source<'_>,
 ) -> Vec<u8> {
-    use std::fmt::Write;
     let now = now_us();
+    let schema = codec.envelope.schema.as_deref();
     let carried = || codec.carried().map(|(i, _, _)| i);
-    let mut out = Vec::with_capacity(320 + 48 * codec.columns.len());
+    let mut out = Vec::with_capacity(schema.map_or(0, str::len) + 640 + 64 * codec.columns.len());
+    open_envelope(schema, &mut out);
     for (field, image) in [(&br#"{"before":"#[..], before), (br#","after":"#, after)] {
         out.extend_from_slice(field);
         match image {
@@ -214,24 +258,24 @@ pub fn value(
             None => out.extend_from_slice(b"null"),
         }
     }
-    let text = |s: &str| Value::from(s).to_string();
-    let mut tail = String::with_capacity(400);
-    tail.push_str(r#","source":"#);
+    out.extend_from_slice(br#","source":"#);
     write_source(
-        &mut tail,
+        &mut out,
         &codec.envelope.source_head,
         &codec.envelope.source_table,
         src,
     );
-    tail.push_str(r#","transaction":"#);
-    write_transaction(&mut tail, src.transaction.as_ref());
-    let _ = write!(
-        tail,
-        r#","op":{op},"ts_ms":{ms},"ts_us":{now},"ts_ns":{ns}}}"#,
-        op = text(op),
-        ms = now.div_euclid(1000),
-        ns = now as i128 * 1000,
-    );
-    out.extend_from_slice(tail.as_bytes());
-    enveloped(codec.envelope.schema.as_deref(), out)
+    out.extend_from_slice(br#","transaction":"#);
+    write_transaction(&mut out, src.transaction.as_ref());
+    out.extend_from_slice(br#","op":"#);
+    push_text(&mut out, op);
+    out.extend_from_slice(br#","ts_ms":"#);
+    push_int(&mut out, now.div_euclid(1000));
+    out.extend_from_slice(br#","ts_us":"#);
+    push_int(&mut out, now);
+    out.extend_from_slice(br#","ts_ns":"#);
+    push_int(&mut out, now as i128 * 1000);
+    out.push(b'}');
+    close_envelope(schema, &mut out);
+    out
 }

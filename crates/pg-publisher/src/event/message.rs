@@ -18,8 +18,7 @@ use super::envelope::{self, Source, now_us};
 use super::schema;
 use crate::config::ConnectorConfig;
 use crate::types::{self, options::BinaryMode};
-use serde_json::{Value, json};
-use std::fmt::Write;
+use serde_json::json;
 
 /// The topic of message events: `<topic.prefix>.message`, whatever the
 /// topic naming options (as in Debezium).
@@ -98,27 +97,25 @@ impl MessageCodec {
 
     /// The record value.
     pub fn value(&self, message: &LogicalMessage<'_>, src: &Source<'_>) -> Vec<u8> {
-        let mut out = String::with_capacity(400 + message.content.len() * 4 / 3);
-        let _ = write!(
-            out,
-            r#"{{"op":"m","ts_ms":{},"source":"#,
-            now_us().div_euclid(1000)
-        );
+        let mut out = Vec::with_capacity(400 + message.content.len() * 4 / 3);
+        out.extend_from_slice(br#"{"op":"m","ts_ms":"#);
+        envelope::push_int(&mut out, now_us().div_euclid(1000));
+        out.extend_from_slice(br#","source":"#);
         envelope::write_source(
             &mut out,
             &self.source_head,
             r#""schema":"","table":"""#,
             src,
         );
-        out.push_str(r#","transaction":"#);
+        out.extend_from_slice(br#","transaction":"#);
         envelope::write_transaction(&mut out, src.transaction.as_ref());
-        let _ = write!(
-            out,
-            r#","message":{{"prefix":{},"content":{}}}}}"#,
-            Value::from(message.prefix),
-            types::binary(message.content, self.binary)
-        );
-        envelope::enveloped(self.value_schema.as_deref(), out.into_bytes())
+        out.extend_from_slice(br#","message":{"prefix":"#);
+        envelope::push_text(&mut out, message.prefix);
+        out.extend_from_slice(br#","content":"#);
+        // Writing a `Value` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, &types::binary(message.content, self.binary));
+        out.extend_from_slice(b"}}");
+        envelope::enveloped(self.value_schema.as_deref(), out)
     }
 }
 

@@ -82,6 +82,8 @@ pub struct TableCodec {
     pub table: String,
     /// Kafka topic.
     pub topic: String,
+    /// `schema.table`, as transaction metadata and errors name the table.
+    pub collection: String,
     columns: Vec<Column>,
     key: Vec<usize>,
     envelope: envelope::Layout,
@@ -213,6 +215,7 @@ impl TableCodec {
             schema: rel.namespace.clone(),
             table: rel.name.clone(),
             topic: cfg.topic(&rel.namespace, &rel.name),
+            collection: name,
             columns,
             key,
             envelope: envelope::Layout::default(),
@@ -250,7 +253,7 @@ impl TableCodec {
                         .map_err(|_| "the value is not UTF-8".to_owned())
                         .and_then(|text| codec.kind.encode(text))
                         .map_err(|reason| ValueError {
-                            table: format!("{}.{}", self.schema, self.table),
+                            table: self.collection.clone(),
                             column: name.to_owned(),
                             reason,
                         })?

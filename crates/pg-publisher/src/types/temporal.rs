@@ -116,7 +116,12 @@ fn parse_clock(text: &str) -> Option<i64> {
     if m > 59 || s > 60 || fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let micros: i64 = format!("{fraction:0<6}").parse().ok()?;
+    // The fraction's digits are micro-seconds once padded to six.
+    let micros = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(6)
+        .fold(0i64, |n, digit| n * 10 + i64::from(digit - b'0'));
     Some(((h * 60 + m) * 60 + s) * 1_000_000 + micros)
 }
 
@@ -213,37 +218,58 @@ fn split_offset(text: &str) -> Option<(&str, i64)> {
     Some((&text[..at], parse_offset(&text[at..])?))
 }
 
-/// Java's ISO year: four digits at least, `+` past 9999, `-` before year 0.
-fn iso_year(year: i64) -> String {
+/// Appends Java's ISO year: four digits at least, `+` past 9999, `-`
+/// before year 0.
+fn push_iso_year(out: &mut String, year: i64) {
     if year > 9999 {
-        format!("+{year}")
+        out.push('+');
     } else if year < 0 {
-        format!("-{:04}", -year)
-    } else {
-        format!("{year:04}")
+        out.push('-');
     }
+    push_padded(out, year.unsigned_abs(), 4);
+}
+
+/// Appends `n` in decimal with at least `width` digits (zeros in front).
+/// Runs a few times per time value: no formatter, no allocation.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
 }
 
 /// `HH:MM:SS` and a fraction of `digits` digits (`None`: as many as the
 /// value needs, none for whole seconds) of microseconds into the day.
 fn clock(micros: i64, digits: Option<u32>) -> String {
-    let (seconds, fraction) = (micros / 1_000_000, micros % 1_000_000);
-    let mut out = format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    );
-    let text = format!("{fraction:06}");
-    let shown = match digits {
-        Some(d) => format!("{text:0<width$}", width = d as usize)[..d as usize].to_owned(),
-        None => text.trim_end_matches('0').to_owned(),
-    };
-    if !shown.is_empty() {
-        out.push('.');
-        out.push_str(&shown);
-    }
+    let mut out = String::with_capacity(16);
+    push_clock(&mut out, micros, digits);
     out
+}
+
+/// [`clock`], appended. `micros` is a time of day: 0 to 24 hours.
+fn push_clock(out: &mut String, micros: i64, digits: Option<u32>) {
+    let micros = micros.unsigned_abs();
+    let (seconds, fraction) = (micros / 1_000_000, micros % 1_000_000);
+    push_padded(out, seconds / 3600, 2);
+    out.push(':');
+    push_padded(out, seconds / 60 % 60, 2);
+    out.push(':');
+    push_padded(out, seconds % 60, 2);
+    let mut six = String::with_capacity(6);
+    push_padded(&mut six, fraction, 6);
+    let shown = match digits {
+        Some(d) => d as usize,
+        None => six.trim_end_matches('0').len(),
+    };
+    if shown > 0 {
+        out.push('.');
+        out.push_str(&six[..shown.min(6)]);
+        for _ in 6..shown {
+            out.push('0');
+        }
+    }
 }
 
 /// `timestamptz` → `io.debezium.time.ZonedTimestamp`: ISO 8601 in UTC with
@@ -270,11 +296,16 @@ pub fn timestamptz(text: &str, fraction: u32) -> Result<Value, String> {
         ));
     }
     let (y, m, d) = civil_from_days(day);
-    Ok(json!(format!(
-        "{}-{m:02}-{d:02}T{}Z",
-        iso_year(y),
-        clock(micros, Some(fraction.min(6)))
-    )))
+    let mut out = String::with_capacity(32);
+    push_iso_year(&mut out, y);
+    out.push('-');
+    push_padded(&mut out, m as u64, 2);
+    out.push('-');
+    push_padded(&mut out, d as u64, 2);
+    out.push('T');
+    push_clock(&mut out, micros, Some(fraction.min(6)));
+    out.push('Z');
+    Ok(Value::String(out))
 }
 
 /// `timetz` → `io.debezium.time.ZonedTime`: the time in UTC (the date
