@@ -7,12 +7,14 @@
 
 use crate::client::ServerFeatures;
 use crate::config::ClickHouseSinkConfig;
-use crate::encode_version;
 use crate::ident::quote;
+use crate::version_key;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
-use sinkfleet_core::{Change, SinkError, Value};
+use sinkfleet_core::{Change, Row, SinkError, Value};
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// The quoted column list and the `JSONEachRow` body inserting `changes`
 /// into a table with `table_columns` (name, type): the data columns some
@@ -20,104 +22,105 @@ use std::fmt::Write;
 /// history table, the op, source commit time and unchanged columns).
 /// A value a column cannot hold exactly fails the whole body, naming the
 /// column (the runtime isolates the record and dead-letters it).
+///
+/// This runs for every record: each column's `"name":` is escaped once
+/// per body, and a value is looked up first where it was in the row
+/// before (rows of one table carry their columns in the same order).
 pub(crate) fn insert_body(
     table_columns: &[(String, String)],
     changes: &[&Change],
     cfg: &ClickHouseSinkConfig,
     features: &ServerFeatures,
 ) -> Result<(Vec<String>, String), SinkError> {
-    let column_type = |name: &str| {
-        table_columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("String", |(_, t)| t.as_str())
-    };
-    let mut columns: Vec<&str> = Vec::new();
-    for (n, _) in table_columns {
-        if cfg.is_bookkeeping(n) {
-            continue;
-        }
-        if changes
-            .iter()
-            .any(|c| c.row.as_ref().is_some_and(|r| r.contains(n)) || c.key.contains(n))
-        {
-            columns.push(n);
-        }
-    }
+    let mut columns: Vec<BodyColumn<'_>> = carried_columns(table_columns, changes, cfg)
+        .into_iter()
+        .map(|i| {
+            let (name, ch_type) = &table_columns[i];
+            BodyColumn {
+                name,
+                field: field(name),
+                ch_type,
+                row_at: 0,
+                key_at: 0,
+            }
+        })
+        .collect();
     // Tables on servers without UInt128 keep the version's minor part apart.
     let minor =
         Some(cfg.minor_version_column()).filter(|m| table_columns.iter().any(|(n, _)| n == m));
     // A history table: every change also names its op, source commit time
     // and unchanged columns.
     let history = table_columns.iter().any(|(n, _)| n == OP_COLUMN);
+    let version_field = field(&cfg.version_column);
+    let minor_field = minor.as_deref().map(field);
+    let deleted_field = field(&cfg.deleted_column);
+    let history_fields = [OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN].map(field);
     let mut body = String::with_capacity(changes.len() * 128);
     for change in changes {
         body.push('{');
         let mut first = true;
-        for n in &columns {
+        for column in &mut columns {
             let value = change
                 .row
                 .as_ref()
-                .and_then(|r| r.get(n))
-                .or_else(|| change.key.get(n));
+                .and_then(|r| find(r, column.name, &mut column.row_at))
+                .or_else(|| find(&change.key, column.name, &mut column.key_at));
             let Some(value) = value else { continue };
             if !first {
                 body.push(',');
             }
             first = false;
-            let _ = write!(body, "{}:", serde_json::Value::String((*n).to_owned()));
-            write_value(&mut body, value, column_type(n))
-                .map_err(|e| SinkError::apply(format!("column `{n}`: {e}")))?;
+            body.push_str(&column.field);
+            write_value(&mut body, value, column.ch_type)
+                .map_err(|e| SinkError::apply(format!("column `{}`: {e}", column.name)))?;
         }
         if !first {
             body.push(',');
         }
-        let deleted = u8::from(!change.op.is_upsert());
-        let _ = write!(
-            body,
-            "{}:{},",
-            serde_json::Value::String(cfg.version_column.clone()),
-            quote_number(
-                &encode_version(change.version, features),
-                features.uint128()
-            )
-        );
-        if let Some(minor) = &minor {
-            let _ = write!(
-                body,
-                "{}:{},",
-                serde_json::Value::String(minor.clone()),
-                change.version.minor
-            );
+        body.push_str(&version_field);
+        let mut digits = itoa::Buffer::new();
+        let version = digits.format(version_key(change.version, features));
+        if features.uint128() {
+            // Quoted: a UInt128 is past what JSON readers take as a number.
+            body.push('"');
+            body.push_str(version);
+            body.push('"');
+        } else {
+            body.push_str(version);
         }
-        let _ = write!(
-            body,
-            "{}:{}",
-            serde_json::Value::String(cfg.deleted_column.clone()),
-            deleted
-        );
+        body.push(',');
+        if let Some(minor_field) = &minor_field {
+            body.push_str(minor_field);
+            body.push_str(digits.format(change.version.minor));
+            body.push(',');
+        }
+        body.push_str(&deleted_field);
+        body.push(if change.op.is_upsert() { '0' } else { '1' });
         if history {
-            let unchanged: Vec<serde_json::Value> = change
-                .unchanged
-                .iter()
-                .map(|c| serde_json::Value::String(c.clone()))
-                .collect();
-            let _ = write!(
-                body,
-                ",{}:{},{}:{},{}:{}",
-                serde_json::Value::String(OP_COLUMN.to_owned()),
-                serde_json::Value::String(change.op.code().to_owned()),
-                serde_json::Value::String(SOURCE_TS_COLUMN.to_owned()),
-                change
-                    .source_ts_ms
-                    .map_or("null".to_owned(), |t| t.to_string()),
-                serde_json::Value::String(UNCHANGED_COLUMN.to_owned()),
-                serde_json::Value::Array(unchanged),
-            );
+            let [op, source_ts, unchanged] = &history_fields;
+            body.push(',');
+            body.push_str(op);
+            push_json_str(&mut body, change.op.code());
+            body.push(',');
+            body.push_str(source_ts);
+            match change.source_ts_ms {
+                Some(t) => body.push_str(digits.format(t)),
+                None => body.push_str("null"),
+            }
+            body.push(',');
+            body.push_str(unchanged);
+            body.push('[');
+            for (n, column) in change.unchanged.iter().enumerate() {
+                if n > 0 {
+                    body.push(',');
+                }
+                push_json_str(&mut body, column);
+            }
+            body.push(']');
         }
         body.push_str("}\n");
     }
-    let mut names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let mut names: Vec<String> = columns.iter().map(|c| quote(c.name)).collect();
     names.push(quote(&cfg.version_column));
     if let Some(minor) = &minor {
         names.push(quote(minor));
@@ -129,12 +132,124 @@ pub(crate) fn insert_body(
     Ok((names, body))
 }
 
-fn quote_number(n: &str, quoted: bool) -> String {
-    if quoted {
-        format!("\"{n}\"")
-    } else {
-        n.to_owned()
+/// A data column of an insert body.
+struct BodyColumn<'a> {
+    name: &'a str,
+    /// `"name":`, escaped.
+    field: String,
+    ch_type: &'a str,
+    /// Where the column was last found in a change's row, and in its key.
+    row_at: usize,
+    key_at: usize,
+}
+
+/// The indexes of `table_columns` that some change carries (in its row or
+/// its key), bookkeeping columns left out. Each change's names are looked
+/// up once, and not at all when they are the previous change's (the
+/// decoder hands the rows of a table the same shared names).
+fn carried_columns(
+    table_columns: &[(String, String)],
+    changes: &[&Change],
+    cfg: &ClickHouseSinkConfig,
+) -> Vec<usize> {
+    let position: HashMap<&str, usize> = table_columns
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| !cfg.is_bookkeeping(n))
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let mut carried = vec![false; table_columns.len()];
+    let mut previous: Option<&Change> = None;
+    for &change in changes {
+        if previous.is_some_and(|p| same_names(p, change)) {
+            continue;
+        }
+        previous = Some(change);
+        let names = change
+            .row
+            .iter()
+            .flat_map(|r| r.columns.iter())
+            .chain(change.key.columns.iter());
+        for (name, _) in names {
+            if let Some(&i) = position.get(&**name) {
+                carried[i] = true;
+            }
+        }
     }
+    (0..table_columns.len()).filter(|&i| carried[i]).collect()
+}
+
+/// Whether two changes carry the same shared column names in the same
+/// order (then they carry the same columns).
+fn same_names(a: &Change, b: &Change) -> bool {
+    let same = |x: &Row, y: &Row| {
+        x.columns.len() == y.columns.len()
+            && x.columns
+                .iter()
+                .zip(&y.columns)
+                .all(|((m, _), (n, _))| Arc::ptr_eq(m, n))
+    };
+    same(&a.key, &b.key)
+        && match (&a.row, &b.row) {
+            (Some(x), Some(y)) => same(x, y),
+            (None, None) => true,
+            _ => false,
+        }
+}
+
+/// The value of column `name` in `row`, looked up first at `*at` (where
+/// it was in the previous row); remembers where it was found.
+fn find<'r>(row: &'r Row, name: &str, at: &mut usize) -> Option<&'r Value> {
+    if let Some((n, v)) = row.columns.get(*at)
+        && **n == *name
+    {
+        return Some(v);
+    }
+    let i = row.columns.iter().position(|(n, _)| **n == *name)?;
+    *at = i;
+    Some(&row.columns[i].1)
+}
+
+/// `"name":`, escaped.
+fn field(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 3);
+    push_json_str(&mut out, name);
+    out.push(':');
+    out
+}
+
+/// Appends `s` as a JSON string, escaped exactly as `serde_json` escapes
+/// it (bodies stay byte for byte what they were when values went through
+/// `serde_json`), without allocating.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut start = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `i` is a char boundary.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Writes one value of JSONEachRow for a column of type `ch_type`: exactly
@@ -143,16 +258,14 @@ fn quote_number(n: &str, quoted: bool) -> String {
 /// these: it wraps an out-of-range date to `0000-00-00` and an oversized
 /// integer around, and the old `DateTime` has no sub-second digits.
 pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Result<(), String> {
-    let string = |out: &mut String, s: &str| {
-        let _ = write!(out, "{}", serde_json::Value::String(s.to_owned()));
-    };
+    let string = push_json_str;
     let base = base_type(ch_type);
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push(if *b { '1' } else { '0' }),
         Value::Int(i) => {
             check_int(*i, base)?;
-            let _ = write!(out, "{i}");
+            out.push_str(itoa::Buffer::new().format(*i));
         }
         Value::Float(f) if f.is_finite() => {
             let _ = write!(out, "{f}");
@@ -176,23 +289,26 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
         }
         Value::Text(s) | Value::Uuid(s) | Value::TimeTz(s) => string(out, s),
         Value::Json(s) => string(out, s),
+        // `2023-11-14T22:51:08.006804Z` as `2023-11-14 22:51:08.006804`.
         Value::TimestampTz(s) => {
-            let utc = s.replace('T', " ");
-            let utc = utc.trim_end_matches('Z');
             if base.starts_with("DateTime") {
                 let t = sinkfleet_core::value::parse_zoned_timestamp(s)?.naive_utc();
                 check_timestamp(&t, base)?;
             }
-            string(out, utc);
+            let utc = s.replace('T', " ");
+            string(out, utc.trim_end_matches('Z'));
         }
         // Bytes as lowercase hex (`unhex()` reads them back): a JSON string
         // carries text, and arbitrary bytes are not text.
         Value::Bytes(b) => {
-            let mut hex = String::with_capacity(b.len() * 2);
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.reserve(b.len() * 2 + 2);
+            out.push('"');
             for byte in b {
-                let _ = write!(hex, "{byte:02x}");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
             }
-            string(out, &hex);
+            out.push('"');
         }
         Value::Date(d) => {
             if base == "Date" && !(DATE_MIN..=DATE_MAX).contains(d) {
@@ -200,11 +316,24 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
                     "{d} is outside ClickHouse's Date range ({DATE_MIN} to {DATE_MAX})"
                 ));
             }
-            string(out, &d.to_string());
+            // Digits, `-` and `+`: nothing to escape.
+            let _ = write!(out, "\"{d}\"");
         }
         Value::Time(t) => string(out, &t.format("%H:%M:%S%.f").to_string()),
         Value::Timestamp(t) => {
             check_timestamp(t, base)?;
+            // A `DateTime` (seconds) column reads no fraction at all.
+            let seconds = base.starts_with("DateTime(") || base == "DateTime";
+            let digits = if seconds {
+                0
+            } else if base.starts_with("DateTime64") || t.nanosecond().is_multiple_of(1_000) {
+                6
+            } else {
+                9
+            };
+            if push_timestamp(out, t, digits) {
+                return Ok(());
+            }
             let text = if base.starts_with("DateTime64") || t.nanosecond().is_multiple_of(1_000) {
                 t.format("%Y-%m-%d %H:%M:%S%.6f")
             } else {
@@ -235,6 +364,56 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
         }
     }
     Ok(())
+}
+
+/// Appends `"YYYY-MM-DD HH:MM:SS"` and `digits` (0, 6 or 9) fraction
+/// digits, as chrono's `%Y-%m-%d %H:%M:%S%.6f` (or `%.9f`) writes it,
+/// without parsing that format per value. Returns false, writing nothing,
+/// where chrono's output takes another shape (a year outside 0 to 9999, a
+/// leap second): the caller formats those with chrono.
+fn push_timestamp(out: &mut String, t: &NaiveDateTime, digits: u32) -> bool {
+    let nanos = t.nanosecond();
+    let Ok(year) = u64::try_from(t.year()) else {
+        return false;
+    };
+    if year > 9999 || nanos >= 1_000_000_000 {
+        return false;
+    }
+    out.push('"');
+    push_padded(out, year, 4);
+    for (separator, part) in [
+        ('-', t.month()),
+        ('-', t.day()),
+        (' ', t.hour()),
+        (':', t.minute()),
+        (':', t.second()),
+    ] {
+        out.push(separator);
+        push_padded(out, u64::from(part), 2);
+    }
+    match digits {
+        0 => {}
+        6 => {
+            out.push('.');
+            push_padded(out, u64::from(nanos / 1_000), 6);
+        }
+        _ => {
+            out.push('.');
+            push_padded(out, u64::from(nanos), 9);
+        }
+    }
+    out.push('"');
+    true
+}
+
+/// Appends `n` with at least `width` digits, zeros in front.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(n);
+    for _ in text.len()..width {
+        out.push('0');
+    }
+    out.push_str(text);
 }
 
 /// `Date` on 18.16 (its calendar table ends in 2105; newer servers go to
@@ -477,5 +656,55 @@ mod tests {
             "[1,null,300]"
         );
         assert!(written(&Value::Array(vec![Value::Int(70_000)]), "Array(Int16)").is_err());
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
+        every_ascii.push_str("é€😀\u{2028}");
+        for text in [every_ascii.as_str(), "", "plain", "a\"b\\c", "\u{7f}"] {
+            let mut out = String::new();
+            push_json_str(&mut out, text);
+            assert_eq!(out, serde_json::to_string(text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_formats_them() {
+        let at = |y, nanos| {
+            NaiveDate::from_ymd_opt(y, 2, 3)
+                .and_then(|d| d.and_hms_nano_opt(4, 5, 6, nanos))
+                .expect("valid")
+        };
+        let cases = [
+            at(2023, 0),
+            at(2023, 6_000),
+            at(1, 123_456_789),
+            at(9999, 999_999_999),
+            at(0, 1_000),
+        ];
+        for t in cases {
+            for (digits, format) in [
+                (0, "%Y-%m-%d %H:%M:%S"),
+                (6, "%Y-%m-%d %H:%M:%S%.6f"),
+                (9, "%Y-%m-%d %H:%M:%S%.9f"),
+            ] {
+                let mut out = String::new();
+                assert!(push_timestamp(&mut out, &t, digits));
+                assert_eq!(out, format!("\"{}\"", t.format(format)), "{t} {digits}");
+            }
+        }
+        // Chrono writes these in other shapes: they are left to it.
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .expect("valid");
+        for t in [at(-1, 0), at(10_000, 0), leap] {
+            let mut out = String::new();
+            assert!(!push_timestamp(&mut out, &t, 6) && out.is_empty(), "{t}");
+        }
+        assert_eq!(
+            written(&Value::Timestamp(at(12_345, 0)), "String").unwrap(),
+            format!("\"{}\"", at(12_345, 0).format("%Y-%m-%d %H:%M:%S%.6f"))
+        );
     }
 }
