@@ -42,6 +42,17 @@ pub enum Value {
     Array(Vec<Value>),
 }
 
+/// Appends `n` in decimal with at least `width` digits, zeros in front:
+/// the fields of dates and times, written per value without a formatter.
+pub fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(n);
+    for _ in text.len()..width {
+        out.push('0');
+    }
+    out.push_str(text);
+}
+
 /// Parses a `ZonedTimestamp`'s ISO 8601 text. RFC 3339 has four-digit
 /// years only; Debezium writes years before 1 AD and after 9999 signed
 /// (`-0043-03-15T10:00:00Z` is 44 BC, `+21016-…`), as ISO 8601 does.

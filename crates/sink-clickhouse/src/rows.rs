@@ -11,6 +11,7 @@ use crate::ident::quote;
 use crate::version_key;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use sinkfleet_core::table::history::{OP_COLUMN, SOURCE_TS_COLUMN, UNCHANGED_COLUMN};
+use sinkfleet_core::value::push_padded;
 use sinkfleet_core::{Change, Row, SinkError, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -404,16 +405,6 @@ fn push_timestamp(out: &mut String, t: &NaiveDateTime, digits: u32) -> bool {
     }
     out.push('"');
     true
-}
-
-/// Appends `n` with at least `width` digits, zeros in front.
-fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let text = digits.format(n);
-    for _ in text.len()..width {
-        out.push('0');
-    }
-    out.push_str(text);
 }
 
 /// `Date` on 18.16 (its calendar table ends in 2105; newer servers go to

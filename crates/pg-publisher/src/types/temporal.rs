@@ -9,6 +9,7 @@
 //! refused, never wrapped.
 
 use serde_json::{Value, json};
+use sinkfleet_core::value::push_padded;
 
 /// Debezium's encodings of `infinity` / `-infinity` (pgjdbc's sentinels,
 /// converted as any other value would be).
@@ -227,17 +228,6 @@ fn push_iso_year(out: &mut String, year: i64) {
         out.push('-');
     }
     push_padded(out, year.unsigned_abs(), 4);
-}
-
-/// Appends `n` in decimal with at least `width` digits (zeros in front).
-/// Runs a few times per time value: no formatter, no allocation.
-fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    for _ in digits.len()..width {
-        out.push('0');
-    }
-    out.push_str(digits);
 }
 
 /// `HH:MM:SS` and a fraction of `digits` digits (`None`: as many as the
