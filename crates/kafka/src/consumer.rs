@@ -216,12 +216,15 @@ impl WorkerContext {
             .is_ok()
     }
 
+    /// The one shared name of `topic`; allocates only the first time.
     fn intern(&self, topic: &str) -> Arc<str> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics
-            .entry(topic.to_owned())
-            .or_insert_with(|| Arc::from(topic))
-            .clone()
+        if let Some(name) = topics.get(topic) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = Arc::from(topic);
+        topics.insert(topic.to_owned(), Arc::clone(&name));
+        name
     }
 
     fn partitions(&self, tpl: &Tpl) -> Vec<PartitionId> {
@@ -460,12 +463,20 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<WorkerContext>>, stop: Arc<AtomicBoo
         // Wait for a record, then take what librdkafka already holds
         // without waiting, up to a burst.
         let mut timeout = Duration::from_millis(100);
+        // Records come in runs of one topic: the last name is reused
+        // without taking the interning lock.
+        let mut topic: Option<Arc<str>> = None;
         loop {
             match consumer.poll(timeout) {
                 None => break,
                 Some(Ok(msg)) => {
+                    let name = match topic.take() {
+                        Some(name) if *name == *msg.topic() => name,
+                        _ => context.intern(msg.topic()),
+                    };
+                    topic = Some(Arc::clone(&name));
                     let incoming = Incoming {
-                        topic: context.intern(msg.topic()),
+                        topic: name,
                         partition: msg.partition(),
                         offset: msg.offset(),
                         timestamp_ms: msg.timestamp().to_millis(),
