@@ -57,7 +57,12 @@ pub struct DecodeOptions {
 }
 
 impl DecodeOptions {
+    /// Runs once per record: without `key_columns` (the usual case) no
+    /// table name is built to look up.
     fn key_columns_for(&self, table: &TableId) -> Option<&[String]> {
+        if self.key_columns.is_empty() {
+            return None;
+        }
         self.key_columns
             .get(&table.to_string())
             .or_else(|| self.key_columns.get("*"))
