@@ -151,7 +151,7 @@ pub(crate) fn push_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
 }
 
 /// Appends `text` as a JSON string.
-pub(crate) fn push_text(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn push_json_str(out: &mut Vec<u8>, text: &str) {
     // Writing a `str` into a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
 }
@@ -165,7 +165,7 @@ pub(crate) fn write_source(out: &mut Vec<u8>, head: &str, table: &str, src: &Sou
     out.extend_from_slice(br#","snapshot":""#);
     out.extend_from_slice(src.snapshot.as_str().as_bytes());
     out.extend_from_slice(br#"","db":"#);
-    push_text(out, src.db);
+    push_json_str(out, src.db);
     out.extend_from_slice(br#","sequence":"[\""#);
     push_int(out, src.commit_lsn);
     out.extend_from_slice(br#"\",\""#);
@@ -193,7 +193,7 @@ pub(crate) fn write_source(out: &mut Vec<u8>, head: &str, table: &str, src: &Sou
     out.extend_from_slice(br#","xmin":null,"origin":"#);
     match src.origin {
         Some((name, lsn)) => {
-            push_text(out, name);
+            push_json_str(out, name);
             out.extend_from_slice(br#","origin_lsn":"#);
             push_int(out, lsn);
         }
@@ -207,7 +207,7 @@ pub(crate) fn write_transaction(out: &mut Vec<u8>, transaction: Option<&TxOrder<
     match transaction {
         Some(t) => {
             out.extend_from_slice(br#"{"id":"#);
-            push_text(out, t.id);
+            push_json_str(out, t.id);
             out.extend_from_slice(br#","total_order":"#);
             push_int(out, t.total_order);
             out.extend_from_slice(br#","data_collection_order":"#);
@@ -268,7 +268,7 @@ pub fn value(
     out.extend_from_slice(br#","transaction":"#);
     write_transaction(&mut out, src.transaction.as_ref());
     out.extend_from_slice(br#","op":"#);
-    push_text(&mut out, op);
+    push_json_str(&mut out, op);
     out.extend_from_slice(br#","ts_ms":"#);
     push_int(&mut out, now.div_euclid(1000));
     out.extend_from_slice(br#","ts_us":"#);

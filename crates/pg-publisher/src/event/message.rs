@@ -97,7 +97,10 @@ impl MessageCodec {
 
     /// The record value.
     pub fn value(&self, message: &LogicalMessage<'_>, src: &Source<'_>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(400 + message.content.len() * 4 / 3);
+        let schema = self.value_schema.as_deref();
+        let mut out =
+            Vec::with_capacity(schema.map_or(0, str::len) + 400 + message.content.len() * 4 / 3);
+        envelope::open_envelope(schema, &mut out);
         out.extend_from_slice(br#"{"op":"m","ts_ms":"#);
         envelope::push_int(&mut out, now_us().div_euclid(1000));
         out.extend_from_slice(br#","source":"#);
@@ -110,12 +113,13 @@ impl MessageCodec {
         out.extend_from_slice(br#","transaction":"#);
         envelope::write_transaction(&mut out, src.transaction.as_ref());
         out.extend_from_slice(br#","message":{"prefix":"#);
-        envelope::push_text(&mut out, message.prefix);
+        envelope::push_json_str(&mut out, message.prefix);
         out.extend_from_slice(br#","content":"#);
         // Writing a `Value` into a `Vec` cannot fail.
         let _ = serde_json::to_writer(&mut out, &types::binary(message.content, self.binary));
         out.extend_from_slice(b"}}");
-        envelope::enveloped(self.value_schema.as_deref(), out)
+        envelope::close_envelope(schema, &mut out);
+        out
     }
 }
 
