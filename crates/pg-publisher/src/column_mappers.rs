@@ -316,6 +316,29 @@ impl ColumnMapper {
     }
 }
 
+impl ColumnMapper {
+    /// [`ColumnMapper::apply`] on a value's JSON text, written to `out`.
+    /// Only strings change (and, under a mask, any value of a character
+    /// column), so only those are read back; anything else is copied as
+    /// written, and a number is never re-read.
+    pub fn apply_json(&self, json: &[u8], out: &mut Vec<u8>) {
+        let masked = matches!(
+            (&self.mapper, self.carrier),
+            (Mapper::Mask(_), Carrier::CharString)
+        );
+        let value = (masked || json.first() == Some(&b'"'))
+            .then(|| serde_json::from_slice::<Value>(json).ok())
+            .flatten();
+        match value {
+            // Writing a `Value` into a `Vec` cannot fail.
+            Some(value) => {
+                let _ = serde_json::to_writer(&mut *out, &self.apply(&value));
+            }
+            None => out.extend_from_slice(json),
+        }
+    }
+}
+
 fn is_placeholder(value: &Value, carrier: Carrier) -> bool {
     match (value.as_str(), carrier) {
         (Some(b64), Carrier::Bytes) => BASE64

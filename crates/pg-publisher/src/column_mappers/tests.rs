@@ -186,6 +186,43 @@ fn the_toast_placeholder_is_masked_but_never_hashed_or_cut() {
     assert_eq!(bytes.apply(&b64), b64);
 }
 
+/// Mapping a value's JSON text gives what mapping its `Value` gives, and
+/// copies what no mapper changes as written (a float is not re-read).
+#[test]
+fn mapping_json_text_matches_mapping_values() {
+    let (_, sha) = parse_key("column.mask.hash.SHA-256.with.salt.s").unwrap();
+    let mappers = [
+        ColumnMapper::bind(&Mapper::Mask(3), Carrier::CharString, None).unwrap(),
+        ColumnMapper::bind(&Mapper::Truncate(3), Carrier::CharString, None).unwrap(),
+        ColumnMapper::bind(&Mapper::Truncate(2), Carrier::Bytes, None).unwrap(),
+        ColumnMapper::bind(&Mapper::Mask(4), Carrier::Other, None).unwrap(),
+        ColumnMapper::bind(&sha, Carrier::CharString, None).unwrap(),
+    ];
+    let values = [
+        json!("hello \"world\""),
+        json!("😀😀"),
+        json!(UNAVAILABLE_VALUE),
+        json!(BASE64.encode("abcd")),
+        Value::Null,
+        json!(12345),
+        json!({ "x": 1.5, "y": -2.25 }),
+    ];
+    for mapper in &mappers {
+        for value in &values {
+            let mut out = Vec::new();
+            mapper.apply_json(&serde_json::to_vec(value).unwrap(), &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                mapper.apply(value).to_string(),
+                "{mapper:?} on {value}"
+            );
+        }
+    }
+    let mut out = Vec::new();
+    mappers[1].apply_json(b"0.30000000000000004", &mut out);
+    assert_eq!(out, b"0.30000000000000004");
+}
+
 /// `public.customers (id int PRIMARY KEY, email varchar(20), name text,
 /// ssn varchar(255), age int, photo bytea)`.
 fn customers(extra: &[(&str, &str)]) -> Result<TableCodec, String> {

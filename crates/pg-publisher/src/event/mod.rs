@@ -55,12 +55,32 @@ pub struct ColumnFacts {
     pub default: Option<String>,
 }
 
-/// A tuple's column values, in the table's column order (`Null` for SQL
-/// NULL; left-out columns hold `Null` and are never written). Events are
-/// written from it as JSON text in the connector's field order: no map is
-/// built per event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row(Vec<Value>);
+/// A tuple's column values, in the table's column order, each already
+/// written as its JSON text (`null` for SQL NULL; left-out columns hold
+/// `null` and are never written). Events are copied together from these
+/// texts in the connector's field order: no `Value` is built per value,
+/// and a key and a value share one encoding of each column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    json: Vec<u8>,
+    /// Where each column's text ends in `json`; it starts where the
+    /// previous one ends.
+    ends: Vec<usize>,
+}
+
+impl Row {
+    /// Column `i`'s value as JSON text.
+    fn value(&self, i: usize) -> &[u8] {
+        let start = match i {
+            0 => 0,
+            _ => self.ends.get(i - 1).copied().unwrap_or(self.json.len()),
+        };
+        match self.ends.get(i) {
+            Some(&end) => &self.json[start..end],
+            None => b"null",
+        }
+    }
+}
 
 /// One column of a table: its name, `"name":` escaped once, its codec
 /// (`None`: a type without a mapping, left out of the events), and the
@@ -242,25 +262,35 @@ impl TableCodec {
     /// the value fits its schema. A value the mapping cannot carry is an
     /// error naming the column.
     pub fn row(&self, tuple: &[TupleValue]) -> Result<Row, ValueError> {
-        let mut row = vec![Value::Null; self.columns.len()];
-        for (i, name, codec) in self.carried() {
-            row[i] = match tuple.get(i) {
-                None | Some(TupleValue::Null) if codec.optional => Value::Null,
-                None | Some(TupleValue::Null) => codec.fallback.clone(),
-                Some(TupleValue::UnchangedToast) => placeholder(&codec.kind),
-                Some(TupleValue::Text(bytes) | TupleValue::Binary(bytes)) => {
+        let mut json = Vec::with_capacity(16 * self.columns.len());
+        let mut ends = Vec::with_capacity(self.columns.len());
+        for (i, column) in self.columns.iter().enumerate() {
+            // Writing a `Value` into a `Vec` cannot fail.
+            match (&column.codec, tuple.get(i)) {
+                (None, _) => json.extend_from_slice(b"null"),
+                (Some(codec), None | Some(TupleValue::Null)) if codec.optional => {
+                    json.extend_from_slice(b"null")
+                }
+                (Some(codec), None | Some(TupleValue::Null)) => {
+                    let _ = serde_json::to_writer(&mut json, &codec.fallback);
+                }
+                (Some(codec), Some(TupleValue::UnchangedToast)) => {
+                    let _ = serde_json::to_writer(&mut json, &placeholder(&codec.kind));
+                }
+                (Some(codec), Some(TupleValue::Text(bytes) | TupleValue::Binary(bytes))) => {
                     std::str::from_utf8(bytes)
                         .map_err(|_| "the value is not UTF-8".to_owned())
-                        .and_then(|text| codec.kind.encode(text))
+                        .and_then(|text| codec.kind.write_json(text, &mut json))
                         .map_err(|reason| ValueError {
                             table: self.collection.clone(),
-                            column: name.to_owned(),
+                            column: column.name.clone(),
                             reason,
                         })?
                 }
-            };
+            }
+            ends.push(json.len());
         }
-        Ok(Row(row))
+        Ok(Row { json, ends })
     }
 
     /// Writes `{"column":value,...}` of the columns at `indexes`; `image`:
@@ -279,15 +309,9 @@ impl TableCodec {
             }
             let column = &self.columns[i];
             out.extend_from_slice(column.field.as_bytes());
-            let value = row.0.get(i).unwrap_or(&Value::Null);
-            // Writing a `Value` into a `Vec` cannot fail.
             match column.mapper.as_ref().filter(|_| image) {
-                Some(mapper) => {
-                    let _ = serde_json::to_writer(&mut *out, &mapper.apply(value));
-                }
-                None => {
-                    let _ = serde_json::to_writer(&mut *out, value);
-                }
+                Some(mapper) => mapper.apply_json(row.value(i), out),
+                None => out.extend_from_slice(row.value(i)),
             }
         }
         out.push(b'}');
@@ -305,9 +329,12 @@ impl TableCodec {
 
     /// The Kafka key of a row (its key columns).
     pub fn key(&self, row: &Row) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(16 * self.key.len() + 2);
-        self.write_object(row, self.key.iter().copied(), false, &mut payload);
-        envelope::enveloped(self.key_schema.as_deref(), payload)
+        let schema = self.key_schema.as_deref();
+        let mut out = Vec::with_capacity(schema.map_or(0, str::len) + 32 + 16 * self.key.len());
+        envelope::open_envelope(schema, &mut out);
+        self.write_object(row, self.key.iter().copied(), false, &mut out);
+        envelope::close_envelope(schema, &mut out);
+        out
     }
 
     /// The key of a row as Kafka Connect's default header converter
@@ -322,7 +349,7 @@ impl TableCodec {
                 out.push(b',');
             }
             out.extend_from_slice(self.columns[i].field.as_bytes());
-            let value = row.0.get(i).unwrap_or(&Value::Null);
+            let value = row.value(i);
             let decimal_scale = match self.columns[i].codec.as_ref().map(|c| &c.kind) {
                 Some(Kind::Numeric {
                     mode: types::options::DecimalMode::Precise,
@@ -334,7 +361,9 @@ impl TableCodec {
                 }) => Some(*scale),
                 _ => None,
             };
-            let unscaled = value.as_str().zip(decimal_scale).and_then(|(b64, scale)| {
+            // A precise decimal's value is a base64 JSON string: no escapes.
+            let unscaled = decimal_scale.and_then(|scale| {
+                let b64 = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
                 Some((
                     base64::engine::general_purpose::STANDARD.decode(b64).ok()?,
                     scale,
@@ -344,9 +373,7 @@ impl TableCodec {
                 Some((bytes, scale)) => out.extend_from_slice(
                     sinkfleet_core::debezium::unscaled_to_decimal(&bytes, scale).as_bytes(),
                 ),
-                None => {
-                    let _ = serde_json::to_writer(&mut out, value);
-                }
+                None => out.extend_from_slice(value),
             }
         }
         out.push(b'}');
@@ -355,7 +382,7 @@ impl TableCodec {
 
     /// Whether two rows have the same key.
     pub fn same_key(&self, a: &Row, b: &Row) -> bool {
-        self.key.iter().all(|&i| a.0.get(i) == b.0.get(i))
+        self.key.iter().all(|&i| a.value(i) == b.value(i))
     }
 
     /// The record value of a change (`op` = c, r, u, d, t) in the

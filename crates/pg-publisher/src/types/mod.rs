@@ -198,6 +198,36 @@ impl Kind {
         })
     }
 
+    /// [`Kind::encode`], written as JSON text into `out`: the kinds most
+    /// columns have are written straight from the text, without a
+    /// `Value` in between (this runs for every value of every event).
+    /// On an error `out` is left as it was.
+    pub fn write_json(&self, text: &str, out: &mut Vec<u8>) -> Result<(), String> {
+        match self {
+            Kind::Bool | Kind::Bit => {
+                let value = match (self, text) {
+                    (Kind::Bool, "t") | (Kind::Bit, "1") => "true",
+                    (Kind::Bool, "f") | (Kind::Bit, "0") => "false",
+                    (Kind::Bool, _) => return Err(format!("cannot read `{text}` as a boolean")),
+                    _ => return Err(format!("cannot read `{text}` as bit(1)")),
+                };
+                out.extend_from_slice(value.as_bytes());
+            }
+            Kind::Int => {
+                let n = text
+                    .parse::<i64>()
+                    .map_err(|_| format!("cannot read `{text}` as an integer"))?;
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
+            Kind::Text => crate::event::envelope::push_json_str(out, text),
+            _ => {
+                // Writing a `Value` into a `Vec` cannot fail.
+                let _ = serde_json::to_writer(&mut *out, &self.encode(text)?);
+            }
+        }
+        Ok(())
+    }
+
     /// The zero of the type: what Debezium's converters put in a NOT NULL
     /// column whose value is missing and that has no default.
     fn zero(&self) -> Value {

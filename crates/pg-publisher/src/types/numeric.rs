@@ -41,6 +41,12 @@ pub fn unscaled_bytes(text: &str, scale: u32) -> Option<Vec<u8>> {
     if p.fraction.len() > scale && p.fraction[scale..].bytes().any(|b| b != b'0') {
         return None;
     }
+    let fraction = &p.fraction[..p.fraction.len().min(scale)];
+    unscaled_in_i128(&p, fraction, scale).or_else(|| Some(unscaled_by_digits(&p, scale)))
+}
+
+/// [`unscaled_bytes`] of any length, digit by digit.
+fn unscaled_by_digits(p: &Plain<'_>, scale: usize) -> Vec<u8> {
     let mut all: Vec<u8> = p.int.bytes().collect();
     all.extend(p.fraction.bytes().take(scale));
     all.extend(std::iter::repeat_n(
@@ -83,7 +89,33 @@ pub fn unscaled_bytes(text: &str, scale: u32) -> Option<Vec<u8>> {
             mag.remove(0);
         }
     }
-    Some(mag)
+    mag
+}
+
+/// [`unscaled_bytes`] of a value with at most 38 digits (any numeric a
+/// column of precision ≤ 38 holds), computed in an `i128`: no digit
+/// vector, no byte shifting. `fraction` is cut to `scale` (the rest is
+/// zeros). `None` for longer values, which take the general path.
+fn unscaled_in_i128(p: &Plain<'_>, fraction: &str, scale: usize) -> Option<Vec<u8>> {
+    let int = p.int.trim_start_matches('0');
+    if int.len() + scale > 38 {
+        return None;
+    }
+    let digits = int.bytes().chain(fraction.bytes());
+    let mut n = digits.fold(0i128, |n, d| n * 10 + i128::from(d - b'0'));
+    n *= 10i128.pow((scale - fraction.len()) as u32);
+    if p.negative {
+        n = -n;
+    }
+    // Java's `BigInteger.toByteArray`: the fewest bytes whose top bit is
+    // the sign, so drop leading bytes that only repeat it.
+    let bytes = n.to_be_bytes();
+    let sign = if n < 0 { 0xFF } else { 0x00 };
+    let mut start = 0;
+    while start < bytes.len() - 1 && bytes[start] == sign && (bytes[start + 1] ^ sign) & 0x80 == 0 {
+        start += 1;
+    }
+    Some(bytes[start..].to_vec())
 }
 
 fn base64(bytes: &[u8]) -> Value {
@@ -201,6 +233,47 @@ pub fn money(text: &str, mode: DecimalMode, fraction_digits: u32) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `i128` path gives the digit-by-digit path's bytes around every
+    /// byte boundary, at both signs, and up to 38 digits.
+    #[test]
+    fn the_i128_path_matches_the_digit_path() {
+        let mut texts = vec![
+            "0".to_owned(),
+            "-0".into(),
+            "0.00".into(),
+            "-0.001".into(),
+            "007.50".into(),
+            "+3".into(),
+            ".5".into(),
+            "5.".into(),
+            "9".repeat(38),
+            format!("-{}", "9".repeat(38)),
+            format!("{}.{}", "9".repeat(20), "9".repeat(18)),
+        ];
+        for shift in 0..127 {
+            let n = 1i128 << shift;
+            for m in [n - 1, n, n + 1] {
+                texts.push(m.to_string());
+                texts.push((-m).to_string());
+            }
+        }
+        for text in &texts {
+            let p = plain(text).unwrap();
+            for scale in [0usize, 1, 2, 5] {
+                let fraction = &p.fraction[..p.fraction.len().min(scale)];
+                let Some(fast) = unscaled_in_i128(&p, fraction, scale) else {
+                    continue;
+                };
+                assert_eq!(
+                    fast,
+                    unscaled_by_digits(&p, scale),
+                    "{text} at scale {scale}"
+                );
+            }
+        }
+        assert!(unscaled_in_i128(&plain(&"9".repeat(39)).unwrap(), "", 0).is_none());
+    }
 
     #[test]
     fn decimals_match_connects_encoding() {

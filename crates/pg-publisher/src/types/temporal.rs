@@ -247,8 +247,10 @@ fn push_clock(out: &mut String, micros: i64, digits: Option<u32>) {
     push_padded(out, seconds / 60 % 60, 2);
     out.push(':');
     push_padded(out, seconds % 60, 2);
-    let mut six = String::with_capacity(6);
-    push_padded(&mut six, fraction, 6);
+    // Six digits, zero-padded, without an allocation: 1_000_000 + f has
+    // seven, the first of them a 1.
+    let mut padded = itoa::Buffer::new();
+    let six = &padded.format(1_000_000 + fraction)[1..];
     let shown = match digits {
         Some(d) => d as usize,
         None => six.trim_end_matches('0').len(),

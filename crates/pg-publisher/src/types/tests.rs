@@ -471,3 +471,74 @@ fn not_null_defaults_and_fallbacks() {
     assert_eq!(c.fallback, json!("1970-01-01T00:00:00Z"));
     assert!(!c.optional);
 }
+
+/// `write_json` writes what `encode` gives, byte for byte, and refuses
+/// what it refuses, for the kinds it writes straight from the text and
+/// for the ones it hands to `encode`.
+#[test]
+fn writing_json_in_place_matches_encoding_a_value() {
+    let every_ascii: String = (0u8..128).map(char::from).collect();
+    let samples: &[(u32, i32, &[&str])] = &[
+        (16, -1, &["t", "f", "true", "", "T"]),
+        (1560, 1, &["1", "0", "2", ""]),
+        (
+            20,
+            -1,
+            &[
+                "0",
+                "-9223372036854775808",
+                "9223372036854775807",
+                "9223372036854775808",
+                "+5",
+                " 5",
+                "1.0",
+                "",
+            ],
+        ),
+        (23, -1, &["42", "-1", "x"]),
+        (
+            25,
+            -1,
+            &[
+                "",
+                "plain",
+                "quote \" backslash \\ tab \t nl \n",
+                "é ✓ 😀",
+                "\u{7f}\u{1f}",
+                &every_ascii,
+            ],
+        ),
+        (MOOD, -1, &["happy"]),
+        (
+            1184,
+            -1,
+            &["2024-02-29 23:59:59.123456+05:30", "infinity", "x"],
+        ),
+        (1114, 3, &["2024-01-01 00:00:00.123", "1999-12-31 23:59:59"]),
+        (1082, -1, &["2024-01-01", "0001-01-01 BC"]),
+        (701, -1, &["3.5", "NaN", "-Infinity", "1e308"]),
+        (1700, -1, &["1.10", "NaN", "-0.000001"]),
+        (17, -1, &["\\x00ff", "\\xzz"]),
+        (1007, -1, &["{1,NULL,3}", "{}", "{{1}}"]),
+    ];
+    for (oid, typmod, texts) in samples {
+        let kind = default(*oid, *typmod).kind;
+        for text in *texts {
+            let mut written = b"[".to_vec();
+            let result = kind.write_json(text, &mut written);
+            let expected = kind.encode(text);
+            match (result, expected) {
+                (Ok(()), Ok(value)) => assert_eq!(
+                    String::from_utf8_lossy(&written[1..]),
+                    serde_json::to_string(&value).unwrap(),
+                    "{kind:?} {text:?}"
+                ),
+                (Err(a), Err(b)) => {
+                    assert_eq!(a, b, "{kind:?} {text:?}");
+                    assert_eq!(written, b"[", "{kind:?} {text:?}: written on an error");
+                }
+                (a, b) => panic!("{kind:?} {text:?}: {a:?} against {b:?}"),
+            }
+        }
+    }
+}
