@@ -132,10 +132,21 @@ pub fn file_schema(data: &[Field]) -> Result<SchemaRef, String> {
 
 /// Remembers the data fields of recently seen declared schemas: the
 /// decoder shares one `Arc<TableSchema>` per distinct schema, so most
-/// records are a pointer comparison away from their fields.
+/// records are a pointer comparison away from their fields. A schema-less
+/// change's fields follow from its key's and row's column names alone,
+/// so those are remembered by the names.
 #[derive(Default)]
 pub struct FieldCache {
     entries: Vec<(Arc<TableSchema>, Arc<Vec<Field>>)>,
+    schemaless: Vec<Shape>,
+}
+
+/// A schema-less change's column names and the fields they give.
+struct Shape {
+    key_columns: usize,
+    /// Key column names, then row column names.
+    names: Vec<Arc<str>>,
+    fields: Arc<Vec<Field>>,
 }
 
 impl FieldCache {
@@ -144,7 +155,7 @@ impl FieldCache {
     /// The data fields of `change`.
     pub fn fields(&mut self, change: &Change) -> Arc<Vec<Field>> {
         let Some(schema) = &change.schema else {
-            return Arc::new(data_fields(change, None));
+            return self.schemaless_fields(change);
         };
         if let Some((_, fields)) = self.entries.iter().find(|(s, _)| Arc::ptr_eq(s, schema)) {
             let fields = Arc::clone(fields);
@@ -162,6 +173,33 @@ impl FieldCache {
             self.entries.remove(0);
         }
         self.entries.push((Arc::clone(schema), Arc::clone(&fields)));
+        fields
+    }
+
+    /// The data fields of a change without a declared schema. Names are
+    /// compared as text (the decoder mostly hands out the same `Arc`s,
+    /// which compare by pointer first).
+    fn schemaless_fields(&mut self, change: &Change) -> Arc<Vec<Field>> {
+        let key = &change.key.columns;
+        let row = change.row.as_ref().map_or(&[][..], |r| &r.columns[..]);
+        let names = || key.iter().chain(row).map(|(name, _)| name);
+        let known = self.schemaless.iter().find(|shape| {
+            shape.key_columns == key.len()
+                && shape.names.len() == key.len() + row.len()
+                && shape.names.iter().eq(names())
+        });
+        if let Some(shape) = known {
+            return Arc::clone(&shape.fields);
+        }
+        let fields = Arc::new(data_fields(change, None));
+        if self.schemaless.len() >= Self::CAPACITY {
+            self.schemaless.remove(0);
+        }
+        self.schemaless.push(Shape {
+            key_columns: key.len(),
+            names: names().cloned().collect(),
+            fields: Arc::clone(&fields),
+        });
         fields
     }
 }
@@ -232,6 +270,47 @@ mod tests {
             arrow_type(&ColumnType::Array(Box::new(ColumnType::Int32))),
             DataType::List(_)
         ));
+    }
+
+    /// Remembered schema-less fields are the fields of each change's own
+    /// names, whichever shape came before.
+    #[test]
+    fn schemaless_fields_follow_each_changes_names() {
+        use sinkfleet_core::{Op, Row, TableId, Value, Version};
+        let row = |names: &[&str]| Row {
+            columns: names
+                .iter()
+                .map(|n| (Arc::from(*n), Value::Int(1)))
+                .collect(),
+        };
+        let change = |key: &[&str], after: Option<&[&str]>| Change {
+            table: TableId::new("public", "t"),
+            op: if after.is_some() {
+                Op::Update
+            } else {
+                Op::Delete
+            },
+            key: row(key),
+            row: after.map(row),
+            version: Version::new(1, 1),
+            schema: None,
+            unchanged: Vec::new(),
+            source_ts_ms: None,
+            transaction: None,
+        };
+        let mut cache = FieldCache::default();
+        for c in [
+            change(&["id"], Some(&["id", "a"])),
+            change(&["id"], Some(&["id", "a"])),
+            change(&["id"], Some(&["id", "a", "b"])),
+            change(&["id"], None),
+            change(&["id", "a"], Some(&["b"])),
+            change(&["id"], Some(&["a", "id"])),
+            change(&["id"], Some(&["id", "a"])),
+        ] {
+            assert_eq!(*cache.fields(&c), data_fields(&c, None));
+        }
+        assert_eq!(cache.schemaless.len(), 5);
     }
 
     #[test]

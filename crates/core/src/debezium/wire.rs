@@ -281,7 +281,10 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Row, A::Error> {
-        let mut columns = Vec::with_capacity(self.codec.codecs.len());
+        // A schema-less row has no codecs: the previous row's width is the
+        // best guess, and growing from nothing costs a few reallocations
+        // per row.
+        let mut columns = Vec::with_capacity(self.codec.codecs.len().max(self.recent.len()));
         // Events list columns in schema order: try the next schema field
         // before searching.
         let mut next = 0;
