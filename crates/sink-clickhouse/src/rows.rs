@@ -211,6 +211,9 @@ fn find<'r>(row: &'r Row, name: &str, at: &mut usize) -> Option<&'r Value> {
     Some(&row.columns[i].1)
 }
 
+/// Lowercase hex digits, for `\u00XX` escapes and `bytea` as hex.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// `"name":`, escaped.
 fn field(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 3);
@@ -223,7 +226,6 @@ fn field(name: &str) -> String {
 /// it (bodies stay byte for byte what they were when values went through
 /// `serde_json`), without allocating.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     let mut start = 0;
     for (i, byte) in s.bytes().enumerate() {
@@ -302,7 +304,6 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
         // Bytes as lowercase hex (`unhex()` reads them back): a JSON string
         // carries text, and arbitrary bytes are not text.
         Value::Bytes(b) => {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
             out.reserve(b.len() * 2 + 2);
             out.push('"');
             for byte in b {
@@ -335,19 +336,12 @@ pub(crate) fn write_value(out: &mut String, value: &Value, ch_type: &str) -> Res
             if push_timestamp(out, t, digits) {
                 return Ok(());
             }
-            let text = if base.starts_with("DateTime64") || t.nanosecond().is_multiple_of(1_000) {
-                t.format("%Y-%m-%d %H:%M:%S%.6f")
-            } else {
-                t.format("%Y-%m-%d %H:%M:%S%.9f")
+            let text = match digits {
+                0 => t.format("%Y-%m-%d %H:%M:%S"),
+                6 => t.format("%Y-%m-%d %H:%M:%S%.6f"),
+                _ => t.format("%Y-%m-%d %H:%M:%S%.9f"),
             };
-            let text = text.to_string();
-            // A `DateTime` (seconds) column reads no fraction at all.
-            let text = if base.starts_with("DateTime(") || base == "DateTime" {
-                text.split('.').next().unwrap_or_default().to_owned()
-            } else {
-                text
-            };
-            string(out, &text);
+            string(out, &text.to_string());
         }
         Value::Array(items) => {
             let item_type = ch_type

@@ -113,21 +113,6 @@ impl Layout {
     }
 }
 
-/// `payload` alone, or inside the `{"schema", "payload"}` envelope when
-/// schemas are enabled (the JsonConverter writes the schema first).
-pub fn enveloped(schema: Option<&str>, payload: Vec<u8>) -> Vec<u8> {
-    match schema {
-        Some(schema) => {
-            let mut out = Vec::with_capacity(schema.len() + payload.len() + 24);
-            open_envelope(Some(schema), &mut out);
-            out.extend_from_slice(&payload);
-            close_envelope(Some(schema), &mut out);
-            out
-        }
-        None => payload,
-    }
-}
-
 /// Starts an event written in place: `{"schema":…,"payload":` when
 /// schemas are enabled, nothing otherwise. [`close_envelope`] ends it.
 pub(crate) fn open_envelope(schema: Option<&str>, out: &mut Vec<u8>) {

@@ -91,8 +91,14 @@ impl MessageCodec {
 
     /// The record key: the prefix.
     pub fn key(&self, prefix: &str) -> Vec<u8> {
-        let payload = json!({ "prefix": prefix }).to_string().into_bytes();
-        envelope::enveloped(self.key_schema.as_deref(), payload)
+        let schema = self.key_schema.as_deref();
+        let mut out = Vec::with_capacity(schema.map_or(0, str::len) + 32 + prefix.len());
+        envelope::open_envelope(schema, &mut out);
+        out.extend_from_slice(br#"{"prefix":"#);
+        envelope::push_json_str(&mut out, prefix);
+        out.push(b'}');
+        envelope::close_envelope(schema, &mut out);
+        out
     }
 
     /// The record value.
